@@ -1,0 +1,143 @@
+//! The `bank-server` command line: every flag has an env-var fallback and maps
+//! onto one field of [`ServerConfig`]. Kept out of `main` so it can be tested.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::config::ServerConfig;
+use crate::ledger::LedgerConfig;
+
+/// The longest wait for funds the server accepts as a setting.
+const MAX_WAIT_LIMIT: Duration = Duration::from_secs(3600);
+
+/// A gRPC bank whose accounts are monitors (a sync mutex and condvar each).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "bank-server", version, about, long_about = None)]
+pub struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "BANK_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+
+    /// Simulated processing time slept inside each account's critical section
+    /// (`1s` reproduces the textbook example; `0s` measures the bare lock).
+    #[arg(long, env = "BANK_PROCESSING_DELAY", default_value = "1ms", value_parser = parse_duration)]
+    pub processing_delay: Duration,
+
+    /// DANGER: serve withdrawals without holding the lock across the delay
+    /// (read, sleep, write back). Loses updates; exists to demo the race.
+    #[arg(long, env = "BANK_UNSAFE_NO_LOCK")]
+    pub unsafe_no_lock: bool,
+
+    /// Threads in tokio's blocking pool (where every lock is taken).
+    #[arg(long, env = "BANK_MAX_BLOCKING_THREADS", default_value_t = 512)]
+    pub max_blocking_threads: usize,
+
+    /// Accounts the server opens at most.
+    #[arg(long, env = "BANK_MAX_ACCOUNTS", default_value_t = 100_000)]
+    pub max_accounts: usize,
+
+    /// Request ids remembered per account; past it the oldest is forgotten.
+    #[arg(long, env = "BANK_REQUEST_ID_RETENTION", default_value_t = 100_000)]
+    pub request_id_retention: usize,
+
+    /// Withdrawals waiting for funds on one account at once.
+    #[arg(long, env = "BANK_MAX_WAITERS_PER_ACCOUNT", default_value_t = 64)]
+    pub max_waiters_per_account: usize,
+
+    /// Longest wait for funds, whatever the call's deadline (at most 1h).
+    #[arg(long, env = "BANK_MAX_WAIT", default_value = "30s", value_parser = parse_duration)]
+    pub max_wait: Duration,
+
+    /// Ops of one account holding a blocking thread at once (the rest wait
+    /// asynchronously at the account's gate, at no thread cost).
+    #[arg(long, env = "BANK_MAX_BLOCKING_PER_ACCOUNT", default_value_t = 2)]
+    pub max_blocking_per_account: usize,
+
+    /// Ops admitted on one account at once; beyond it RESOURCE_EXHAUSTED.
+    #[arg(long, env = "BANK_MAX_QUEUED_PER_ACCOUNT", default_value_t = 10_000)]
+    pub max_queued_per_account: usize,
+
+    /// Largest gRPC message accepted or sent, in bytes.
+    #[arg(long, env = "BANK_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
+    pub max_message_bytes: usize,
+
+    /// HTTP/2 streams one connection may have open at once.
+    #[arg(long, env = "BANK_MAX_CONCURRENT_STREAMS", default_value_t = 1024)]
+    pub max_concurrent_streams: u32,
+
+    /// Answers one WithdrawStream buffers before it pauses reading requests.
+    #[arg(long, env = "BANK_STREAM_RESPONSE_BUFFER", default_value_t = 64)]
+    pub stream_response_buffer: usize,
+
+    /// Time in-flight calls get to finish after SIGINT/SIGTERM.
+    #[arg(long, env = "BANK_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+/// Parses a human duration such as `1s`, `250ms` or `2m`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (expected e.g. 1s, 250ms, 0s)"))
+}
+
+impl Args {
+    /// The server configuration these flags describe, or why it is invalid.
+    pub fn config(&self) -> Result<ServerConfig, String> {
+        if self.max_wait > MAX_WAIT_LIMIT {
+            return Err(format!("--max-wait is capped at {MAX_WAIT_LIMIT:?}"));
+        }
+        let nonzero = [
+            ("--max-blocking-threads", self.max_blocking_threads),
+            ("--max-accounts", self.max_accounts),
+            ("--request-id-retention", self.request_id_retention),
+            ("--max-blocking-per-account", self.max_blocking_per_account),
+            ("--max-queued-per-account", self.max_queued_per_account),
+            ("--max-message-bytes", self.max_message_bytes),
+            ("--stream-response-buffer", self.stream_response_buffer),
+        ];
+        if let Some((flag, _)) = nonzero.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("{flag} must be at least 1"));
+        }
+        Ok(ServerConfig {
+            ledger: LedgerConfig {
+                processing_delay: self.processing_delay,
+                unsafe_no_lock: self.unsafe_no_lock,
+                max_accounts: self.max_accounts,
+                request_id_retention: self.request_id_retention,
+                max_waiters_per_account: self.max_waiters_per_account,
+                max_wait: self.max_wait,
+                max_blocking_per_account: self.max_blocking_per_account,
+                max_queued_per_account: self.max_queued_per_account,
+            },
+            max_message_bytes: self.max_message_bytes,
+            max_concurrent_streams_per_connection: self.max_concurrent_streams.max(1),
+            stream_response_buffer: self.stream_response_buffer,
+            shutdown_grace: self.shutdown_grace,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_make_a_valid_config() {
+        let args = Args::try_parse_from(["bank-server"]).expect("defaults parse");
+        let config = args.config().expect("defaults are valid");
+        assert_eq!(config.ledger.processing_delay, Duration::from_millis(1));
+        assert!(!config.ledger.unsafe_no_lock);
+    }
+
+    #[test]
+    fn human_durations_and_bad_values() {
+        let args = Args::try_parse_from(["bank-server", "--processing-delay", "1s"]).unwrap();
+        assert_eq!(args.processing_delay, Duration::from_secs(1));
+        assert!(Args::try_parse_from(["bank-server", "--processing-delay", "soon"]).is_err());
+        let zero = Args::try_parse_from(["bank-server", "--max-accounts", "0"]).unwrap();
+        assert!(zero.config().unwrap_err().contains("--max-accounts"));
+        let long = Args::try_parse_from(["bank-server", "--max-wait", "2h"]).unwrap();
+        assert!(long.config().is_err());
+    }
+}

@@ -1,0 +1,271 @@
+//! One account as a monitor: a sync mutex over its balance, sequence counter
+//! and request log, and a condition variable that wakes waiting withdrawals.
+//! Everything here blocks; callers run it on tokio's blocking pool.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+use super::config::LedgerConfig;
+use super::context::CallContext;
+use super::error::{LedgerError, LedgerResult};
+use super::op::{Deposit, Fingerprint, OpKind, OpResult, Outcome, Snapshot, Withdrawal};
+use super::request_log::{Lookup, RequestLog};
+use crate::gate::Gate;
+
+/// How often a waiting withdrawal wakes up to see whether its call was abandoned.
+const WAITER_POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// The state the account's mutex guards.
+#[derive(Debug)]
+pub(super) struct State {
+    pub(super) balance: u64,
+    pub(super) sequence: u64,
+    pub(super) waiters: usize,
+    pub(super) log: RequestLog,
+}
+
+/// An account: its id, its monitor, and its admission gate.
+#[derive(Debug)]
+pub struct Account {
+    id: Arc<str>,
+    state: Mutex<State>,
+    funds: Condvar,
+    gate: Gate,
+}
+
+impl State {
+    /// Hands out the next sequence number. Gapless by construction: this is
+    /// the only place that changes `sequence`, always under the lock.
+    pub(super) fn next_sequence(&mut self) -> u64 {
+        // 2^64 ops cannot happen in practice; saturate rather than panic.
+        self.sequence = self.sequence.saturating_add(1);
+        self.sequence
+    }
+
+    /// Records an abandoned op as not applied and returns that result.
+    pub(super) fn abandon(&mut self, request_id: &str, fingerprint: &Fingerprint) -> OpResult {
+        let result = OpResult::not_applied(request_id);
+        self.log.record(fingerprint, &result);
+        result
+    }
+
+    /// Takes a sequence number, applies a withdrawal if funds allow, records it.
+    fn settle_withdrawal(&mut self, w: &Withdrawal, fp: &Fingerprint, seen: u64) -> OpResult {
+        let sequence = self.next_sequence();
+        let outcome = match seen.checked_sub(w.amount) {
+            Some(left) => {
+                self.balance = left;
+                Outcome::Approved
+            }
+            None => Outcome::InsufficientFunds,
+        };
+        let result = OpResult {
+            request_id: w.request_id.clone(),
+            outcome,
+            balance: self.balance,
+            sequence,
+            replayed: false,
+            to_balance: 0,
+            to_sequence: 0,
+        };
+        self.log.record(fp, &result);
+        result
+    }
+}
+
+impl Account {
+    /// A new account with `balance` and nothing done yet.
+    pub fn new(id: Arc<str>, balance: u64, config: &LedgerConfig) -> Self {
+        let state = State {
+            balance,
+            sequence: 0,
+            waiters: 0,
+            log: RequestLog::new(config.request_id_retention),
+        };
+        Account {
+            id,
+            state: Mutex::new(state),
+            funds: Condvar::new(),
+            gate: Gate::new(
+                config.max_blocking_per_account,
+                config.max_queued_per_account,
+            ),
+        }
+    }
+
+    /// The account's id.
+    pub fn id(&self) -> &Arc<str> {
+        &self.id
+    }
+
+    /// The admission gate ops pass before they may block on this account.
+    pub fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock()
+    }
+
+    /// Wakes every withdrawal waiting for funds on this account.
+    pub(super) fn notify_funds(&self) {
+        self.funds.notify_all();
+    }
+
+    /// Balance and sequence, read together under the lock.
+    pub fn snapshot(&self) -> Snapshot {
+        let st = self.lock();
+        Snapshot {
+            account_id: self.id.to_string(),
+            balance: st.balance,
+            sequence: st.sequence,
+        }
+    }
+
+    /// How many request ids the account remembers, and how many it forgot.
+    pub fn request_log_len(&self) -> (usize, u64) {
+        let st = self.lock();
+        (st.log.len(), st.log.forgotten())
+    }
+
+    /// Deposit under the monitor: check, sleep the delay, credit, wake waiters.
+    pub fn deposit(
+        &self,
+        d: &Deposit,
+        ctx: &CallContext,
+        cfg: &LedgerConfig,
+    ) -> LedgerResult<OpResult> {
+        let fp = Fingerprint {
+            kind: OpKind::Deposit,
+            amount: d.amount,
+        };
+        let mut st = self.lock();
+        if let Lookup::Replay(r) = st.log.check(&self.id, &d.request_id, &fp)? {
+            return Ok(r);
+        }
+        if ctx.abandoned() {
+            return Ok(st.abandon(&d.request_id, &fp));
+        }
+        let Some(balance) = st.balance.checked_add(d.amount) else {
+            return Err(LedgerError::BalanceOverflow {
+                account_id: self.id.to_string(),
+                amount: d.amount,
+            });
+        };
+        processing_delay(cfg);
+        st.balance = balance;
+        let result = OpResult {
+            request_id: d.request_id.clone(),
+            outcome: Outcome::Approved,
+            balance,
+            sequence: st.next_sequence(),
+            replayed: false,
+            to_balance: 0,
+            to_sequence: 0,
+        };
+        st.log.record(&fp, &result);
+        drop(st);
+        self.notify_funds();
+        Ok(result)
+    }
+
+    /// Withdrawal under the monitor (or, with `unsafe_no_lock`, the seed's race).
+    pub fn withdraw(
+        &self,
+        w: &Withdrawal,
+        ctx: &mut CallContext,
+        cfg: &LedgerConfig,
+    ) -> LedgerResult<OpResult> {
+        if cfg.unsafe_no_lock {
+            return self.withdraw_racy(w, ctx, cfg);
+        }
+        let fp = Fingerprint {
+            kind: OpKind::Withdraw,
+            amount: w.amount,
+        };
+        let mut st = self.lock();
+        if let Lookup::Replay(r) = st.log.check(&self.id, &w.request_id, &fp)? {
+            return Ok(r);
+        }
+        if ctx.abandoned() {
+            return Ok(st.abandon(&w.request_id, &fp));
+        }
+        if st.balance < w.amount && w.wait_for_funds {
+            self.wait_for_funds(&mut st, w, &fp, ctx, cfg)?;
+            if ctx.abandoned() {
+                return Ok(st.abandon(&w.request_id, &fp));
+            }
+        }
+        processing_delay(cfg);
+        let seen = st.balance;
+        Ok(st.settle_withdrawal(w, &fp, seen))
+    }
+
+    /// Waits on the condition variable (lock released) until the balance
+    /// covers the amount, the wait deadline passes, or the call is abandoned.
+    fn wait_for_funds(
+        &self,
+        st: &mut MutexGuard<'_, State>,
+        w: &Withdrawal,
+        fp: &Fingerprint,
+        ctx: &mut CallContext,
+        cfg: &LedgerConfig,
+    ) -> LedgerResult<()> {
+        if st.waiters >= cfg.max_waiters_per_account {
+            return Err(LedgerError::LimitReached(format!(
+                "account {:?} already has {} withdrawals waiting for funds (max_waiters_per_account)",
+                self.id, st.waiters
+            )));
+        }
+        // A waiter keeps no admission slot, or the deposit it waits for could not get in.
+        ctx.release_admission();
+        st.log.mark_pending(&w.request_id, fp);
+        st.waiters += 1;
+        let until = ctx.wait_until(cfg.max_wait, cfg.processing_delay);
+        while st.balance < w.amount && !ctx.abandoned() {
+            let now = Instant::now();
+            if now >= until {
+                break;
+            }
+            self.funds
+                .wait_until(st, until.min(now + WAITER_POLL_INTERVAL));
+        }
+        st.waiters -= 1;
+        Ok(())
+    }
+
+    /// The seed's broken withdrawal: read, sleep without the lock, write back
+    /// `read - amount`. Concurrent withdrawals all see the same balance.
+    fn withdraw_racy(
+        &self,
+        w: &Withdrawal,
+        ctx: &CallContext,
+        cfg: &LedgerConfig,
+    ) -> LedgerResult<OpResult> {
+        let fp = Fingerprint {
+            kind: OpKind::Withdraw,
+            amount: w.amount,
+        };
+        let seen = {
+            let mut st = self.lock();
+            if let Lookup::Replay(r) = st.log.check(&self.id, &w.request_id, &fp)? {
+                return Ok(r);
+            }
+            if ctx.abandoned() {
+                return Ok(st.abandon(&w.request_id, &fp));
+            }
+            st.balance
+        };
+        processing_delay(cfg);
+        Ok(self.lock().settle_withdrawal(w, &fp, seen))
+    }
+}
+
+/// The simulated processing time, slept while the caller holds the lock.
+pub(super) fn processing_delay(cfg: &LedgerConfig) {
+    if !cfg.processing_delay.is_zero() {
+        std::thread::sleep(cfg.processing_delay);
+    }
+}

@@ -1,0 +1,40 @@
+//! The ledger's knobs and limits, each named with its unit and documented in
+//! the README. The CLI fills them; tests build them directly.
+
+use std::time::Duration;
+
+/// Everything that shapes the ledger's behaviour and bounds its memory.
+#[derive(Debug, Clone)]
+pub struct LedgerConfig {
+    /// Simulated processing time slept inside the critical section.
+    pub processing_delay: Duration,
+    /// Serve withdrawals without holding the lock across the delay (race demo).
+    pub unsafe_no_lock: bool,
+    /// Accounts the server will open at most.
+    pub max_accounts: usize,
+    /// Request ids remembered per account before the oldest is forgotten.
+    pub request_id_retention: usize,
+    /// Withdrawals that may wait for funds on one account at once.
+    pub max_waiters_per_account: usize,
+    /// The longest a withdrawal waits for funds, whatever its deadline.
+    pub max_wait: Duration,
+    /// Ops of one account that may hold a blocking thread at once.
+    pub max_blocking_per_account: usize,
+    /// Ops of one account admitted at once (waiting at the gate or running).
+    pub max_queued_per_account: usize,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        LedgerConfig {
+            processing_delay: Duration::from_millis(1),
+            unsafe_no_lock: false,
+            max_accounts: 100_000,
+            request_id_retention: 100_000,
+            max_waiters_per_account: 64,
+            max_wait: Duration::from_secs(30),
+            max_blocking_per_account: 2,
+            max_queued_per_account: 10_000,
+        }
+    }
+}

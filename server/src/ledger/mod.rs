@@ -1,0 +1,225 @@
+//! The ledger: a map of accounts, each a monitor, and the operations that
+//! move money between them. Plain sync Rust with no gRPC types, so it can be
+//! tested on its own; the service layer validates, admits and calls it.
+
+mod account;
+mod config;
+mod context;
+mod error;
+mod op;
+mod request_log;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::{MutexGuard, RwLock};
+
+pub use account::Account;
+use account::{processing_delay, State};
+pub use config::LedgerConfig;
+pub use context::{CallContext, Release};
+pub use error::{LedgerError, LedgerResult};
+pub use op::{
+    validate_account_id, validate_request_id, Deposit, OpResult, Outcome, Snapshot, Transfer,
+    Withdrawal, ACCOUNT_ID_MAX_BYTES, REQUEST_ID_MAX_BYTES,
+};
+use op::{Fingerprint, OpKind};
+use request_log::Lookup;
+
+/// All accounts of one server.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    accounts: RwLock<HashMap<Arc<str>, Arc<Account>>>,
+    config: LedgerConfig,
+}
+
+impl Ledger {
+    /// An empty ledger.
+    pub fn new(config: LedgerConfig) -> Self {
+        Ledger {
+            accounts: RwLock::new(HashMap::new()),
+            config,
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &LedgerConfig {
+        &self.config
+    }
+
+    /// Opens `account_id` with `initial_balance`; it takes no sequence number.
+    pub fn open(&self, account_id: &str, initial_balance: u64) -> LedgerResult<Snapshot> {
+        validate_account_id(account_id)?;
+        let mut accounts = self.accounts.write();
+        if accounts.contains_key(account_id) {
+            return Err(LedgerError::AccountExists(account_id.to_owned()));
+        }
+        if accounts.len() >= self.config.max_accounts {
+            return Err(LedgerError::LimitReached(format!(
+                "the server holds {} accounts (max_accounts)",
+                accounts.len()
+            )));
+        }
+        let id: Arc<str> = Arc::from(account_id);
+        let account = Arc::new(Account::new(Arc::clone(&id), initial_balance, &self.config));
+        accounts.insert(id, account);
+        Ok(Snapshot {
+            account_id: account_id.to_owned(),
+            balance: initial_balance,
+            sequence: 0,
+        })
+    }
+
+    /// The account with this id.
+    pub fn account(&self, account_id: &str) -> LedgerResult<Arc<Account>> {
+        validate_account_id(account_id)?;
+        self.accounts
+            .read()
+            .get(account_id)
+            .cloned()
+            .ok_or_else(|| LedgerError::AccountNotFound(account_id.to_owned()))
+    }
+
+    /// How many accounts are open.
+    pub fn account_count(&self) -> usize {
+        self.accounts.read().len()
+    }
+
+    /// Sum of all balances (u128: cannot overflow), for conservation checks.
+    pub fn total_balance(&self) -> u128 {
+        let accounts: Vec<Arc<Account>> = self.accounts.read().values().cloned().collect();
+        accounts
+            .iter()
+            .map(|a| u128::from(a.snapshot().balance))
+            .sum()
+    }
+
+    /// A deposit on `account` (which must be the request's account).
+    pub fn deposit(
+        &self,
+        account: &Account,
+        d: &Deposit,
+        ctx: &CallContext,
+    ) -> LedgerResult<OpResult> {
+        d.validate()?;
+        debug_assert_eq!(&**account.id(), d.account_id);
+        account.deposit(d, ctx, &self.config)
+    }
+
+    /// A withdrawal on `account` (which must be the request's account).
+    pub fn withdraw(
+        &self,
+        account: &Account,
+        w: &Withdrawal,
+        ctx: &mut CallContext,
+    ) -> LedgerResult<OpResult> {
+        w.validate()?;
+        debug_assert_eq!(&**account.id(), w.account_id);
+        account.withdraw(w, ctx, &self.config)
+    }
+
+    /// Moves money between two accounts, locked in id order.
+    pub fn transfer(
+        &self,
+        from: &Account,
+        to: &Account,
+        t: &Transfer,
+        ctx: &CallContext,
+    ) -> LedgerResult<OpResult> {
+        t.validate()?;
+        let fp = Fingerprint {
+            kind: OpKind::TransferTo(Arc::clone(to.id())),
+            amount: t.amount,
+        };
+        let (mut src, mut dst) = lock_pair(from, to);
+        if let Lookup::Replay(r) = src.log.check(from.id(), &t.request_id, &fp)? {
+            return Ok(r);
+        }
+        if ctx.abandoned() {
+            return Ok(src.abandon(&t.request_id, &fp));
+        }
+        let approve = src.balance >= t.amount;
+        if approve && dst.balance.checked_add(t.amount).is_none() {
+            return Err(LedgerError::BalanceOverflow {
+                account_id: to.id().to_string(),
+                amount: t.amount,
+            });
+        }
+        processing_delay(&self.config);
+        let result = settle_transfer(&mut src, &mut dst, t, approve);
+        src.log.record(&fp, &result);
+        drop((src, dst));
+        if approve {
+            to.notify_funds();
+        }
+        Ok(result)
+    }
+
+    /// The stored result of `request_id` on `account`, fencing it if unseen.
+    pub fn operation(&self, account: &Account, request_id: &str) -> LedgerResult<OpResult> {
+        validate_request_id(request_id)?;
+        if request_id.is_empty() {
+            return Err(LedgerError::InvalidArgument(
+                "request_id must not be empty".into(),
+            ));
+        }
+        let mut st = account.lock();
+        if let Some(result) = st.log.get(request_id)? {
+            return Ok(result);
+        }
+        st.log.fence(request_id);
+        match st.log.forgotten() {
+            0 => Ok(OpResult::not_applied(request_id)),
+            forgotten => Err(LedgerError::OutcomeUnknown {
+                account_id: account.id().to_string(),
+                request_id: request_id.to_owned(),
+                forgotten,
+            }),
+        }
+    }
+}
+
+/// Locks two distinct accounts in the global order (by id) so that opposite
+/// transfers can never deadlock; returns the guards as (from, to).
+fn lock_pair<'a>(
+    from: &'a Account,
+    to: &'a Account,
+) -> (MutexGuard<'a, State>, MutexGuard<'a, State>) {
+    assert_ne!(
+        from.id(),
+        to.id(),
+        "a transfer locks two different accounts"
+    );
+    if from.id() < to.id() {
+        let src = from.lock();
+        (src, to.lock())
+    } else {
+        let dst = to.lock();
+        (from.lock(), dst)
+    }
+}
+
+/// Both accounts take a sequence number; money moves only when approved.
+fn settle_transfer(src: &mut State, dst: &mut State, t: &Transfer, approve: bool) -> OpResult {
+    let sequence = src.next_sequence();
+    let to_sequence = dst.next_sequence();
+    if approve {
+        // Checked by the caller under the same locks: neither can fail.
+        src.balance -= t.amount;
+        dst.balance += t.amount;
+    }
+    let outcome = if approve {
+        Outcome::Approved
+    } else {
+        Outcome::InsufficientFunds
+    };
+    OpResult {
+        request_id: t.request_id.clone(),
+        outcome,
+        balance: src.balance,
+        sequence,
+        replayed: false,
+        to_balance: dst.balance,
+        to_sequence,
+    }
+}

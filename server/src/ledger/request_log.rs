@@ -1,0 +1,181 @@
+//! The per-account memory of request ids: what each idempotent op did, so a
+//! repeat is answered from here instead of applied twice. Bounded: past
+//! `retention` ids the oldest is forgotten (FIFO) and counted.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use super::error::{LedgerError, LedgerResult};
+use super::op::{Fingerprint, OpResult, Outcome};
+
+/// What the log holds for one request id.
+#[derive(Debug, Clone)]
+enum Entry {
+    /// A waiting withdrawal owns the id but has not finished.
+    Pending(Fingerprint),
+    /// The op finished (approved, denied or abandoned) with these parameters.
+    Done(Fingerprint, StoredResult),
+    /// `GetOperation` fenced an unseen id: any later copy is refused.
+    Fenced,
+}
+
+/// An [`OpResult`] without its request id (the map key holds that).
+#[derive(Debug, Clone, Copy)]
+struct StoredResult {
+    outcome: Outcome,
+    balance: u64,
+    sequence: u64,
+    to_balance: u64,
+    to_sequence: u64,
+}
+
+/// What a lookup found.
+#[derive(Debug)]
+pub enum Lookup {
+    /// The id is new (or empty): the caller goes ahead.
+    Fresh,
+    /// A stored result to return as a replay.
+    Replay(OpResult),
+}
+
+/// A bounded FIFO map from request id to what that request did.
+#[derive(Debug)]
+pub struct RequestLog {
+    entries: HashMap<Arc<str>, Entry>,
+    order: VecDeque<Arc<str>>,
+    retention: usize,
+    forgotten: u64,
+}
+
+impl RequestLog {
+    /// An empty log that remembers at most `retention` ids (at least 1).
+    pub fn new(retention: usize) -> Self {
+        RequestLog {
+            entries: HashMap::new(),
+            order: VecDeque::new(),
+            retention: retention.max(1),
+            forgotten: 0,
+        }
+    }
+
+    /// How many ids are remembered now.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// How many ids were forgotten to stay within the retention bound.
+    pub fn forgotten(&self) -> u64 {
+        self.forgotten
+    }
+
+    /// Decides whether `request_id` with `fingerprint` is new, a replay, or a conflict.
+    pub fn check(
+        &self,
+        account_id: &str,
+        request_id: &str,
+        fingerprint: &Fingerprint,
+    ) -> LedgerResult<Lookup> {
+        if request_id.is_empty() {
+            return Ok(Lookup::Fresh);
+        }
+        match self.entries.get(request_id) {
+            None => Ok(Lookup::Fresh),
+            Some(Entry::Fenced) => Ok(Lookup::Replay(replayed_not_applied(request_id))),
+            Some(Entry::Pending(stored_fp) | Entry::Done(stored_fp, _))
+                if stored_fp != fingerprint =>
+            {
+                Err(LedgerError::RequestIdConflict {
+                    account_id: account_id.to_owned(),
+                    request_id: request_id.to_owned(),
+                })
+            }
+            Some(Entry::Pending(_)) => Err(LedgerError::InProgress(request_id.to_owned())),
+            Some(Entry::Done(_, stored)) => Ok(Lookup::Replay(stored.to_result(request_id))),
+        }
+    }
+
+    /// The stored result of `request_id`, if the log has one.
+    pub fn get(&self, request_id: &str) -> LedgerResult<Option<OpResult>> {
+        match self.entries.get(request_id) {
+            None => Ok(None),
+            Some(Entry::Fenced) => Ok(Some(replayed_not_applied(request_id))),
+            Some(Entry::Pending(_)) => Err(LedgerError::InProgress(request_id.to_owned())),
+            Some(Entry::Done(_, stored)) => Ok(Some(stored.to_result(request_id))),
+        }
+    }
+
+    /// Marks `request_id` as owned by a waiting op.
+    pub fn mark_pending(&mut self, request_id: &str, fingerprint: &Fingerprint) {
+        self.put(request_id, Entry::Pending(fingerprint.clone()));
+    }
+
+    /// Remembers the result of a finished op.
+    pub fn record(&mut self, fingerprint: &Fingerprint, result: &OpResult) {
+        let stored = StoredResult {
+            outcome: result.outcome,
+            balance: result.balance,
+            sequence: result.sequence,
+            to_balance: result.to_balance,
+            to_sequence: result.to_sequence,
+        };
+        self.put(&result.request_id, Entry::Done(fingerprint.clone(), stored));
+    }
+
+    /// Fences an unseen id so that no later copy of it is ever applied.
+    pub fn fence(&mut self, request_id: &str) {
+        self.put(request_id, Entry::Fenced);
+    }
+
+    fn put(&mut self, request_id: &str, entry: Entry) {
+        if request_id.is_empty() {
+            return;
+        }
+        if let Some(slot) = self.entries.get_mut(request_id) {
+            *slot = entry;
+            return;
+        }
+        let key: Arc<str> = Arc::from(request_id);
+        self.entries.insert(Arc::clone(&key), entry);
+        self.order.push_back(key);
+        // Each id is looked at once at most, so pending ids cannot spin this.
+        let mut budget = self.order.len();
+        while self.entries.len() > self.retention && budget > 0 {
+            self.evict_oldest();
+            budget -= 1;
+        }
+    }
+
+    fn evict_oldest(&mut self) {
+        let Some(oldest) = self.order.pop_front() else {
+            return;
+        };
+        // A pending id is still in use: keep it, move it to the back.
+        if let Some(Entry::Pending(_)) = self.entries.get(&oldest) {
+            self.order.push_back(oldest);
+            return;
+        }
+        self.entries.remove(&oldest);
+        self.forgotten += 1;
+    }
+}
+
+impl StoredResult {
+    fn to_result(self, request_id: &str) -> OpResult {
+        OpResult {
+            request_id: request_id.to_owned(),
+            outcome: self.outcome,
+            balance: self.balance,
+            sequence: self.sequence,
+            replayed: true,
+            to_balance: self.to_balance,
+            to_sequence: self.to_sequence,
+        }
+    }
+}
+
+fn replayed_not_applied(request_id: &str) -> OpResult {
+    OpResult {
+        replayed: true,
+        ..OpResult::not_applied(request_id)
+    }
+}

@@ -1,0 +1,20 @@
+//! bank-server: a gRPC bank whose accounts are monitors. The ledger (sync,
+//! no gRPC types) holds the accounts; the service validates, admits and calls
+//! it on the blocking pool; `run` wires the transport, health and reflection.
+
+pub mod call;
+pub mod cli;
+pub mod config;
+mod convert;
+mod fence;
+pub mod gate;
+pub mod ledger;
+pub mod ops;
+pub mod service;
+pub mod signal;
+mod startup;
+mod status;
+mod stream;
+
+pub use config::ServerConfig;
+pub use startup::{run, BoxError};

@@ -1,0 +1,47 @@
+//! The `bank-server` binary: parse flags, set up tracing, build the runtime,
+//! bind, and hand over to `bank_server::run` until SIGINT or SIGTERM.
+
+use std::process::ExitCode;
+
+use bank_server::cli::Args;
+use clap::Parser;
+use tokio::net::TcpListener;
+use tracing::{error, info};
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match args.config() {
+        Ok(config) => config,
+        Err(e) => {
+            error!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(args.max_blocking_threads)
+        .build();
+    let result = runtime.map_err(Into::into).and_then(|rt| {
+        rt.block_on(async {
+            let listener = TcpListener::bind(args.listen).await?;
+            info!(addr = %listener.local_addr()?, delay = ?config.ledger.processing_delay, "bank-server listening");
+            bank_server::run(listener, config, bank_server::signal::shutdown()).await
+        })
+    });
+    match result {
+        Ok(()) => {
+            info!("bank-server stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            error!("bank-server failed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

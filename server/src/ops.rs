@@ -1,0 +1,114 @@
+//! The async path of every money-moving op: validate, find the account(s),
+//! pass the per-account gate, then run the ledger call on the blocking pool.
+//! Unary handlers and the withdrawal stream both go through here.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::call::Call;
+use crate::fence::Fence;
+use crate::ledger::{Deposit, Ledger, LedgerError, LedgerResult, OpResult, Transfer, Withdrawal};
+
+/// The state every handler shares.
+#[derive(Debug)]
+pub struct Ops {
+    ledger: Arc<Ledger>,
+    shutting_down: AtomicBool,
+}
+
+impl Ops {
+    /// Ops over `ledger`.
+    pub fn new(ledger: Arc<Ledger>) -> Self {
+        Ops {
+            ledger,
+            shutting_down: AtomicBool::new(false),
+        }
+    }
+
+    /// The ledger behind the service.
+    pub fn ledger(&self) -> &Arc<Ledger> {
+        &self.ledger
+    }
+
+    /// From now on every new call is refused with `UNAVAILABLE`.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Release);
+    }
+
+    /// Refuses new work once shutdown has begun.
+    pub fn check_serving(&self) -> LedgerResult<()> {
+        if self.shutting_down.load(Ordering::Acquire) {
+            return Err(LedgerError::ShuttingDown);
+        }
+        Ok(())
+    }
+
+    /// A withdrawal, end to end.
+    pub async fn withdraw(&self, w: Withdrawal, call: &Call) -> LedgerResult<OpResult> {
+        self.check_serving()?;
+        w.validate()?;
+        let account = self.ledger.account(&w.account_id)?;
+        let fence = Fence::new(&self.ledger, &account, &w.request_id);
+        let admission = fence.around(account.gate().admit()).await?;
+        let mut ctx = call.context(Box::new(move || drop(admission)));
+        let ledger = Arc::clone(&self.ledger);
+        blocking(move || ledger.withdraw(&account, &w, &mut ctx)).await
+    }
+
+    /// A deposit, end to end.
+    pub async fn deposit(&self, d: Deposit, call: &Call) -> LedgerResult<OpResult> {
+        self.check_serving()?;
+        d.validate()?;
+        let account = self.ledger.account(&d.account_id)?;
+        let fence = Fence::new(&self.ledger, &account, &d.request_id);
+        let admission = fence.around(account.gate().admit()).await?;
+        let ctx = call.context(Box::new(move || drop(admission)));
+        let ledger = Arc::clone(&self.ledger);
+        blocking(move || ledger.deposit(&account, &d, &ctx)).await
+    }
+
+    /// A transfer, end to end: both gates are passed in id order, like the locks.
+    pub async fn transfer(&self, t: Transfer, call: &Call) -> LedgerResult<OpResult> {
+        self.check_serving()?;
+        t.validate()?;
+        let from = self.ledger.account(&t.from_account_id)?;
+        let to = self.ledger.account(&t.to_account_id)?;
+        let fence = Fence::new(&self.ledger, &from, &t.request_id);
+        let (first, second) = if from.id() < to.id() {
+            (&from, &to)
+        } else {
+            (&to, &from)
+        };
+        let admissions = fence
+            .around(async {
+                Ok::<_, LedgerError>((first.gate().admit().await?, second.gate().admit().await?))
+            })
+            .await?;
+        let ctx = call.context(Box::new(move || drop(admissions)));
+        let ledger = Arc::clone(&self.ledger);
+        blocking(move || ledger.transfer(&from, &to, &t, &ctx)).await
+    }
+
+    /// `GetOperation`: the stored result, fencing an unseen id.
+    pub async fn operation(
+        &self,
+        account_id: String,
+        request_id: String,
+    ) -> LedgerResult<OpResult> {
+        self.check_serving()?;
+        let account = self.ledger.account(&account_id)?;
+        let ledger = Arc::clone(&self.ledger);
+        blocking(move || ledger.operation(&account, &request_id)).await
+    }
+}
+
+/// Runs a ledger call on tokio's blocking pool; async workers never block.
+pub async fn blocking<T, F>(f: F) -> LedgerResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> LedgerResult<T> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| LedgerError::Internal(format!("blocking task failed: {e}")))?
+}

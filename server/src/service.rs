@@ -1,0 +1,110 @@
+//! The `bank.v1.Bank` gRPC service: each handler converts the request, calls
+//! [`Ops`] (or the ledger directly for reads) and converts the answer. Errors
+//! become statuses through `From<LedgerError> for Status`, nowhere else.
+
+use std::sync::Arc;
+
+use bank::v1 as pb;
+use bank::v1::bank_server::Bank;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::call::Call;
+use crate::ops::{blocking, Ops};
+use crate::stream::{withdraw_stream, ResultStream};
+
+/// The service handed to tonic; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct BankService {
+    ops: Arc<Ops>,
+    stream_buffer: usize,
+}
+
+impl BankService {
+    /// A service over `ops`; each stream buffers up to `stream_buffer` answers.
+    pub fn new(ops: Arc<Ops>, stream_buffer: usize) -> Self {
+        BankService { ops, stream_buffer }
+    }
+}
+
+#[tonic::async_trait]
+impl Bank for BankService {
+    async fn open_account(
+        &self,
+        request: Request<pb::OpenAccountRequest>,
+    ) -> Result<Response<pb::Account>, Status> {
+        self.ops.check_serving()?;
+        let r = request.into_inner();
+        let snapshot = self.ops.ledger().open(&r.account_id, r.initial_balance)?;
+        Ok(Response::new(snapshot.into()))
+    }
+
+    async fn get_balance(
+        &self,
+        request: Request<pb::GetBalanceRequest>,
+    ) -> Result<Response<pb::Account>, Status> {
+        self.ops.check_serving()?;
+        let account = self.ops.ledger().account(&request.get_ref().account_id)?;
+        // The read takes the account lock, which may be held through a delay.
+        let snapshot = blocking(move || Ok(account.snapshot())).await?;
+        Ok(Response::new(snapshot.into()))
+    }
+
+    async fn deposit(
+        &self,
+        request: Request<pb::DepositRequest>,
+    ) -> Result<Response<pb::OperationResult>, Status> {
+        let call = Call::from_metadata(request.metadata());
+        let result = self.ops.deposit(request.into_inner().into(), &call).await?;
+        Ok(Response::new(result.into()))
+    }
+
+    async fn withdraw(
+        &self,
+        request: Request<pb::WithdrawRequest>,
+    ) -> Result<Response<pb::OperationResult>, Status> {
+        let call = Call::from_metadata(request.metadata());
+        let result = self
+            .ops
+            .withdraw(request.into_inner().into(), &call)
+            .await?;
+        Ok(Response::new(result.into()))
+    }
+
+    type WithdrawStreamStream = ResultStream;
+
+    async fn withdraw_stream(
+        &self,
+        request: Request<Streaming<pb::WithdrawRequest>>,
+    ) -> Result<Response<ResultStream>, Status> {
+        self.ops.check_serving()?;
+        let call = Call::from_metadata(request.metadata());
+        let stream = withdraw_stream(
+            Arc::clone(&self.ops),
+            call,
+            request.into_inner(),
+            self.stream_buffer,
+        );
+        Ok(Response::new(stream))
+    }
+
+    async fn transfer(
+        &self,
+        request: Request<pb::TransferRequest>,
+    ) -> Result<Response<pb::OperationResult>, Status> {
+        let call = Call::from_metadata(request.metadata());
+        let result = self
+            .ops
+            .transfer(request.into_inner().into(), &call)
+            .await?;
+        Ok(Response::new(result.into()))
+    }
+
+    async fn get_operation(
+        &self,
+        request: Request<pb::GetOperationRequest>,
+    ) -> Result<Response<pb::OperationResult>, Status> {
+        let r = request.into_inner();
+        let result = self.ops.operation(r.account_id, r.request_id).await?;
+        Ok(Response::new(result.into()))
+    }
+}

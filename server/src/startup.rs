@@ -1,0 +1,87 @@
+//! Wires a server together: the bank service with its limits, gRPC health
+//! (SERVING for `bank.v1.Bank` and ""), reflection v1 and v1alpha, and a
+//! graceful shutdown that stops taking calls and lets in-flight ones finish.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use bank::v1::bank_server::BankServer;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tonic_health::server::HealthReporter;
+use tonic_health::ServingStatus;
+use tracing::{info, warn};
+
+use crate::config::ServerConfig;
+use crate::ledger::Ledger;
+use crate::ops::Ops;
+use crate::service::BankService;
+
+/// Any startup or transport failure.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Serves the bank on `listener` until `shutdown` resolves, then drains for
+/// at most `config.shutdown_grace` and returns.
+pub async fn run(
+    listener: TcpListener,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), BoxError> {
+    warn_if_unsafe(&config);
+    let ops = Arc::new(Ops::new(Arc::new(Ledger::new(config.ledger.clone()))));
+    let bank = BankServer::new(BankService::new(
+        Arc::clone(&ops),
+        config.stream_response_buffer,
+    ))
+    .max_decoding_message_size(config.max_message_bytes)
+    .max_encoding_message_size(config.max_message_bytes);
+    let (health, health_service) = tonic_health::server::health_reporter();
+    set_health(&health, ServingStatus::Serving).await;
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let server = Server::builder()
+        .max_concurrent_streams(config.max_concurrent_streams_per_connection)
+        .add_service(health_service)
+        .add_service(reflection().build_v1()?)
+        .add_service(reflection().build_v1alpha()?)
+        .add_service(bank)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+            let _ = stop_rx.await;
+        });
+    let mut server = Box::pin(server);
+    tokio::select! {
+        result = &mut server => return result.map_err(Into::into),
+        () = shutdown => {}
+    }
+    info!(grace = ?config.shutdown_grace, "shutting down: refusing new calls, draining in-flight ones");
+    ops.begin_shutdown();
+    set_health(&health, ServingStatus::NotServing).await;
+    let _ = stop_tx.send(());
+    match tokio::time::timeout(config.shutdown_grace, server).await {
+        Ok(result) => result.map_err(Into::into),
+        Err(_) => {
+            warn!("shutdown grace period over; dropping the calls still in flight");
+            Ok(())
+        }
+    }
+}
+
+/// Reflection over the bank and health descriptors (v1 and v1alpha share it).
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(bank::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+}
+
+async fn set_health(health: &HealthReporter, status: ServingStatus) {
+    health.set_service_status(bank::SERVICE_NAME, status).await;
+    health.set_service_status("", status).await;
+}
+
+fn warn_if_unsafe(config: &ServerConfig) {
+    if config.ledger.unsafe_no_lock {
+        warn!("!!! --unsafe-no-lock: withdrawals read, sleep and write back WITHOUT the lock !!!");
+        warn!("!!! this server WILL lose updates and overdraw accounts; it exists to demo the race !!!");
+    }
+}
