@@ -16,13 +16,8 @@ pub struct Fence {
 impl Fence {
     /// A fence for `request_id` on `account`; inert for an empty id.
     pub fn new(ledger: &Arc<Ledger>, account: &Arc<Account>, request_id: &str) -> Self {
-        let armed = (!request_id.is_empty()).then(|| {
-            (
-                Arc::clone(ledger),
-                Arc::clone(account),
-                request_id.to_owned(),
-            )
-        });
+        let armed = (!request_id.is_empty())
+            .then(|| (Arc::clone(ledger), Arc::clone(account), request_id.to_owned()));
         Fence { armed }
     }
 

@@ -90,11 +90,7 @@ impl Ops {
     }
 
     /// `GetOperation`: the stored result, fencing an unseen id.
-    pub async fn operation(
-        &self,
-        account_id: String,
-        request_id: String,
-    ) -> LedgerResult<OpResult> {
+    pub async fn operation(&self, account_id: String, request_id: String) -> LedgerResult<OpResult> {
         self.check_serving()?;
         let account = self.ledger.account(&account_id)?;
         let ledger = Arc::clone(&self.ledger);

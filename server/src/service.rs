@@ -63,10 +63,7 @@ impl Bank for BankService {
         request: Request<pb::WithdrawRequest>,
     ) -> Result<Response<pb::OperationResult>, Status> {
         let call = Call::from_metadata(request.metadata());
-        let result = self
-            .ops
-            .withdraw(request.into_inner().into(), &call)
-            .await?;
+        let result = self.ops.withdraw(request.into_inner().into(), &call).await?;
         Ok(Response::new(result.into()))
     }
 
@@ -92,10 +89,7 @@ impl Bank for BankService {
         request: Request<pb::TransferRequest>,
     ) -> Result<Response<pb::OperationResult>, Status> {
         let call = Call::from_metadata(request.metadata());
-        let result = self
-            .ops
-            .transfer(request.into_inner().into(), &call)
-            .await?;
+        let result = self.ops.transfer(request.into_inner().into(), &call).await?;
         Ok(Response::new(result.into()))
     }
 

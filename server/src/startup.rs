@@ -31,12 +31,9 @@ pub async fn run(
 ) -> Result<(), BoxError> {
     warn_if_unsafe(&config);
     let ops = Arc::new(Ops::new(Arc::new(Ledger::new(config.ledger.clone()))));
-    let bank = BankServer::new(BankService::new(
-        Arc::clone(&ops),
-        config.stream_response_buffer,
-    ))
-    .max_decoding_message_size(config.max_message_bytes)
-    .max_encoding_message_size(config.max_message_bytes);
+    let bank = BankServer::new(BankService::new(Arc::clone(&ops), config.stream_response_buffer))
+        .max_decoding_message_size(config.max_message_bytes)
+        .max_encoding_message_size(config.max_message_bytes);
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, ServingStatus::Serving).await;
     let (stop_tx, stop_rx) = oneshot::channel::<()>();

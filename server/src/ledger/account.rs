@@ -88,10 +88,7 @@ impl Account {
             id,
             state: Mutex::new(state),
             funds: Condvar::new(),
-            gate: Gate::new(
-                config.max_blocking_per_account,
-                config.max_queued_per_account,
-            ),
+            gate: Gate::new(config.max_blocking_per_account, config.max_queued_per_account),
         }
     }
 
@@ -131,12 +128,7 @@ impl Account {
     }
 
     /// Deposit under the monitor: check, sleep the delay, credit, wake waiters.
-    pub fn deposit(
-        &self,
-        d: &Deposit,
-        ctx: &CallContext,
-        cfg: &LedgerConfig,
-    ) -> LedgerResult<OpResult> {
+    pub fn deposit(&self, d: &Deposit, ctx: &CallContext, cfg: &LedgerConfig) -> LedgerResult<OpResult> {
         let fp = Fingerprint {
             kind: OpKind::Deposit,
             amount: d.amount,
@@ -229,8 +221,7 @@ impl Account {
             if now >= until {
                 break;
             }
-            self.funds
-                .wait_until(st, until.min(now + WAITER_POLL_INTERVAL));
+            self.funds.wait_until(st, until.min(now + WAITER_POLL_INTERVAL));
         }
         st.waiters -= 1;
         Ok(())
@@ -238,12 +229,7 @@ impl Account {
 
     /// The seed's broken withdrawal: read, sleep without the lock, write back
     /// `read - amount`. Concurrent withdrawals all see the same balance.
-    fn withdraw_racy(
-        &self,
-        w: &Withdrawal,
-        ctx: &CallContext,
-        cfg: &LedgerConfig,
-    ) -> LedgerResult<OpResult> {
+    fn withdraw_racy(&self, w: &Withdrawal, ctx: &CallContext, cfg: &LedgerConfig) -> LedgerResult<OpResult> {
         let fp = Fingerprint {
             kind: OpKind::Withdraw,
             amount: w.amount,

@@ -17,10 +17,7 @@ pub enum LedgerError {
     AccountExists(String),
     /// A request id was reused with other parameters.
     #[error("request id {request_id:?} was already used on account {account_id:?} with other parameters")]
-    RequestIdConflict {
-        account_id: String,
-        request_id: String,
-    },
+    RequestIdConflict { account_id: String, request_id: String },
     /// The credit would push a balance past `u64::MAX`.
     #[error("the deposit of {amount} would overflow the balance of account {account_id:?}")]
     BalanceOverflow { account_id: String, amount: u64 },

@@ -8,6 +8,8 @@ mod context;
 mod error;
 mod op;
 mod request_log;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,8 +22,8 @@ pub use config::LedgerConfig;
 pub use context::{CallContext, Release};
 pub use error::{LedgerError, LedgerResult};
 pub use op::{
-    validate_account_id, validate_request_id, Deposit, OpResult, Outcome, Snapshot, Transfer,
-    Withdrawal, ACCOUNT_ID_MAX_BYTES, REQUEST_ID_MAX_BYTES,
+    validate_account_id, validate_request_id, Deposit, OpResult, Outcome, Snapshot, Transfer, Withdrawal,
+    ACCOUNT_ID_MAX_BYTES, REQUEST_ID_MAX_BYTES,
 };
 use op::{Fingerprint, OpKind};
 use request_log::Lookup;
@@ -88,19 +90,11 @@ impl Ledger {
     /// Sum of all balances (u128: cannot overflow), for conservation checks.
     pub fn total_balance(&self) -> u128 {
         let accounts: Vec<Arc<Account>> = self.accounts.read().values().cloned().collect();
-        accounts
-            .iter()
-            .map(|a| u128::from(a.snapshot().balance))
-            .sum()
+        accounts.iter().map(|a| u128::from(a.snapshot().balance)).sum()
     }
 
     /// A deposit on `account` (which must be the request's account).
-    pub fn deposit(
-        &self,
-        account: &Account,
-        d: &Deposit,
-        ctx: &CallContext,
-    ) -> LedgerResult<OpResult> {
+    pub fn deposit(&self, account: &Account, d: &Deposit, ctx: &CallContext) -> LedgerResult<OpResult> {
         d.validate()?;
         debug_assert_eq!(&**account.id(), d.account_id);
         account.deposit(d, ctx, &self.config)
@@ -181,15 +175,8 @@ impl Ledger {
 
 /// Locks two distinct accounts in the global order (by id) so that opposite
 /// transfers can never deadlock; returns the guards as (from, to).
-fn lock_pair<'a>(
-    from: &'a Account,
-    to: &'a Account,
-) -> (MutexGuard<'a, State>, MutexGuard<'a, State>) {
-    assert_ne!(
-        from.id(),
-        to.id(),
-        "a transfer locks two different accounts"
-    );
+fn lock_pair<'a>(from: &'a Account, to: &'a Account) -> (MutexGuard<'a, State>, MutexGuard<'a, State>) {
+    assert_ne!(from.id(), to.id(), "a transfer locks two different accounts");
     if from.id() < to.id() {
         let src = from.lock();
         (src, to.lock())

@@ -81,9 +81,7 @@ impl RequestLog {
         match self.entries.get(request_id) {
             None => Ok(Lookup::Fresh),
             Some(Entry::Fenced) => Ok(Lookup::Replay(replayed_not_applied(request_id))),
-            Some(Entry::Pending(stored_fp) | Entry::Done(stored_fp, _))
-                if stored_fp != fingerprint =>
-            {
+            Some(Entry::Pending(stored_fp) | Entry::Done(stored_fp, _)) if stored_fp != fingerprint => {
                 Err(LedgerError::RequestIdConflict {
                     account_id: account_id.to_owned(),
                     request_id: request_id.to_owned(),

@@ -27,7 +27,17 @@ pub enum Outcome {
     NotApplied,
     /// Nobody knows: no reply and `GetOperation` could not settle it. The
     /// checker treats it like Jepsen's `:info`: it may or may not have happened.
+    /// Record it with `balance`, `sequence` (and the leg's `to_balance`,
+    /// `to_sequence`) set to 0 and `recv_ns` set to `u64::MAX`.
     Unknown,
+}
+
+impl Outcome {
+    /// True for the outcomes that took a sequence number on every account the
+    /// op touched (approved or denied); only these carry balances to check.
+    pub fn took_sequence(self) -> bool {
+        matches!(self, Outcome::Approved | Outcome::InsufficientFunds)
+    }
 }
 
 /// One recorded op. `balance`/`sequence` are meaningful only when the outcome
@@ -43,12 +53,20 @@ pub struct Op {
     /// Amount in minor units.
     pub amount: u64,
     /// When the op was sent and when its reply arrived (`u64::MAX`: never).
+    /// For an op settled by `GetOperation`, `recv_ns` is when that lookup's
+    /// reply arrived: the op surely finished by then, which keeps the
+    /// real-time check sound. An op retried under the same request id is one
+    /// record, sent when its first attempt was.
     pub send_ns: u64,
     pub recv_ns: u64,
     /// Reported balance right after the op, and the sequence number it took.
     pub balance: u64,
     pub sequence: u64,
 }
+
+// The driver keeps millions of these in memory; growing past 48 bytes would
+// break the checker's memory budget, so it fails the build instead.
+const _: () = assert!(std::mem::size_of::<Op>() <= 48);
 
 /// The target leg of a transfer, kept out of [`Op`] so ops stay small.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

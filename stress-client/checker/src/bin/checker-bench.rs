@@ -1,0 +1,94 @@
+//! Times `bank_checker::check` on a synthetic correct history (1M ops by
+//! default) and measures its extra memory with a counting allocator, printing
+//! one JSON line; exits non-zero if the correct history fails to pass.
+//! Usage: `checker-bench [ops] [accounts]` (release mode for real numbers).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use bank_checker::{check, synth, Op};
+
+/// The system allocator, counting live bytes and their high-water mark.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded unchanged to `System`; the counters only
+// observe sizes and never affect the memory handed out.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: same contract as the caller's.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            grew(layout.size());
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: same contract as the caller's.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+            grew(new_size);
+        }
+        p
+    }
+}
+
+/// Counts `size` more live bytes and raises the high-water mark.
+fn grew(size: usize) {
+    let live = LIVE.fetch_add(size, Ordering::Relaxed) + size;
+    PEAK.fetch_max(live, Ordering::Relaxed);
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// The positional argument `i`, or `default`.
+fn arg(i: usize, default: u64) -> u64 {
+    std::env::args()
+        .nth(i)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() -> ExitCode {
+    let ops = arg(1, 1_000_000) as usize;
+    let accounts = arg(2, 8) as u32;
+    let history = synth::random_history(0x5eed, ops, accounts);
+    let before = LIVE.load(Ordering::Relaxed);
+    PEAK.store(before, Ordering::Relaxed);
+    let started = Instant::now();
+    let report = check(&history);
+    let check_s = started.elapsed().as_secs_f64();
+    let extra = PEAK.load(Ordering::Relaxed).saturating_sub(before) as f64;
+    let n = history.ops.len().max(1) as f64;
+    let extra_per_op = extra / n;
+    let bytes_per_op = std::mem::size_of::<Op>() as f64 + extra_per_op;
+    println!(
+        "{{\"ops\":{},\"accounts\":{accounts},\"check_s\":{check_s:.3},\"bytes_per_op\":{bytes_per_op:.1},\"extra_bytes_per_op\":{extra_per_op:.1},\"passed\":{},\"total_violations\":{},\"unknown_ops\":{},\"unknown_sequence_slots\":{}}}",
+        history.ops.len(),
+        report.passed,
+        report.total_violations,
+        report.stats.unknown_ops,
+        report.stats.unknown_sequence_slots
+    );
+    if report.passed {
+        ExitCode::SUCCESS
+    } else {
+        for v in report.violations.iter().take(10) {
+            eprintln!("{} {}: {}", v.kind, v.account_id, v.detail);
+        }
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,171 @@
+//! Plain-English pieces for violation details: how to name an account, an
+//! op, a replay. Only called for violations whose detail is kept, so none of
+//! this formatting runs per op.
+
+use crate::history::{History, Kind, Outcome, TransferLeg};
+use crate::index::Problem;
+use crate::leg::{decode, Leg};
+use crate::walk::{Anchor, Origin};
+
+/// The account name used for problems with the history as a whole.
+pub(crate) const HISTORY: &str = "(history)";
+/// The account name used for the global conservation check.
+pub(crate) const ALL_ACCOUNTS: &str = "(all accounts)";
+
+/// An account's id, or `#<index>` when the index names no account.
+pub(crate) fn account(h: &History, a: usize) -> String {
+    match h.accounts.get(a) {
+        Some(state) => state.account_id.clone(),
+        None => format!("#{a}"),
+    }
+}
+
+/// What the op asked for, from this account's side: "withdrawal of 80",
+/// "transfer of 5 to acct-2", "transfer of 5 from acct-1".
+pub(crate) fn leg(h: &History, leg: &Leg) -> String {
+    let amount = leg.amount;
+    let peer = || {
+        leg.peer(h)
+            .map_or("an unknown account".to_owned(), |p| account(h, p as usize))
+    };
+    match (leg.kind, leg.target) {
+        (Kind::Deposit, _) => format!("deposit of {amount}"),
+        (Kind::Withdraw, _) => format!("withdrawal of {amount}"),
+        (Kind::Transfer, false) => format!("transfer of {amount} to {}", peer()),
+        (Kind::Transfer, true) => format!("transfer of {amount} from {}", peer()),
+    }
+}
+
+/// "withdrawal of 80 at seq 2".
+pub(crate) fn at_seq(h: &History, l: &Leg) -> String {
+    format!("{} at seq {}", leg(h, l), l.sequence)
+}
+
+/// "seq 4" or "seq 4..7".
+pub(crate) fn seq_range(from: u64, to: u64) -> String {
+    if from == to {
+        format!("seq {from}")
+    } else {
+        format!("seq {from}..{to}")
+    }
+}
+
+/// Where a replay starts: "the initial balance 100", "the balance 30 reported at seq 4".
+pub(crate) fn anchor(a: &Anchor) -> String {
+    match a.origin {
+        Origin::Initial => format!("the initial balance {}", a.balance),
+        Origin::Reported => format!("the balance {} reported at seq {}", a.balance, a.seq),
+        Origin::Gap => format!(
+            "the balance {} implied just before seq {}",
+            a.balance,
+            a.seq.saturating_add(1)
+        ),
+    }
+}
+
+/// How the replay reached `result` after seq `upto`: "replaying seq 1..2
+/// from the initial balance 100 gives -50", or just the anchor when no op
+/// lies between.
+pub(crate) fn replay(a: &Anchor, upto: u64, result: i128) -> String {
+    if upto <= a.seq {
+        return anchor(a);
+    }
+    let range = seq_range(a.seq + 1, upto);
+    format!("replaying {range} from {} gives {result}", anchor(a))
+}
+
+/// Lists the ops at sorted positions `from..to` of an account, at most three:
+/// "withdrawal of 70, deposit of 5 and 2 more".
+pub(crate) fn list(h: &History, keys: &[u64], from: usize, to: usize) -> String {
+    const SHOWN: usize = 3;
+    let legs = keys.get(from..to).unwrap_or(&[]);
+    let mut names: Vec<String> = legs
+        .iter()
+        .take(SHOWN)
+        .filter_map(|k| decode(h, crate::index::key_entry(*k)))
+        .map(|l| leg(h, &l))
+        .collect();
+    if legs.len() > SHOWN {
+        names.push(format!("{} more", legs.len() - SHOWN));
+    }
+    names.join(", ")
+}
+
+/// "op #12 (withdrawal of 5)".
+pub(crate) fn op_label(h: &History, l: &Leg) -> String {
+    format!("op #{} ({})", l.op, leg(h, l))
+}
+
+/// Why an op's record was left out of the checks.
+pub(crate) fn problem(h: &History, l: &Leg, problem: Problem) -> String {
+    let op = op_label(h, l);
+    match problem {
+        Problem::AccountOutOfRange => match h.ops.get(l.op as usize) {
+            Some(o) => format!(
+                "op #{} names account index {}, but the history has only {} accounts",
+                l.op,
+                o.account,
+                h.accounts.len()
+            ),
+            None => format!("op #{} names no account", l.op),
+        },
+        Problem::MissingLeg => format!(
+            "{op} is a transfer without a valid entry in the transfer table, so its target cannot be checked"
+        ),
+        Problem::DeniedDeposit => {
+            format!("{op} is recorded as denied for insufficient funds, which a deposit cannot be")
+        }
+        Problem::ZeroSequence => format!(
+            "{op} is recorded as {} with sequence 0, which the server never hands out",
+            outcome(l.outcome)
+        ),
+        Problem::ZeroTargetSequence => {
+            format!("{op} is recorded with target sequence 0, which the server never hands out")
+        }
+        Problem::RecvBeforeSend => format!(
+            "{op} got its reply at {} ns, before it was sent at {} ns",
+            l.recv_ns, l.send_ns
+        ),
+    }
+}
+
+/// An outcome in words.
+pub(crate) fn outcome(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Approved => "approved",
+        Outcome::InsufficientFunds => "denied for insufficient funds",
+        Outcome::NotApplied => "not applied",
+        Outcome::Unknown => "of unknown outcome",
+    }
+}
+
+/// Why a transfer-table entry cannot be trusted.
+pub(crate) fn bad_leg(h: &History, t: usize, leg: &TransferLeg) -> String {
+    let this = format!("transfer-table entry #{t} (for op #{})", leg.op);
+    let Some(op) = h.ops.get(leg.op as usize) else {
+        return format!("{this} points past the {} recorded ops", h.ops.len());
+    };
+    if op.kind != Kind::Transfer {
+        return format!("{this} points at a {:?} op, not a transfer", op.kind);
+    }
+    if leg.to_account as usize >= h.accounts.len() {
+        return format!(
+            "{this} names target account index {}, but the history has only {} accounts",
+            leg.to_account,
+            h.accounts.len()
+        );
+    }
+    if leg.to_account == op.account {
+        return format!("{this} transfers from an account to itself");
+    }
+    format!("{this} is out of order or repeats an op: the table must be sorted by op, one entry each")
+}
+
+/// Why a view's sequence number is impossible.
+pub(crate) fn impossible_sequence(h: &History, entry: u32, seq: u64) -> String {
+    let what = decode(h, entry).map_or_else(|| format!("entry #{entry}"), |l| op_label(h, &l));
+    format!(
+        "{what} claims seq {seq}, which would take more than {} ops on one account; the record is corrupt",
+        u32::MAX
+    )
+}

@@ -1,0 +1,324 @@
+//! Replays one account: walks its views in sequence order and checks that the
+//! numbers run 1, 2, 3... (gaps only where ops of unknown outcome fit), that
+//! each reported balance follows from the one before, that denials were
+//! justified, and that real-time order is respected. After a mismatch it
+//! carries on from the reported balance, so one lost update is one violation.
+
+use crate::describe;
+use crate::history::{History, Outcome};
+use crate::index::{key_entry, Budget, Index};
+use crate::leg::{decode, Leg};
+use crate::realtime::RealTime;
+use crate::report::{CheckStats, Sink, ViolationKind};
+
+/// How far back (in sequence order) to look for the stale balance a lost
+/// update acted on. Only bounds the explanation, never the detection.
+const LOOKBACK: usize = 64;
+
+/// Where the current stretch of replay started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// The account's opening balance, before seq 1.
+    Initial,
+    /// A balance an op reported (the replay restarted there after a mismatch).
+    Reported,
+    /// The balance implied by the first op after a gap in the sequence.
+    Gap,
+}
+
+/// The replay's starting point: the balance after sequence number `seq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Anchor {
+    pub seq: u64,
+    pub balance: i128,
+    pub origin: Origin,
+}
+
+/// The replay's state once every view of the account has been walked.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AccountEnd {
+    /// The replayed balance after the last sequence number seen.
+    pub balance: i128,
+    pub last_seq: u64,
+    pub anchor: Anchor,
+    /// What the account's unknown ops could still have done after the gaps.
+    pub budget: Budget,
+    /// How many ops of unknown outcome touched the account in all.
+    pub unknown_ops: u64,
+}
+
+/// The replay of one account in progress.
+struct Walk<'a> {
+    h: &'a History,
+    id: &'a str,
+    keys: &'a [u64],
+    sink: &'a mut Sink,
+    initial: u64,
+    balance: i128,
+    last_seq: u64,
+    anchor: Anchor,
+    budget: Budget,
+    realtime: RealTime,
+    slots: u64,
+}
+
+/// Walks account `a` and returns where its replay ended.
+pub(crate) fn walk_account(
+    h: &History,
+    index: &Index,
+    a: usize,
+    sink: &mut Sink,
+    stats: &mut CheckStats,
+) -> AccountEnd {
+    let initial = h.accounts.get(a).map_or(0, |s| s.initial_balance);
+    let anchor = Anchor {
+        seq: 0,
+        balance: i128::from(initial),
+        origin: Origin::Initial,
+    };
+    let mut w = Walk {
+        h,
+        id: h.accounts.get(a).map_or("", |s| s.account_id.as_str()),
+        keys: index.keys(a),
+        sink,
+        initial,
+        balance: anchor.balance,
+        last_seq: 0,
+        anchor,
+        budget: index.budget(a),
+        realtime: RealTime::default(),
+        slots: 0,
+    };
+    for pos in 0..w.keys.len() {
+        w.step(pos);
+    }
+    stats.sequence_numbers_checked += w.keys.len() as u64;
+    stats.unknown_sequence_slots += w.slots;
+    AccountEnd {
+        balance: w.balance,
+        last_seq: w.last_seq,
+        anchor: w.anchor,
+        budget: w.budget,
+        unknown_ops: index.budget(a).count,
+    }
+}
+
+impl Walk<'_> {
+    /// Checks the view at sorted position `pos` against the replay so far.
+    fn step(&mut self, pos: usize) {
+        let Some(leg) = decode(self.h, key_entry(self.keys[pos])) else {
+            return;
+        };
+        if leg.sequence <= self.last_seq {
+            self.duplicate(pos, &leg);
+            return;
+        }
+        if leg.sequence > self.last_seq + 1 {
+            self.gap(&leg);
+        }
+        if let Some(earlier) = self.realtime.observe(pos, &leg) {
+            self.real_time(earlier, &leg);
+        }
+        match leg.outcome {
+            Outcome::Approved => self.approved(pos, &leg),
+            _ => self.denied(&leg),
+        }
+        self.balance = i128::from(leg.balance);
+        self.last_seq = leg.sequence;
+    }
+
+    /// Restarts the replay at `leg`'s reported balance after a mismatch.
+    fn restart(&mut self, leg: &Leg) {
+        self.anchor = Anchor {
+            seq: leg.sequence,
+            balance: i128::from(leg.balance),
+            origin: Origin::Reported,
+        };
+    }
+
+    /// A second view with a sequence number already taken.
+    fn duplicate(&mut self, pos: usize, leg: &Leg) {
+        let h = self.h;
+        let first = pos
+            .checked_sub(1)
+            .and_then(|p| decode(h, key_entry(self.keys[p])));
+        self.sink.report(ViolationKind::DuplicateSequence, self.id, || {
+            let first = first.map_or("another op".to_owned(), |f| describe::op_label(h, &f));
+            format!(
+                "{} and {first} both took seq {} (duplicate sequence)",
+                describe::op_label(h, leg),
+                leg.sequence
+            )
+        });
+    }
+
+    /// Missing sequence numbers before `leg`: fine if ops of unknown outcome
+    /// can fill them, count and balance change alike. Either way the replay
+    /// goes on from the balance `leg` implies it saw.
+    fn gap(&mut self, leg: &Leg) {
+        let missing = leg.sequence - self.last_seq - 1;
+        let before = leg.implied_before();
+        let delta = before - self.balance;
+        if self.budget.covers(missing, delta, before) {
+            self.budget.consume(missing, delta);
+            self.slots += missing;
+        } else {
+            let (h, budget, last) = (self.h, self.budget, self.last_seq);
+            let (anchor, balance) = (self.anchor, self.balance);
+            self.sink.report(ViolationKind::SequenceGap, self.id, || {
+                let range = describe::seq_range(last + 1, leg.sequence - 1);
+                let verb = if missing == 1 { "is" } else { "are" };
+                let at = describe::at_seq(h, leg);
+                let from = format!("{balance} ({})", describe::replay(&anchor, last, balance));
+                let why = gap_reason(missing, before, &from, &budget);
+                format!("{range} {verb} missing before {at}: {why}")
+            });
+        }
+        self.anchor = Anchor {
+            seq: leg.sequence - 1,
+            balance: before,
+            origin: Origin::Gap,
+        };
+        self.balance = before;
+    }
+
+    /// An approved op: its reported balance must be the replayed one plus or
+    /// minus its amount. A mismatch is a lost update when the op evidently
+    /// acted on an older balance, an overdraft when it took more than the
+    /// account held, and a lost update otherwise.
+    fn approved(&mut self, pos: usize, leg: &Leg) {
+        let expected = self.balance + leg.change();
+        if expected == i128::from(leg.balance) {
+            return;
+        }
+        let stale = self.stale_base(pos, leg);
+        let short = !leg.is_credit() && self.balance < i128::from(leg.amount);
+        let (h, keys, anchor, before) = (self.h, self.keys, self.anchor, self.balance);
+        if stale.is_none() && short {
+            self.sink.report(ViolationKind::Overdraft, self.id, || {
+                let how = describe::replay(&anchor, leg.sequence - 1, before);
+                format!(
+                    "{} was approved, but the balance before it was only {before} ({how}); it reported balance {} (overdraft)",
+                    describe::at_seq(h, leg),
+                    leg.balance
+                )
+            });
+        } else {
+            self.sink.report(ViolationKind::LostUpdate, self.id, || {
+                let how = describe::replay(&anchor, leg.sequence, expected);
+                let why = stale.map_or(String::new(), |s| stale_reason(h, keys, pos, s, leg));
+                let at = describe::at_seq(h, leg);
+                format!(
+                    "{at} reported balance {}, but {how}{why} (lost update)",
+                    leg.balance
+                )
+            });
+        }
+        self.restart(leg);
+    }
+
+    /// A denied op: the balance must not change, and the amount must exceed it.
+    fn denied(&mut self, leg: &Leg) {
+        let before = self.balance;
+        let covered = !leg.is_credit() && before >= i128::from(leg.amount);
+        let same = before == i128::from(leg.balance);
+        if !covered && same {
+            return;
+        }
+        let (h, anchor) = (self.h, self.anchor);
+        let how = move || describe::replay(&anchor, leg.sequence - 1, before);
+        if covered {
+            self.sink.report(ViolationKind::UnjustifiedDenial, self.id, || {
+                format!(
+                    "{} was denied for insufficient funds, but the balance before it was {before} ({}), which covers it (unjustified denial)",
+                    describe::at_seq(h, leg),
+                    how()
+                )
+            });
+        } else {
+            self.sink.report(ViolationKind::LostUpdate, self.id, || {
+                format!(
+                    "{} was denied, so the balance should have stayed {before} ({}), but it reported {} (lost update)",
+                    describe::at_seq(h, leg),
+                    how(),
+                    leg.balance
+                )
+            });
+        }
+        self.restart(leg);
+    }
+
+    /// Looks back a bounded distance for the balance a mismatched op acted
+    /// on: `Some(Some(q))` for the balance left by the view at position `q`,
+    /// `Some(None)` for the initial balance, `None` if none fits.
+    fn stale_base(&self, pos: usize, leg: &Leg) -> Option<Option<usize>> {
+        let target = leg.implied_before();
+        if target == self.balance {
+            return None;
+        }
+        let from = pos.saturating_sub(LOOKBACK);
+        for q in (from..pos).rev() {
+            let earlier = decode(self.h, key_entry(self.keys[q]))?;
+            if i128::from(earlier.balance) == target {
+                return Some(Some(q));
+            }
+        }
+        (from == 0 && i128::from(self.initial) == target).then_some(None)
+    }
+
+    /// An op with a lower sequence number was sent after `leg` got its reply.
+    fn real_time(&mut self, earlier: usize, leg: &Leg) {
+        let h = self.h;
+        let Some(late) = decode(h, key_entry(self.keys[earlier])) else {
+            return;
+        };
+        self.sink.report(ViolationKind::RealTimeOrder, self.id, || {
+            format!(
+                "{} got its reply at {} ns, before {} was sent at {} ns, yet it took the later sequence number (real-time order)",
+                describe::at_seq(h, leg),
+                leg.recv_ns,
+                describe::at_seq(h, &late),
+                late.send_ns
+            )
+        });
+    }
+}
+
+/// Names the ops a stale op overwrote: those between the balance it acted
+/// on (left by position `base`, or the initial balance) and itself.
+fn stale_reason(h: &History, keys: &[u64], pos: usize, base: Option<usize>, leg: &Leg) -> String {
+    let first = base.map_or(0, |q| q + 1);
+    if first >= pos {
+        return String::new();
+    }
+    let acted_on = match base.and_then(|q| decode(h, key_entry(keys[q]))) {
+        Some(b) => format!("the balance {} left by seq {}", b.balance, b.sequence),
+        None => format!("the initial balance {}", leg.implied_before()),
+    };
+    let lost = describe::list(h, keys, first, pos);
+    let first_seq = keys.get(first).map_or(0, |k| crate::index::key_seq(*k));
+    let last_seq = keys
+        .get(pos.saturating_sub(1))
+        .map_or(0, |k| crate::index::key_seq(*k));
+    let range = describe::seq_range(first_seq, last_seq);
+    let verb = if pos - first == 1 { "was" } else { "were" };
+    format!(": it acted on {acted_on}, so {range} ({lost}) {verb} lost")
+}
+
+/// Why a gap cannot be explained by the unknown ops left in `budget`;
+/// `from` says how the replay reached the balance before the gap.
+fn gap_reason(missing: u64, before: i128, from: &str, budget: &Budget) -> String {
+    let n = budget.count;
+    if missing > n {
+        return format!(
+            "{missing} sequence number(s) that no recorded op took, and only {n} op(s) of unknown outcome could have taken them"
+        );
+    }
+    if before < 0 {
+        return format!("its reported balance implies a negative balance {before} before it");
+    }
+    format!(
+        "{n} op(s) of unknown outcome could fill them, but could move the balance by at most -{}/+{}, while it went from {from} to {before}",
+        budget.debit, budget.credit
+    )
+}

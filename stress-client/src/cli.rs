@@ -1,0 +1,210 @@
+//! The stress-client command line: the run flags (load shape, workload,
+//! outputs, embedded server) and the `merge` subcommand for interval logs.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bank_server::cli::parse_duration;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Load-test a bank.v1 server and check that it kept every account correct.
+///
+/// Without --target, a bank server is started in-process on 127.0.0.1:0.
+/// Exit codes: 0 run completed and the consistency check passed;
+/// 1 consistency violation; 2 usage, connection or setup failure.
+#[derive(Debug, Parser)]
+#[command(name = "stress-client", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Subcommands besides the default run.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Merge HdrHistogram interval logs (from --histogram-log) and print the
+    /// combined percentiles.
+    Merge {
+        /// Interval log files to merge.
+        #[arg(required = true)]
+        logs: Vec<PathBuf>,
+    },
+}
+
+/// How requests travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Withdrawals over bidirectional `WithdrawStream` streams (other ops unary).
+    Stream,
+    /// One unary call per op.
+    Unary,
+}
+
+/// The flags of a run.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Server to drive (e.g. http://127.0.0.1:50051). Without it an embedded
+    /// server is started in-process.
+    #[arg(long)]
+    pub target: Option<String>,
+
+    /// HTTP/2 connections to open.
+    #[arg(long, default_value_t = 4)]
+    pub connections: usize,
+
+    /// Concurrent streams (workers) in total, spread round-robin over the connections.
+    #[arg(long, default_value_t = 64)]
+    pub streams: usize,
+
+    /// stream: withdrawals go over WithdrawStream; unary: one call per op.
+    #[arg(long, value_enum, default_value_t = Mode::Stream)]
+    pub mode: Mode,
+
+    /// Requests in flight per stream (per worker).
+    #[arg(long, default_value_t = 1)]
+    pub pipeline: usize,
+
+    /// How long to send load (ignored when --requests is given).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub duration: Duration,
+
+    /// Send exactly this many ops in total instead of running for --duration.
+    #[arg(long)]
+    pub requests: Option<u64>,
+
+    /// Time at the start excluded from latency and throughput statistics
+    /// (every op still counts in the consistency check).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub warmup: Duration,
+
+    /// Open loop: ops per second in total on a fixed schedule; latency is then
+    /// measured from each op's intended send time (coordinated omission corrected).
+    #[arg(long)]
+    pub rate: Option<f64>,
+
+    /// Fresh accounts to open for this run (ids unique to the run).
+    #[arg(long, default_value_t = 1)]
+    pub accounts: usize,
+
+    /// Opening balance of every account, in minor units.
+    #[arg(long, default_value_t = 10_000)]
+    pub initial_balance: u64,
+
+    /// Op amounts, uniformly drawn from MIN..MAX (inclusive).
+    #[arg(long, default_value = "1..100", value_parser = parse_amounts)]
+    pub amount: (u64, u64),
+
+    /// Fraction of ops that are deposits.
+    #[arg(long, default_value_t = 0.2)]
+    pub deposit_ratio: f64,
+
+    /// Fraction of ops that are transfers (needs --accounts >= 2).
+    #[arg(long, default_value_t = 0.1)]
+    pub transfer_ratio: f64,
+
+    /// Fraction of withdrawals that wait for funds instead of being denied.
+    #[arg(long, default_value_t = 0.0)]
+    pub wait_for_funds: f64,
+
+    /// Deadline of each call.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// Seed of the op sequence (same seed, same ops per worker).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// Write the machine-readable report here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+
+    /// Write the latency distribution in HdrHistogram .hgrm text format here.
+    #[arg(long)]
+    pub hgrm: Option<PathBuf>,
+
+    /// Write an HdrHistogram V2 interval log (one histogram per second) here.
+    #[arg(long)]
+    pub histogram_log: Option<PathBuf>,
+
+    /// No progress line, no report on stdout (the exit code still tells).
+    #[arg(long)]
+    pub quiet: bool,
+
+    /// Embedded server: processing delay inside the critical section.
+    #[arg(long, default_value = "1ms", value_parser = parse_duration)]
+    pub server_delay: Duration,
+
+    /// Embedded server: serve withdrawals WITHOUT the lock (race demo).
+    #[arg(long)]
+    pub server_unsafe_no_lock: bool,
+
+    /// How long to keep asking GetOperation about an op whose outcome is unknown.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub resolve_timeout: Duration,
+}
+
+/// Parses `MIN..MAX` (or a single value) into an inclusive range.
+fn parse_amounts(s: &str) -> Result<(u64, u64), String> {
+    let (lo, hi) = s.split_once("..").unwrap_or((s, s));
+    let lo: u64 = lo.trim().parse().map_err(|e| format!("bad MIN in {s:?}: {e}"))?;
+    let hi: u64 = hi.trim().trim_start_matches('=').parse().map_err(|e| format!("bad MAX in {s:?}: {e}"))?;
+    if lo == 0 || lo > hi {
+        return Err(format!("need 1 <= MIN <= MAX, got {s:?}"));
+    }
+    Ok((lo, hi))
+}
+
+impl RunArgs {
+    /// Checks the combinations clap cannot; the message names the flag.
+    pub fn validate(&self) -> Result<(), String> {
+        let fractions = [
+            ("--deposit-ratio", self.deposit_ratio),
+            ("--transfer-ratio", self.transfer_ratio),
+            ("--wait-for-funds", self.wait_for_funds),
+        ];
+        for (flag, value) in fractions {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(format!("{flag} must be between 0 and 1, got {value}"));
+            }
+        }
+        if self.deposit_ratio + self.transfer_ratio > 1.0 {
+            return Err("--deposit-ratio + --transfer-ratio must not exceed 1".into());
+        }
+        if self.connections == 0 || self.streams == 0 || self.pipeline == 0 || self.accounts == 0 {
+            return Err("--connections, --streams, --pipeline and --accounts must be at least 1".into());
+        }
+        if self.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+            return Err("--rate must be a positive number of ops per second".into());
+        }
+        if self.requests == Some(0) {
+            return Err("--requests must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_parse_and_reject() {
+        assert_eq!(parse_amounts("1..100"), Ok((1, 100)));
+        assert_eq!(parse_amounts("70"), Ok((70, 70)));
+        assert_eq!(parse_amounts("5..=9"), Ok((5, 9)));
+        assert!(parse_amounts("0..5").is_err());
+        assert!(parse_amounts("9..5").is_err());
+        assert!(parse_amounts("x").is_err());
+    }
+
+    #[test]
+    fn defaults_are_valid_and_bad_ratios_are_not() {
+        let cli = Cli::try_parse_from(["stress-client"]).unwrap();
+        cli.run.validate().unwrap();
+        let bad = Cli::try_parse_from(["stress-client", "--deposit-ratio", "0.8", "--transfer-ratio", "0.5"]).unwrap();
+        assert!(bad.run.validate().is_err());
+    }
+}

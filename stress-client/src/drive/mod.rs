@@ -1,0 +1,104 @@
+//! Driving the load: spread `--streams` workers over the connections, give
+//! each its seeded generator, schedule and recorder, run them all at once,
+//! and hand back their recorders when the budget is spent.
+
+pub mod requests;
+pub mod schedule;
+pub mod worker;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bank::v1::bank_client::BankClient;
+use hdrhistogram::Histogram;
+use tokio::sync::mpsc::UnboundedSender;
+use tonic::transport::Channel;
+
+use crate::cli::RunArgs;
+use crate::recorder::{IntervalSink, Live, Recorder};
+use crate::workload::{Generator, Mix};
+pub use requests::Names;
+use schedule::Schedule;
+pub use worker::Budget;
+use worker::WorkerSpec;
+
+/// Length of one interval of the HdrHistogram interval log.
+pub const HISTOGRAM_LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What the drive phase needs from the run.
+pub struct Load<'a> {
+    pub args: &'a RunArgs,
+    pub channels: &'a [Channel],
+    pub names: Arc<Names>,
+    /// The run clock's origin and the start of the load.
+    pub start: Instant,
+    pub live: Arc<Live>,
+    pub intervals: Option<UnboundedSender<(u64, Histogram<u64>)>>,
+}
+
+/// Runs every worker to the end and returns their recorders.
+pub async fn drive(load: Load<'_>) -> Vec<Recorder> {
+    let args = load.args;
+    let workers = u32::try_from(args.streams).unwrap_or(u32::MAX);
+    let start = load.start;
+    let warmup_end = start + args.warmup;
+    let budget_end = start + args.warmup + args.duration;
+    let mix = Arc::new(Mix {
+        amount_min: args.amount.0,
+        amount_max: args.amount.1,
+        deposit_ratio: args.deposit_ratio,
+        transfer_ratio: args.transfer_ratio,
+        wait_for_funds: args.wait_for_funds,
+    });
+    let accounts = u32::try_from(load.names.accounts.len()).unwrap_or(u32::MAX);
+    let mut handles = Vec::with_capacity(args.streams);
+    for index in 0..workers {
+        let budget = match args.requests {
+            Some(total) => Budget::Ops(share(total, index, workers)),
+            None => Budget::Until(budget_end),
+        };
+        let spec = WorkerSpec {
+            index,
+            client: BankClient::new(load.channels[index as usize % load.channels.len()].clone()),
+            mode: args.mode,
+            pipeline: args.pipeline,
+            timeout: args.timeout,
+            budget,
+            names: Arc::clone(&load.names),
+        };
+        let interval_ns = u64::try_from(HISTOGRAM_LOG_INTERVAL.as_nanos()).unwrap_or(u64::MAX);
+        let sink = load.intervals.clone().map(|tx| IntervalSink::new(tx, interval_ns));
+        let rec = Recorder::new(index, start, warmup_end, sink, Arc::clone(&load.live));
+        let generator = Generator::new(Arc::clone(&mix), accounts, args.seed, index);
+        let schedule = Schedule::new(args.rate, start, index, workers);
+        handles.push(tokio::spawn(worker::run(spec, generator, schedule, rec)));
+    }
+    let mut recorders = Vec::with_capacity(handles.len());
+    for handle in handles {
+        // A worker never panics on server input; a join error would be our bug.
+        match handle.await {
+            Ok(rec) => recorders.push(rec),
+            Err(e) => tracing::error!("worker task failed: {e}"),
+        }
+    }
+    recorders
+}
+
+/// Worker `index`'s share of `total` ops: as even as possible.
+fn share(total: u64, index: u32, workers: u32) -> u64 {
+    let workers = u64::from(workers.max(1));
+    total / workers + u64::from(u64::from(index) < total % workers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::share;
+
+    #[test]
+    fn shares_add_up() {
+        for (total, workers) in [(10, 3), (1, 4), (1000, 64), (7, 7)] {
+            let sum: u64 = (0..workers).map(|i| share(total, i, workers)).sum();
+            assert_eq!(sum, total);
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Turns a planned op into its wire request, and runs one unary call with the
+//! per-call deadline. Shared by the unary and stream paths of a worker.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bank::v1 as pb;
+use bank::v1::bank_client::BankClient;
+use bank_checker::Kind;
+use tonic::transport::Channel;
+use tonic::{Request, Status};
+
+use crate::workload::{request_id, Planned};
+
+/// The run's names: its id and the ids of its accounts.
+#[derive(Debug)]
+pub struct Names {
+    pub run_id: String,
+    pub accounts: Vec<String>,
+}
+
+/// An op on its way: what it is and when it was meant to go and went.
+#[derive(Debug, Clone, Copy)]
+pub struct InFlight {
+    pub planned: Planned,
+    pub intended: Instant,
+    pub sent: Instant,
+}
+
+impl Names {
+    fn account(&self, index: u32) -> String {
+        self.accounts.get(index as usize).cloned().unwrap_or_default()
+    }
+
+    /// The request id of `planned` sent by `worker`.
+    pub fn request_id(&self, worker: u32, planned: &Planned) -> String {
+        request_id(&self.run_id, worker, planned.number)
+    }
+
+    /// The withdrawal request of `planned`.
+    pub fn withdraw(&self, worker: u32, planned: &Planned) -> pb::WithdrawRequest {
+        pb::WithdrawRequest {
+            account_id: self.account(planned.account),
+            amount: planned.amount,
+            request_id: self.request_id(worker, planned),
+            wait_for_funds: planned.wait_for_funds,
+        }
+    }
+}
+
+/// Runs `f` as one unary call with `timeout`; returns it with the reply and arrival time.
+pub async fn call_unary(
+    mut client: BankClient<Channel>,
+    names: Arc<Names>,
+    worker: u32,
+    f: InFlight,
+    timeout: Duration,
+) -> (InFlight, Instant, Result<pb::OperationResult, Status>) {
+    let p = &f.planned;
+    let reply = match p.kind {
+        Kind::Withdraw => client.withdraw(with_timeout(names.withdraw(worker, p), timeout)).await,
+        Kind::Deposit => {
+            let req = pb::DepositRequest {
+                account_id: names.account(p.account),
+                amount: p.amount,
+                request_id: names.request_id(worker, p),
+            };
+            client.deposit(with_timeout(req, timeout)).await
+        }
+        Kind::Transfer => {
+            let req = pb::TransferRequest {
+                from_account_id: names.account(p.account),
+                to_account_id: names.account(p.to_account),
+                amount: p.amount,
+                request_id: names.request_id(worker, p),
+            };
+            client.transfer(with_timeout(req, timeout)).await
+        }
+    };
+    (f, Instant::now(), reply.map(tonic::Response::into_inner))
+}
+
+fn with_timeout<T>(message: T, timeout: Duration) -> Request<T> {
+    let mut request = Request::new(message);
+    request.set_timeout(timeout);
+    request
+}

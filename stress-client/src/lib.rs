@@ -1,0 +1,15 @@
+//! stress-client: a many-connection gRPC load tool for `bank.v1` whose latency
+//! numbers are honest (HdrHistogram, coordinated omission corrected) and whose
+//! final verdict says whether the server kept every account correct.
+
+pub mod cli;
+pub mod drive;
+pub mod histlog;
+pub mod progress;
+pub mod recorder;
+pub mod report;
+pub mod run;
+pub mod settle;
+pub mod setup;
+pub mod target;
+pub mod workload;

@@ -1,0 +1,52 @@
+//! The `stress-client` binary: parse flags, set up tracing, run (or merge
+//! interval logs), print the report, exit 0 (passed), 1 (violation) or 2 (failure).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use stress_client::cli::{Cli, Command};
+use stress_client::report::{human, latency};
+use stress_client::run::{execute, exit_for, Exit};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let exit = match cli.command {
+        Some(Command::Merge { logs }) => merge(&logs),
+        None => run(&cli.run),
+    };
+    ExitCode::from(exit as u8)
+}
+
+fn run(args: &stress_client::cli::RunArgs) -> Exit {
+    match execute(args) {
+        Ok(summary) => {
+            if !args.quiet {
+                print!("{}", human::render(&summary, args.rate.is_some()));
+            }
+            exit_for(&summary)
+        }
+        Err(e) => {
+            eprintln!("stress-client: {e}");
+            Exit::Failure
+        }
+    }
+}
+
+fn merge(logs: &[std::path::PathBuf]) -> Exit {
+    match stress_client::histlog::merge(logs) {
+        Ok((h, intervals)) => {
+            let l = latency(&h);
+            println!("merged {intervals} intervals from {} log(s), {} samples (us):", logs.len(), l.count);
+            println!("  p50 {}  p90 {}  p99 {}  p99.9 {}  p99.99 {}  max {}  mean {:.1}", l.p50, l.p90, l.p99, l.p999, l.p9999, l.max, l.mean);
+            Exit::Passed
+        }
+        Err(e) => {
+            eprintln!("stress-client merge: {e}");
+            Exit::Failure
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! Per-worker recording: every op goes into a compact history record for the
+//! checker and (after warmup) into HdrHistograms. Workers own their recorder,
+//! so the hot path takes no lock; buffers grow amortised, histograms merge at the end.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bank::v1 as pb;
+use bank_checker::{Kind, Op, Outcome, TransferLeg};
+use hdrhistogram::Histogram;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::workload::Planned;
+
+/// Significant figures of every latency histogram.
+pub const HISTOGRAM_SIGFIGS: u8 = 3;
+/// gRPC status codes 0..=16.
+pub const STATUS_CODES: usize = 17;
+
+/// Counters the progress line reads while the run goes on.
+#[derive(Debug, Default)]
+pub struct Live {
+    pub ops: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+/// Outcome and status counts of one worker.
+#[derive(Debug, Clone, Default)]
+pub struct Counts {
+    pub approved: u64,
+    pub insufficient_funds: u64,
+    pub not_applied: u64,
+    pub errors: u64,
+    /// Replies whose `outcome` was not a known value: a server bug.
+    pub bad_outcomes: u64,
+    pub by_status: [u64; STATUS_CODES],
+    /// Ops that completed after warmup (they make the throughput).
+    pub measured: u64,
+}
+
+/// A failed call whose outcome must be resolved with `GetOperation`.
+#[derive(Debug, Clone, Copy)]
+pub struct Failure {
+    /// Index into this recorder's `ops`.
+    pub op: u32,
+    pub worker: u32,
+    pub number: u64,
+}
+
+/// Times of one op on the run clock.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub intended: Instant,
+    pub sent: Instant,
+    pub received: Instant,
+}
+
+/// Where interval histograms go, and which interval is being filled.
+#[derive(Debug)]
+pub struct IntervalSink {
+    pub tx: UnboundedSender<(u64, Histogram<u64>)>,
+    pub interval_ns: u64,
+    current: u64,
+    histogram: Histogram<u64>,
+}
+
+/// Everything one worker recorded.
+#[derive(Debug)]
+pub struct Recorder {
+    pub worker: u32,
+    origin: Instant,
+    warmup_end: Instant,
+    pub corrected: Histogram<u64>,
+    pub uncorrected: Histogram<u64>,
+    interval: Option<IntervalSink>,
+    pub ops: Vec<Op>,
+    pub legs: Vec<TransferLeg>,
+    pub failures: Vec<Failure>,
+    pub counts: Counts,
+    live: Arc<Live>,
+}
+
+/// A fresh latency histogram (microseconds, auto-resizing).
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new(HISTOGRAM_SIGFIGS).expect("3 significant figures is a valid histogram")
+}
+
+/// Records `value_us`, growing the histogram as needed. (`saturating_record`
+/// alone would clamp to the current, small, range of an auto-resizing histogram.)
+pub fn record_us(h: &mut Histogram<u64>, value_us: u64) {
+    if h.record(value_us).is_err() {
+        h.saturating_record(value_us);
+    }
+}
+
+impl IntervalSink {
+    /// A sink sending one histogram per `interval_ns` of the run clock.
+    pub fn new(tx: UnboundedSender<(u64, Histogram<u64>)>, interval_ns: u64) -> Self {
+        IntervalSink { tx, interval_ns: interval_ns.max(1), current: 0, histogram: new_histogram() }
+    }
+
+    fn record(&mut self, at_ns: u64, latency_us: u64) {
+        let index = at_ns / self.interval_ns;
+        if index != self.current {
+            self.flush();
+            self.current = index;
+        }
+        record_us(&mut self.histogram, latency_us);
+    }
+
+    fn flush(&mut self) {
+        if !self.histogram.is_empty() {
+            let full = std::mem::replace(&mut self.histogram, new_histogram());
+            // The collector outlives the workers; a closed channel only loses the log.
+            let _ = self.tx.send((self.current, full));
+        }
+    }
+}
+
+impl Recorder {
+    /// A recorder on the run clock `origin`; statistics start at `warmup_end`.
+    pub fn new(worker: u32, origin: Instant, warmup_end: Instant, interval: Option<IntervalSink>, live: Arc<Live>) -> Self {
+        Recorder {
+            worker,
+            origin,
+            warmup_end,
+            corrected: new_histogram(),
+            uncorrected: new_histogram(),
+            interval,
+            ops: Vec::new(),
+            legs: Vec::new(),
+            failures: Vec::new(),
+            counts: Counts::default(),
+            live,
+        }
+    }
+
+    /// Nanoseconds since the run's origin.
+    pub fn clock_ns(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.origin).as_nanos()).unwrap_or(u64::MAX - 1)
+    }
+
+    /// Records one finished call.
+    pub fn record(&mut self, planned: &Planned, timing: Timing, reply: Result<pb::OperationResult, tonic::Status>) {
+        self.measure(timing);
+        let index = u32::try_from(self.ops.len()).unwrap_or(u32::MAX);
+        let mut op = Op {
+            account: planned.account,
+            kind: planned.kind,
+            outcome: Outcome::Unknown,
+            resolved: false,
+            amount: planned.amount,
+            send_ns: self.clock_ns(timing.sent),
+            recv_ns: u64::MAX,
+            balance: 0,
+            sequence: 0,
+        };
+        let mut leg = TransferLeg { op: index, to_account: planned.to_account, to_balance: 0, to_sequence: 0 };
+        self.counts.by_status[status_index(&reply)] += 1;
+        match reply {
+            Ok(r) => self.fill_reply(&mut op, &mut leg, &r, timing.received),
+            Err(_) => {
+                self.counts.errors += 1;
+                self.live.errors.fetch_add(1, Ordering::Relaxed);
+                self.failures.push(Failure { op: index, worker: self.worker, number: planned.number });
+            }
+        }
+        if planned.kind == Kind::Transfer {
+            self.legs.push(leg);
+        }
+        self.ops.push(op);
+        self.live.ops.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn fill_reply(&mut self, op: &mut Op, leg: &mut TransferLeg, r: &pb::OperationResult, received: Instant) {
+        let outcome = outcome_of(r.outcome);
+        match outcome {
+            Outcome::Approved => self.counts.approved += 1,
+            Outcome::InsufficientFunds => self.counts.insufficient_funds += 1,
+            Outcome::NotApplied => self.counts.not_applied += 1,
+            Outcome::Unknown => self.counts.bad_outcomes += 1,
+        }
+        op.outcome = outcome;
+        op.recv_ns = self.clock_ns(received);
+        op.balance = r.balance;
+        op.sequence = r.sequence;
+        leg.to_balance = r.to_balance;
+        leg.to_sequence = r.to_sequence;
+    }
+
+    fn measure(&mut self, timing: Timing) {
+        if timing.sent < self.warmup_end {
+            return;
+        }
+        self.counts.measured += 1;
+        let corrected = micros(timing.received.saturating_duration_since(timing.intended));
+        record_us(&mut self.corrected, corrected);
+        record_us(&mut self.uncorrected, micros(timing.received.saturating_duration_since(timing.sent)));
+        let at_ns = self.clock_ns(timing.received);
+        if let Some(sink) = self.interval.as_mut() {
+            sink.record(at_ns, corrected);
+        }
+    }
+
+    /// Sends the last partial interval; call once when the worker is done.
+    pub fn finish(&mut self) {
+        if let Some(sink) = self.interval.as_mut() {
+            sink.flush();
+        }
+        self.interval = None;
+    }
+}
+
+/// The checker's outcome for a wire outcome; unknown values are `Unknown`.
+pub fn outcome_of(wire: i32) -> Outcome {
+    match pb::Outcome::try_from(wire) {
+        Ok(pb::Outcome::Approved) => Outcome::Approved,
+        Ok(pb::Outcome::InsufficientFunds) => Outcome::InsufficientFunds,
+        Ok(pb::Outcome::NotApplied) => Outcome::NotApplied,
+        Ok(pb::Outcome::Unspecified) | Err(_) => Outcome::Unknown,
+    }
+}
+
+fn status_index(reply: &Result<pb::OperationResult, tonic::Status>) -> usize {
+    match reply {
+        Ok(_) => 0,
+        Err(status) => usize::try_from(i32::from(status.code())).unwrap_or(2).min(STATUS_CODES - 1),
+    }
+}
+
+fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}

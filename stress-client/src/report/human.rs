@@ -1,0 +1,58 @@
+//! The report for people, on stdout: throughput, outcome and status counts,
+//! latency percentiles (corrected and uncorrected under `--rate`), and the
+//! consistency verdict with the first violations spelled out.
+
+use std::fmt::Write as _;
+
+use super::{Latency, Summary};
+
+/// Violations printed in full; the rest are counted.
+const VIOLATIONS_SHOWN: usize = 10;
+
+/// Renders the summary; `open_loop` adds the uncorrected latency line.
+pub fn render(s: &Summary, open_loop: bool) -> String {
+    let mut out = String::new();
+    let o = &s.operations;
+    let _ = writeln!(out, "== stress-client report ==");
+    let _ = writeln!(out, "throughput      {:.1} ops/s over {:.2} s measured", s.throughput_ops_per_s, s.measured_s);
+    let _ = writeln!(
+        out,
+        "operations      {} total: {} approved, {} insufficient funds, {} not applied, {} errors",
+        o.total, o.approved, o.insufficient_funds, o.not_applied, o.errors
+    );
+    let _ = writeln!(out, "unknown outcome {} (resolved by GetOperation: {}, unresolved: {})", o.indeterminate, o.resolved, o.unresolved);
+    let codes: Vec<String> = s.status_codes.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let _ = writeln!(out, "status codes    {}", codes.join(" "));
+    let label = if open_loop { "latency (corrected, from intended send)" } else { "latency" };
+    latency_line(&mut out, label, &s.latency_us);
+    if open_loop {
+        latency_line(&mut out, "latency (uncorrected, from actual send)", &s.latency_us_uncorrected);
+    }
+    verdict(&mut out, s);
+    out
+}
+
+fn latency_line(out: &mut String, label: &str, l: &Latency) {
+    let _ = writeln!(out, "{label} in us over {} samples:", l.count);
+    let _ = writeln!(
+        out,
+        "  p50 {}  p90 {}  p99 {}  p99.9 {}  p99.99 {}  max {}  mean {:.1}",
+        l.p50, l.p90, l.p99, l.p999, l.p9999, l.max, l.mean
+    );
+}
+
+fn verdict(out: &mut String, s: &Summary) {
+    let c = &s.consistency;
+    if c.passed {
+        let _ = writeln!(out, "consistency     PASSED: every account's history is linearizable and balances add up");
+        return;
+    }
+    let _ = writeln!(out, "consistency     FAILED: {} violation(s)", c.total_violations);
+    for v in c.violations.iter().take(VIOLATIONS_SHOWN) {
+        let _ = writeln!(out, "  - [{}] account {}: {}", v.kind.as_str(), v.account_id, v.detail);
+    }
+    let hidden = c.total_violations.saturating_sub(VIOLATIONS_SHOWN.min(c.violations.len()) as u64);
+    if hidden > 0 {
+        let _ = writeln!(out, "  ... and {hidden} more");
+    }
+}

@@ -1,0 +1,191 @@
+//! The run's report: one serialisable summary (the `--json` schema) built from
+//! the merged recorders, the settlement and the checker's verdict, printed for
+//! people by `human` and written as `.hgrm` by `hgrm`.
+
+pub mod hgrm;
+pub mod human;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bank_checker::Violation;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use tonic::Code;
+
+use crate::recorder::{new_histogram, Counts, Recorder, STATUS_CODES};
+use crate::settle::Settlement;
+
+/// Latency percentiles in microseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub p9999: u64,
+    pub max: u64,
+    pub mean: f64,
+    pub count: u64,
+}
+
+/// Operation counts.
+#[derive(Debug, Clone, Serialize)]
+pub struct Operations {
+    pub total: u64,
+    pub approved: u64,
+    pub insufficient_funds: u64,
+    pub not_applied: u64,
+    /// Calls that ended in a gRPC error status (their outcome was then settled).
+    pub errors: u64,
+    /// Ops whose outcome was unknown when their call ended.
+    pub indeterminate: u64,
+    /// Of those, settled by `GetOperation`.
+    pub resolved: u64,
+    /// Of those, never settled: checked with bounds.
+    pub unresolved: u64,
+}
+
+/// The checker's verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct Consistency {
+    pub passed: bool,
+    pub total_violations: u64,
+    pub violations: Vec<Violation>,
+}
+
+/// The whole report: what `--json` writes.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub throughput_ops_per_s: f64,
+    /// The measured window (after warmup), in seconds.
+    pub measured_s: f64,
+    /// Latency from the intended send time (equals the uncorrected one in closed loop).
+    pub latency_us: Latency,
+    /// Latency from the actual send time.
+    pub latency_us_uncorrected: Latency,
+    pub operations: Operations,
+    pub status_codes: BTreeMap<String, u64>,
+    pub consistency: Consistency,
+    pub config: serde_json::Value,
+}
+
+/// Recorders merged: histograms and counts of the whole run.
+pub struct Merged {
+    pub corrected: Histogram<u64>,
+    pub uncorrected: Histogram<u64>,
+    pub counts: Counts,
+}
+
+/// Adds up every worker's histograms and counts.
+pub fn merge(recorders: &[Recorder]) -> Merged {
+    let mut merged = Merged { corrected: new_histogram(), uncorrected: new_histogram(), counts: Counts::default() };
+    for rec in recorders {
+        // Auto-resizing histograms of equal precision always add.
+        let _ = merged.corrected.add(&rec.corrected);
+        let _ = merged.uncorrected.add(&rec.uncorrected);
+        let (c, r) = (&mut merged.counts, &rec.counts);
+        c.approved += r.approved;
+        c.insufficient_funds += r.insufficient_funds;
+        c.not_applied += r.not_applied;
+        c.errors += r.errors;
+        c.bad_outcomes += r.bad_outcomes;
+        c.measured += r.measured;
+        for (total, n) in c.by_status.iter_mut().zip(r.by_status) {
+            *total += n;
+        }
+    }
+    merged
+}
+
+/// Percentiles of `h` (all zero when empty).
+pub fn latency(h: &Histogram<u64>) -> Latency {
+    let q = |quantile| if h.is_empty() { 0 } else { h.value_at_quantile(quantile) };
+    Latency {
+        p50: q(0.5),
+        p90: q(0.9),
+        p99: q(0.99),
+        p999: q(0.999),
+        p9999: q(0.9999),
+        max: if h.is_empty() { 0 } else { h.max() },
+        mean: if h.is_empty() { 0.0 } else { h.mean() },
+        count: h.len(),
+    }
+}
+
+/// Builds the summary of a run.
+pub fn summarize(
+    merged: &Merged,
+    settlement: Settlement,
+    measured: Duration,
+    consistency: Consistency,
+    config: serde_json::Value,
+) -> Summary {
+    let c = &merged.counts;
+    let secs = measured.as_secs_f64();
+    Summary {
+        throughput_ops_per_s: if secs > 0.0 { c.measured as f64 / secs } else { 0.0 },
+        measured_s: secs,
+        latency_us: latency(&merged.corrected),
+        latency_us_uncorrected: latency(&merged.uncorrected),
+        operations: Operations {
+            total: c.by_status.iter().sum(),
+            approved: c.approved,
+            insufficient_funds: c.insufficient_funds,
+            not_applied: c.not_applied,
+            errors: c.errors,
+            indeterminate: settlement.indeterminate,
+            resolved: settlement.resolved,
+            unresolved: settlement.indeterminate - settlement.resolved,
+        },
+        status_codes: status_codes(&c.by_status),
+        consistency,
+        config,
+    }
+}
+
+fn status_codes(by_status: &[u64; STATUS_CODES]) -> BTreeMap<String, u64> {
+    by_status
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| **n > 0)
+        .map(|(code, n)| (status_name(code), *n))
+        .collect()
+}
+
+/// The canonical upper-case name of a gRPC status code.
+fn status_name(code: usize) -> String {
+    let code = Code::from(i32::try_from(code).unwrap_or(2));
+    format!("{code:?}")
+        .chars()
+        .enumerate()
+        .flat_map(|(i, ch)| {
+            let sep = (i > 0 && ch.is_uppercase()).then_some('_');
+            sep.into_iter().chain(ch.to_uppercase())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_names_are_canonical() {
+        assert_eq!(status_name(0), "OK");
+        assert_eq!(status_name(4), "DEADLINE_EXCEEDED");
+        assert_eq!(status_name(8), "RESOURCE_EXHAUSTED");
+        assert_eq!(status_name(14), "UNAVAILABLE");
+    }
+
+    #[test]
+    fn latency_of_a_known_distribution() {
+        let mut h = new_histogram();
+        for v in 1..=1000 {
+            h.record(v).unwrap();
+        }
+        let l = latency(&h);
+        assert_eq!((l.p50, l.max, l.count), (500, 1000, 1000));
+        assert!((l.p99 as i64 - 990).abs() <= 1);
+    }
+}

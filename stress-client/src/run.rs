@@ -1,0 +1,155 @@
+//! One stress run from start to verdict: pick the target (embedded or
+//! external), connect, open fresh accounts, drive the load, settle unknowns,
+//! check the history, write the outputs, and turn the verdict into an exit code.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use hdrhistogram::Histogram;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::cli::RunArgs;
+use crate::drive::{self, Load, Names, HISTOGRAM_LOG_INTERVAL};
+use crate::progress::Progress;
+use crate::recorder::{new_histogram, Live};
+use crate::report::{self, hgrm, Consistency, Summary};
+use crate::target::Target;
+use crate::workload::account_id;
+use crate::{histlog, settle, setup};
+
+/// The process exit codes (documented in the README and `--help`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The run completed and the consistency check passed.
+    Passed = 0,
+    /// The consistency check found a violation.
+    Violation = 1,
+    /// Usage, connection or setup failure.
+    Failure = 2,
+}
+
+/// Runs a whole stress run; the summary, or why it could not run.
+pub fn execute(args: &RunArgs) -> Result<Summary, String> {
+    args.validate()?;
+    let target = match &args.target {
+        Some(endpoint) => Target::external(endpoint.clone()),
+        None => Target::embedded(args.server_delay, args.server_unsafe_no_lock)
+            .map_err(|e| format!("cannot start the embedded server: {e}"))?,
+    };
+    if target.is_embedded() && !args.quiet {
+        eprintln!(
+            "stress-client: started an embedded bank server on {} (processing delay {:?}{})",
+            target.endpoint,
+            args.server_delay,
+            if args.server_unsafe_no_lock { ", UNSAFE: no lock" } else { "" }
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let result = runtime.block_on(run_against(args, &target.endpoint));
+    drop(runtime);
+    target.stop();
+    result
+}
+
+/// The exit code a summary calls for.
+pub fn exit_for(summary: &Summary) -> Exit {
+    if summary.consistency.passed {
+        Exit::Passed
+    } else {
+        Exit::Violation
+    }
+}
+
+async fn run_against(args: &RunArgs, endpoint: &str) -> Result<Summary, String> {
+    let channels = setup::connect(endpoint, args.connections).await?;
+    let run_id = format!("{:016x}", rand::random::<u64>());
+    let accounts = (0..u32::try_from(args.accounts).unwrap_or(u32::MAX)).map(|i| account_id(&run_id, i)).collect();
+    let names = Arc::new(Names { run_id, accounts });
+    setup::open_accounts(channels[0].clone(), &names.accounts, args.initial_balance).await?;
+    let live = Arc::new(Live::default());
+    let (intervals, collector) = interval_collector(args.histogram_log.is_some());
+    let progress = Progress::start(Arc::clone(&live), args.quiet);
+    let start = Instant::now();
+    let wall_start = SystemTime::now();
+    let load = Load { args, channels: &channels, names: Arc::clone(&names), start, live, intervals };
+    let mut recorders = drive::drive(load).await;
+    let measured = Instant::now().saturating_duration_since(start + args.warmup);
+    if let Some(p) = progress {
+        p.finish();
+    }
+    let settlement = settle::resolve(&channels[0], &names, &mut recorders, args.resolve_timeout).await;
+    let finals = settle::final_states(&channels[0], &names, args.initial_balance).await;
+    let merged = report::merge(&recorders);
+    let history = settle::history(&mut recorders, finals);
+    drop(recorders);
+    let verdict = bank_checker::check(&history);
+    drop(history);
+    let consistency = Consistency { passed: verdict.passed, total_violations: verdict.total_violations, violations: verdict.violations };
+    let summary = report::summarize(&merged, settlement, measured, consistency, config_json(args, endpoint));
+    write_outputs(args, &summary, &merged.corrected)?;
+    if let Some((path, collector)) = args.histogram_log.as_ref().zip(collector) {
+        let per_interval = collector.await.map_err(|e| format!("interval collector failed: {e}"))?;
+        histlog::write(path, &per_interval, HISTOGRAM_LOG_INTERVAL, wall_start)?;
+    }
+    Ok(summary)
+}
+
+type Intervals = BTreeMap<u64, Histogram<u64>>;
+
+/// A task that adds up the workers' interval histograms as they arrive.
+fn interval_collector(enabled: bool) -> (Option<mpsc::UnboundedSender<(u64, Histogram<u64>)>>, Option<JoinHandle<Intervals>>) {
+    if !enabled {
+        return (None, None);
+    }
+    let (tx, mut rx) = mpsc::unbounded_channel::<(u64, Histogram<u64>)>();
+    let task = tokio::spawn(async move {
+        let mut intervals = Intervals::new();
+        while let Some((index, h)) = rx.recv().await {
+            let _ = intervals.entry(index).or_insert_with(new_histogram).add(&h);
+        }
+        intervals
+    });
+    (Some(tx), Some(task))
+}
+
+fn write_outputs(args: &RunArgs, summary: &Summary, corrected: &Histogram<u64>) -> Result<(), String> {
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(summary).map_err(|e| format!("cannot encode the report: {e}"))?;
+        std::fs::write(path, text + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    if let Some(path) = &args.hgrm {
+        std::fs::write(path, hgrm::render(corrected)).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn config_json(args: &RunArgs, endpoint: &str) -> serde_json::Value {
+    serde_json::json!({
+        "target": endpoint,
+        "embedded": args.target.is_none(),
+        "connections": args.connections,
+        "streams": args.streams,
+        "mode": args.mode,
+        "pipeline": args.pipeline,
+        "duration_s": args.duration.as_secs_f64(),
+        "requests": args.requests,
+        "warmup_s": args.warmup.as_secs_f64(),
+        "rate": args.rate,
+        "accounts": args.accounts,
+        "initial_balance": args.initial_balance,
+        "amount_min": args.amount.0,
+        "amount_max": args.amount.1,
+        "deposit_ratio": args.deposit_ratio,
+        "transfer_ratio": args.transfer_ratio,
+        "wait_for_funds": args.wait_for_funds,
+        "timeout_s": args.timeout.as_secs_f64(),
+        "seed": args.seed,
+        "server_delay_s": args.target.is_none().then(|| args.server_delay.as_secs_f64()),
+        "server_unsafe_no_lock": args.target.is_none().then_some(args.server_unsafe_no_lock),
+    })
+}
