@@ -6,6 +6,7 @@ pub mod call;
 pub mod cli;
 pub mod config;
 mod convert;
+pub mod drain;
 mod fence;
 pub mod gate;
 pub mod ledger;

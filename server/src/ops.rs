@@ -2,10 +2,10 @@
 //! pass the per-account gate, then run the ledger call on the blocking pool.
 //! Unary handlers and the withdrawal stream both go through here.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::call::Call;
+use crate::drain::{Drain, Entered};
 use crate::fence::Fence;
 use crate::ledger::{Deposit, Ledger, LedgerError, LedgerResult, OpResult, Transfer, Withdrawal};
 
@@ -13,7 +13,7 @@ use crate::ledger::{Deposit, Ledger, LedgerError, LedgerResult, OpResult, Transf
 #[derive(Debug)]
 pub struct Ops {
     ledger: Arc<Ledger>,
-    shutting_down: AtomicBool,
+    drain: Drain,
 }
 
 impl Ops {
@@ -21,7 +21,7 @@ impl Ops {
     pub fn new(ledger: Arc<Ledger>) -> Self {
         Ops {
             ledger,
-            shutting_down: AtomicBool::new(false),
+            drain: Drain::default(),
         }
     }
 
@@ -30,22 +30,20 @@ impl Ops {
         &self.ledger
     }
 
-    /// From now on every new call is refused with `UNAVAILABLE`.
-    pub fn begin_shutdown(&self) {
-        self.shutting_down.store(true, Ordering::Release);
+    /// Shutdown state: new calls refused, in-flight ones counted.
+    pub fn drain(&self) -> &Drain {
+        &self.drain
     }
 
-    /// Refuses new work once shutdown has begun.
-    pub fn check_serving(&self) -> LedgerResult<()> {
-        if self.shutting_down.load(Ordering::Acquire) {
-            return Err(LedgerError::ShuttingDown);
-        }
-        Ok(())
+    /// Counts a call in for as long as the guard lives; `UNAVAILABLE` once
+    /// shutdown has begun.
+    pub fn enter(&self) -> LedgerResult<Entered<'_>> {
+        self.drain.enter()
     }
 
     /// A withdrawal, end to end.
     pub async fn withdraw(&self, w: Withdrawal, call: &Call) -> LedgerResult<OpResult> {
-        self.check_serving()?;
+        let _entered = self.enter()?;
         w.validate()?;
         let account = self.ledger.account(&w.account_id)?;
         let fence = Fence::new(&self.ledger, &account, &w.request_id);
@@ -57,7 +55,7 @@ impl Ops {
 
     /// A deposit, end to end.
     pub async fn deposit(&self, d: Deposit, call: &Call) -> LedgerResult<OpResult> {
-        self.check_serving()?;
+        let _entered = self.enter()?;
         d.validate()?;
         let account = self.ledger.account(&d.account_id)?;
         let fence = Fence::new(&self.ledger, &account, &d.request_id);
@@ -69,7 +67,7 @@ impl Ops {
 
     /// A transfer, end to end: both gates are passed in id order, like the locks.
     pub async fn transfer(&self, t: Transfer, call: &Call) -> LedgerResult<OpResult> {
-        self.check_serving()?;
+        let _entered = self.enter()?;
         t.validate()?;
         let from = self.ledger.account(&t.from_account_id)?;
         let to = self.ledger.account(&t.to_account_id)?;
@@ -91,7 +89,7 @@ impl Ops {
 
     /// `GetOperation`: the stored result, fencing an unseen id.
     pub async fn operation(&self, account_id: String, request_id: String) -> LedgerResult<OpResult> {
-        self.check_serving()?;
+        let _entered = self.enter()?;
         let account = self.ledger.account(&account_id)?;
         let ledger = Arc::clone(&self.ledger);
         blocking(move || ledger.operation(&account, &request_id)).await

@@ -32,7 +32,7 @@ impl Bank for BankService {
         &self,
         request: Request<pb::OpenAccountRequest>,
     ) -> Result<Response<pb::Account>, Status> {
-        self.ops.check_serving()?;
+        let _entered = self.ops.enter()?;
         let r = request.into_inner();
         let snapshot = self.ops.ledger().open(&r.account_id, r.initial_balance)?;
         Ok(Response::new(snapshot.into()))
@@ -42,7 +42,7 @@ impl Bank for BankService {
         &self,
         request: Request<pb::GetBalanceRequest>,
     ) -> Result<Response<pb::Account>, Status> {
-        self.ops.check_serving()?;
+        let _entered = self.ops.enter()?;
         let account = self.ops.ledger().account(&request.get_ref().account_id)?;
         // The read takes the account lock, which may be held through a delay.
         let snapshot = blocking(move || Ok(account.snapshot())).await?;
@@ -73,7 +73,8 @@ impl Bank for BankService {
         &self,
         request: Request<Streaming<pb::WithdrawRequest>>,
     ) -> Result<Response<ResultStream>, Status> {
-        self.ops.check_serving()?;
+        // A stream is not counted as in flight: each request on it is.
+        drop(self.ops.enter()?);
         let call = Call::from_metadata(request.metadata());
         let stream = withdraw_stream(
             Arc::clone(&self.ops),

@@ -52,13 +52,23 @@ pub async fn run(
         () = shutdown => {}
     }
     info!(grace = ?config.shutdown_grace, "shutting down: refusing new calls, draining in-flight ones");
-    ops.begin_shutdown();
+    ops.drain().begin();
     set_health(&health, ServingStatus::NotServing).await;
+    let deadline = tokio::time::Instant::now() + config.shutdown_grace;
+    // Keep the transport up while in-flight calls finish, so that new calls
+    // hear UNAVAILABLE from the service rather than a dropped connection.
+    tokio::select! {
+        result = &mut server => return result.map_err(Into::into),
+        _ = tokio::time::timeout_at(deadline, ops.drain().drained()) => {}
+    }
     let _ = stop_tx.send(());
-    match tokio::time::timeout(config.shutdown_grace, server).await {
+    match tokio::time::timeout_at(deadline, server).await {
         Ok(result) => result.map_err(Into::into),
         Err(_) => {
-            warn!("shutdown grace period over; dropping the calls still in flight");
+            warn!(
+                inflight = ops.drain().inflight(),
+                "shutdown grace period over; returning with calls still in flight"
+            );
             Ok(())
         }
     }

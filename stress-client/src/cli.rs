@@ -7,6 +7,8 @@ use std::time::Duration;
 use bank_server::cli::parse_duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::workload::Amounts;
+
 /// Load-test a bank.v1 server and check that it kept every account correct.
 ///
 /// Without --target, a bank server is started in-process on 127.0.0.1:0.
@@ -93,9 +95,10 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 10_000)]
     pub initial_balance: u64,
 
-    /// Op amounts, uniformly drawn from MIN..MAX (inclusive).
+    /// Op amounts: MIN..MAX draws uniformly (inclusive); a list like 70,80 is
+    /// dealt round-robin (op n of worker w takes item (w + n) mod len).
     #[arg(long, default_value = "1..100", value_parser = parse_amounts)]
-    pub amount: (u64, u64),
+    pub amount: Amounts,
 
     /// Fraction of ops that are deposits.
     #[arg(long, default_value_t = 0.2)]
@@ -146,15 +149,29 @@ pub struct RunArgs {
     pub resolve_timeout: Duration,
 }
 
-/// Parses `MIN..MAX` (or a single value) into an inclusive range.
-fn parse_amounts(s: &str) -> Result<(u64, u64), String> {
-    let (lo, hi) = s.split_once("..").unwrap_or((s, s));
-    let lo: u64 = lo.trim().parse().map_err(|e| format!("bad MIN in {s:?}: {e}"))?;
-    let hi: u64 = hi.trim().trim_start_matches('=').parse().map_err(|e| format!("bad MAX in {s:?}: {e}"))?;
-    if lo == 0 || lo > hi {
-        return Err(format!("need 1 <= MIN <= MAX, got {s:?}"));
+/// Parses `MIN..MAX`, a single value, or a comma list into [`Amounts`].
+fn parse_amounts(s: &str) -> Result<Amounts, String> {
+    let number = |t: &str| {
+        t.trim()
+            .parse::<u64>()
+            .map_err(|e| format!("bad amount {t:?} in {s:?}: {e}"))
+    };
+    let amounts = match s.split_once("..") {
+        Some((lo, hi)) => Amounts::Range(number(lo)?, number(hi.trim_start_matches('='))?),
+        None if s.contains(',') => Amounts::List(s.split(',').map(number).collect::<Result<_, _>>()?),
+        None => {
+            let n = number(s)?;
+            Amounts::Range(n, n)
+        }
+    };
+    let valid = match &amounts {
+        Amounts::Range(lo, hi) => *lo >= 1 && lo <= hi,
+        Amounts::List(list) => !list.is_empty() && list.iter().all(|a| *a >= 1),
+    };
+    if !valid {
+        return Err(format!("amounts must be at least 1 and MIN <= MAX, got {s:?}"));
     }
-    Ok((lo, hi))
+    Ok(amounts)
 }
 
 impl RunArgs {
@@ -192,9 +209,11 @@ mod tests {
 
     #[test]
     fn amounts_parse_and_reject() {
-        assert_eq!(parse_amounts("1..100"), Ok((1, 100)));
-        assert_eq!(parse_amounts("70"), Ok((70, 70)));
-        assert_eq!(parse_amounts("5..=9"), Ok((5, 9)));
+        assert_eq!(parse_amounts("1..100"), Ok(Amounts::Range(1, 100)));
+        assert_eq!(parse_amounts("70"), Ok(Amounts::Range(70, 70)));
+        assert_eq!(parse_amounts("5..=9"), Ok(Amounts::Range(5, 9)));
+        assert_eq!(parse_amounts("70,80"), Ok(Amounts::List(vec![70, 80])));
+        assert!(parse_amounts("70,0").is_err());
         assert!(parse_amounts("0..5").is_err());
         assert!(parse_amounts("9..5").is_err());
         assert!(parse_amounts("x").is_err());
@@ -204,7 +223,14 @@ mod tests {
     fn defaults_are_valid_and_bad_ratios_are_not() {
         let cli = Cli::try_parse_from(["stress-client"]).unwrap();
         cli.run.validate().unwrap();
-        let bad = Cli::try_parse_from(["stress-client", "--deposit-ratio", "0.8", "--transfer-ratio", "0.5"]).unwrap();
+        let bad = Cli::try_parse_from([
+            "stress-client",
+            "--deposit-ratio",
+            "0.8",
+            "--transfer-ratio",
+            "0.5",
+        ])
+        .unwrap();
         assert!(bad.run.validate().is_err());
     }
 }

@@ -13,7 +13,12 @@ use hdrhistogram::Histogram;
 use crate::recorder::new_histogram;
 
 /// Writes the per-interval histograms (index → histogram) to `path`.
-pub fn write(path: &Path, intervals: &BTreeMap<u64, Histogram<u64>>, interval: Duration, start: SystemTime) -> Result<(), String> {
+pub fn write(
+    path: &Path,
+    intervals: &BTreeMap<u64, Histogram<u64>>,
+    interval: Duration,
+    start: SystemTime,
+) -> Result<(), String> {
     let mut out = Vec::new();
     let mut serializer = V2DeflateSerializer::new();
     {
@@ -43,10 +48,14 @@ pub fn merge(paths: &[impl AsRef<Path>]) -> Result<(Histogram<u64>, usize), Stri
         let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         for entry in IntervalLogIterator::new(&bytes) {
             let entry = entry.map_err(|e| format!("{}: not an interval log ({e:?})", path.display()))?;
-            let LogEntry::Interval(interval) = entry else { continue };
+            let LogEntry::Interval(interval) = entry else {
+                continue;
+            };
             let h: Histogram<u64> = decode(&mut deserializer, interval.encoded_histogram())
                 .map_err(|e| format!("{}: bad histogram: {e}", path.display()))?;
-            total.add(&h).map_err(|e| format!("{}: cannot add histogram: {e:?}", path.display()))?;
+            total
+                .add(&h)
+                .map_err(|e| format!("{}: cannot add histogram: {e:?}", path.display()))?;
             intervals += 1;
         }
     }
@@ -55,8 +64,12 @@ pub fn merge(paths: &[impl AsRef<Path>]) -> Result<(Histogram<u64>, usize), Stri
 
 fn decode(deserializer: &mut Deserializer, base64_text: &str) -> Result<Histogram<u64>, String> {
     use base64::Engine as _;
-    let raw = base64::engine::general_purpose::STANDARD.decode(base64_text).map_err(|e| e.to_string())?;
-    deserializer.deserialize(&mut raw.as_slice()).map_err(|e| format!("{e:?}"))
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(base64_text)
+        .map_err(|e| e.to_string())?;
+    deserializer
+        .deserialize(&mut raw.as_slice())
+        .map_err(|e| format!("{e:?}"))
 }
 
 #[cfg(test)]

@@ -11,7 +11,9 @@ use stress_client::run::{execute, exit_for, Exit};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let exit = match cli.command {
@@ -40,8 +42,15 @@ fn merge(logs: &[std::path::PathBuf]) -> Exit {
     match stress_client::histlog::merge(logs) {
         Ok((h, intervals)) => {
             let l = latency(&h);
-            println!("merged {intervals} intervals from {} log(s), {} samples (us):", logs.len(), l.count);
-            println!("  p50 {}  p90 {}  p99 {}  p99.9 {}  p99.99 {}  max {}  mean {:.1}", l.p50, l.p90, l.p99, l.p999, l.p9999, l.max, l.mean);
+            println!(
+                "merged {intervals} intervals from {} log(s), {} samples (us):",
+                logs.len(),
+                l.count
+            );
+            println!(
+                "  p50 {}  p90 {}  p99 {}  p99.9 {}  p99.99 {}  max {}  mean {:.1}",
+                l.p50, l.p90, l.p99, l.p999, l.p9999, l.max, l.mean
+            );
             Exit::Passed
         }
         Err(e) => {

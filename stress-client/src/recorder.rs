@@ -97,7 +97,12 @@ pub fn record_us(h: &mut Histogram<u64>, value_us: u64) {
 impl IntervalSink {
     /// A sink sending one histogram per `interval_ns` of the run clock.
     pub fn new(tx: UnboundedSender<(u64, Histogram<u64>)>, interval_ns: u64) -> Self {
-        IntervalSink { tx, interval_ns: interval_ns.max(1), current: 0, histogram: new_histogram() }
+        IntervalSink {
+            tx,
+            interval_ns: interval_ns.max(1),
+            current: 0,
+            histogram: new_histogram(),
+        }
     }
 
     fn record(&mut self, at_ns: u64, latency_us: u64) {
@@ -120,7 +125,13 @@ impl IntervalSink {
 
 impl Recorder {
     /// A recorder on the run clock `origin`; statistics start at `warmup_end`.
-    pub fn new(worker: u32, origin: Instant, warmup_end: Instant, interval: Option<IntervalSink>, live: Arc<Live>) -> Self {
+    pub fn new(
+        worker: u32,
+        origin: Instant,
+        warmup_end: Instant,
+        interval: Option<IntervalSink>,
+        live: Arc<Live>,
+    ) -> Self {
         Recorder {
             worker,
             origin,
@@ -142,7 +153,12 @@ impl Recorder {
     }
 
     /// Records one finished call.
-    pub fn record(&mut self, planned: &Planned, timing: Timing, reply: Result<pb::OperationResult, tonic::Status>) {
+    pub fn record(
+        &mut self,
+        planned: &Planned,
+        timing: Timing,
+        reply: Result<pb::OperationResult, tonic::Status>,
+    ) {
         self.measure(timing);
         let index = u32::try_from(self.ops.len()).unwrap_or(u32::MAX);
         let mut op = Op {
@@ -156,14 +172,23 @@ impl Recorder {
             balance: 0,
             sequence: 0,
         };
-        let mut leg = TransferLeg { op: index, to_account: planned.to_account, to_balance: 0, to_sequence: 0 };
+        let mut leg = TransferLeg {
+            op: index,
+            to_account: planned.to_account,
+            to_balance: 0,
+            to_sequence: 0,
+        };
         self.counts.by_status[status_index(&reply)] += 1;
         match reply {
             Ok(r) => self.fill_reply(&mut op, &mut leg, &r, timing.received),
             Err(_) => {
                 self.counts.errors += 1;
                 self.live.errors.fetch_add(1, Ordering::Relaxed);
-                self.failures.push(Failure { op: index, worker: self.worker, number: planned.number });
+                self.failures.push(Failure {
+                    op: index,
+                    worker: self.worker,
+                    number: planned.number,
+                });
             }
         }
         if planned.kind == Kind::Transfer {
@@ -196,7 +221,10 @@ impl Recorder {
         self.counts.measured += 1;
         let corrected = micros(timing.received.saturating_duration_since(timing.intended));
         record_us(&mut self.corrected, corrected);
-        record_us(&mut self.uncorrected, micros(timing.received.saturating_duration_since(timing.sent)));
+        record_us(
+            &mut self.uncorrected,
+            micros(timing.received.saturating_duration_since(timing.sent)),
+        );
         let at_ns = self.clock_ns(timing.received);
         if let Some(sink) = self.interval.as_mut() {
             sink.record(at_ns, corrected);
@@ -225,7 +253,9 @@ pub fn outcome_of(wire: i32) -> Outcome {
 fn status_index(reply: &Result<pb::OperationResult, tonic::Status>) -> usize {
     match reply {
         Ok(_) => 0,
-        Err(status) => usize::try_from(i32::from(status.code())).unwrap_or(2).min(STATUS_CODES - 1),
+        Err(status) => usize::try_from(i32::from(status.code()))
+            .unwrap_or(2)
+            .min(STATUS_CODES - 1),
     }
 }
 

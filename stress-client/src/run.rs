@@ -16,7 +16,7 @@ use crate::progress::Progress;
 use crate::recorder::{new_histogram, Live};
 use crate::report::{self, hgrm, Consistency, Summary};
 use crate::target::Target;
-use crate::workload::account_id;
+use crate::workload::{account_id, Amounts};
 use crate::{histlog, settle, setup};
 
 /// The process exit codes (documented in the README and `--help`).
@@ -43,7 +43,11 @@ pub fn execute(args: &RunArgs) -> Result<Summary, String> {
             "stress-client: started an embedded bank server on {} (processing delay {:?}{})",
             target.endpoint,
             args.server_delay,
-            if args.server_unsafe_no_lock { ", UNSAFE: no lock" } else { "" }
+            if args.server_unsafe_no_lock {
+                ", UNSAFE: no lock"
+            } else {
+                ""
+            }
         );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -56,9 +60,12 @@ pub fn execute(args: &RunArgs) -> Result<Summary, String> {
     result
 }
 
-/// The exit code a summary calls for.
+/// The exit code a summary calls for. A run that completed no op proves
+/// nothing, so it is a failure, not a pass.
 pub fn exit_for(summary: &Summary) -> Exit {
-    if summary.consistency.passed {
+    if summary.operations.total == 0 {
+        Exit::Failure
+    } else if summary.consistency.passed {
         Exit::Passed
     } else {
         Exit::Violation
@@ -68,7 +75,9 @@ pub fn exit_for(summary: &Summary) -> Exit {
 async fn run_against(args: &RunArgs, endpoint: &str) -> Result<Summary, String> {
     let channels = setup::connect(endpoint, args.connections).await?;
     let run_id = format!("{:016x}", rand::random::<u64>());
-    let accounts = (0..u32::try_from(args.accounts).unwrap_or(u32::MAX)).map(|i| account_id(&run_id, i)).collect();
+    let accounts = (0..u32::try_from(args.accounts).unwrap_or(u32::MAX))
+        .map(|i| account_id(&run_id, i))
+        .collect();
     let names = Arc::new(Names { run_id, accounts });
     setup::open_accounts(channels[0].clone(), &names.accounts, args.initial_balance).await?;
     let live = Arc::new(Live::default());
@@ -76,7 +85,14 @@ async fn run_against(args: &RunArgs, endpoint: &str) -> Result<Summary, String> 
     let progress = Progress::start(Arc::clone(&live), args.quiet);
     let start = Instant::now();
     let wall_start = SystemTime::now();
-    let load = Load { args, channels: &channels, names: Arc::clone(&names), start, live, intervals };
+    let load = Load {
+        args,
+        channels: &channels,
+        names: Arc::clone(&names),
+        start,
+        live,
+        intervals,
+    };
     let mut recorders = drive::drive(load).await;
     let measured = Instant::now().saturating_duration_since(start + args.warmup);
     if let Some(p) = progress {
@@ -89,11 +105,23 @@ async fn run_against(args: &RunArgs, endpoint: &str) -> Result<Summary, String> 
     drop(recorders);
     let verdict = bank_checker::check(&history);
     drop(history);
-    let consistency = Consistency { passed: verdict.passed, total_violations: verdict.total_violations, violations: verdict.violations };
-    let summary = report::summarize(&merged, settlement, measured, consistency, config_json(args, endpoint));
+    let consistency = Consistency {
+        passed: verdict.passed,
+        total_violations: verdict.total_violations,
+        violations: verdict.violations,
+    };
+    let summary = report::summarize(
+        &merged,
+        settlement,
+        measured,
+        consistency,
+        config_json(args, endpoint),
+    );
     write_outputs(args, &summary, &merged.corrected)?;
     if let Some((path, collector)) = args.histogram_log.as_ref().zip(collector) {
-        let per_interval = collector.await.map_err(|e| format!("interval collector failed: {e}"))?;
+        let per_interval = collector
+            .await
+            .map_err(|e| format!("interval collector failed: {e}"))?;
         histlog::write(path, &per_interval, HISTOGRAM_LOG_INTERVAL, wall_start)?;
     }
     Ok(summary)
@@ -102,7 +130,12 @@ async fn run_against(args: &RunArgs, endpoint: &str) -> Result<Summary, String> 
 type Intervals = BTreeMap<u64, Histogram<u64>>;
 
 /// A task that adds up the workers' interval histograms as they arrive.
-fn interval_collector(enabled: bool) -> (Option<mpsc::UnboundedSender<(u64, Histogram<u64>)>>, Option<JoinHandle<Intervals>>) {
+fn interval_collector(
+    enabled: bool,
+) -> (
+    Option<mpsc::UnboundedSender<(u64, Histogram<u64>)>>,
+    Option<JoinHandle<Intervals>>,
+) {
     if !enabled {
         return (None, None);
     }
@@ -119,11 +152,13 @@ fn interval_collector(enabled: bool) -> (Option<mpsc::UnboundedSender<(u64, Hist
 
 fn write_outputs(args: &RunArgs, summary: &Summary, corrected: &Histogram<u64>) -> Result<(), String> {
     if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(summary).map_err(|e| format!("cannot encode the report: {e}"))?;
+        let text =
+            serde_json::to_string_pretty(summary).map_err(|e| format!("cannot encode the report: {e}"))?;
         std::fs::write(path, text + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     if let Some(path) = &args.hgrm {
-        std::fs::write(path, hgrm::render(corrected)).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        std::fs::write(path, hgrm::render(corrected))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(())
 }
@@ -142,8 +177,7 @@ fn config_json(args: &RunArgs, endpoint: &str) -> serde_json::Value {
         "rate": args.rate,
         "accounts": args.accounts,
         "initial_balance": args.initial_balance,
-        "amount_min": args.amount.0,
-        "amount_max": args.amount.1,
+        "amount": amounts_json(&args.amount),
         "deposit_ratio": args.deposit_ratio,
         "transfer_ratio": args.transfer_ratio,
         "wait_for_funds": args.wait_for_funds,
@@ -152,4 +186,11 @@ fn config_json(args: &RunArgs, endpoint: &str) -> serde_json::Value {
         "server_delay_s": args.target.is_none().then(|| args.server_delay.as_secs_f64()),
         "server_unsafe_no_lock": args.target.is_none().then_some(args.server_unsafe_no_lock),
     })
+}
+
+fn amounts_json(amounts: &Amounts) -> serde_json::Value {
+    match amounts {
+        Amounts::Range(min, max) => serde_json::json!({ "min": min, "max": max }),
+        Amounts::List(list) => serde_json::json!(list),
+    }
 }

@@ -32,7 +32,12 @@ pub struct Settlement {
 }
 
 /// Settles failed ops in place; returns the counts.
-pub async fn resolve(channel: &Channel, names: &Names, recorders: &mut [Recorder], patience: Duration) -> Settlement {
+pub async fn resolve(
+    channel: &Channel,
+    names: &Names,
+    recorders: &mut [Recorder],
+    patience: Duration,
+) -> Settlement {
     let failures: Vec<(usize, Failure)> = recorders
         .iter()
         .enumerate()
@@ -49,7 +54,10 @@ pub async fn resolve(channel: &Channel, names: &Names, recorders: &mut [Recorder
         .buffer_unordered(RESOLVE_CONCURRENCY)
         .collect()
         .await;
-    let mut settlement = Settlement { indeterminate: answers.len() as u64, resolved: 0 };
+    let mut settlement = Settlement {
+        indeterminate: answers.len() as u64,
+        resolved: 0,
+    };
     for (r, f, answer) in answers {
         if let Some((result, at)) = answer {
             apply(&mut recorders[r], f, &result, at);
@@ -73,7 +81,10 @@ async fn ask(
 ) -> Option<(pb::OperationResult, Instant)> {
     let give_up = Instant::now() + patience;
     loop {
-        let mut request = Request::new(pb::GetOperationRequest { account_id: account_id.clone(), request_id: request_id.clone() });
+        let mut request = Request::new(pb::GetOperationRequest {
+            account_id: account_id.clone(),
+            request_id: request_id.clone(),
+        });
         request.set_timeout(SETTLE_CALL_TIMEOUT);
         match client.get_operation(request).await {
             Ok(reply) => return Some((reply.into_inner(), Instant::now())),
@@ -90,14 +101,19 @@ async fn ask(
 
 /// Statuses after which asking again can help.
 fn retryable(status: &Status) -> bool {
-    matches!(status.code(), Code::Aborted | Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted)
+    matches!(
+        status.code(),
+        Code::Aborted | Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted
+    )
 }
 
 /// Writes a settled answer into the op. Its reply time is the settle reply's
 /// arrival: an op found applied had certainly taken effect by then.
 fn apply(rec: &mut Recorder, f: Failure, result: &pb::OperationResult, at: Instant) {
     let recv_ns = rec.clock_ns(at);
-    let Some(op) = rec.ops.get_mut(f.op as usize) else { return };
+    let Some(op) = rec.ops.get_mut(f.op as usize) else {
+        return;
+    };
     op.outcome = outcome_of(result.outcome);
     if op.outcome == Outcome::Unknown {
         return;
@@ -117,9 +133,15 @@ pub async fn final_states(channel: &Channel, names: &Names, initial_balance: u64
     let mut client = BankClient::new(channel.clone());
     let mut states = Vec::with_capacity(names.accounts.len());
     for id in &names.accounts {
-        let mut request = Request::new(pb::GetBalanceRequest { account_id: id.clone() });
+        let mut request = Request::new(pb::GetBalanceRequest {
+            account_id: id.clone(),
+        });
         request.set_timeout(SETTLE_CALL_TIMEOUT);
-        let account = client.get_balance(request).await.ok().map(tonic::Response::into_inner);
+        let account = client
+            .get_balance(request)
+            .await
+            .ok()
+            .map(tonic::Response::into_inner);
         states.push(AccountState {
             account_id: id.clone(),
             initial_balance,
@@ -134,7 +156,11 @@ pub async fn final_states(channel: &Channel, names: &Names, initial_balance: u64
 /// histograms and counts; their op buffers are emptied, not copied).
 pub fn history(recorders: &mut [Recorder], accounts: Vec<AccountState>) -> History {
     let total: usize = recorders.iter().map(|r| r.ops.len()).sum();
-    let mut history = History { accounts, ops: Vec::with_capacity(total), transfers: Vec::new() };
+    let mut history = History {
+        accounts,
+        ops: Vec::with_capacity(total),
+        transfers: Vec::new(),
+    };
     for rec in recorders {
         let offset = u32::try_from(history.ops.len()).unwrap_or(u32::MAX);
         history.ops.append(&mut rec.ops);

@@ -33,7 +33,10 @@ pub async fn connect(endpoint: &str, count: usize) -> Result<Vec<Channel>, Strin
 pub async fn open_accounts(channel: Channel, ids: &[String], initial_balance: u64) -> Result<(), String> {
     let mut client = BankClient::new(channel);
     for id in ids {
-        let mut request = tonic::Request::new(pb::OpenAccountRequest { account_id: id.clone(), initial_balance });
+        let mut request = tonic::Request::new(pb::OpenAccountRequest {
+            account_id: id.clone(),
+            initial_balance,
+        });
         request.set_timeout(SETUP_CALL_TIMEOUT);
         client
             .open_account(request)

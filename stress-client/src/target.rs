@@ -25,7 +25,10 @@ const EMBEDDED_WORKER_THREADS: usize = 2;
 impl Target {
     /// An external server at `endpoint`.
     pub fn external(endpoint: String) -> Self {
-        Target { endpoint, embedded: None }
+        Target {
+            endpoint,
+            embedded: None,
+        }
     }
 
     /// Starts a bank server in-process with `delay` and `unsafe_no_lock`.
@@ -43,21 +46,26 @@ impl Target {
             .enable_all()
             .build()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let thread = std::thread::Builder::new().name("embedded-bank".into()).spawn(move || {
-            runtime.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(listener) {
-                    Ok(l) => l,
-                    Err(e) => return tracing::error!("embedded server: {e}"),
-                };
-                let shutdown = async {
-                    let _ = stopped.await;
-                };
-                if let Err(e) = bank_server::run(listener, config, shutdown).await {
-                    tracing::error!("embedded server failed: {e}");
-                }
-            });
-        })?;
-        Ok(Target { endpoint: format!("http://{addr}"), embedded: Some(Embedded { stop, thread }) })
+        let thread = std::thread::Builder::new()
+            .name("embedded-bank".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let listener = match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => l,
+                        Err(e) => return tracing::error!("embedded server: {e}"),
+                    };
+                    let shutdown = async {
+                        let _ = stopped.await;
+                    };
+                    if let Err(e) = bank_server::run(listener, config, shutdown).await {
+                        tracing::error!("embedded server failed: {e}");
+                    }
+                });
+            })?;
+        Ok(Target {
+            endpoint: format!("http://{addr}"),
+            embedded: Some(Embedded { stop, thread }),
+        })
     }
 
     /// True when the server runs in this process.

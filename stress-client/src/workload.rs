@@ -8,11 +8,20 @@ use bank_checker::Kind;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+/// How op amounts are chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Amounts {
+    /// Uniform over MIN..=MAX.
+    Range(u64, u64),
+    /// Dealt round-robin: op n of worker w takes `list[(w + n) % len]`, so
+    /// `70,80` with two workers reproduces the textbook's two customers.
+    List(Vec<u64>),
+}
+
 /// The workload's shape, shared by all workers.
 #[derive(Debug, Clone)]
 pub struct Mix {
-    pub amount_min: u64,
-    pub amount_max: u64,
+    pub amounts: Amounts,
     pub deposit_ratio: f64,
     pub transfer_ratio: f64,
     pub wait_for_funds: f64,
@@ -37,6 +46,7 @@ pub struct Generator {
     mix: Arc<Mix>,
     accounts: u32,
     rng: SmallRng,
+    worker: u32,
     next_number: u64,
 }
 
@@ -45,7 +55,13 @@ impl Generator {
     pub fn new(mix: Arc<Mix>, accounts: u32, seed: u64, worker: u32) -> Self {
         // Spread worker seeds apart so neighbouring workers do not correlate.
         let worker_seed = seed ^ u64::from(worker).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        Generator { mix, accounts: accounts.max(1), rng: SmallRng::seed_from_u64(worker_seed), next_number: 0 }
+        Generator {
+            mix,
+            accounts: accounts.max(1),
+            rng: SmallRng::seed_from_u64(worker_seed),
+            worker,
+            next_number: 0,
+        }
     }
 
     /// The next op.
@@ -60,12 +76,35 @@ impl Generator {
             Kind::Withdraw
         };
         let account = self.rng.random_range(0..self.accounts);
-        let to_account = if kind == Kind::Transfer { self.other_account(account) } else { account };
-        let amount = self.rng.random_range(self.mix.amount_min..=self.mix.amount_max);
+        let to_account = if kind == Kind::Transfer {
+            self.other_account(account)
+        } else {
+            account
+        };
+        let amount = self.amount();
         let wait_for_funds = kind == Kind::Withdraw && self.rng.random_bool(self.mix.wait_for_funds);
         let number = self.next_number;
         self.next_number += 1;
-        Planned { kind, account, to_account, amount, wait_for_funds, number }
+        Planned {
+            kind,
+            account,
+            to_account,
+            amount,
+            wait_for_funds,
+            number,
+        }
+    }
+
+    fn amount(&mut self) -> u64 {
+        match &self.mix.amounts {
+            Amounts::Range(min, max) => self.rng.random_range(*min..=*max),
+            Amounts::List(list) => {
+                let turn = u64::from(self.worker).wrapping_add(self.next_number);
+                list.get((turn % list.len().max(1) as u64) as usize)
+                    .copied()
+                    .unwrap_or(1)
+            }
+        }
     }
 
     fn other_account(&mut self, account: u32) -> u32 {
@@ -94,7 +133,12 @@ mod tests {
     use super::*;
 
     fn mix() -> Arc<Mix> {
-        Arc::new(Mix { amount_min: 1, amount_max: 100, deposit_ratio: 0.2, transfer_ratio: 0.3, wait_for_funds: 0.5 })
+        Arc::new(Mix {
+            amounts: Amounts::Range(1, 100),
+            deposit_ratio: 0.2,
+            transfer_ratio: 0.3,
+            wait_for_funds: 0.5,
+        })
     }
 
     #[test]
@@ -107,8 +151,26 @@ mod tests {
         let transfers = ops.iter().filter(|o| o.kind == Kind::Transfer).count();
         assert!((1_500..2_500).contains(&deposits), "{deposits}");
         assert!((2_500..3_500).contains(&transfers), "{transfers}");
-        assert!(ops.iter().filter(|o| o.kind == Kind::Transfer).all(|o| o.account != o.to_account));
+        assert!(ops
+            .iter()
+            .filter(|o| o.kind == Kind::Transfer)
+            .all(|o| o.account != o.to_account));
         assert!(ops.iter().all(|o| (1..=100).contains(&o.amount) && o.account < 4));
+    }
+
+    #[test]
+    fn listed_amounts_are_dealt_round_robin() {
+        let mix = Arc::new(Mix {
+            amounts: Amounts::List(vec![70, 80]),
+            ..(*mix()).clone()
+        });
+        let first: Vec<u64> = (0..2)
+            .map(|w| Generator::new(Arc::clone(&mix), 1, 9, w).next_op().amount)
+            .collect();
+        assert_eq!(first, [70, 80]);
+        let mut g = Generator::new(mix, 1, 9, 0);
+        let amounts: Vec<u64> = (0..4).map(|_| g.next_op().amount).collect();
+        assert_eq!(amounts, [70, 80, 70, 80]);
     }
 
     #[test]

@@ -44,8 +44,7 @@ pub async fn drive(load: Load<'_>) -> Vec<Recorder> {
     let warmup_end = start + args.warmup;
     let budget_end = start + args.warmup + args.duration;
     let mix = Arc::new(Mix {
-        amount_min: args.amount.0,
-        amount_max: args.amount.1,
+        amounts: args.amount.clone(),
         deposit_ratio: args.deposit_ratio,
         transfer_ratio: args.transfer_ratio,
         wait_for_funds: args.wait_for_funds,
@@ -67,7 +66,10 @@ pub async fn drive(load: Load<'_>) -> Vec<Recorder> {
             names: Arc::clone(&load.names),
         };
         let interval_ns = u64::try_from(HISTOGRAM_LOG_INTERVAL.as_nanos()).unwrap_or(u64::MAX);
-        let sink = load.intervals.clone().map(|tx| IntervalSink::new(tx, interval_ns));
+        let sink = load
+            .intervals
+            .clone()
+            .map(|tx| IntervalSink::new(tx, interval_ns));
         let rec = Recorder::new(index, start, warmup_end, sink, Arc::clone(&load.live));
         let generator = Generator::new(Arc::clone(&mix), accounts, args.seed, index);
         let schedule = Schedule::new(args.rate, start, index, workers);

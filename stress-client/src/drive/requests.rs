@@ -58,7 +58,11 @@ pub async fn call_unary(
 ) -> (InFlight, Instant, Result<pb::OperationResult, Status>) {
     let p = &f.planned;
     let reply = match p.kind {
-        Kind::Withdraw => client.withdraw(with_timeout(names.withdraw(worker, p), timeout)).await,
+        Kind::Withdraw => {
+            client
+                .withdraw(with_timeout(names.withdraw(worker, p), timeout))
+                .await
+        }
         Kind::Deposit => {
             let req = pb::DepositRequest {
                 account_id: names.account(p.account),

@@ -10,7 +10,11 @@ pub enum Schedule {
     /// Send whenever a slot is free.
     Closed,
     /// Op k is due at `first + k * period`.
-    Open { first: Instant, period: Duration, next: u64 },
+    Open {
+        first: Instant,
+        period: Duration,
+        next: u64,
+    },
 }
 
 impl Schedule {
@@ -21,7 +25,11 @@ impl Schedule {
         // Each worker runs rate/workers ops/s; offsets interleave the workers.
         let period = Duration::from_secs_f64((workers / rate).min(3600.0));
         let offset = period.mul_f64(f64::from(worker) / workers);
-        Schedule::Open { first: start + offset, period, next: 0 }
+        Schedule::Open {
+            first: start + offset,
+            period,
+            next: 0,
+        }
     }
 
     /// When the next op is due (`None`: now).

@@ -45,7 +45,8 @@ pub struct WorkerSpec {
     pub names: Arc<Names>,
 }
 
-type UnaryFuture = Pin<Box<dyn Future<Output = (InFlight, Instant, Result<pb::OperationResult, Status>)> + Send>>;
+type UnaryFuture =
+    Pin<Box<dyn Future<Output = (InFlight, Instant, Result<pb::OperationResult, Status>)> + Send>>;
 
 /// An open `WithdrawStream` and its ops in flight, oldest first.
 struct OpenStream {
@@ -83,7 +84,15 @@ impl Budget {
 
 /// Runs one worker to the end of its budget and returns what it recorded.
 pub async fn run(spec: WorkerSpec, generator: Generator, schedule: Schedule, rec: Recorder) -> Recorder {
-    let mut w = Worker { spec, generator, schedule, rec, unary: FuturesUnordered::new(), stream: None, sent: 0 };
+    let mut w = Worker {
+        spec,
+        generator,
+        schedule,
+        rec,
+        unary: FuturesUnordered::new(),
+        stream: None,
+        sent: 0,
+    };
     while w.step().await {}
     w.fail_stream(Status::cancelled("worker finished"));
     w.rec.finish();
@@ -104,8 +113,15 @@ impl Worker {
         }
         let can_send = more && inflight < self.spec.pipeline;
         // Closed loop sends now; open loop sleeps until the op is due (or the budget ends).
-        let wake = self.schedule.due().map(|due| earliest(due, self.spec.budget.end()));
-        let stream_front = self.stream.as_ref().and_then(|s| s.inflight.front()).map(|f| f.sent);
+        let wake = self
+            .schedule
+            .due()
+            .map(|due| earliest(due, self.spec.budget.end()));
+        let stream_front = self
+            .stream
+            .as_ref()
+            .and_then(|s| s.inflight.front())
+            .map(|f| f.sent);
         let stream_deadline = stream_front.map(|sent| sent + self.spec.timeout);
         tokio::select! {
             biased;
@@ -129,11 +145,21 @@ impl Worker {
         let intended = self.schedule.take(now);
         let planned = self.generator.next_op();
         self.sent += 1;
-        let f = InFlight { planned, intended, sent: now };
+        let f = InFlight {
+            planned,
+            intended,
+            sent: now,
+        };
         if self.spec.mode == Mode::Stream && planned.kind == Kind::Withdraw {
             self.send_on_stream(f).await;
         } else {
-            let call = call_unary(self.spec.client.clone(), Arc::clone(&self.spec.names), self.spec.index, f, self.spec.timeout);
+            let call = call_unary(
+                self.spec.client.clone(),
+                Arc::clone(&self.spec.names),
+                self.spec.index,
+                f,
+                self.spec.timeout,
+            );
             self.unary.push(Box::pin(call));
         }
     }
@@ -142,15 +168,25 @@ impl Worker {
         if self.stream.is_none() {
             match open_stream(&mut self.spec.client, self.spec.pipeline).await {
                 Ok(s) => self.stream = Some(s),
-                Err(status) => return self.rec.record(&f.planned, timing(&f, Instant::now()), Err(status)),
+                Err(status) => {
+                    return self
+                        .rec
+                        .record(&f.planned, timing(&f, Instant::now()), Err(status))
+                }
             }
         }
         let request = self.spec.names.withdraw(self.spec.index, &f.planned);
-        let Some(stream) = self.stream.as_mut() else { return };
+        let Some(stream) = self.stream.as_mut() else {
+            return;
+        };
         // Opening the stream is part of the op's latency only through `intended`.
         f.sent = Instant::now();
         if stream.tx.send(request).await.is_err() {
-            self.rec.record(&f.planned, timing(&f, Instant::now()), Err(Status::unavailable("stream closed")));
+            self.rec.record(
+                &f.planned,
+                timing(&f, Instant::now()),
+                Err(Status::unavailable("stream closed")),
+            );
             self.fail_stream(Status::unavailable("stream closed"));
             return;
         }
@@ -177,7 +213,8 @@ impl Worker {
         let Some(stream) = self.stream.take() else { return };
         let received = Instant::now();
         for f in stream.inflight {
-            self.rec.record(&f.planned, timing(&f, received), Err(status.clone()));
+            self.rec
+                .record(&f.planned, timing(&f, received), Err(status.clone()));
         }
     }
 }
@@ -185,7 +222,11 @@ impl Worker {
 async fn open_stream(client: &mut BankClient<Channel>, pipeline: usize) -> Result<OpenStream, Status> {
     let (tx, rx) = mpsc::channel(pipeline.max(1));
     let response = client.withdraw_stream(ReceiverStream::new(rx)).await?;
-    Ok(OpenStream { tx, rx: response.into_inner(), inflight: VecDeque::with_capacity(pipeline) })
+    Ok(OpenStream {
+        tx,
+        rx: response.into_inner(),
+        inflight: VecDeque::with_capacity(pipeline),
+    })
 }
 
 async fn next_reply(stream: &mut Option<OpenStream>) -> Result<Option<pb::OperationResult>, Status> {
@@ -206,5 +247,9 @@ fn earliest(due: Instant, end: Option<Instant>) -> Instant {
 }
 
 fn timing(f: &InFlight, received: Instant) -> Timing {
-    Timing { intended: f.intended, sent: f.sent, received }
+    Timing {
+        intended: f.intended,
+        sent: f.sent,
+        received,
+    }
 }

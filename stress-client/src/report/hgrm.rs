@@ -22,16 +22,39 @@ pub fn render(h: &Histogram<u64>) -> String {
             let value = v.value_iterated_to() as f64 / VALUE_SCALE;
             let quantile = v.quantile_iterated_to();
             if quantile < 1.0 {
-                let _ = writeln!(out, "{value:12.3} {quantile:2.12} {total:10} {:14.2}", 1.0 / (1.0 - quantile));
+                let _ = writeln!(
+                    out,
+                    "{value:12.3} {quantile:2.12} {total:10} {:14.2}",
+                    1.0 / (1.0 - quantile)
+                );
             } else {
                 let _ = writeln!(out, "{value:12.3} {quantile:2.12} {total:10}");
             }
         }
     }
-    let (mean, stdev, max) = if h.is_empty() { (0.0, 0.0, 0.0) } else { (h.mean(), h.stdev(), h.max() as f64) };
-    let _ = writeln!(out, "#[Mean    = {:12.3}, StdDeviation   = {:12.3}]", mean / VALUE_SCALE, stdev / VALUE_SCALE);
-    let _ = writeln!(out, "#[Max     = {:12.3}, Total count    = {:12}]", max / VALUE_SCALE, h.len());
-    let _ = writeln!(out, "#[Buckets = {:12}, SubBuckets     = {:12}]", h.buckets(), 2048);
+    let (mean, stdev, max) = if h.is_empty() {
+        (0.0, 0.0, 0.0)
+    } else {
+        (h.mean(), h.stdev(), h.max() as f64)
+    };
+    let _ = writeln!(
+        out,
+        "#[Mean    = {:12.3}, StdDeviation   = {:12.3}]",
+        mean / VALUE_SCALE,
+        stdev / VALUE_SCALE
+    );
+    let _ = writeln!(
+        out,
+        "#[Max     = {:12.3}, Total count    = {:12}]",
+        max / VALUE_SCALE,
+        h.len()
+    );
+    let _ = writeln!(
+        out,
+        "#[Buckets = {:12}, SubBuckets     = {:12}]",
+        h.buckets(),
+        2048
+    );
     out
 }
 
@@ -47,7 +70,11 @@ mod tests {
         }
         let text = render(&h);
         assert!(text.starts_with("       Value     Percentile TotalCount 1/(1-Percentile)\n\n"));
-        let last_row = text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).last().unwrap();
+        let last_row = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .last()
+            .unwrap();
         let cols: Vec<&str> = last_row.split_whitespace().collect();
         assert_eq!(cols.len(), 3, "{last_row}");
         assert_eq!(cols[1], "1.000000000000");

@@ -14,19 +14,35 @@ pub fn render(s: &Summary, open_loop: bool) -> String {
     let mut out = String::new();
     let o = &s.operations;
     let _ = writeln!(out, "== stress-client report ==");
-    let _ = writeln!(out, "throughput      {:.1} ops/s over {:.2} s measured", s.throughput_ops_per_s, s.measured_s);
+    let _ = writeln!(
+        out,
+        "throughput      {:.1} ops/s over {:.2} s measured",
+        s.throughput_ops_per_s, s.measured_s
+    );
     let _ = writeln!(
         out,
         "operations      {} total: {} approved, {} insufficient funds, {} not applied, {} errors",
         o.total, o.approved, o.insufficient_funds, o.not_applied, o.errors
     );
-    let _ = writeln!(out, "unknown outcome {} (resolved by GetOperation: {}, unresolved: {})", o.indeterminate, o.resolved, o.unresolved);
+    let _ = writeln!(
+        out,
+        "unknown outcome {} (resolved by GetOperation: {}, unresolved: {})",
+        o.indeterminate, o.resolved, o.unresolved
+    );
     let codes: Vec<String> = s.status_codes.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let _ = writeln!(out, "status codes    {}", codes.join(" "));
-    let label = if open_loop { "latency (corrected, from intended send)" } else { "latency" };
+    let label = if open_loop {
+        "latency (corrected, from intended send)"
+    } else {
+        "latency"
+    };
     latency_line(&mut out, label, &s.latency_us);
     if open_loop {
-        latency_line(&mut out, "latency (uncorrected, from actual send)", &s.latency_us_uncorrected);
+        latency_line(
+            &mut out,
+            "latency (uncorrected, from actual send)",
+            &s.latency_us_uncorrected,
+        );
     }
     verdict(&mut out, s);
     out
@@ -44,14 +60,25 @@ fn latency_line(out: &mut String, label: &str, l: &Latency) {
 fn verdict(out: &mut String, s: &Summary) {
     let c = &s.consistency;
     if c.passed {
-        let _ = writeln!(out, "consistency     PASSED: every account's history is linearizable and balances add up");
+        let _ = writeln!(
+            out,
+            "consistency     PASSED: every account's history is linearizable and balances add up"
+        );
         return;
     }
     let _ = writeln!(out, "consistency     FAILED: {} violation(s)", c.total_violations);
     for v in c.violations.iter().take(VIOLATIONS_SHOWN) {
-        let _ = writeln!(out, "  - [{}] account {}: {}", v.kind.as_str(), v.account_id, v.detail);
+        let _ = writeln!(
+            out,
+            "  - [{}] account {}: {}",
+            v.kind.as_str(),
+            v.account_id,
+            v.detail
+        );
     }
-    let hidden = c.total_violations.saturating_sub(VIOLATIONS_SHOWN.min(c.violations.len()) as u64);
+    let hidden = c
+        .total_violations
+        .saturating_sub(VIOLATIONS_SHOWN.min(c.violations.len()) as u64);
     if hidden > 0 {
         let _ = writeln!(out, "  ... and {hidden} more");
     }

@@ -79,7 +79,11 @@ pub struct Merged {
 
 /// Adds up every worker's histograms and counts.
 pub fn merge(recorders: &[Recorder]) -> Merged {
-    let mut merged = Merged { corrected: new_histogram(), uncorrected: new_histogram(), counts: Counts::default() };
+    let mut merged = Merged {
+        corrected: new_histogram(),
+        uncorrected: new_histogram(),
+        counts: Counts::default(),
+    };
     for rec in recorders {
         // Auto-resizing histograms of equal precision always add.
         let _ = merged.corrected.add(&rec.corrected);
@@ -100,7 +104,13 @@ pub fn merge(recorders: &[Recorder]) -> Merged {
 
 /// Percentiles of `h` (all zero when empty).
 pub fn latency(h: &Histogram<u64>) -> Latency {
-    let q = |quantile| if h.is_empty() { 0 } else { h.value_at_quantile(quantile) };
+    let q = |quantile| {
+        if h.is_empty() {
+            0
+        } else {
+            h.value_at_quantile(quantile)
+        }
+    };
     Latency {
         p50: q(0.5),
         p90: q(0.9),
