@@ -29,7 +29,11 @@ fn run(args: &stress_client::cli::RunArgs) -> Exit {
             if !args.quiet {
                 print!("{}", human::render(&summary, args.rate.is_some()));
             }
-            exit_for(&summary)
+            let exit = exit_for(&summary);
+            if exit == Exit::Failure {
+                eprintln!("stress-client: the run completed no operation, so there is nothing to check");
+            }
+            exit
         }
         Err(e) => {
             eprintln!("stress-client: {e}");

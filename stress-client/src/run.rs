@@ -128,14 +128,10 @@ async fn run_against(args: &RunArgs, endpoint: &str) -> Result<Summary, String> 
 }
 
 type Intervals = BTreeMap<u64, Histogram<u64>>;
+type IntervalSender = mpsc::UnboundedSender<(u64, Histogram<u64>)>;
 
 /// A task that adds up the workers' interval histograms as they arrive.
-fn interval_collector(
-    enabled: bool,
-) -> (
-    Option<mpsc::UnboundedSender<(u64, Histogram<u64>)>>,
-    Option<JoinHandle<Intervals>>,
-) {
+fn interval_collector(enabled: bool) -> (Option<IntervalSender>, Option<JoinHandle<Intervals>>) {
     if !enabled {
         return (None, None);
     }
@@ -183,7 +179,7 @@ fn config_json(args: &RunArgs, endpoint: &str) -> serde_json::Value {
         "wait_for_funds": args.wait_for_funds,
         "timeout_s": args.timeout.as_secs_f64(),
         "seed": args.seed,
-        "server_delay_s": args.target.is_none().then(|| args.server_delay.as_secs_f64()),
+        "server_delay_s": args.target.is_none().then_some(args.server_delay.as_secs_f64()),
         "server_unsafe_no_lock": args.target.is_none().then_some(args.server_unsafe_no_lock),
     })
 }

@@ -29,6 +29,8 @@ pub struct Settlement {
     pub indeterminate: u64,
     /// Of those, how many the server settled.
     pub resolved: u64,
+    /// Of the settled ones, how many had taken effect (approved or denied).
+    pub resolved_applied: u64,
 }
 
 /// Settles failed ops in place; returns the counts.
@@ -56,11 +58,11 @@ pub async fn resolve(
         .await;
     let mut settlement = Settlement {
         indeterminate: answers.len() as u64,
-        resolved: 0,
+        ..Settlement::default()
     };
     for (r, f, answer) in answers {
         if let Some((result, at)) = answer {
-            apply(&mut recorders[r], f, &result, at);
+            settlement.resolved_applied += u64::from(apply(&mut recorders[r], f, &result, at));
             settlement.resolved += 1;
         }
     }
@@ -108,15 +110,16 @@ fn retryable(status: &Status) -> bool {
 }
 
 /// Writes a settled answer into the op. Its reply time is the settle reply's
-/// arrival: an op found applied had certainly taken effect by then.
-fn apply(rec: &mut Recorder, f: Failure, result: &pb::OperationResult, at: Instant) {
+/// arrival: an op found applied had certainly taken effect by then. True
+/// when the op had taken effect (it took a sequence number).
+fn apply(rec: &mut Recorder, f: Failure, result: &pb::OperationResult, at: Instant) -> bool {
     let recv_ns = rec.clock_ns(at);
     let Some(op) = rec.ops.get_mut(f.op as usize) else {
-        return;
+        return false;
     };
     op.outcome = outcome_of(result.outcome);
     if op.outcome == Outcome::Unknown {
-        return;
+        return false;
     }
     op.resolved = true;
     op.recv_ns = recv_ns;
@@ -126,6 +129,7 @@ fn apply(rec: &mut Recorder, f: Failure, result: &pb::OperationResult, at: Insta
         rec.legs[i].to_balance = result.to_balance;
         rec.legs[i].to_sequence = result.to_sequence;
     }
+    matches!(op.outcome, Outcome::Approved | Outcome::InsufficientFunds)
 }
 
 /// Reads every account's final balance and sequence (`None` where it fails).

@@ -72,8 +72,7 @@ mod tests {
         assert!(text.starts_with("       Value     Percentile TotalCount 1/(1-Percentile)\n\n"));
         let last_row = text
             .lines()
-            .filter(|l| !l.starts_with('#') && !l.is_empty())
-            .last()
+            .rfind(|l| !l.starts_with('#') && !l.is_empty())
             .unwrap();
         let cols: Vec<&str> = last_row.split_whitespace().collect();
         assert_eq!(cols.len(), 3, "{last_row}");

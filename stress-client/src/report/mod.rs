@@ -42,6 +42,8 @@ pub struct Operations {
     pub indeterminate: u64,
     /// Of those, settled by `GetOperation`.
     pub resolved: u64,
+    /// Of the settled ones, how many had taken effect (approved or denied).
+    pub resolved_applied: u64,
     /// Of those, never settled: checked with bounds.
     pub unresolved: u64,
 }
@@ -146,6 +148,7 @@ pub fn summarize(
             errors: c.errors,
             indeterminate: settlement.indeterminate,
             resolved: settlement.resolved,
+            resolved_applied: settlement.resolved_applied,
             unresolved: settlement.indeterminate - settlement.resolved,
         },
         status_codes: status_codes(&c.by_status),

@@ -1,0 +1,210 @@
+//! End-to-end runs of the real `stress-client` binary on 127.0.0.1:0: a
+//! correct server passes (exit 0), `--unsafe-no-lock` is caught (exit 1),
+//! timeouts shorter than the delay are all resolved, failures exit 2.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Runs the binary with `args` plus `--quiet --json`; returns exit code and report.
+fn stress(args: &[&str]) -> (i32, Option<Value>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json = dir.path().join("report.json");
+    let status = Command::new(env!("CARGO_BIN_EXE_stress-client"))
+        .args(args)
+        .args(["--quiet", "--json"])
+        .arg(&json)
+        .status()
+        .expect("stress-client runs");
+    (status.code().expect("exited, not killed"), read_json(&json))
+}
+
+fn read_json(path: &Path) -> Option<Value> {
+    let text = std::fs::read_to_string(path).ok()?;
+    Some(serde_json::from_str(&text).expect("the report is valid JSON"))
+}
+
+fn ops(report: &Value, key: &str) -> u64 {
+    report["operations"][key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("operations.{key} in {report}"))
+}
+
+#[test]
+fn a_correct_server_passes_with_approvals_denials_and_transfers() {
+    let (code, report) = stress(&[
+        "--server-delay",
+        "0s",
+        "--connections",
+        "2",
+        "--streams",
+        "8",
+        "--requests",
+        "600",
+        "--warmup",
+        "0s",
+        "--accounts",
+        "3",
+        "--initial-balance",
+        "500",
+        "--mode",
+        "stream",
+    ]);
+    let report = report.expect("a report");
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["consistency"]["passed"], Value::Bool(true));
+    assert_eq!(ops(&report, "total"), 600);
+    assert!(
+        ops(&report, "approved") > 0 && ops(&report, "insufficient_funds") > 0,
+        "{report:#}"
+    );
+    assert_eq!(ops(&report, "errors"), 0);
+    for key in ["p50", "p90", "p99", "p999", "p9999", "max"] {
+        assert!(report["latency_us"][key].as_u64().is_some(), "latency_us.{key}");
+    }
+    assert!(report["throughput_ops_per_s"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn an_unlocked_server_is_reported_as_violated_with_exit_code_1() {
+    // Sixteen withdrawals at a time on one account, each reading the balance
+    // and sleeping 20 ms before writing back: updates are lost every time.
+    let (code, report) = stress(&[
+        "--server-unsafe-no-lock",
+        "--server-delay",
+        "20ms",
+        "--streams",
+        "16",
+        "--requests",
+        "64",
+        "--warmup",
+        "0s",
+        "--deposit-ratio",
+        "0",
+        "--transfer-ratio",
+        "0",
+        "--initial-balance",
+        "100000",
+        "--mode",
+        "unary",
+    ]);
+    let report = report.expect("a report");
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(report["consistency"]["passed"], Value::Bool(false));
+    let kinds: Vec<&str> = report["consistency"]["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["kind"].as_str())
+        .collect();
+    assert!(kinds.contains(&"lost_update"), "{kinds:?}");
+}
+
+#[test]
+fn the_seed_scenario_approves_one_of_two_with_the_lock() {
+    let (code, report) = stress(&[
+        "--server-delay",
+        "200ms",
+        "--initial-balance",
+        "100",
+        "--amount",
+        "70,80",
+        "--deposit-ratio",
+        "0",
+        "--transfer-ratio",
+        "0",
+        "--streams",
+        "2",
+        "--requests",
+        "2",
+        "--warmup",
+        "0s",
+        "--mode",
+        "unary",
+    ]);
+    let report = report.expect("a report");
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(
+        (ops(&report, "approved"), ops(&report, "insufficient_funds")),
+        (1, 1)
+    );
+}
+
+#[test]
+fn timeouts_shorter_than_the_delay_are_resolved_and_still_pass() {
+    // Each op holds the lock for 40 ms but its caller waits only 15 ms: almost
+    // every call fails, some after taking effect. GetOperation settles them all.
+    for mode in ["unary", "stream"] {
+        let (code, report) = stress(&[
+            "--server-delay",
+            "40ms",
+            "--timeout",
+            "15ms",
+            "--streams",
+            "6",
+            "--requests",
+            "30",
+            "--warmup",
+            "0s",
+            "--accounts",
+            "2",
+            "--mode",
+            mode,
+        ]);
+        let report = report.expect("a report");
+        assert_eq!(code, 0, "{mode}: {report:#}");
+        assert!(ops(&report, "indeterminate") > 0, "{mode}: {report:#}");
+        assert_eq!(
+            ops(&report, "resolved"),
+            ops(&report, "indeterminate"),
+            "{mode}: {report:#}"
+        );
+        assert_eq!(ops(&report, "unresolved"), 0);
+    }
+}
+
+#[test]
+fn an_unreachable_target_exits_2_and_bad_flags_too() {
+    let (code, report) = stress(&["--target", "http://127.0.0.1:1", "--requests", "1"]);
+    assert_eq!(code, 2);
+    assert!(report.is_none());
+    let (code, _) = stress(&["--deposit-ratio", "2"]);
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn hgrm_and_interval_logs_are_written_and_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let hgrm = dir.path().join("run.hgrm");
+    let log = dir.path().join("run.hlog");
+    let (code, _) = stress(&[
+        "--server-delay",
+        "0s",
+        "--requests",
+        "300",
+        "--warmup",
+        "0s",
+        "--streams",
+        "4",
+        "--hgrm",
+        hgrm.to_str().unwrap(),
+        "--histogram-log",
+        log.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0);
+    let text = std::fs::read_to_string(&hgrm).unwrap();
+    assert!(
+        text.contains("Percentile") && text.contains("Total count    =          300]"),
+        "{text}"
+    );
+    let merged = Command::new(env!("CARGO_BIN_EXE_stress-client"))
+        .arg("merge")
+        .arg(&log)
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(merged.status.success());
+    let out = String::from_utf8_lossy(&merged.stdout);
+    assert!(out.contains("600 samples"), "{out}");
+}
