@@ -26,8 +26,8 @@ pub fn render(s: &Summary, open_loop: bool) -> String {
     );
     let _ = writeln!(
         out,
-        "unknown outcome {} (resolved by GetOperation: {}, unresolved: {})",
-        o.indeterminate, o.resolved, o.unresolved
+        "unknown outcome {} (resolved by GetOperation: {}, of which {} had taken effect; unresolved: {})",
+        o.indeterminate, o.resolved, o.resolved_applied, o.unresolved
     );
     let codes: Vec<String> = s.status_codes.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let _ = writeln!(out, "status codes    {}", codes.join(" "));
