@@ -21,7 +21,7 @@ printf '\n==== stress run against bank-server (release) ====\n'
   --connections 4 --streams 32 --duration 3s --warmup 1s --accounts 4 --quiet \
   --json target/ci-stress.json
 echo "stress-client exit code 0; report:"
-cat target/ci-stress.json | head -40
+head -40 target/ci-stress.json
 
 printf '\n==== SIGTERM: the server exits 0 ====\n'
 kill -TERM "$SERVER"

@@ -1,6 +1,7 @@
 //! The `bank-server` binary: parse flags, set up tracing, build the runtime,
 //! bind, and hand over to `bank_server::run` until SIGINT or SIGTERM.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use bank_server::cli::Args;
@@ -15,6 +16,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let config = match args.config() {
         Ok(config) => config,

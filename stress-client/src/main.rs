@@ -1,6 +1,7 @@
 //! The `stress-client` binary: parse flags, set up tracing, run (or merge
 //! interval logs), print the report, exit 0 (passed), 1 (violation) or 2 (failure).
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -15,6 +16,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let exit = match cli.command {
         Some(Command::Merge { logs }) => merge(&logs),
