@@ -4,17 +4,18 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use hdrhistogram::Histogram;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tonic::transport::Channel;
 
 use crate::cli::RunArgs;
 use crate::drive::{self, Load, Names, HISTOGRAM_LOG_INTERVAL};
 use crate::progress::Progress;
-use crate::recorder::{new_histogram, Live};
-use crate::report::{self, hgrm, Consistency, Summary};
+use crate::recorder::{new_histogram, Live, Recorder};
+use crate::report::{self, hgrm, Consistency, Merged, Summary};
 use crate::target::Target;
 use crate::workload::{account_id, Amounts};
 use crate::{histlog, settle, setup};
@@ -74,17 +75,11 @@ pub fn exit_for(summary: &Summary) -> Exit {
 
 async fn run_against(args: &RunArgs, endpoint: &str) -> Result<Summary, String> {
     let channels = setup::connect(endpoint, args.connections).await?;
-    let run_id = format!("{:016x}", rand::random::<u64>());
-    let accounts = (0..u32::try_from(args.accounts).unwrap_or(u32::MAX))
-        .map(|i| account_id(&run_id, i))
-        .collect();
-    let names = Arc::new(Names { run_id, accounts });
-    setup::open_accounts(channels[0].clone(), &names.accounts, args.initial_balance).await?;
+    let names = Arc::new(prepare_accounts(args, &channels[0]).await?);
     let live = Arc::new(Live::default());
     let (intervals, collector) = interval_collector(args.histogram_log.is_some());
     let progress = Progress::start(Arc::clone(&live), args.quiet);
-    let start = Instant::now();
-    let wall_start = SystemTime::now();
+    let (start, wall_start) = (Instant::now(), SystemTime::now());
     let load = Load {
         args,
         channels: &channels,
@@ -93,15 +88,45 @@ async fn run_against(args: &RunArgs, endpoint: &str) -> Result<Summary, String> 
         live,
         intervals,
     };
-    let mut recorders = drive::drive(load).await;
+    let recorders = drive::drive(load).await;
     let measured = Instant::now().saturating_duration_since(start + args.warmup);
     if let Some(p) = progress {
         p.finish();
     }
-    let settlement = settle::resolve(&channels[0], &names, &mut recorders, args.resolve_timeout).await;
-    let finals = settle::final_states(&channels[0], &names, args.initial_balance).await;
+    let (merged, summary) = settle_and_check(args, endpoint, &channels[0], &names, recorders, measured).await;
+    write_outputs(args, &summary, &merged.corrected)?;
+    if let Some((path, collector)) = args.histogram_log.as_ref().zip(collector) {
+        let per_interval = collector
+            .await
+            .map_err(|e| format!("interval collector failed: {e}"))?;
+        histlog::write(path, &per_interval, HISTOGRAM_LOG_INTERVAL, wall_start)?;
+    }
+    Ok(summary)
+}
+
+/// Names this run's fresh accounts and opens them.
+async fn prepare_accounts(args: &RunArgs, channel: &Channel) -> Result<Names, String> {
+    let run_id = format!("{:016x}", rand::random::<u64>());
+    let count = u32::try_from(args.accounts).unwrap_or(u32::MAX);
+    let accounts: Vec<String> = (0..count).map(|i| account_id(&run_id, i)).collect();
+    setup::open_accounts(channel.clone(), &accounts, args.initial_balance).await?;
+    Ok(Names { run_id, accounts })
+}
+
+/// Settles unknown ops, reads final states, checks the history, summarises.
+async fn settle_and_check(
+    args: &RunArgs,
+    endpoint: &str,
+    channel: &Channel,
+    names: &Names,
+    mut recorders: Vec<Recorder>,
+    measured: Duration,
+) -> (Merged, Summary) {
+    let settlement = settle::resolve(channel, names, &mut recorders, args.resolve_timeout).await;
+    let finals = settle::final_states(channel, names, args.initial_balance).await;
     let merged = report::merge(&recorders);
     let history = settle::history(&mut recorders, finals);
+    // The records moved into the history; the rest of the recorders can go.
     drop(recorders);
     let verdict = bank_checker::check(&history);
     drop(history);
@@ -117,14 +142,7 @@ async fn run_against(args: &RunArgs, endpoint: &str) -> Result<Summary, String> 
         consistency,
         config_json(args, endpoint),
     );
-    write_outputs(args, &summary, &merged.corrected)?;
-    if let Some((path, collector)) = args.histogram_log.as_ref().zip(collector) {
-        let per_interval = collector
-            .await
-            .map_err(|e| format!("interval collector failed: {e}"))?;
-        histlog::write(path, &per_interval, HISTOGRAM_LOG_INTERVAL, wall_start)?;
-    }
-    Ok(summary)
+    (merged, summary)
 }
 
 type Intervals = BTreeMap<u64, Histogram<u64>>;

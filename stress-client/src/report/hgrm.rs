@@ -10,28 +10,40 @@ use hdrhistogram::Histogram;
 const TICKS_PER_HALF_DISTANCE: u32 = 5;
 /// Recorded values are microseconds; the file shows milliseconds.
 const VALUE_SCALE: f64 = 1000.0;
+/// Sub-buckets of a 3-significant-figure histogram, as the footer reports them.
+const SUB_BUCKETS: u32 = 2048;
 
 /// Renders `h` (microsecond values) as `.hgrm` text.
 pub fn render(h: &Histogram<u64>) -> String {
-    let mut out = String::new();
-    out.push_str("       Value     Percentile TotalCount 1/(1-Percentile)\n\n");
+    let mut out = String::from("       Value     Percentile TotalCount 1/(1-Percentile)\n\n");
+    rows(&mut out, h);
+    footer(&mut out, h);
+    out
+}
+
+/// One row per quantile step; the last (100%) row has no 1/(1-p) column.
+fn rows(out: &mut String, h: &Histogram<u64>) {
+    if h.is_empty() {
+        return;
+    }
     let mut total = 0u64;
-    if !h.is_empty() {
-        for v in h.iter_quantiles(TICKS_PER_HALF_DISTANCE) {
-            total += v.count_since_last_iteration();
-            let value = v.value_iterated_to() as f64 / VALUE_SCALE;
-            let quantile = v.quantile_iterated_to();
-            if quantile < 1.0 {
-                let _ = writeln!(
-                    out,
-                    "{value:12.3} {quantile:2.12} {total:10} {:14.2}",
-                    1.0 / (1.0 - quantile)
-                );
-            } else {
-                let _ = writeln!(out, "{value:12.3} {quantile:2.12} {total:10}");
-            }
+    for v in h.iter_quantiles(TICKS_PER_HALF_DISTANCE) {
+        total += v.count_since_last_iteration();
+        let value = v.value_iterated_to() as f64 / VALUE_SCALE;
+        let quantile = v.quantile_iterated_to();
+        if quantile < 1.0 {
+            let _ = writeln!(
+                out,
+                "{value:12.3} {quantile:2.12} {total:10} {:14.2}",
+                1.0 / (1.0 - quantile)
+            );
+        } else {
+            let _ = writeln!(out, "{value:12.3} {quantile:2.12} {total:10}");
         }
     }
+}
+
+fn footer(out: &mut String, h: &Histogram<u64>) {
     let (mean, stdev, max) = if h.is_empty() {
         (0.0, 0.0, 0.0)
     } else {
@@ -53,9 +65,8 @@ pub fn render(h: &Histogram<u64>) -> String {
         out,
         "#[Buckets = {:12}, SubBuckets     = {:12}]",
         h.buckets(),
-        2048
+        SUB_BUCKETS
     );
-    out
 }
 
 #[cfg(test)]
