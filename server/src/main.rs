@@ -9,6 +9,11 @@ use clap::Parser;
 use tokio::net::TcpListener;
 use tracing::{error, info};
 
+/// mimalloc: ~10% more requests per CPU-second than glibc malloc here, whose
+/// free-list consolidation shows up in profiles of the gRPC path (bench/).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = Args::parse();
     tracing_subscriber::fmt()
@@ -31,9 +36,11 @@ fn main() -> ExitCode {
         .build();
     let result = runtime.map_err(Into::into).and_then(|rt| {
         rt.block_on(async {
+            // Signals are caught from here on: one during startup still drains cleanly.
+            let shutdown = bank_server::signal::shutdown();
             let listener = TcpListener::bind(args.listen).await?;
             info!(addr = %listener.local_addr()?, delay = ?config.ledger.processing_delay, "bank-server listening");
-            bank_server::run(listener, config, bank_server::signal::shutdown()).await
+            bank_server::run(listener, config, shutdown).await
         })
     });
     match result {

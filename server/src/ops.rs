@@ -1,13 +1,18 @@
 //! The async path of every money-moving op: validate, find the account(s),
-//! pass the per-account gate, then run the ledger call on the blocking pool.
-//! Unary handlers and the withdrawal stream both go through here.
+//! pass the per-account gate, then run the ledger call: right here when it
+//! cannot block (lock free, no delay, no wait), else on the account's runner
+//! (see [`crate::gate`]) or, for ops that may wait for funds or lock two
+//! accounts, on a blocking-pool thread of their own. Unary handlers and the
+//! withdrawal stream both go through here.
 
 use std::sync::Arc;
 
 use crate::call::Call;
 use crate::drain::{Drain, Entered};
 use crate::fence::Fence;
-use crate::ledger::{Deposit, Ledger, LedgerError, LedgerResult, OpResult, Transfer, Withdrawal};
+use crate::ledger::{
+    Account, CallContext, Deposit, Ledger, LedgerError, LedgerResult, OpResult, Transfer, Withdrawal,
+};
 
 /// The state every handler shares.
 #[derive(Debug)]
@@ -48,9 +53,13 @@ impl Ops {
         let account = self.ledger.account(&w.account_id)?;
         let fence = Fence::new(&self.ledger, &account, &w.request_id);
         let admission = fence.around(account.gate().admit()).await?;
-        let mut ctx = call.context(Box::new(move || drop(admission)));
+        let ctx = call.context(Box::new(move || drop(admission)));
         let ledger = Arc::clone(&self.ledger);
-        blocking(move || ledger.withdraw(&account, &w, &mut ctx)).await
+        // A withdrawal that may wait for funds must not hold up the runner;
+        // the race demo needs its withdrawals side by side, not in a row.
+        let runner =
+            (!w.wait_for_funds && !self.ledger.config().unsafe_no_lock).then(|| Arc::clone(&account));
+        settle(ctx, runner, move |ctx| ledger.withdraw(&account, &w, ctx)).await
     }
 
     /// A deposit, end to end.
@@ -62,7 +71,8 @@ impl Ops {
         let admission = fence.around(account.gate().admit()).await?;
         let ctx = call.context(Box::new(move || drop(admission)));
         let ledger = Arc::clone(&self.ledger);
-        blocking(move || ledger.deposit(&account, &d, &ctx)).await
+        let runner = Some(Arc::clone(&account));
+        settle(ctx, runner, move |ctx| ledger.deposit(&account, &d, ctx)).await
     }
 
     /// A transfer, end to end: both gates are passed in id order, like the locks.
@@ -84,7 +94,7 @@ impl Ops {
             .await?;
         let ctx = call.context(Box::new(move || drop(admissions)));
         let ledger = Arc::clone(&self.ledger);
-        blocking(move || ledger.transfer(&from, &to, &t, &ctx)).await
+        settle(ctx, None, move |ctx| ledger.transfer(&from, &to, &t, ctx)).await
     }
 
     /// `GetOperation`: the stored result, fencing an unseen id.
@@ -93,6 +103,31 @@ impl Ops {
         let account = self.ledger.account(&account_id)?;
         let ledger = Arc::clone(&self.ledger);
         blocking(move || ledger.operation(&account, &request_id)).await
+    }
+}
+
+/// Runs an admitted op. First here, on the async worker, with a context that
+/// may not block: the ledger then only takes a lock that is free now and
+/// only when nothing can sleep under it (zero delay, no wait for funds), so
+/// the worker never blocks. If it would block, the ledger changed nothing and
+/// said so: the op runs again where it may block, on the runner of
+/// `runner`'s account if given, else on a blocking-pool thread of its own.
+/// The admission (held by `ctx`) is given back when the op is done.
+async fn settle<F>(mut ctx: CallContext, runner: Option<Arc<Account>>, mut op: F) -> LedgerResult<OpResult>
+where
+    F: FnMut(&mut CallContext) -> LedgerResult<OpResult> + Send + 'static,
+{
+    ctx.set_may_block(false);
+    match op(&mut ctx) {
+        Err(LedgerError::WouldBlock) => {
+            ctx.set_may_block(true);
+            let op = move || op(&mut ctx);
+            match runner {
+                Some(account) => account.gate().run(op).await,
+                None => blocking(op).await,
+            }
+        }
+        done => done,
     }
 }
 

@@ -12,6 +12,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 
 use crate::call::Call;
+use crate::ledger::LedgerError;
 use crate::ops::Ops;
 
 /// The answer stream handed to tonic.
@@ -37,6 +38,9 @@ async fn serve(ops: Arc<Ops>, call: Call, mut inbound: Streaming<pb::WithdrawReq
             next = inbound.next() => next,
             // The client went away: stop reading, abandon what is queued.
             () = tx.closed() => return,
+            // Shutdown, and no call left in flight: an idle stream is ended,
+            // or it would hold the transport open until the grace period ends.
+            () = ops.drain().drained() => Some(Err(LedgerError::ShuttingDown.into())),
         };
         let Some(request) = request else { return };
         let answer = match request {

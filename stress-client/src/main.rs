@@ -9,6 +9,11 @@ use stress_client::cli::{Cli, Command};
 use stress_client::report::{human, latency};
 use stress_client::run::{execute, exit_for, Exit};
 
+/// mimalloc: the load generator shares the machine's cores with the server,
+/// so its cost per op is the server's loss (see bench/); ~10% less than glibc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()

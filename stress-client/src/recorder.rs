@@ -215,10 +215,17 @@ impl Recorder {
     }
 
     fn measure(&mut self, timing: Timing) {
+        // Throughput counts every op completed in the measured window, which
+        // runs from the end of warmup to the last reply; latency only ops sent
+        // in it. (Counting ops by send time would leave out the replies to ops
+        // sent during warmup while still timing the drain at the end: a
+        // queue-deep bias of latency ÷ duration against a saturated server.)
+        if timing.received >= self.warmup_end {
+            self.counts.measured += 1;
+        }
         if timing.sent < self.warmup_end {
             return;
         }
-        self.counts.measured += 1;
         let corrected = micros(timing.received.saturating_duration_since(timing.intended));
         record_us(&mut self.corrected, corrected);
         record_us(

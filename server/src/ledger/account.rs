@@ -106,6 +106,24 @@ impl Account {
         self.state.lock()
     }
 
+    /// The lock, taken as `ctx` allows. A context that may block waits for it.
+    /// One that may not (an async worker) gets it only when it is free now and
+    /// the op cannot sleep under it (zero processing delay, the lock not
+    /// skipped by `unsafe_no_lock`); otherwise `WouldBlock`, nothing changed.
+    pub(super) fn lock_as(
+        &self,
+        ctx: &CallContext,
+        cfg: &LedgerConfig,
+    ) -> LedgerResult<MutexGuard<'_, State>> {
+        if ctx.may_block() {
+            return Ok(self.state.lock());
+        }
+        if !cfg.processing_delay.is_zero() || cfg.unsafe_no_lock {
+            return Err(LedgerError::WouldBlock);
+        }
+        self.state.try_lock().ok_or(LedgerError::WouldBlock)
+    }
+
     /// Wakes every withdrawal waiting for funds on this account.
     pub(super) fn notify_funds(&self) {
         self.funds.notify_all();
@@ -133,7 +151,7 @@ impl Account {
             kind: OpKind::Deposit,
             amount: d.amount,
         };
-        let mut st = self.lock();
+        let mut st = self.lock_as(ctx, cfg)?;
         if let Lookup::Replay(r) = st.log.check(&self.id, &d.request_id, &fp)? {
             return Ok(r);
         }
@@ -177,7 +195,7 @@ impl Account {
             kind: OpKind::Withdraw,
             amount: w.amount,
         };
-        let mut st = self.lock();
+        let mut st = self.lock_as(ctx, cfg)?;
         if let Lookup::Replay(r) = st.log.check(&self.id, &w.request_id, &fp)? {
             return Ok(r);
         }
@@ -205,6 +223,9 @@ impl Account {
         ctx: &mut CallContext,
         cfg: &LedgerConfig,
     ) -> LedgerResult<()> {
+        if !ctx.may_block() {
+            return Err(LedgerError::WouldBlock);
+        }
         if st.waiters >= cfg.max_waiters_per_account {
             return Err(LedgerError::LimitReached(format!(
                 "account {:?} already has {} withdrawals waiting for funds (max_waiters_per_account)",
@@ -235,7 +256,7 @@ impl Account {
             amount: w.amount,
         };
         let seen = {
-            let mut st = self.lock();
+            let mut st = self.lock_as(ctx, cfg)?;
             if let Lookup::Replay(r) = st.log.check(&self.id, &w.request_id, &fp)? {
                 return Ok(r);
             }
@@ -249,9 +270,7 @@ impl Account {
     }
 }
 
-/// The simulated processing time, slept while the caller holds the lock.
+/// The simulated processing time, held while the caller holds the lock.
 pub(super) fn processing_delay(cfg: &LedgerConfig) {
-    if !cfg.processing_delay.is_zero() {
-        std::thread::sleep(cfg.processing_delay);
-    }
+    super::delay::hold(cfg.processing_delay);
 }

@@ -1,6 +1,7 @@
 //! What the ledger needs to know about the call behind an op: whether it was
 //! abandoned (deadline passed, client gone), how long it may wait for funds,
-//! and how to give back its admission slot before it waits.
+//! how to give back its admission slot before it waits, and whether the
+//! calling thread may block at all.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,6 +15,7 @@ pub struct CallContext {
     deadline: Option<Instant>,
     cancelled: Arc<AtomicBool>,
     release: Option<Release>,
+    may_block: bool,
 }
 
 impl CallContext {
@@ -23,6 +25,7 @@ impl CallContext {
             deadline,
             cancelled,
             release: None,
+            may_block: true,
         }
     }
 
@@ -35,6 +38,21 @@ impl CallContext {
     pub fn with_release(mut self, release: Release) -> Self {
         self.release = Some(release);
         self
+    }
+
+    /// Whether the calling thread may block (wait for the lock, sleep the
+    /// processing delay, wait for funds). True unless set otherwise.
+    pub fn may_block(&self) -> bool {
+        self.may_block
+    }
+
+    /// Declares whether the calling thread may block. An op run on a context
+    /// that may not (an async worker) takes the lock only if it is free now and
+    /// nothing in it can sleep or wait; otherwise it fails with
+    /// [`LedgerError::WouldBlock`](super::LedgerError::WouldBlock), having
+    /// changed nothing, and is to be run again on a thread that may block.
+    pub fn set_may_block(&mut self, may_block: bool) {
+        self.may_block = may_block;
     }
 
     /// The call's deadline, if it has one.

@@ -5,6 +5,7 @@
 mod account;
 mod config;
 mod context;
+mod delay;
 mod error;
 mod op;
 mod request_log;
@@ -125,7 +126,7 @@ impl Ledger {
             kind: OpKind::TransferTo(Arc::clone(to.id())),
             amount: t.amount,
         };
-        let (mut src, mut dst) = lock_pair(from, to);
+        let (mut src, mut dst) = lock_pair(from, to, ctx, &self.config)?;
         if let Lookup::Replay(r) = src.log.check(from.id(), &t.request_id, &fp)? {
             return Ok(r);
         }
@@ -174,15 +175,21 @@ impl Ledger {
 }
 
 /// Locks two distinct accounts in the global order (by id) so that opposite
-/// transfers can never deadlock; returns the guards as (from, to).
-fn lock_pair<'a>(from: &'a Account, to: &'a Account) -> (MutexGuard<'a, State>, MutexGuard<'a, State>) {
+/// transfers can never deadlock; returns the guards as (from, to). Takes
+/// both as `ctx` allows (see [`Account::lock_as`]): all or nothing.
+fn lock_pair<'a>(
+    from: &'a Account,
+    to: &'a Account,
+    ctx: &CallContext,
+    cfg: &LedgerConfig,
+) -> LedgerResult<(MutexGuard<'a, State>, MutexGuard<'a, State>)> {
     assert_ne!(from.id(), to.id(), "a transfer locks two different accounts");
     if from.id() < to.id() {
-        let src = from.lock();
-        (src, to.lock())
+        let src = from.lock_as(ctx, cfg)?;
+        Ok((src, to.lock_as(ctx, cfg)?))
     } else {
-        let dst = to.lock();
-        (from.lock(), dst)
+        let dst = to.lock_as(ctx, cfg)?;
+        Ok((from.lock_as(ctx, cfg)?, dst))
     }
 }
 

@@ -541,3 +541,67 @@ fn seed_scenario_without_the_lock_approves_both() {
     }
     panic!("unsafe_no_lock never approved both withdrawals: {last:?}");
 }
+
+/// A context for an async worker: it may not block.
+fn non_blocking() -> CallContext {
+    let mut ctx = CallContext::detached();
+    ctx.set_may_block(false);
+    ctx
+}
+
+#[test]
+fn a_non_blocking_context_runs_an_op_only_when_nothing_can_block() {
+    // Zero delay, lock free, no wait: the op runs right away.
+    let l = ledger_with(&[("a", 100), ("b", 0)], |_| {});
+    let w = withdrawal("a", 30, "w1", false);
+    assert_eq!(withdraw_ctx(&l, &w, &mut non_blocking()).unwrap().balance, 70);
+    let t = Transfer {
+        from_account_id: "a".into(),
+        to_account_id: "b".into(),
+        amount: 10,
+        request_id: "t1".into(),
+    };
+    let (a, b) = (l.account("a").unwrap(), l.account("b").unwrap());
+    assert_eq!(l.transfer(&a, &b, &t, &non_blocking()).unwrap().to_balance, 10);
+
+    // A wait for funds would block: WouldBlock, and the id is not even pending.
+    let w = withdrawal("a", 1_000, "w2", true);
+    assert_eq!(
+        withdraw_ctx(&l, &w, &mut non_blocking()),
+        Err(LedgerError::WouldBlock)
+    );
+    assert_eq!(op(&l, "a", "w2").unwrap().outcome, Outcome::NotApplied);
+
+    // The lock is held elsewhere: WouldBlock, for one account or a pair.
+    let held = a.lock();
+    let w = withdrawal("a", 1, "w3", false);
+    assert_eq!(
+        withdraw_ctx(&l, &w, &mut non_blocking()),
+        Err(LedgerError::WouldBlock)
+    );
+    assert_eq!(
+        l.transfer(&b, &a, &t, &non_blocking()),
+        Err(LedgerError::WouldBlock)
+    );
+    drop(held);
+    assert_eq!(state(&l, "a"), (60, 2));
+    assert_eq!(state(&l, "b"), (10, 1));
+
+    // A processing delay would sleep under the lock: WouldBlock before locking.
+    let slow = ledger_with(&[("a", 100)], |c| c.processing_delay = Duration::from_millis(1));
+    let acct = slow.account("a").unwrap();
+    let d = Deposit {
+        account_id: "a".into(),
+        amount: 5,
+        request_id: "d1".into(),
+    };
+    assert_eq!(
+        slow.deposit(&acct, &d, &non_blocking()),
+        Err(LedgerError::WouldBlock)
+    );
+    assert_eq!(state(&slow, "a"), (100, 0));
+    assert_eq!(
+        slow.deposit(&acct, &d, &CallContext::detached()).unwrap().balance,
+        105
+    );
+}

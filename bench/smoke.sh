@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# bench/smoke.sh — proves the benchmark machinery works, in well under two
+# minutes once the release binaries are built: every case of bench/run.sh
+# with 1 s runs. It fails only when the machinery breaks (a tool or a
+# consistency check fails, a number is missing), never on a missed target:
+# 1 s ratios on a shared CI machine are noise.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BENCH_SMOKE=1 BENCH_DURATION="${BENCH_DURATION:-1}" BENCH_WARMUP="${BENCH_WARMUP:-1}" \
+  BENCH_OUT="${BENCH_OUT:-bench/results/smoke.json}" exec bench/run.sh
