@@ -10,6 +10,7 @@ pub mod drain;
 mod fence;
 pub mod gate;
 pub mod ledger;
+pub mod logging;
 pub mod ops;
 pub mod service;
 pub mod signal;

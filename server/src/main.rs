@@ -1,7 +1,6 @@
 //! The `bank-server` binary: parse flags, set up tracing, build the runtime,
 //! bind, and hand over to `bank_server::run` until SIGINT or SIGTERM.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use bank_server::cli::Args;
@@ -16,13 +15,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    bank_server::logging::init("info");
     let config = match args.config() {
         Ok(config) => config,
         Err(e) => {

@@ -1,7 +1,6 @@
 //! The `stress-client` binary: parse flags, set up tracing, run (or merge
 //! interval logs), print the report, exit 0 (passed), 1 (violation) or 2 (failure).
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -16,13 +15,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    bank_server::logging::init("warn");
     let exit = match cli.command {
         Some(Command::Merge { logs }) => merge(&logs),
         None => run(&cli.run),
