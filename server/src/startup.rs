@@ -3,7 +3,9 @@
 //! graceful shutdown that stops taking calls and lets in-flight ones finish.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bank::v1::bank_server::BankServer;
 use tokio::net::TcpListener;
@@ -56,19 +58,30 @@ pub async fn run(
     info!(grace = ?config.shutdown_grace, "shutting down: refusing new calls, draining in-flight ones");
     ops.drain().begin();
     set_health(&health, ServingStatus::NotServing).await;
-    let deadline = tokio::time::Instant::now() + config.shutdown_grace;
-    // Keep the transport up while in-flight calls finish, so that new calls
-    // hear UNAVAILABLE from the service rather than a dropped connection.
+    drain(server, stop_tx, &ops, config.shutdown_grace).await
+}
+
+/// Keeps the transport up while in-flight calls finish, so that new calls
+/// hear UNAVAILABLE from the service rather than a dropped connection; then
+/// stops the transport. All within `grace`.
+async fn drain(
+    mut server: Pin<Box<impl Future<Output = Result<(), tonic::transport::Error>>>>,
+    stop: oneshot::Sender<()>,
+    ops: &Ops,
+    grace: Duration,
+) -> Result<(), BoxError> {
+    let deadline = tokio::time::Instant::now() + grace;
     tokio::select! {
         result = &mut server => return result.map_err(Into::into),
         _ = tokio::time::timeout_at(deadline, ops.drain().drained()) => {}
     }
-    let _ = stop_tx.send(());
+    let _ = stop.send(());
     match tokio::time::timeout_at(deadline, server).await {
         Ok(result) => result.map_err(Into::into),
         Err(_) => {
+            let inflight = ops.drain().inflight();
             warn!(
-                inflight = ops.drain().inflight(),
+                inflight,
                 "shutdown grace period over; returning with calls still in flight"
             );
             Ok(())

@@ -181,21 +181,24 @@ impl Recorder {
         self.counts.by_status[status_index(&reply)] += 1;
         match reply {
             Ok(r) => self.fill_reply(&mut op, &mut leg, &r, timing.received),
-            Err(_) => {
-                self.counts.errors += 1;
-                self.live.errors.fetch_add(1, Ordering::Relaxed);
-                self.failures.push(Failure {
-                    op: index,
-                    worker: self.worker,
-                    number: planned.number,
-                });
-            }
+            Err(_) => self.fail(index, planned.number),
         }
         if planned.kind == Kind::Transfer {
             self.legs.push(leg);
         }
         self.ops.push(op);
         self.live.ops.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a failed call and remembers it for `GetOperation`.
+    fn fail(&mut self, op: u32, number: u64) {
+        self.counts.errors += 1;
+        self.live.errors.fetch_add(1, Ordering::Relaxed);
+        self.failures.push(Failure {
+            op,
+            worker: self.worker,
+            number,
+        });
     }
 
     fn fill_reply(&mut self, op: &mut Op, leg: &mut TransferLeg, r: &pb::OperationResult, received: Instant) {

@@ -38,43 +38,19 @@ pub struct Load<'a> {
 
 /// Runs every worker to the end and returns their recorders.
 pub async fn drive(load: Load<'_>) -> Vec<Recorder> {
-    let args = load.args;
-    let workers = u32::try_from(args.streams).unwrap_or(u32::MAX);
-    let start = load.start;
-    let warmup_end = start + args.warmup;
-    let budget_end = start + args.warmup + args.duration;
+    let workers = u32::try_from(load.args.streams).unwrap_or(u32::MAX);
     let mix = Arc::new(Mix {
-        amounts: args.amount.clone(),
-        deposit_ratio: args.deposit_ratio,
-        transfer_ratio: args.transfer_ratio,
-        wait_for_funds: args.wait_for_funds,
+        amounts: load.args.amount.clone(),
+        deposit_ratio: load.args.deposit_ratio,
+        transfer_ratio: load.args.transfer_ratio,
+        wait_for_funds: load.args.wait_for_funds,
     });
-    let accounts = u32::try_from(load.names.accounts.len()).unwrap_or(u32::MAX);
-    let mut handles = Vec::with_capacity(args.streams);
-    for index in 0..workers {
-        let budget = match args.requests {
-            Some(total) => Budget::Ops(share(total, index, workers)),
-            None => Budget::Until(budget_end),
-        };
-        let spec = WorkerSpec {
-            index,
-            client: BankClient::new(load.channels[index as usize % load.channels.len()].clone()),
-            mode: args.mode,
-            pipeline: args.pipeline,
-            timeout: args.timeout,
-            budget,
-            names: Arc::clone(&load.names),
-        };
-        let interval_ns = u64::try_from(HISTOGRAM_LOG_INTERVAL.as_nanos()).unwrap_or(u64::MAX);
-        let sink = load
-            .intervals
-            .clone()
-            .map(|tx| IntervalSink::new(tx, interval_ns));
-        let rec = Recorder::new(index, start, warmup_end, sink, Arc::clone(&load.live));
-        let generator = Generator::new(Arc::clone(&mix), accounts, args.seed, index);
-        let schedule = Schedule::new(args.rate, start, index, workers);
-        handles.push(tokio::spawn(worker::run(spec, generator, schedule, rec)));
-    }
+    let handles: Vec<_> = (0..workers)
+        .map(|index| {
+            let (spec, generator, schedule, rec) = worker_parts(&load, &mix, index, workers);
+            tokio::spawn(worker::run(spec, generator, schedule, rec))
+        })
+        .collect();
     let mut recorders = Vec::with_capacity(handles.len());
     for handle in handles {
         // A worker never panics on server input; a join error would be our bug.
@@ -84,6 +60,44 @@ pub async fn drive(load: Load<'_>) -> Vec<Recorder> {
         }
     }
     recorders
+}
+
+/// Everything worker `index` of `workers` starts with.
+fn worker_parts(
+    load: &Load<'_>,
+    mix: &Arc<Mix>,
+    index: u32,
+    workers: u32,
+) -> (WorkerSpec, Generator, Schedule, Recorder) {
+    let args = load.args;
+    let budget = match args.requests {
+        Some(total) => Budget::Ops(share(total, index, workers)),
+        None => Budget::Until(load.start + args.warmup + args.duration),
+    };
+    let spec = WorkerSpec {
+        index,
+        client: BankClient::new(load.channels[index as usize % load.channels.len()].clone()),
+        mode: args.mode,
+        pipeline: args.pipeline,
+        timeout: args.timeout,
+        budget,
+        names: Arc::clone(&load.names),
+    };
+    let interval_ns = u64::try_from(HISTOGRAM_LOG_INTERVAL.as_nanos()).unwrap_or(u64::MAX);
+    let sink = load
+        .intervals
+        .clone()
+        .map(|tx| IntervalSink::new(tx, interval_ns));
+    let warmup_end = load.start + args.warmup;
+    let rec = Recorder::new(index, load.start, warmup_end, sink, Arc::clone(&load.live));
+    let accounts = u32::try_from(load.names.accounts.len()).unwrap_or(u32::MAX);
+    let generator = Generator::new(Arc::clone(mix), accounts, args.seed, index);
+    (
+        spec,
+        generator,
+        Schedule::new(args.rate, load.start, index, workers),
+        rec,
+    )
 }
 
 /// Worker `index`'s share of `total` ops: as even as possible.
