@@ -20,6 +20,11 @@ fn stress(args: &[&str]) -> (i32, Option<Value>) {
     (status.code().expect("exited, not killed"), read_json(&json))
 }
 
+/// `stress` with the flags written as one line (no flag takes a value with spaces).
+fn stress_line(flags: &str) -> (i32, Option<Value>) {
+    stress(&flags.split_whitespace().collect::<Vec<_>>())
+}
+
 fn read_json(path: &Path) -> Option<Value> {
     let text = std::fs::read_to_string(path).ok()?;
     Some(serde_json::from_str(&text).expect("the report is valid JSON"))
@@ -33,24 +38,7 @@ fn ops(report: &Value, key: &str) -> u64 {
 
 #[test]
 fn a_correct_server_passes_with_approvals_denials_and_transfers() {
-    let (code, report) = stress(&[
-        "--server-delay",
-        "0s",
-        "--connections",
-        "2",
-        "--streams",
-        "8",
-        "--requests",
-        "600",
-        "--warmup",
-        "0s",
-        "--accounts",
-        "3",
-        "--initial-balance",
-        "500",
-        "--mode",
-        "stream",
-    ]);
+    let (code, report) = stress_line("--server-delay 0s --connections 2 --streams 8 --requests 600 --warmup 0s --accounts 3 --initial-balance 500 --mode stream");
     let report = report.expect("a report");
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["consistency"]["passed"], Value::Bool(true));
@@ -70,25 +58,7 @@ fn a_correct_server_passes_with_approvals_denials_and_transfers() {
 fn an_unlocked_server_is_reported_as_violated_with_exit_code_1() {
     // Sixteen withdrawals at a time on one account, each reading the balance
     // and sleeping 20 ms before writing back: updates are lost every time.
-    let (code, report) = stress(&[
-        "--server-unsafe-no-lock",
-        "--server-delay",
-        "20ms",
-        "--streams",
-        "16",
-        "--requests",
-        "64",
-        "--warmup",
-        "0s",
-        "--deposit-ratio",
-        "0",
-        "--transfer-ratio",
-        "0",
-        "--initial-balance",
-        "100000",
-        "--mode",
-        "unary",
-    ]);
+    let (code, report) = stress_line("--server-unsafe-no-lock --server-delay 20ms --streams 16 --requests 64 --warmup 0s --deposit-ratio 0 --transfer-ratio 0 --initial-balance 100000 --mode unary");
     let report = report.expect("a report");
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(report["consistency"]["passed"], Value::Bool(false));
@@ -103,26 +73,7 @@ fn an_unlocked_server_is_reported_as_violated_with_exit_code_1() {
 
 #[test]
 fn the_seed_scenario_approves_one_of_two_with_the_lock() {
-    let (code, report) = stress(&[
-        "--server-delay",
-        "200ms",
-        "--initial-balance",
-        "100",
-        "--amount",
-        "70,80",
-        "--deposit-ratio",
-        "0",
-        "--transfer-ratio",
-        "0",
-        "--streams",
-        "2",
-        "--requests",
-        "2",
-        "--warmup",
-        "0s",
-        "--mode",
-        "unary",
-    ]);
+    let (code, report) = stress_line("--server-delay 200ms --initial-balance 100 --amount 70,80 --deposit-ratio 0 --transfer-ratio 0 --streams 2 --requests 2 --warmup 0s --mode unary");
     let report = report.expect("a report");
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(
@@ -166,10 +117,10 @@ fn timeouts_shorter_than_the_delay_are_resolved_and_still_pass() {
 
 #[test]
 fn an_unreachable_target_exits_2_and_bad_flags_too() {
-    let (code, report) = stress(&["--target", "http://127.0.0.1:1", "--requests", "1"]);
+    let (code, report) = stress_line("--target http://127.0.0.1:1 --requests 1");
     assert_eq!(code, 2);
     assert!(report.is_none());
-    let (code, _) = stress(&["--deposit-ratio", "2"]);
+    let (code, _) = stress_line("--deposit-ratio 2");
     assert_eq!(code, 2);
 }
 
