@@ -1,13 +1,15 @@
-//! The `bank-server` command line: every flag has an env-var fallback and maps
-//! onto one field of [`ServerConfig`]. Kept out of `main` so it can be tested.
+//! The `bank-server` command line: every flag but `--inject-bug` has an
+//! env-var fallback and maps onto one field of [`ServerConfig`]. Kept out of
+//! `main` so it can be tested.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::builder::PossibleValue;
+use clap::{Parser, ValueEnum};
 
 use crate::config::ServerConfig;
-use crate::ledger::LedgerConfig;
+use crate::ledger::{InjectedBug, LedgerConfig};
 
 /// The longest wait for funds the server accepts as a setting.
 const MAX_WAIT_LIMIT: Duration = Duration::from_secs(3600);
@@ -29,6 +31,12 @@ pub struct Args {
     /// (read, sleep, write back). Loses updates; exists to demo the race.
     #[arg(long, env = "BANK_UNSAFE_NO_LOCK")]
     pub unsafe_no_lock: bool,
+
+    /// DANGER: plant one classic bug on purpose (the "bug zoo"), to show that
+    /// the stress-client's consistency check catches it. Deliberately no
+    /// env-var fallback: a stray variable must never break a real server.
+    #[arg(long, value_enum, value_name = "NAME")]
+    pub inject_bug: Option<InjectedBug>,
 
     /// Threads in tokio's blocking pool (where every lock is taken).
     #[arg(long, env = "BANK_MAX_BLOCKING_THREADS", default_value_t = 512)]
@@ -103,6 +111,7 @@ impl Args {
             ledger: LedgerConfig {
                 processing_delay: self.processing_delay,
                 unsafe_no_lock: self.unsafe_no_lock,
+                inject_bug: self.inject_bug.unwrap_or_default(),
                 max_accounts: self.max_accounts,
                 request_id_retention: self.request_id_retention,
                 max_waiters_per_account: self.max_waiters_per_account,
@@ -115,6 +124,17 @@ impl Args {
             stream_response_buffer: self.stream_response_buffer,
             shutdown_grace: self.shutdown_grace,
         })
+    }
+}
+
+/// The zoo's names on the command line. `None` is no value: no flag, no bug.
+impl ValueEnum for InjectedBug {
+    fn value_variants<'a>() -> &'a [Self] {
+        &InjectedBug::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        (*self != InjectedBug::None).then(|| PossibleValue::new(self.name()).help(self.about()))
     }
 }
 
@@ -139,5 +159,42 @@ mod tests {
         assert!(zero.config().unwrap_err().contains("--max-accounts"));
         let long = Args::try_parse_from(["bank-server", "--max-wait", "2h"]).unwrap();
         assert!(long.config().is_err());
+    }
+
+    #[test]
+    fn inject_bug_names_round_trip_and_lost_update_is_the_seed_race() {
+        for bug in InjectedBug::ALL {
+            let args = Args::try_parse_from(["bank-server", "--inject-bug", bug.name()]).unwrap();
+            let config = args.config().unwrap();
+            assert_eq!(config.ledger.inject_bug, bug);
+            assert_eq!(
+                config.ledger.racy_withdrawals(),
+                bug == InjectedBug::LostUpdate,
+                "{bug:?}"
+            );
+        }
+        let config = Args::try_parse_from(["bank-server"]).unwrap().config().unwrap();
+        assert_eq!(config.ledger.inject_bug, InjectedBug::None);
+        assert!(!config.ledger.racy_withdrawals());
+    }
+
+    #[test]
+    fn an_unknown_bug_is_a_usage_error_and_there_is_no_env_fallback() {
+        for bad in ["nonsense", "none", ""] {
+            let err = Args::try_parse_from(["bank-server", "--inject-bug", bad]).unwrap_err();
+            assert_eq!(err.kind(), clap::error::ErrorKind::InvalidValue, "{bad:?}");
+            assert_eq!(err.exit_code(), 2, "{bad:?}");
+        }
+        // Checked on the parser's definition, not by setting a variable that
+        // the tests running in parallel would see.
+        let command = <Args as clap::CommandFactory>::command();
+        let flag = command
+            .get_arguments()
+            .find(|a| a.get_id() == "inject_bug")
+            .unwrap();
+        assert_eq!(flag.get_env(), None);
+        let others = command.get_arguments().filter(|a| a.get_long().is_some());
+        let with_env = others.filter(|a| a.get_env().is_some()).count();
+        assert!(with_env > 5, "the other flags do have env fallbacks");
     }
 }

@@ -17,6 +17,7 @@ pub mod signal;
 mod startup;
 mod status;
 mod stream;
+pub mod zoo;
 
 pub use config::ServerConfig;
 pub use startup::{run, BoxError};

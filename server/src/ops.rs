@@ -13,26 +13,35 @@ use crate::fence::Fence;
 use crate::ledger::{
     Account, CallContext, Deposit, Ledger, LedgerError, LedgerResult, OpResult, Transfer, Withdrawal,
 };
+use crate::zoo::Answers;
 
 /// The state every handler shares.
 #[derive(Debug)]
 pub struct Ops {
     ledger: Arc<Ledger>,
     drain: Drain,
+    answers: Answers,
 }
 
 impl Ops {
     /// Ops over `ledger`.
     pub fn new(ledger: Arc<Ledger>) -> Self {
+        let answers = Answers::new(ledger.config().inject_bug);
         Ops {
             ledger,
             drain: Drain::default(),
+            answers,
         }
     }
 
     /// The ledger behind the service.
     pub fn ledger(&self) -> &Arc<Ledger> {
         &self.ledger
+    }
+
+    /// How op results are put on the wire (where the zoo's `bad-outcome` lives).
+    pub fn answers(&self) -> &Answers {
+        &self.answers
     }
 
     /// Shutdown state: new calls refused, in-flight ones counted.
@@ -58,7 +67,7 @@ impl Ops {
         // A withdrawal that may wait for funds must not hold up the runner;
         // the race demo needs its withdrawals side by side, not in a row.
         let runner =
-            (!w.wait_for_funds && !self.ledger.config().unsafe_no_lock).then(|| Arc::clone(&account));
+            (!w.wait_for_funds && !self.ledger.config().racy_withdrawals()).then(|| Arc::clone(&account));
         settle(ctx, runner, move |ctx| ledger.withdraw(&account, &w, ctx)).await
     }
 

@@ -43,9 +43,10 @@ impl Bank for BankService {
         request: Request<pb::GetBalanceRequest>,
     ) -> Result<Response<pb::Account>, Status> {
         let _entered = self.ops.enter()?;
-        let account = self.ops.ledger().account(&request.get_ref().account_id)?;
+        let ledger = Arc::clone(self.ops.ledger());
+        let account = ledger.account(&request.get_ref().account_id)?;
         // The read takes the account lock, which may be held through a delay.
-        let snapshot = blocking(move || Ok(account.snapshot())).await?;
+        let snapshot = blocking(move || Ok(ledger.balance(&account))).await?;
         Ok(Response::new(snapshot.into()))
     }
 
@@ -55,7 +56,7 @@ impl Bank for BankService {
     ) -> Result<Response<pb::OperationResult>, Status> {
         let call = Call::from_metadata(request.metadata());
         let result = self.ops.deposit(request.into_inner().into(), &call).await?;
-        Ok(Response::new(result.into()))
+        Ok(Response::new(self.ops.answers().wire(result)))
     }
 
     async fn withdraw(
@@ -64,7 +65,7 @@ impl Bank for BankService {
     ) -> Result<Response<pb::OperationResult>, Status> {
         let call = Call::from_metadata(request.metadata());
         let result = self.ops.withdraw(request.into_inner().into(), &call).await?;
-        Ok(Response::new(result.into()))
+        Ok(Response::new(self.ops.answers().wire(result)))
     }
 
     type WithdrawStreamStream = ResultStream;
@@ -91,7 +92,7 @@ impl Bank for BankService {
     ) -> Result<Response<pb::OperationResult>, Status> {
         let call = Call::from_metadata(request.metadata());
         let result = self.ops.transfer(request.into_inner().into(), &call).await?;
-        Ok(Response::new(result.into()))
+        Ok(Response::new(self.ops.answers().wire(result)))
     }
 
     async fn get_operation(

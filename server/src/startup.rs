@@ -17,7 +17,7 @@ use tonic_health::ServingStatus;
 use tracing::{info, warn};
 
 use crate::config::ServerConfig;
-use crate::ledger::Ledger;
+use crate::ledger::{InjectedBug, Ledger};
 use crate::ops::Ops;
 use crate::service::BankService;
 
@@ -105,5 +105,10 @@ fn warn_if_unsafe(config: &ServerConfig) {
     if config.ledger.unsafe_no_lock {
         warn!("!!! --unsafe-no-lock: withdrawals read, sleep and write back WITHOUT the lock !!!");
         warn!("!!! this server WILL lose updates and overdraw accounts; it exists to demo the race !!!");
+    }
+    let bug = config.ledger.inject_bug;
+    if bug != InjectedBug::None {
+        warn!("!!! --inject-bug {}: {} !!!", bug.name(), bug.about());
+        warn!("!!! this server is broken ON PURPOSE (bug zoo); its answers are NOT to be trusted !!!");
     }
 }

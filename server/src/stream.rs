@@ -64,7 +64,9 @@ async fn answer(
     tx: &Sender,
 ) -> Option<Result<pb::OperationResult, Status>> {
     tokio::select! {
-        result = ops.withdraw(request.into(), call) => Some(result.map(Into::into).map_err(Into::into)),
+        result = ops.withdraw(request.into(), call) => {
+            Some(result.map(|r| ops.answers().wire(r)).map_err(Into::into))
+        }
         () = tx.closed() => None,
     }
 }

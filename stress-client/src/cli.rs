@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bank_server::cli::parse_duration;
+use bank_server::ledger::InjectedBug;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::workload::Amounts;
@@ -143,6 +144,10 @@ pub struct RunArgs {
     /// Embedded server: serve withdrawals WITHOUT the lock (race demo).
     #[arg(long)]
     pub server_unsafe_no_lock: bool,
+
+    /// Embedded server: plant one bug of the zoo (see bank-server --inject-bug).
+    #[arg(long, value_enum, value_name = "NAME")]
+    pub server_inject_bug: Option<InjectedBug>,
 
     /// How long to keep asking GetOperation about an op whose outcome is unknown.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]

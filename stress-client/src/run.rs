@@ -36,8 +36,12 @@ pub fn execute(args: &RunArgs) -> Result<Summary, String> {
     args.validate()?;
     let target = match &args.target {
         Some(endpoint) => Target::external(endpoint.clone()),
-        None => Target::embedded(args.server_delay, args.server_unsafe_no_lock)
-            .map_err(|e| format!("cannot start the embedded server: {e}"))?,
+        None => Target::embedded(
+            args.server_delay,
+            args.server_unsafe_no_lock,
+            args.server_inject_bug.unwrap_or_default(),
+        )
+        .map_err(|e| format!("cannot start the embedded server: {e}"))?,
     };
     if target.is_embedded() && !args.quiet {
         eprintln!(
@@ -199,6 +203,7 @@ fn config_json(args: &RunArgs, endpoint: &str) -> serde_json::Value {
         "seed": args.seed,
         "server_delay_s": args.target.is_none().then_some(args.server_delay.as_secs_f64()),
         "server_unsafe_no_lock": args.target.is_none().then_some(args.server_unsafe_no_lock),
+        "server_inject_bug": args.server_inject_bug.filter(|_| args.target.is_none()).map(|b| b.name()),
     })
 }
 

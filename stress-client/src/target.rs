@@ -5,6 +5,7 @@
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use bank_server::ledger::InjectedBug;
 use bank_server::ServerConfig;
 use tokio::sync::oneshot;
 
@@ -32,10 +33,12 @@ impl Target {
     }
 
     /// Starts a bank server in-process with `delay` and `unsafe_no_lock`.
-    pub fn embedded(delay: Duration, unsafe_no_lock: bool) -> std::io::Result<Self> {
+    /// `inject_bug` plants a bug of the zoo (`InjectedBug::None`: no bug).
+    pub fn embedded(delay: Duration, unsafe_no_lock: bool, inject_bug: InjectedBug) -> std::io::Result<Self> {
         let mut config = ServerConfig::default();
         config.ledger.processing_delay = delay;
         config.ledger.unsafe_no_lock = unsafe_no_lock;
+        config.ledger.inject_bug = inject_bug;
         config.shutdown_grace = Duration::from_secs(1);
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;

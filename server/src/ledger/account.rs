@@ -12,6 +12,7 @@ use super::context::CallContext;
 use super::error::{LedgerError, LedgerResult};
 use super::op::{Deposit, Fingerprint, OpKind, OpResult, Outcome, Snapshot, Withdrawal};
 use super::request_log::{Lookup, RequestLog};
+use super::zoo::{self, AccountZoo, InjectedBug};
 use crate::gate::Gate;
 
 /// How often a waiting withdrawal wakes up to see whether its call was abandoned.
@@ -33,6 +34,8 @@ pub struct Account {
     state: Mutex<State>,
     funds: Condvar,
     gate: Gate,
+    /// State of the bug zoo; untouched unless a bug is injected.
+    zoo: AccountZoo,
 }
 
 impl State {
@@ -89,6 +92,7 @@ impl Account {
             state: Mutex::new(state),
             funds: Condvar::new(),
             gate: Gate::new(config.max_blocking_per_account, config.max_queued_per_account),
+            zoo: AccountZoo::default(),
         }
     }
 
@@ -109,7 +113,8 @@ impl Account {
     /// The lock, taken as `ctx` allows. A context that may block waits for it.
     /// One that may not (an async worker) gets it only when it is free now and
     /// the op cannot sleep under it (zero processing delay, the lock not
-    /// skipped by `unsafe_no_lock`); otherwise `WouldBlock`, nothing changed.
+    /// skipped by `unsafe_no_lock`, no bug of the zoo planted); otherwise
+    /// `WouldBlock`, nothing changed.
     pub(super) fn lock_as(
         &self,
         ctx: &CallContext,
@@ -118,7 +123,8 @@ impl Account {
         if ctx.may_block() {
             return Ok(self.state.lock());
         }
-        if !cfg.processing_delay.is_zero() || cfg.unsafe_no_lock {
+        // The zoo's bugs take the slow path too, so each acts in every mode.
+        if !cfg.processing_delay.is_zero() || cfg.racy_withdrawals() || cfg.inject_bug != InjectedBug::None {
             return Err(LedgerError::WouldBlock);
         }
         self.state.try_lock().ok_or(LedgerError::WouldBlock)
@@ -139,6 +145,16 @@ impl Account {
         }
     }
 
+    /// What `GetBalance` answers: the snapshot, or under the zoo's
+    /// `stale-read` a copy of it that lags by up to 50 ms.
+    pub fn read(&self, cfg: &LedgerConfig) -> Snapshot {
+        if cfg.inject_bug == InjectedBug::StaleRead {
+            // BUG (zoo): stale-read.
+            return self.zoo.stale_read(|| self.snapshot());
+        }
+        self.snapshot()
+    }
+
     /// How many request ids the account remembers, and how many it forgot.
     pub fn request_log_len(&self) -> (usize, u64) {
         let st = self.lock();
@@ -153,6 +169,8 @@ impl Account {
         };
         let mut st = self.lock_as(ctx, cfg)?;
         if let Lookup::Replay(r) = st.log.check(&self.id, &d.request_id, &fp)? {
+            // BUG (zoo): double-apply-retry credits a replayed deposit again.
+            zoo::reapply_deposit(cfg, &r, &mut st, d.amount);
             return Ok(r);
         }
         if ctx.abandoned() {
@@ -165,6 +183,10 @@ impl Account {
             });
         };
         processing_delay(cfg);
+        // BUG (zoo): partial-apply credits half, answers an error, records nothing.
+        if let Some(e) = self.zoo.partial_deposit(cfg, &mut st, d) {
+            return Err(e);
+        }
         st.balance = balance;
         let result = OpResult {
             request_id: d.request_id.clone(),
@@ -181,14 +203,15 @@ impl Account {
         Ok(result)
     }
 
-    /// Withdrawal under the monitor (or, with `unsafe_no_lock`, the seed's race).
+    /// Withdrawal under the monitor (or, with `unsafe_no_lock` or the zoo's
+    /// `lost-update`, the seed's race).
     pub fn withdraw(
         &self,
         w: &Withdrawal,
         ctx: &mut CallContext,
         cfg: &LedgerConfig,
     ) -> LedgerResult<OpResult> {
-        if cfg.unsafe_no_lock {
+        if cfg.racy_withdrawals() {
             return self.withdraw_racy(w, ctx, cfg);
         }
         let fp = Fingerprint {
@@ -197,6 +220,8 @@ impl Account {
         };
         let mut st = self.lock_as(ctx, cfg)?;
         if let Lookup::Replay(r) = st.log.check(&self.id, &w.request_id, &fp)? {
+            // BUG (zoo): double-apply-retry debits a replayed withdrawal again.
+            zoo::reapply_withdrawal(cfg, &r, &mut st, w.amount);
             return Ok(r);
         }
         if ctx.abandoned() {
@@ -209,6 +234,10 @@ impl Account {
             }
         }
         processing_delay(cfg);
+        // BUG (zoo): partial-apply debits half, answers an error, records nothing.
+        if let Some(e) = self.zoo.partial_withdrawal(cfg, &mut st, w) {
+            return Err(e);
+        }
         let seen = st.balance;
         Ok(st.settle_withdrawal(w, &fp, seen))
     }

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use super::zoo::InjectedBug;
+
 /// Everything that shapes the ledger's behaviour and bounds its memory.
 #[derive(Debug, Clone)]
 pub struct LedgerConfig {
@@ -10,6 +12,8 @@ pub struct LedgerConfig {
     pub processing_delay: Duration,
     /// Serve withdrawals without holding the lock across the delay (race demo).
     pub unsafe_no_lock: bool,
+    /// A bug of the zoo to plant on purpose (`--inject-bug`); `None` normally.
+    pub inject_bug: InjectedBug,
     /// Accounts the server will open at most.
     pub max_accounts: usize,
     /// Request ids remembered per account before the oldest is forgotten.
@@ -29,6 +33,7 @@ impl Default for LedgerConfig {
         LedgerConfig {
             processing_delay: Duration::from_millis(1),
             unsafe_no_lock: false,
+            inject_bug: InjectedBug::None,
             max_accounts: 100_000,
             request_id_retention: 100_000,
             max_waiters_per_account: 64,
@@ -36,5 +41,13 @@ impl Default for LedgerConfig {
             max_blocking_per_account: 2,
             max_queued_per_account: 10_000,
         }
+    }
+}
+
+impl LedgerConfig {
+    /// Whether withdrawals skip the lock across the delay: `unsafe_no_lock`,
+    /// or the zoo's `lost-update`, which is the same bug under its zoo name.
+    pub fn racy_withdrawals(&self) -> bool {
+        self.unsafe_no_lock || self.inject_bug == InjectedBug::LostUpdate
     }
 }

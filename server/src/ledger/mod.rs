@@ -11,6 +11,7 @@ mod op;
 mod request_log;
 #[cfg(test)]
 mod tests;
+mod zoo;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ pub use op::{
 };
 use op::{Fingerprint, OpKind};
 use request_log::Lookup;
+pub use zoo::{InjectedBug, PARTIAL_APPLY_EVERY, PARTIAL_APPLY_MESSAGE, STALE_READ_LAG};
 
 /// All accounts of one server.
 #[derive(Debug, Default)]
@@ -88,6 +90,11 @@ impl Ledger {
         self.accounts.read().len()
     }
 
+    /// What `GetBalance` answers for `account` (see [`Account::read`]).
+    pub fn balance(&self, account: &Account) -> Snapshot {
+        account.read(&self.config)
+    }
+
     /// Sum of all balances (u128: cannot overflow), for conservation checks.
     pub fn total_balance(&self) -> u128 {
         let accounts: Vec<Arc<Account>> = self.accounts.read().values().cloned().collect();
@@ -126,8 +133,14 @@ impl Ledger {
             kind: OpKind::TransferTo(Arc::clone(to.id())),
             amount: t.amount,
         };
+        if self.config.inject_bug == InjectedBug::NonAtomicTransfer {
+            // BUG (zoo): non-atomic-transfer debits and credits in two critical sections.
+            return zoo::transfer_in_two_steps(from, to, t, &fp, ctx, &self.config);
+        }
         let (mut src, mut dst) = lock_pair(from, to, ctx, &self.config)?;
         if let Lookup::Replay(r) = src.log.check(from.id(), &t.request_id, &fp)? {
+            // BUG (zoo): double-apply-retry moves a replayed transfer's money again.
+            zoo::reapply_transfer(&self.config, &r, &mut src, &mut dst, t.amount);
             return Ok(r);
         }
         if ctx.abandoned() {
