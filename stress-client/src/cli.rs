@@ -14,7 +14,9 @@ use crate::workload::Amounts;
 ///
 /// Without --target, a bank server is started in-process on 127.0.0.1:0.
 /// Exit codes: 0 run completed and the consistency check passed;
-/// 1 consistency violation; 2 usage, connection or setup failure.
+/// 1 consistency violation; 2 usage, connection or setup failure;
+/// 3 inconclusive (the run completed, but what it observed cannot decide
+/// the check, e.g. the server stopped answering mid-run).
 #[derive(Debug, Parser)]
 #[command(name = "stress-client", version, about, long_about)]
 pub struct Cli {

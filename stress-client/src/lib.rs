@@ -2,6 +2,7 @@
 //! numbers are honest (HdrHistogram, coordinated omission corrected) and whose
 //! final verdict says whether the server kept every account correct.
 
+pub mod bound;
 pub mod cli;
 pub mod drive;
 pub mod histlog;

@@ -1,5 +1,6 @@
-//! The live progress line on stderr (only when it is a terminal and not
-//! `--quiet`): elapsed time, ops/s over the last tick, and errors so far.
+//! The live progress lines on stderr (only when it is a terminal and not
+//! `--quiet`): during the load, elapsed time, ops/s over the last tick and
+//! errors so far; during setup and settle, a counted bar per phase.
 
 use std::io::IsTerminal;
 use std::sync::atomic::Ordering;
@@ -13,6 +14,8 @@ use crate::recorder::Live;
 
 /// How often the line is redrawn.
 const TICK: Duration = Duration::from_millis(250);
+/// The bar of a counted phase (opening accounts, settling, final reads).
+const PHASE_TEMPLATE: &str = "{spinner} {msg:<24} [{elapsed_precise}] {bar:30} {pos}/{len} ({per_sec})";
 
 /// A running progress line; dropped or finished, it clears itself.
 pub struct Progress {
@@ -38,6 +41,46 @@ impl Progress {
     pub fn finish(self) {
         self.task.abort();
         self.bar.finish_and_clear();
+    }
+}
+
+/// A counted phase's bar: `inc` as items complete. A no-op when hidden.
+#[derive(Debug, Clone)]
+pub struct PhaseBar(Option<ProgressBar>);
+
+impl PhaseBar {
+    /// A bar titled `label` over `total` items, shown if stderr is a
+    /// terminal and `quiet` is off.
+    pub fn start(label: &str, total: u64, quiet: bool) -> Self {
+        if quiet || !std::io::stderr().is_terminal() {
+            return PhaseBar(None);
+        }
+        let bar = ProgressBar::new(total);
+        let style =
+            ProgressStyle::with_template(PHASE_TEMPLATE).unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style);
+        bar.set_message(label.to_owned());
+        bar.enable_steady_tick(TICK);
+        PhaseBar(Some(bar))
+    }
+
+    /// A bar that never shows.
+    pub fn hidden() -> Self {
+        PhaseBar(None)
+    }
+
+    /// One more item done.
+    pub fn inc(&self) {
+        if let Some(bar) = &self.0 {
+            bar.inc(1);
+        }
+    }
+
+    /// Stops and clears the bar.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
     }
 }
 

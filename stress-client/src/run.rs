@@ -13,7 +13,7 @@ use tonic::transport::Channel;
 
 use crate::cli::RunArgs;
 use crate::drive::{self, Load, Names, HISTOGRAM_LOG_INTERVAL};
-use crate::progress::Progress;
+use crate::progress::{PhaseBar, Progress};
 use crate::recorder::{new_histogram, Live, Recorder};
 use crate::report::{self, hgrm, Consistency, Merged, Summary};
 use crate::target::Target;
@@ -29,7 +29,14 @@ pub enum Exit {
     Violation = 1,
     /// Usage, connection or setup failure.
     Failure = 2,
+    /// The run completed but what was observed cannot decide the check
+    /// (e.g. the server stopped answering mid-run).
+    Inconclusive = 3,
 }
+
+/// The final reads may take this many times as long as opening the accounts
+/// took (they are as many calls over the same connections), plus `--timeout`.
+const FINAL_READS_SETUP_FACTOR: u32 = 2;
 
 /// Runs a whole stress run; the summary, or why it could not run.
 pub fn execute(args: &RunArgs) -> Result<Summary, String> {
@@ -39,6 +46,7 @@ pub fn execute(args: &RunArgs) -> Result<Summary, String> {
         None => Target::embedded(
             args.server_delay,
             args.server_unsafe_no_lock,
+            args.accounts,
             args.server_inject_bug.unwrap_or_default(),
         )
         .map_err(|e| format!("cannot start the embedded server: {e}"))?,
@@ -79,7 +87,9 @@ pub fn exit_for(summary: &Summary) -> Exit {
 
 async fn run_against(args: &RunArgs, endpoint: &str) -> Result<Summary, String> {
     let channels = setup::connect(endpoint, args.connections).await?;
-    let names = Arc::new(prepare_accounts(args, &channels[0]).await?);
+    let setup_start = Instant::now();
+    let names = Arc::new(prepare_accounts(args, &channels).await?);
+    let setup_took = setup_start.elapsed();
     let live = Arc::new(Live::default());
     let (intervals, collector) = interval_collector(args.histogram_log.is_some());
     let progress = Progress::start(Arc::clone(&live), args.quiet);
@@ -97,7 +107,14 @@ async fn run_against(args: &RunArgs, endpoint: &str) -> Result<Summary, String> 
     if let Some(p) = progress {
         p.finish();
     }
-    let (merged, summary) = settle_and_check(args, endpoint, &channels[0], &names, recorders, measured).await;
+    let finish = Finish {
+        args,
+        endpoint,
+        channels: &channels,
+        names: &names,
+        setup_took,
+    };
+    let (merged, summary) = finish.settle_and_check(recorders, measured).await;
     write_outputs(args, &summary, &merged.corrected)?;
     if let Some((path, collector)) = args.histogram_log.as_ref().zip(collector) {
         let per_interval = collector
@@ -108,26 +125,55 @@ async fn run_against(args: &RunArgs, endpoint: &str) -> Result<Summary, String> 
     Ok(summary)
 }
 
-/// Names this run's fresh accounts and opens them.
-async fn prepare_accounts(args: &RunArgs, channel: &Channel) -> Result<Names, String> {
+/// Names this run's fresh accounts and opens them over all `channels`.
+async fn prepare_accounts(args: &RunArgs, channels: &[Channel]) -> Result<Names, String> {
     let run_id = format!("{:016x}", rand::random::<u64>());
     let count = u32::try_from(args.accounts).unwrap_or(u32::MAX);
     let accounts: Vec<String> = (0..count).map(|i| account_id(&run_id, i)).collect();
-    setup::open_accounts(channel.clone(), &accounts, args.initial_balance).await?;
+    let bar = PhaseBar::start("opening accounts", accounts.len() as u64, args.quiet);
+    let opened = setup::open_accounts(channels, &accounts, args.initial_balance, args.timeout, &bar).await;
+    bar.finish();
+    opened?;
     Ok(Names { run_id, accounts })
 }
 
-/// Settles unknown ops, reads final states, checks the history, summarises.
-async fn settle_and_check(
+/// What the phases after the load need.
+struct Finish<'a> {
+    args: &'a RunArgs,
+    endpoint: &'a str,
+    channels: &'a [Channel],
+    names: &'a Names,
+    /// How long opening the accounts took: the final reads are as many calls.
+    setup_took: Duration,
+}
+
+impl Finish<'_> {
+    /// Settles unknown ops, reads final states, checks the history, summarises.
+    async fn settle_and_check(&self, mut recorders: Vec<Recorder>, measured: Duration) -> (Merged, Summary) {
+        let (args, names) = (self.args, self.names);
+        let failed = recorders.iter().map(|r| r.failures.len() as u64).sum();
+        let bar = PhaseBar::start("settling unknown ops", failed, args.quiet);
+        let calls = settle::Calls::new(self.channels, args.timeout, Instant::now() + args.resolve_timeout);
+        let settlement = settle::resolve(&calls, names, &mut recorders, &bar).await;
+        bar.finish();
+        let bar = PhaseBar::start("reading final states", names.accounts.len() as u64, args.quiet);
+        let until = Instant::now() + args.timeout + self.setup_took * FINAL_READS_SETUP_FACTOR;
+        let calls = settle::Calls::new(self.channels, args.timeout, until);
+        let finals = settle::final_states(&calls, names, args.initial_balance, &bar).await;
+        bar.finish();
+        check_and_summarize(args, self.endpoint, recorders, finals, settlement, measured)
+    }
+}
+
+/// Checks the history and summarises the run.
+fn check_and_summarize(
     args: &RunArgs,
     endpoint: &str,
-    channel: &Channel,
-    names: &Names,
     mut recorders: Vec<Recorder>,
+    finals: Vec<bank_checker::AccountState>,
+    settlement: settle::Settlement,
     measured: Duration,
 ) -> (Merged, Summary) {
-    let settlement = settle::resolve(channel, names, &mut recorders, args.resolve_timeout).await;
-    let finals = settle::final_states(channel, names, args.initial_balance).await;
     let merged = report::merge(&recorders);
     let history = settle::history(&mut recorders, finals);
     // The records moved into the history; the rest of the recorders can go.

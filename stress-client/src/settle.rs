@@ -1,6 +1,13 @@
 //! After the load: settle every op whose call failed by asking the server
 //! (`GetOperation`, which also fences the id so a late copy can never apply),
 //! read every account's final state, and assemble the history for the checker.
+//!
+//! Both phases run many calls at once over all the run's connections, and
+//! both are bounded: each call by `--timeout`; settling by `--resolve-timeout`
+//! (retries stop then; an ask already sent may take one more `--timeout`);
+//! the final reads by a deadline the caller sets. What is not known by then
+//! stays unknown (an unresolved op, an account with no final state), and the
+//! checker judges with what it has.
 
 use std::time::{Duration, Instant};
 
@@ -9,18 +16,51 @@ use bank::v1::bank_client::BankClient;
 use bank_checker::{AccountState, History, Outcome};
 use futures::StreamExt;
 use tonic::transport::Channel;
-use tonic::{Code, Request, Status};
+use tonic::{Code, Status};
 
+use crate::bound::{request, within};
 use crate::drive::Names;
+use crate::progress::PhaseBar;
 use crate::recorder::{outcome_of, Failure, Recorder};
 use crate::workload::request_id;
 
-/// `GetOperation` calls in flight at once while settling.
-const RESOLVE_CONCURRENCY: usize = 32;
-/// Deadline of one settle call.
-const SETTLE_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// `GetOperation` calls in flight at once while settling, over all connections.
+const RESOLVE_CONCURRENCY: usize = 256;
+/// `GetBalance` calls in flight at once for the final reads, over all connections.
+const FINAL_READ_CONCURRENCY: usize = 256;
 /// Pause between two asks about the same op (it may still be waiting for funds).
 const RESOLVE_RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+/// How a settle phase may call the server: its connections and bounds.
+#[derive(Debug, Clone)]
+pub struct Calls {
+    pub clients: Vec<BankClient<Channel>>,
+    /// Deadline of each call (`--timeout`).
+    pub timeout: Duration,
+    /// After this, no new call starts.
+    pub until: Instant,
+}
+
+impl Calls {
+    /// Calls over `channels`, each bounded by `timeout`, none starting after `until`.
+    pub fn new(channels: &[Channel], timeout: Duration, until: Instant) -> Self {
+        Calls {
+            clients: channels.iter().cloned().map(BankClient::new).collect(),
+            timeout,
+            until,
+        }
+    }
+
+    /// The client for the `i`th call: calls are spread over the connections.
+    fn client(&self, i: usize) -> Option<BankClient<Channel>> {
+        self.clients.get(i % self.clients.len().max(1)).cloned()
+    }
+
+    /// The whole phase is over by then: the last call may start just before `until`.
+    fn hard_stop(&self) -> Instant {
+        self.until + self.timeout
+    }
+}
 
 /// How the unknowns were settled.
 #[derive(Debug, Clone, Copy, Default)]
@@ -33,38 +73,40 @@ pub struct Settlement {
     pub resolved_applied: u64,
 }
 
-/// Settles failed ops in place; returns the counts.
-pub async fn resolve(
-    channel: &Channel,
-    names: &Names,
-    recorders: &mut [Recorder],
-    patience: Duration,
-) -> Settlement {
+/// Settles failed ops in place; returns the counts. Asks stop at `calls.until`.
+pub async fn resolve(calls: &Calls, names: &Names, recorders: &mut [Recorder], bar: &PhaseBar) -> Settlement {
     let failures: Vec<(usize, Failure)> = recorders
         .iter()
         .enumerate()
         .flat_map(|(r, rec)| rec.failures.iter().map(move |f| (r, *f)))
         .collect();
-    let client = BankClient::new(channel.clone());
-    let answers: Vec<_> = futures::stream::iter(failures)
-        .map(|(r, f)| {
-            let account = account_of(names, &recorders[r], f);
-            let request_id = request_id(&names.run_id, f.worker, f.number);
-            let client = client.clone();
-            async move { (r, f, ask(client, account, request_id, patience).await) }
-        })
-        .buffer_unordered(RESOLVE_CONCURRENCY)
-        .collect()
-        .await;
     let mut settlement = Settlement {
-        indeterminate: answers.len() as u64,
+        indeterminate: failures.len() as u64,
         ..Settlement::default()
     };
-    for (r, f, answer) in answers {
-        if let Some((result, at)) = answer {
-            settlement.resolved_applied += u64::from(apply(&mut recorders[r], f, &result, at));
-            settlement.resolved += 1;
-        }
+    let (mut answers, mut unsettled) = (Vec::new(), Unsettled::default());
+    let asks = futures::stream::iter(failures.into_iter().enumerate())
+        .map(|(i, (r, f))| {
+            let account = account_of(names, &recorders[r], f);
+            let request_id = request_id(&names.run_id, f.worker, f.number);
+            let (client, bounds) = (calls.client(i), (calls.timeout, calls.until));
+            async move { (r, f, ask(client, bounds, account, request_id).await) }
+        })
+        .buffer_unordered(RESOLVE_CONCURRENCY)
+        .for_each(|(r, f, answer)| {
+            bar.inc();
+            match answer {
+                Ok(answer) => answers.push((r, f, answer)),
+                Err(status) => unsettled.add(status),
+            }
+            std::future::ready(())
+        });
+    // An ask still in flight at the hard stop is dropped: its op stays unresolved.
+    let _ = tokio::time::timeout_at(calls.hard_stop().into(), asks).await;
+    unsettled.warn();
+    for (r, f, (result, at)) in answers {
+        settlement.resolved_applied += u64::from(apply(&mut recorders[r], f, &result, at));
+        settlement.resolved += 1;
     }
     settlement
 }
@@ -74,29 +116,50 @@ fn account_of(names: &Names, rec: &Recorder, f: Failure) -> String {
     names.accounts.get(index as usize).cloned().unwrap_or_default()
 }
 
-/// Asks until the server gives a final answer or `patience` runs out.
+/// Asks until the server gives a final answer or `until` passes, each call
+/// bounded by `timeout`.
 async fn ask(
-    mut client: BankClient<Channel>,
+    client: Option<BankClient<Channel>>,
+    (timeout, until): (Duration, Instant),
     account_id: String,
     request_id: String,
-    patience: Duration,
-) -> Option<(pb::OperationResult, Instant)> {
-    let give_up = Instant::now() + patience;
+) -> Result<(pb::OperationResult, Instant), Status> {
+    let mut client = client.ok_or_else(|| Status::internal("no connection"))?;
     loop {
-        let mut request = Request::new(pb::GetOperationRequest {
+        let message = pb::GetOperationRequest {
             account_id: account_id.clone(),
             request_id: request_id.clone(),
-        });
-        request.set_timeout(SETTLE_CALL_TIMEOUT);
-        match client.get_operation(request).await {
-            Ok(reply) => return Some((reply.into_inner(), Instant::now())),
-            Err(status) if retryable(&status) && Instant::now() < give_up => {
+        };
+        let call = client.get_operation(request(message, timeout));
+        match within(timeout, call).await {
+            Ok(reply) => return Ok((reply, Instant::now())),
+            Err(status) if retryable(&status) && Instant::now() < until => {
                 tokio::time::sleep(RESOLVE_RETRY_PAUSE).await;
             }
-            Err(status) => {
-                tracing::warn!(%request_id, code = ?status.code(), "could not settle op: {}", status.message());
-                return None;
-            }
+            Err(status) => return Err(status),
+        }
+    }
+}
+
+/// The asks that got no final answer: how many, and the first one's status.
+#[derive(Debug, Default)]
+struct Unsettled {
+    count: u64,
+    first: Option<Status>,
+}
+
+impl Unsettled {
+    fn add(&mut self, status: Status) {
+        self.count += 1;
+        self.first.get_or_insert(status);
+    }
+
+    /// One line for all of them (a server that stopped answering would
+    /// otherwise print one per op).
+    fn warn(&self) {
+        if let Some(status) = &self.first {
+            let count = self.count;
+            tracing::warn!(code = ?status.code(), "{count} op(s) could not be settled; first: {}", status.message());
         }
     }
 }
@@ -105,7 +168,12 @@ async fn ask(
 fn retryable(status: &Status) -> bool {
     matches!(
         status.code(),
-        Code::Aborted | Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted
+        Code::Aborted
+            | Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::ResourceExhausted
+            // What tonic's client answers when its own deadline passes.
+            | Code::Cancelled
     )
 }
 
@@ -132,28 +200,60 @@ fn apply(rec: &mut Recorder, f: Failure, result: &pb::OperationResult, at: Insta
     matches!(op.outcome, Outcome::Approved | Outcome::InsufficientFunds)
 }
 
-/// Reads every account's final balance and sequence (`None` where it fails).
-pub async fn final_states(channel: &Channel, names: &Names, initial_balance: u64) -> Vec<AccountState> {
-    let mut client = BankClient::new(channel.clone());
-    let mut states = Vec::with_capacity(names.accounts.len());
-    for id in &names.accounts {
-        let mut request = Request::new(pb::GetBalanceRequest {
-            account_id: id.clone(),
-        });
-        request.set_timeout(SETTLE_CALL_TIMEOUT);
-        let account = client
-            .get_balance(request)
-            .await
-            .ok()
-            .map(tonic::Response::into_inner);
-        states.push(AccountState {
-            account_id: id.clone(),
-            initial_balance,
-            final_balance: account.as_ref().map(|a| a.balance),
-            final_sequence: account.as_ref().map(|a| a.sequence),
-        });
+/// What the final read of one account got: its state, or the status code.
+type FinalRead = Result<pb::Account, Code>;
+
+/// Reads every account's final balance and sequence, in account order
+/// (`None` where the read failed or `calls.until` passed first).
+pub async fn final_states(
+    calls: &Calls,
+    names: &Names,
+    initial_balance: u64,
+    bar: &PhaseBar,
+) -> Vec<AccountState> {
+    let mut read: Vec<Option<FinalRead>> = vec![None; names.accounts.len()];
+    let reads = futures::stream::iter(names.accounts.iter().enumerate())
+        .take_while(|_| std::future::ready(Instant::now() < calls.until))
+        .map(|(i, id)| {
+            let (client, timeout) = (calls.client(i), calls.timeout);
+            let message = pb::GetBalanceRequest {
+                account_id: id.clone(),
+            };
+            async move {
+                let mut client = client?;
+                let reply = within(timeout, client.get_balance(request(message, timeout))).await;
+                Some((i, reply.map_err(|status| status.code())))
+            }
+        })
+        .buffer_unordered(FINAL_READ_CONCURRENCY)
+        .filter_map(std::future::ready);
+    // A read still in flight at the hard stop is dropped: its account has no final state.
+    let _ = tokio::time::timeout_at(
+        calls.hard_stop().into(),
+        reads.for_each(|(i, answer)| {
+            bar.inc();
+            read[i] = Some(answer);
+            std::future::ready(())
+        }),
+    )
+    .await;
+    names
+        .accounts
+        .iter()
+        .zip(read)
+        .map(|(id, answer)| account_state(id, initial_balance, answer))
+        .collect()
+}
+
+fn account_state(id: &str, initial_balance: u64, answer: Option<FinalRead>) -> AccountState {
+    let account = answer.as_ref().and_then(|a| a.as_ref().ok());
+    AccountState {
+        account_id: id.to_owned(),
+        initial_balance,
+        final_balance: account.map(|a| a.balance),
+        final_sequence: account.map(|a| a.sequence),
+        final_not_found: matches!(answer, Some(Err(Code::NotFound))),
     }
-    states
 }
 
 /// Moves the workers' records into one history (the recorders keep their
@@ -164,6 +264,8 @@ pub fn history(recorders: &mut [Recorder], accounts: Vec<AccountState>) -> Histo
         accounts,
         ops: Vec::with_capacity(total),
         transfers: Vec::new(),
+        reads: Vec::new(),
+        duplicates: Vec::new(),
     };
     for rec in recorders {
         let offset = u32::try_from(history.ops.len()).unwrap_or(u32::MAX);

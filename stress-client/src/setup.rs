@@ -1,16 +1,25 @@
 //! Before the load: connect `--connections` HTTP/2 channels (one TCP
-//! connection each) and open this run's fresh accounts.
+//! connection each) and open this run's fresh accounts, many at once over all
+//! of them. Every call is bounded by `--timeout`; the first failure ends the
+//! setup with a message that says what the server did (exit 2).
 
 use std::time::Duration;
 
 use bank::v1 as pb;
 use bank::v1::bank_client::BankClient;
+use futures::StreamExt;
 use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+use crate::bound::{request, within};
+use crate::progress::PhaseBar;
 
 /// How long one connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Deadline of each setup call.
-const SETUP_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// OpenAccount calls in flight at once, over all connections: enough to
+/// keep a server busy across its cores, few enough not to trip its
+/// per-connection stream limit (commonly 100 or more per connection).
+pub const SETUP_CONCURRENCY: usize = 256;
 
 /// Opens `count` separate connections to `endpoint`.
 pub async fn connect(endpoint: &str, count: usize) -> Result<Vec<Channel>, String> {
@@ -29,19 +38,53 @@ pub async fn connect(endpoint: &str, count: usize) -> Result<Vec<Channel>, Strin
     Ok(channels)
 }
 
-/// Opens every account in `ids` with `initial_balance`.
-pub async fn open_accounts(channel: Channel, ids: &[String], initial_balance: u64) -> Result<(), String> {
-    let mut client = BankClient::new(channel);
-    for id in ids {
-        let mut request = tonic::Request::new(pb::OpenAccountRequest {
-            account_id: id.clone(),
-            initial_balance,
-        });
-        request.set_timeout(SETUP_CALL_TIMEOUT);
-        client
-            .open_account(request)
-            .await
-            .map_err(|s| format!("OpenAccount {id:?} failed: {} {}", s.code(), s.message()))?;
+/// Opens every account in `ids` with `initial_balance`, spreading the calls
+/// over `channels`, each call bounded by `timeout`.
+pub async fn open_accounts(
+    channels: &[Channel],
+    ids: &[String],
+    initial_balance: u64,
+    timeout: Duration,
+    bar: &PhaseBar,
+) -> Result<(), String> {
+    let clients: Vec<_> = channels.iter().cloned().map(BankClient::new).collect();
+    if clients.is_empty() {
+        return Err("no connection to open the accounts on".into());
+    }
+    let mut calls = futures::stream::iter(ids.iter().enumerate())
+        .map(|(i, id)| {
+            let mut client = clients[i % clients.len()].clone();
+            let message = pb::OpenAccountRequest {
+                account_id: id.clone(),
+                initial_balance,
+            };
+            async move {
+                let reply = within(timeout, client.open_account(request(message, timeout))).await;
+                reply.map_err(|status| (id, status))
+            }
+        })
+        .buffer_unordered(SETUP_CONCURRENCY);
+    while let Some(reply) = calls.next().await {
+        // Dropping `calls` on the first failure cancels the rest.
+        reply.map_err(|(id, status)| open_failed(id, &status, timeout))?;
+        bar.inc();
     }
     Ok(())
+}
+
+/// Why the setup stopped, in words.
+fn open_failed(id: &str, status: &Status, timeout: Duration) -> String {
+    // tonic's own deadline ends a call with CANCELLED; ours with DEADLINE_EXCEEDED.
+    if matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled) {
+        return format!(
+            "the server accepted the connection but did not answer OpenAccount {id:?} within \
+             --timeout {timeout:?} ({})",
+            status.message()
+        );
+    }
+    format!(
+        "OpenAccount {id:?} failed: {:?}: {}",
+        status.code(),
+        status.message()
+    )
 }

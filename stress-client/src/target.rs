@@ -32,10 +32,17 @@ impl Target {
         }
     }
 
-    /// Starts a bank server in-process with `delay` and `unsafe_no_lock`.
+    /// Starts a bank server in-process with `delay` and `unsafe_no_lock`,
+    /// with room for at least `accounts` accounts.
     /// `inject_bug` plants a bug of the zoo (`InjectedBug::None`: no bug).
-    pub fn embedded(delay: Duration, unsafe_no_lock: bool, inject_bug: InjectedBug) -> std::io::Result<Self> {
+    pub fn embedded(
+        delay: Duration,
+        unsafe_no_lock: bool,
+        accounts: usize,
+        inject_bug: InjectedBug,
+    ) -> std::io::Result<Self> {
         let mut config = ServerConfig::default();
+        config.ledger.max_accounts = config.ledger.max_accounts.max(accounts);
         config.ledger.processing_delay = delay;
         config.ledger.unsafe_no_lock = unsafe_no_lock;
         config.ledger.inject_bug = inject_bug;

@@ -1,5 +1,6 @@
 //! Turns a planned op into its wire request, and runs one unary call with the
-//! per-call deadline. Shared by the unary and stream paths of a worker.
+//! per-call deadline (sent to the server, and enforced on the client's clock
+//! by [`crate::bound`]). Shared by the unary and stream paths of a worker.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,8 +9,9 @@ use bank::v1 as pb;
 use bank::v1::bank_client::BankClient;
 use bank_checker::Kind;
 use tonic::transport::Channel;
-use tonic::{Request, Status};
+use tonic::Status;
 
+use crate::bound::{request, within};
 use crate::workload::{request_id, Planned};
 
 /// The run's names: its id and the ids of its accounts.
@@ -59,9 +61,8 @@ pub async fn call_unary(
     let p = &f.planned;
     let reply = match p.kind {
         Kind::Withdraw => {
-            client
-                .withdraw(with_timeout(names.withdraw(worker, p), timeout))
-                .await
+            let req = request(names.withdraw(worker, p), timeout);
+            within(timeout, client.withdraw(req)).await
         }
         Kind::Deposit => {
             let req = pb::DepositRequest {
@@ -69,7 +70,7 @@ pub async fn call_unary(
                 amount: p.amount,
                 request_id: names.request_id(worker, p),
             };
-            client.deposit(with_timeout(req, timeout)).await
+            within(timeout, client.deposit(request(req, timeout))).await
         }
         Kind::Transfer => {
             let req = pb::TransferRequest {
@@ -78,14 +79,8 @@ pub async fn call_unary(
                 amount: p.amount,
                 request_id: names.request_id(worker, p),
             };
-            client.transfer(with_timeout(req, timeout)).await
+            within(timeout, client.transfer(request(req, timeout))).await
         }
     };
-    (f, Instant::now(), reply.map(tonic::Response::into_inner))
-}
-
-fn with_timeout<T>(message: T, timeout: Duration) -> Request<T> {
-    let mut request = Request::new(message);
-    request.set_timeout(timeout);
-    request
+    (f, Instant::now(), reply)
 }

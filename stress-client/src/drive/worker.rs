@@ -1,6 +1,12 @@
 //! One worker: a single task that keeps up to `--pipeline` ops in flight on
 //! its connection, over a `WithdrawStream` (stream mode) and unary calls, and
 //! records each as it completes. One task, no shared state: no lock per op.
+//!
+//! Nothing here waits on the server without a bound: a unary call is cut at
+//! `--timeout`, and so is the oldest op on a stream (which then fails with
+//! everything behind it). A stream's requests go out before its response
+//! headers arrive, because a server may send its headers only with its
+//! first answer (grpcio's sync server and grpc-go do).
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -16,7 +22,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
-use tonic::Status;
+use tonic::{Response, Status};
 
 use super::requests::{call_unary, InFlight, Names};
 use super::schedule::Schedule;
@@ -48,10 +54,28 @@ pub struct WorkerSpec {
 type UnaryFuture =
     Pin<Box<dyn Future<Output = (InFlight, Instant, Result<pb::OperationResult, Status>)> + Send>>;
 
-/// An open `WithdrawStream` and its ops in flight, oldest first.
+type OpenFuture = Pin<Box<dyn Future<Output = Result<Response<Answers>, Status>> + Send>>;
+type Answers = tonic::Streaming<pb::OperationResult>;
+
+/// The answer side of a `WithdrawStream`: waiting for the response headers
+/// (while requests already flow), or open.
+enum AnswerSide {
+    Opening(OpenFuture),
+    Open(Box<Answers>),
+}
+
+/// What a stream's answer side produced.
+enum StreamEvent {
+    /// The response headers arrived.
+    Opened(Box<Answers>),
+    /// The next answer, the end of the stream, or its error status.
+    Reply(Result<Option<pb::OperationResult>, Status>),
+}
+
+/// A `WithdrawStream` and its ops in flight, oldest first.
 struct OpenStream {
     tx: mpsc::Sender<pb::WithdrawRequest>,
-    rx: tonic::Streaming<pb::OperationResult>,
+    answers: AnswerSide,
     inflight: VecDeque<InFlight>,
 }
 
@@ -128,16 +152,16 @@ impl Worker {
             Some((f, received, reply)) = self.unary.next(), if !self.unary.is_empty() => {
                 self.rec.record(&f.planned, timing(&f, received), reply);
             }
-            reply = next_reply(&mut self.stream), if stream_front.is_some() => self.on_stream_reply(reply),
+            event = next_event(&mut self.stream), if stream_front.is_some() => self.on_stream_event(event),
             () = sleep_until(stream_deadline), if stream_front.is_some() => {
                 self.fail_stream(Status::deadline_exceeded("no stream reply within --timeout"));
             }
-            () = sleep_until(wake), if can_send => self.send_next().await,
+            () = sleep_until(wake), if can_send => self.send_next(),
         }
         true
     }
 
-    async fn send_next(&mut self) {
+    fn send_next(&mut self) {
         let now = Instant::now();
         if !self.spec.budget.allows(self.sent, now) {
             return;
@@ -151,7 +175,7 @@ impl Worker {
             sent: now,
         };
         if self.spec.mode == Mode::Stream && planned.kind == Kind::Withdraw {
-            self.send_on_stream(f).await;
+            self.send_on_stream(f);
         } else {
             let call = call_unary(
                 self.spec.client.clone(),
@@ -164,47 +188,60 @@ impl Worker {
         }
     }
 
-    async fn send_on_stream(&mut self, mut f: InFlight) {
-        if self.stream.is_none() {
-            match open_stream(&mut self.spec.client, self.spec.pipeline).await {
-                Ok(s) => self.stream = Some(s),
-                Err(status) => {
-                    return self
-                        .rec
-                        .record(&f.planned, timing(&f, Instant::now()), Err(status))
-                }
-            }
-        }
+    /// Puts `f` on the worker's stream, opening one if needed. The request is
+    /// queued at once: the channel holds `--pipeline` requests and at most
+    /// that many are in flight, so there is always room.
+    fn send_on_stream(&mut self, f: InFlight) {
         let request = self.spec.names.withdraw(self.spec.index, &f.planned);
-        let Some(stream) = self.stream.as_mut() else {
-            return;
-        };
-        // Opening the stream is part of the op's latency only through `intended`.
-        f.sent = Instant::now();
-        if stream.tx.send(request).await.is_err() {
-            self.rec.record(
-                &f.planned,
-                timing(&f, Instant::now()),
-                Err(Status::unavailable("stream closed")),
-            );
-            self.fail_stream(Status::unavailable("stream closed"));
+        let spec = &self.spec;
+        let stream = self
+            .stream
+            .get_or_insert_with(|| open_stream(&spec.client, spec.pipeline));
+        if stream.tx.try_send(request).is_ok() {
+            stream.inflight.push_back(f);
             return;
         }
-        stream.inflight.push_back(f);
+        let closed = Status::unavailable("the stream's request side is closed");
+        self.rec
+            .record(&f.planned, timing(&f, Instant::now()), Err(closed.clone()));
+        self.fail_stream(closed);
     }
 
-    fn on_stream_reply(&mut self, reply: Result<Option<pb::OperationResult>, Status>) {
-        let received = Instant::now();
-        match reply {
-            Ok(Some(result)) => {
-                let front = self.stream.as_mut().and_then(|s| s.inflight.pop_front());
-                if let Some(f) = front {
-                    self.rec.record(&f.planned, timing(&f, received), Ok(result));
+    fn on_stream_event(&mut self, event: StreamEvent) {
+        match event {
+            StreamEvent::Opened(answers) => {
+                if let Some(stream) = self.stream.as_mut() {
+                    stream.answers = AnswerSide::Open(answers);
                 }
             }
-            Ok(None) => self.fail_stream(Status::unknown("the server ended the stream early")),
-            Err(status) => self.fail_stream(status),
+            StreamEvent::Reply(Ok(Some(result))) => self.on_stream_answer(result),
+            StreamEvent::Reply(Ok(None)) => {
+                self.fail_stream(Status::unknown("the server ended the stream early"));
+            }
+            StreamEvent::Reply(Err(status)) => self.fail_stream(status),
         }
+    }
+
+    /// Pairs an answer with the oldest op in flight: the contract answers in
+    /// request order. An answer that carries another op's request id breaks
+    /// that promise; the stream is then dropped and its ops settled later.
+    fn on_stream_answer(&mut self, result: pb::OperationResult) {
+        let received = Instant::now();
+        let Some(f) = self.stream.as_mut().and_then(|s| s.inflight.pop_front()) else {
+            return self.fail_stream(Status::internal("the server answered a request never sent"));
+        };
+        let expected = self.spec.names.request_id(self.spec.index, &f.planned);
+        if !result.request_id.is_empty() && result.request_id != expected {
+            if let Some(stream) = self.stream.as_mut() {
+                stream.inflight.push_front(f);
+            }
+            let message = format!(
+                "answer for {:?} arrived while {expected:?} was the oldest request",
+                result.request_id
+            );
+            return self.fail_stream(Status::internal(message));
+        }
+        self.rec.record(&f.planned, timing(&f, received), Ok(result));
     }
 
     /// Drops the stream (the server abandons what is queued) and records every
@@ -219,19 +256,30 @@ impl Worker {
     }
 }
 
-async fn open_stream(client: &mut BankClient<Channel>, pipeline: usize) -> Result<OpenStream, Status> {
+/// A new `WithdrawStream` on `client`'s connection. The call is only
+/// started here; its response headers are awaited by [`next_event`] while
+/// requests are already queued, so a server that holds its headers until it
+/// has a first answer is not waited on forever.
+fn open_stream(client: &BankClient<Channel>, pipeline: usize) -> OpenStream {
     let (tx, rx) = mpsc::channel(pipeline.max(1));
-    let response = client.withdraw_stream(ReceiverStream::new(rx)).await?;
-    Ok(OpenStream {
+    let mut client = client.clone();
+    let opening = async move { client.withdraw_stream(ReceiverStream::new(rx)).await };
+    OpenStream {
         tx,
-        rx: response.into_inner(),
+        answers: AnswerSide::Opening(Box::pin(opening)),
         inflight: VecDeque::with_capacity(pipeline),
-    })
+    }
 }
 
-async fn next_reply(stream: &mut Option<OpenStream>) -> Result<Option<pb::OperationResult>, Status> {
-    match stream {
-        Some(s) => s.rx.message().await,
+/// The next event of the worker's stream; never resolves without one.
+/// Cancel-safe: the opening call stays in the stream when this is dropped.
+async fn next_event(stream: &mut Option<OpenStream>) -> StreamEvent {
+    match stream.as_mut().map(|s| &mut s.answers) {
+        Some(AnswerSide::Opening(opening)) => match opening.await {
+            Ok(response) => StreamEvent::Opened(Box::new(response.into_inner())),
+            Err(status) => StreamEvent::Reply(Err(status)),
+        },
+        Some(AnswerSide::Open(answers)) => StreamEvent::Reply(answers.message().await),
         None => std::future::pending().await,
     }
 }
