@@ -19,6 +19,8 @@ SERVER_PID=""
 
 # Each bug, the violation kind the verdict must name, and a workload that
 # exposes it (few accounts so that ops collide; every run also gets COMMON).
+# Withdrawals go over WithdrawStream (the default mode) except for lost-update,
+# which runs unary like the seed example, so both paths are exercised.
 BUGS=(lost-update non-atomic-transfer double-apply-retry stale-read partial-apply bad-outcome)
 declare -A KIND=(
   [lost-update]=lost_update
@@ -29,7 +31,7 @@ declare -A KIND=(
   [bad-outcome]=protocol
 )
 declare -A WORKLOAD=(
-  [lost-update]="--accounts 1 --deposit-ratio 0.3 --transfer-ratio 0 --streams 16"
+  [lost-update]="--accounts 1 --deposit-ratio 0.3 --transfer-ratio 0 --streams 16 --mode unary"
   [non-atomic-transfer]="--accounts 2 --deposit-ratio 0.1 --transfer-ratio 0.8 --streams 16"
   [double-apply-retry]="--accounts 4 --duplicate-ratio 0.2 --streams 16"
   [stale-read]="--accounts 2 --read-ratio 0.2 --streams 16"
