@@ -166,6 +166,7 @@ impl Recorder {
             kind: planned.kind,
             outcome: Outcome::Unknown,
             resolved: false,
+            flags: 0,
             amount: planned.amount,
             send_ns: self.clock_ns(timing.sent),
             recv_ns: u64::MAX,
@@ -207,7 +208,7 @@ impl Recorder {
             Outcome::Approved => self.counts.approved += 1,
             Outcome::InsufficientFunds => self.counts.insufficient_funds += 1,
             Outcome::NotApplied => self.counts.not_applied += 1,
-            Outcome::Unknown => self.counts.bad_outcomes += 1,
+            Outcome::Unknown | Outcome::Invalid => self.counts.bad_outcomes += 1,
         }
         op.outcome = outcome;
         op.recv_ns = self.clock_ns(received);
@@ -256,7 +257,7 @@ pub fn outcome_of(wire: i32) -> Outcome {
         Ok(pb::Outcome::Approved) => Outcome::Approved,
         Ok(pb::Outcome::InsufficientFunds) => Outcome::InsufficientFunds,
         Ok(pb::Outcome::NotApplied) => Outcome::NotApplied,
-        Ok(pb::Outcome::Unspecified) | Err(_) => Outcome::Unknown,
+        Ok(pb::Outcome::Unspecified) | Err(_) => Outcome::Invalid,
     }
 }
 

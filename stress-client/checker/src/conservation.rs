@@ -1,9 +1,11 @@
 //! Global conservation: money only enters through deposits and leaves
-//! through withdrawals (transfers move it), so the final balances must sum to
-//! the initial ones plus the net of approved ops, give or take unknown ones.
+//! through withdrawals (a transfer moves it, both legs at once), so the final
+//! balances must sum to the initial ones plus the net of the approved ops,
+//! those of unknown outcome counted exactly where the search placed them.
 
 use crate::describe;
 use crate::history::{History, Kind, Outcome};
+use crate::place::Placed;
 use crate::report::{CheckStats, Sink, ViolationKind};
 
 /// Sums of money, in u128 so a million u64 amounts cannot overflow.
@@ -13,31 +15,21 @@ struct Flows {
     finals: u128,
     deposited: u128,
     withdrawn: u128,
-    maybe_deposited: u128,
-    maybe_withdrawn: u128,
+    transfers: u64,
 }
 
-/// Checks conservation when every final balance is known.
-pub(crate) fn check(h: &History, sink: &mut Sink, stats: &mut CheckStats) {
+/// Checks conservation when every final balance is known; `placed` (sorted
+/// by op) says which ops of unknown outcome took effect.
+pub(crate) fn check(h: &History, placed: &[Placed], sink: &mut Sink, stats: &mut CheckStats) {
     let Some(mut f) = balances(h) else {
         return;
     };
     stats.conservation_checked = true;
-    add_ops(h, &mut f);
-    let inflow = f.initial.saturating_add(f.deposited);
-    let low = f
-        .finals
-        .saturating_add(f.withdrawn)
-        .saturating_add(f.maybe_withdrawn);
-    let high = inflow.saturating_add(f.maybe_deposited);
-    // finals must lie in [inflow - withdrawn - maybe_withdrawn, inflow - withdrawn + maybe_deposited],
-    // rearranged so that nothing is subtracted.
-    if low >= inflow && f.finals.saturating_add(f.withdrawn) <= high {
+    add_ops(h, placed, &mut f);
+    if f.finals.saturating_add(f.withdrawn) == f.initial.saturating_add(f.deposited) {
         return;
     }
-    sink.report(ViolationKind::Conservation, describe::ALL_ACCOUNTS, || {
-        explain(&f)
-    });
+    sink.report(ViolationKind::Conservation, describe::ALL_ACCOUNTS, || explain(&f));
 }
 
 /// The initial and final totals, or `None` if some final balance is missing.
@@ -50,20 +42,29 @@ fn balances(h: &History) -> Option<Flows> {
     Some(f)
 }
 
-/// Adds the deposits and withdrawals that did or may have happened. Ops on
-/// accounts outside the history are malformed and reported elsewhere.
-fn add_ops(h: &History, f: &mut Flows) {
+/// Adds the deposits and withdrawals that took effect. Ops on accounts
+/// outside the history are malformed and reported elsewhere.
+fn add_ops(h: &History, placed: &[Placed], f: &mut Flows) {
     let n = h.accounts.len();
-    for op in h.ops.iter().filter(|op| (op.account as usize) < n) {
-        let amount = u128::from(op.amount);
-        let side = match (op.kind, op.outcome) {
-            (Kind::Deposit, Outcome::Approved) => &mut f.deposited,
-            (Kind::Withdraw, Outcome::Approved) => &mut f.withdrawn,
-            (Kind::Deposit, Outcome::Unknown) => &mut f.maybe_deposited,
-            (Kind::Withdraw, Outcome::Unknown) => &mut f.maybe_withdrawn,
-            _ => continue,
+    let mut next = 0;
+    for (i, op) in h.ops.iter().enumerate() {
+        while placed.get(next).is_some_and(|p| (p.op as usize) < i) {
+            next += 1;
+        }
+        let took = match op.outcome {
+            Outcome::Approved => true,
+            o if o.is_open() => placed.get(next).is_some_and(|p| p.op as usize == i && p.approved),
+            _ => false,
         };
-        *side = side.saturating_add(amount);
+        if !took || (op.account as usize) >= n {
+            continue;
+        }
+        let amount = u128::from(op.amount);
+        match op.kind {
+            Kind::Deposit => f.deposited = f.deposited.saturating_add(amount),
+            Kind::Withdraw => f.withdrawn = f.withdrawn.saturating_add(amount),
+            Kind::Transfer => f.transfers += 1,
+        }
     }
 }
 
@@ -73,16 +74,8 @@ fn explain(f: &Flows) -> String {
     let expected = signed(f.initial)
         .saturating_add(signed(f.deposited))
         .saturating_sub(signed(f.withdrawn));
-    let mut text = format!(
-        "the accounts ended with {} in total, but they started with {}, approved deposits added {} and approved withdrawals took {}, so they should hold {expected}",
-        f.finals, f.initial, f.deposited, f.withdrawn
-    );
-    if f.maybe_deposited > 0 || f.maybe_withdrawn > 0 {
-        text += &format!(
-            ", give or take ops of unknown outcome (between {} and {})",
-            expected.saturating_sub(signed(f.maybe_withdrawn)),
-            expected.saturating_add(signed(f.maybe_deposited))
-        );
-    }
-    text + " (money created or destroyed)"
+    format!(
+        "the accounts ended with {} in total, but they started with {}, deposits added {} and withdrawals took {} ({} transfers moved money between them), so they should hold {expected} (money created or destroyed)",
+        f.finals, f.initial, f.deposited, f.withdrawn, f.transfers
+    )
 }

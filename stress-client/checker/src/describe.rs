@@ -136,6 +136,7 @@ pub(crate) fn outcome(o: Outcome) -> &'static str {
         Outcome::InsufficientFunds => "denied for insufficient funds",
         Outcome::NotApplied => "not applied",
         Outcome::Unknown => "of unknown outcome",
+        Outcome::Invalid => "answered an outcome outside the contract",
     }
 }
 
@@ -168,4 +169,32 @@ pub(crate) fn impossible_sequence(h: &History, entry: u32, seq: u64) -> String {
         "{what} claims seq {seq}, which would take more than {} ops on one account; the record is corrupt",
         u32::MAX
     )
+}
+
+/// "op #12 (deposit of 5)" from an op index.
+pub(crate) fn op_by_index(h: &History, op: u32) -> String {
+    match h.ops.get(op as usize) {
+        Some(o) => op_label(h, &Leg::source(op, o)),
+        None => format!("op #{op}"),
+    }
+}
+
+/// What follows a gap: "withdrawal of 80 at seq 9", or the final read.
+pub(crate) fn gap_end(h: &History, next: Option<u32>) -> String {
+    match next.and_then(|e| decode(h, e)) {
+        Some(l) => at_seq(h, &l),
+        None => "the final read".to_owned(),
+    }
+}
+
+/// "transfer of 5 from x to y", whichever view `l` is.
+pub(crate) fn op_whole(h: &History, l: &Leg) -> String {
+    let from = h.ops.get(l.op as usize).map_or(0, |o| o.account as usize);
+    match (l.kind, l.peer(h)) {
+        (Kind::Transfer, Some(p)) => {
+            let (src, dst) = if l.target { (p as usize, from) } else { (from, p as usize) };
+            format!("op #{} (transfer of {} from {} to {})", l.op, l.amount, account(h, src), account(h, dst))
+        }
+        _ => op_label(h, l),
+    }
 }

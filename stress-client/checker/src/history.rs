@@ -1,6 +1,7 @@
 //! The recorded history a run hands to the checker: compact per-op records
-//! (48 bytes each, transfers' second leg in a side table) plus each account's
-//! initial and final state. Times are nanoseconds on one monotonic clock.
+//! (48 bytes each, transfers' second leg in a side table), the balance reads
+//! and duplicate sends made under load, and each account's initial and final
+//! state. Times are nanoseconds on one monotonic clock.
 
 use serde::Serialize;
 
@@ -30,6 +31,10 @@ pub enum Outcome {
     /// Record it with `balance`, `sequence` (and the leg's `to_balance`,
     /// `to_sequence`) set to 0 and `recv_ns` set to `u64::MAX`.
     Unknown,
+    /// The server answered an outcome outside the contract (not one of the
+    /// three). A `protocol` violation; for the rest of the check the op is
+    /// treated like an unknown one. Record it like `Unknown`.
+    Invalid,
 }
 
 impl Outcome {
@@ -37,6 +42,12 @@ impl Outcome {
     /// op touched (approved or denied); only these carry balances to check.
     pub fn took_sequence(self) -> bool {
         matches!(self, Outcome::Approved | Outcome::InsufficientFunds)
+    }
+
+    /// True when nobody knows whether the op took effect (`Unknown`, or an
+    /// `Invalid` answer that settles nothing): it may have, exactly once.
+    pub fn is_open(self) -> bool {
+        matches!(self, Outcome::Unknown | Outcome::Invalid)
     }
 }
 
@@ -50,6 +61,9 @@ pub struct Op {
     pub outcome: Outcome,
     /// True when the outcome came from `GetOperation` after the call failed.
     pub resolved: bool,
+    /// What else the answer said: [`Op::REPLAYED`], [`Op::WRONG_ID`],
+    /// [`Op::NOT_FOUND`], [`Op::FROM_COPY`].
+    pub flags: u8,
     /// Amount in minor units.
     pub amount: u64,
     /// When the op was sent and when its reply arrived (`u64::MAX`: never).
@@ -62,6 +76,24 @@ pub struct Op {
     /// Reported balance right after the op, and the sequence number it took.
     pub balance: u64,
     pub sequence: u64,
+}
+
+impl Op {
+    /// The answer carried `replayed = true`.
+    pub const REPLAYED: u8 = 1;
+    /// The answer's `request_id` was not the one sent.
+    pub const WRONG_ID: u8 = 2;
+    /// The call failed with NOT_FOUND although the account's opening was
+    /// acknowledged (the outcome is then `Unknown`).
+    pub const NOT_FOUND: u8 = 4;
+    /// The original call failed and the answer is that of its duplicate send
+    /// (same request id), so `replayed` may be either value.
+    pub const FROM_COPY: u8 = 8;
+
+    /// True when `flag` is set.
+    pub fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
 }
 
 // The driver keeps millions of these in memory; growing past 48 bytes would
@@ -86,6 +118,57 @@ pub struct AccountState {
     /// From `GetBalance` after the run; `None` if it could not be read.
     pub final_balance: Option<u64>,
     pub final_sequence: Option<u64>,
+    /// The final read answered NOT_FOUND: the server lost an account whose
+    /// opening it had acknowledged.
+    pub final_not_found: bool,
+}
+
+impl AccountState {
+    /// An account opened with `initial_balance`, final state not yet read.
+    pub fn opened(account_id: String, initial_balance: u64) -> AccountState {
+        AccountState {
+            account_id,
+            initial_balance,
+            final_balance: None,
+            final_sequence: None,
+            final_not_found: false,
+        }
+    }
+}
+
+/// A `GetBalance` made under load: the state it saw and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Read {
+    pub account: AccountIdx,
+    /// True when the read answered NOT_FOUND (then `balance` and `sequence` are 0).
+    pub not_found: bool,
+    pub send_ns: u64,
+    pub recv_ns: u64,
+    pub balance: u64,
+    pub sequence: u64,
+}
+
+/// A second send of an op with the same request id, and what it answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Duplicate {
+    /// Index into [`History::ops`] of the op it repeats.
+    pub op: u32,
+    /// True when both copies went out at once (either may be the one the
+    /// server saw first); false when the copy was sent after the first answer.
+    pub at_once: bool,
+    /// `Unknown` when the copy got an error status (see `aborted`).
+    pub outcome: Outcome,
+    /// The copy was answered ABORTED (the original was still waiting for
+    /// funds), which the contract allows.
+    pub aborted: bool,
+    /// [`Op::REPLAYED`] and [`Op::WRONG_ID`] of the copy's answer.
+    pub flags: u8,
+    pub send_ns: u64,
+    pub recv_ns: u64,
+    pub balance: u64,
+    pub sequence: u64,
+    pub to_balance: u64,
+    pub to_sequence: u64,
 }
 
 /// Everything the checker needs.
@@ -95,4 +178,8 @@ pub struct History {
     pub ops: Vec<Op>,
     /// Sorted by `op`; one entry per `Kind::Transfer` op.
     pub transfers: Vec<TransferLeg>,
+    /// Balance reads made under load, in any order.
+    pub reads: Vec<Read>,
+    /// Duplicate sends, in any order; at most one per op.
+    pub duplicates: Vec<Duplicate>,
 }

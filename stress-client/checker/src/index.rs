@@ -1,52 +1,15 @@
 //! Groups every account's views of the recorded ops into one flat array of
 //! 8-byte keys (`sequence << 32 | entry`), sorted by sequence per account, so
-//! later checks are linear sweeps. It also rejects malformed records and
-//! sums what the ops with unknown outcome could have done to each account.
+//! later checks are linear sweeps or binary searches. The first build holds
+//! the ops that took a sequence number; the second, after the exact search,
+//! adds the ops of unknown outcome where it placed them (for the global
+//! order, the reads and the final checks). It also rejects malformed records.
 
 use crate::describe;
 use crate::history::{History, Kind, Outcome};
 use crate::leg::{leg_is_valid, Leg};
+use crate::place::Placed;
 use crate::report::{CheckStats, Sink, ViolationKind};
-
-/// What the ops with unknown outcome touching one account could have done:
-/// how many there are and how much they could take out or put in at most.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Budget {
-    pub count: u64,
-    pub debit: u128,
-    pub credit: u128,
-}
-
-impl Budget {
-    fn add(&mut self, amount: u64, credit: bool) {
-        self.count = self.count.saturating_add(1);
-        let side = if credit { &mut self.credit } else { &mut self.debit };
-        *side = side.saturating_add(u128::from(amount));
-    }
-
-    /// True when `missing` of these ops could have taken effect and moved the
-    /// balance by `delta` in total, ending at `after` (never negative). This
-    /// is a necessary condition only: it does not try every subset of amounts.
-    pub(crate) fn covers(&self, missing: u64, delta: i128, after: i128) -> bool {
-        let credit = i128::try_from(self.credit).unwrap_or(i128::MAX);
-        let debit = i128::try_from(self.debit).unwrap_or(i128::MAX);
-        let moves = delta == 0 || missing > 0;
-        after >= 0 && moves && missing <= self.count && delta <= credit && -delta <= debit
-    }
-
-    /// Takes what [`Budget::covers`] allowed out of the budget, so later gaps
-    /// cannot spend the same unknown ops (or amounts) again.
-    pub(crate) fn consume(&mut self, missing: u64, delta: i128) {
-        self.count = self.count.saturating_sub(missing);
-        let moved = delta.unsigned_abs();
-        let side = if delta > 0 {
-            &mut self.credit
-        } else {
-            &mut self.debit
-        };
-        *side = side.saturating_sub(moved);
-    }
-}
 
 /// The per-account, sequence-sorted views of a history.
 #[derive(Debug, Default)]
@@ -54,7 +17,6 @@ pub(crate) struct Index {
     keys: Vec<u64>,
     starts: Vec<u32>,
     ends: Vec<u32>,
-    budgets: Vec<Budget>,
 }
 
 /// The sequence number packed in a key.
@@ -67,6 +29,23 @@ pub(crate) fn key_entry(key: u64) -> u32 {
     key as u32
 }
 
+/// The op an entry number belongs to (a transfer's target view names its op).
+pub(crate) fn entry_op(h: &History, entry: u32) -> Option<u32> {
+    let e = entry as usize;
+    if e < h.ops.len() {
+        return Some(entry);
+    }
+    h.transfers.get(e - h.ops.len()).map(|l| l.op)
+}
+
+/// What a build reports: the first build reports malformed records, the
+/// second (which sees the same records) stays quiet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pass {
+    First,
+    Placed,
+}
+
 impl Index {
     /// Account `a`'s keys, sorted by sequence.
     pub(crate) fn keys(&self, a: usize) -> &[u64] {
@@ -75,30 +54,33 @@ impl Index {
         self.keys.get(start..end).unwrap_or(&[])
     }
 
-    /// What account `a`'s ops with unknown outcome could have done.
-    pub(crate) fn budget(&self, a: usize) -> Budget {
-        self.budgets.get(a).copied().unwrap_or_default()
+    /// The position in account `a`'s keys of the first view with sequence `seq` or more.
+    pub(crate) fn position(&self, a: usize, seq: u64) -> usize {
+        self.keys(a).partition_point(|&k| key_seq(k) < seq)
     }
 
-    /// Builds the index, reporting malformed records (which it leaves out).
+    /// Builds the index; `placed` (sorted by op) adds the placed unknown ops.
     /// `None` when the history is too large for 32-bit entry numbers.
-    pub(crate) fn build(h: &History, sink: &mut Sink, stats: &mut CheckStats) -> Option<Index> {
+    pub(crate) fn build(
+        h: &History,
+        placed: &[Placed],
+        pass: Pass,
+        sink: &mut Sink,
+        stats: &mut CheckStats,
+    ) -> Option<Index> {
         let entries = h.ops.len().checked_add(h.transfers.len());
-        if entries.is_none_or(|n| n > u32::MAX as usize) {
-            sink.report(ViolationKind::Malformed, describe::HISTORY, || {
-                format!(
-                    "the history has {} ops and {} transfer legs; the checker handles at most {} in total",
-                    h.ops.len(),
-                    h.transfers.len(),
-                    u32::MAX
-                )
-            });
+        if entries.is_none_or(|n| n >= u32::MAX as usize) {
+            if pass == Pass::First {
+                report_too_large(h, sink);
+            }
             return None;
         }
-        report_bad_legs(h, sink);
+        if pass == Pass::First {
+            report_bad_legs(h, sink);
+        }
         let mut index = Index::default();
-        let counts = index.count(h, sink, stats);
-        index.fill(h, &counts, sink);
+        let counts = index.count(h, placed, pass, sink, stats);
+        index.fill(h, placed, &counts, pass, sink);
         for a in 0..h.accounts.len() {
             let (start, end) = (index.starts[a] as usize, index.ends[a] as usize);
             index.keys[start..end].sort_unstable();
@@ -106,45 +88,30 @@ impl Index {
         Some(index)
     }
 
-    /// First pass: counts each account's views, sums the unknown budgets,
-    /// tallies stats and reports malformed ops.
-    fn count(&mut self, h: &History, sink: &mut Sink, stats: &mut CheckStats) -> Vec<u32> {
+    /// First pass: counts each account's views, tallies stats and reports
+    /// malformed ops (first build only).
+    fn count(&mut self, h: &History, placed: &[Placed], pass: Pass, sink: &mut Sink, stats: &mut CheckStats) -> Vec<u32> {
         let mut counts = vec![0u32; h.accounts.len()];
-        self.budgets = vec![Budget::default(); h.accounts.len()];
         let mut legs = LegCursor::default();
+        let mut spots = PlacedCursor::default();
         for i in 0..h.ops.len() {
             let leg = legs.leg_for(h, i);
-            tally(h, i, stats);
-            let views = classify(h, i, leg);
-            if let Some(problem) = views.problem {
-                report_problem(h, i, problem, sink);
+            let views = classify(h, i, leg, spots.placed_for(placed, i));
+            if pass == Pass::First {
+                tally(h, i, stats);
+                if let Some(problem) = views.problem {
+                    report_problem(h, i, problem, sink);
+                }
             }
             for view in [views.source, views.target].into_iter().flatten() {
                 counts[view.account] = counts[view.account].saturating_add(1);
             }
-            self.add_unknown(h, i, leg);
         }
         counts
     }
 
-    /// Adds op `i` to the unknown budgets of the accounts it touches, if its
-    /// outcome is unknown.
-    fn add_unknown(&mut self, h: &History, i: usize, leg: Option<usize>) {
-        let op = &h.ops[i];
-        if op.outcome != Outcome::Unknown {
-            return;
-        }
-        if let Some(budget) = self.budgets.get_mut(op.account as usize) {
-            budget.add(op.amount, op.kind == Kind::Deposit);
-        }
-        let target = leg.and_then(|t| h.transfers.get(t));
-        if let Some(b) = target.and_then(|l| self.budgets.get_mut(l.to_account as usize)) {
-            b.add(op.amount, true);
-        }
-    }
-
     /// Second pass: places every view in its account's slice.
-    fn fill(&mut self, h: &History, counts: &[u32], sink: &mut Sink) {
+    fn fill(&mut self, h: &History, placed: &[Placed], counts: &[u32], pass: Pass, sink: &mut Sink) {
         self.starts = Vec::with_capacity(counts.len());
         let mut total: u32 = 0;
         for &c in counts {
@@ -154,10 +121,11 @@ impl Index {
         self.ends = self.starts.clone();
         self.keys = vec![0; total as usize];
         let mut legs = LegCursor::default();
+        let mut spots = PlacedCursor::default();
         for i in 0..h.ops.len() {
-            let views = classify(h, i, legs.leg_for(h, i));
+            let views = classify(h, i, legs.leg_for(h, i), spots.placed_for(placed, i));
             for view in [views.source, views.target].into_iter().flatten() {
-                self.place(h, view, sink);
+                self.place(h, view, pass, sink);
             }
         }
     }
@@ -166,12 +134,14 @@ impl Index {
     /// `u32::MAX` would need four billion ops, so it is reported as
     /// malformed (and left out) rather than as a gap; that bound is what
     /// lets a key pack the sequence and the entry into 64 bits.
-    fn place(&mut self, h: &History, view: View, sink: &mut Sink) {
+    fn place(&mut self, h: &History, view: View, pass: Pass, sink: &mut Sink) {
         if view.seq > u64::from(u32::MAX) {
-            let id = describe::account(h, view.account);
-            sink.report(ViolationKind::Malformed, &id, || {
-                describe::impossible_sequence(h, view.entry, view.seq)
-            });
+            if pass == Pass::First {
+                let id = describe::account(h, view.account);
+                sink.report(ViolationKind::Malformed, &id, || {
+                    describe::impossible_sequence(h, view.entry, view.seq)
+                });
+            }
             return;
         }
         let end = &mut self.ends[view.account];
@@ -180,6 +150,18 @@ impl Index {
             *end += 1;
         }
     }
+}
+
+/// Reports a history too large for the checker's 32-bit entry numbers.
+fn report_too_large(h: &History, sink: &mut Sink) {
+    sink.report(ViolationKind::Malformed, describe::HISTORY, || {
+        format!(
+            "the history has {} ops and {} transfer legs; the checker handles fewer than {} in total",
+            h.ops.len(),
+            h.transfers.len(),
+            u32::MAX
+        )
+    });
 }
 
 /// Reports every transfer-table entry that cannot be trusted.
@@ -200,7 +182,7 @@ fn tally(h: &History, i: usize, stats: &mut CheckStats) {
         Outcome::Approved => &mut stats.approved_ops,
         Outcome::InsufficientFunds => &mut stats.denied_ops,
         Outcome::NotApplied => &mut stats.not_applied_ops,
-        Outcome::Unknown => &mut stats.unknown_ops,
+        Outcome::Unknown | Outcome::Invalid => &mut stats.unknown_ops,
     };
     *counter += 1;
     stats.applied_ops += u64::from(op.outcome.took_sequence());
@@ -211,19 +193,35 @@ fn tally(h: &History, i: usize, stats: &mut CheckStats) {
 /// Walks the transfer table alongside the ops (both sorted by op index) so
 /// each op finds its leg in amortised constant time.
 #[derive(Debug, Default)]
-struct LegCursor {
+pub(crate) struct LegCursor {
     next: usize,
 }
 
 impl LegCursor {
     /// The valid leg of op `i`, if any. Must be called with increasing `i`.
-    fn leg_for(&mut self, h: &History, i: usize) -> Option<usize> {
+    pub(crate) fn leg_for(&mut self, h: &History, i: usize) -> Option<usize> {
         while h.transfers.get(self.next).is_some_and(|l| (l.op as usize) < i) {
             self.next += 1;
         }
         let here = h.transfers.get(self.next)?;
         let found = here.op as usize == i && leg_is_valid(h, self.next);
         found.then_some(self.next)
+    }
+}
+
+/// Walks the placements (sorted by op) alongside the ops.
+#[derive(Debug, Default)]
+struct PlacedCursor {
+    next: usize,
+}
+
+impl PlacedCursor {
+    /// The placement of op `i`, if any. Must be called with increasing `i`.
+    fn placed_for<'a>(&mut self, placed: &'a [Placed], i: usize) -> Option<&'a Placed> {
+        while placed.get(self.next).is_some_and(|p| (p.op as usize) < i) {
+            self.next += 1;
+        }
+        placed.get(self.next).filter(|p| p.op as usize == i)
     }
 }
 
@@ -246,6 +244,18 @@ pub(crate) enum Problem {
     RecvBeforeSend,
 }
 
+impl Problem {
+    /// Answers the contract forbids are `protocol`; broken records `malformed`.
+    fn kind(self) -> ViolationKind {
+        match self {
+            Problem::DeniedDeposit | Problem::ZeroSequence | Problem::ZeroTargetSequence => {
+                ViolationKind::Protocol
+            }
+            _ => ViolationKind::Malformed,
+        }
+    }
+}
+
 /// The usable views of op `i` and the first problem found with it.
 #[derive(Debug, Default)]
 struct Views {
@@ -256,7 +266,7 @@ struct Views {
 
 /// Decides which views of op `i` go into the index. Both passes call it, so
 /// they always agree.
-fn classify(h: &History, i: usize, leg: Option<usize>) -> Views {
+fn classify(h: &History, i: usize, leg: Option<usize>, placed: Option<&Placed>) -> Views {
     let op = &h.ops[i];
     let mut v = Views::default();
     if op.account as usize >= h.accounts.len() {
@@ -265,6 +275,14 @@ fn classify(h: &History, i: usize, leg: Option<usize>) -> Views {
     }
     if op.kind == Kind::Transfer && leg.is_none() {
         v.problem.get_or_insert(Problem::MissingLeg);
+    }
+    let target = leg.and_then(|t| h.transfers.get(t).map(|l| (t, l)));
+    if let Some(p) = placed.filter(|_| op.outcome.is_open()) {
+        v.source = view(op.account as usize, i as u32, p.seq);
+        if let Some((t, l)) = target {
+            v.target = view(l.to_account as usize, (h.ops.len() + t) as u32, p.to_seq);
+        }
+        return v;
     }
     if !op.outcome.took_sequence() {
         return v;
@@ -280,12 +298,8 @@ fn classify(h: &History, i: usize, leg: Option<usize>) -> Views {
     if v.source.is_none() {
         v.problem.get_or_insert(Problem::ZeroSequence);
     }
-    if let Some(l) = leg.and_then(|t| h.transfers.get(t).map(|l| (t, l))) {
-        v.target = view(
-            l.1.to_account as usize,
-            (h.ops.len() + l.0) as u32,
-            l.1.to_sequence,
-        );
+    if let Some((t, l)) = target {
+        v.target = view(l.to_account as usize, (h.ops.len() + t) as u32, l.to_sequence);
         if v.target.is_none() {
             v.problem.get_or_insert(Problem::ZeroTargetSequence);
         }
@@ -298,12 +312,10 @@ fn view(account: usize, entry: u32, seq: u64) -> Option<View> {
     (seq != 0).then_some(View { account, entry, seq })
 }
 
-/// Reports a malformed op under the most specific account name available.
+/// Reports a problem op under the most specific account name available.
 fn report_problem(h: &History, i: usize, problem: Problem, sink: &mut Sink) {
     let op = &h.ops[i];
     let id = describe::account(h, op.account as usize);
     let leg = Leg::source(i as u32, op);
-    sink.report(ViolationKind::Malformed, &id, || {
-        describe::problem(h, &leg, problem)
-    });
+    sink.report(problem.kind(), &id, || describe::problem(h, &leg, problem));
 }

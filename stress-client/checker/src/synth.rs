@@ -1,8 +1,9 @@
 //! Synthetic histories of a correct server, for the bench and the tests: a
 //! single-threaded ledger applies op specs one at a time and records them as
-//! a driver would, with overlapping send/reply times around each op's turn.
+//! a driver would, with overlapping send/reply times around each op's turn,
+//! balance reads between ops and duplicate sends answered as replays.
 
-use crate::history::{AccountState, History, Kind, Op, Outcome, TransferLeg};
+use crate::history::{AccountState, Duplicate, History, Kind, Op, Outcome, Read, TransferLeg};
 
 /// What the recording client learns about an op.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,12 +58,7 @@ impl Ledger {
         let accounts = initial
             .iter()
             .enumerate()
-            .map(|(i, &b)| AccountState {
-                account_id: format!("acct-{i}"),
-                initial_balance: b,
-                final_balance: None,
-                final_sequence: None,
-            })
+            .map(|(i, &b)| AccountState::opened(format!("acct-{i}"), b))
             .collect();
         Ledger {
             balances: initial.to_vec(),
@@ -112,6 +108,7 @@ impl Ledger {
             kind,
             outcome: Outcome::NotApplied,
             resolved: false,
+            flags: 0,
             amount,
             send_ns: self.now - u64::from(spec.send_lead).min(self.now),
             recv_ns: self.now + u64::from(spec.recv_lag),
@@ -162,6 +159,7 @@ impl Ledger {
             Fate::Known => {}
             Fate::Resolved => {
                 op.resolved = true;
+                op.flags |= Op::REPLAYED;
                 op.recv_ns = op.recv_ns.max(self.now + RESOLVE_LAG_NS);
             }
             Fate::NotApplied => op.outcome = Outcome::NotApplied,
@@ -175,6 +173,51 @@ impl Ledger {
             self.history.transfers.push(leg);
         }
         self.history.ops.push(op);
+    }
+
+    /// Records a GetBalance of account `a` (modulo the accounts) answered
+    /// between the last op's turn and the next one's.
+    pub fn read(&mut self, a: u32, lead: u32, lag: u32) {
+        let n = self.balances.len() as u32;
+        if n == 0 {
+            return;
+        }
+        let a = a % n;
+        self.now += TURN_NS;
+        self.history.reads.push(Read {
+            account: a,
+            not_found: false,
+            send_ns: self.now - u64::from(lead % TURN_NS as u32).min(self.now),
+            recv_ns: self.now + u64::from(lag % TURN_NS as u32),
+            balance: self.balances[a as usize],
+            sequence: self.sequences[a as usize],
+        });
+        self.now += TURN_NS;
+    }
+
+    /// Records a second send of the last op under its request id, answered
+    /// as a replay of the same result (only for ops whose answer is known).
+    pub fn duplicate_last(&mut self, at_once: bool) {
+        let Some(i) = self.history.ops.len().checked_sub(1) else { return };
+        let op = self.history.ops[i];
+        if op.outcome.is_open() || op.resolved {
+            return;
+        }
+        let leg = self.history.transfers.last().filter(|l| l.op as usize == i).copied();
+        let send_ns = if at_once { op.send_ns } else { op.recv_ns + 1 };
+        self.history.duplicates.push(Duplicate {
+            op: i as u32,
+            at_once,
+            outcome: op.outcome,
+            aborted: false,
+            flags: Op::REPLAYED,
+            send_ns,
+            recv_ns: send_ns.max(op.recv_ns) + 1,
+            balance: op.balance,
+            sequence: op.sequence,
+            to_balance: leg.map_or(0, |l| l.to_balance),
+            to_sequence: leg.map_or(0, |l| l.to_sequence),
+        });
     }
 
     /// The history with every account's final state, records in the order
@@ -211,10 +254,22 @@ pub fn in_reply_order(h: History) -> History {
         })
         .collect();
     transfers.sort_by_key(|l| l.op);
+    let duplicates = h
+        .duplicates
+        .iter()
+        .filter_map(|d| {
+            Some(Duplicate {
+                op: *new_index.get(d.op as usize)?,
+                ..*d
+            })
+        })
+        .collect();
     History {
         accounts: h.accounts,
         ops,
         transfers,
+        reads: h.reads,
+        duplicates,
     }
 }
 
@@ -273,6 +328,20 @@ pub fn random_history(seed: u64, ops: usize, accounts: u32) -> History {
     let mut ledger = Ledger::new(&initial);
     for _ in 0..ops {
         ledger.apply(&random_spec(&mut rng, accounts));
+        extras(&mut ledger, &mut rng, accounts);
     }
     in_reply_order(ledger.finish())
+}
+
+/// After an op, as the stress-client does: with probability 1/50 a duplicate
+/// send of it, with 1/20 a read of a random account.
+pub fn extras(ledger: &mut Ledger, rng: &mut SplitMix, accounts: u32) {
+    if rng.below(50) == 0 {
+        ledger.duplicate_last(rng.below(2) == 0);
+    }
+    if rng.below(20) == 0 {
+        let a = rng.below(u64::from(accounts)) as u32;
+        let (lead, lag) = (rng.below(100) as u32, rng.below(100) as u32);
+        ledger.read(a, lead, lag);
+    }
 }

@@ -1,13 +1,15 @@
-//! Replays one account: walks its views in sequence order and checks that the
-//! numbers run 1, 2, 3... (gaps only where ops of unknown outcome fit), that
+//! Replays one account: walks its views in sequence order and checks that
 //! each reported balance follows from the one before, that denials were
-//! justified, and that real-time order is respected. After a mismatch it
-//! carries on from the reported balance, so one lost update is one violation.
+//! justified, and that real-time order is respected on the account. Missing
+//! sequence numbers are collected as gaps for the exact search over the ops
+//! of unknown outcome (`place`). After a mismatch it carries on from the
+//! reported balance, so one lost update is one violation.
 
 use crate::describe;
 use crate::history::{History, Outcome};
-use crate::index::{key_entry, Budget, Index};
+use crate::index::{key_entry, Index};
 use crate::leg::{decode, Leg};
+use crate::place::Gap;
 use crate::realtime::RealTime;
 use crate::report::{CheckStats, Sink, ViolationKind};
 
@@ -41,10 +43,6 @@ pub(crate) struct AccountEnd {
     pub balance: i128,
     pub last_seq: u64,
     pub anchor: Anchor,
-    /// What the account's unknown ops could still have done after the gaps.
-    pub budget: Budget,
-    /// How many ops of unknown outcome touched the account in all.
-    pub unknown_ops: u64,
 }
 
 /// The replay of one account in progress.
@@ -57,9 +55,9 @@ struct Walk<'a> {
     balance: i128,
     last_seq: u64,
     anchor: Anchor,
-    budget: Budget,
     realtime: RealTime,
-    slots: u64,
+    account: u32,
+    gaps: &'a mut Vec<Gap>,
 }
 
 /// Walks account `a` and returns where its replay ended.
@@ -67,6 +65,7 @@ pub(crate) fn walk_account(
     h: &History,
     index: &Index,
     a: usize,
+    gaps: &mut Vec<Gap>,
     sink: &mut Sink,
     stats: &mut CheckStats,
 ) -> AccountEnd {
@@ -85,21 +84,18 @@ pub(crate) fn walk_account(
         balance: anchor.balance,
         last_seq: 0,
         anchor,
-        budget: index.budget(a),
         realtime: RealTime::default(),
-        slots: 0,
+        account: a as u32,
+        gaps,
     };
     for pos in 0..w.keys.len() {
         w.step(pos);
     }
     stats.sequence_numbers_checked += w.keys.len() as u64;
-    stats.unknown_sequence_slots += w.slots;
     AccountEnd {
         balance: w.balance,
         last_seq: w.last_seq,
         anchor: w.anchor,
-        budget: w.budget,
-        unknown_ops: index.budget(a).count,
     }
 }
 
@@ -114,7 +110,7 @@ impl Walk<'_> {
             return;
         }
         if leg.sequence > self.last_seq + 1 {
-            self.gap(&leg);
+            self.gap(&leg, key_entry(self.keys[pos]));
         }
         if let Some(earlier) = self.realtime.observe(pos, &leg) {
             self.real_time(earlier, &leg);
@@ -152,28 +148,20 @@ impl Walk<'_> {
         });
     }
 
-    /// Missing sequence numbers before `leg`: fine if ops of unknown outcome
-    /// can fill them, count and balance change alike. Either way the replay
-    /// goes on from the balance `leg` implies it saw.
-    fn gap(&mut self, leg: &Leg) {
-        let missing = leg.sequence - self.last_seq - 1;
+    /// Missing sequence numbers before `leg`: a gap for the exact search to
+    /// fill with ops of unknown outcome. The replay goes on from the balance
+    /// `leg` implies it saw.
+    fn gap(&mut self, leg: &Leg, entry: u32) {
         let before = leg.implied_before();
-        let delta = before - self.balance;
-        if self.budget.covers(missing, delta, before) {
-            self.budget.consume(missing, delta);
-            self.slots += missing;
-        } else {
-            let (h, budget, last) = (self.h, self.budget, self.last_seq);
-            let (anchor, balance) = (self.anchor, self.balance);
-            self.sink.report(ViolationKind::SequenceGap, self.id, || {
-                let range = describe::seq_range(last + 1, leg.sequence - 1);
-                let verb = if missing == 1 { "is" } else { "are" };
-                let at = describe::at_seq(h, leg);
-                let from = format!("{balance} ({})", describe::replay(&anchor, last, balance));
-                let why = gap_reason(missing, before, &from, &budget);
-                format!("{range} {verb} missing before {at}: {why}")
-            });
-        }
+        self.gaps.push(Gap {
+            account: self.account,
+            first_seq: self.last_seq + 1,
+            missing: leg.sequence - self.last_seq - 1,
+            before: self.balance,
+            after: before,
+            next: Some(entry),
+            window_ns: (0, u64::MAX),
+        });
         self.anchor = Anchor {
             seq: leg.sequence - 1,
             balance: before,
@@ -189,6 +177,9 @@ impl Walk<'_> {
     fn approved(&mut self, pos: usize, leg: &Leg) {
         let expected = self.balance + leg.change();
         if expected == i128::from(leg.balance) {
+            return;
+        }
+        if self.settled_late(leg, expected) {
             return;
         }
         let stale = self.stale_base(pos, leg);
@@ -225,6 +216,9 @@ impl Walk<'_> {
         if !covered && same {
             return;
         }
+        if !covered && self.settled_late(leg, before) {
+            return;
+        }
         let (h, anchor) = (self.h, self.anchor);
         let how = move || describe::replay(&anchor, leg.sequence - 1, before);
         if covered {
@@ -246,6 +240,29 @@ impl Walk<'_> {
             });
         }
         self.restart(leg);
+    }
+
+    /// A mismatch at an op whose call failed and whose answer came from
+    /// GetOperation: the failed call changed the balance by something other
+    /// than what its stored result says (e.g. part of the amount). Reported
+    /// as such; true when it was.
+    fn settled_late(&mut self, leg: &Leg, expected: i128) -> bool {
+        let resolved = self.h.ops.get(leg.op as usize).is_some_and(|o| o.resolved);
+        if !resolved {
+            return false;
+        }
+        let (h, anchor, before) = (self.h, self.anchor, self.balance);
+        self.sink.report(ViolationKind::UnexplainedChange, self.id, || {
+            let how = describe::replay(&anchor, leg.sequence - 1, before);
+            format!(
+                "{} failed and GetOperation later reported it {}, so the balance should be {expected} after it ({how}), but it was {}: the failed call changed the balance by something else (unexplained change)",
+                describe::at_seq(h, leg),
+                describe::outcome(leg.outcome),
+                leg.balance
+            )
+        });
+        self.restart(leg);
+        true
     }
 
     /// Looks back a bounded distance for the balance a mismatched op acted
@@ -303,22 +320,4 @@ fn stale_reason(h: &History, keys: &[u64], pos: usize, base: Option<usize>, leg:
     let range = describe::seq_range(first_seq, last_seq);
     let verb = if pos - first == 1 { "was" } else { "were" };
     format!(": it acted on {acted_on}, so {range} ({lost}) {verb} lost")
-}
-
-/// Why a gap cannot be explained by the unknown ops left in `budget`;
-/// `from` says how the replay reached the balance before the gap.
-fn gap_reason(missing: u64, before: i128, from: &str, budget: &Budget) -> String {
-    let n = budget.count;
-    if missing > n {
-        return format!(
-            "{missing} sequence number(s) that no recorded op took, and only {n} op(s) of unknown outcome could have taken them"
-        );
-    }
-    if before < 0 {
-        return format!("its reported balance implies a negative balance {before} before it");
-    }
-    format!(
-        "{n} op(s) of unknown outcome could fill them, but could move the balance by at most -{}/+{}, while it went from {from} to {before}",
-        budget.debit, budget.credit
-    )
 }

@@ -76,9 +76,13 @@ fn main() -> ExitCode {
     let extra_per_op = extra / n;
     let bytes_per_op = std::mem::size_of::<Op>() as f64 + extra_per_op;
     println!(
-        "{{\"ops\":{},\"accounts\":{accounts},\"check_s\":{check_s:.3},\"bytes_per_op\":{bytes_per_op:.1},\"extra_bytes_per_op\":{extra_per_op:.1},\"passed\":{},\"total_violations\":{},\"unknown_ops\":{},\"unknown_sequence_slots\":{}}}",
+        "{{\"ops\":{},\"accounts\":{accounts},\"check_s\":{check_s:.3},\"bytes_per_op\":{bytes_per_op:.1},\"extra_bytes_per_op\":{extra_per_op:.1},\"verdict\":\"{}\",\"passed\":{},\"reads\":{},\"duplicates\":{},\"transfers\":{},\"total_violations\":{},\"unknown_ops\":{},\"unknown_sequence_slots\":{}}}",
         history.ops.len(),
+        report.verdict.as_str(),
         report.passed,
+        report.checked.reads,
+        report.checked.duplicates,
+        report.checked.transfers,
         report.total_violations,
         report.stats.unknown_ops,
         report.stats.unknown_sequence_slots
@@ -88,6 +92,9 @@ fn main() -> ExitCode {
     } else {
         for v in report.violations.iter().take(10) {
             eprintln!("{} {}: {}", v.kind, v.account_id, v.detail);
+        }
+        for reason in &report.undecided {
+            eprintln!("undecided: {reason}");
         }
         ExitCode::FAILURE
     }

@@ -1,0 +1,135 @@
+//! The ops that may fill sequence gaps, and the real-time bounds on where:
+//! every op of unknown outcome, plus the second application of every
+//! approved op sent twice (only ever used to name a `double_apply`). Each
+//! gets a floor per account (the highest sequence number answered before it
+//! was sent), and each gap a window (when its ops can have taken effect).
+
+use crate::history::{History, Kind, Outcome};
+use crate::index::{Index, LegCursor};
+use crate::leg::find_leg;
+use crate::place::Gap;
+use crate::timeline::Timeline;
+
+/// The account field of a candidate without a second leg.
+pub(crate) const NONE: u32 = u32::MAX;
+
+/// An op that may fill missing sequence numbers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cand {
+    pub op: u32,
+    pub kind: Kind,
+    pub amount: u64,
+    pub from: u32,
+    /// A transfer's target, or [`NONE`].
+    pub to: u32,
+    pub send_ns: u64,
+    /// It may only take a sequence number above these (real time).
+    pub floor_from: u64,
+    pub floor_to: u64,
+    /// The second application of a duplicated op: never part of a passing
+    /// placement, only tried to explain a gap as a double application.
+    pub reapply: bool,
+}
+
+impl Cand {
+    /// The account on the other side of a transfer, seen from `a`.
+    pub(crate) fn other(&self, a: u32) -> Option<u32> {
+        let other = if a == self.from { self.to } else { self.from };
+        (other != NONE).then_some(other)
+    }
+
+    /// The floor on account `a`.
+    pub(crate) fn floor(&self, a: u32) -> u64 {
+        if a == self.from {
+            self.floor_from
+        } else {
+            self.floor_to
+        }
+    }
+
+    /// True when the op puts money into account `a` if approved.
+    pub(crate) fn credits(&self, a: u32) -> bool {
+        self.kind == Kind::Deposit || (self.kind == Kind::Transfer && a == self.to)
+    }
+}
+
+/// The candidates for `gaps` (none without gaps), floors set.
+pub(crate) fn candidates(h: &History, index: &Index, gaps: &[Gap]) -> Vec<Cand> {
+    if gaps.is_empty() {
+        return Vec::new();
+    }
+    let mut cands = Vec::new();
+    let mut legs = LegCursor::default();
+    for (i, op) in h.ops.iter().enumerate() {
+        let leg = legs.leg_for(h, i);
+        let broken = (op.account as usize) >= h.accounts.len() || (op.kind == Kind::Transfer && leg.is_none());
+        if broken || !op.outcome.is_open() {
+            continue;
+        }
+        let to = leg.and_then(|t| h.transfers.get(t)).map_or(NONE, |l| l.to_account);
+        cands.push(cand(i as u32, op.kind, op.amount, op.account, to, op.send_ns, false));
+    }
+    for d in &h.duplicates {
+        let Some(op) = h.ops.get(d.op as usize) else { continue };
+        if op.outcome != Outcome::Approved || (op.account as usize) >= h.accounts.len() {
+            continue;
+        }
+        let to = find_leg(h, d.op as usize).map_or(NONE, |l| l.to_account);
+        if op.kind == Kind::Transfer && to == NONE {
+            continue;
+        }
+        cands.push(cand(d.op, op.kind, op.amount, op.account, to, d.send_ns.min(op.send_ns), true));
+    }
+    set_floors(h, index, &mut cands);
+    cands
+}
+
+fn cand(op: u32, kind: Kind, amount: u64, from: u32, to: u32, send_ns: u64, reapply: bool) -> Cand {
+    Cand { op, kind, amount, from, to, send_ns, floor_from: 0, floor_to: 0, reapply }
+}
+
+/// Sets each candidate's floor on each of its accounts from that account's
+/// timeline (built once per account).
+fn set_floors(h: &History, index: &Index, cands: &mut [Cand]) {
+    let mut by_account: Vec<(u32, u32, bool)> = Vec::with_capacity(cands.len() * 2);
+    for (i, c) in cands.iter().enumerate() {
+        by_account.push((c.from, i as u32, true));
+        if c.to != NONE {
+            by_account.push((c.to, i as u32, false));
+        }
+    }
+    by_account.sort_unstable();
+    let mut current: Option<(u32, Timeline)> = None;
+    for (a, i, source) in by_account {
+        if current.as_ref().is_none_or(|(ca, _)| *ca != a) {
+            current = Some((a, Timeline::build(h, index, a as usize)));
+        }
+        let Some((_, timeline)) = current.as_ref() else { continue };
+        let c = &mut cands[i as usize];
+        let floor = timeline.answered_before(c.send_ns);
+        if source {
+            c.floor_from = floor;
+        } else {
+            c.floor_to = floor;
+        }
+    }
+}
+
+/// Sets every gap's window from its account's timeline.
+pub(crate) fn set_windows(h: &History, index: &Index, gaps: &mut [Gap]) {
+    let mut current: Option<(u32, Timeline)> = None;
+    for g in gaps.iter_mut() {
+        if current.as_ref().is_none_or(|(a, _)| *a != g.account) {
+            current = Some((g.account, Timeline::build(h, index, g.account as usize)));
+        }
+        if let Some((_, t)) = current.as_ref() {
+            g.window_ns = t.window(g.first_seq, g.first_seq + g.missing.max(1) - 1);
+        }
+    }
+}
+
+/// True when an op sent at `send_ns` can have taken effect inside both
+/// windows at once (bounds inclusive: clocks tick in whole nanoseconds).
+pub(crate) fn meets(a: (u64, u64), b: (u64, u64), send_ns: u64) -> bool {
+    a.0.max(b.0).max(send_ns) <= a.1.min(b.1)
+}

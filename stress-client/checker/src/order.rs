@@ -1,0 +1,283 @@
+//! One order for everything: the ops (a transfer is one node with two legs)
+//! and each account's sequence order plus real-time order (A answered before
+//! B was sent) must form an acyclic graph, or no single order of all ops
+//! exists and the history is neither linearizable nor serializable.
+//! Per-account checks cannot see this: two opposite transfers applied in two
+//! critical sections each replay fine on both accounts.
+//!
+//! Kahn's algorithm without building the graph: a node is ready when its
+//! predecessor on each of its accounts is done and every op answered before
+//! it was sent is done. The latter is one pointer into the ops sorted by
+//! reply time (the first op not yet done) and one into the ops sorted by send
+//! time (released while they were sent no later than that op's reply), so
+//! the whole check is two sorts and a linear sweep: O(n log n).
+
+use crate::describe;
+use crate::history::History;
+use crate::index::{entry_op, key_entry, key_seq, Index};
+use crate::leg::decode;
+use crate::place::Placed;
+use crate::report::{Sink, ViolationKind};
+
+/// `pending` marks: not a node, and done.
+const NOT_NODE: u8 = u8::MAX;
+const DONE: u8 = u8::MAX - 1;
+/// Edges of a cycle spelled out in a violation.
+const CYCLE_EDGES_SHOWN: usize = 6;
+
+/// The sweep's state.
+struct Graph<'a> {
+    h: &'a History,
+    index: &'a Index,
+    placed: &'a [Placed],
+    pending: Vec<u8>,
+    by_recv: Vec<u32>,
+    by_send: Vec<u32>,
+    done_recv: usize,
+    released: usize,
+    ready: Vec<u32>,
+}
+
+/// An edge of the graph: `from` comes before `to`.
+#[derive(Debug, Clone, Copy)]
+enum Edge {
+    /// On this account, at these sequence numbers.
+    Account { account: usize, from_seq: u64, to_seq: u64 },
+    /// `from` was answered before `to` was sent.
+    RealTime,
+}
+
+/// Checks that the ops fit one order; reports a cycle if they do not.
+/// Returns true when they do.
+pub(crate) fn check(h: &History, index: &Index, placed: &[Placed], sink: &mut Sink) -> bool {
+    let mut g = Graph::new(h, index, placed);
+    let nodes = g.by_recv.len();
+    let mut done = 0;
+    g.release();
+    while let Some(n) = g.ready.pop() {
+        g.pending[n as usize] = DONE;
+        done += 1;
+        g.finish(n);
+    }
+    if done == nodes {
+        return true;
+    }
+    if let Some(cycle) = g.find_cycle() {
+        g.report(&cycle, sink);
+    }
+    false
+}
+
+impl<'a> Graph<'a> {
+    fn new(h: &'a History, index: &'a Index, placed: &'a [Placed]) -> Graph<'a> {
+        let mut pending = vec![NOT_NODE; h.ops.len()];
+        for a in 0..h.accounts.len() {
+            for (p, &k) in index.keys(a).iter().enumerate() {
+                let Some(op) = entry_op(h, key_entry(k)) else { continue };
+                let slot = &mut pending[op as usize];
+                if *slot == NOT_NODE {
+                    *slot = 1;
+                }
+                *slot += u8::from(p > 0);
+            }
+        }
+        let mut by_recv: Vec<u32> = (0..h.ops.len() as u32).filter(|&i| pending[i as usize] != NOT_NODE).collect();
+        let mut by_send = by_recv.clone();
+        by_recv.sort_unstable_by_key(|&i| recv(h, i));
+        by_send.sort_unstable_by_key(|&i| h.ops[i as usize].send_ns);
+        Graph { h, index, placed, pending, by_recv, by_send, done_recv: 0, released: 0, ready: Vec::new() }
+    }
+
+    /// One node fewer to wait for; ready at zero.
+    fn satisfy(&mut self, op: u32) {
+        let slot = &mut self.pending[op as usize];
+        if *slot != NOT_NODE && *slot != DONE && *slot > 0 {
+            *slot -= 1;
+            if *slot == 0 {
+                self.ready.push(op);
+            }
+        }
+    }
+
+    /// Opens the real-time gate of every node sent no later than the reply
+    /// of the first op not yet done.
+    fn release(&mut self) {
+        let bound = self.by_recv.get(self.done_recv).map_or(u64::MAX, |&i| recv(self.h, i));
+        while let Some(&b) = self.by_send.get(self.released) {
+            if self.done_recv < self.by_recv.len() && self.h.ops[b as usize].send_ns > bound {
+                break;
+            }
+            self.released += 1;
+            self.satisfy(b);
+        }
+    }
+
+    /// Node `n` is done: its successors on each account lose a predecessor,
+    /// and the real-time gates move on.
+    fn finish(&mut self, n: u32) {
+        for (a, pos) in self.positions(n) {
+            if let Some(&k) = self.index.keys(a).get(pos + 1) {
+                if let Some(op) = entry_op(self.h, key_entry(k)) {
+                    self.satisfy(op);
+                }
+            }
+        }
+        while self.by_recv.get(self.done_recv).is_some_and(|&i| self.pending[i as usize] == DONE) {
+            self.done_recv += 1;
+        }
+        self.release();
+    }
+
+    /// Where op `n`'s views sit: (account, position in its keys).
+    fn positions(&self, n: u32) -> impl Iterator<Item = (usize, usize)> {
+        let h = self.h;
+        let op = &h.ops[n as usize];
+        let spot = self.placed.binary_search_by_key(&n, |p| p.op).ok().map(|i| self.placed[i]);
+        let open = op.outcome.is_open();
+        let seq = if open { spot.map_or(0, |p| p.seq) } else { op.sequence };
+        let find = |a: usize, seq: u64, entry: u32| {
+            let key = (seq << 32) | u64::from(entry);
+            self.index.keys(a).binary_search(&key).ok().map(|p| (a, p))
+        };
+        let source = find(op.account as usize, seq, n);
+        let target = find_leg_index(h, n).and_then(|t| {
+            let leg = &h.transfers[t];
+            let to_seq = if open { spot.map_or(0, |p| p.to_seq) } else { leg.to_sequence };
+            find(leg.to_account as usize, to_seq, (h.ops.len() + t) as u32)
+        });
+        source.into_iter().chain(target)
+    }
+
+    /// Walks back from a stuck node through stuck predecessors until one
+    /// repeats: the loop is a cycle, returned in forward order with the
+    /// edge into each node.
+    fn find_cycle(&self) -> Option<Vec<(u32, Edge)>> {
+        let start = self.by_recv.iter().copied().find(|&i| self.pending[i as usize] != DONE)?;
+        let mut path: Vec<(u32, Edge)> = Vec::new();
+        let mut seen = std::collections::HashMap::new();
+        let mut node = start;
+        loop {
+            if let Some(&at) = seen.get(&node) {
+                let mut cycle: Vec<(u32, Edge)> = path.split_off(at);
+                cycle.reverse();
+                return Some(cycle);
+            }
+            seen.insert(node, path.len());
+            let (pred, edge) = self.stuck_pred(node)?;
+            path.push((node, edge));
+            node = pred;
+        }
+    }
+
+    /// A predecessor of the stuck node `n` that is not done, and the edge.
+    fn stuck_pred(&self, n: u32) -> Option<(u32, Edge)> {
+        for (a, pos) in self.positions(n) {
+            let Some(&k) = pos.checked_sub(1).and_then(|p| self.index.keys(a).get(p)) else { continue };
+            let Some(op) = entry_op(self.h, key_entry(k)) else { continue };
+            if self.pending[op as usize] != DONE {
+                let here = self.index.keys(a)[pos];
+                return Some((op, Edge::Account { account: a, from_seq: key_seq(k), to_seq: key_seq(here) }));
+            }
+        }
+        let first = *self.by_recv.get(self.done_recv)?;
+        (recv(self.h, first) < self.h.ops[n as usize].send_ns).then_some((first, Edge::RealTime))
+    }
+
+    /// Reports the cycle, or leaves the verdict open when it runs through an
+    /// op of unknown outcome (where it was placed was one choice of several).
+    fn report(&self, cycle: &[(u32, Edge)], sink: &mut Sink) {
+        let h = self.h;
+        let accounts: std::collections::BTreeSet<usize> = cycle
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Edge::Account { account, .. } => Some(*account),
+                Edge::RealTime => None,
+            })
+            .collect();
+        if accounts.len() < 2 {
+            // On one account this is a real-time order violation, which the
+            // replay of that account reports in its own words.
+            return;
+        }
+        let text = describe_cycle(h, cycle);
+        if std::env::var_os("BANK_CHECKER_DEBUG").is_some() {
+            for (n, e) in cycle.iter().rev().take(12) {
+                let op = &h.ops[*n as usize];
+                let p = self.placed.binary_search_by_key(n, |p| p.op).ok().map(|i| self.placed[i]);
+                eprintln!("node {n} {:?} {:?} acct {} send {} recv {} seq {} placed {:?} edge {:?}", op.kind, op.outcome, op.account, op.send_ns, op.recv_ns, op.sequence, p, e);
+            }
+        }
+        if cycle.iter().any(|(n, _)| h.ops[*n as usize].outcome.is_open()) {
+            sink.undecided(format!("the placement chosen for the ops of unknown outcome leaves a cycle in the order of all ops: {text}"));
+            return;
+        }
+        let id = accounts.iter().map(|&a| describe::account(h, a)).collect::<Vec<_>>().join(", ");
+        sink.report(ViolationKind::OrderCycle, &id, || {
+            format!("{text}: no single order of all operations exists (order cycle)")
+        });
+    }
+}
+
+/// A node's reply time for real-time order: never before it was sent, and
+/// `u64::MAX` for an op without a reply (which then precedes nothing).
+fn recv(h: &History, i: u32) -> u64 {
+    let op = &h.ops[i as usize];
+    if op.outcome.is_open() {
+        u64::MAX
+    } else {
+        op.recv_ns.max(op.send_ns)
+    }
+}
+
+/// The cycle in words. `cycle[i].1` is the edge from node `i - 1` into node `i`
+/// (the first one's from the last node).
+fn describe_cycle(h: &History, cycle: &[(u32, Edge)]) -> String {
+    let name = |n: u32| match decode(h, n) {
+        Some(l) => describe::op_whole(h, &l),
+        None => format!("op #{n}"),
+    };
+    let k = cycle.len();
+    if k == 2 {
+        if let [(b, Edge::Account { account: x, from_seq: a1, to_seq: b1 }), (a, Edge::Account { account: y, from_seq: b2, to_seq: a2 })] = cycle {
+            return format!(
+                "{} comes before {} on {} (seq {a1} < {b1}) but after it on {} (seq {a2} > {b2})",
+                name(*a),
+                name(*b),
+                describe::account(h, *x),
+                describe::account(h, *y)
+            );
+        }
+    }
+    let mut parts = Vec::new();
+    for i in 0..k.min(CYCLE_EDGES_SHOWN) {
+        let (to, edge) = cycle[i];
+        let from = cycle[(i + k - 1) % k].0;
+        parts.push(match edge {
+            Edge::Account { account, from_seq, to_seq } => format!(
+                "{} comes before {} on {} (seq {from_seq} < {to_seq})",
+                name(from),
+                name(to),
+                describe::account(h, account)
+            ),
+            Edge::RealTime => format!(
+                "{} was answered at {} ns, before {} was sent at {} ns",
+                name(from),
+                h.ops[from as usize].recv_ns,
+                name(to),
+                h.ops[to as usize].send_ns
+            ),
+        });
+    }
+    if k > CYCLE_EDGES_SHOWN {
+        parts.push(format!("and {} more step(s) back to the first", k - CYCLE_EDGES_SHOWN));
+    }
+    parts.join("; ")
+}
+
+/// The position of op `n`'s entry in the transfer table, if it has one.
+fn find_leg_index(h: &History, n: u32) -> Option<usize> {
+    if h.ops.get(n as usize)?.kind != crate::history::Kind::Transfer {
+        return None;
+    }
+    h.transfers.binary_search_by_key(&n, |l| l.op).ok()
+}

@@ -1,0 +1,159 @@
+//! The exact search for ops of unknown outcome, as Knossos treats Jepsen's
+//! `:info` ops but without its cost: each such op took effect exactly once,
+//! as itself (its kind, its exact amount, both legs of a transfer with one
+//! outcome, no earlier than it was sent), or not at all. The sequence gaps
+//! the replay found must be filled exactly by such placements: one op per
+//! missing number, the balance walked from before the gap to after it, a
+//! denial only where the balance was below the amount.
+//!
+//! A depth-first search over the missing numbers, account by account, with an
+//! explicit stack and a step budget: unknown ops are rare and a gap is almost
+//! always filled by the op sent just before it, so the search tries the most
+//! recently sent candidates first. When it finds no placement, each gap is
+//! tried alone to name the one no placement explains (and whether the second
+//! application of a duplicated op would); when the budget runs out, the
+//! verdict is inconclusive, never passed.
+
+use crate::cands::{candidates, set_windows};
+use crate::describe;
+use crate::history::History;
+use crate::index::Index;
+use crate::report::{Sink, ViolationKind};
+use crate::search::{Mode, Run, Search};
+
+/// Steps (candidate tries) the whole search may take before it gives up.
+pub(crate) const SEARCH_STEPS_MAX: u64 = 20_000_000;
+/// Steps one gap alone may take while the failure is being explained.
+const GAP_STEPS_MAX: u64 = 200_000;
+
+/// Missing sequence numbers on one account, found by the replay.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Gap {
+    pub account: u32,
+    pub first_seq: u64,
+    pub missing: u64,
+    /// The replayed balance before the first missing number.
+    pub before: i128,
+    /// The balance after the last missing number: the one the next recorded
+    /// op implies it saw, or the final balance for a trailing gap.
+    pub after: i128,
+    /// The entry of the recorded view after the gap (`None`: the final read).
+    pub next: Option<u32>,
+    /// When the missing ops can have taken effect (set by the search): after
+    /// every earlier op on the account was sent, before every later one was
+    /// answered. Both legs of a transfer took effect at one moment, so their
+    /// gaps' windows must meet.
+    pub window_ns: (u64, u64),
+}
+
+/// Where the search put one op of unknown outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Placed {
+    pub op: u32,
+    pub approved: bool,
+    /// Sequence number and balance after it, on the op's account (a
+    /// transfer's source) and on a transfer's target.
+    pub seq: u64,
+    pub balance: u64,
+    pub to_seq: u64,
+    pub to_balance: u64,
+}
+
+/// What the search ended with.
+#[derive(Debug, Default)]
+pub(crate) struct Outcome {
+    /// Sorted by op.
+    pub placed: Vec<Placed>,
+    /// Every gap was filled (or shown to be a violation) within the budget.
+    pub complete: bool,
+    pub unknown_ops: u64,
+}
+
+/// Finds a placement for `gaps` (sorted by account, then sequence), reporting
+/// every gap it cannot explain. Each gap is first tried alone (cheap, and a
+/// gap no placement fills alone is a violation whatever the others do), so
+/// one hopeless gap cannot send the joint search into endless backtracking.
+pub(crate) fn place(h: &History, index: &Index, gaps: &mut [Gap], sink: &mut Sink) -> Outcome {
+    set_windows(h, index, gaps);
+    let gaps = &*gaps;
+    let cands = candidates(h, index, gaps);
+    let unknown_ops = cands.iter().filter(|c| !c.reapply).count() as u64;
+    let mut search = Search::new(h, cands);
+    let mut out = Outcome { unknown_ops, ..Outcome::default() };
+    let mut feasible = Vec::with_capacity(gaps.len());
+    let mut spent: u64 = 0;
+    for gap in gaps {
+        if spent > SEARCH_STEPS_MAX {
+            sink.undecided(budget_reason());
+            return out;
+        }
+        let run = search.run(std::slice::from_ref(gap), GAP_STEPS_MAX, Mode::Alone);
+        spent += search.steps;
+        match run {
+            Run::Found => feasible.push(*gap),
+            Run::Budget => {
+                sink.undecided(budget_reason());
+                return out;
+            }
+            Run::Exhausted => report_gap(&mut search, gap, sink),
+        }
+    }
+    if std::env::var_os("BANK_CHECKER_DEBUG").is_some() { eprintln!("alone: gaps {} feasible {} spent {spent}", gaps.len(), feasible.len()); }
+    place_together(&mut search, &feasible, sink, &mut out);
+    if std::env::var_os("BANK_CHECKER_DEBUG").is_some() { eprintln!("together: steps {}", search.steps); }
+    out
+}
+
+/// The joint search over the gaps that can each be filled alone.
+fn place_together(search: &mut Search, gaps: &[Gap], sink: &mut Sink, out: &mut Outcome) {
+    if gaps.is_empty() {
+        out.complete = true;
+        return;
+    }
+    match search.run(gaps, SEARCH_STEPS_MAX, Mode::Together) {
+        Run::Found => {
+            out.placed = search.placements();
+            out.complete = true;
+        }
+        Run::Budget => sink.undecided(budget_reason()),
+        Run::Exhausted => {
+            out.complete = true;
+            sink.report(ViolationKind::UnexplainedChange, describe::ALL_ACCOUNTS, || {
+                format!(
+                    "each of the {} sequence gap(s) can be filled by ops of unknown outcome on its own, but no placement fills them all at once (an op would have to take effect twice, or a transfer on one side only)",
+                    gaps.len()
+                )
+            });
+        }
+    }
+}
+
+fn budget_reason() -> String {
+    format!(
+        "the exact search for where the ops of unknown outcome took effect ran out of its budget ({SEARCH_STEPS_MAX} steps)"
+    )
+}
+
+/// Reports one gap no placement explains: a double application if the
+/// second application of a duplicated op explains it, else what changed.
+fn report_gap(search: &mut Search, gap: &Gap, sink: &mut Sink) {
+    let h = search.h;
+    let id = describe::account(h, gap.account as usize);
+    let range = describe::seq_range(gap.first_seq, gap.first_seq + gap.missing - 1);
+    let next = describe::gap_end(h, gap.next);
+    if let Run::Found = search.run(std::slice::from_ref(gap), GAP_STEPS_MAX, Mode::AloneTwice) {
+        let ops: Vec<String> = search.reapplied().into_iter().map(|op| describe::op_by_index(h, op)).collect();
+        let ops = ops.join(", ");
+        sink.report(ViolationKind::DoubleApply, &id, || {
+            format!("{range} (before {next}) can only be explained by {ops} taking effect a second time: a retried request id was applied twice (double apply)")
+        });
+        return;
+    }
+    let (kind, what) = if gap.before == gap.after {
+        (ViolationKind::SequenceGap, format!("no recorded op took them and the {} op(s) of unknown outcome that could have cannot fill them", search.count_for(gap)))
+    } else {
+        (ViolationKind::UnexplainedChange, format!("the balance went from {} to {} across them, a change that no placement of the {} op(s) of unknown outcome that could have taken them explains", gap.before, gap.after, search.count_for(gap)))
+    };
+    sink.report(kind, &id, || format!("{range} (before {next}) {} missing: {what}", if gap.missing == 1 { "is" } else { "are" }));
+}
+
