@@ -34,6 +34,11 @@ pub enum Exit {
     Inconclusive = 3,
 }
 
+/// Setup and settle calls get `--timeout`, but at least this: a `--timeout`
+/// short enough to provoke unknown outcomes under load must neither fail the
+/// setup nor leave the unknowns unsettled.
+const MIN_BOOKKEEPING_CALL_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// The final reads may take this many times as long as opening the accounts
 /// took (they are as many calls over the same connections), plus `--timeout`.
 const FINAL_READS_SETUP_FACTOR: u32 = 2;
@@ -131,10 +136,16 @@ async fn prepare_accounts(args: &RunArgs, channels: &[Channel]) -> Result<Names,
     let count = u32::try_from(args.accounts).unwrap_or(u32::MAX);
     let accounts: Vec<String> = (0..count).map(|i| account_id(&run_id, i)).collect();
     let bar = PhaseBar::start("opening accounts", accounts.len() as u64, args.quiet);
-    let opened = setup::open_accounts(channels, &accounts, args.initial_balance, args.timeout, &bar).await;
+    let timeout = bookkeeping_timeout(args);
+    let opened = setup::open_accounts(channels, &accounts, args.initial_balance, timeout, &bar).await;
     bar.finish();
     opened?;
     Ok(Names { run_id, accounts })
+}
+
+/// The deadline of each setup and settle call.
+fn bookkeeping_timeout(args: &RunArgs) -> Duration {
+    args.timeout.max(MIN_BOOKKEEPING_CALL_TIMEOUT)
 }
 
 /// What the phases after the load need.
@@ -153,12 +164,13 @@ impl Finish<'_> {
         let (args, names) = (self.args, self.names);
         let failed = recorders.iter().map(|r| r.failures.len() as u64).sum();
         let bar = PhaseBar::start("settling unknown ops", failed, args.quiet);
-        let calls = settle::Calls::new(self.channels, args.timeout, Instant::now() + args.resolve_timeout);
+        let timeout = bookkeeping_timeout(args);
+        let calls = settle::Calls::new(self.channels, timeout, Instant::now() + args.resolve_timeout);
         let settlement = settle::resolve(&calls, names, &mut recorders, &bar).await;
         bar.finish();
         let bar = PhaseBar::start("reading final states", names.accounts.len() as u64, args.quiet);
-        let until = Instant::now() + args.timeout + self.setup_took * FINAL_READS_SETUP_FACTOR;
-        let calls = settle::Calls::new(self.channels, args.timeout, until);
+        let until = Instant::now() + timeout + self.setup_took * FINAL_READS_SETUP_FACTOR;
+        let calls = settle::Calls::new(self.channels, timeout, until);
         let finals = settle::final_states(&calls, names, args.initial_balance, &bar).await;
         bar.finish();
         check_and_summarize(args, self.endpoint, recorders, finals, settlement, measured)

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bank::v1 as pb;
 use bank::v1::bank_client::BankClient;
-use bank_checker::{AccountState, History, Outcome};
+use bank_checker::{AccountState, History, Op, Outcome};
 use futures::StreamExt;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
@@ -103,6 +103,8 @@ pub async fn resolve(calls: &Calls, names: &Names, recorders: &mut [Recorder], b
         });
     // An ask still in flight at the hard stop is dropped: its op stays unresolved.
     let _ = tokio::time::timeout_at(calls.hard_stop().into(), asks).await;
+    let settled_or_failed = unsettled.count + answers.len() as u64;
+    unsettled.cut = settlement.indeterminate.saturating_sub(settled_or_failed);
     unsettled.warn();
     for (r, f, (result, at)) in answers {
         settlement.resolved_applied += u64::from(apply(&mut recorders[r], f, &result, at));
@@ -141,11 +143,13 @@ async fn ask(
     }
 }
 
-/// The asks that got no final answer: how many, and the first one's status.
+/// The asks that got no final answer: how many, and the first one's status;
+/// and how many were still unanswered (or not yet sent) at the hard stop.
 #[derive(Debug, Default)]
 struct Unsettled {
     count: u64,
     first: Option<Status>,
+    cut: u64,
 }
 
 impl Unsettled {
@@ -160,6 +164,12 @@ impl Unsettled {
         if let Some(status) = &self.first {
             let count = self.count;
             tracing::warn!(code = ?status.code(), "{count} op(s) could not be settled; first: {}", status.message());
+        }
+        if self.cut > 0 {
+            tracing::warn!(
+                "{} op(s) were still unsettled when --resolve-timeout ran out",
+                self.cut
+            );
         }
     }
 }
@@ -190,6 +200,9 @@ fn apply(rec: &mut Recorder, f: Failure, result: &pb::OperationResult, at: Insta
         return false;
     }
     op.resolved = true;
+    if result.replayed {
+        op.flags |= Op::REPLAYED;
+    }
     op.recv_ns = recv_ns;
     op.balance = result.balance;
     op.sequence = result.sequence;

@@ -78,7 +78,7 @@ fn open_failed(id: &str, status: &Status, timeout: Duration) -> String {
     if matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled) {
         return format!(
             "the server accepted the connection but did not answer OpenAccount {id:?} within \
-             --timeout {timeout:?} ({})",
+             {timeout:?} ({})",
             status.message()
         );
     }
