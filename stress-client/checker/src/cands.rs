@@ -62,15 +62,22 @@ pub(crate) fn candidates(h: &History, index: &Index, gaps: &[Gap]) -> Vec<Cand> 
     let mut legs = LegCursor::default();
     for (i, op) in h.ops.iter().enumerate() {
         let leg = legs.leg_for(h, i);
-        let broken = (op.account as usize) >= h.accounts.len() || (op.kind == Kind::Transfer && leg.is_none());
+        let broken =
+            (op.account as usize) >= h.accounts.len() || (op.kind == Kind::Transfer && leg.is_none());
         if broken || !op.outcome.is_open() {
             continue;
         }
-        let to = leg.and_then(|t| h.transfers.get(t)).map_or(NONE, |l| l.to_account);
-        cands.push(cand(i as u32, op.kind, op.amount, op.account, to, op.send_ns, false));
+        let to = leg
+            .and_then(|t| h.transfers.get(t))
+            .map_or(NONE, |l| l.to_account);
+        cands.push(cand(
+            i as u32, op.kind, op.amount, op.account, to, op.send_ns, false,
+        ));
     }
     for d in &h.duplicates {
-        let Some(op) = h.ops.get(d.op as usize) else { continue };
+        let Some(op) = h.ops.get(d.op as usize) else {
+            continue;
+        };
         if op.outcome != Outcome::Approved || (op.account as usize) >= h.accounts.len() {
             continue;
         }
@@ -78,14 +85,32 @@ pub(crate) fn candidates(h: &History, index: &Index, gaps: &[Gap]) -> Vec<Cand> 
         if op.kind == Kind::Transfer && to == NONE {
             continue;
         }
-        cands.push(cand(d.op, op.kind, op.amount, op.account, to, d.send_ns.min(op.send_ns), true));
+        cands.push(cand(
+            d.op,
+            op.kind,
+            op.amount,
+            op.account,
+            to,
+            d.send_ns.min(op.send_ns),
+            true,
+        ));
     }
     set_floors(h, index, &mut cands);
     cands
 }
 
 fn cand(op: u32, kind: Kind, amount: u64, from: u32, to: u32, send_ns: u64, reapply: bool) -> Cand {
-    Cand { op, kind, amount, from, to, send_ns, floor_from: 0, floor_to: 0, reapply }
+    Cand {
+        op,
+        kind,
+        amount,
+        from,
+        to,
+        send_ns,
+        floor_from: 0,
+        floor_to: 0,
+        reapply,
+    }
 }
 
 /// Sets each candidate's floor on each of its accounts from that account's
@@ -104,7 +129,9 @@ fn set_floors(h: &History, index: &Index, cands: &mut [Cand]) {
         if current.as_ref().is_none_or(|(ca, _)| *ca != a) {
             current = Some((a, Timeline::build(h, index, a as usize)));
         }
-        let Some((_, timeline)) = current.as_ref() else { continue };
+        let Some((_, timeline)) = current.as_ref() else {
+            continue;
+        };
         let c = &mut cands[i as usize];
         let floor = timeline.answered_before(c.send_ns);
         if source {
@@ -123,7 +150,7 @@ pub(crate) fn set_windows(h: &History, index: &Index, gaps: &mut [Gap]) {
             current = Some((g.account, Timeline::build(h, index, g.account as usize)));
         }
         if let Some((_, t)) = current.as_ref() {
-            g.window_ns = t.window(g.first_seq, g.first_seq + g.missing.max(1) - 1);
+            g.window_ns = t.window(g.first_seq, g.last_seq());
         }
     }
 }

@@ -29,7 +29,9 @@ pub(crate) fn check(h: &History, placed: &[Placed], sink: &mut Sink, stats: &mut
     if f.finals.saturating_add(f.withdrawn) == f.initial.saturating_add(f.deposited) {
         return;
     }
-    sink.report(ViolationKind::Conservation, describe::ALL_ACCOUNTS, || explain(&f));
+    sink.report(ViolationKind::Conservation, describe::ALL_ACCOUNTS, || {
+        explain(&f)
+    });
 }
 
 /// The initial and final totals, or `None` if some final balance is missing.

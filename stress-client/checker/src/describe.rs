@@ -192,8 +192,18 @@ pub(crate) fn op_whole(h: &History, l: &Leg) -> String {
     let from = h.ops.get(l.op as usize).map_or(0, |o| o.account as usize);
     match (l.kind, l.peer(h)) {
         (Kind::Transfer, Some(p)) => {
-            let (src, dst) = if l.target { (p as usize, from) } else { (from, p as usize) };
-            format!("op #{} (transfer of {} from {} to {})", l.op, l.amount, account(h, src), account(h, dst))
+            let (src, dst) = if l.target {
+                (p as usize, from)
+            } else {
+                (from, p as usize)
+            };
+            format!(
+                "op #{} (transfer of {} from {} to {})",
+                l.op,
+                l.amount,
+                account(h, src),
+                account(h, dst)
+            )
         }
         _ => op_label(h, l),
     }

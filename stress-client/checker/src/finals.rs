@@ -3,11 +3,11 @@
 //! state; sequence numbers past the last recorded one are a trailing gap for
 //! the exact search; otherwise the final balance must be the replayed one.
 
+use crate::describe;
 use crate::history::History;
 use crate::place::Gap;
 use crate::report::{CheckStats, Sink, ViolationKind};
 use crate::walk::AccountEnd;
-use crate::describe;
 
 /// Checks account `a`'s final state against the end of its replay, adding
 /// its trailing gap (if any) to `gaps`.

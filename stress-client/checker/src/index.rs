@@ -90,7 +90,14 @@ impl Index {
 
     /// First pass: counts each account's views, tallies stats and reports
     /// malformed ops (first build only).
-    fn count(&mut self, h: &History, placed: &[Placed], pass: Pass, sink: &mut Sink, stats: &mut CheckStats) -> Vec<u32> {
+    fn count(
+        &mut self,
+        h: &History,
+        placed: &[Placed],
+        pass: Pass,
+        sink: &mut Sink,
+        stats: &mut CheckStats,
+    ) -> Vec<u32> {
         let mut counts = vec![0u32; h.accounts.len()];
         let mut legs = LegCursor::default();
         let mut spots = PlacedCursor::default();

@@ -42,14 +42,32 @@ struct Graph<'a> {
 #[derive(Debug, Clone, Copy)]
 enum Edge {
     /// On this account, at these sequence numbers.
-    Account { account: usize, from_seq: u64, to_seq: u64 },
+    Account {
+        account: usize,
+        from_seq: u64,
+        to_seq: u64,
+    },
     /// `from` was answered before `to` was sent.
     RealTime,
 }
 
+/// What the order check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Order {
+    /// Every op fits one order.
+    Acyclic,
+    /// A cycle was reported (or left the verdict open).
+    Cycle,
+    /// A cycle runs through ops of unknown outcome placed at these spots
+    /// (op, account, sequence), the likeliest culprit (the one sent last,
+    /// which the search puts too early) first. One of them must go
+    /// elsewhere; `sure` when there is only one (then it cannot stand there
+    /// whatever else is placed, and leaving it out loses no placement).
+    Misplaced { spots: Vec<(u32, u32, u64)>, sure: bool },
+}
+
 /// Checks that the ops fit one order; reports a cycle if they do not.
-/// Returns true when they do.
-pub(crate) fn check(h: &History, index: &Index, placed: &[Placed], sink: &mut Sink) -> bool {
+pub(crate) fn check(h: &History, index: &Index, placed: &[Placed], sink: &mut Sink) -> Order {
     let mut g = Graph::new(h, index, placed);
     let nodes = g.by_recv.len();
     let mut done = 0;
@@ -60,12 +78,43 @@ pub(crate) fn check(h: &History, index: &Index, placed: &[Placed], sink: &mut Si
         g.finish(n);
     }
     if done == nodes {
-        return true;
+        return Order::Acyclic;
     }
-    if let Some(cycle) = g.find_cycle() {
-        g.report(&cycle, sink);
+    let Some(cycle) = g.find_cycle() else {
+        return Order::Cycle;
+    };
+    if let Some(spot) = misplaced(h, &cycle) {
+        return spot;
     }
-    false
+    g.report(&cycle, sink);
+    Order::Cycle
+}
+
+/// The spots of the ops of unknown outcome a cycle runs through, each op's
+/// place on the account the cycle leaves it by, latest sent first.
+fn misplaced(h: &History, cycle: &[(u32, Edge)]) -> Option<Order> {
+    let k = cycle.len();
+    let mut open: Vec<usize> = (0..k)
+        .filter(|&i| h.ops[cycle[i].0 as usize].outcome.is_open())
+        .collect();
+    open.sort_by_key(|&i| std::cmp::Reverse(h.ops[cycle[i].0 as usize].send_ns));
+    let mut spots = Vec::new();
+    for &i in &open {
+        if let Edge::Account {
+            account, from_seq, ..
+        } = cycle[(i + 1) % k].1
+        {
+            spots.push((cycle[i].0, account as u32, from_seq));
+        }
+        if let Edge::Account { account, to_seq, .. } = cycle[i].1 {
+            if !spots.contains(&(cycle[i].0, account as u32, to_seq)) {
+                spots.push((cycle[i].0, account as u32, to_seq));
+            }
+        }
+    }
+    let one_account = spots.len() == 1;
+    let sure = open.len() == 1 && one_account;
+    (!spots.is_empty()).then_some(Order::Misplaced { spots, sure })
 }
 
 impl<'a> Graph<'a> {
@@ -73,7 +122,9 @@ impl<'a> Graph<'a> {
         let mut pending = vec![NOT_NODE; h.ops.len()];
         for a in 0..h.accounts.len() {
             for (p, &k) in index.keys(a).iter().enumerate() {
-                let Some(op) = entry_op(h, key_entry(k)) else { continue };
+                let Some(op) = entry_op(h, key_entry(k)) else {
+                    continue;
+                };
                 let slot = &mut pending[op as usize];
                 if *slot == NOT_NODE {
                     *slot = 1;
@@ -81,11 +132,23 @@ impl<'a> Graph<'a> {
                 *slot += u8::from(p > 0);
             }
         }
-        let mut by_recv: Vec<u32> = (0..h.ops.len() as u32).filter(|&i| pending[i as usize] != NOT_NODE).collect();
+        let mut by_recv: Vec<u32> = (0..h.ops.len() as u32)
+            .filter(|&i| pending[i as usize] != NOT_NODE)
+            .collect();
         let mut by_send = by_recv.clone();
         by_recv.sort_unstable_by_key(|&i| recv(h, i));
         by_send.sort_unstable_by_key(|&i| h.ops[i as usize].send_ns);
-        Graph { h, index, placed, pending, by_recv, by_send, done_recv: 0, released: 0, ready: Vec::new() }
+        Graph {
+            h,
+            index,
+            placed,
+            pending,
+            by_recv,
+            by_send,
+            done_recv: 0,
+            released: 0,
+            ready: Vec::new(),
+        }
     }
 
     /// One node fewer to wait for; ready at zero.
@@ -102,7 +165,10 @@ impl<'a> Graph<'a> {
     /// Opens the real-time gate of every node sent no later than the reply
     /// of the first op not yet done.
     fn release(&mut self) {
-        let bound = self.by_recv.get(self.done_recv).map_or(u64::MAX, |&i| recv(self.h, i));
+        let bound = self
+            .by_recv
+            .get(self.done_recv)
+            .map_or(u64::MAX, |&i| recv(self.h, i));
         while let Some(&b) = self.by_send.get(self.released) {
             if self.done_recv < self.by_recv.len() && self.h.ops[b as usize].send_ns > bound {
                 break;
@@ -122,7 +188,11 @@ impl<'a> Graph<'a> {
                 }
             }
         }
-        while self.by_recv.get(self.done_recv).is_some_and(|&i| self.pending[i as usize] == DONE) {
+        while self
+            .by_recv
+            .get(self.done_recv)
+            .is_some_and(|&i| self.pending[i as usize] == DONE)
+        {
             self.done_recv += 1;
         }
         self.release();
@@ -132,9 +202,17 @@ impl<'a> Graph<'a> {
     fn positions(&self, n: u32) -> impl Iterator<Item = (usize, usize)> {
         let h = self.h;
         let op = &h.ops[n as usize];
-        let spot = self.placed.binary_search_by_key(&n, |p| p.op).ok().map(|i| self.placed[i]);
+        let spot = self
+            .placed
+            .binary_search_by_key(&n, |p| p.op)
+            .ok()
+            .map(|i| self.placed[i]);
         let open = op.outcome.is_open();
-        let seq = if open { spot.map_or(0, |p| p.seq) } else { op.sequence };
+        let seq = if open {
+            spot.map_or(0, |p| p.seq)
+        } else {
+            op.sequence
+        };
         let find = |a: usize, seq: u64, entry: u32| {
             let key = (seq << 32) | u64::from(entry);
             self.index.keys(a).binary_search(&key).ok().map(|p| (a, p))
@@ -142,7 +220,11 @@ impl<'a> Graph<'a> {
         let source = find(op.account as usize, seq, n);
         let target = find_leg_index(h, n).and_then(|t| {
             let leg = &h.transfers[t];
-            let to_seq = if open { spot.map_or(0, |p| p.to_seq) } else { leg.to_sequence };
+            let to_seq = if open {
+                spot.map_or(0, |p| p.to_seq)
+            } else {
+                leg.to_sequence
+            };
             find(leg.to_account as usize, to_seq, (h.ops.len() + t) as u32)
         });
         source.into_iter().chain(target)
@@ -152,7 +234,11 @@ impl<'a> Graph<'a> {
     /// repeats: the loop is a cycle, returned in forward order with the
     /// edge into each node.
     fn find_cycle(&self) -> Option<Vec<(u32, Edge)>> {
-        let start = self.by_recv.iter().copied().find(|&i| self.pending[i as usize] != DONE)?;
+        let start = self
+            .by_recv
+            .iter()
+            .copied()
+            .find(|&i| self.pending[i as usize] != DONE)?;
         let mut path: Vec<(u32, Edge)> = Vec::new();
         let mut seen = std::collections::HashMap::new();
         let mut node = start;
@@ -172,11 +258,22 @@ impl<'a> Graph<'a> {
     /// A predecessor of the stuck node `n` that is not done, and the edge.
     fn stuck_pred(&self, n: u32) -> Option<(u32, Edge)> {
         for (a, pos) in self.positions(n) {
-            let Some(&k) = pos.checked_sub(1).and_then(|p| self.index.keys(a).get(p)) else { continue };
-            let Some(op) = entry_op(self.h, key_entry(k)) else { continue };
+            let Some(&k) = pos.checked_sub(1).and_then(|p| self.index.keys(a).get(p)) else {
+                continue;
+            };
+            let Some(op) = entry_op(self.h, key_entry(k)) else {
+                continue;
+            };
             if self.pending[op as usize] != DONE {
                 let here = self.index.keys(a)[pos];
-                return Some((op, Edge::Account { account: a, from_seq: key_seq(k), to_seq: key_seq(here) }));
+                return Some((
+                    op,
+                    Edge::Account {
+                        account: a,
+                        from_seq: key_seq(k),
+                        to_seq: key_seq(here),
+                    },
+                ));
             }
         }
         let first = *self.by_recv.get(self.done_recv)?;
@@ -203,15 +300,26 @@ impl<'a> Graph<'a> {
         if std::env::var_os("BANK_CHECKER_DEBUG").is_some() {
             for (n, e) in cycle.iter().rev().take(12) {
                 let op = &h.ops[*n as usize];
-                let p = self.placed.binary_search_by_key(n, |p| p.op).ok().map(|i| self.placed[i]);
-                eprintln!("node {n} {:?} {:?} acct {} send {} recv {} seq {} placed {:?} edge {:?}", op.kind, op.outcome, op.account, op.send_ns, op.recv_ns, op.sequence, p, e);
+                let p = self
+                    .placed
+                    .binary_search_by_key(n, |p| p.op)
+                    .ok()
+                    .map(|i| self.placed[i]);
+                eprintln!(
+                    "node {n} {:?} {:?} acct {} send {} recv {} seq {} placed {:?} edge {:?}",
+                    op.kind, op.outcome, op.account, op.send_ns, op.recv_ns, op.sequence, p, e
+                );
             }
         }
         if cycle.iter().any(|(n, _)| h.ops[*n as usize].outcome.is_open()) {
             sink.undecided(format!("the placement chosen for the ops of unknown outcome leaves a cycle in the order of all ops: {text}"));
             return;
         }
-        let id = accounts.iter().map(|&a| describe::account(h, a)).collect::<Vec<_>>().join(", ");
+        let id = accounts
+            .iter()
+            .map(|&a| describe::account(h, a))
+            .collect::<Vec<_>>()
+            .join(", ");
         sink.report(ViolationKind::OrderCycle, &id, || {
             format!("{text}: no single order of all operations exists (order cycle)")
         });
@@ -238,7 +346,22 @@ fn describe_cycle(h: &History, cycle: &[(u32, Edge)]) -> String {
     };
     let k = cycle.len();
     if k == 2 {
-        if let [(b, Edge::Account { account: x, from_seq: a1, to_seq: b1 }), (a, Edge::Account { account: y, from_seq: b2, to_seq: a2 })] = cycle {
+        if let [(
+            b,
+            Edge::Account {
+                account: x,
+                from_seq: a1,
+                to_seq: b1,
+            },
+        ), (
+            a,
+            Edge::Account {
+                account: y,
+                from_seq: b2,
+                to_seq: a2,
+            },
+        )] = cycle
+        {
             return format!(
                 "{} comes before {} on {} (seq {a1} < {b1}) but after it on {} (seq {a2} > {b2})",
                 name(*a),
@@ -253,7 +376,11 @@ fn describe_cycle(h: &History, cycle: &[(u32, Edge)]) -> String {
         let (to, edge) = cycle[i];
         let from = cycle[(i + k - 1) % k].0;
         parts.push(match edge {
-            Edge::Account { account, from_seq, to_seq } => format!(
+            Edge::Account {
+                account,
+                from_seq,
+                to_seq,
+            } => format!(
                 "{} comes before {} on {} (seq {from_seq} < {to_seq})",
                 name(from),
                 name(to),
@@ -269,7 +396,10 @@ fn describe_cycle(h: &History, cycle: &[(u32, Edge)]) -> String {
         });
     }
     if k > CYCLE_EDGES_SHOWN {
-        parts.push(format!("and {} more step(s) back to the first", k - CYCLE_EDGES_SHOWN));
+        parts.push(format!(
+            "and {} more step(s) back to the first",
+            k - CYCLE_EDGES_SHOWN
+        ));
     }
     parts.join("; ")
 }

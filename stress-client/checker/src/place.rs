@@ -46,6 +46,13 @@ pub(crate) struct Gap {
     pub window_ns: (u64, u64),
 }
 
+impl Gap {
+    /// The last missing sequence number.
+    pub(crate) fn last_seq(&self) -> u64 {
+        self.first_seq.saturating_add(self.missing.max(1) - 1)
+    }
+}
+
 /// Where the search put one op of unknown outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Placed {
@@ -73,19 +80,34 @@ pub(crate) struct Outcome {
 /// every gap it cannot explain. Each gap is first tried alone (cheap, and a
 /// gap no placement fills alone is a violation whatever the others do), so
 /// one hopeless gap cannot send the joint search into endless backtracking.
-pub(crate) fn place(h: &History, index: &Index, gaps: &mut [Gap], sink: &mut Sink) -> Outcome {
+pub(crate) fn place(
+    h: &History,
+    index: &Index,
+    gaps: &mut [Gap],
+    forbidden: &[(u32, u32, u64)],
+    sink: &mut Sink,
+) -> Outcome {
     set_windows(h, index, gaps);
     let gaps = &*gaps;
     let cands = candidates(h, index, gaps);
     let unknown_ops = cands.iter().filter(|c| !c.reapply).count() as u64;
-    let mut search = Search::new(h, cands);
-    let mut out = Outcome { unknown_ops, ..Outcome::default() };
+    let mut search = Search::new(h, cands, forbidden);
+    let mut out = Outcome {
+        unknown_ops,
+        ..Outcome::default()
+    };
     let mut feasible = Vec::with_capacity(gaps.len());
     let mut spent: u64 = 0;
     for gap in gaps {
         if spent > SEARCH_STEPS_MAX {
             sink.undecided(budget_reason());
             return out;
+        }
+        if gap.missing > search.count_for(gap) as u64 + search.reapplies_for(gap) as u64 {
+            // More numbers than ops that could take them: no search needed
+            // (and none over a number of slots the server made up).
+            report_gap(&mut search, gap, sink);
+            continue;
         }
         let run = search.run(std::slice::from_ref(gap), GAP_STEPS_MAX, Mode::Alone);
         spent += search.steps;
@@ -98,9 +120,17 @@ pub(crate) fn place(h: &History, index: &Index, gaps: &mut [Gap], sink: &mut Sin
             Run::Exhausted => report_gap(&mut search, gap, sink),
         }
     }
-    if std::env::var_os("BANK_CHECKER_DEBUG").is_some() { eprintln!("alone: gaps {} feasible {} spent {spent}", gaps.len(), feasible.len()); }
+    if std::env::var_os("BANK_CHECKER_DEBUG").is_some() {
+        eprintln!(
+            "alone: gaps {} feasible {} spent {spent}",
+            gaps.len(),
+            feasible.len()
+        );
+    }
     place_together(&mut search, &feasible, sink, &mut out);
-    if std::env::var_os("BANK_CHECKER_DEBUG").is_some() { eprintln!("together: steps {}", search.steps); }
+    if std::env::var_os("BANK_CHECKER_DEBUG").is_some() {
+        eprintln!("together: steps {}", search.steps);
+    }
     out
 }
 
@@ -139,10 +169,21 @@ fn budget_reason() -> String {
 fn report_gap(search: &mut Search, gap: &Gap, sink: &mut Sink) {
     let h = search.h;
     let id = describe::account(h, gap.account as usize);
-    let range = describe::seq_range(gap.first_seq, gap.first_seq + gap.missing - 1);
+    let range = describe::seq_range(gap.first_seq, gap.last_seq());
     let next = describe::gap_end(h, gap.next);
-    if let Run::Found = search.run(std::slice::from_ref(gap), GAP_STEPS_MAX, Mode::AloneTwice) {
-        let ops: Vec<String> = search.reapplied().into_iter().map(|op| describe::op_by_index(h, op)).collect();
+    let fillable = gap.missing <= search.count_for(gap) as u64 + search.reapplies_for(gap) as u64;
+    // With more numbers than ops that could take them, no search is needed.
+    if fillable
+        && matches!(
+            search.run(std::slice::from_ref(gap), GAP_STEPS_MAX, Mode::AloneTwice),
+            Run::Found
+        )
+    {
+        let ops: Vec<String> = search
+            .reapplied()
+            .into_iter()
+            .map(|op| describe::op_by_index(h, op))
+            .collect();
         let ops = ops.join(", ");
         sink.report(ViolationKind::DoubleApply, &id, || {
             format!("{range} (before {next}) can only be explained by {ops} taking effect a second time: a retried request id was applied twice (double apply)")
@@ -154,6 +195,10 @@ fn report_gap(search: &mut Search, gap: &Gap, sink: &mut Sink) {
     } else {
         (ViolationKind::UnexplainedChange, format!("the balance went from {} to {} across them, a change that no placement of the {} op(s) of unknown outcome that could have taken them explains", gap.before, gap.after, search.count_for(gap)))
     };
-    sink.report(kind, &id, || format!("{range} (before {next}) {} missing: {what}", if gap.missing == 1 { "is" } else { "are" }));
+    sink.report(kind, &id, || {
+        format!(
+            "{range} (before {next}) {} missing: {what}",
+            if gap.missing == 1 { "is" } else { "are" }
+        )
+    });
 }
-

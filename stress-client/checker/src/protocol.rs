@@ -22,7 +22,9 @@ pub(crate) fn check(h: &History, sink: &mut Sink) {
                 ViolationKind::Protocol
             };
             let id = describe::account(h, op.account as usize);
-            sink.report(kind, &id, || format!("{} {problem}", describe::op_by_index(h, i as u32)));
+            sink.report(kind, &id, || {
+                format!("{} {problem}", describe::op_by_index(h, i as u32))
+            });
         }
     }
 }
@@ -30,7 +32,9 @@ pub(crate) fn check(h: &History, sink: &mut Sink) {
 /// What is wrong with one op's answer, if anything.
 fn problem(op: &Op, sent_twice: bool) -> Option<&'static str> {
     if op.has(Op::NOT_FOUND) {
-        return Some("failed with NOT_FOUND, but the account's opening had been acknowledged (lost acknowledgement)");
+        return Some(
+            "failed with NOT_FOUND, but the account's opening had been acknowledged (lost acknowledgement)",
+        );
     }
     if op.outcome == Outcome::Invalid {
         return Some("was answered with an outcome outside the contract (not APPROVED, INSUFFICIENT_FUNDS or NOT_APPLIED)");

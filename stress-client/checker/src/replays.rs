@@ -16,13 +16,23 @@ pub(crate) fn check(h: &History, sink: &mut Sink) {
     for (i, d) in h.duplicates.iter().enumerate() {
         let Some(op) = h.ops.get(d.op as usize) else {
             sink.report(ViolationKind::Malformed, describe::HISTORY, || {
-                format!("duplicate #{i} names op #{}, but the history has only {} ops", d.op, h.ops.len())
+                format!(
+                    "duplicate #{i} names op #{}, but the history has only {} ops",
+                    d.op,
+                    h.ops.len()
+                )
             });
             continue;
         };
         let id = describe::account(h, op.account as usize);
         if let Some((kind, why)) = judge(h, op, d) {
-            sink.report(kind, &id, || format!("{} was sent twice under one request id ({}): {why}", describe::op_by_index(h, d.op), timing(d)));
+            sink.report(kind, &id, || {
+                format!(
+                    "{} was sent twice under one request id ({}): {why}",
+                    describe::op_by_index(h, d.op),
+                    timing(d)
+                )
+            });
         }
     }
 }
@@ -38,10 +48,16 @@ fn timing(d: &Duplicate) -> &'static str {
 /// The violation one duplicate shows, if any.
 fn judge(h: &History, op: &Op, d: &Duplicate) -> Option<(ViolationKind, String)> {
     if d.outcome == Outcome::Invalid {
-        return Some((ViolationKind::Protocol, "the copy was answered with an outcome outside the contract".into()));
+        return Some((
+            ViolationKind::Protocol,
+            "the copy was answered with an outcome outside the contract".into(),
+        ));
     }
     if d.flags & Op::WRONG_ID != 0 {
-        return Some((ViolationKind::Protocol, "the copy was answered with another request_id".into()));
+        return Some((
+            ViolationKind::Protocol,
+            "the copy was answered with another request_id".into(),
+        ));
     }
     let answered = |o: Outcome| o.took_sequence() || o == Outcome::NotApplied;
     if !answered(d.outcome) || !answered(op.outcome) {
@@ -61,9 +77,18 @@ fn judge(h: &History, op: &Op, d: &Duplicate) -> Option<(ViolationKind, String)>
     if !same {
         let both_applied = op.outcome.took_sequence() && d.outcome.took_sequence();
         if both_applied && op.sequence != d.sequence && (copy_first && (first || !flags_known)) {
-            return Some((ViolationKind::DoubleApply, format!("both answers are first applications, at seq {} and at seq {} (double apply)", op.sequence, d.sequence)));
+            return Some((
+                ViolationKind::DoubleApply,
+                format!(
+                    "both answers are first applications, at seq {} and at seq {} (double apply)",
+                    op.sequence, d.sequence
+                ),
+            ));
         }
-        return Some((ViolationKind::ReplayMismatch, format!("the answers differ: {} (replay mismatch)", differ(op, d))));
+        return Some((
+            ViolationKind::ReplayMismatch,
+            format!("the answers differ: {} (replay mismatch)", differ(op, d)),
+        ));
     }
     if !flags_known {
         return None;

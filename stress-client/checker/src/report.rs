@@ -249,6 +249,24 @@ impl Sink {
         }
     }
 
+    /// True when a violation was collected.
+    pub(crate) fn failed(&self) -> bool {
+        self.total > 0
+    }
+
+    /// Adds everything another sink collected.
+    pub(crate) fn absorb(&mut self, other: Sink) {
+        self.total = self.total.saturating_add(other.total);
+        for (mine, theirs) in self.by_kind.iter_mut().zip(other.by_kind) {
+            *mine = mine.saturating_add(theirs);
+        }
+        let room = MAX_REPORTED_VIOLATIONS.saturating_sub(self.kept.len());
+        self.kept.extend(other.kept.into_iter().take(room));
+        for reason in other.undecided {
+            self.undecided(reason);
+        }
+    }
+
     /// Turns the collected violations and the stats into the final report.
     pub(crate) fn into_report(self, checked: Checked, mut stats: CheckStats) -> Report {
         stats.violations_by_kind = ViolationKind::ALL

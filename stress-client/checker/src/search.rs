@@ -45,8 +45,9 @@ struct Slot {
     gap: u32,
     account: u32,
     seq: u64,
-    /// The slot before it in the same gap (`NO_FRAME`: it is the first).
+    /// The slots before and after it in the same gap (`NO_FRAME`: none).
     prev: u32,
+    next: u32,
     last: bool,
     window_ns: (u64, u64),
 }
@@ -77,6 +78,8 @@ pub(crate) struct Search<'a> {
     approved: Vec<bool>,
     first_account: Vec<u32>,
     window: Vec<(u64, u64)>,
+    /// The window of a transfer's second leg.
+    window2: Vec<(u64, u64)>,
     placed_at: Vec<[u32; 2]>,
     /// Transfers with one leg placed (joint runs only).
     open: Vec<u32>,
@@ -86,11 +89,13 @@ pub(crate) struct Search<'a> {
     slots: Vec<Slot>,
     frames: Vec<Frame>,
     mode: Mode,
+    /// (op, account, sequence) spots the global order ruled out.
+    forbidden: Vec<(u32, u32, u64)>,
     pub steps: u64,
 }
 
 impl<'a> Search<'a> {
-    pub(crate) fn new(h: &'a History, cands: Vec<Cand>) -> Search<'a> {
+    pub(crate) fn new(h: &'a History, cands: Vec<Cand>, forbidden: &[(u32, u32, u64)]) -> Search<'a> {
         let mut lists = vec![Vec::new(); h.accounts.len()];
         for (i, c) in cands.iter().enumerate() {
             for a in [c.from, c.to] {
@@ -111,6 +116,7 @@ impl<'a> Search<'a> {
             approved: vec![false; n],
             first_account: vec![0; n],
             window: vec![(0, u64::MAX); n],
+            window2: vec![(0, u64::MAX); n],
             placed_at: vec![[NO_FRAME; 2]; n],
             open: Vec::new(),
             gaps: Vec::new(),
@@ -118,6 +124,7 @@ impl<'a> Search<'a> {
             slots: Vec::new(),
             frames: Vec::new(),
             mode: Mode::Together,
+            forbidden: forbidden.to_vec(),
             steps: 0,
         }
     }
@@ -135,17 +142,27 @@ impl<'a> Search<'a> {
             if advancing {
                 let k = self.frames.len();
                 if let Some(c) = self.doomed(k) {
-                    let Some(keep) = self.owed_culprit(c) else { return Run::Exhausted };
+                    let Some(keep) = self.owed_culprit(c) else {
+                        return Run::Exhausted;
+                    };
                     self.pop_to(keep);
                 } else if k == self.slots.len() {
                     return Run::Found;
                 } else {
                     let before = self.before(k);
                     let cursor = self.prefix(k);
-                    self.frames.push(Frame { before, cursor, deny_next: false, chosen: None, tried: false });
+                    self.frames.push(Frame {
+                        before,
+                        cursor,
+                        deny_next: false,
+                        chosen: None,
+                        tried: false,
+                    });
                 }
             }
-            let Some(depth) = self.frames.len().checked_sub(1) else { return Run::Exhausted };
+            let Some(depth) = self.frames.len().checked_sub(1) else {
+                return Run::Exhausted;
+            };
             let fresh = !self.frames[depth].tried;
             self.undo(depth);
             advancing = self.choose(depth);
@@ -200,7 +217,10 @@ impl<'a> Search<'a> {
     /// before slot `k`: every later slot's window starts after its own ends.
     fn doomed(&self, k: usize) -> Option<u32> {
         let lo = self.slots.get(k).map_or(u64::MAX, |s| s.window_ns.0);
-        self.open.iter().copied().find(|&c| self.window[c as usize].1 < lo || k == self.slots.len())
+        self.open
+            .iter()
+            .copied()
+            .find(|&c| self.window[c as usize].1 < lo || k == self.slots.len())
     }
 
     /// Moves frame `depth` to its next valid choice and applies it; false
@@ -239,31 +259,85 @@ impl<'a> Search<'a> {
             return None;
         }
         let i = c as usize;
+        if self.mode == Mode::Together && self.forbidden.contains(&(cand.op, slot.account, slot.seq)) {
+            return None;
+        }
         let free = match (self.mode, self.used[i], cand.other(slot.account)) {
             (_, 0, None) => meets(slot.window_ns, slot.window_ns, cand.send_ns),
             (Mode::Together, 0, Some(b)) => {
                 meets(slot.window_ns, slot.window_ns, cand.send_ns) && self.reachable(cand, b, slot.window_ns)
             }
             (Mode::Together, 1, Some(b)) => {
-                self.first_account[i] == b && self.approved[i] == approve && meets(self.window[i], slot.window_ns, cand.send_ns)
+                self.first_account[i] == b
+                    && self.approved[i] == approve
+                    && meets(self.window[i], slot.window_ns, cand.send_ns)
             }
             (_, 0, Some(_)) => meets(slot.window_ns, slot.window_ns, cand.send_ns),
             _ => false,
         };
-        free.then(|| self.balance_after(c, slot.account, before, approve)).flatten()
+        if !free || !self.in_order(c, slot) {
+            return None;
+        }
+        self.balance_after(c, slot.account, before, approve)
+    }
+
+    /// When candidate `c` can have taken effect: after it was sent, inside
+    /// the windows of the legs placed so far (and of `extra`, a leg about to be).
+    fn effective(&self, c: u32, extra: Option<(u64, u64)>) -> (u64, u64) {
+        let i = c as usize;
+        let mut w = (self.cands[i].send_ns, u64::MAX);
+        let placed = [
+            (self.used[i] >= 1).then_some(self.window[i]),
+            (self.used[i] >= 2).then_some(self.window2[i]),
+            extra,
+        ];
+        for (lo, hi) in placed.into_iter().flatten() {
+            w = (w.0.max(lo), w.1.min(hi));
+        }
+        w
+    }
+
+    /// Placing `c` in `slot` keeps each gap's ops in an order real time
+    /// allows: nothing placed before it in a gap can have happened wholly
+    /// after it, nor anything placed after it wholly before it. For a
+    /// transfer's second leg this is checked in the first leg's gap too.
+    fn in_order(&self, c: u32, slot: &Slot) -> bool {
+        let me = self.effective(c, Some(slot.window_ns));
+        let mut spots = vec![(slot.prev, true)];
+        if self.used[c as usize] == 1 {
+            if let Some(first) = self.placed_frames(c).next() {
+                spots.push((self.slots[first].prev, true));
+                spots.push((self.slots[first].next, false));
+            }
+        }
+        spots.into_iter().all(|(k, before)| {
+            let Some((other, _, _)) = self.frames.get(k as usize).and_then(|f| f.chosen) else {
+                return true;
+            };
+            let them = self.effective(other, None);
+            if before {
+                me.1 >= them.0
+            } else {
+                them.1 >= me.0
+            }
+        })
     }
 
     /// Forward check for a transfer's first leg in a slot with `window`:
     /// some gap of the other account `b` must meet it in time above the
     /// transfer's floor there, or the second leg has nowhere to go.
     fn reachable(&self, cand: &Cand, b: u32, window: (u64, u64)) -> bool {
-        let Some(&(start, end)) = self.ranges.get(b as usize) else { return false };
+        let Some(&(start, end)) = self.ranges.get(b as usize) else {
+            return false;
+        };
         let gaps = &self.gaps[start..end];
         let low = window.0.max(cand.send_ns);
         let from = gaps.partition_point(|g| g.window_ns.1 < low);
         let to = gaps.partition_point(|g| g.window_ns.0 <= window.1);
         gaps.get(from..to.max(from)).is_some_and(|range| {
-            range.iter().any(|g| meets(window, g.window_ns, cand.send_ns) && g.first_seq + g.missing - 1 > cand.floor(b))
+            range
+                .iter()
+                .any(|g| meets(window, g.window_ns, cand.send_ns) && g.last_seq() > cand.floor(b))
         })
     }
 
@@ -289,6 +363,8 @@ impl<'a> Search<'a> {
             self.first_account[i] = slot.account;
             self.window[i] = slot.window_ns;
             self.approved[i] = approve;
+        } else {
+            self.window2[i] = slot.window_ns;
         }
         self.used[i] += 1;
         self.mark(c, depth, true);
@@ -303,7 +379,9 @@ impl<'a> Search<'a> {
 
     /// Takes back the choice in force at frame `depth`, if any.
     fn undo(&mut self, depth: usize) {
-        let Some((c, _, _)) = self.frames[depth].chosen.take() else { return };
+        let Some((c, _, _)) = self.frames[depth].chosen.take() else {
+            return;
+        };
         let i = c as usize;
         self.used[i] = self.used[i].saturating_sub(1);
         self.mark(c, depth, false);
@@ -320,7 +398,11 @@ impl<'a> Search<'a> {
     fn mark(&mut self, c: u32, depth: usize, placed: bool) {
         let slots = &mut self.placed_at[c as usize];
         let depth = u32::try_from(depth).unwrap_or(NO_FRAME);
-        let (from, to) = if placed { (NO_FRAME, depth) } else { (depth, NO_FRAME) };
+        let (from, to) = if placed {
+            (NO_FRAME, depth)
+        } else {
+            (depth, NO_FRAME)
+        };
         if let Some(s) = slots.iter_mut().find(|s| **s == from) {
             *s = to;
         }
@@ -348,6 +430,7 @@ impl Search<'_> {
             });
             if fits {
                 deepest = deepest.max(self.placed_frames(c).filter(|&f| f < depth).max());
+                deepest = deepest.max(self.neighbours(c).filter(|&f| f < depth).max());
             }
         }
         deepest.map(|d| d + 1)
@@ -372,6 +455,14 @@ impl Search<'_> {
         deepest.map(|d| d + 1)
     }
 
+    /// The frames next to those of candidate `c` in their gaps.
+    fn neighbours(&self, c: u32) -> impl Iterator<Item = usize> + '_ {
+        self.placed_frames(c)
+            .flat_map(move |f| [self.slots[f].prev, self.slots[f].next])
+            .filter(|&k| k != NO_FRAME && (k as usize) < self.frames.len())
+            .map(|k| k as usize)
+    }
+
     /// The frames that placed candidate `c`.
     fn placed_frames(&self, c: u32) -> impl Iterator<Item = usize> + '_ {
         self.placed_at[c as usize]
@@ -384,10 +475,19 @@ impl Search<'_> {
     pub(crate) fn placements(&self) -> Vec<Placed> {
         let mut placed: Vec<Placed> = Vec::new();
         for (slot, f) in self.slots.iter().zip(&self.frames) {
-            let Some((c, approved, after)) = f.chosen else { continue };
+            let Some((c, approved, after)) = f.chosen else {
+                continue;
+            };
             let cand = &self.cands[c as usize];
             let balance = u64::try_from(after).unwrap_or(0);
-            let mut p = Placed { op: cand.op, approved, seq: 0, balance: 0, to_seq: 0, to_balance: 0 };
+            let mut p = Placed {
+                op: cand.op,
+                approved,
+                seq: 0,
+                balance: 0,
+                to_seq: 0,
+                to_balance: 0,
+            };
             if slot.account == cand.from {
                 (p.seq, p.balance) = (slot.seq, balance);
             } else {
@@ -422,11 +522,20 @@ impl Search<'_> {
 
     /// How many candidates of unknown outcome real time allows in `gap`.
     pub(crate) fn count_for(&self, gap: &Gap) -> usize {
-        let last = gap.first_seq + gap.missing - 1;
+        self.count_where(gap, false)
+    }
+
+    /// How many second applications of duplicated ops real time allows in `gap`.
+    pub(crate) fn reapplies_for(&self, gap: &Gap) -> usize {
+        self.count_where(gap, true)
+    }
+
+    fn count_where(&self, gap: &Gap, reapply: bool) -> usize {
+        let last = gap.last_seq();
         self.lists.get(gap.account as usize).map_or(0, |l| {
             l.iter()
                 .map(|&c| &self.cands[c as usize])
-                .filter(|c| !c.reapply && c.floor(gap.account) < last)
+                .filter(|c| c.reapply == reapply && c.floor(gap.account) < last)
                 .count()
         })
     }
@@ -456,8 +565,9 @@ fn slots_in_time_order(gaps: &[Gap]) -> Vec<Slot> {
             slots.push(Slot {
                 gap: g as u32,
                 account: gap.account,
-                seq: gap.first_seq + offset,
+                seq: gap.first_seq.saturating_add(offset),
                 prev: NO_FRAME,
+                next: NO_FRAME,
                 last: offset + 1 == gap.missing,
                 window_ns: gap.window_ns,
             });
@@ -465,9 +575,13 @@ fn slots_in_time_order(gaps: &[Gap]) -> Vec<Slot> {
     }
     slots.sort_by_key(|s| (s.window_ns.0, s.account, s.seq));
     let mut last_of_gap = vec![NO_FRAME; gaps.len()];
-    for (k, slot) in slots.iter_mut().enumerate() {
-        slot.prev = last_of_gap[slot.gap as usize];
-        last_of_gap[slot.gap as usize] = k as u32;
+    for k in 0..slots.len() {
+        let prev = last_of_gap[slots[k].gap as usize];
+        slots[k].prev = prev;
+        if let Some(p) = slots.get_mut(prev as usize) {
+            p.next = k as u32;
+        }
+        last_of_gap[slots[k].gap as usize] = k as u32;
     }
     slots
 }

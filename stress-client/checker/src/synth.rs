@@ -198,12 +198,19 @@ impl Ledger {
     /// Records a second send of the last op under its request id, answered
     /// as a replay of the same result (only for ops whose answer is known).
     pub fn duplicate_last(&mut self, at_once: bool) {
-        let Some(i) = self.history.ops.len().checked_sub(1) else { return };
+        let Some(i) = self.history.ops.len().checked_sub(1) else {
+            return;
+        };
         let op = self.history.ops[i];
         if op.outcome.is_open() || op.resolved {
             return;
         }
-        let leg = self.history.transfers.last().filter(|l| l.op as usize == i).copied();
+        let leg = self
+            .history
+            .transfers
+            .last()
+            .filter(|l| l.op as usize == i)
+            .copied();
         let send_ns = if at_once { op.send_ns } else { op.recv_ns + 1 };
         self.history.duplicates.push(Duplicate {
             op: i as u32,

@@ -28,7 +28,9 @@ impl Timeline {
         let mut t = Timeline::default();
         let mut latest_send = 0;
         for &k in keys {
-            let Some(leg) = decode(h, key_entry(k)) else { continue };
+            let Some(leg) = decode(h, key_entry(k)) else {
+                continue;
+            };
             if leg.outcome.is_open() {
                 continue;
             }

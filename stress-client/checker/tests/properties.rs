@@ -3,7 +3,7 @@
 //! and no input, however garbled, makes the checker panic.
 
 use bank_checker::synth::{in_reply_order, Fate, Ledger, Spec};
-use bank_checker::{check, AccountState, History, Kind, Op, Outcome, TransferLeg};
+use bank_checker::{check, AccountState, Duplicate, History, Kind, Op, Outcome, Read, TransferLeg};
 use proptest::prelude::*;
 
 fn kind() -> impl Strategy<Value = Kind> {
@@ -16,6 +16,17 @@ fn any_fate() -> impl Strategy<Value = Fate> {
         6 => Just(Fate::Known),
         1 => Just(Fate::Resolved),
         1 => Just(Fate::NotApplied),
+        1 => Just(Fate::UnknownApplied),
+        1 => Just(Fate::UnknownNotApplied),
+    ]
+}
+
+/// Mostly known fates with the odd resolved, not-applied or unknown one.
+fn rare_unknown_fate() -> impl Strategy<Value = Fate> {
+    prop_oneof![
+        200 => Just(Fate::Known),
+        4 => Just(Fate::Resolved),
+        2 => Just(Fate::NotApplied),
         1 => Just(Fate::UnknownApplied),
         1 => Just(Fate::UnknownNotApplied),
     ]
@@ -44,9 +55,19 @@ fn spec(fate: BoxedStrategy<Fate>) -> impl Strategy<Value = Spec> {
 fn history(fate: BoxedStrategy<Fate>) -> impl Strategy<Value = History> {
     let initial = prop::collection::vec(0..300u64, 1..=4);
     let specs = prop::collection::vec(spec(fate), 0..120);
-    (initial, specs, any::<bool>()).prop_map(|(initial, specs, reorder)| {
+    (initial, specs, any::<bool>(), any::<u64>()).prop_map(|(initial, specs, reorder, seed)| {
         let mut ledger = Ledger::new(&initial);
-        specs.iter().for_each(|s| ledger.apply(s));
+        let mut rng = bank_checker::synth::SplitMix(seed);
+        for s in &specs {
+            ledger.apply(s);
+            if rng.below(4) == 0 {
+                ledger.duplicate_last(rng.below(2) == 0);
+            }
+            if rng.below(4) == 0 {
+                let (a, lead, lag) = (rng.below(4) as u32, rng.below(100) as u32, rng.below(100) as u32);
+                ledger.read(a, lead, lag);
+            }
+        }
         let h = ledger.finish();
         if reorder {
             in_reply_order(h)
@@ -82,18 +103,20 @@ fn outcome() -> impl Strategy<Value = Outcome> {
         Just(Outcome::Approved),
         Just(Outcome::InsufficientFunds),
         Just(Outcome::NotApplied),
-        Just(Outcome::Unknown)
+        Just(Outcome::Unknown),
+        Just(Outcome::Invalid)
     ]
 }
 
 fn garbage_op() -> impl Strategy<Value = Op> {
-    let fields = (0..5u32, kind(), outcome(), any::<bool>(), extreme());
+    let fields = (0..5u32, kind(), outcome(), any::<bool>(), extreme(), any::<u8>());
     let times = (extreme(), extreme(), extreme(), extreme());
-    (fields, times).prop_map(|((account, kind, outcome, resolved, amount), t)| Op {
+    (fields, times).prop_map(|((account, kind, outcome, resolved, amount, flags), t)| Op {
         account: if account == 4 { u32::MAX } else { account },
         kind,
         outcome,
         resolved,
+        flags,
         amount,
         send_ns: t.0,
         recv_ns: t.1,
@@ -112,7 +135,9 @@ fn garbage_history() -> impl Strategy<Value = History> {
     let ops = prop::collection::vec(garbage_op(), 0..40);
     let leg = (0..45u32, 0..5u32, extreme(), extreme());
     let legs = prop::collection::vec(leg, 0..20);
-    (accounts, ops, legs).prop_map(|(accounts, ops, legs)| History {
+    let reads = prop::collection::vec(garbage_read(), 0..10);
+    let dups = prop::collection::vec(garbage_duplicate(), 0..10);
+    (accounts, ops, legs, reads, dups).prop_map(|(accounts, ops, legs, reads, duplicates)| History {
         accounts: accounts
             .into_iter()
             .enumerate()
@@ -122,6 +147,7 @@ fn garbage_history() -> impl Strategy<Value = History> {
                     initial_balance,
                     final_balance,
                     final_sequence,
+                    final_not_found: i == 3,
                 },
             )
             .collect(),
@@ -135,16 +161,60 @@ fn garbage_history() -> impl Strategy<Value = History> {
                 to_sequence: to_sequence % 5,
             })
             .collect(),
+        reads,
+        duplicates,
+    })
+}
+
+fn garbage_read() -> impl Strategy<Value = Read> {
+    (0..5u32, any::<bool>(), extreme(), extreme(), extreme(), extreme()).prop_map(
+        |(account, not_found, s, r, balance, seq)| Read {
+            account,
+            not_found,
+            send_ns: s,
+            recv_ns: r,
+            balance,
+            sequence: seq % 8,
+        },
+    )
+}
+
+fn garbage_duplicate() -> impl Strategy<Value = Duplicate> {
+    let head = (0..45u32, any::<bool>(), outcome(), any::<bool>(), any::<u8>());
+    let tail = (extreme(), extreme(), extreme(), extreme(), extreme(), extreme());
+    (head, tail).prop_map(|((op, at_once, outcome, aborted, flags), t)| Duplicate {
+        op,
+        at_once,
+        outcome,
+        aborted,
+        flags,
+        send_ns: t.0,
+        recv_ns: t.1,
+        balance: t.2,
+        sequence: t.3 % 8,
+        to_balance: t.4,
+        to_sequence: t.5 % 8,
     })
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
+    /// Unknown outcomes as rare as in a real run (and reads, duplicates,
+    /// transfers): the exact search places them and the verdict is passed.
     #[test]
-    fn correct_histories_pass(h in history(any_fate().boxed())) {
+    fn correct_histories_pass(h in history(rare_unknown_fate().boxed())) {
         let report = check(&h);
-        prop_assert!(report.passed, "{:#?}", report.violations);
+        prop_assert!(report.passed, "{:#?} {:#?}", report.violations, report.undecided);
+    }
+
+    /// One op in five of unknown outcome, many interchangeable: a correct
+    /// history is never failed. (The search may run out of tries and leave
+    /// the verdict open; that must stay rare.)
+    #[test]
+    fn correct_histories_with_many_unknowns_never_fail(h in history(any_fate().boxed())) {
+        let report = check(&h);
+        prop_assert_eq!(report.total_violations, 0, "{:#?}", report.violations);
     }
 
     /// Changing one reported balance (field 0) or sequence (field 1) of a
@@ -192,6 +262,7 @@ fn bad_op(account: u32, kind: Kind, outcome: Outcome, amount: u64, sequence: u64
         kind,
         outcome,
         resolved: false,
+        flags: 0,
         amount,
         send_ns: 10,
         recv_ns: 5,
@@ -204,10 +275,9 @@ fn bad_op(account: u32, kind: Kind, outcome: Outcome, amount: u64, sequence: u64
 /// overflowing amounts, and transfer legs that point nowhere or at themselves.
 fn hand_made_garbage() -> History {
     let state = |i: u64| AccountState {
-        account_id: format!("g{i}"),
-        initial_balance: u64::MAX - i,
         final_balance: Some(u64::MAX),
         final_sequence: Some(u64::MAX),
+        ..AccountState::opened(format!("g{i}"), u64::MAX - i)
     };
     let leg = |op, to_account, to_sequence| TransferLeg {
         op,
@@ -228,6 +298,7 @@ fn hand_made_garbage() -> History {
             bad_op(u32::MAX, Kind::Withdraw, Outcome::Unknown, u64::MAX, 0),
         ],
         transfers: vec![leg(5, 0, u64::MAX), leg(4, 9, 1), leg(99, 1, 1)],
+        ..History::default()
     }
 }
 
@@ -236,5 +307,6 @@ fn hand_made_garbage_is_reported_as_malformed() {
     let report = check(&hand_made_garbage());
     assert!(!report.passed);
     let malformed = report.count(bank_checker::ViolationKind::Malformed);
-    assert!(malformed >= 8, "{report:#?}");
+    let protocol = report.count(bank_checker::ViolationKind::Protocol);
+    assert!(malformed >= 6 && protocol >= 1, "{report:#?}");
 }

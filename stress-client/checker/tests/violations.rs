@@ -3,7 +3,7 @@
 
 mod common;
 
-use bank_checker::{check, Report, ViolationKind as V, MAX_REPORTED_VIOLATIONS};
+use bank_checker::{check, Report, Verdict, ViolationKind as V, MAX_REPORTED_VIOLATIONS};
 use common::*;
 
 /// Asserts that `kind` was found exactly `n` times and returns its first detail.
@@ -129,7 +129,7 @@ fn sequence_gap_without_unknown_ops_is_detected() {
     let detail = found(&report, V::SequenceGap, 1);
     assert_eq!(report.total_violations, 1);
     assert!(
-        detail.starts_with("seq 2 is missing before deposit of 10 at seq 3"),
+        detail.starts_with("seq 2 (before deposit of 10 at seq 3) is missing: no recorded op took them"),
         "{detail}"
     );
 }
@@ -142,8 +142,11 @@ fn gap_larger_than_the_unknown_ops_is_detected() {
         .op(0, Deposit, Approved, 10, 4, 125)
         .finals(0, 125, 4);
     let report = check(&b.build());
-    let detail = found(&report, V::SequenceGap, 1);
-    assert!(detail.contains("only 1 op(s) of unknown outcome"), "{detail}");
+    let detail = found(&report, V::UnexplainedChange, 1);
+    assert!(
+        detail.contains("from 110 to 115 across them, a change that no placement of the 1 op(s)"),
+        "{detail}"
+    );
 }
 
 #[test]
@@ -154,11 +157,8 @@ fn gap_whose_balance_jump_the_unknown_ops_cannot_explain_is_detected() {
         .op(0, Deposit, Approved, 10, 3, 620)
         .finals(0, 620, 3);
     let report = check(&b.build());
-    let detail = found(&report, V::SequenceGap, 1);
-    assert!(
-        detail.contains("at most -0/+5, while it went from 110"),
-        "{detail}"
-    );
+    let detail = found(&report, V::UnexplainedChange, 1);
+    assert!(detail.contains("went from 110 to 610"), "{detail}");
 }
 
 #[test]
@@ -180,7 +180,8 @@ fn one_unknown_op_cannot_fill_two_gaps() {
         .op(0, Deposit, Approved, 10, 2, 115)
         .op(0, Deposit, Approved, 10, 4, 130)
         .finals(0, 130, 4);
-    found(&check(&b.build()), V::SequenceGap, 1);
+    let detail = found(&check(&b.build()), V::UnexplainedChange, 1);
+    assert!(detail.contains("no placement fills them all at once"), "{detail}");
 }
 
 #[test]
@@ -242,13 +243,21 @@ fn bad_final_balance_is_detected() {
 }
 
 #[test]
-fn bad_final_sequence_is_detected() {
-    for final_seq in [0, 5] {
-        let mut b = Builder::new(&[100]);
-        b.op(0, Deposit, Approved, 10, 1, 110).finals(0, 110, final_seq);
-        let detail = found(&check(&b.build()), V::FinalSequence, 1);
-        assert!(detail.contains(&format!("is {final_seq}")), "{detail}");
-    }
+fn final_sequence_below_an_acknowledged_one_is_a_lost_ack() {
+    let mut b = Builder::new(&[100]);
+    b.op(0, Deposit, Approved, 10, 1, 110).finals(0, 110, 0);
+    let detail = found(&check(&b.build()), V::LostAck, 1);
+    assert!(detail.contains("moved backwards"), "{detail}");
+}
+
+#[test]
+fn final_sequence_past_every_op_is_a_gap() {
+    let mut b = Builder::new(&[100]);
+    b.op(0, Deposit, Approved, 10, 1, 110).finals(0, 110, 5);
+    let detail = found(&check(&b.build()), V::SequenceGap, 1);
+    assert!(detail.contains("seq 2..5 (before the final read)"), "{detail}");
+    b.finals(0, 150, 5);
+    found(&check(&b.build()), V::UnexplainedChange, 1);
 }
 
 #[test]
@@ -261,21 +270,22 @@ fn trailing_unknown_op_explains_the_final_state() {
 }
 
 #[test]
-fn unknown_op_with_no_final_state_is_unresolved() {
+fn unknown_op_with_no_final_state_is_inconclusive() {
     let mut b = Builder::new(&[100]);
     b.op(0, Deposit, Approved, 10, 1, 110).unknown(0, Withdraw, 5);
     let report = check(&b.build());
-    found(&report, V::Unresolved, 1);
-    assert_eq!(report.total_violations, 1);
-    assert!(!report.stats.conservation_checked);
+    assert_eq!(report.verdict, Verdict::Inconclusive);
+    assert_eq!(report.total_violations, 0);
+    assert!(!report.passed && !report.stats.conservation_checked);
+    assert!(report.undecided[0].contains("could not be read"), "{report:#?}");
 }
 
 #[test]
-fn missing_final_state_without_unknown_ops_still_passes() {
+fn missing_final_state_is_inconclusive_not_passed() {
     let mut b = Builder::new(&[100]);
     b.op(0, Deposit, Approved, 10, 1, 110);
     let report = check(&b.build());
-    assert!(report.passed);
+    assert_eq!(report.verdict, Verdict::Inconclusive);
     assert_eq!(report.stats.accounts_without_final_state, 1);
 }
 
@@ -289,8 +299,9 @@ fn half_applied_unknown_transfer_breaks_conservation() {
         .finals(1, 0, 0);
     let report = check(&b.build());
     let detail = found(&report, V::Conservation, 1);
-    assert_eq!(report.total_violations, 1, "{report:#?}");
     assert!(detail.contains("ended with 70 in total"), "{detail}");
+    let detail = found(&report, V::UnexplainedChange, 1);
+    assert!(detail.contains("no placement fills them all at once"), "{detail}");
 }
 
 #[test]

@@ -4,10 +4,11 @@
 
 #![allow(dead_code)]
 
-use bank_checker::{AccountState, History, Kind, Op, Outcome, TransferLeg};
+use bank_checker::{AccountState, Duplicate, History, Kind, Op, Outcome, Read, TransferLeg};
 
 pub use bank_checker::Kind::{Deposit, Transfer, Withdraw};
-pub use bank_checker::Outcome::{Approved, InsufficientFunds, NotApplied, Unknown};
+#[allow(unused_imports)]
+pub use bank_checker::Outcome::{Approved, InsufficientFunds, Invalid, NotApplied, Unknown};
 
 /// Builds a [`History`] op by op.
 pub struct Builder {
@@ -21,12 +22,7 @@ impl Builder {
         let accounts = initial
             .iter()
             .enumerate()
-            .map(|(i, &b)| AccountState {
-                account_id: ((b'a' + i as u8) as char).to_string(),
-                initial_balance: b,
-                final_balance: None,
-                final_sequence: None,
-            })
+            .map(|(i, &b)| AccountState::opened(((b'a' + i as u8) as char).to_string(), b))
             .collect();
         Builder {
             h: History {
@@ -53,6 +49,7 @@ impl Builder {
             kind,
             outcome,
             resolved: false,
+            flags: 0,
             amount,
             send_ns: self.clock,
             recv_ns: self.clock + 5,
@@ -103,6 +100,7 @@ impl Builder {
         let clock = self.clock;
         let op = self.last();
         op.resolved = true;
+        op.flags |= Op::REPLAYED;
         op.recv_ns = clock;
         self
     }
@@ -122,9 +120,70 @@ impl Builder {
         self
     }
 
+    /// Records a GetBalance of `account` that saw (`seq`, `balance`), sent
+    /// and answered between the last op and the next.
+    pub fn read(&mut self, account: u32, seq: u64, balance: u64) -> &mut Self {
+        self.clock += 10;
+        self.h.reads.push(Read {
+            account,
+            not_found: false,
+            send_ns: self.clock,
+            recv_ns: self.clock + 5,
+            balance,
+            sequence: seq,
+        });
+        self
+    }
+
+    /// Sets the last read's send and reply times.
+    pub fn read_times(&mut self, send_ns: u64, recv_ns: u64) -> &mut Self {
+        let r = self.h.reads.last_mut().expect("a read was recorded");
+        (r.send_ns, r.recv_ns) = (send_ns, recv_ns);
+        self
+    }
+
+    /// Records a second send of the last op, answered as a replay of it.
+    pub fn duplicate(&mut self, at_once: bool) -> &mut Self {
+        let i = self.h.ops.len() - 1;
+        let op = self.h.ops[i];
+        let leg = self.h.transfers.last().filter(|l| l.op as usize == i).copied();
+        let send_ns = if at_once { op.send_ns } else { op.recv_ns + 1 };
+        self.clock = self.clock.max(send_ns + 2);
+        self.h.duplicates.push(Duplicate {
+            op: i as u32,
+            at_once,
+            outcome: op.outcome,
+            aborted: false,
+            flags: Op::REPLAYED,
+            send_ns,
+            recv_ns: send_ns + 2,
+            balance: op.balance,
+            sequence: op.sequence,
+            to_balance: leg.map_or(0, |l| l.to_balance),
+            to_sequence: leg.map_or(0, |l| l.to_sequence),
+        });
+        self
+    }
+
+    /// The last duplicate send, to change what it answered.
+    pub fn last_duplicate(&mut self) -> &mut Duplicate {
+        self.h.duplicates.last_mut().expect("a duplicate was recorded")
+    }
+
+    /// Sets flags on the last op.
+    pub fn flags(&mut self, flags: u8) -> &mut Self {
+        self.last().flags |= flags;
+        self
+    }
+
     /// The history built so far.
     pub fn build(&self) -> History {
         self.h.clone()
+    }
+
+    /// The last op, to change it by hand.
+    pub fn last_op(&mut self) -> &mut Op {
+        self.last()
     }
 
     fn last(&mut self) -> &mut Op {
