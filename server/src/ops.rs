@@ -11,7 +11,8 @@ use crate::call::Call;
 use crate::drain::{Drain, Entered};
 use crate::fence::Fence;
 use crate::ledger::{
-    Account, CallContext, Deposit, Ledger, LedgerError, LedgerResult, OpResult, Transfer, Withdrawal,
+    Account, CallContext, Deposit, Ledger, LedgerError, LedgerResult, OpResult, Snapshot, Transfer,
+    Withdrawal,
 };
 use crate::zoo::Answers;
 
@@ -104,6 +105,19 @@ impl Ops {
         let ctx = call.context(Box::new(move || drop(admissions)));
         let ledger = Arc::clone(&self.ledger);
         settle(ctx, None, move |ctx| ledger.transfer(&from, &to, &t, ctx)).await
+    }
+
+    /// `GetBalance`: read right here when the account's lock is free (a read
+    /// never sleeps under it), else on a blocking-pool thread, since the lock
+    /// may be held through a processing delay.
+    pub async fn balance(&self, account_id: &str) -> LedgerResult<Snapshot> {
+        let _entered = self.enter()?;
+        let account = self.ledger.account(account_id)?;
+        if let Some(snapshot) = self.ledger.try_balance(&account) {
+            return Ok(snapshot);
+        }
+        let ledger = Arc::clone(&self.ledger);
+        blocking(move || Ok(ledger.balance(&account))).await
     }
 
     /// `GetOperation`: the stored result, fencing an unseen id.

@@ -9,7 +9,7 @@ use bank::v1::bank_server::Bank;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::call::Call;
-use crate::ops::{blocking, Ops};
+use crate::ops::Ops;
 use crate::stream::{withdraw_stream, ResultStream};
 
 /// The service handed to tonic; cheap to clone.
@@ -42,11 +42,7 @@ impl Bank for BankService {
         &self,
         request: Request<pb::GetBalanceRequest>,
     ) -> Result<Response<pb::Account>, Status> {
-        let _entered = self.ops.enter()?;
-        let ledger = Arc::clone(self.ops.ledger());
-        let account = ledger.account(&request.get_ref().account_id)?;
-        // The read takes the account lock, which may be held through a delay.
-        let snapshot = blocking(move || Ok(ledger.balance(&account))).await?;
+        let snapshot = self.ops.balance(&request.get_ref().account_id).await?;
         Ok(Response::new(snapshot.into()))
     }
 

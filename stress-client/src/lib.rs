@@ -5,6 +5,7 @@
 pub mod bound;
 pub mod cli;
 pub mod drive;
+pub mod fanout;
 pub mod histlog;
 pub mod progress;
 pub mod recorder;

@@ -95,6 +95,7 @@ async fn run_against(args: &RunArgs, endpoint: &str) -> Result<Summary, String> 
     let setup_start = Instant::now();
     let names = Arc::new(prepare_accounts(args, &channels).await?);
     let setup_took = setup_start.elapsed();
+    tracing::info!("opened {} accounts in {setup_took:?}", args.accounts);
     let live = Arc::new(Live::default());
     let (intervals, collector) = interval_collector(args.histogram_log.is_some());
     let progress = Progress::start(Arc::clone(&live), args.quiet);
@@ -166,13 +167,17 @@ impl Finish<'_> {
         let bar = PhaseBar::start("settling unknown ops", failed, args.quiet);
         let timeout = bookkeeping_timeout(args);
         let calls = settle::Calls::new(self.channels, timeout, Instant::now() + args.resolve_timeout);
+        let started = Instant::now();
         let settlement = settle::resolve(&calls, names, &mut recorders, &bar).await;
         bar.finish();
+        tracing::info!("settled {failed} unknown op(s) in {:?}", started.elapsed());
         let bar = PhaseBar::start("reading final states", names.accounts.len() as u64, args.quiet);
         let until = Instant::now() + timeout + self.setup_took * FINAL_READS_SETUP_FACTOR;
         let calls = settle::Calls::new(self.channels, timeout, until);
+        let started = Instant::now();
         let finals = settle::final_states(&calls, names, args.initial_balance, &bar).await;
         bar.finish();
+        tracing::info!("read {} final states in {:?}", finals.len(), started.elapsed());
         check_and_summarize(args, self.endpoint, recorders, finals, settlement, measured)
     }
 }

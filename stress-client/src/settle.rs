@@ -3,23 +3,26 @@
 //! read every account's final state, and assemble the history for the checker.
 //!
 //! Both phases run many calls at once over all the run's connections, and
-//! both are bounded: each call by `--timeout`; settling by `--resolve-timeout`
+//! both are bounded: each call by `--timeout` on the client's clock (no
+//! deadline is sent: per-call timers on both sides would cost a third of the
+//! time of a million reads, and the client resets a call it gives up on); settling by `--resolve-timeout`
 //! (retries stop then; an ask already sent may take one more `--timeout`);
 //! the final reads by a deadline the caller sets. What is not known by then
 //! stays unknown (an unresolved op, an account with no final state), and the
 //! checker judges with what it has.
 
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use bank::v1 as pb;
 use bank::v1::bank_client::BankClient;
 use bank_checker::{AccountState, History, Op, Outcome};
-use futures::StreamExt;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
-use crate::bound::{request, within};
+use crate::bound::within;
 use crate::drive::Names;
+use crate::fanout::fan_out;
 use crate::progress::PhaseBar;
 use crate::recorder::{outcome_of, Failure, Recorder};
 use crate::workload::request_id;
@@ -75,34 +78,42 @@ pub struct Settlement {
 
 /// Settles failed ops in place; returns the counts. Asks stop at `calls.until`.
 pub async fn resolve(calls: &Calls, names: &Names, recorders: &mut [Recorder], bar: &PhaseBar) -> Settlement {
-    let failures: Vec<(usize, Failure)> = recorders
+    let asks: Vec<(usize, Failure, String, String)> = recorders
         .iter()
         .enumerate()
-        .flat_map(|(r, rec)| rec.failures.iter().map(move |f| (r, *f)))
+        .flat_map(|(r, rec)| rec.failures.iter().map(move |f| (r, rec, *f)))
+        .map(|(r, rec, f)| {
+            let account = account_of(names, rec, f);
+            (r, f, account, request_id(&names.run_id, f.worker, f.number))
+        })
         .collect();
     let mut settlement = Settlement {
-        indeterminate: failures.len() as u64,
+        indeterminate: asks.len() as u64,
         ..Settlement::default()
     };
     let (mut answers, mut unsettled) = (Vec::new(), Unsettled::default());
-    let asks = futures::stream::iter(failures.into_iter().enumerate())
-        .map(|(i, (r, f))| {
-            let account = account_of(names, &recorders[r], f);
-            let request_id = request_id(&names.run_id, f.worker, f.number);
-            let (client, bounds) = (calls.client(i), (calls.timeout, calls.until));
-            async move { (r, f, ask(client, bounds, account, request_id).await) }
-        })
-        .buffer_unordered(RESOLVE_CONCURRENCY)
-        .for_each(|(r, f, answer)| {
-            bar.inc();
-            match answer {
-                Ok(answer) => answers.push((r, f, answer)),
-                Err(status) => unsettled.add(status),
-            }
-            std::future::ready(())
-        });
-    // An ask still in flight at the hard stop is dropped: its op stays unresolved.
-    let _ = tokio::time::timeout_at(calls.hard_stop().into(), asks).await;
+    let count = asks.len();
+    let mut pending = asks.into_iter();
+    let bounds = (calls.timeout, calls.until);
+    let ask_next = |i: usize| {
+        let (client, next) = (calls.client(i), pending.next());
+        async move {
+            let (r, f, account, request_id) = next?;
+            Some((r, f, ask(client, bounds, account, request_id).await))
+        }
+    };
+    let collect = |answer| {
+        bar.inc();
+        match answer {
+            Some((r, f, Ok(answer))) => answers.push((r, f, answer)),
+            Some((_, _, Err(status))) => unsettled.add(status),
+            None => {}
+        }
+        ControlFlow::Continue(())
+    };
+    let asking = fan_out(count, RESOLVE_CONCURRENCY, ask_next, collect);
+    // An ask still in flight at the hard stop is aborted: its op stays unresolved.
+    let _ = tokio::time::timeout_at(calls.hard_stop().into(), asking).await;
     let settled_or_failed = unsettled.count + answers.len() as u64;
     unsettled.cut = settlement.indeterminate.saturating_sub(settled_or_failed);
     unsettled.warn();
@@ -132,7 +143,7 @@ async fn ask(
             account_id: account_id.clone(),
             request_id: request_id.clone(),
         };
-        let call = client.get_operation(request(message, timeout));
+        let call = client.get_operation(message);
         match within(timeout, call).await {
             Ok(reply) => return Ok((reply, Instant::now())),
             Err(status) if retryable(&status) && Instant::now() < until => {
@@ -225,31 +236,29 @@ pub async fn final_states(
     bar: &PhaseBar,
 ) -> Vec<AccountState> {
     let mut read: Vec<Option<FinalRead>> = vec![None; names.accounts.len()];
-    let reads = futures::stream::iter(names.accounts.iter().enumerate())
-        .take_while(|_| std::future::ready(Instant::now() < calls.until))
-        .map(|(i, id)| {
-            let (client, timeout) = (calls.client(i), calls.timeout);
-            let message = pb::GetBalanceRequest {
-                account_id: id.clone(),
-            };
-            async move {
-                let mut client = client?;
-                let reply = within(timeout, client.get_balance(request(message, timeout))).await;
-                Some((i, reply.map_err(|status| status.code())))
+    let read_one = |i: usize| {
+        let (client, timeout, until) = (calls.client(i), calls.timeout, calls.until);
+        let id = names.accounts.get(i).cloned().unwrap_or_default();
+        async move {
+            // No read starts after `until`: its account keeps no final state.
+            if Instant::now() >= until {
+                return None;
             }
-        })
-        .buffer_unordered(FINAL_READ_CONCURRENCY)
-        .filter_map(std::future::ready);
-    // A read still in flight at the hard stop is dropped: its account has no final state.
-    let _ = tokio::time::timeout_at(
-        calls.hard_stop().into(),
-        reads.for_each(|(i, answer)| {
+            let message = pb::GetBalanceRequest { account_id: id };
+            let reply = within(timeout, client?.get_balance(message)).await;
+            Some((i, reply.map_err(|status| status.code())))
+        }
+    };
+    let store = |answer: Option<(usize, FinalRead)>| {
+        if let Some((i, answer)) = answer {
             bar.inc();
             read[i] = Some(answer);
-            std::future::ready(())
-        }),
-    )
-    .await;
+        }
+        ControlFlow::Continue(())
+    };
+    let reading = fan_out(names.accounts.len(), FINAL_READ_CONCURRENCY, read_one, store);
+    // A read still in flight at the hard stop is aborted: its account has no final state.
+    let _ = tokio::time::timeout_at(calls.hard_stop().into(), reading).await;
     names
         .accounts
         .iter()

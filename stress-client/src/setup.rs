@@ -3,15 +3,16 @@
 //! of them. Every call is bounded by `--timeout`; the first failure ends the
 //! setup with a message that says what the server did (exit 2).
 
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use bank::v1 as pb;
 use bank::v1::bank_client::BankClient;
-use futures::StreamExt;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
-use crate::bound::{request, within};
+use crate::bound::within;
+use crate::fanout::fan_out;
 use crate::progress::PhaseBar;
 
 /// How long one connection attempt may take.
@@ -51,25 +52,36 @@ pub async fn open_accounts(
     if clients.is_empty() {
         return Err("no connection to open the accounts on".into());
     }
-    let mut calls = futures::stream::iter(ids.iter().enumerate())
-        .map(|(i, id)| {
-            let mut client = clients[i % clients.len()].clone();
-            let message = pb::OpenAccountRequest {
-                account_id: id.clone(),
-                initial_balance,
-            };
-            async move {
-                let reply = within(timeout, client.open_account(request(message, timeout))).await;
-                reply.map_err(|status| (id, status))
-            }
-        })
-        .buffer_unordered(SETUP_CONCURRENCY);
-    while let Some(reply) = calls.next().await {
-        // Dropping `calls` on the first failure cancels the rest.
-        reply.map_err(|(id, status)| open_failed(id, &status, timeout))?;
-        bar.inc();
+    let mut failed = None;
+    let open = |i: usize| {
+        let mut client = clients[i % clients.len()].clone();
+        let message = pb::OpenAccountRequest {
+            account_id: ids[i].clone(),
+            initial_balance,
+        };
+        async move {
+            // Bounded on our clock only: no deadline is sent, since a timer on
+            // each side for each of a million calls costs a third of the setup.
+            let reply = within(timeout, client.open_account(message)).await;
+            reply.map(drop).map_err(|status| (i, status))
+        }
+    };
+    fan_out(ids.len(), SETUP_CONCURRENCY, open, |reply| match reply {
+        Ok(()) => {
+            bar.inc();
+            ControlFlow::Continue(())
+        }
+        // The first failure ends the setup; the calls still running are aborted.
+        Err(failure) => {
+            failed = Some(failure);
+            ControlFlow::Break(())
+        }
+    })
+    .await;
+    match failed {
+        Some((i, status)) => Err(open_failed(&ids[i], &status, timeout)),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Why the setup stopped, in words.

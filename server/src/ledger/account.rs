@@ -145,6 +145,21 @@ impl Account {
         }
     }
 
+    /// What `GetBalance` answers if the lock is free right now (no wait, so
+    /// an async worker may call it); `None` when [`Account::read`] must wait.
+    /// The zoo's `stale-read` always takes the slow path.
+    pub fn try_read(&self, cfg: &LedgerConfig) -> Option<Snapshot> {
+        if cfg.inject_bug == InjectedBug::StaleRead {
+            return None;
+        }
+        let st = self.state.try_lock()?;
+        Some(Snapshot {
+            account_id: self.id.to_string(),
+            balance: st.balance,
+            sequence: st.sequence,
+        })
+    }
+
     /// What `GetBalance` answers: the snapshot, or under the zoo's
     /// `stale-read` a copy of it that lags by up to 50 ms.
     pub fn read(&self, cfg: &LedgerConfig) -> Snapshot {

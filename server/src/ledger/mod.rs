@@ -95,6 +95,11 @@ impl Ledger {
         account.read(&self.config)
     }
 
+    /// `GetBalance`'s answer without waiting, if the lock is free (see [`Account::try_read`]).
+    pub fn try_balance(&self, account: &Account) -> Option<Snapshot> {
+        account.try_read(&self.config)
+    }
+
     /// Sum of all balances (u128: cannot overflow), for conservation checks.
     pub fn total_balance(&self) -> u128 {
         let accounts: Vec<Arc<Account>> = self.accounts.read().values().cloned().collect();
