@@ -26,6 +26,13 @@ pub struct Cli {
     pub run: RunArgs,
 }
 
+/// The largest values the run flags accept: far above what one machine
+/// drives, and small enough that every index fits its 32-bit field.
+pub const CONNECTIONS_MAX: usize = 10_000;
+pub const STREAMS_MAX: usize = 1_000_000;
+pub const PIPELINE_MAX: usize = 10_000;
+pub const ACCOUNTS_MAX: usize = 100_000_000;
+
 /// Subcommands besides the default run.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -115,6 +122,18 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 0.0)]
     pub wait_for_funds: f64,
 
+    /// Extra GetBalance calls: after each money op, with this probability, a
+    /// read of one of the run's accounts, checked against the history (not
+    /// counted in --requests or the throughput).
+    #[arg(long, default_value_t = 0.05)]
+    pub read_ratio: f64,
+
+    /// Extra sends: this share of money ops is sent a second time under the
+    /// same request id (half at once, half after the first answer); both
+    /// answers must agree and the op must take effect once.
+    #[arg(long, default_value_t = 0.02)]
+    pub duplicate_ratio: f64,
+
     /// Deadline of each call.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -188,6 +207,8 @@ impl RunArgs {
             ("--deposit-ratio", self.deposit_ratio),
             ("--transfer-ratio", self.transfer_ratio),
             ("--wait-for-funds", self.wait_for_funds),
+            ("--read-ratio", self.read_ratio),
+            ("--duplicate-ratio", self.duplicate_ratio),
         ];
         for (flag, value) in fractions {
             if !(0.0..=1.0).contains(&value) {
@@ -199,6 +220,17 @@ impl RunArgs {
         }
         if self.connections == 0 || self.streams == 0 || self.pipeline == 0 || self.accounts == 0 {
             return Err("--connections, --streams, --pipeline and --accounts must be at least 1".into());
+        }
+        let limits = [
+            ("--connections", self.connections, CONNECTIONS_MAX),
+            ("--streams", self.streams, STREAMS_MAX),
+            ("--pipeline", self.pipeline, PIPELINE_MAX),
+            ("--accounts", self.accounts, ACCOUNTS_MAX),
+        ];
+        for (flag, value, max) in limits {
+            if value > max {
+                return Err(format!("{flag} must be at most {max}, got {value}"));
+            }
         }
         if self.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
             return Err("--rate must be a positive number of ops per second".into());

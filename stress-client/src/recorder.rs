@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bank::v1 as pb;
-use bank_checker::{Kind, Op, Outcome, TransferLeg};
+use bank_checker::{Duplicate, Kind, Op, Outcome, Read, TransferLeg};
 use hdrhistogram::Histogram;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -37,6 +37,13 @@ pub struct Counts {
     pub by_status: [u64; STATUS_CODES],
     /// Ops that completed after warmup (they make the throughput).
     pub measured: u64,
+    /// Extra calls (not money ops): balance reads and their failures,
+    /// duplicate sends, those answered ABORTED and those that failed otherwise.
+    pub reads: u64,
+    pub read_errors: u64,
+    pub duplicates: u64,
+    pub duplicates_aborted: u64,
+    pub duplicate_errors: u64,
 }
 
 /// A failed call whose outcome must be resolved with `GetOperation`.
@@ -76,6 +83,8 @@ pub struct Recorder {
     interval: Option<IntervalSink>,
     pub ops: Vec<Op>,
     pub legs: Vec<TransferLeg>,
+    pub reads: Vec<Read>,
+    pub duplicates: Vec<Duplicate>,
     pub failures: Vec<Failure>,
     pub counts: Counts,
     live: Arc<Live>,
@@ -141,6 +150,8 @@ impl Recorder {
             interval,
             ops: Vec::new(),
             legs: Vec::new(),
+            reads: Vec::new(),
+            duplicates: Vec::new(),
             failures: Vec::new(),
             counts: Counts::default(),
             live,
@@ -152,13 +163,15 @@ impl Recorder {
         u64::try_from(at.saturating_duration_since(self.origin).as_nanos()).unwrap_or(u64::MAX - 1)
     }
 
-    /// Records one finished call.
+    /// Records one finished call; `id_ok` says whether the answer carried
+    /// the request id that was sent. Returns the op's index in `ops`.
     pub fn record(
         &mut self,
         planned: &Planned,
         timing: Timing,
         reply: Result<pb::OperationResult, tonic::Status>,
-    ) {
+        id_ok: bool,
+    ) -> u32 {
         self.measure(timing);
         let index = u32::try_from(self.ops.len()).unwrap_or(u32::MAX);
         let mut op = Op {
@@ -166,7 +179,7 @@ impl Recorder {
             kind: planned.kind,
             outcome: Outcome::Unknown,
             resolved: false,
-            flags: 0,
+            flags: answer_flags(&reply, id_ok),
             amount: planned.amount,
             send_ns: self.clock_ns(timing.sent),
             recv_ns: u64::MAX,
@@ -189,6 +202,94 @@ impl Recorder {
         }
         self.ops.push(op);
         self.live.ops.fetch_add(1, Ordering::Relaxed);
+        index
+    }
+
+    /// Records a balance read made under load. Only answers (and NOT_FOUND)
+    /// tell the checker anything; other failures are counted.
+    pub fn record_read(
+        &mut self,
+        account: u32,
+        sent: Instant,
+        received: Instant,
+        reply: Result<pb::Account, tonic::Status>,
+    ) {
+        self.counts.reads += 1;
+        let (balance, sequence, not_found) = match reply {
+            Ok(a) => (a.balance, a.sequence, false),
+            Err(s) if s.code() == tonic::Code::NotFound => (0, 0, true),
+            Err(_) => {
+                self.counts.read_errors += 1;
+                return;
+            }
+        };
+        let read = Read {
+            account,
+            not_found,
+            send_ns: self.clock_ns(sent),
+            recv_ns: self.clock_ns(received),
+            balance,
+            sequence,
+        };
+        self.reads.push(read);
+    }
+
+    /// Records the answer to the second send of op `op` (same request id).
+    /// If the original's call failed and the copy got a final answer, that
+    /// answer becomes the op's.
+    pub fn record_copy(
+        &mut self,
+        op: u32,
+        at_once: bool,
+        timing: Timing,
+        reply: Result<pb::OperationResult, tonic::Status>,
+        id_ok: bool,
+    ) {
+        self.counts.duplicates += 1;
+        let flags = answer_flags(&reply, id_ok);
+        let mut d = Duplicate {
+            op,
+            at_once,
+            outcome: Outcome::Unknown,
+            aborted: false,
+            flags,
+            send_ns: self.clock_ns(timing.sent),
+            recv_ns: self.clock_ns(timing.received),
+            balance: 0,
+            sequence: 0,
+            to_balance: 0,
+            to_sequence: 0,
+        };
+        match &reply {
+            Ok(r) => {
+                d.outcome = outcome_of(r.outcome);
+                (d.balance, d.sequence, d.to_balance, d.to_sequence) =
+                    (r.balance, r.sequence, r.to_balance, r.to_sequence);
+            }
+            Err(s) if s.code() == tonic::Code::Aborted => {
+                self.counts.duplicates_aborted += 1;
+                d.aborted = true;
+            }
+            Err(_) => self.counts.duplicate_errors += 1,
+        }
+        self.adopt_copy(&d);
+        self.duplicates.push(d);
+    }
+
+    /// Gives a failed op the final answer its copy got.
+    fn adopt_copy(&mut self, d: &Duplicate) {
+        let final_answer = d.outcome.took_sequence() || d.outcome == Outcome::NotApplied;
+        let Some(op) = self.ops.get_mut(d.op as usize) else {
+            return;
+        };
+        if !final_answer || op.outcome != Outcome::Unknown || op.has(Op::NOT_FOUND) {
+            return;
+        }
+        (op.outcome, op.balance, op.sequence, op.recv_ns) = (d.outcome, d.balance, d.sequence, d.recv_ns);
+        op.flags |= Op::FROM_COPY | (d.flags & Op::WRONG_ID);
+        if let Ok(i) = self.legs.binary_search_by_key(&d.op, |l| l.op) {
+            (self.legs[i].to_balance, self.legs[i].to_sequence) = (d.to_balance, d.to_sequence);
+        }
     }
 
     /// Counts a failed call and remembers it for `GetOperation`.
@@ -251,7 +352,17 @@ impl Recorder {
     }
 }
 
-/// The checker's outcome for a wire outcome; unknown values are `Unknown`.
+/// What an answer says besides its outcome: `replayed`, a foreign request
+/// id, NOT_FOUND.
+fn answer_flags(reply: &Result<pb::OperationResult, tonic::Status>, id_ok: bool) -> u8 {
+    match reply {
+        Ok(r) => (u8::from(r.replayed) * Op::REPLAYED) | (u8::from(!id_ok) * Op::WRONG_ID),
+        Err(s) if s.code() == tonic::Code::NotFound => Op::NOT_FOUND,
+        Err(_) => 0,
+    }
+}
+
+/// The checker's outcome for a wire outcome; values outside the contract are `Invalid`.
 pub fn outcome_of(wire: i32) -> Outcome {
     match pb::Outcome::try_from(wire) {
         Ok(pb::Outcome::Approved) => Outcome::Approved,

@@ -19,6 +19,7 @@ use crate::report::{self, hgrm, Consistency, Merged, Summary};
 use crate::target::Target;
 use crate::workload::{account_id, Amounts};
 use crate::{histlog, settle, setup};
+use bank_checker::Verdict;
 
 /// The process exit codes (documented in the README and `--help`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,11 +83,12 @@ pub fn execute(args: &RunArgs) -> Result<Summary, String> {
 /// nothing, so it is a failure, not a pass.
 pub fn exit_for(summary: &Summary) -> Exit {
     if summary.operations.total == 0 {
-        Exit::Failure
-    } else if summary.consistency.passed {
-        Exit::Passed
-    } else {
-        Exit::Violation
+        return Exit::Failure;
+    }
+    match summary.consistency.verdict {
+        Verdict::Passed => Exit::Passed,
+        Verdict::Failed => Exit::Violation,
+        Verdict::Inconclusive => Exit::Inconclusive,
     }
 }
 
@@ -108,7 +110,7 @@ async fn run_against(args: &RunArgs, endpoint: &str) -> Result<Summary, String> 
         live,
         intervals,
     };
-    let recorders = drive::drive(load).await;
+    let recorders = drive::drive(load).await?;
     let measured = Instant::now().saturating_duration_since(start + args.warmup);
     if let Some(p) = progress {
         p.finish();
@@ -195,13 +197,8 @@ fn check_and_summarize(
     let history = settle::history(&mut recorders, finals);
     // The records moved into the history; the rest of the recorders can go.
     drop(recorders);
-    let verdict = bank_checker::check(&history);
+    let consistency = Consistency::from(bank_checker::check(&history));
     drop(history);
-    let consistency = Consistency {
-        passed: verdict.passed,
-        total_violations: verdict.total_violations,
-        violations: verdict.violations,
-    };
     let summary = report::summarize(
         &merged,
         settlement,
@@ -262,6 +259,8 @@ fn config_json(args: &RunArgs, endpoint: &str) -> serde_json::Value {
         "deposit_ratio": args.deposit_ratio,
         "transfer_ratio": args.transfer_ratio,
         "wait_for_funds": args.wait_for_funds,
+        "read_ratio": args.read_ratio,
+        "duplicate_ratio": args.duplicate_ratio,
         "timeout_s": args.timeout.as_secs_f64(),
         "seed": args.seed,
         "server_delay_s": args.target.is_none().then_some(args.server_delay.as_secs_f64()),

@@ -82,6 +82,12 @@ pub async fn resolve(calls: &Calls, names: &Names, recorders: &mut [Recorder], b
         .iter()
         .enumerate()
         .flat_map(|(r, rec)| rec.failures.iter().map(move |f| (r, rec, *f)))
+        // A failed op whose duplicate send got the final answer needs no asking.
+        .filter(|(_, rec, f)| {
+            rec.ops
+                .get(f.op as usize)
+                .is_some_and(|op| op.outcome == Outcome::Unknown)
+        })
         .map(|(r, rec, f)| {
             let account = account_of(names, rec, f);
             (r, f, account, request_id(&names.run_id, f.worker, f.number))
@@ -297,6 +303,11 @@ pub fn history(recorders: &mut [Recorder], accounts: Vec<AccountState>) -> Histo
             let mut leg = *leg;
             leg.op = leg.op.saturating_add(offset);
             leg
+        }));
+        history.reads.append(&mut rec.reads);
+        history.duplicates.extend(rec.duplicates.drain(..).map(|mut d| {
+            d.op = d.op.saturating_add(offset);
+            d
         }));
     }
     history

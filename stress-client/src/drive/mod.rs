@@ -2,6 +2,7 @@
 //! each its seeded generator, schedule and recorder, run them all at once,
 //! and hand back their recorders when the budget is spent.
 
+pub mod extras;
 pub mod requests;
 pub mod schedule;
 pub mod worker;
@@ -17,6 +18,7 @@ use tonic::transport::Channel;
 use crate::cli::RunArgs;
 use crate::recorder::{IntervalSink, Live, Recorder};
 use crate::workload::{Generator, Mix};
+use extras::Extras;
 pub use requests::Names;
 use schedule::Schedule;
 pub use worker::Budget;
@@ -36,9 +38,11 @@ pub struct Load<'a> {
     pub intervals: Option<UnboundedSender<(u64, Histogram<u64>)>>,
 }
 
-/// Runs every worker to the end and returns their recorders.
-pub async fn drive(load: Load<'_>) -> Vec<Recorder> {
-    let workers = u32::try_from(load.args.streams).unwrap_or(u32::MAX);
+/// Runs every worker to the end and returns their recorders. A worker that
+/// panics is a stress-client bug: the run ends without a verdict (exit 2)
+/// rather than blaming the server for the ops it did not record.
+pub async fn drive(load: Load<'_>) -> Result<Vec<Recorder>, String> {
+    let workers = u32::try_from(load.args.streams).expect("--streams is bounded by validate");
     let mix = Arc::new(Mix {
         amounts: load.args.amount.clone(),
         deposit_ratio: load.args.deposit_ratio,
@@ -48,18 +52,38 @@ pub async fn drive(load: Load<'_>) -> Vec<Recorder> {
     let handles: Vec<_> = (0..workers)
         .map(|index| {
             let (spec, generator, schedule, rec) = worker_parts(&load, &mix, index, workers);
-            tokio::spawn(worker::run(spec, generator, schedule, rec))
+            let extras = extras_of(&load, index);
+            tokio::spawn(worker::run(spec, generator, schedule, rec, extras))
         })
         .collect();
     let mut recorders = Vec::with_capacity(handles.len());
+    let mut failed = None;
     for handle in handles {
-        // A worker never panics on server input; a join error would be our bug.
         match handle.await {
             Ok(rec) => recorders.push(rec),
-            Err(e) => tracing::error!("worker task failed: {e}"),
+            Err(e) => failed = failed.or(Some(e.to_string())),
         }
     }
-    recorders
+    match failed {
+        Some(e) => Err(format!(
+            "a load worker failed ({e}); this is a stress-client bug, so there is no verdict"
+        )),
+        None => Ok(recorders),
+    }
+}
+
+/// Worker `index`'s extra calls (reads and duplicate sends).
+fn extras_of(load: &Load<'_>, index: u32) -> Extras {
+    let args = load.args;
+    let accounts = u32::try_from(load.names.accounts.len()).expect("--accounts is bounded by validate");
+    Extras::new(
+        args.seed,
+        index,
+        args.read_ratio,
+        args.duplicate_ratio,
+        accounts,
+        args.timeout,
+    )
 }
 
 /// Everything worker `index` of `workers` starts with.
@@ -90,7 +114,7 @@ fn worker_parts(
         .map(|tx| IntervalSink::new(tx, interval_ns));
     let warmup_end = load.start + args.warmup;
     let rec = Recorder::new(index, load.start, warmup_end, sink, Arc::clone(&load.live));
-    let accounts = u32::try_from(load.names.accounts.len()).unwrap_or(u32::MAX);
+    let accounts = u32::try_from(load.names.accounts.len()).expect("--accounts is bounded by validate");
     let generator = Generator::new(Arc::clone(mix), accounts, args.seed, index);
     (
         spec,

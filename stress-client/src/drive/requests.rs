@@ -30,8 +30,34 @@ pub struct InFlight {
 }
 
 impl Names {
-    fn account(&self, index: u32) -> String {
-        self.accounts.get(index as usize).cloned().unwrap_or_default()
+    /// The id of account `index`. The generator only draws indices of the
+    /// run's accounts, so any other is a client bug and stops the worker
+    /// (the run then ends with exit 2), never a silent "" or account 0.
+    pub fn account(&self, index: u32) -> String {
+        match self.accounts.get(index as usize) {
+            Some(id) => id.clone(),
+            None => panic!(
+                "account index {index} outside the run's {} accounts",
+                self.accounts.len()
+            ),
+        }
+    }
+
+    /// True when `got` is the request id of `planned` sent by `worker`
+    /// (checked without building the id).
+    pub fn is_request_id(&self, worker: u32, planned: &Planned, got: &str) -> bool {
+        let Some((w, n)) = got
+            .strip_prefix(self.run_id.as_str())
+            .and_then(|rest| rest.strip_prefix('-'))
+            .and_then(|rest| rest.split_once('-'))
+        else {
+            return false;
+        };
+        let hex = |t: &str| !t.is_empty() && !t.starts_with('+') && (t == "0" || !t.starts_with('0'));
+        hex(w)
+            && hex(n)
+            && u32::from_str_radix(w, 16) == Ok(worker)
+            && u64::from_str_radix(n, 16) == Ok(planned.number)
     }
 
     /// The request id of `planned` sent by `worker`.

@@ -2,6 +2,9 @@
 //! its connection, over a `WithdrawStream` (stream mode) and unary calls, and
 //! records each as it completes. One task, no shared state: no lock per op.
 //!
+//! Besides money ops it makes the extra calls of [`super::extras`] (balance reads
+//! and duplicate sends), which it also waits for before it ends.
+//!
 //! Nothing here waits on the server without a bound: a unary call is cut at
 //! `--timeout`, and so is the oldest op on a stream (which then fails with
 //! everything behind it). A stream's requests go out before its response
@@ -24,6 +27,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 use tonic::{Response, Status};
 
+use super::extras::Extras;
 use super::requests::{call_unary, InFlight, Names};
 use super::schedule::Schedule;
 use crate::cli::Mode;
@@ -85,6 +89,7 @@ struct Worker {
     generator: Generator,
     schedule: Schedule,
     rec: Recorder,
+    extras: Extras,
     unary: FuturesUnordered<UnaryFuture>,
     stream: Option<OpenStream>,
     sent: u64,
@@ -107,12 +112,19 @@ impl Budget {
 }
 
 /// Runs one worker to the end of its budget and returns what it recorded.
-pub async fn run(spec: WorkerSpec, generator: Generator, schedule: Schedule, rec: Recorder) -> Recorder {
+pub async fn run(
+    spec: WorkerSpec,
+    generator: Generator,
+    schedule: Schedule,
+    rec: Recorder,
+    extras: Extras,
+) -> Recorder {
     let mut w = Worker {
         spec,
         generator,
         schedule,
         rec,
+        extras,
         unary: FuturesUnordered::new(),
         stream: None,
         sent: 0,
@@ -132,7 +144,7 @@ impl Worker {
     async fn step(&mut self) -> bool {
         let more = self.spec.budget.allows(self.sent, Instant::now());
         let inflight = self.inflight();
-        if !more && inflight == 0 {
+        if !more && inflight == 0 && !self.extras.busy() {
             return false;
         }
         let can_send = more && inflight < self.spec.pipeline;
@@ -150,7 +162,10 @@ impl Worker {
         tokio::select! {
             biased;
             Some((f, received, reply)) = self.unary.next(), if !self.unary.is_empty() => {
-                self.rec.record(&f.planned, timing(&f, received), reply);
+                self.record(&f, received, reply);
+            }
+            Some(done) = self.extras.calls.next(), if !self.extras.calls.is_empty() => {
+                self.extras.on_done(done, &self.spec.names, self.spec.index, &mut self.rec);
             }
             event = next_event(&mut self.stream), if stream_front.is_some() => self.on_stream_event(event),
             () = sleep_until(stream_deadline), if stream_front.is_some() => {
@@ -174,6 +189,8 @@ impl Worker {
             intended,
             sent: now,
         };
+        self.extras
+            .on_send(&self.spec.client, &self.spec.names, self.spec.index, &f);
         if self.spec.mode == Mode::Stream && planned.kind == Kind::Withdraw {
             self.send_on_stream(f);
         } else {
@@ -202,8 +219,7 @@ impl Worker {
             return;
         }
         let closed = Status::unavailable("the stream's request side is closed");
-        self.rec
-            .record(&f.planned, timing(&f, Instant::now()), Err(closed.clone()));
+        self.record(&f, Instant::now(), Err(closed.clone()));
         self.fail_stream(closed);
     }
 
@@ -228,7 +244,7 @@ impl Worker {
     fn on_stream_answer(&mut self, result: pb::OperationResult) {
         let received = Instant::now();
         match self.stream.as_mut().and_then(|s| s.inflight.pop_front()) {
-            Some(f) => self.rec.record(&f.planned, timing(&f, received), Ok(result)),
+            Some(f) => self.record(&f, received, Ok(result)),
             None => self.fail_stream(Status::internal("the server answered a request never sent")),
         }
     }
@@ -239,9 +255,20 @@ impl Worker {
         let Some(stream) = self.stream.take() else { return };
         let received = Instant::now();
         for f in stream.inflight {
-            self.rec
-                .record(&f.planned, timing(&f, received), Err(status.clone()));
+            self.record(&f, received, Err(status.clone()));
         }
+    }
+
+    /// Records a finished money op (checking the request id its answer
+    /// carries), then lets the extra calls follow it up.
+    fn record(&mut self, f: &InFlight, received: Instant, reply: Result<pb::OperationResult, Status>) {
+        let (names, worker) = (&self.spec.names, self.spec.index);
+        let id_ok = reply
+            .as_ref()
+            .map_or(true, |r| names.is_request_id(worker, &f.planned, &r.request_id));
+        let op = self.rec.record(&f.planned, timing(f, received), reply, id_ok);
+        self.extras
+            .on_recorded(&self.spec.client, names, worker, f.planned, op, &mut self.rec);
     }
 }
 

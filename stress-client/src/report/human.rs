@@ -4,6 +4,8 @@
 
 use std::fmt::Write as _;
 
+use bank_checker::Verdict;
+
 use super::{Latency, Summary};
 
 /// Violations printed in full; the rest are counted.
@@ -31,6 +33,17 @@ pub fn render(s: &Summary, open_loop: bool) -> String {
     );
     let codes: Vec<String> = s.status_codes.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let _ = writeln!(out, "status codes    {}", codes.join(" "));
+    let x = &s.extras;
+    let _ = writeln!(
+        out,
+        "reads           {} under load ({} failed)",
+        x.reads, x.read_errors
+    );
+    let _ = writeln!(
+        out,
+        "retries         {} sent twice under one request id ({} answered ABORTED while the original waited, {} failed)",
+        x.duplicates, x.duplicates_aborted, x.duplicate_errors
+    );
     let label = if open_loop {
         "latency (corrected, from intended send)"
     } else {
@@ -59,14 +72,34 @@ fn latency_line(out: &mut String, label: &str, l: &Latency) {
 
 fn verdict(out: &mut String, s: &Summary) {
     let c = &s.consistency;
-    if c.passed {
-        let _ = writeln!(
-            out,
-            "consistency     PASSED: every account's history is linearizable and balances add up"
-        );
-        return;
+    let k = &c.checked;
+    let checked = format!(
+        "checked {} ops ({} transfers), {} reads, {} retries; of the ops of unknown outcome {} took effect and {} did not",
+        k.ops, k.transfers, k.reads, k.duplicates, k.unknown_applied, k.unknown_not_applied
+    );
+    match c.verdict {
+        Verdict::Passed => {
+            let _ = writeln!(out, "consistency     PASSED: {checked}; one order of all ops explains every answer, read and balance");
+        }
+        Verdict::Inconclusive => {
+            let _ = writeln!(out, "consistency     INCONCLUSIVE: no violation found, but not everything could be decided; {checked}");
+            for reason in &c.undecided {
+                let _ = writeln!(out, "  - {reason}");
+            }
+        }
+        Verdict::Failed => {
+            let _ = writeln!(
+                out,
+                "consistency     FAILED: {} violation(s); {checked}",
+                c.total_violations
+            );
+            violations(out, s);
+        }
     }
-    let _ = writeln!(out, "consistency     FAILED: {} violation(s)", c.total_violations);
+}
+
+fn violations(out: &mut String, s: &Summary) {
+    let c = &s.consistency;
     for v in c.violations.iter().take(VIOLATIONS_SHOWN) {
         let _ = writeln!(
             out,

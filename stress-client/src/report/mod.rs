@@ -8,7 +8,7 @@ pub mod human;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use bank_checker::Violation;
+use bank_checker::{Checked, Report, Verdict, Violation};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use tonic::Code;
@@ -48,12 +48,44 @@ pub struct Operations {
     pub unresolved: u64,
 }
 
-/// The checker's verdict.
+/// The checker's verdict (`consistency` in JSON).
 #[derive(Debug, Clone, Serialize)]
 pub struct Consistency {
+    /// "passed", "failed" or "inconclusive".
+    pub verdict: Verdict,
+    /// True only for "passed".
     pub passed: bool,
     pub total_violations: u64,
+    /// Each with its `kind`; at most the first 100.
     pub violations: Vec<Violation>,
+    /// What could not be decided (why the verdict is inconclusive).
+    pub undecided: Vec<String>,
+    /// What the verdict rests on, in numbers.
+    pub checked: Checked,
+}
+
+impl From<Report> for Consistency {
+    fn from(r: Report) -> Self {
+        Consistency {
+            verdict: r.verdict,
+            passed: r.passed,
+            total_violations: r.total_violations,
+            violations: r.violations,
+            undecided: r.undecided,
+            checked: r.checked,
+        }
+    }
+}
+
+/// The extra calls made under load (not money ops).
+#[derive(Debug, Clone, Serialize)]
+pub struct Extras {
+    pub reads: u64,
+    pub read_errors: u64,
+    pub duplicates: u64,
+    /// Copies answered ABORTED: the original was still waiting for funds.
+    pub duplicates_aborted: u64,
+    pub duplicate_errors: u64,
 }
 
 /// The whole report: what `--json` writes.
@@ -68,6 +100,7 @@ pub struct Summary {
     pub latency_us_uncorrected: Latency,
     pub operations: Operations,
     pub status_codes: BTreeMap<String, u64>,
+    pub extras: Extras,
     pub consistency: Consistency,
     pub config: serde_json::Value,
 }
@@ -97,6 +130,11 @@ pub fn merge(recorders: &[Recorder]) -> Merged {
         c.errors += r.errors;
         c.bad_outcomes += r.bad_outcomes;
         c.measured += r.measured;
+        c.reads += r.reads;
+        c.read_errors += r.read_errors;
+        c.duplicates += r.duplicates;
+        c.duplicates_aborted += r.duplicates_aborted;
+        c.duplicate_errors += r.duplicate_errors;
         for (total, n) in c.by_status.iter_mut().zip(r.by_status) {
             *total += n;
         }
@@ -152,6 +190,13 @@ pub fn summarize(
             unresolved: settlement.indeterminate - settlement.resolved,
         },
         status_codes: status_codes(&c.by_status),
+        extras: Extras {
+            reads: c.reads,
+            read_errors: c.read_errors,
+            duplicates: c.duplicates,
+            duplicates_aborted: c.duplicates_aborted,
+            duplicate_errors: c.duplicate_errors,
+        },
         consistency,
         config,
     }
