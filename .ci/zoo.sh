@@ -16,6 +16,7 @@ SERVER_BIN="${ZOO_SERVER_BIN:-./target/release/bank-server}"
 CLIENT_BIN="${ZOO_CLIENT_BIN:-./target/release/stress-client}"
 WORK="$(mktemp -d)"
 SERVER_PID=""
+SERVER_LOG=/dev/null
 
 # Each bug, the violation kind the verdict must name, and a workload that
 # exposes it (few accounts so that ops collide; every run also gets COMMON).
@@ -63,7 +64,7 @@ mismatch() {
     echo "--- last lines of the stress-client log:"
     tail -15 "$WORK/$name-client.log" || true
     echo "--- last lines of the server log:"
-    tail -15 "$WORK/server.log" || true
+    tail -15 "$SERVER_LOG" || true
   } >&2
   fail "$name: $why"
 }
@@ -73,16 +74,20 @@ for bin in "$SERVER_BIN" "$CLIENT_BIN"; do
 done
 command -v jq >/dev/null || fail "jq is needed to read the stress-client --json report"
 
-# Starts bank-server on a free port (the kernel picks it) with extra flags,
-# and waits (bounded) until it accepts; sets SERVER_PID and PORT.
+# Starts bank-server (case $1) on a free port (the kernel picks it) with the
+# other arguments as flags, and waits (bounded) until it accepts; sets
+# SERVER_PID, SERVER_LOG and PORT. Each start has a log of its own: the
+# background job creates it late, and an old one would name an old port.
 start_server() {
-  "$SERVER_BIN" --listen 127.0.0.1:0 --processing-delay 1ms "$@" >"$WORK/server.log" 2>&1 &
+  SERVER_LOG="$WORK/$1-server.log"
+  shift
+  "$SERVER_BIN" --listen 127.0.0.1:0 --processing-delay 1ms "$@" >"$SERVER_LOG" 2>&1 &
   SERVER_PID=$!
   local addr=""
   for _ in $(seq 1 200); do
-    addr="$(grep -o 'listening addr=127\.0\.0\.1:[0-9]*' "$WORK/server.log" | head -1 || true)"
+    addr="$(grep -o 'listening addr=127\.0\.0\.1:[0-9]*' "$SERVER_LOG" 2>/dev/null | head -1 || true)"
     [ -n "$addr" ] && break
-    kill -0 "$SERVER_PID" 2>/dev/null || fail "bank-server $* exited at startup: $(tail -5 "$WORK/server.log")"
+    kill -0 "$SERVER_PID" 2>/dev/null || fail "bank-server $* exited at startup: $(tail -5 "$SERVER_LOG")"
     sleep 0.05
   done
   [ -n "$addr" ] || fail "bank-server $* never said where it listens"
@@ -113,14 +118,14 @@ run_client() {
 # Case: bug $1 planted; the verdict must fail and name its kind.
 caught() {
   local bug=$1 kind=${KIND[$1]} report="target/zoo-$1.json"
-  start_server --inject-bug "$bug"
+  start_server "$bug" --inject-bug "$bug"
   run_client "$bug" "${WORKLOAD[$bug]}" "$report"
   stop_server
   [ "$RC" = 1 ] || mismatch "$bug" "$report" "expected exit 1 (violation), got $RC"
   jq -e --arg kind "$kind" '[.consistency.violations[]?.kind] | index($kind) != null' "$report" >/dev/null ||
     mismatch "$bug" "$report" "no violation of kind $kind"
   local count
-  count="$(jq '.consistency.violations | length' "$report")"
+  count="$(jq '.consistency.total_violations // (.consistency.violations | length)' "$report")"
   printf 'zoo: %-20s caught: %s (exit 1, %s violation(s))\n' "$bug" "$kind" "$count"
 }
 
@@ -140,7 +145,7 @@ for bug in "${SELECTED[@]}"; do
   [ -n "${KIND[$bug]:-}" ] || fail "unknown bug $bug (known: ${BUGS[*]})"
   caught "$bug"
 done
-start_server
+start_server correct
 for bug in "${SELECTED[@]}"; do
   passes "$bug"
 done
