@@ -57,12 +57,29 @@ pub use report::{CheckStats, Checked, Report, Verdict, Violation, ViolationKind,
 use index::{Index, Pass};
 use report::Sink;
 
+/// The checker's own bounds: past them it answers inconclusive, never passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Candidate tries the exact search for ops of unknown outcome may make,
+    /// over all its runs (about 50 ns each in release builds).
+    pub search_steps: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            search_steps: 20_000_000,
+        }
+    }
+}
+
 /// How many placements the global order may send back to the search.
 const REPLACEMENTS_MAX: usize = 64;
 
 /// One try of the search under some ruled-out spots.
 struct Trial {
     placement: place::Outcome,
+    /// The index with the placed ops (`None`: nothing placed, the first one serves).
     index: Option<Index>,
     sink: Sink,
     order: order::Order,
@@ -77,22 +94,17 @@ fn place_in_order(
     h: &History,
     index: Index,
     gaps: &mut [place::Gap],
+    budget: &mut u64,
     sink: &mut Sink,
     stats: &mut CheckStats,
-) -> (place::Outcome, Option<Index>) {
+) -> (place::Outcome, Index) {
     let mut queue = std::collections::VecDeque::from([(Vec::new(), false)]);
     let mut first: Option<Trial> = None;
     let mut tries = 0;
     while let Some((forbidden, guessed)) = queue.pop_front() {
         tries += 1;
-        let t = trial(h, &index, gaps, &forbidden, stats);
+        let t = trial(h, &index, gaps, &forbidden, budget, stats);
         let failed = t.sink.failed() || matches!(t.order, order::Order::Cycle);
-        if std::env::var_os("BANK_CHECKER_DEBUG").is_some() {
-            eprintln!(
-                "trial {tries} forbidden {forbidden:?} guessed {guessed} failed {failed} order {:?}",
-                t.order
-            );
-        }
         if let order::Order::Misplaced { spots, sure } = &t.order {
             for &spot in spots.iter().take(if *sure { 1 } else { spots.len() }) {
                 let mut more = forbidden.clone();
@@ -103,14 +115,16 @@ fn place_in_order(
         let settled = !matches!(t.order, order::Order::Misplaced { .. }) && (!failed || !guessed);
         if settled || tries >= REPLACEMENTS_MAX || (first.is_none() && queue.is_empty()) {
             let chosen = if settled { t } else { first.unwrap_or(t) };
-            return finish(chosen, sink, stats);
+            let (placement, placed) = finish(chosen, sink, stats);
+            return (placement, placed.unwrap_or(index));
         }
         if first.is_none() {
             first = Some(t);
         }
     }
     // The queue ran dry without a settled try: the first one stands.
-    finish(first.expect("at least one try ran"), sink, stats)
+    let (placement, placed) = finish(first.expect("at least one try ran"), sink, stats);
+    (placement, placed.unwrap_or(index))
 }
 
 /// Runs the search once and checks the order of what it placed.
@@ -119,14 +133,19 @@ fn trial(
     index: &Index,
     gaps: &mut [place::Gap],
     forbidden: &[(u32, u32, u64)],
+    budget: &mut u64,
     stats: &mut CheckStats,
 ) -> Trial {
     let mut sink = Sink::default();
-    let placement = place::place(h, index, gaps, forbidden, &mut sink);
-    let placed_index = Index::build(h, &placement.placed, Pass::Placed, &mut sink, stats);
-    let order = match (&placed_index, placement.complete) {
-        (Some(i), true) => order::check(h, i, &placement.placed, &mut sink),
-        _ => order::Order::Acyclic,
+    let placement = place::place(h, index, gaps, forbidden, budget, &mut sink);
+    // Without placements the first index is the whole story: no rebuild.
+    let placed_index = match placement.placed.is_empty() {
+        true => None,
+        false => Index::build(h, &placement.placed, Pass::Placed, &mut sink, stats),
+    };
+    let order = match placement.complete {
+        true => order::check(h, placed_index.as_ref().unwrap_or(index), &mut sink),
+        false => order::Order::Acyclic,
     };
     Trial {
         placement,
@@ -153,6 +172,11 @@ fn finish(t: Trial, sink: &mut Sink, stats: &mut CheckStats) -> (place::Outcome,
 
 /// Checks a history and returns the verdict. Never panics, whatever the input.
 pub fn check(history: &History) -> Report {
+    check_with(history, &Limits::default())
+}
+
+/// As [`check`], within `limits`.
+pub fn check_with(history: &History, limits: &Limits) -> Report {
     let h = history;
     let mut sink = Sink::default();
     let mut stats = CheckStats {
@@ -177,10 +201,8 @@ pub fn check(history: &History) -> Report {
         let end = walk::walk_account(h, &index, a, &mut gaps, &mut sink, &mut stats);
         finals::check_account(h, a, &end, &mut gaps, &mut sink, &mut stats);
     }
-    let (placement, index) = place_in_order(h, index, &mut gaps, &mut sink, &mut stats);
-    let Some(index) = index else {
-        return sink.into_report(checked, stats);
-    };
+    let mut budget = limits.search_steps;
+    let (placement, index) = place_in_order(h, index, &mut gaps, &mut budget, &mut sink, &mut stats);
     checked.unknown_applied = placement.placed.len() as u64;
     checked.unknown_not_applied = placement.unknown_ops.saturating_sub(checked.unknown_applied);
     stats.unknown_sequence_slots = placement

@@ -16,12 +16,13 @@ use crate::describe;
 use crate::history::History;
 use crate::index::{entry_op, key_entry, key_seq, Index};
 use crate::leg::decode;
-use crate::place::Placed;
 use crate::report::{Sink, ViolationKind};
 
 /// `pending` marks: not a node, and done.
 const NOT_NODE: u8 = u8::MAX;
 const DONE: u8 = u8::MAX - 1;
+/// A position that names no view.
+const NO_POS: u32 = u32::MAX;
 /// Edges of a cycle spelled out in a violation.
 const CYCLE_EDGES_SHOWN: usize = 6;
 
@@ -29,8 +30,11 @@ const CYCLE_EDGES_SHOWN: usize = 6;
 struct Graph<'a> {
     h: &'a History,
     index: &'a Index,
-    placed: &'a [Placed],
     pending: Vec<u8>,
+    /// Each op's position in its account's keys, and each transfer leg's
+    /// in its target's (`NO_POS`: not in the index).
+    pos: Vec<u32>,
+    to_pos: Vec<u32>,
     by_recv: Vec<u32>,
     by_send: Vec<u32>,
     done_recv: usize,
@@ -67,8 +71,8 @@ pub(crate) enum Order {
 }
 
 /// Checks that the ops fit one order; reports a cycle if they do not.
-pub(crate) fn check(h: &History, index: &Index, placed: &[Placed], sink: &mut Sink) -> Order {
-    let mut g = Graph::new(h, index, placed);
+pub(crate) fn check(h: &History, index: &Index, sink: &mut Sink) -> Order {
+    let mut g = Graph::new(h, index);
     let nodes = g.by_recv.len();
     let mut done = 0;
     g.release();
@@ -118,10 +122,17 @@ fn misplaced(h: &History, cycle: &[(u32, Edge)]) -> Option<Order> {
 }
 
 impl<'a> Graph<'a> {
-    fn new(h: &'a History, index: &'a Index, placed: &'a [Placed]) -> Graph<'a> {
+    fn new(h: &'a History, index: &'a Index) -> Graph<'a> {
         let mut pending = vec![NOT_NODE; h.ops.len()];
+        let mut pos = vec![NO_POS; h.ops.len()];
+        let mut to_pos = vec![NO_POS; h.transfers.len()];
         for a in 0..h.accounts.len() {
             for (p, &k) in index.keys(a).iter().enumerate() {
+                let e = key_entry(k) as usize;
+                let slot = pos.get_mut(e).or_else(|| to_pos.get_mut(e - h.ops.len()));
+                if let Some(slot) = slot {
+                    *slot = p as u32;
+                }
                 let Some(op) = entry_op(h, key_entry(k)) else {
                     continue;
                 };
@@ -141,7 +152,8 @@ impl<'a> Graph<'a> {
         Graph {
             h,
             index,
-            placed,
+            pos,
+            to_pos,
             pending,
             by_recv,
             by_send,
@@ -202,30 +214,12 @@ impl<'a> Graph<'a> {
     fn positions(&self, n: u32) -> impl Iterator<Item = (usize, usize)> {
         let h = self.h;
         let op = &h.ops[n as usize];
-        let spot = self
-            .placed
-            .binary_search_by_key(&n, |p| p.op)
-            .ok()
-            .map(|i| self.placed[i]);
-        let open = op.outcome.is_open();
-        let seq = if open {
-            spot.map_or(0, |p| p.seq)
-        } else {
-            op.sequence
-        };
-        let find = |a: usize, seq: u64, entry: u32| {
-            let key = (seq << 32) | u64::from(entry);
-            self.index.keys(a).binary_search(&key).ok().map(|p| (a, p))
-        };
-        let source = find(op.account as usize, seq, n);
+        let source = Some(self.pos[n as usize])
+            .filter(|&p| p != NO_POS)
+            .map(|p| (op.account as usize, p as usize));
         let target = find_leg_index(h, n).and_then(|t| {
-            let leg = &h.transfers[t];
-            let to_seq = if open {
-                spot.map_or(0, |p| p.to_seq)
-            } else {
-                leg.to_sequence
-            };
-            find(leg.to_account as usize, to_seq, (h.ops.len() + t) as u32)
+            let p = *self.to_pos.get(t).filter(|&&p| p != NO_POS)?;
+            Some((h.transfers[t].to_account as usize, p as usize))
         });
         source.into_iter().chain(target)
     }
@@ -297,20 +291,6 @@ impl<'a> Graph<'a> {
             return;
         }
         let text = describe_cycle(h, cycle);
-        if std::env::var_os("BANK_CHECKER_DEBUG").is_some() {
-            for (n, e) in cycle.iter().rev().take(12) {
-                let op = &h.ops[*n as usize];
-                let p = self
-                    .placed
-                    .binary_search_by_key(n, |p| p.op)
-                    .ok()
-                    .map(|i| self.placed[i]);
-                eprintln!(
-                    "node {n} {:?} {:?} acct {} send {} recv {} seq {} placed {:?} edge {:?}",
-                    op.kind, op.outcome, op.account, op.send_ns, op.recv_ns, op.sequence, p, e
-                );
-            }
-        }
         if cycle.iter().any(|(n, _)| h.ops[*n as usize].outcome.is_open()) {
             sink.undecided(format!("the placement chosen for the ops of unknown outcome leaves a cycle in the order of all ops: {text}"));
             return;

@@ -21,9 +21,7 @@ use crate::index::Index;
 use crate::report::{Sink, ViolationKind};
 use crate::search::{Mode, Run, Search};
 
-/// Steps (candidate tries) the whole search may take before it gives up.
-pub(crate) const SEARCH_STEPS_MAX: u64 = 20_000_000;
-/// Steps one gap alone may take while the failure is being explained.
+/// Steps one gap alone may take (of the whole check's budget).
 const GAP_STEPS_MAX: u64 = 200_000;
 
 /// Missing sequence numbers on one account, found by the replay.
@@ -85,6 +83,7 @@ pub(crate) fn place(
     index: &Index,
     gaps: &mut [Gap],
     forbidden: &[(u32, u32, u64)],
+    budget: &mut u64,
     sink: &mut Sink,
 ) -> Outcome {
     set_windows(h, index, gaps);
@@ -99,17 +98,22 @@ pub(crate) fn place(
     let mut feasible = Vec::with_capacity(gaps.len());
     let mut spent: u64 = 0;
     for gap in gaps {
-        if spent > SEARCH_STEPS_MAX {
+        if spent >= *budget {
+            *budget = 0;
             sink.undecided(budget_reason());
             return out;
         }
         if gap.missing > search.count_for(gap) as u64 + search.reapplies_for(gap) as u64 {
             // More numbers than ops that could take them: no search needed
             // (and none over a number of slots the server made up).
-            report_gap(&mut search, gap, sink);
+            report_gap(&mut search, gap, &mut spent, *budget, sink);
             continue;
         }
-        let run = search.run(std::slice::from_ref(gap), GAP_STEPS_MAX, Mode::Alone);
+        let run = search.run(
+            std::slice::from_ref(gap),
+            GAP_STEPS_MAX.min(*budget - spent),
+            Mode::Alone,
+        );
         spent += search.steps;
         match run {
             Run::Found => feasible.push(*gap),
@@ -117,30 +121,23 @@ pub(crate) fn place(
                 sink.undecided(budget_reason());
                 return out;
             }
-            Run::Exhausted => report_gap(&mut search, gap, sink),
+            Run::Exhausted => report_gap(&mut search, gap, &mut spent, *budget, sink),
         }
     }
-    if std::env::var_os("BANK_CHECKER_DEBUG").is_some() {
-        eprintln!(
-            "alone: gaps {} feasible {} spent {spent}",
-            gaps.len(),
-            feasible.len()
-        );
-    }
-    place_together(&mut search, &feasible, sink, &mut out);
-    if std::env::var_os("BANK_CHECKER_DEBUG").is_some() {
-        eprintln!("together: steps {}", search.steps);
-    }
+    *budget -= spent.min(*budget);
+    place_together(&mut search, &feasible, budget, sink, &mut out);
     out
 }
 
 /// The joint search over the gaps that can each be filled alone.
-fn place_together(search: &mut Search, gaps: &[Gap], sink: &mut Sink, out: &mut Outcome) {
+fn place_together(search: &mut Search, gaps: &[Gap], budget: &mut u64, sink: &mut Sink, out: &mut Outcome) {
     if gaps.is_empty() {
         out.complete = true;
         return;
     }
-    match search.run(gaps, SEARCH_STEPS_MAX, Mode::Together) {
+    let run = search.run(gaps, *budget, Mode::Together);
+    *budget -= search.steps.min(*budget);
+    match run {
         Run::Found => {
             out.placed = search.placements();
             out.complete = true;
@@ -159,26 +156,27 @@ fn place_together(search: &mut Search, gaps: &[Gap], sink: &mut Sink, out: &mut 
 }
 
 fn budget_reason() -> String {
-    format!(
-        "the exact search for where the ops of unknown outcome took effect ran out of its budget ({SEARCH_STEPS_MAX} steps)"
-    )
+    "the exact search for where the ops of unknown outcome took effect ran out of its step budget (Limits::search_steps)".to_owned()
 }
 
 /// Reports one gap no placement explains: a double application if the
 /// second application of a duplicated op explains it, else what changed.
-fn report_gap(search: &mut Search, gap: &Gap, sink: &mut Sink) {
+/// The search for a double application spends from `budget` (as `spent`);
+/// without budget left the gap is still a violation, named by what changed.
+fn report_gap(search: &mut Search, gap: &Gap, spent: &mut u64, budget: u64, sink: &mut Sink) {
     let h = search.h;
     let id = describe::account(h, gap.account as usize);
     let range = describe::seq_range(gap.first_seq, gap.last_seq());
     let next = describe::gap_end(h, gap.next);
     let fillable = gap.missing <= search.count_for(gap) as u64 + search.reapplies_for(gap) as u64;
     // With more numbers than ops that could take them, no search is needed.
-    if fillable
-        && matches!(
-            search.run(std::slice::from_ref(gap), GAP_STEPS_MAX, Mode::AloneTwice),
-            Run::Found
-        )
-    {
+    let steps = GAP_STEPS_MAX.min(budget.saturating_sub(*spent));
+    let twice = fillable && steps > 0 && {
+        let run = search.run(std::slice::from_ref(gap), steps, Mode::AloneTwice);
+        *spent += search.steps;
+        matches!(run, Run::Found)
+    };
+    if twice {
         let ops: Vec<String> = search
             .reapplied()
             .into_iter()

@@ -301,19 +301,21 @@ impl SplitMix {
     }
 }
 
-/// A random spec: mostly known outcomes, some resolved, a few unknown or
-/// not applied; withdrawals large enough that some are denied.
-pub fn random_spec(rng: &mut SplitMix, accounts: u32) -> Spec {
+/// A random spec: mostly known outcomes, some resolved or not applied, and
+/// `unknown_per_mille` of unknown outcome (half of them took effect);
+/// withdrawals large enough that some are denied.
+pub fn random_spec(rng: &mut SplitMix, accounts: u32, unknown_per_mille: u64) -> Spec {
     let kind = match rng.below(20) {
         0..=7 => Kind::Deposit,
         8..=14 => Kind::Withdraw,
         _ => Kind::Transfer,
     };
-    let fate = match rng.below(1000) {
+    let roll = rng.below(1000);
+    let fate = match roll {
         0..=9 => Fate::Resolved,
         10..=12 => Fate::NotApplied,
-        13..=15 => Fate::UnknownApplied,
-        16..=19 => Fate::UnknownNotApplied,
+        _ if roll < 13 + unknown_per_mille / 2 => Fate::UnknownApplied,
+        _ if roll < 13 + unknown_per_mille => Fate::UnknownNotApplied,
         _ => Fate::Known,
     };
     Spec {
@@ -327,14 +329,19 @@ pub fn random_spec(rng: &mut SplitMix, accounts: u32) -> Spec {
     }
 }
 
-/// A correct history of `ops` random ops over `accounts` accounts, recorded
-/// in reply order.
+/// A correct history of `ops` random ops over `accounts` accounts (with
+/// reads, duplicates and 7 per mille of unknown outcome), in reply order.
 pub fn random_history(seed: u64, ops: usize, accounts: u32) -> History {
+    random_history_with(seed, ops, accounts, 7)
+}
+
+/// As [`random_history`], with `unknown_per_mille` ops of unknown outcome.
+pub fn random_history_with(seed: u64, ops: usize, accounts: u32, unknown_per_mille: u64) -> History {
     let mut rng = SplitMix(seed);
     let initial: Vec<u64> = (0..accounts).map(|_| 10_000 + rng.below(10_000)).collect();
     let mut ledger = Ledger::new(&initial);
     for _ in 0..ops {
-        ledger.apply(&random_spec(&mut rng, accounts));
+        ledger.apply(&random_spec(&mut rng, accounts, unknown_per_mille));
         extras(&mut ledger, &mut rng, accounts);
     }
     in_reply_order(ledger.finish())

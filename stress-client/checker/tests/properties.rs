@@ -237,7 +237,7 @@ proptest! {
 
     #[test]
     fn garbage_never_panics(h in garbage_history()) {
-        let report = check(&h);
+        let report = bank_checker::check_with(&h, &bank_checker::Limits { search_steps: 100_000 });
         prop_assert!(report.violations.len() as u64 <= report.total_violations);
         prop_assert_eq!(report.passed, report.total_violations == 0);
     }

@@ -1,14 +1,16 @@
 //! Times `bank_checker::check` on a synthetic correct history (1M ops by
-//! default) and measures its extra memory with a counting allocator, printing
-//! one JSON line; exits non-zero if the correct history fails to pass.
-//! Usage: `checker-bench [ops] [accounts]` (release mode for real numbers).
+//! default, with transfers, a read per 20 ops and a duplicate send per 50)
+//! and measures its memory with a counting allocator, printing one JSON
+//! line; exits non-zero unless the correct history passes.
+//! Usage: `checker-bench [ops] [accounts] [unknown per mille]` (release mode
+//! for real numbers; 0 unknown ops by default, 10 for P7c's 1 %).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use bank_checker::{check, synth, Op};
+use bank_checker::{check, synth, Duplicate, Op, Read, TransferLeg};
 
 /// The system allocator, counting live bytes and their high-water mark.
 struct Counting;
@@ -65,7 +67,8 @@ fn arg(i: usize, default: u64) -> u64 {
 fn main() -> ExitCode {
     let ops = arg(1, 1_000_000) as usize;
     let accounts = arg(2, 8) as u32;
-    let history = synth::random_history(0x5eed, ops, accounts);
+    let unknown_per_mille = arg(3, 0);
+    let history = synth::random_history_with(0x5eed, ops, accounts, unknown_per_mille);
     let before = LIVE.load(Ordering::Relaxed);
     PEAK.store(before, Ordering::Relaxed);
     let started = Instant::now();
@@ -74,7 +77,13 @@ fn main() -> ExitCode {
     let extra = PEAK.load(Ordering::Relaxed).saturating_sub(before) as f64;
     let n = history.ops.len().max(1) as f64;
     let extra_per_op = extra / n;
-    let bytes_per_op = std::mem::size_of::<Op>() as f64 + extra_per_op;
+    // The records themselves (ops, transfer legs, reads, duplicates) and the
+    // checker's peak on top of them, per op.
+    let records = std::mem::size_of::<Op>() * history.ops.len()
+        + std::mem::size_of::<TransferLeg>() * history.transfers.len()
+        + std::mem::size_of::<Read>() * history.reads.len()
+        + std::mem::size_of::<Duplicate>() * history.duplicates.len();
+    let bytes_per_op = records as f64 / n + extra_per_op;
     println!(
         "{{\"ops\":{},\"accounts\":{accounts},\"check_s\":{check_s:.3},\"bytes_per_op\":{bytes_per_op:.1},\"extra_bytes_per_op\":{extra_per_op:.1},\"verdict\":\"{}\",\"passed\":{},\"reads\":{},\"duplicates\":{},\"transfers\":{},\"total_violations\":{},\"unknown_ops\":{},\"unknown_sequence_slots\":{}}}",
         history.ops.len(),
