@@ -159,3 +159,71 @@ fn hgrm_and_interval_logs_are_written_and_merge() {
     let out = String::from_utf8_lossy(&merged.stdout);
     assert!(out.contains("600 samples"), "{out}");
 }
+
+/// The kinds of the violations a report lists.
+fn kinds(report: &Value) -> Vec<String> {
+    report["consistency"]["violations"]
+        .as_array()
+        .expect("violations")
+        .iter()
+        .filter_map(|v| v["kind"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn the_verdict_says_what_it_checked_reads_and_retries_included() {
+    let (code, report) = stress_line("--server-delay 0s --streams 8 --requests 2000 --warmup 0s --accounts 4 --read-ratio 0.2 --duplicate-ratio 0.1");
+    let report = report.expect("a report");
+    assert_eq!(code, 0, "{report:#}");
+    let c = &report["consistency"];
+    assert_eq!(c["verdict"], "passed");
+    let checked = |k: &str| c["checked"][k].as_u64().unwrap_or_else(|| panic!("checked.{k}"));
+    assert_eq!(checked("ops"), 2000, "reads and retries are extra calls");
+    assert!(checked("reads") > 200 && checked("duplicates") > 100, "{c:#}");
+    assert!(checked("transfers") > 0);
+    assert_eq!(ops(&report, "total"), 2000);
+    assert!(report["extras"]["reads"].as_u64().unwrap() >= checked("reads"));
+}
+
+/// A planted bug of the embedded server must be named with its kind; the
+/// same workload against the correct server passes.
+fn zoo_case(bug: &str, workload: &str, kind: &str) {
+    let (code, report) = stress_line(&format!("--server-inject-bug {bug} {workload}"));
+    let report = report.expect("a report");
+    assert_eq!(code, 1, "{bug}: {report:#}");
+    assert_eq!(report["consistency"]["verdict"], "failed");
+    assert!(
+        kinds(&report).iter().any(|k| k == kind),
+        "{bug}: {:?}",
+        kinds(&report)
+    );
+    let (code, report) = stress_line(workload);
+    assert_eq!(code, 0, "correct server under the {bug} workload: {report:#?}");
+}
+
+#[test]
+fn opposite_transfers_in_two_critical_sections_are_an_order_cycle() {
+    zoo_case(
+        "non-atomic-transfer",
+        "--server-delay 1ms --accounts 2 --transfer-ratio 0.8 --deposit-ratio 0.1 --streams 8 --duration 1s --warmup 0s",
+        "order_cycle",
+    );
+}
+
+#[test]
+fn a_lagging_read_cache_is_a_stale_read() {
+    zoo_case(
+        "stale-read",
+        "--server-delay 1ms --accounts 2 --read-ratio 0.3 --streams 8 --duration 1s --warmup 0s",
+        "stale_read",
+    );
+}
+
+#[test]
+fn a_retry_applied_again_is_a_double_apply() {
+    zoo_case(
+        "double-apply-retry",
+        "--server-delay 1ms --accounts 2 --duplicate-ratio 0.3 --streams 8 --duration 1s --warmup 0s",
+        "double_apply",
+    );
+}
