@@ -15,7 +15,7 @@ use crate::recorder::Live;
 /// How often the line is redrawn.
 const TICK: Duration = Duration::from_millis(250);
 /// The bar of a counted phase (opening accounts, settling, final reads).
-const PHASE_TEMPLATE: &str = "{spinner} {msg:<24} [{elapsed_precise}] {bar:30} {pos}/{len} ({per_sec})";
+const PHASE_TEMPLATE: &str = "{spinner} {msg:<21} {bar:20} {pos}/{len} ({elapsed}, eta {eta})";
 
 /// A running progress line; dropped or finished, it clears itself.
 pub struct Progress {
