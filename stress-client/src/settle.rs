@@ -76,9 +76,29 @@ pub struct Settlement {
     pub resolved_applied: u64,
 }
 
+/// An unknown op to ask about: its recorder, its failure record, its
+/// account and its request id.
+type Ask = (usize, Failure, String, String);
+/// A settled op: its recorder, its failure record, the answer and its arrival.
+type Answer = (usize, Failure, (pb::OperationResult, Instant));
+
 /// Settles failed ops in place; returns the counts. Asks stop at `calls.until`.
 pub async fn resolve(calls: &Calls, names: &Names, recorders: &mut [Recorder], bar: &PhaseBar) -> Settlement {
-    let asks: Vec<(usize, Failure, String, String)> = recorders
+    let asks = unknown_ops(names, recorders);
+    let mut settlement = Settlement {
+        indeterminate: asks.len() as u64,
+        ..Settlement::default()
+    };
+    for (r, f, (result, at)) in ask_all(calls, asks, bar).await {
+        settlement.resolved_applied += u64::from(apply(&mut recorders[r], f, &result, at));
+        settlement.resolved += 1;
+    }
+    settlement
+}
+
+/// The failed ops whose outcome is still unknown, and what to ask about each.
+fn unknown_ops(names: &Names, recorders: &[Recorder]) -> Vec<Ask> {
+    recorders
         .iter()
         .enumerate()
         .flat_map(|(r, rec)| rec.failures.iter().map(move |f| (r, rec, *f)))
@@ -92,14 +112,13 @@ pub async fn resolve(calls: &Calls, names: &Names, recorders: &mut [Recorder], b
             let account = account_of(names, rec, f);
             (r, f, account, request_id(&names.run_id, f.worker, f.number))
         })
-        .collect();
-    let mut settlement = Settlement {
-        indeterminate: asks.len() as u64,
-        ..Settlement::default()
-    };
+        .collect()
+}
+
+/// Asks about every op, many at once, until the hard stop; the final answers.
+async fn ask_all(calls: &Calls, asks: Vec<Ask>, bar: &PhaseBar) -> Vec<Answer> {
+    let (count, mut pending) = (asks.len(), asks.into_iter());
     let (mut answers, mut unsettled) = (Vec::new(), Unsettled::default());
-    let count = asks.len();
-    let mut pending = asks.into_iter();
     let bounds = (calls.timeout, calls.until);
     let ask_next = |i: usize| {
         let (client, next) = (calls.client(i), pending.next());
@@ -120,14 +139,9 @@ pub async fn resolve(calls: &Calls, names: &Names, recorders: &mut [Recorder], b
     let asking = fan_out(count, RESOLVE_CONCURRENCY, ask_next, collect);
     // An ask still in flight at the hard stop is aborted: its op stays unresolved.
     let _ = tokio::time::timeout_at(calls.hard_stop().into(), asking).await;
-    let settled_or_failed = unsettled.count + answers.len() as u64;
-    unsettled.cut = settlement.indeterminate.saturating_sub(settled_or_failed);
+    unsettled.cut = (count as u64).saturating_sub(unsettled.count + answers.len() as u64);
     unsettled.warn();
-    for (r, f, (result, at)) in answers {
-        settlement.resolved_applied += u64::from(apply(&mut recorders[r], f, &result, at));
-        settlement.resolved += 1;
-    }
-    settlement
+    answers
 }
 
 fn account_of(names: &Names, rec: &Recorder, f: Failure) -> String {

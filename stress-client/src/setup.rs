@@ -78,10 +78,7 @@ pub async fn open_accounts(
         }
     })
     .await;
-    match failed {
-        Some((i, status)) => Err(open_failed(&ids[i], &status, timeout)),
-        None => Ok(()),
-    }
+    failed.map_or(Ok(()), |(i, status)| Err(open_failed(&ids[i], &status, timeout)))
 }
 
 /// Why the setup stopped, in words.
