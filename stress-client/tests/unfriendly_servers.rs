@@ -3,7 +3,7 @@
 //! stream's response headers only with its first answer (as grpcio's sync
 //! server and grpc-go do) must be drivable in stream mode; a server that
 //! accepts connections but never answers must end the run within its bound,
-//! with exit 2 when it happens during setup.
+//! with exit 2 when it happens during setup and 3 (inconclusive) mid-run.
 //!
 //! Every server here binds 127.0.0.1:0 and runs in the test's runtime; the
 //! real `stress-client` binary is run against it. A run that outlives
@@ -229,7 +229,7 @@ async fn a_server_that_never_answers_fails_the_setup_with_exit_2_within_the_time
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_that_stops_answering_mid_run_ends_within_the_bound_and_never_passes() {
+async fn a_server_that_stops_answering_mid_run_ends_within_the_bound_as_inconclusive() {
     let addr = silent_server(true).await;
     for mode in ["stream", "unary"] {
         // Bound: warmup 0 + duration 1 s, + --timeout 1 s for the calls in
@@ -242,12 +242,8 @@ async fn a_server_that_stops_answering_mid_run_ends_within_the_bound_and_never_p
         let (output, report, took) = stress(&flags).await;
         let bound = Duration::from_secs(1 + 1 + 2 + 1);
         assert!(took < bound + BOUND_SLACK, "{mode}: took {took:?}");
+        // Nothing was answered, so nothing can be decided: inconclusive, never passed.
         let code = output.status.code();
-        assert_ne!(
-            code,
-            Some(0),
-            "{mode}: a run that saw no answer passed: {report:#?}"
-        );
-        assert_ne!(code, Some(2), "{mode}: {}", stderr(&output));
+        assert_eq!(code, Some(3), "{mode}: {report:#?} {}", stderr(&output));
     }
 }
