@@ -1,5 +1,6 @@
 //! The `stress-client` binary: parse flags, set up tracing, run (or merge
-//! interval logs), print the report, exit 0 (passed), 1 (violation) or 2 (failure).
+//! interval logs), print the report, exit 0 (passed), 1 (violation), 2 (failure)
+//! or 3 (inconclusive).
 
 use std::process::ExitCode;
 
