@@ -173,7 +173,8 @@ impl Recorder {
         id_ok: bool,
     ) -> u32 {
         self.measure(timing);
-        let index = u32::try_from(self.ops.len()).unwrap_or(u32::MAX);
+        // Loud, not saturating: a wrapped index would pair legs with the wrong op.
+        let index = u32::try_from(self.ops.len()).expect("fewer than 2^32 ops per worker");
         let mut op = Op {
             account: planned.account,
             kind: planned.kind,

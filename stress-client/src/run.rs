@@ -136,7 +136,7 @@ async fn run_against(args: &RunArgs, endpoint: &str) -> Result<Summary, String> 
 /// Names this run's fresh accounts and opens them over all `channels`.
 async fn prepare_accounts(args: &RunArgs, channels: &[Channel]) -> Result<Names, String> {
     let run_id = format!("{:016x}", rand::random::<u64>());
-    let count = u32::try_from(args.accounts).unwrap_or(u32::MAX);
+    let count = u32::try_from(args.accounts).expect("--accounts is bounded by validate");
     let accounts: Vec<String> = (0..count).map(|i| account_id(&run_id, i)).collect();
     let bar = PhaseBar::start("opening accounts", accounts.len() as u64, args.quiet);
     let timeout = bookkeeping_timeout(args);

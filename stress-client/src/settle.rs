@@ -145,8 +145,9 @@ async fn ask_all(calls: &Calls, asks: Vec<Ask>, bar: &PhaseBar) -> Vec<Answer> {
 }
 
 fn account_of(names: &Names, rec: &Recorder, f: Failure) -> String {
-    let index = rec.ops.get(f.op as usize).map_or(0, |op| op.account);
-    names.accounts.get(index as usize).cloned().unwrap_or_default()
+    // Failures name ops of this recorder; anything else is a stress-client bug.
+    let op = rec.ops.get(f.op as usize).expect("a failure names a recorded op");
+    names.account(op.account)
 }
 
 /// Asks until the server gives a final answer or `until` passes, each call
@@ -258,7 +259,7 @@ pub async fn final_states(
     let mut read: Vec<Option<FinalRead>> = vec![None; names.accounts.len()];
     let read_one = |i: usize| {
         let (client, timeout, until) = (calls.client(i), calls.timeout, calls.until);
-        let id = names.accounts.get(i).cloned().unwrap_or_default();
+        let id = names.account(u32::try_from(i).expect("--accounts is bounded by validate"));
         async move {
             // No read starts after `until`: its account keeps no final state.
             if Instant::now() >= until {
@@ -310,7 +311,9 @@ pub fn history(recorders: &mut [Recorder], accounts: Vec<AccountState>) -> Histo
         duplicates: Vec::new(),
     };
     for rec in recorders {
-        let offset = u32::try_from(history.ops.len()).unwrap_or(u32::MAX);
+        // The checker takes fewer than 2^32 records; a run this large is refused
+        // by the checker as malformed rather than wrapped here.
+        let offset = u32::try_from(history.ops.len()).expect("fewer than 2^32 ops recorded");
         history.ops.append(&mut rec.ops);
         rec.ops.shrink_to_fit();
         history.transfers.extend(rec.legs.iter().map(|leg| {
