@@ -171,6 +171,32 @@ pub struct Duplicate {
     pub to_sequence: u64,
 }
 
+impl Duplicate {
+    /// The copy of op `op` (number `index`, transfer leg `leg`) answered as
+    /// a correct server answers a retry: the same result, `replayed = true`.
+    /// Sent at once with the original, or just after its answer.
+    pub fn replay_of(index: u32, op: &Op, leg: Option<&TransferLeg>, at_once: bool) -> Duplicate {
+        let send_ns = if at_once {
+            op.send_ns
+        } else {
+            op.recv_ns.saturating_add(1)
+        };
+        Duplicate {
+            op: index,
+            at_once,
+            outcome: op.outcome,
+            aborted: false,
+            flags: Op::REPLAYED,
+            send_ns,
+            recv_ns: send_ns.max(op.recv_ns).saturating_add(1),
+            balance: op.balance,
+            sequence: op.sequence,
+            to_balance: leg.map_or(0, |l| l.to_balance),
+            to_sequence: leg.map_or(0, |l| l.to_sequence),
+        }
+    }
+}
+
 /// Everything the checker needs.
 #[derive(Debug, Clone, Default)]
 pub struct History {

@@ -205,26 +205,9 @@ impl Ledger {
         if op.outcome.is_open() || op.resolved {
             return;
         }
-        let leg = self
-            .history
-            .transfers
-            .last()
-            .filter(|l| l.op as usize == i)
-            .copied();
-        let send_ns = if at_once { op.send_ns } else { op.recv_ns + 1 };
-        self.history.duplicates.push(Duplicate {
-            op: i as u32,
-            at_once,
-            outcome: op.outcome,
-            aborted: false,
-            flags: Op::REPLAYED,
-            send_ns,
-            recv_ns: send_ns.max(op.recv_ns) + 1,
-            balance: op.balance,
-            sequence: op.sequence,
-            to_balance: leg.map_or(0, |l| l.to_balance),
-            to_sequence: leg.map_or(0, |l| l.to_sequence),
-        });
+        let leg = self.history.transfers.last().filter(|l| l.op as usize == i);
+        let copy = Duplicate::replay_of(i as u32, &op, leg, at_once);
+        self.history.duplicates.push(copy);
     }
 
     /// The history with every account's final state, records in the order

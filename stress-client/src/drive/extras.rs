@@ -132,12 +132,7 @@ impl Extras {
         if let Some(copy) = self.copies.get_mut(&planned.number) {
             copy.op = Some(op);
             if let Some((timing, reply)) = copy.answer.take() {
-                let at_once = copy.at_once;
-                self.copies.remove(&planned.number);
-                let id_ok = reply
-                    .as_ref()
-                    .map_or(true, |r| names.is_request_id(worker, &planned, &r.request_id));
-                rec.record_copy(op, at_once, timing, reply, id_ok);
+                self.pair(&planned, op, timing, reply, (names, worker), rec);
             } else if !copy.at_once {
                 if self.room() {
                     self.send_copy(client, names, worker, planned);
@@ -176,18 +171,28 @@ impl Extras {
                     return;
                 };
                 match copy.op {
-                    Some(op) => {
-                        let at_once = copy.at_once;
-                        self.copies.remove(&planned.number);
-                        let id_ok = reply
-                            .as_ref()
-                            .map_or(true, |r| names.is_request_id(worker, &planned, &r.request_id));
-                        rec.record_copy(op, at_once, timing, reply, id_ok);
-                    }
+                    Some(op) => self.pair(&planned, op, timing, reply, (names, worker), rec),
                     None => copy.answer = Some((timing, reply)),
                 }
             }
         }
+    }
+
+    /// Both halves of a pair are known: records the copy against op `op`.
+    fn pair(
+        &mut self,
+        planned: &Planned,
+        op: u32,
+        timing: Timing,
+        reply: Result<pb::OperationResult, Status>,
+        (names, worker): (&Names, u32),
+        rec: &mut Recorder,
+    ) {
+        let at_once = self.copies.remove(&planned.number).is_some_and(|c| c.at_once);
+        let id_ok = reply
+            .as_ref()
+            .map_or(true, |r| names.is_request_id(worker, planned, &r.request_id));
+        rec.record_copy(op, at_once, timing, reply, id_ok);
     }
 
     fn send_copy(&mut self, client: &BankClient<Channel>, names: &Arc<Names>, worker: u32, planned: Planned) {

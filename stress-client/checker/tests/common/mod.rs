@@ -146,22 +146,10 @@ impl Builder {
     pub fn duplicate(&mut self, at_once: bool) -> &mut Self {
         let i = self.h.ops.len() - 1;
         let op = self.h.ops[i];
-        let leg = self.h.transfers.last().filter(|l| l.op as usize == i).copied();
-        let send_ns = if at_once { op.send_ns } else { op.recv_ns + 1 };
-        self.clock = self.clock.max(send_ns + 2);
-        self.h.duplicates.push(Duplicate {
-            op: i as u32,
-            at_once,
-            outcome: op.outcome,
-            aborted: false,
-            flags: Op::REPLAYED,
-            send_ns,
-            recv_ns: send_ns + 2,
-            balance: op.balance,
-            sequence: op.sequence,
-            to_balance: leg.map_or(0, |l| l.to_balance),
-            to_sequence: leg.map_or(0, |l| l.to_sequence),
-        });
+        let leg = self.h.transfers.last().filter(|l| l.op as usize == i);
+        let copy = Duplicate::replay_of(i as u32, &op, leg, at_once);
+        self.clock = self.clock.max(copy.recv_ns);
+        self.h.duplicates.push(copy);
         self
     }
 
