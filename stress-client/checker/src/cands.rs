@@ -71,35 +71,37 @@ pub(crate) fn candidates(h: &History, index: &Index, gaps: &[Gap]) -> Vec<Cand> 
             .and_then(|t| h.transfers.get(t))
             .map_or(NONE, |l| l.to_account);
         cands.push(cand(
-            i as u32, op.kind, op.amount, op.account, to, op.send_ns, false,
-        ));
-    }
-    for d in &h.duplicates {
-        let Some(op) = h.ops.get(d.op as usize) else {
-            continue;
-        };
-        if op.outcome != Outcome::Approved || (op.account as usize) >= h.accounts.len() {
-            continue;
-        }
-        let to = find_leg(h, d.op as usize).map_or(NONE, |l| l.to_account);
-        if op.kind == Kind::Transfer && to == NONE {
-            continue;
-        }
-        cands.push(cand(
-            d.op,
+            i as u32,
             op.kind,
             op.amount,
-            op.account,
-            to,
-            d.send_ns.min(op.send_ns),
-            true,
+            (op.account, to),
+            op.send_ns,
+            false,
         ));
     }
+    cands.extend(second_applications(h));
     set_floors(h, index, &mut cands);
     cands
 }
 
-fn cand(op: u32, kind: Kind, amount: u64, from: u32, to: u32, send_ns: u64, reapply: bool) -> Cand {
+/// The second application of every approved op sent twice, possible from
+/// the moment either copy was sent.
+fn second_applications(h: &History) -> impl Iterator<Item = Cand> + '_ {
+    h.duplicates.iter().filter_map(move |d| {
+        let op = h.ops.get(d.op as usize)?;
+        if op.outcome != Outcome::Approved || (op.account as usize) >= h.accounts.len() {
+            return None;
+        }
+        let to = find_leg(h, d.op as usize).map_or(NONE, |l| l.to_account);
+        if op.kind == Kind::Transfer && to == NONE {
+            return None;
+        }
+        let send_ns = d.send_ns.min(op.send_ns);
+        Some(cand(d.op, op.kind, op.amount, (op.account, to), send_ns, true))
+    })
+}
+
+fn cand(op: u32, kind: Kind, amount: u64, (from, to): (u32, u32), send_ns: u64, reapply: bool) -> Cand {
     Cand {
         op,
         kind,

@@ -32,6 +32,18 @@ pub(crate) fn check_account(
         stats.accounts_without_final_state += 1;
         return;
     };
+    compare(state, a, (balance, seq), end, gaps, sink);
+}
+
+/// The final (balance, sequence) against the end of the replay.
+fn compare(
+    state: &crate::history::AccountState,
+    a: usize,
+    (balance, seq): (u64, u64),
+    end: &AccountEnd,
+    gaps: &mut Vec<Gap>,
+    sink: &mut Sink,
+) {
     let last = end.last_seq;
     if seq < last {
         sink.report(ViolationKind::LostAck, &state.account_id, || {

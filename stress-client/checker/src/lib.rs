@@ -196,15 +196,11 @@ pub fn check_with(history: &History, limits: &Limits) -> Report {
         return sink.into_report(checked, stats);
     };
     checked.transfers = stats.transfers;
-    let mut gaps = Vec::new();
-    for a in 0..h.accounts.len() {
-        let end = walk::walk_account(h, &index, a, &mut gaps, &mut sink, &mut stats);
-        finals::check_account(h, a, &end, &mut gaps, &mut sink, &mut stats);
-    }
+    let mut gaps = replay_accounts(h, &index, &mut sink, &mut stats);
     let mut budget = limits.search_steps;
     let (placement, index) = place_in_order(h, index, &mut gaps, &mut budget, &mut sink, &mut stats);
     checked.unknown_applied = placement.placed.len() as u64;
-    checked.unknown_not_applied = placement.unknown_ops.saturating_sub(checked.unknown_applied);
+    checked.unknown_not_applied = stats.unknown_ops.saturating_sub(checked.unknown_applied);
     stats.unknown_sequence_slots = placement
         .placed
         .iter()
@@ -221,4 +217,15 @@ pub fn check_with(history: &History, limits: &Limits) -> Report {
         ));
     }
     sink.into_report(checked, stats)
+}
+
+/// Replays every account and compares it with its final read; returns the
+/// sequence gaps found (sorted by account, then sequence).
+fn replay_accounts(h: &History, index: &Index, sink: &mut Sink, stats: &mut CheckStats) -> Vec<place::Gap> {
+    let mut gaps = Vec::new();
+    for a in 0..h.accounts.len() {
+        let end = walk::walk_account(h, index, a, &mut gaps, sink, stats);
+        finals::check_account(h, a, &end, &mut gaps, sink, stats);
+    }
+    gaps
 }

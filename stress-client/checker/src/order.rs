@@ -320,61 +320,13 @@ fn recv(h: &History, i: u32) -> u64 {
 /// The cycle in words. `cycle[i].1` is the edge from node `i - 1` into node `i`
 /// (the first one's from the last node).
 fn describe_cycle(h: &History, cycle: &[(u32, Edge)]) -> String {
-    let name = |n: u32| match decode(h, n) {
-        Some(l) => describe::op_whole(h, &l),
-        None => format!("op #{n}"),
-    };
+    if let Some(text) = describe_crossing(h, cycle) {
+        return text;
+    }
     let k = cycle.len();
-    if k == 2 {
-        if let [(
-            b,
-            Edge::Account {
-                account: x,
-                from_seq: a1,
-                to_seq: b1,
-            },
-        ), (
-            a,
-            Edge::Account {
-                account: y,
-                from_seq: b2,
-                to_seq: a2,
-            },
-        )] = cycle
-        {
-            return format!(
-                "{} comes before {} on {} (seq {a1} < {b1}) but after it on {} (seq {a2} > {b2})",
-                name(*a),
-                name(*b),
-                describe::account(h, *x),
-                describe::account(h, *y)
-            );
-        }
-    }
-    let mut parts = Vec::new();
-    for i in 0..k.min(CYCLE_EDGES_SHOWN) {
-        let (to, edge) = cycle[i];
-        let from = cycle[(i + k - 1) % k].0;
-        parts.push(match edge {
-            Edge::Account {
-                account,
-                from_seq,
-                to_seq,
-            } => format!(
-                "{} comes before {} on {} (seq {from_seq} < {to_seq})",
-                name(from),
-                name(to),
-                describe::account(h, account)
-            ),
-            Edge::RealTime => format!(
-                "{} was answered at {} ns, before {} was sent at {} ns",
-                name(from),
-                h.ops[from as usize].recv_ns,
-                name(to),
-                h.ops[to as usize].send_ns
-            ),
-        });
-    }
+    let mut parts: Vec<String> = (0..k.min(CYCLE_EDGES_SHOWN))
+        .map(|i| describe_edge(h, cycle[(i + k - 1) % k].0, cycle[i]))
+        .collect();
     if k > CYCLE_EDGES_SHOWN {
         parts.push(format!(
             "and {} more step(s) back to the first",
@@ -382,6 +334,67 @@ fn describe_cycle(h: &History, cycle: &[(u32, Edge)]) -> String {
         ));
     }
     parts.join("; ")
+}
+
+/// The commonest cycle, two ops in opposite orders on two accounts, in one
+/// sentence: "A comes before B on X (seq 4 < 5) but after it on Y (seq 9 > 8)".
+fn describe_crossing(h: &History, cycle: &[(u32, Edge)]) -> Option<String> {
+    let [(b, into_b), (a, into_a)] = cycle else {
+        return None;
+    };
+    let (
+        Edge::Account {
+            account: x,
+            from_seq: a1,
+            to_seq: b1,
+        },
+        Edge::Account {
+            account: y,
+            from_seq: b2,
+            to_seq: a2,
+        },
+    ) = (into_b, into_a)
+    else {
+        return None;
+    };
+    Some(format!(
+        "{} comes before {} on {} (seq {a1} < {b1}) but after it on {} (seq {a2} > {b2})",
+        op_name(h, *a),
+        op_name(h, *b),
+        describe::account(h, *x),
+        describe::account(h, *y)
+    ))
+}
+
+/// One edge `from` → `to` of a cycle in words.
+fn describe_edge(h: &History, from: u32, (to, edge): (u32, Edge)) -> String {
+    match edge {
+        Edge::Account {
+            account,
+            from_seq,
+            to_seq,
+        } => format!(
+            "{} comes before {} on {} (seq {from_seq} < {to_seq})",
+            op_name(h, from),
+            op_name(h, to),
+            describe::account(h, account)
+        ),
+        Edge::RealTime => format!(
+            "{} was answered at {} ns, before {} was sent at {} ns",
+            op_name(h, from),
+            h.ops[from as usize].recv_ns,
+            op_name(h, to),
+            h.ops[to as usize].send_ns
+        ),
+    }
+}
+
+/// "op #12 (transfer of 5 from x to y)".
+fn op_name(h: &History, n: u32) -> String {
+    match decode(h, n) {
+        Some(l) => describe::op_whole(h, &l),
+        None => format!("op #{n}"),
+    }
 }
 
 /// The position of op `n`'s entry in the transfer table, if it has one.

@@ -71,7 +71,6 @@ pub(crate) struct Outcome {
     pub placed: Vec<Placed>,
     /// Every gap was filled (or shown to be a violation) within the budget.
     pub complete: bool,
-    pub unknown_ops: u64,
 }
 
 /// Finds a placement for `gaps` (sorted by account, then sequence), reporting
@@ -89,24 +88,31 @@ pub(crate) fn place(
     set_windows(h, index, gaps);
     let gaps = &*gaps;
     let cands = candidates(h, index, gaps);
-    let unknown_ops = cands.iter().filter(|c| !c.reapply).count() as u64;
     let mut search = Search::new(h, cands, forbidden);
-    let mut out = Outcome {
-        unknown_ops,
-        ..Outcome::default()
+    let mut out = Outcome::default();
+    let Some(feasible) = alone(&mut search, gaps, budget, sink) else {
+        return out;
     };
+    place_together(&mut search, &feasible, budget, sink, &mut out);
+    out
+}
+
+/// Tries each gap alone, reporting those no placement fills; returns the
+/// others, or `None` when the budget ran out first (then undecided).
+fn alone(search: &mut Search, gaps: &[Gap], budget: &mut u64, sink: &mut Sink) -> Option<Vec<Gap>> {
     let mut feasible = Vec::with_capacity(gaps.len());
     let mut spent: u64 = 0;
     for gap in gaps {
+        let candidates = search.count_for(gap) as u64 + search.reapplies_for(gap) as u64;
         if spent >= *budget {
             *budget = 0;
             sink.undecided(budget_reason());
-            return out;
+            return None;
         }
-        if gap.missing > search.count_for(gap) as u64 + search.reapplies_for(gap) as u64 {
+        if gap.missing > candidates {
             // More numbers than ops that could take them: no search needed
             // (and none over a number of slots the server made up).
-            report_gap(&mut search, gap, &mut spent, *budget, sink);
+            report_gap(search, gap, &mut spent, *budget, sink);
             continue;
         }
         let run = search.run(
@@ -119,14 +125,13 @@ pub(crate) fn place(
             Run::Found => feasible.push(*gap),
             Run::Budget => {
                 sink.undecided(budget_reason());
-                return out;
+                return None;
             }
-            Run::Exhausted => report_gap(&mut search, gap, &mut spent, *budget, sink),
+            Run::Exhausted => report_gap(search, gap, &mut spent, *budget, sink),
         }
     }
     *budget -= spent.min(*budget);
-    place_together(&mut search, &feasible, budget, sink, &mut out);
-    out
+    Some(feasible)
 }
 
 /// The joint search over the gaps that can each be filled alone.

@@ -46,59 +46,70 @@ fn timing(d: &Duplicate) -> &'static str {
 }
 
 /// The violation one duplicate shows, if any.
-fn judge(h: &History, op: &Op, d: &Duplicate) -> Option<(ViolationKind, String)> {
+fn judge(h: &History, op: &Op, d: &Duplicate) -> Option<Finding> {
     if d.outcome == Outcome::Invalid {
-        return Some((
-            ViolationKind::Protocol,
-            "the copy was answered with an outcome outside the contract".into(),
-        ));
+        let why = "the copy was answered with an outcome outside the contract";
+        return Some((ViolationKind::Protocol, why.into()));
     }
     if d.flags & Op::WRONG_ID != 0 {
-        return Some((
-            ViolationKind::Protocol,
-            "the copy was answered with another request_id".into(),
-        ));
+        let why = "the copy was answered with another request_id";
+        return Some((ViolationKind::Protocol, why.into()));
     }
     let answered = |o: Outcome| o.took_sequence() || o == Outcome::NotApplied;
     if !answered(d.outcome) || !answered(op.outcome) {
         return None;
     }
-    let (to_balance, to_sequence) = match find_leg(h, d.op as usize) {
-        Some(l) => (l.to_balance, l.to_sequence),
-        None => (0, 0),
-    };
+    let (to_balance, to_sequence) =
+        find_leg(h, d.op as usize).map_or((0, 0), |l| (l.to_balance, l.to_sequence));
     let same = op.outcome == d.outcome
-        && op.balance == d.balance
-        && op.sequence == d.sequence
+        && (op.balance, op.sequence) == (d.balance, d.sequence)
         && (to_balance, to_sequence) == (d.to_balance, d.to_sequence);
+    // The original's flag says nothing when its answer came from GetOperation
+    // or from this very copy.
     let flags_known = !op.resolved && !op.has(Op::FROM_COPY);
     let first = !op.has(Op::REPLAYED);
     let copy_first = d.flags & Op::REPLAYED == 0;
     if !same {
-        let both_applied = op.outcome.took_sequence() && d.outcome.took_sequence();
-        if both_applied && op.sequence != d.sequence && (copy_first && (first || !flags_known)) {
-            return Some((
-                ViolationKind::DoubleApply,
-                format!(
-                    "both answers are first applications, at seq {} and at seq {} (double apply)",
-                    op.sequence, d.sequence
-                ),
-            ));
-        }
-        return Some((
-            ViolationKind::ReplayMismatch,
-            format!("the answers differ: {} (replay mismatch)", differ(op, d)),
-        ));
+        return Some(different(op, d, copy_first && (first || !flags_known)));
     }
-    if !flags_known {
-        return None;
+    flags_known
+        .then(|| judge_flags(first, copy_first, d.at_once))
+        .flatten()
+}
+
+/// A violation and its words.
+type Finding = (ViolationKind, String);
+
+/// Two answers that differ: a double apply when both claim to be first
+/// applications at two sequence numbers, else a replay mismatch.
+fn different(op: &Op, d: &Duplicate, both_first: bool) -> Finding {
+    let both_applied = op.outcome.took_sequence() && d.outcome.took_sequence();
+    if both_applied && op.sequence != d.sequence && both_first {
+        let why = format!(
+            "both answers are first applications, at seq {} and at seq {} (double apply)",
+            op.sequence, d.sequence
+        );
+        return (ViolationKind::DoubleApply, why);
     }
-    match (first, copy_first) {
-        (false, false) => Some((ViolationKind::Protocol, "both answers say replayed = true, so neither was the first application".into())),
-        (true, true) => Some((ViolationKind::ReplayMismatch, "both answers say replayed = false: the server claims to have applied it twice (replay mismatch)".into())),
-        (false, true) if !d.at_once => Some((ViolationKind::ReplayMismatch, "the copy, sent after the first answer, says replayed = false while the first answer says replayed = true (replay mismatch)".into())),
-        _ => None,
-    }
+    let why = format!("the answers differ: {} (replay mismatch)", differ(op, d));
+    (ViolationKind::ReplayMismatch, why)
+}
+
+/// Two equal answers: exactly one says `replayed = false`, and a copy sent
+/// after the first answer must be the replay.
+fn judge_flags(first: bool, copy_first: bool, at_once: bool) -> Option<Finding> {
+    let why = match (first, copy_first) {
+        (false, false) => "both answers say replayed = true, so neither was the first application",
+        (true, true) => "both answers say replayed = false: the server claims to have applied it twice (replay mismatch)",
+        (false, true) if !at_once => "the copy, sent after the first answer, says replayed = false while the first answer says replayed = true (replay mismatch)",
+        _ => return None,
+    };
+    let kind = if first || copy_first {
+        ViolationKind::ReplayMismatch
+    } else {
+        ViolationKind::Protocol
+    };
+    Some((kind, why.into()))
 }
 
 /// How two answers differ, in words.
