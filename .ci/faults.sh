@@ -249,8 +249,10 @@ section_c() {
   # very moment the transport closes its connection (racing the final GOAWAY)
   # is never processed, but the tonic client reports it as CANCELLED
   # ("operation was canceled") or INTERNAL ("h2 protocol error": an h2 NO_ERROR
-  # reset maps to INTERNAL): allowed, at most a few per connection.
-  only_codes "$WORK/c.json" OK UNAVAILABLE CANCELLED INTERNAL
+  # reset maps to INTERNAL): allowed, at most a few per connection. ABORTED
+  # is the contract's answer to a retry (--duplicate-ratio) whose copy reached
+  # the server first while it still waits for funds (--wait-for-funds).
+  only_codes "$WORK/c.json" OK UNAVAILABLE CANCELLED INTERNAL ABORTED
   [ "$(code_count "$WORK/c.json" OK)" -gt 0 ] || fail "no op succeeded before the signal"
   [ "$(code_count "$WORK/c.json" UNAVAILABLE)" -gt 0 ] || fail "no call was refused with UNAVAILABLE"
   racing=$(($(code_count "$WORK/c.json" CANCELLED) + $(code_count "$WORK/c.json" INTERNAL)))
