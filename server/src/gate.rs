@@ -9,16 +9,52 @@
 //! go of the lock: no thread wake-up and no lock hand-off between threads per
 //! op (a sleeping waiter takes tens of microseconds to wake), and one thread
 //! per busy account instead of `max_blocking`.
+//!
+//! The gates live here, in the service layer, beside the ledger's accounts
+//! ([`Gates`] maps an account id to its gate): the ledger knows nothing of
+//! admission, async or runners.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::ledger::{LedgerError, LedgerResult};
+
+/// Every account's gate, made on the account's first op. Accounts are never
+/// closed, so this holds at most one gate per open account.
+#[derive(Debug)]
+pub struct Gates {
+    gates: RwLock<HashMap<Arc<str>, Arc<Gate>>>,
+    max_blocking: usize,
+    max_queued: usize,
+}
+
+impl Gates {
+    /// Gates that each let `max_blocking` ops run and `max_queued` be admitted.
+    pub fn new(max_blocking: usize, max_queued: usize) -> Self {
+        Gates {
+            gates: RwLock::default(),
+            max_blocking,
+            max_queued,
+        }
+    }
+
+    /// The gate of the account `id`.
+    pub fn of(&self, id: &Arc<str>) -> Arc<Gate> {
+        if let Some(gate) = self.gates.read().get(id) {
+            return Arc::clone(gate);
+        }
+        let mut gates = self.gates.write();
+        let gate = gates
+            .entry(Arc::clone(id))
+            .or_insert_with(|| Arc::new(Gate::new(self.max_blocking, self.max_queued)));
+        Arc::clone(gate)
+    }
+}
 
 /// Admission to one account's critical section, and its runner.
 #[derive(Debug)]

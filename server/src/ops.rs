@@ -10,8 +10,9 @@ use std::sync::Arc;
 use crate::call::Call;
 use crate::drain::{Drain, Entered};
 use crate::fence::Fence;
+use crate::gate::{Gate, Gates};
 use crate::ledger::{
-    Account, CallContext, Deposit, Ledger, LedgerError, LedgerResult, OpResult, Snapshot, Transfer,
+    Attempt, CallContext, Deposit, Ledger, LedgerError, LedgerResult, OpResult, Snapshot, Transfer,
     Withdrawal,
 };
 use crate::zoo::Answers;
@@ -20,6 +21,7 @@ use crate::zoo::Answers;
 #[derive(Debug)]
 pub struct Ops {
     ledger: Arc<Ledger>,
+    gates: Gates,
     drain: Drain,
     answers: Answers,
 }
@@ -28,8 +30,11 @@ impl Ops {
     /// Ops over `ledger`.
     pub fn new(ledger: Arc<Ledger>) -> Self {
         let answers = Answers::new(ledger.config().inject_bug);
+        let config = ledger.config();
+        let gates = Gates::new(config.max_blocking_per_account, config.max_queued_per_account);
         Ops {
             ledger,
+            gates,
             drain: Drain::default(),
             answers,
         }
@@ -62,14 +67,14 @@ impl Ops {
         w.validate()?;
         let account = self.ledger.account(&w.account_id)?;
         let fence = Fence::new(&self.ledger, &account, &w.request_id);
-        let admission = fence.around(account.gate().admit()).await?;
+        let gate = self.gates.of(account.id());
+        let admission = fence.around(gate.admit()).await?;
         let ctx = call.context(Box::new(move || drop(admission)));
         let ledger = Arc::clone(&self.ledger);
         // A withdrawal that may wait for funds must not hold up the runner;
         // the race demo needs its withdrawals side by side, not in a row.
-        let runner =
-            (!w.wait_for_funds && !self.ledger.config().racy_withdrawals()).then(|| Arc::clone(&account));
-        settle(ctx, runner, move |ctx| ledger.withdraw(&account, &w, ctx)).await
+        let runner = (!w.wait_for_funds && !self.ledger.config().racy_withdrawals()).then_some(gate);
+        settle(ctx, runner, move |ctx| ledger.try_withdraw(&account, &w, ctx)).await
     }
 
     /// A deposit, end to end.
@@ -78,11 +83,11 @@ impl Ops {
         d.validate()?;
         let account = self.ledger.account(&d.account_id)?;
         let fence = Fence::new(&self.ledger, &account, &d.request_id);
-        let admission = fence.around(account.gate().admit()).await?;
+        let gate = self.gates.of(account.id());
+        let admission = fence.around(gate.admit()).await?;
         let ctx = call.context(Box::new(move || drop(admission)));
         let ledger = Arc::clone(&self.ledger);
-        let runner = Some(Arc::clone(&account));
-        settle(ctx, runner, move |ctx| ledger.deposit(&account, &d, ctx)).await
+        settle(ctx, Some(gate), move |ctx| ledger.try_deposit(&account, &d, ctx)).await
     }
 
     /// A transfer, end to end: both gates are passed in id order, like the locks.
@@ -93,18 +98,16 @@ impl Ops {
         let to = self.ledger.account(&t.to_account_id)?;
         let fence = Fence::new(&self.ledger, &from, &t.request_id);
         let (first, second) = if from.id() < to.id() {
-            (&from, &to)
+            (self.gates.of(from.id()), self.gates.of(to.id()))
         } else {
-            (&to, &from)
+            (self.gates.of(to.id()), self.gates.of(from.id()))
         };
         let admissions = fence
-            .around(async {
-                Ok::<_, LedgerError>((first.gate().admit().await?, second.gate().admit().await?))
-            })
+            .around(async { Ok::<_, LedgerError>((first.admit().await?, second.admit().await?)) })
             .await?;
         let ctx = call.context(Box::new(move || drop(admissions)));
         let ledger = Arc::clone(&self.ledger);
-        settle(ctx, None, move |ctx| ledger.transfer(&from, &to, &t, ctx)).await
+        settle(ctx, None, move |ctx| ledger.try_transfer(&from, &to, &t, ctx)).await
     }
 
     /// `GetBalance`: read right here when the account's lock is free (a read
@@ -133,24 +136,27 @@ impl Ops {
 /// may not block: the ledger then only takes a lock that is free now and
 /// only when nothing can sleep under it (zero delay, no wait for funds), so
 /// the worker never blocks. If it would block, the ledger changed nothing and
-/// said so: the op runs again where it may block, on the runner of
-/// `runner`'s account if given, else on a blocking-pool thread of its own.
+/// said so: the op runs again where it may block, on the account's runner
+/// (`runner`, its gate) if given, else on a blocking-pool thread of its own.
 /// The admission (held by `ctx`) is given back when the op is done.
-async fn settle<F>(mut ctx: CallContext, runner: Option<Arc<Account>>, mut op: F) -> LedgerResult<OpResult>
+async fn settle<F>(mut ctx: CallContext, runner: Option<Arc<Gate>>, mut op: F) -> LedgerResult<OpResult>
 where
-    F: FnMut(&mut CallContext) -> LedgerResult<OpResult> + Send + 'static,
+    F: FnMut(&mut CallContext) -> LedgerResult<Attempt<OpResult>> + Send + 'static,
 {
     ctx.set_may_block(false);
-    match op(&mut ctx) {
-        Err(LedgerError::WouldBlock) => {
-            ctx.set_may_block(true);
-            let op = move || op(&mut ctx);
-            match runner {
-                Some(account) => account.gate().run(op).await,
-                None => blocking(op).await,
-            }
-        }
-        done => done,
+    if let Attempt::Done(result) = op(&mut ctx)? {
+        return Ok(result);
+    }
+    ctx.set_may_block(true);
+    let op = move || match op(&mut ctx)? {
+        Attempt::Done(result) => Ok(result),
+        Attempt::WouldBlock => Err(LedgerError::Internal(
+            "an op would block on a thread that may block".into(),
+        )),
+    };
+    match runner {
+        Some(gate) => gate.run(op).await,
+        None => blocking(op).await,
     }
 }
 

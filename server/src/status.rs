@@ -21,8 +21,7 @@ impl From<LedgerError> for Status {
             LedgerError::LimitReached(_) => Status::resource_exhausted(message),
             LedgerError::InProgress(_) => Status::aborted(message),
             LedgerError::ShuttingDown => Status::unavailable(message),
-            // WouldBlock is retried on the blocking pool; reaching here is a bug.
-            LedgerError::Internal(_) | LedgerError::WouldBlock => Status::internal(message),
+            LedgerError::Internal(_) => Status::internal(message),
         }
     }
 }

@@ -10,10 +10,10 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use super::config::LedgerConfig;
 use super::context::CallContext;
 use super::error::{LedgerError, LedgerResult};
+use super::op::Attempt;
 use super::op::{Deposit, Fingerprint, OpKind, OpResult, Outcome, Snapshot, Withdrawal};
 use super::request_log::{Lookup, RequestLog};
 use super::zoo::{self, AccountZoo, InjectedBug};
-use crate::gate::Gate;
 
 /// How often a waiting withdrawal wakes up to see whether its call was abandoned.
 const WAITER_POLL_INTERVAL: Duration = Duration::from_millis(20);
@@ -27,13 +27,12 @@ pub(super) struct State {
     pub(super) log: RequestLog,
 }
 
-/// An account: its id, its monitor, and its admission gate.
+/// An account: its id and its monitor.
 #[derive(Debug)]
 pub struct Account {
     id: Arc<str>,
     state: Mutex<State>,
     funds: Condvar,
-    gate: Gate,
     /// State of the bug zoo; untouched unless a bug is injected.
     zoo: AccountZoo,
 }
@@ -91,7 +90,6 @@ impl Account {
             id,
             state: Mutex::new(state),
             funds: Condvar::new(),
-            gate: Gate::new(config.max_blocking_per_account, config.max_queued_per_account),
             zoo: AccountZoo::default(),
         }
     }
@@ -99,11 +97,6 @@ impl Account {
     /// The account's id.
     pub fn id(&self) -> &Arc<str> {
         &self.id
-    }
-
-    /// The admission gate ops pass before they may block on this account.
-    pub fn gate(&self) -> &Gate {
-        &self.gate
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, State> {
@@ -114,20 +107,16 @@ impl Account {
     /// One that may not (an async worker) gets it only when it is free now and
     /// the op cannot sleep under it (zero processing delay, the lock not
     /// skipped by `unsafe_no_lock`, no bug of the zoo planted); otherwise
-    /// `WouldBlock`, nothing changed.
-    pub(super) fn lock_as(
-        &self,
-        ctx: &CallContext,
-        cfg: &LedgerConfig,
-    ) -> LedgerResult<MutexGuard<'_, State>> {
+    /// `None`, nothing changed.
+    pub(super) fn lock_as(&self, ctx: &CallContext, cfg: &LedgerConfig) -> Option<MutexGuard<'_, State>> {
         if ctx.may_block() {
-            return Ok(self.state.lock());
+            return Some(self.state.lock());
         }
         // The zoo's bugs take the slow path too, so each acts in every mode.
         if !cfg.processing_delay.is_zero() || cfg.racy_withdrawals() || cfg.inject_bug != InjectedBug::None {
-            return Err(LedgerError::WouldBlock);
+            return None;
         }
-        self.state.try_lock().ok_or(LedgerError::WouldBlock)
+        self.state.try_lock()
     }
 
     /// Wakes every withdrawal waiting for funds on this account.
@@ -177,19 +166,26 @@ impl Account {
     }
 
     /// Deposit under the monitor: check, sleep the delay, credit, wake waiters.
-    pub fn deposit(&self, d: &Deposit, ctx: &CallContext, cfg: &LedgerConfig) -> LedgerResult<OpResult> {
+    pub fn deposit(
+        &self,
+        d: &Deposit,
+        ctx: &CallContext,
+        cfg: &LedgerConfig,
+    ) -> LedgerResult<Attempt<OpResult>> {
         let fp = Fingerprint {
             kind: OpKind::Deposit,
             amount: d.amount,
         };
-        let mut st = self.lock_as(ctx, cfg)?;
+        let Some(mut st) = self.lock_as(ctx, cfg) else {
+            return Ok(Attempt::WouldBlock);
+        };
         if let Lookup::Replay(r) = st.log.check(&self.id, &d.request_id, &fp)? {
             // BUG (zoo): double-apply-retry credits a replayed deposit again.
             zoo::reapply_deposit(cfg, &r, &mut st, d.amount);
-            return Ok(r);
+            return Ok(Attempt::Done(r));
         }
         if ctx.abandoned() {
-            return Ok(st.abandon(&d.request_id, &fp));
+            return Ok(Attempt::Done(st.abandon(&d.request_id, &fp)));
         }
         let Some(balance) = st.balance.checked_add(d.amount) else {
             return Err(LedgerError::BalanceOverflow {
@@ -215,7 +211,7 @@ impl Account {
         st.log.record(&fp, &result);
         drop(st);
         self.notify_funds();
-        Ok(result)
+        Ok(Attempt::Done(result))
     }
 
     /// Withdrawal under the monitor (or, with `unsafe_no_lock` or the zoo's
@@ -225,7 +221,7 @@ impl Account {
         w: &Withdrawal,
         ctx: &mut CallContext,
         cfg: &LedgerConfig,
-    ) -> LedgerResult<OpResult> {
+    ) -> LedgerResult<Attempt<OpResult>> {
         if cfg.racy_withdrawals() {
             return self.withdraw_racy(w, ctx, cfg);
         }
@@ -233,19 +229,25 @@ impl Account {
             kind: OpKind::Withdraw,
             amount: w.amount,
         };
-        let mut st = self.lock_as(ctx, cfg)?;
+        let Some(mut st) = self.lock_as(ctx, cfg) else {
+            return Ok(Attempt::WouldBlock);
+        };
         if let Lookup::Replay(r) = st.log.check(&self.id, &w.request_id, &fp)? {
             // BUG (zoo): double-apply-retry debits a replayed withdrawal again.
             zoo::reapply_withdrawal(cfg, &r, &mut st, w.amount);
-            return Ok(r);
+            return Ok(Attempt::Done(r));
         }
         if ctx.abandoned() {
-            return Ok(st.abandon(&w.request_id, &fp));
+            return Ok(Attempt::Done(st.abandon(&w.request_id, &fp)));
         }
         if st.balance < w.amount && w.wait_for_funds {
+            // A wait for funds blocks: not on a context that may not.
+            if !ctx.may_block() {
+                return Ok(Attempt::WouldBlock);
+            }
             self.wait_for_funds(&mut st, w, &fp, ctx, cfg)?;
             if ctx.abandoned() {
-                return Ok(st.abandon(&w.request_id, &fp));
+                return Ok(Attempt::Done(st.abandon(&w.request_id, &fp)));
             }
         }
         processing_delay(cfg);
@@ -254,7 +256,7 @@ impl Account {
             return Err(e);
         }
         let seen = st.balance;
-        Ok(st.settle_withdrawal(w, &fp, seen))
+        Ok(Attempt::Done(st.settle_withdrawal(w, &fp, seen)))
     }
 
     /// Waits on the condition variable (lock released) until the balance
@@ -267,9 +269,6 @@ impl Account {
         ctx: &mut CallContext,
         cfg: &LedgerConfig,
     ) -> LedgerResult<()> {
-        if !ctx.may_block() {
-            return Err(LedgerError::WouldBlock);
-        }
         if st.waiters >= cfg.max_waiters_per_account {
             return Err(LedgerError::LimitReached(format!(
                 "account {:?} already has {} withdrawals waiting for funds (max_waiters_per_account)",
@@ -294,23 +293,30 @@ impl Account {
 
     /// The seed's broken withdrawal: read, sleep without the lock, write back
     /// `read - amount`. Concurrent withdrawals all see the same balance.
-    fn withdraw_racy(&self, w: &Withdrawal, ctx: &CallContext, cfg: &LedgerConfig) -> LedgerResult<OpResult> {
+    fn withdraw_racy(
+        &self,
+        w: &Withdrawal,
+        ctx: &CallContext,
+        cfg: &LedgerConfig,
+    ) -> LedgerResult<Attempt<OpResult>> {
         let fp = Fingerprint {
             kind: OpKind::Withdraw,
             amount: w.amount,
         };
         let seen = {
-            let mut st = self.lock_as(ctx, cfg)?;
+            let Some(mut st) = self.lock_as(ctx, cfg) else {
+                return Ok(Attempt::WouldBlock);
+            };
             if let Lookup::Replay(r) = st.log.check(&self.id, &w.request_id, &fp)? {
-                return Ok(r);
+                return Ok(Attempt::Done(r));
             }
             if ctx.abandoned() {
-                return Ok(st.abandon(&w.request_id, &fp));
+                return Ok(Attempt::Done(st.abandon(&w.request_id, &fp)));
             }
             st.balance
         };
         processing_delay(cfg);
-        Ok(self.lock().settle_withdrawal(w, &fp, seen))
+        Ok(Attempt::Done(self.lock().settle_withdrawal(w, &fp, seen)))
     }
 }
 

@@ -48,9 +48,9 @@ impl CallContext {
 
     /// Declares whether the calling thread may block. An op run on a context
     /// that may not (an async worker) takes the lock only if it is free now and
-    /// nothing in it can sleep or wait; otherwise it fails with
-    /// [`LedgerError::WouldBlock`](super::LedgerError::WouldBlock), having
-    /// changed nothing, and is to be run again on a thread that may block.
+    /// nothing in it can sleep or wait; otherwise it ends in
+    /// [`Attempt::WouldBlock`](super::Attempt::WouldBlock), having changed
+    /// nothing, and is to be run again on a thread that may block.
     pub fn set_may_block(&mut self, may_block: bool) {
         self.may_block = may_block;
     }

@@ -41,11 +41,6 @@ pub enum LedgerError {
     /// The server is shutting down and takes no new work.
     #[error("the server is shutting down")]
     ShuttingDown,
-    /// The op would have to block, and its context may not (see
-    /// `CallContext::set_may_block`); nothing changed. The service retries it
-    /// on the blocking pool, so this never reaches a client.
-    #[error("the operation would block")]
-    WouldBlock,
 }
 
 /// Shorthand used across the ledger.

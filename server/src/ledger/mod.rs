@@ -24,8 +24,8 @@ pub use config::LedgerConfig;
 pub use context::{CallContext, Release};
 pub use error::{LedgerError, LedgerResult};
 pub use op::{
-    validate_account_id, validate_request_id, Deposit, OpResult, Outcome, Snapshot, Transfer, Withdrawal,
-    ACCOUNT_ID_MAX_BYTES, REQUEST_ID_MAX_BYTES,
+    validate_account_id, validate_request_id, Attempt, Deposit, OpResult, Outcome, Snapshot, Transfer,
+    Withdrawal, ACCOUNT_ID_MAX_BYTES, REQUEST_ID_MAX_BYTES,
 };
 use op::{Fingerprint, OpKind};
 use request_log::Lookup;
@@ -106,26 +106,49 @@ impl Ledger {
         accounts.iter().map(|a| u128::from(a.snapshot().balance)).sum()
     }
 
-    /// A deposit on `account` (which must be the request's account).
+    /// A deposit on `account` (which must be the request's account), on a
+    /// context that may block.
     pub fn deposit(&self, account: &Account, d: &Deposit, ctx: &CallContext) -> LedgerResult<OpResult> {
+        blocked(self.try_deposit(account, d, ctx)?)
+    }
+
+    /// A deposit as `ctx` allows: `WouldBlock` (nothing changed) if it would block.
+    pub fn try_deposit(
+        &self,
+        account: &Account,
+        d: &Deposit,
+        ctx: &CallContext,
+    ) -> LedgerResult<Attempt<OpResult>> {
         d.validate()?;
         debug_assert_eq!(&**account.id(), d.account_id);
         account.deposit(d, ctx, &self.config)
     }
 
-    /// A withdrawal on `account` (which must be the request's account).
+    /// A withdrawal on `account` (which must be the request's account), on a
+    /// context that may block.
     pub fn withdraw(
         &self,
         account: &Account,
         w: &Withdrawal,
         ctx: &mut CallContext,
     ) -> LedgerResult<OpResult> {
+        blocked(self.try_withdraw(account, w, ctx)?)
+    }
+
+    /// A withdrawal as `ctx` allows (see [`Ledger::try_deposit`]).
+    pub fn try_withdraw(
+        &self,
+        account: &Account,
+        w: &Withdrawal,
+        ctx: &mut CallContext,
+    ) -> LedgerResult<Attempt<OpResult>> {
         w.validate()?;
         debug_assert_eq!(&**account.id(), w.account_id);
         account.withdraw(w, ctx, &self.config)
     }
 
-    /// Moves money between two accounts, locked in id order.
+    /// Moves money between two accounts, locked in id order, on a context
+    /// that may block.
     pub fn transfer(
         &self,
         from: &Account,
@@ -133,6 +156,17 @@ impl Ledger {
         t: &Transfer,
         ctx: &CallContext,
     ) -> LedgerResult<OpResult> {
+        blocked(self.try_transfer(from, to, t, ctx)?)
+    }
+
+    /// A transfer as `ctx` allows (see [`Ledger::try_deposit`]).
+    pub fn try_transfer(
+        &self,
+        from: &Account,
+        to: &Account,
+        t: &Transfer,
+        ctx: &CallContext,
+    ) -> LedgerResult<Attempt<OpResult>> {
         t.validate()?;
         let fp = Fingerprint {
             kind: OpKind::TransferTo(Arc::clone(to.id())),
@@ -142,14 +176,16 @@ impl Ledger {
             // BUG (zoo): non-atomic-transfer debits and credits in two critical sections.
             return zoo::transfer_in_two_steps(from, to, t, &fp, ctx, &self.config);
         }
-        let (mut src, mut dst) = lock_pair(from, to, ctx, &self.config)?;
+        let Some((mut src, mut dst)) = lock_pair(from, to, ctx, &self.config) else {
+            return Ok(Attempt::WouldBlock);
+        };
         if let Lookup::Replay(r) = src.log.check(from.id(), &t.request_id, &fp)? {
             // BUG (zoo): double-apply-retry moves a replayed transfer's money again.
             zoo::reapply_transfer(&self.config, &r, &mut src, &mut dst, t.amount);
-            return Ok(r);
+            return Ok(Attempt::Done(r));
         }
         if ctx.abandoned() {
-            return Ok(src.abandon(&t.request_id, &fp));
+            return Ok(Attempt::Done(src.abandon(&t.request_id, &fp)));
         }
         let approve = src.balance >= t.amount;
         if approve && dst.balance.checked_add(t.amount).is_none() {
@@ -165,7 +201,7 @@ impl Ledger {
         if approve {
             to.notify_funds();
         }
-        Ok(result)
+        Ok(Attempt::Done(result))
     }
 
     /// The stored result of `request_id` on `account`, fencing it if unseen.
@@ -192,6 +228,18 @@ impl Ledger {
     }
 }
 
+/// The result of an attempt on a context that may block. `WouldBlock` cannot
+/// happen there; should a caller pass a context that may not, it is a bug
+/// of that caller, answered as an internal error rather than a panic.
+fn blocked(attempt: Attempt<OpResult>) -> LedgerResult<OpResult> {
+    match attempt {
+        Attempt::Done(result) => Ok(result),
+        Attempt::WouldBlock => Err(LedgerError::Internal(
+            "a non-blocking context reached a blocking ledger call".into(),
+        )),
+    }
+}
+
 /// Locks two distinct accounts in the global order (by id) so that opposite
 /// transfers can never deadlock; returns the guards as (from, to). Takes
 /// both as `ctx` allows (see [`Account::lock_as`]): all or nothing.
@@ -200,14 +248,14 @@ fn lock_pair<'a>(
     to: &'a Account,
     ctx: &CallContext,
     cfg: &LedgerConfig,
-) -> LedgerResult<(MutexGuard<'a, State>, MutexGuard<'a, State>)> {
+) -> Option<(MutexGuard<'a, State>, MutexGuard<'a, State>)> {
     assert_ne!(from.id(), to.id(), "a transfer locks two different accounts");
     if from.id() < to.id() {
         let src = from.lock_as(ctx, cfg)?;
-        Ok((src, to.lock_as(ctx, cfg)?))
+        Some((src, to.lock_as(ctx, cfg)?))
     } else {
         let dst = to.lock_as(ctx, cfg)?;
-        Ok((from.lock_as(ctx, cfg)?, dst))
+        Some((from.lock_as(ctx, cfg)?, dst))
     }
 }
 

@@ -49,6 +49,18 @@ impl OpResult {
     }
 }
 
+/// What an attempt to run an op came to. A context that may not block (an
+/// async worker) gets `WouldBlock` when the op would have to wait for a lock,
+/// sleep or wait for funds: nothing changed, and the caller runs it again
+/// where it may block. A plain result of the attempt, not a domain error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt<T> {
+    /// The op ran (or was answered from the request log).
+    Done(T),
+    /// The op would have blocked; nothing changed.
+    WouldBlock,
+}
+
 /// An account's state read under its lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {

@@ -553,22 +553,26 @@ fn non_blocking() -> CallContext {
 fn a_non_blocking_context_runs_an_op_only_when_nothing_can_block() {
     // Zero delay, lock free, no wait: the op runs right away.
     let l = ledger_with(&[("a", 100), ("b", 0)], |_| {});
+    let (a, b) = (l.account("a").unwrap(), l.account("b").unwrap());
     let w = withdrawal("a", 30, "w1", false);
-    assert_eq!(withdraw_ctx(&l, &w, &mut non_blocking()).unwrap().balance, 70);
+    let done = |attempt: LedgerResult<Attempt<OpResult>>| match attempt.unwrap() {
+        Attempt::Done(result) => result,
+        Attempt::WouldBlock => panic!("the op would block"),
+    };
+    assert_eq!(done(l.try_withdraw(&a, &w, &mut non_blocking())).balance, 70);
     let t = Transfer {
         from_account_id: "a".into(),
         to_account_id: "b".into(),
         amount: 10,
         request_id: "t1".into(),
     };
-    let (a, b) = (l.account("a").unwrap(), l.account("b").unwrap());
-    assert_eq!(l.transfer(&a, &b, &t, &non_blocking()).unwrap().to_balance, 10);
+    assert_eq!(done(l.try_transfer(&a, &b, &t, &non_blocking())).to_balance, 10);
 
     // A wait for funds would block: WouldBlock, and the id is not even pending.
     let w = withdrawal("a", 1_000, "w2", true);
     assert_eq!(
-        withdraw_ctx(&l, &w, &mut non_blocking()),
-        Err(LedgerError::WouldBlock)
+        l.try_withdraw(&a, &w, &mut non_blocking()),
+        Ok(Attempt::WouldBlock)
     );
     assert_eq!(op(&l, "a", "w2").unwrap().outcome, Outcome::NotApplied);
 
@@ -576,12 +580,12 @@ fn a_non_blocking_context_runs_an_op_only_when_nothing_can_block() {
     let held = a.lock();
     let w = withdrawal("a", 1, "w3", false);
     assert_eq!(
-        withdraw_ctx(&l, &w, &mut non_blocking()),
-        Err(LedgerError::WouldBlock)
+        l.try_withdraw(&a, &w, &mut non_blocking()),
+        Ok(Attempt::WouldBlock)
     );
     assert_eq!(
-        l.transfer(&b, &a, &t, &non_blocking()),
-        Err(LedgerError::WouldBlock)
+        l.try_transfer(&b, &a, &t, &non_blocking()),
+        Ok(Attempt::WouldBlock)
     );
     drop(held);
     assert_eq!(state(&l, "a"), (60, 2));
@@ -596,8 +600,8 @@ fn a_non_blocking_context_runs_an_op_only_when_nothing_can_block() {
         request_id: "d1".into(),
     };
     assert_eq!(
-        slow.deposit(&acct, &d, &non_blocking()),
-        Err(LedgerError::WouldBlock)
+        slow.try_deposit(&acct, &d, &non_blocking()),
+        Ok(Attempt::WouldBlock)
     );
     assert_eq!(state(&slow, "a"), (100, 0));
     assert_eq!(

@@ -16,7 +16,7 @@ use super::account::{processing_delay, Account, State};
 use super::config::LedgerConfig;
 use super::context::CallContext;
 use super::error::{LedgerError, LedgerResult};
-use super::op::{Deposit, Fingerprint, OpResult, Outcome, Snapshot, Transfer, Withdrawal};
+use super::op::{Attempt, Deposit, Fingerprint, OpResult, Outcome, Snapshot, Transfer, Withdrawal};
 use super::request_log::Lookup;
 
 /// How long `stale-read` keeps answering an account's old balance.
@@ -231,13 +231,13 @@ pub(super) fn transfer_in_two_steps(
     fp: &Fingerprint,
     ctx: &CallContext,
     cfg: &LedgerConfig,
-) -> LedgerResult<OpResult> {
+) -> LedgerResult<Attempt<OpResult>> {
     // Once debited, the credit must not be refused for a busy lock: no fast path.
     if !ctx.may_block() {
-        return Err(LedgerError::WouldBlock);
+        return Ok(Attempt::WouldBlock);
     }
     let mut result = match debit_step(from, t, fp, ctx, cfg)? {
-        Debit::Finished(result) => return Ok(result),
+        Debit::Finished(result) => return Ok(Attempt::Done(result)),
         Debit::Debited(result) => result,
     };
     let approved = result.outcome == Outcome::Approved;
@@ -255,7 +255,7 @@ pub(super) fn transfer_in_two_steps(
     }
     // A third critical section: the id was pending meanwhile (copies: "in progress").
     from.lock().log.record(fp, &result);
-    Ok(result)
+    Ok(Attempt::Done(result))
 }
 
 /// The first half of [`transfer_in_two_steps`], under the source's lock only.
