@@ -79,6 +79,10 @@ pub struct Args {
     #[arg(long, env = "BANK_STREAM_RESPONSE_BUFFER", default_value_t = 64)]
     pub stream_response_buffer: usize,
 
+    /// Serve Prometheus metrics at `GET /metrics` on this address (off by default).
+    #[arg(long, env = "BANK_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Time in-flight calls get to finish after SIGINT/SIGTERM.
     #[arg(long, env = "BANK_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
@@ -118,6 +122,7 @@ impl Args {
                 max_wait: self.max_wait,
                 max_blocking_per_account: self.max_blocking_per_account,
                 max_queued_per_account: self.max_queued_per_account,
+                ..LedgerConfig::default()
             },
             max_message_bytes: self.max_message_bytes,
             max_concurrent_streams_per_connection: self.max_concurrent_streams.max(1),

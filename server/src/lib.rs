@@ -11,13 +11,16 @@ mod fence;
 pub mod gate;
 pub mod ledger;
 pub mod logging;
+pub mod metrics;
+pub mod metrics_http;
 pub mod ops;
 pub mod service;
 pub mod signal;
 mod startup;
 mod status;
 mod stream;
+pub mod telemetry;
 pub mod zoo;
 
 pub use config::ServerConfig;
-pub use startup::{run, BoxError};
+pub use startup::{run, serve, BoxError, Listeners};

@@ -33,7 +33,15 @@ fn main() -> ExitCode {
             let shutdown = bank_server::signal::shutdown();
             let listener = TcpListener::bind(args.listen).await?;
             info!(addr = %listener.local_addr()?, delay = ?config.ledger.processing_delay, "bank-server listening");
-            bank_server::run(listener, config, shutdown).await
+            let metrics = match args.metrics_listen {
+                Some(addr) => Some(TcpListener::bind(addr).await?),
+                None => None,
+            };
+            if let Some(m) = &metrics {
+                info!(addr = %m.local_addr()?, "metrics at http://{}/metrics", m.local_addr()?);
+            }
+            let listeners = bank_server::Listeners { grpc: listener, metrics };
+            bank_server::serve(listeners, config, shutdown).await
         })
     });
     match result {

@@ -1,6 +1,7 @@
 //! The `bank.v1.Bank` gRPC service: each handler converts the request, calls
 //! [`Ops`] (or the ledger directly for reads) and converts the answer. Errors
 //! become statuses through `From<LedgerError> for Status`, nowhere else.
+//! Every call is reported to [`Telemetry`] (access log and metrics).
 
 use std::sync::Arc;
 
@@ -11,18 +12,30 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::call::Call;
 use crate::ops::Ops;
 use crate::stream::{withdraw_stream, ResultStream};
+use crate::telemetry::{Method, Telemetry};
 
 /// The service handed to tonic; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct BankService {
     ops: Arc<Ops>,
     stream_buffer: usize,
+    telemetry: Telemetry,
 }
 
 impl BankService {
     /// A service over `ops`; each stream buffers up to `stream_buffer` answers.
     pub fn new(ops: Arc<Ops>, stream_buffer: usize) -> Self {
-        BankService { ops, stream_buffer }
+        BankService {
+            ops,
+            stream_buffer,
+            telemetry: Telemetry::default(),
+        }
+    }
+
+    /// The same service, reporting its calls to `telemetry`.
+    pub fn with_telemetry(mut self, telemetry: Telemetry) -> Self {
+        self.telemetry = telemetry;
+        self
     }
 }
 
@@ -32,18 +45,26 @@ impl Bank for BankService {
         &self,
         request: Request<pb::OpenAccountRequest>,
     ) -> Result<Response<pb::Account>, Status> {
-        let _entered = self.ops.enter()?;
         let r = request.into_inner();
-        let snapshot = self.ops.ledger().open(&r.account_id, r.initial_balance)?;
-        Ok(Response::new(snapshot.into()))
+        let observed = self.telemetry.start(Method::OpenAccount, &r.account_id, "");
+        let result = self
+            .ops
+            .enter()
+            .and_then(|_entered| self.ops.ledger().open(&r.account_id, r.initial_balance))
+            .map_err(Status::from);
+        observed.finish_call(&result);
+        Ok(Response::new(result?.into()))
     }
 
     async fn get_balance(
         &self,
         request: Request<pb::GetBalanceRequest>,
     ) -> Result<Response<pb::Account>, Status> {
-        let snapshot = self.ops.balance(&request.get_ref().account_id).await?;
-        Ok(Response::new(snapshot.into()))
+        let account_id = &request.get_ref().account_id;
+        let observed = self.telemetry.start(Method::GetBalance, account_id, "");
+        let result = self.ops.balance(account_id).await.map_err(Status::from);
+        observed.finish_call(&result);
+        Ok(Response::new(result?.into()))
     }
 
     async fn deposit(
@@ -51,8 +72,13 @@ impl Bank for BankService {
         request: Request<pb::DepositRequest>,
     ) -> Result<Response<pb::OperationResult>, Status> {
         let call = Call::from_metadata(request.metadata());
-        let result = self.ops.deposit(request.into_inner().into(), &call).await?;
-        Ok(Response::new(self.ops.answers().wire(result)))
+        let r = request.into_inner();
+        let observed = self
+            .telemetry
+            .start(Method::Deposit, &r.account_id, &r.request_id);
+        let result = self.ops.deposit(r.into(), &call).await.map_err(Status::from);
+        observed.finish_op(&result);
+        Ok(Response::new(self.ops.answers().wire(result?)))
     }
 
     async fn withdraw(
@@ -60,8 +86,13 @@ impl Bank for BankService {
         request: Request<pb::WithdrawRequest>,
     ) -> Result<Response<pb::OperationResult>, Status> {
         let call = Call::from_metadata(request.metadata());
-        let result = self.ops.withdraw(request.into_inner().into(), &call).await?;
-        Ok(Response::new(self.ops.answers().wire(result)))
+        let r = request.into_inner();
+        let observed = self
+            .telemetry
+            .start(Method::Withdraw, &r.account_id, &r.request_id);
+        let result = self.ops.withdraw(r.into(), &call).await.map_err(Status::from);
+        observed.finish_op(&result);
+        Ok(Response::new(self.ops.answers().wire(result?)))
     }
 
     type WithdrawStreamStream = ResultStream;
@@ -78,6 +109,7 @@ impl Bank for BankService {
             call,
             request.into_inner(),
             self.stream_buffer,
+            self.telemetry.clone(),
         );
         Ok(Response::new(stream))
     }
@@ -87,8 +119,13 @@ impl Bank for BankService {
         request: Request<pb::TransferRequest>,
     ) -> Result<Response<pb::OperationResult>, Status> {
         let call = Call::from_metadata(request.metadata());
-        let result = self.ops.transfer(request.into_inner().into(), &call).await?;
-        Ok(Response::new(self.ops.answers().wire(result)))
+        let r = request.into_inner();
+        let observed = self
+            .telemetry
+            .start(Method::Transfer, &r.from_account_id, &r.request_id);
+        let result = self.ops.transfer(r.into(), &call).await.map_err(Status::from);
+        observed.finish_op(&result);
+        Ok(Response::new(self.ops.answers().wire(result?)))
     }
 
     async fn get_operation(
@@ -96,7 +133,15 @@ impl Bank for BankService {
         request: Request<pb::GetOperationRequest>,
     ) -> Result<Response<pb::OperationResult>, Status> {
         let r = request.into_inner();
-        let result = self.ops.operation(r.account_id, r.request_id).await?;
-        Ok(Response::new(result.into()))
+        let observed = self
+            .telemetry
+            .start(Method::GetOperation, &r.account_id, &r.request_id);
+        let result = self
+            .ops
+            .operation(r.account_id, r.request_id)
+            .await
+            .map_err(Status::from);
+        observed.finish_call(&result);
+        Ok(Response::new(result?.into()))
     }
 }

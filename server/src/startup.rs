@@ -17,12 +17,24 @@ use tonic_health::ServingStatus;
 use tracing::{info, warn};
 
 use crate::config::ServerConfig;
-use crate::ledger::{InjectedBug, Ledger};
+use crate::ledger::{InjectedBug, Ledger, LedgerObserver, Observer};
+use crate::metrics::{Metrics, StateSample};
+use crate::metrics_http;
 use crate::ops::Ops;
 use crate::service::BankService;
+use crate::telemetry::Telemetry;
 
 /// Any startup or transport failure.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Where the server listens: the gRPC port and, optionally, `/metrics`.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The bank.v1 (and health, reflection) port.
+    pub grpc: TcpListener,
+    /// The Prometheus endpoint (`--metrics-listen`), if any.
+    pub metrics: Option<TcpListener>,
+}
 
 /// Serves the bank on `listener` until `shutdown` resolves, then drains for
 /// at most `config.shutdown_grace` and returns.
@@ -31,9 +43,37 @@ pub async fn run(
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), BoxError> {
+    let listeners = Listeners {
+        grpc: listener,
+        metrics: None,
+    };
+    serve(listeners, config, shutdown).await
+}
+
+/// [`run`], with metrics served on `listeners.metrics` if given.
+pub async fn serve(
+    listeners: Listeners,
+    mut config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), BoxError> {
     warn_if_unsafe(&config);
+    let metrics = listeners
+        .metrics
+        .map(|l| Ok::<_, BoxError>((l, Arc::new(Metrics::new()?))))
+        .transpose()?;
+    if let Some((_, m)) = &metrics {
+        config.ledger.observer = Observer::new(Arc::clone(m) as Arc<dyn LedgerObserver>);
+    }
     let ops = Arc::new(Ops::new(Arc::new(Ledger::new(config.ledger.clone()))));
-    let bank = BankServer::new(BankService::new(Arc::clone(&ops), config.stream_response_buffer))
+    let telemetry = metrics
+        .as_ref()
+        .map(|(_, m)| Telemetry::with_metrics(Arc::clone(m)))
+        .unwrap_or_default();
+    let _metrics_task =
+        metrics.map(|(l, m)| AbortOnDrop(tokio::spawn(metrics_http::serve(l, m, sampler(&ops)))));
+    let listener = listeners.grpc;
+    let service = BankService::new(Arc::clone(&ops), config.stream_response_buffer).with_telemetry(telemetry);
+    let bank = BankServer::new(service)
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(config.max_message_bytes);
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -87,6 +127,25 @@ async fn drain(
             Ok(())
         }
     }
+}
+
+/// Aborts the task when dropped (the metrics endpoint ends with the server).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Samples the server's state for a scrape.
+fn sampler(ops: &Arc<Ops>) -> metrics_http::Sampler {
+    let ops = Arc::clone(ops);
+    Arc::new(move || StateSample {
+        open_accounts: ops.ledger().account_count(),
+        inflight_calls: ops.drain().inflight(),
+        ..StateSample::default()
+    })
 }
 
 /// Reflection over the bank and health descriptors (v1 and v1alpha share it).

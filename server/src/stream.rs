@@ -14,6 +14,7 @@ use tonic::{Status, Streaming};
 use crate::call::Call;
 use crate::ledger::LedgerError;
 use crate::ops::Ops;
+use crate::telemetry::{Method, Telemetry};
 
 /// The answer stream handed to tonic.
 pub type ResultStream = Pin<Box<dyn Stream<Item = Result<pb::OperationResult, Status>> + Send>>;
@@ -24,15 +25,22 @@ pub fn withdraw_stream(
     call: Call,
     inbound: Streaming<pb::WithdrawRequest>,
     buffer: usize,
+    telemetry: Telemetry,
 ) -> ResultStream {
     let (tx, rx) = mpsc::channel(buffer.max(1));
-    tokio::spawn(serve(ops, call, inbound, tx));
+    tokio::spawn(serve(ops, call, inbound, tx, telemetry));
     Box::pin(ReceiverStream::new(rx))
 }
 
 type Sender = mpsc::Sender<Result<pb::OperationResult, Status>>;
 
-async fn serve(ops: Arc<Ops>, call: Call, mut inbound: Streaming<pb::WithdrawRequest>, tx: Sender) {
+async fn serve(
+    ops: Arc<Ops>,
+    call: Call,
+    mut inbound: Streaming<pb::WithdrawRequest>,
+    tx: Sender,
+    telemetry: Telemetry,
+) {
     loop {
         let request = tokio::select! {
             next = inbound.next() => next,
@@ -44,7 +52,7 @@ async fn serve(ops: Arc<Ops>, call: Call, mut inbound: Streaming<pb::WithdrawReq
         };
         let Some(request) = request else { return };
         let answer = match request {
-            Ok(request) => answer(&ops, &call, request, &tx).await,
+            Ok(request) => answer(&ops, &call, request, &tx, &telemetry).await,
             // A broken inbound stream (bad frame, too large) ends ours with its status.
             Err(status) => Some(Err(status)),
         };
@@ -62,10 +70,14 @@ async fn answer(
     call: &Call,
     request: pb::WithdrawRequest,
     tx: &Sender,
+    telemetry: &Telemetry,
 ) -> Option<Result<pb::OperationResult, Status>> {
+    let observed = telemetry.start(Method::WithdrawStream, &request.account_id, &request.request_id);
     tokio::select! {
         result = ops.withdraw(request.into(), call) => {
-            Some(result.map(|r| ops.answers().wire(r)).map_err(Into::into))
+            let result = result.map_err(Status::from);
+            observed.finish_op(&result);
+            Some(result.map(|r| ops.answers().wire(r)))
         }
         () = tx.closed() => None,
     }

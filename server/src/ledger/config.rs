@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::observer::Observer;
 use super::zoo::InjectedBug;
 
 /// Everything that shapes the ledger's behaviour and bounds its memory.
@@ -26,6 +27,8 @@ pub struct LedgerConfig {
     pub max_blocking_per_account: usize,
     /// Ops of one account admitted at once (waiting at the gate or running).
     pub max_queued_per_account: usize,
+    /// Who hears about lock waits and holds (and syncs); nobody by default.
+    pub observer: Observer,
 }
 
 impl Default for LedgerConfig {
@@ -40,6 +43,7 @@ impl Default for LedgerConfig {
             max_wait: Duration::from_secs(30),
             max_blocking_per_account: 2,
             max_queued_per_account: 10_000,
+            observer: Observer::default(),
         }
     }
 }

@@ -7,6 +7,7 @@ mod config;
 mod context;
 mod delay;
 mod error;
+mod observer;
 mod op;
 mod request_log;
 #[cfg(test)]
@@ -23,6 +24,7 @@ use account::{processing_delay, State};
 pub use config::LedgerConfig;
 pub use context::{CallContext, Release};
 pub use error::{LedgerError, LedgerResult};
+pub use observer::{LedgerObserver, Observer};
 pub use op::{
     validate_account_id, validate_request_id, Attempt, Deposit, OpResult, Outcome, Snapshot, Transfer,
     Withdrawal, ACCOUNT_ID_MAX_BYTES, REQUEST_ID_MAX_BYTES,
