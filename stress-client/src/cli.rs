@@ -1,13 +1,16 @@
 //! The stress-client command line: the run flags (load shape, workload,
 //! outputs, embedded server) and the `merge` subcommand for interval logs.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use bank_server::cli::parse_duration;
 use bank_server::ledger::InjectedBug;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
+use crate::stages::{parse_stages, Plan};
 use crate::workload::Amounts;
 
 /// Load-test a bank.v1 server and check that it kept every account correct.
@@ -43,6 +46,57 @@ pub enum Command {
         #[arg(required = true)]
         logs: Vec<PathBuf>,
     },
+    /// Compare two --json reports side by side (B against A, with ratios).
+    Compare {
+        /// The baseline report.
+        a: PathBuf,
+        /// The report compared with it.
+        b: PathBuf,
+        /// Exit 1 when B's throughput is lower, or its p99 higher, than A's
+        /// by more than PCT percent (a regression gate for CI).
+        #[arg(long, value_name = "PCT")]
+        fail_if_slower: Option<f64>,
+    },
+}
+
+/// Which defaulted flags were given on the command line (clap's defaults
+/// hide it; some combinations are only wrong when a flag was given).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Given {
+    pub duration: bool,
+    pub warmup: bool,
+    pub server_delay: bool,
+}
+
+impl Given {
+    fn from_matches(m: &ArgMatches) -> Given {
+        let given = |id: &str| m.value_source(id) == Some(ValueSource::CommandLine);
+        Given {
+            duration: given("duration"),
+            warmup: given("warmup"),
+            server_delay: given("server_delay"),
+        }
+    }
+}
+
+impl Cli {
+    /// Parses `args` (program name first), noting which defaulted flags were
+    /// given. The time-based warmup default applies to `--duration` runs only:
+    /// a `--requests` or `--stages` run without `--warmup` measures every op.
+    pub fn try_parse_checked<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let matches = Cli::command().try_get_matches_from(args)?;
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        let run = &mut cli.run;
+        run.given = Given::from_matches(&matches);
+        if !run.given.warmup && (run.requests.is_some() || run.stages.is_some()) {
+            run.warmup = Duration::ZERO;
+        }
+        Ok(cli)
+    }
 }
 
 /// How requests travel.
@@ -87,8 +141,14 @@ pub struct RunArgs {
     #[arg(long)]
     pub requests: Option<u64>,
 
+    /// Open-loop stages instead of --rate and --duration: D@RATE holds RATE
+    /// ops/s for D, D@A..B ramps from A to B ops/s (e.g. 10s@1000,20s@1000..5000).
+    #[arg(long, value_parser = parse_stages, value_name = "D@RATE[,D@RATE...]")]
+    pub stages: Option<Plan>,
+
     /// Time at the start excluded from latency and throughput statistics
-    /// (every op still counts in the consistency check).
+    /// (every op still counts in the consistency check). Default 1s for
+    /// --duration runs, 0s with --requests or --stages.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub warmup: Duration,
 
@@ -154,6 +214,14 @@ pub struct RunArgs {
     #[arg(long)]
     pub histogram_log: Option<PathBuf>,
 
+    /// Write a self-contained HTML report with charts here.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+
+    /// Write one CSV row per second here (time_s,ops,errors,p50_us,p99_us,max_us).
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+
     /// No progress line, no report on stdout (the exit code still tells).
     #[arg(long)]
     pub quiet: bool,
@@ -173,6 +241,10 @@ pub struct RunArgs {
     /// How long to keep asking GetOperation about an op whose outcome is unknown.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub resolve_timeout: Duration,
+
+    /// Which defaulted flags were given (set by [`Cli::try_parse_checked`]).
+    #[arg(skip)]
+    pub given: Given,
 }
 
 /// Parses `MIN..MAX`, a single value, or a comma list into [`Amounts`].
@@ -238,6 +310,25 @@ impl RunArgs {
         if self.requests == Some(0) {
             return Err("--requests must be at least 1".into());
         }
+        self.validate_combinations()
+    }
+
+    /// Flags that contradict each other, or that would be silently ignored.
+    fn validate_combinations(&self) -> Result<(), String> {
+        if self.stages.is_some() && (self.rate.is_some() || self.given.duration || self.requests.is_some()) {
+            return Err(
+                "--stages sets both the rate and the duration: drop --rate, --duration and --requests".into(),
+            );
+        }
+        let server_flags =
+            self.given.server_delay || self.server_unsafe_no_lock || self.server_inject_bug.is_some();
+        if self.target.is_some() && server_flags {
+            return Err(
+                "--server-delay, --server-unsafe-no-lock and --server-inject-bug configure the \
+                 embedded server; with --target there is none (configure that server instead)"
+                    .into(),
+            );
+        }
         Ok(())
     }
 }
@@ -256,6 +347,52 @@ mod tests {
         assert!(parse_amounts("0..5").is_err());
         assert!(parse_amounts("9..5").is_err());
         assert!(parse_amounts("x").is_err());
+    }
+
+    fn usage_error(line: &str) -> Option<String> {
+        let cli = Cli::try_parse_checked(line.split_whitespace()).unwrap();
+        cli.run.validate().err()
+    }
+
+    #[test]
+    fn stages_exclude_rate_duration_and_requests() {
+        assert_eq!(usage_error("stress-client --stages 1s@10,1s@10..20"), None);
+        for other in ["--rate 5", "--duration 5s", "--requests 9"] {
+            let err = usage_error(&format!("stress-client --stages 1s@10 {other}"));
+            assert!(err.is_some_and(|e| e.contains("--stages")), "{other}");
+        }
+        assert_eq!(usage_error("stress-client --duration 5s --rate 5"), None);
+    }
+
+    #[test]
+    fn embedded_server_flags_with_a_target_are_usage_errors() {
+        let target = "stress-client --target http://127.0.0.1:1";
+        assert_eq!(usage_error(target), None);
+        for flag in [
+            "--server-delay 1ms",
+            "--server-unsafe-no-lock",
+            "--server-inject-bug lost-update",
+        ] {
+            let err = usage_error(&format!("{target} {flag}"));
+            assert!(err.is_some_and(|e| e.contains("--target")), "{flag}");
+        }
+    }
+
+    #[test]
+    fn warmup_defaults_to_zero_for_count_and_stage_runs_only() {
+        let warmup = |line: &str| {
+            Cli::try_parse_checked(line.split_whitespace())
+                .unwrap()
+                .run
+                .warmup
+        };
+        assert_eq!(warmup("stress-client"), Duration::from_secs(1));
+        assert_eq!(warmup("stress-client --requests 10"), Duration::ZERO);
+        assert_eq!(warmup("stress-client --stages 1s@10"), Duration::ZERO);
+        assert_eq!(
+            warmup("stress-client --requests 10 --warmup 2s"),
+            Duration::from_secs(2)
+        );
     }
 
     #[test]

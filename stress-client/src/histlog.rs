@@ -12,6 +12,10 @@ use hdrhistogram::Histogram;
 
 use crate::recorder::new_histogram;
 
+/// What a reader of the log needs to know about its unit.
+pub const UNIT_COMMENT: &str = "HistogramLogProcessor assumes nanoseconds: \
+     pass -outputValueUnitRatio 1000 to print these microseconds as milliseconds";
+
 /// Writes the per-interval histograms (index → histogram) to `path`.
 pub fn write(
     path: &Path,
@@ -23,7 +27,8 @@ pub fn write(
     let mut serializer = V2DeflateSerializer::new();
     {
         let mut writer = IntervalLogWriterBuilder::new()
-            .add_comment("stress-client latency log; values in microseconds")
+            .add_comment("stress-client corrected latency log; values in microseconds")
+            .add_comment(UNIT_COMMENT)
             .with_start_time(start)
             .with_base_time(start)
             .begin_log_with(&mut out, &mut serializer)
@@ -91,6 +96,8 @@ mod tests {
         let b = dir.path().join("b.hlog");
         write(&a, &intervals, Duration::from_secs(1), SystemTime::now()).unwrap();
         write(&b, &intervals, Duration::from_secs(1), SystemTime::now()).unwrap();
+        let text = std::fs::read_to_string(&a).unwrap();
+        assert!(text.contains("values in microseconds") && text.contains("-outputValueUnitRatio 1000"));
         let (merged, n) = merge(&[&a, &b]).unwrap();
         assert_eq!(n, 6);
         assert_eq!(merged.len(), 600);

@@ -1,12 +1,13 @@
 //! The `stress-client` binary: parse flags, set up tracing, run (or merge
-//! interval logs), print the report, exit 0 (passed), 1 (violation), 2 (failure)
-//! or 3 (inconclusive).
+//! interval logs, or compare two reports), print the report, exit 0 (passed),
+//! 1 (violation), 2 (failure) or 3 (inconclusive).
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use std::path::Path;
+
 use stress_client::cli::{Cli, Command};
-use stress_client::report::{human, latency};
+use stress_client::report::{compare, human, latency};
 use stress_client::run::{execute, exit_for, Exit};
 
 /// mimalloc: the load generator shares the machine's cores with the server,
@@ -15,10 +16,11 @@ use stress_client::run::{execute, exit_for, Exit};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse_checked(std::env::args_os()).unwrap_or_else(|e| e.exit());
     bank_server::logging::init("warn");
     let exit = match cli.command {
         Some(Command::Merge { logs }) => merge(&logs),
+        Some(Command::Compare { a, b, fail_if_slower }) => compare_reports(&a, &b, fail_if_slower),
         None => run(&cli.run),
     };
     ExitCode::from(exit as u8)
@@ -28,7 +30,10 @@ fn run(args: &stress_client::cli::RunArgs) -> Exit {
     match execute(args) {
         Ok(summary) => {
             if !args.quiet {
-                print!("{}", human::render(&summary, args.rate.is_some()));
+                print!(
+                    "{}",
+                    human::render(&summary, args.rate.is_some() || args.stages.is_some())
+                );
             }
             let exit = exit_for(&summary);
             if exit == Exit::Failure {
@@ -63,4 +68,28 @@ fn merge(logs: &[std::path::PathBuf]) -> Exit {
             Exit::Failure
         }
     }
+}
+
+/// `compare`: 0 when B is within the gate (or there is none), 1 when it is
+/// slower, 2 when a report cannot be read.
+fn compare_reports(a: &Path, b: &Path, fail_if_slower: Option<f64>) -> Exit {
+    let loaded =
+        compare::check_gate(fail_if_slower).and_then(|()| Ok((compare::load(a)?, compare::load(b)?)));
+    let (run_a, run_b) = match loaded {
+        Ok(runs) => runs,
+        Err(e) => {
+            eprintln!("stress-client compare: {e}");
+            return Exit::Failure;
+        }
+    };
+    println!("A = {}\nB = {}", a.display(), b.display());
+    let c = compare::compare(&run_a, &run_b, fail_if_slower);
+    print!("{}", c.table);
+    if c.regressions.is_empty() {
+        return Exit::Passed;
+    }
+    for r in &c.regressions {
+        println!("SLOWER: {r}");
+    }
+    Exit::Violation
 }

@@ -11,6 +11,10 @@ use bank_checker::{Duplicate, Kind, Op, Outcome, Read, TransferLeg};
 use hdrhistogram::Histogram;
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::errors::ErrorTally;
+use crate::rpc::{PerRpc, Rpc};
+use crate::stage_tally::StageTally;
+use crate::timeline::Interval;
 use crate::workload::Planned;
 
 /// Significant figures of every latency histogram.
@@ -63,13 +67,13 @@ pub struct Timing {
     pub received: Instant,
 }
 
-/// Where interval histograms go, and which interval is being filled.
+/// Where per-second intervals go, and which interval is being filled.
 #[derive(Debug)]
 pub struct IntervalSink {
-    pub tx: UnboundedSender<(u64, Histogram<u64>)>,
+    pub tx: UnboundedSender<(u64, Interval)>,
     pub interval_ns: u64,
     current: u64,
-    histogram: Histogram<u64>,
+    interval: Interval,
 }
 
 /// Everything one worker recorded.
@@ -81,6 +85,12 @@ pub struct Recorder {
     pub corrected: Histogram<u64>,
     pub uncorrected: Histogram<u64>,
     interval: Option<IntervalSink>,
+    /// Withdrawals travel over `WithdrawStream` (for the per-RPC breakdown).
+    streamed: bool,
+    pub per_rpc: PerRpc,
+    pub errors: ErrorTally,
+    /// Per-stage counts under `--stages`.
+    pub stages: Option<StageTally>,
     pub ops: Vec<Op>,
     pub legs: Vec<TransferLeg>,
     pub reads: Vec<Read>,
@@ -105,28 +115,33 @@ pub fn record_us(h: &mut Histogram<u64>, value_us: u64) {
 
 impl IntervalSink {
     /// A sink sending one histogram per `interval_ns` of the run clock.
-    pub fn new(tx: UnboundedSender<(u64, Histogram<u64>)>, interval_ns: u64) -> Self {
+    pub fn new(tx: UnboundedSender<(u64, Interval)>, interval_ns: u64) -> Self {
         IntervalSink {
             tx,
             interval_ns: interval_ns.max(1),
             current: 0,
-            histogram: new_histogram(),
+            interval: Interval::default(),
         }
     }
 
-    fn record(&mut self, at_ns: u64, latency_us: u64) {
+    /// Counts an op completed at `at_ns`, with its latency if measured.
+    fn record(&mut self, at_ns: u64, latency_us: Option<u64>, error: bool) {
         let index = at_ns / self.interval_ns;
         if index != self.current {
             self.flush();
             self.current = index;
         }
-        record_us(&mut self.histogram, latency_us);
+        self.interval.ops += 1;
+        self.interval.errors += u64::from(error);
+        if let Some(us) = latency_us {
+            record_us(&mut self.interval.latency, us);
+        }
     }
 
     fn flush(&mut self) {
-        if !self.histogram.is_empty() {
-            let full = std::mem::replace(&mut self.histogram, new_histogram());
-            // The collector outlives the workers; a closed channel only loses the log.
+        if !self.interval.is_empty() {
+            let full = std::mem::take(&mut self.interval);
+            // The collector outlives the workers; a closed channel only loses the timeline.
             let _ = self.tx.send((self.current, full));
         }
     }
@@ -148,6 +163,10 @@ impl Recorder {
             corrected: new_histogram(),
             uncorrected: new_histogram(),
             interval,
+            streamed: false,
+            per_rpc: PerRpc::default(),
+            errors: ErrorTally::default(),
+            stages: None,
             ops: Vec::new(),
             legs: Vec::new(),
             reads: Vec::new(),
@@ -156,6 +175,12 @@ impl Recorder {
             counts: Counts::default(),
             live,
         }
+    }
+
+    /// Says that withdrawals travel over `WithdrawStream` (stream mode).
+    pub fn streamed(mut self, streamed: bool) -> Self {
+        self.streamed = streamed;
+        self
     }
 
     /// Nanoseconds since the run's origin.
@@ -172,7 +197,7 @@ impl Recorder {
         reply: Result<pb::OperationResult, tonic::Status>,
         id_ok: bool,
     ) -> u32 {
-        self.measure(timing);
+        self.measure(timing, Rpc::of(planned.kind, self.streamed), reply.is_err());
         // Loud, not saturating: a wrapped index would pair legs with the wrong op.
         let index = u32::try_from(self.ops.len()).expect("fewer than 2^32 ops per worker");
         let mut op = Op {
@@ -196,7 +221,10 @@ impl Recorder {
         self.counts.by_status[status_index(&reply)] += 1;
         match reply {
             Ok(r) => self.fill_reply(&mut op, &mut leg, &r, timing.received),
-            Err(_) => self.fail(index, planned.number),
+            Err(status) => {
+                self.errors.add(i32::from(status.code()), status.message(), 1);
+                self.fail(index, planned.number);
+            }
         }
         if planned.kind == Kind::Transfer {
             self.legs.push(leg);
@@ -216,6 +244,8 @@ impl Recorder {
         reply: Result<pb::Account, tonic::Status>,
     ) {
         self.counts.reads += 1;
+        let measured = (sent >= self.warmup_end).then(|| micros(received.saturating_duration_since(sent)));
+        self.per_rpc.record(Rpc::GetBalance, measured);
         let (balance, sequence, not_found) = match reply {
             Ok(a) => (a.balance, a.sequence, false),
             Err(s) if s.code() == tonic::Code::NotFound => (0, 0, true),
@@ -320,7 +350,7 @@ impl Recorder {
         leg.to_sequence = r.to_sequence;
     }
 
-    fn measure(&mut self, timing: Timing) {
+    fn measure(&mut self, timing: Timing, rpc: Rpc, error: bool) {
         // Throughput counts every op completed in the measured window, which
         // runs from the end of warmup to the last reply; latency only ops sent
         // in it. (Counting ops by send time would leave out the replies to ops
@@ -329,19 +359,22 @@ impl Recorder {
         if timing.received >= self.warmup_end {
             self.counts.measured += 1;
         }
-        if timing.sent < self.warmup_end {
-            return;
+        let corrected = (timing.sent >= self.warmup_end)
+            .then(|| micros(timing.received.saturating_duration_since(timing.intended)));
+        self.per_rpc.record(rpc, corrected);
+        let (sent_ns, at_ns) = (self.clock_ns(timing.sent), self.clock_ns(timing.received));
+        if let Some(stages) = self.stages.as_mut() {
+            stages.record(sent_ns, corrected);
         }
-        let corrected = micros(timing.received.saturating_duration_since(timing.intended));
+        if let Some(sink) = self.interval.as_mut() {
+            sink.record(at_ns, corrected, error);
+        }
+        let Some(corrected) = corrected else { return };
         record_us(&mut self.corrected, corrected);
         record_us(
             &mut self.uncorrected,
             micros(timing.received.saturating_duration_since(timing.sent)),
         );
-        let at_ns = self.clock_ns(timing.received);
-        if let Some(sink) = self.interval.as_mut() {
-            sink.record(at_ns, corrected);
-        }
     }
 
     /// Sends the last partial interval; call once when the worker is done.

@@ -2,23 +2,22 @@
 //! external), connect, open fresh accounts, drive the load, settle unknowns,
 //! check the history, write the outputs, and turn the verdict into an exit code.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use hdrhistogram::Histogram;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
 use crate::cli::RunArgs;
-use crate::drive::{self, Load, Names, HISTOGRAM_LOG_INTERVAL};
+use crate::drive::{self, Load, Names};
 use crate::progress::{PhaseBar, Progress};
-use crate::recorder::{new_histogram, Live, Recorder};
-use crate::report::{self, hgrm, Consistency, Merged, Summary};
+use crate::recorder::{Live, Recorder};
+use crate::report::{self, Consistency, Merged, Shape, Summary};
 use crate::target::Target;
+use crate::timeline::{Interval, Intervals};
 use crate::workload::{account_id, Amounts};
-use crate::{histlog, settle, setup};
+use crate::{outputs, settle, setup};
 use bank_checker::Verdict;
 
 /// The process exit codes (documented in the README and `--help`).
@@ -99,7 +98,8 @@ async fn run_against(args: &RunArgs, endpoint: &str) -> Result<Summary, String> 
     let setup_took = setup_start.elapsed();
     tracing::info!("opened {} accounts in {setup_took:?}", args.accounts);
     let live = Arc::new(Live::default());
-    let (intervals, collector) = interval_collector(args.histogram_log.is_some());
+    let timeline = args.histogram_log.is_some() || args.html.is_some() || args.csv.is_some();
+    let (intervals, collector) = interval_collector(timeline);
     let progress = Progress::start(Arc::clone(&live), args.quiet);
     let (start, wall_start) = (Instant::now(), SystemTime::now());
     let load = Load {
@@ -123,13 +123,13 @@ async fn run_against(args: &RunArgs, endpoint: &str) -> Result<Summary, String> 
         setup_took,
     };
     let (merged, summary) = finish.settle_and_check(recorders, measured).await;
-    write_outputs(args, &summary, &merged.corrected)?;
-    if let Some((path, collector)) = args.histogram_log.as_ref().zip(collector) {
-        let per_interval = collector
+    let timeline = match collector {
+        Some(task) => task
             .await
-            .map_err(|e| format!("interval collector failed: {e}"))?;
-        histlog::write(path, &per_interval, HISTOGRAM_LOG_INTERVAL, wall_start)?;
-    }
+            .map_err(|e| format!("interval collector failed: {e}"))?,
+        None => Intervals::new(),
+    };
+    outputs::write(args, &summary, &merged, &timeline, wall_start)?;
     Ok(summary)
 }
 
@@ -205,40 +205,30 @@ fn check_and_summarize(
         measured,
         consistency,
         config_json(args, endpoint),
+        Shape {
+            rate: args.rate,
+            stages: args.stages.as_ref(),
+        },
     );
     (merged, summary)
 }
 
-type Intervals = BTreeMap<u64, Histogram<u64>>;
-type IntervalSender = mpsc::UnboundedSender<(u64, Histogram<u64>)>;
+type IntervalSender = mpsc::UnboundedSender<(u64, Interval)>;
 
-/// A task that adds up the workers' interval histograms as they arrive.
+/// A task that adds up the workers' intervals as they arrive.
 fn interval_collector(enabled: bool) -> (Option<IntervalSender>, Option<JoinHandle<Intervals>>) {
     if !enabled {
         return (None, None);
     }
-    let (tx, mut rx) = mpsc::unbounded_channel::<(u64, Histogram<u64>)>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<(u64, Interval)>();
     let task = tokio::spawn(async move {
         let mut intervals = Intervals::new();
-        while let Some((index, h)) = rx.recv().await {
-            let _ = intervals.entry(index).or_insert_with(new_histogram).add(&h);
+        while let Some((index, interval)) = rx.recv().await {
+            intervals.entry(index).or_default().add(&interval);
         }
         intervals
     });
     (Some(tx), Some(task))
-}
-
-fn write_outputs(args: &RunArgs, summary: &Summary, corrected: &Histogram<u64>) -> Result<(), String> {
-    if let Some(path) = &args.json {
-        let text =
-            serde_json::to_string_pretty(summary).map_err(|e| format!("cannot encode the report: {e}"))?;
-        std::fs::write(path, text + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    }
-    if let Some(path) = &args.hgrm {
-        std::fs::write(path, hgrm::render(corrected))
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    }
-    Ok(())
 }
 
 fn config_json(args: &RunArgs, endpoint: &str) -> serde_json::Value {
@@ -253,6 +243,7 @@ fn config_json(args: &RunArgs, endpoint: &str) -> serde_json::Value {
         "requests": args.requests,
         "warmup_s": args.warmup.as_secs_f64(),
         "rate": args.rate,
+        "stages": args.stages.as_ref().map(stages_json),
         "accounts": args.accounts,
         "initial_balance": args.initial_balance,
         "amount": amounts_json(&args.amount),
@@ -267,6 +258,15 @@ fn config_json(args: &RunArgs, endpoint: &str) -> serde_json::Value {
         "server_unsafe_no_lock": args.target.is_none().then_some(args.server_unsafe_no_lock),
         "server_inject_bug": args.server_inject_bug.filter(|_| args.target.is_none()).map(|b| b.name()),
     })
+}
+
+fn stages_json(plan: &crate::stages::Plan) -> serde_json::Value {
+    let stages: Vec<_> = plan
+        .stages
+        .iter()
+        .map(|s| serde_json::json!({ "duration_s": s.duration.as_secs_f64(), "from": s.from, "to": s.to }))
+        .collect();
+    serde_json::json!(stages)
 }
 
 fn amounts_json(amounts: &Amounts) -> serde_json::Value {

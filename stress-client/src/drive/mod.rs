@@ -11,12 +11,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bank::v1::bank_client::BankClient;
-use hdrhistogram::Histogram;
 use tokio::sync::mpsc::UnboundedSender;
 use tonic::transport::Channel;
 
-use crate::cli::RunArgs;
+use crate::cli::{Mode, RunArgs};
 use crate::recorder::{IntervalSink, Live, Recorder};
+use crate::stage_tally::StageTally;
+use crate::timeline::Interval;
 use crate::workload::{Generator, Mix};
 use extras::Extras;
 pub use requests::Names;
@@ -24,7 +25,7 @@ use schedule::Schedule;
 pub use worker::Budget;
 use worker::WorkerSpec;
 
-/// Length of one interval of the HdrHistogram interval log.
+/// Length of one interval of the timeline (and the HdrHistogram interval log).
 pub const HISTOGRAM_LOG_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What the drive phase needs from the run.
@@ -35,7 +36,7 @@ pub struct Load<'a> {
     /// The run clock's origin and the start of the load.
     pub start: Instant,
     pub live: Arc<Live>,
-    pub intervals: Option<UnboundedSender<(u64, Histogram<u64>)>>,
+    pub intervals: Option<UnboundedSender<(u64, Interval)>>,
 }
 
 /// Runs every worker to the end and returns their recorders. A worker that
@@ -94,9 +95,10 @@ fn worker_parts(
     workers: u32,
 ) -> (WorkerSpec, Generator, Schedule, Recorder) {
     let args = load.args;
-    let budget = match args.requests {
-        Some(total) => Budget::Ops(share(total, index, workers)),
-        None => Budget::Until(load.start + args.warmup + args.duration),
+    let budget = match (args.requests, &args.stages) {
+        (Some(total), _) => Budget::Ops(share(total, index, workers)),
+        (None, Some(plan)) => Budget::Until(load.start + plan.total()),
+        (None, None) => Budget::Until(load.start + args.warmup + args.duration),
     };
     let spec = WorkerSpec {
         index,
@@ -113,15 +115,16 @@ fn worker_parts(
         .clone()
         .map(|tx| IntervalSink::new(tx, interval_ns));
     let warmup_end = load.start + args.warmup;
-    let rec = Recorder::new(index, load.start, warmup_end, sink, Arc::clone(&load.live));
+    let mut rec = Recorder::new(index, load.start, warmup_end, sink, Arc::clone(&load.live))
+        .streamed(args.mode == Mode::Stream);
+    rec.stages = args.stages.as_ref().map(|plan| StageTally::new(plan.ends_ns()));
+    let schedule = match &args.stages {
+        Some(plan) => Schedule::staged(Arc::new(plan.clone()), load.start, index, workers),
+        None => Schedule::new(args.rate, load.start, index, workers),
+    };
     let accounts = u32::try_from(load.names.accounts.len()).expect("--accounts is bounded by validate");
     let generator = Generator::new(Arc::clone(mix), accounts, args.seed, index);
-    (
-        spec,
-        generator,
-        Schedule::new(args.rate, load.start, index, workers),
-        rec,
-    )
+    (spec, generator, schedule, rec)
 }
 
 /// Worker `index`'s share of `total` ops: as even as possible.

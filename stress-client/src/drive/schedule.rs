@@ -2,7 +2,10 @@
 //! Open loop (`--rate`): a fixed schedule per worker, so latency can be taken
 //! from the intended send time and coordinated omission is corrected (wrk2).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use crate::stages::Plan;
 
 /// The send schedule of one worker.
 #[derive(Debug, Clone)]
@@ -13,6 +16,14 @@ pub enum Schedule {
     Open {
         first: Instant,
         period: Duration,
+        next: u64,
+    },
+    /// `--stages`: op k of worker w is op k·workers + w of the plan.
+    Staged {
+        start: Instant,
+        plan: Arc<Plan>,
+        worker: u32,
+        workers: u32,
         next: u64,
     },
 }
@@ -32,6 +43,17 @@ impl Schedule {
         }
     }
 
+    /// Worker `worker` of `workers` sharing the stages of `plan` from `start`.
+    pub fn staged(plan: Arc<Plan>, start: Instant, worker: u32, workers: u32) -> Self {
+        Schedule::Staged {
+            start,
+            plan,
+            worker,
+            workers: workers.max(1),
+            next: 0,
+        }
+    }
+
     /// When the next op is due (`None`: now).
     pub fn due(&self) -> Option<Instant> {
         match self {
@@ -40,13 +62,24 @@ impl Schedule {
                 let k = u32::try_from(*next).unwrap_or(u32::MAX);
                 Some(*first + period.saturating_mul(k))
             }
+            Schedule::Staged {
+                start,
+                plan,
+                worker,
+                workers,
+                next,
+            } => {
+                let n = *next as f64 * f64::from(*workers) + f64::from(*worker);
+                // Past the last stage: due when the plan ends (the budget ends there too).
+                Some(*start + plan.due(n).unwrap_or_else(|| plan.total()))
+            }
         }
     }
 
     /// Takes the due slot; returns the op's intended send time (`now` if closed).
     pub fn take(&mut self, now: Instant) -> Instant {
         let due = self.due().unwrap_or(now);
-        if let Schedule::Open { next, .. } = self {
+        if let Schedule::Open { next, .. } | Schedule::Staged { next, .. } = self {
             *next += 1;
         }
         due
@@ -65,6 +98,12 @@ mod tests {
         assert_eq!(a.take(start), start);
         assert_eq!(a.due(), Some(start + Duration::from_millis(20)));
         assert_eq!(b.due(), Some(start + Duration::from_millis(10)));
+        let plan = Arc::new(crate::stages::parse_stages("1s@100").unwrap());
+        let mut s0 = Schedule::staged(Arc::clone(&plan), start, 0, 2);
+        let s1 = Schedule::staged(plan, start, 1, 2);
+        assert_eq!(s0.take(start), start);
+        assert_eq!(s0.due(), Some(start + Duration::from_millis(20)));
+        assert_eq!(s1.due(), Some(start + Duration::from_millis(10)));
         let mut closed = Schedule::new(None, start, 0, 1);
         let now = Instant::now();
         assert_eq!(closed.take(now), now);

@@ -1,6 +1,7 @@
 //! The `.hgrm` percentile distribution, in the text layout of HdrHistogram's
 //! `outputPercentileDistribution` (values in milliseconds), so HdrHistogram's
 //! plotter and other tools read it as they read wrk2's or Java's output.
+//! The footer also says which latency the file holds and in what unit.
 
 use std::fmt::Write as _;
 
@@ -13,11 +14,12 @@ const VALUE_SCALE: f64 = 1000.0;
 /// Sub-buckets of a 3-significant-figure histogram, as the footer reports them.
 const SUB_BUCKETS: u32 = 2048;
 
-/// Renders `h` (microsecond values) as `.hgrm` text.
-pub fn render(h: &Histogram<u64>) -> String {
+/// Renders `h` (microsecond values) as `.hgrm` text; `what` names the latency.
+pub fn render(h: &Histogram<u64>, what: &str) -> String {
     let mut out = String::from("       Value     Percentile TotalCount 1/(1-Percentile)\n\n");
     rows(&mut out, h);
     footer(&mut out, h);
+    let _ = writeln!(out, "#[Latency = {what}; Value in milliseconds]");
     out
 }
 
@@ -79,7 +81,7 @@ mod tests {
         for v in 1..=10_000u64 {
             h.record(v).unwrap();
         }
-        let text = render(&h);
+        let text = render(&h, "corrected latency");
         assert!(text.starts_with("       Value     Percentile TotalCount 1/(1-Percentile)\n\n"));
         let last_row = text
             .lines()
@@ -90,6 +92,7 @@ mod tests {
         assert_eq!(cols[1], "1.000000000000");
         assert_eq!(cols[2], "10000");
         assert!(text.contains("Total count    =        10000]"));
+        assert!(text.ends_with("#[Latency = corrected latency; Value in milliseconds]\n"));
         // The median row sits near 5 ms (5000 us).
         let median = text.lines().find(|l| l.contains(" 0.500000000000 ")).unwrap();
         assert!(median.trim_start().starts_with("5.0"), "{median}");

@@ -1,12 +1,13 @@
 //! The report for people, on stdout: throughput, outcome and status counts,
-//! latency percentiles (corrected and uncorrected under `--rate`), and the
+//! latency percentiles (corrected and uncorrected under `--rate`) with a
+//! histogram, the per-RPC breakdown, grouped errors, rate and stages, and the
 //! consistency verdict with the first violations spelled out.
 
 use std::fmt::Write as _;
 
 use bank_checker::Verdict;
 
-use super::{Latency, Summary};
+use super::{ascii, breakdown, Latency, Summary};
 
 /// Violations printed in full; the rest are counted.
 const VIOLATIONS_SHOWN: usize = 10;
@@ -14,6 +15,30 @@ const VIOLATIONS_SHOWN: usize = 10;
 /// Renders the summary; `open_loop` adds the uncorrected latency line.
 pub fn render(s: &Summary, open_loop: bool) -> String {
     let mut out = String::new();
+    counts(&mut out, s);
+    let label = if open_loop {
+        "latency (corrected, from intended send)"
+    } else {
+        "latency"
+    };
+    latency_line(&mut out, label, &s.latency_us);
+    if open_loop {
+        latency_line(
+            &mut out,
+            "latency (uncorrected, from actual send)",
+            &s.latency_us_uncorrected,
+        );
+    }
+    out.push_str(&ascii::render(&s.histogram));
+    breakdown::per_rpc(&mut out, s);
+    breakdown::errors(&mut out, s);
+    breakdown::rate_and_stages(&mut out, s);
+    verdict(&mut out, s);
+    out
+}
+
+/// Throughput, outcomes, status codes and the extra calls.
+fn counts(out: &mut String, s: &Summary) {
     let o = &s.operations;
     let _ = writeln!(out, "== stress-client report ==");
     let _ = writeln!(
@@ -44,30 +69,16 @@ pub fn render(s: &Summary, open_loop: bool) -> String {
         "retries         {} sent twice under one request id ({} answered ABORTED while the original waited, {} failed)",
         x.duplicates, x.duplicates_aborted, x.duplicate_errors
     );
-    let label = if open_loop {
-        "latency (corrected, from intended send)"
-    } else {
-        "latency"
-    };
-    latency_line(&mut out, label, &s.latency_us);
-    if open_loop {
-        latency_line(
-            &mut out,
-            "latency (uncorrected, from actual send)",
-            &s.latency_us_uncorrected,
-        );
-    }
-    verdict(&mut out, s);
-    out
 }
 
 fn latency_line(out: &mut String, label: &str, l: &Latency) {
     let _ = writeln!(out, "{label} in us over {} samples:", l.count);
     let _ = writeln!(
         out,
-        "  p50 {}  p90 {}  p99 {}  p99.9 {}  p99.99 {}  max {}  mean {:.1}",
-        l.p50, l.p90, l.p99, l.p999, l.p9999, l.max, l.mean
+        "  p50 {}  p90 {}  p99 {}  p99.9 {}  p99.99 {}  max {}",
+        l.p50, l.p90, l.p99, l.p999, l.p9999, l.max
     );
+    let _ = writeln!(out, "  {}", breakdown::spread(l));
 }
 
 fn verdict(out: &mut String, s: &Summary) {

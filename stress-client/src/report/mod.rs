@@ -2,8 +2,14 @@
 //! the merged recorders, the settlement and the checker's verdict, printed for
 //! people by `human` and written as `.hgrm` by `hgrm`.
 
+pub mod ascii;
+pub mod breakdown;
+pub mod compare;
 pub mod hgrm;
+pub mod html;
 pub mod human;
+pub mod sections;
+pub mod svg;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,8 +19,13 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use tonic::Code;
 
+use crate::errors::{ErrorGroup, ErrorTally};
 use crate::recorder::{new_histogram, Counts, Recorder, STATUS_CODES};
+use crate::rpc::PerRpc;
 use crate::settle::Settlement;
+use crate::stage_tally::StageTally;
+use crate::stages::Plan;
+pub use sections::{RateReport, RpcReport, StageReport};
 
 /// Latency percentiles in microseconds.
 #[derive(Debug, Clone, Serialize)]
@@ -27,6 +38,8 @@ pub struct Latency {
     pub max: u64,
     pub mean: f64,
     pub count: u64,
+    pub min: u64,
+    pub stddev: f64,
 }
 
 /// Operation counts.
@@ -103,6 +116,26 @@ pub struct Summary {
     pub extras: Extras,
     pub consistency: Consistency,
     pub config: serde_json::Value,
+    /// Calls and latency per kind of call (`withdraw_stream`, `withdraw`, ...).
+    pub per_rpc: BTreeMap<String, RpcReport>,
+    /// Failed money-op calls by status code and message, most frequent first.
+    pub errors: Vec<ErrorGroup>,
+    /// Under `--rate` or `--stages`: the rate asked for and the one achieved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<RateReport>,
+    /// Under `--stages`: each stage on its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stages: Option<Vec<StageReport>>,
+    /// The corrected latency in log-spaced buckets (upper bound µs, count), for people.
+    #[serde(skip)]
+    pub histogram: Vec<(u64, u64)>,
+}
+
+/// What the load was asked to be (for the rate and stage reports).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Shape<'a> {
+    pub rate: Option<f64>,
+    pub stages: Option<&'a Plan>,
 }
 
 /// Recorders merged: histograms and counts of the whole run.
@@ -110,6 +143,9 @@ pub struct Merged {
     pub corrected: Histogram<u64>,
     pub uncorrected: Histogram<u64>,
     pub counts: Counts,
+    pub per_rpc: PerRpc,
+    pub errors: ErrorTally,
+    pub stages: Option<StageTally>,
 }
 
 /// Adds up every worker's histograms and counts.
@@ -118,8 +154,18 @@ pub fn merge(recorders: &[Recorder]) -> Merged {
         corrected: new_histogram(),
         uncorrected: new_histogram(),
         counts: Counts::default(),
+        per_rpc: PerRpc::default(),
+        errors: ErrorTally::default(),
+        stages: None,
     };
     for rec in recorders {
+        merged.per_rpc.add(&rec.per_rpc);
+        merged.errors.merge(&rec.errors);
+        match (&mut merged.stages, &rec.stages) {
+            (Some(total), Some(tally)) => total.add(tally),
+            (None, Some(tally)) => merged.stages = Some(tally.clone()),
+            _ => {}
+        }
         // Auto-resizing histograms of equal precision always add.
         let _ = merged.corrected.add(&rec.corrected);
         let _ = merged.uncorrected.add(&rec.uncorrected);
@@ -160,6 +206,8 @@ pub fn latency(h: &Histogram<u64>) -> Latency {
         max: if h.is_empty() { 0 } else { h.max() },
         mean: if h.is_empty() { 0.0 } else { h.mean() },
         count: h.len(),
+        min: if h.is_empty() { 0 } else { h.min() },
+        stddev: if h.is_empty() { 0.0 } else { h.stdev() },
     }
 }
 
@@ -170,11 +218,13 @@ pub fn summarize(
     measured: Duration,
     consistency: Consistency,
     config: serde_json::Value,
+    shape: Shape<'_>,
 ) -> Summary {
     let c = &merged.counts;
     let secs = measured.as_secs_f64();
+    let throughput = if secs > 0.0 { c.measured as f64 / secs } else { 0.0 };
     Summary {
-        throughput_ops_per_s: if secs > 0.0 { c.measured as f64 / secs } else { 0.0 },
+        throughput_ops_per_s: throughput,
         measured_s: secs,
         latency_us: latency(&merged.corrected),
         latency_us_uncorrected: latency(&merged.uncorrected),
@@ -199,6 +249,13 @@ pub fn summarize(
         },
         consistency,
         config,
+        per_rpc: sections::per_rpc(&merged.per_rpc),
+        errors: merged
+            .errors
+            .groups(|code| status_name(usize::try_from(code).unwrap_or(2))),
+        rate: sections::rate(shape, throughput),
+        stages: sections::stages(shape.stages, merged.stages.as_ref()),
+        histogram: ascii::buckets(&merged.corrected, ascii::BUCKETS),
     }
 }
 
@@ -212,7 +269,7 @@ fn status_codes(by_status: &[u64; STATUS_CODES]) -> BTreeMap<String, u64> {
 }
 
 /// The canonical upper-case name of a gRPC status code.
-fn status_name(code: usize) -> String {
+pub fn status_name(code: usize) -> String {
     let code = Code::from(i32::try_from(code).unwrap_or(2));
     format!("{code:?}")
         .chars()

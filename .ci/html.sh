@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The HTML report in a real browser: a short open-loop stress-client run
+# writes --html and --csv; headless Chromium (Debian's package) loads the
+# page offline, dumps the DOM and a screenshot, and logs the console. The
+# page must be self-contained (no script, no external URL), hold its charts
+# with data points, and log no console error.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+STRESS="${STRESS_BIN:-./target/release/stress-client}"
+OUT="${HTML_CI_DIR:-target/ci-html}"
+# Charts whose series must hold data: latency p50/p99/max, ops/s, errors/s,
+# corrected and uncorrected spectrum.
+MIN_SERIES=7
+mkdir -p "$OUT"
+
+printf '\n==== HTML report in headless Chromium ====\n'
+if ! command -v chromium >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+fi
+
+"$STRESS" --server-delay 0s --duration 3s --warmup 500ms --rate 400 --streams 8 --quiet \
+  --html "$OUT/report.html" --csv "$OUT/report.csv" --json "$OUT/report.json"
+
+fail() { echo "html.sh: $*" >&2; exit 1; }
+
+# Self-contained: no script and nothing fetched from anywhere.
+if grep -qiE '<script|(src|href)=|@import|url\(' "$OUT/report.html"; then
+  fail "the page references external resources or scripts"
+fi
+head -1 "$OUT/report.csv" | grep -qx 'time_s,ops,errors,p50_us,p99_us,max_us' || fail "bad CSV header"
+
+page="file://$(realpath "$OUT/report.html")"
+chrome=(chromium --headless --no-sandbox --disable-gpu --no-first-run --disable-extensions
+        --enable-logging=stderr --v=0 --window-size=900,3000)
+timeout 60 "${chrome[@]}" --dump-dom "$page" >"$OUT/dom.html" 2>"$OUT/console.log"
+timeout 60 "${chrome[@]}" --screenshot="$OUT/report.png" "$page" >/dev/null 2>>"$OUT/console.log"
+
+charts=$(grep -o '<svg class="chart"' "$OUT/dom.html" | wc -l)
+series=$(grep -oE 'data-points="[0-9]+"' "$OUT/dom.html" | grep -cvE '"[01]"' || true)
+dots=$(grep -o '<circle' "$OUT/dom.html" | wc -l)
+echo "rendered: $charts charts, $series series with data, $dots points"
+[ "$charts" -ge 4 ] || fail "expected 4 charts in the DOM, got $charts"
+[ "$series" -ge "$MIN_SERIES" ] || fail "expected $MIN_SERIES series with data, got $series"
+[ "$dots" -gt 0 ] || fail "no data points drawn"
+grep -q 'id="verdict"' "$OUT/dom.html" || fail "no verdict in the DOM"
+if grep -E 'Uncaught|ERROR:CONSOLE|:CONSOLE\([0-9]+\)\] .*(Error|error)' "$OUT/console.log"; then
+  fail "the console logged errors (see $OUT/console.log)"
+fi
+[ -s "$OUT/report.png" ] || fail "no screenshot"
+echo "HTML report OK: $OUT/report.html, screenshot $OUT/report.png"

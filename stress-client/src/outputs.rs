@@ -1,0 +1,63 @@
+//! The files a run writes besides stdout: `--json` (the summary), `--hgrm`
+//! (the corrected latency distribution), `--histogram-log` (one histogram
+//! per second), `--csv` (one row per second) and `--html` (the charts).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::SystemTime;
+
+use crate::cli::RunArgs;
+use crate::drive::HISTOGRAM_LOG_INTERVAL;
+use crate::histlog;
+use crate::report::html::{self, Page};
+use crate::report::{hgrm, Merged, Summary};
+use crate::timeline::{self, Intervals};
+
+/// What the `.hgrm` file holds, as its footer says.
+const HGRM_LATENCY: &str =
+    "corrected latency (from each op's intended send time; the actual send time in closed loop)";
+
+/// Writes every output file the flags ask for.
+pub fn write(
+    args: &RunArgs,
+    summary: &Summary,
+    merged: &Merged,
+    timeline: &Intervals,
+    wall_start: SystemTime,
+) -> Result<(), String> {
+    if let Some(path) = &args.json {
+        let text =
+            serde_json::to_string_pretty(summary).map_err(|e| format!("cannot encode the report: {e}"))?;
+        save(path, text + "\n")?;
+    }
+    if let Some(path) = &args.hgrm {
+        save(path, hgrm::render(&merged.corrected, HGRM_LATENCY))?;
+    }
+    if let Some(path) = &args.histogram_log {
+        let histograms: BTreeMap<_, _> = timeline
+            .iter()
+            .filter(|(_, i)| !i.latency.is_empty())
+            .map(|(k, i)| (*k, i.latency.clone()))
+            .collect();
+        histlog::write(path, &histograms, HISTOGRAM_LOG_INTERVAL, wall_start)?;
+    }
+    let rows = timeline::rows(timeline, HISTOGRAM_LOG_INTERVAL);
+    if let Some(path) = &args.csv {
+        save(path, timeline::csv(&rows))?;
+    }
+    if let Some(path) = &args.html {
+        let page = Page {
+            summary,
+            rows: &rows,
+            corrected: &merged.corrected,
+            uncorrected: &merged.uncorrected,
+            open_loop: args.rate.is_some() || args.stages.is_some(),
+        };
+        save(path, html::render(&page))?;
+    }
+    Ok(())
+}
+
+fn save(path: &Path, text: String) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}

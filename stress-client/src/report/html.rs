@@ -1,0 +1,350 @@
+//! `--html PATH`: the run as one self-contained page — inline CSS, inline
+//! SVG charts drawn by [`super::svg`], no script, font or stylesheet from
+//! anywhere, so it opens offline and in CI's headless browser. It shows the
+//! verdict and its violations, latency percentiles over time, throughput and
+//! errors over time, the percentile spectrum on HdrHistogram's log axis
+//! (corrected and uncorrected in open loop), outcomes, the per-RPC
+//! breakdown, grouped errors and the stages.
+
+use std::fmt::Write as _;
+
+use bank_checker::Verdict;
+use hdrhistogram::Histogram;
+
+use super::svg::{bar_chart, escape, line_chart, LineChart, Series};
+use super::Summary;
+use crate::rpc::Rpc;
+use crate::timeline::Row;
+
+/// Quantile steps per half-distance to 100% in the spectrum (as `.hgrm`).
+const SPECTRUM_TICKS: u32 = 5;
+/// The spectrum's x axis ends at this many nines (99.9999%).
+const SPECTRUM_NINES_MAX: f64 = 6.0;
+/// Violations listed on the page; the rest are counted.
+const VIOLATIONS_SHOWN: usize = 100;
+
+/// Series colours.
+const BLUE: &str = "#2563eb";
+const RED: &str = "#dc2626";
+const ORANGE: &str = "#ea580c";
+const GREEN: &str = "#16a34a";
+const GREY: &str = "#6b7280";
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:24px auto;max-width:820px;color:#111}\
+h1{font-size:22px}h2{font-size:17px;margin-top:28px}\
+.verdict{padding:10px 14px;border-radius:6px;font-weight:600;color:#fff}\
+.passed{background:#16a34a}.failed{background:#dc2626}.inconclusive{background:#d97706}\
+table{border-collapse:collapse;font-size:13px}td,th{padding:3px 10px;text-align:right;border-bottom:1px solid #e5e7eb}\
+td:first-child,th:first-child{text-align:left}\
+.chart{width:100%;height:auto;margin:8px 0}.chart .series{fill:none;stroke-width:2}\
+.chart .grid{stroke:#e5e7eb}.chart text{font-size:11px;fill:#374151}.chart .title{font-size:13px;font-weight:600}\
+.small{color:#6b7280;font-size:13px}";
+
+/// What the HTML report shows.
+pub struct Page<'a> {
+    pub summary: &'a Summary,
+    /// The timeline, one row per second.
+    pub rows: &'a [Row],
+    pub corrected: &'a Histogram<u64>,
+    pub uncorrected: &'a Histogram<u64>,
+    /// Open loop: the uncorrected spectrum is drawn too.
+    pub open_loop: bool,
+}
+
+/// The whole page.
+pub fn render(p: &Page<'_>) -> String {
+    let mut out = format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>stress-client report</title><style>{STYLE}</style></head><body>"
+    );
+    header(&mut out, p.summary);
+    out.push_str("<h2>Latency over time</h2>");
+    out.push_str(&latency_over_time(p.rows));
+    out.push_str("<h2>Throughput and errors over time</h2>");
+    out.push_str(&throughput_over_time(p.rows));
+    out.push_str("<h2>Percentile spectrum</h2>");
+    out.push_str(&spectrum_chart(p));
+    out.push_str("<h2>Outcomes</h2>");
+    out.push_str(&outcomes(p.summary));
+    per_rpc_table(&mut out, p.summary);
+    errors_table(&mut out, p.summary);
+    stages_table(&mut out, p.summary);
+    violations(&mut out, p.summary);
+    out.push_str("</body></html>\n");
+    out
+}
+
+fn header(out: &mut String, s: &Summary) {
+    let (class, word) = match s.consistency.verdict {
+        Verdict::Passed => ("passed", "PASSED"),
+        Verdict::Failed => ("failed", "FAILED"),
+        Verdict::Inconclusive => ("inconclusive", "INCONCLUSIVE"),
+    };
+    let l = &s.latency_us;
+    let _ = write!(
+        out,
+        "<h1>stress-client report</h1><p class=\"small\">{}</p>\
+         <div class=\"verdict {class}\" id=\"verdict\">consistency {word}: {} violation(s), {} ops checked</div>\
+         <p>{:.1} ops/s over {:.2} s measured; {} ops, {} errors. Latency (us): p50 {} · p99 {} · \
+         p99.9 {} · max {} · min {} · mean {:.1} · stddev {:.1}</p>",
+        escape(&s.config.to_string()),
+        s.consistency.total_violations,
+        s.consistency.checked.ops,
+        s.throughput_ops_per_s,
+        s.measured_s,
+        s.operations.total,
+        s.operations.errors,
+        l.p50,
+        l.p99,
+        l.p999,
+        l.max,
+        l.min,
+        l.mean,
+        l.stddev
+    );
+    if let Some(r) = &s.rate {
+        let _ = write!(
+            out,
+            "<p>Rate: requested {:.1} ops/s, achieved {:.1} ops/s.</p>",
+            r.requested, r.achieved
+        );
+    }
+}
+
+fn latency_over_time(rows: &[Row]) -> String {
+    let points = |f: fn(&Row) -> u64| -> Vec<(f64, f64)> {
+        rows.iter()
+            .filter(|r| r.max_us > 0)
+            .map(|r| (r.time_s, f(r) as f64))
+            .collect()
+    };
+    line_chart(&LineChart {
+        title: "Corrected latency per second",
+        x_label: "seconds since start",
+        y_label: "latency (us)",
+        series: vec![
+            Series {
+                name: "p50",
+                color: BLUE,
+                points: points(|r| r.p50_us),
+            },
+            Series {
+                name: "p99",
+                color: ORANGE,
+                points: points(|r| r.p99_us),
+            },
+            Series {
+                name: "max",
+                color: RED,
+                points: points(|r| r.max_us),
+            },
+        ],
+        x_ticks: None,
+    })
+}
+
+fn throughput_over_time(rows: &[Row]) -> String {
+    let points =
+        |f: fn(&Row) -> u64| -> Vec<(f64, f64)> { rows.iter().map(|r| (r.time_s, f(r) as f64)).collect() };
+    line_chart(&LineChart {
+        title: "Ops completed and errors per second",
+        x_label: "seconds since start",
+        y_label: "per second",
+        series: vec![
+            Series {
+                name: "ops/s",
+                color: BLUE,
+                points: points(|r| r.ops),
+            },
+            Series {
+                name: "errors/s",
+                color: RED,
+                points: points(|r| r.errors),
+            },
+        ],
+        x_ticks: None,
+    })
+}
+
+/// `h` as (nines, latency) points: x = log10(1 / (1 - quantile)).
+pub fn spectrum(h: &Histogram<u64>) -> Vec<(f64, f64)> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    let last = (h.len() as f64).log10().min(SPECTRUM_NINES_MAX);
+    h.iter_quantiles(SPECTRUM_TICKS)
+        .map(|v| {
+            let q = v.quantile_iterated_to();
+            let x = if q < 1.0 {
+                (1.0 / (1.0 - q)).log10().min(last)
+            } else {
+                last
+            };
+            (x, h.highest_equivalent(v.value_iterated_to()).min(h.max()) as f64)
+        })
+        .collect()
+}
+
+fn spectrum_chart(p: &Page<'_>) -> String {
+    let labels = ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%", "99.9999%"];
+    let ticks = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (i as f64, (*l).to_owned()))
+        .collect();
+    let mut series = vec![Series {
+        name: "corrected",
+        color: BLUE,
+        points: spectrum(p.corrected),
+    }];
+    if p.open_loop {
+        series.push(Series {
+            name: "uncorrected",
+            color: GREY,
+            points: spectrum(p.uncorrected),
+        });
+    }
+    line_chart(&LineChart {
+        title: "Latency by percentile (log axis)",
+        x_label: "percentile",
+        y_label: "latency (us)",
+        series,
+        x_ticks: Some(ticks),
+    })
+}
+
+fn outcomes(s: &Summary) -> String {
+    let o = &s.operations;
+    let mut bars = vec![
+        ("approved".to_owned(), o.approved, GREEN),
+        ("insufficient funds".to_owned(), o.insufficient_funds, BLUE),
+        ("not applied".to_owned(), o.not_applied, GREY),
+        ("errors".to_owned(), o.errors, RED),
+    ];
+    bars.extend(
+        s.status_codes
+            .iter()
+            .map(|(code, n)| (format!("status {code}"), *n, ORANGE)),
+    );
+    bar_chart("Outcomes and status codes of the money ops", &bars)
+}
+
+fn per_rpc_table(out: &mut String, s: &Summary) {
+    out.push_str(
+        "<h2>Per RPC</h2><table id=\"per-rpc\"><tr><th>call</th><th>calls</th><th>p50 us</th>\
+        <th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>mean</th></tr>",
+    );
+    for rpc in Rpc::ALL {
+        let Some(r) = s.per_rpc.get(rpc.key()) else {
+            continue;
+        };
+        let l = &r.latency_us;
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td></tr>",
+            escape(rpc.label()),
+            r.count,
+            l.p50,
+            l.p90,
+            l.p99,
+            l.p999,
+            l.max,
+            l.mean
+        );
+    }
+    out.push_str("</table>");
+}
+
+fn errors_table(out: &mut String, s: &Summary) {
+    if s.errors.is_empty() {
+        out.push_str("<h2>Errors</h2><p>None.</p>");
+        return;
+    }
+    out.push_str(
+        "<h2>Errors</h2><table id=\"errors\"><tr><th>status</th><th>count</th><th>message</th></tr>",
+    );
+    for g in &s.errors {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td style=\"text-align:left\">{}</td></tr>",
+            escape(&g.code),
+            g.count,
+            escape(&g.message)
+        );
+    }
+    out.push_str("</table>");
+}
+
+fn stages_table(out: &mut String, s: &Summary) {
+    let Some(stages) = &s.stages else { return };
+    out.push_str(
+        "<h2>Stages</h2><table id=\"stages\"><tr><th>stage</th><th>length s</th><th>requested/s</th>\
+        <th>sent/s</th><th>ops</th><th>p50 us</th><th>p99</th><th>max</th></tr>",
+    );
+    for (i, st) in stages.iter().enumerate() {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{:.1}</td><td>{:.0}..{:.0}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            i + 1,
+            st.duration_s,
+            st.rate_from,
+            st.rate_to,
+            st.rate_achieved,
+            st.ops,
+            st.latency_us.p50,
+            st.latency_us.p99,
+            st.latency_us.max
+        );
+    }
+    out.push_str("</table>");
+}
+
+fn violations(out: &mut String, s: &Summary) {
+    let c = &s.consistency;
+    out.push_str("<h2>Verdict</h2>");
+    for reason in &c.undecided {
+        let _ = write!(out, "<p>Undecided: {}</p>", escape(reason));
+    }
+    if c.violations.is_empty() {
+        out.push_str("<p>No violation: one order of all ops explains every answer, read and balance.</p>");
+        return;
+    }
+    out.push_str("<table id=\"violations\"><tr><th>kind</th><th>account</th><th>detail</th></tr>");
+    for v in c.violations.iter().take(VIOLATIONS_SHOWN) {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td style=\"text-align:left\">{}</td></tr>",
+            escape(v.kind.as_str()),
+            escape(&v.account_id.to_string()),
+            escape(&v.detail)
+        );
+    }
+    out.push_str("</table>");
+    let shown = c.violations.len().min(VIOLATIONS_SHOWN) as u64;
+    if c.total_violations > shown {
+        let _ = write!(out, "<p>… and {} more.</p>", c.total_violations - shown);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recorder::new_histogram;
+
+    #[test]
+    fn the_spectrum_climbs_the_nines_to_the_max() {
+        let mut h = new_histogram();
+        for v in 1..=10_000u64 {
+            h.record(v).unwrap();
+        }
+        let s = spectrum(&h);
+        assert!(s.len() > 10);
+        assert!(s.windows(2).all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1));
+        let last = s.last().unwrap();
+        assert!(
+            (last.0 - 4.0).abs() < 1e-9 && last.1 == h.max() as f64,
+            "{last:?}"
+        );
+        assert!(spectrum(&new_histogram()).is_empty());
+    }
+}

@@ -1,0 +1,298 @@
+//! Inline SVG charts for the HTML report, drawn in Rust so the page needs
+//! no script library: a line chart (several series over shared axes, with
+//! optional fixed x ticks for the percentile spectrum's log axis) and a
+//! horizontal bar chart. Every series path carries `data-points` (how many
+//! points it draws) so a browser check can tell a chart holds data.
+
+use std::fmt::Write as _;
+
+/// Chart size in SVG user units, and the margins around the plot area.
+const WIDTH: f64 = 760.0;
+const HEIGHT: f64 = 280.0;
+const LEFT: f64 = 70.0;
+const RIGHT: f64 = 20.0;
+const TOP: f64 = 34.0;
+const BOTTOM: f64 = 46.0;
+/// Gridlines (and labels) on the y axis, and on x without fixed ticks.
+const Y_TICKS: usize = 5;
+const X_TICKS: usize = 6;
+/// Series with at most this many points also get a dot per point.
+const DOTS_MAX: usize = 120;
+/// Bar chart geometry.
+const BAR_HEIGHT: f64 = 22.0;
+const BAR_LABEL: f64 = 190.0;
+
+/// One line of a chart.
+pub struct Series<'a> {
+    pub name: &'a str,
+    pub color: &'a str,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A line chart.
+pub struct LineChart<'a> {
+    pub title: &'a str,
+    pub x_label: &'a str,
+    pub y_label: &'a str,
+    pub series: Vec<Series<'a>>,
+    /// Fixed x ticks (value, label); evenly spaced numbers when `None`.
+    pub x_ticks: Option<Vec<(f64, String)>>,
+}
+
+/// Escapes text for HTML and SVG.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(ch),
+        }
+    }
+    out
+}
+
+/// The data range of all series: (x0, x1, y1); y starts at 0.
+fn bounds(series: &[Series<'_>]) -> (f64, f64, f64) {
+    let all = || series.iter().flat_map(|s| s.points.iter());
+    let x0 = all().map(|p| p.0).fold(f64::INFINITY, f64::min);
+    let x1 = all().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
+    let y1 = all().map(|p| p.1).fold(0.0, f64::max);
+    let (x0, x1) = if x0.is_finite() && x1 > x0 {
+        (x0, x1)
+    } else {
+        (0.0, 1.0)
+    };
+    (x0, x1, if y1 > 0.0 { y1 * 1.05 } else { 1.0 })
+}
+
+/// Maps data coordinates to the plot area.
+struct Frame {
+    x0: f64,
+    x1: f64,
+    y1: f64,
+}
+
+impl Frame {
+    fn x(&self, v: f64) -> f64 {
+        LEFT + (v - self.x0) / (self.x1 - self.x0) * (WIDTH - LEFT - RIGHT)
+    }
+
+    fn y(&self, v: f64) -> f64 {
+        HEIGHT - BOTTOM - v / self.y1 * (HEIGHT - TOP - BOTTOM)
+    }
+}
+
+/// A short label for an axis value.
+pub fn number(v: f64) -> String {
+    match v.abs() {
+        a if a >= 1e6 => format!("{:.1}M", v / 1e6),
+        a if a >= 1e4 => format!("{:.0}k", v / 1e3),
+        a if a >= 1e3 => format!("{:.1}k", v / 1e3),
+        a if a >= 10.0 || a == 0.0 => format!("{v:.0}"),
+        _ => format!("{v:.2}"),
+    }
+}
+
+/// Renders a line chart as an `<svg>` element.
+pub fn line_chart(c: &LineChart<'_>) -> String {
+    let (x0, x1, y1) = bounds(&c.series);
+    let f = Frame { x0, x1, y1 };
+    let mut out = format!(
+        "<svg class=\"chart\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\" aria-label=\"{0}\">\
+         <text class=\"title\" x=\"{LEFT}\" y=\"20\">{0}</text>",
+        escape(c.title)
+    );
+    grid(&mut out, &f, c);
+    for s in &c.series {
+        series(&mut out, &f, s);
+    }
+    legend(&mut out, &c.series);
+    out.push_str("</svg>");
+    out
+}
+
+fn grid(out: &mut String, f: &Frame, c: &LineChart<'_>) {
+    let (bottom, right) = (HEIGHT - BOTTOM, WIDTH - RIGHT);
+    for i in 0..=Y_TICKS {
+        let v = f.y1 * i as f64 / Y_TICKS as f64;
+        let y = f.y(v);
+        let _ = write!(
+            out,
+            "<line class=\"grid\" x1=\"{LEFT}\" y1=\"{y:.1}\" x2=\"{right}\" y2=\"{y:.1}\"/>\
+             <text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            LEFT - 6.0,
+            y + 4.0,
+            number(v)
+        );
+    }
+    let ticks = c.x_ticks.clone().unwrap_or_else(|| {
+        (0..=X_TICKS)
+            .map(|i| f.x0 + (f.x1 - f.x0) * i as f64 / X_TICKS as f64)
+            .map(|v| (v, number(v)))
+            .collect()
+    });
+    for (v, label) in ticks.iter().filter(|t| t.0 >= f.x0 && t.0 <= f.x1) {
+        let x = f.x(*v);
+        let _ = write!(
+            out,
+            "<line class=\"grid\" x1=\"{x:.1}\" y1=\"{TOP}\" x2=\"{x:.1}\" y2=\"{bottom}\"/>\
+             <text class=\"tick\" x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+            bottom + 16.0,
+            escape(label)
+        );
+    }
+    let _ = write!(
+        out,
+        "<text class=\"axis\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\
+         <text class=\"axis\" x=\"14\" y=\"{:.1}\" transform=\"rotate(-90 14 {:.1})\" text-anchor=\"middle\">{}</text>",
+        (LEFT + right) / 2.0,
+        HEIGHT - 8.0,
+        escape(c.x_label),
+        (TOP + bottom) / 2.0,
+        (TOP + bottom) / 2.0,
+        escape(c.y_label)
+    );
+}
+
+fn series(out: &mut String, f: &Frame, s: &Series<'_>) {
+    if s.points.is_empty() {
+        return;
+    }
+    let mut d = String::new();
+    for (i, (x, y)) in s.points.iter().enumerate() {
+        let _ = write!(
+            d,
+            "{}{:.1} {:.1}",
+            if i == 0 { "M" } else { " L" },
+            f.x(*x),
+            f.y(*y)
+        );
+    }
+    let _ = write!(
+        out,
+        "<path class=\"series\" data-series=\"{}\" data-points=\"{}\" d=\"{d}\" stroke=\"{}\"/>",
+        escape(s.name),
+        s.points.len(),
+        s.color
+    );
+    if s.points.len() <= DOTS_MAX {
+        for (x, y) in &s.points {
+            let _ = write!(
+                out,
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"{}\"><title>{}: {} at {}</title></circle>",
+                f.x(*x),
+                f.y(*y),
+                s.color,
+                escape(s.name),
+                number(*y),
+                number(*x)
+            );
+        }
+    }
+}
+
+fn legend(out: &mut String, series: &[Series<'_>]) {
+    let mut x = WIDTH - RIGHT - 150.0 * series.len() as f64;
+    for s in series {
+        let _ = write!(
+            out,
+            "<rect x=\"{x:.1}\" y=\"10\" width=\"12\" height=\"12\" fill=\"{}\"/>\
+             <text class=\"legend\" x=\"{:.1}\" y=\"20\">{}</text>",
+            s.color,
+            x + 16.0,
+            escape(s.name)
+        );
+        x += 150.0;
+    }
+}
+
+/// Renders labelled horizontal bars (label, value, color) as an `<svg>`.
+pub fn bar_chart(title: &str, bars: &[(String, u64, &str)]) -> String {
+    let height = TOP + BAR_HEIGHT * bars.len() as f64 + 10.0;
+    let most = bars.iter().map(|b| b.1).max().unwrap_or(0).max(1) as f64;
+    let span = WIDTH - BAR_LABEL - RIGHT - 80.0;
+    let mut out = format!(
+        "<svg class=\"chart\" viewBox=\"0 0 {WIDTH} {height}\" role=\"img\" aria-label=\"{0}\">\
+         <text class=\"title\" x=\"10\" y=\"20\">{0}</text>",
+        escape(title)
+    );
+    for (i, (label, value, color)) in bars.iter().enumerate() {
+        let y = TOP + BAR_HEIGHT * i as f64;
+        let w = (*value as f64 / most * span).max(if *value > 0 { 1.0 } else { 0.0 });
+        let _ = write!(
+            out,
+            "<text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\
+             <rect class=\"bar\" data-value=\"{value}\" x=\"{BAR_LABEL}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{:.1}\" fill=\"{color}\"/>\
+             <text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\">{value}</text>",
+            BAR_LABEL - 8.0,
+            y + 15.0,
+            escape(label),
+            BAR_HEIGHT - 6.0,
+            BAR_LABEL + w + 6.0,
+            y + 15.0
+        );
+    }
+    out.push_str("</svg>");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_chart_has_one_path_per_series_with_its_points() {
+        let chart = LineChart {
+            title: "t <&>",
+            x_label: "s",
+            y_label: "us",
+            series: vec![
+                Series {
+                    name: "p50",
+                    color: "#111",
+                    points: vec![(1.0, 5.0), (2.0, 7.0), (3.0, 6.0)],
+                },
+                Series {
+                    name: "empty",
+                    color: "#222",
+                    points: vec![],
+                },
+            ],
+            x_ticks: None,
+        };
+        let svg = line_chart(&chart);
+        assert_eq!(svg.matches("<path").count(), 1);
+        assert!(svg.contains("data-points=\"3\""));
+        assert_eq!(svg.matches("<circle").count(), 3);
+        assert!(svg.contains("t &lt;&amp;&gt;") && !svg.contains("t <&>"));
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
+    }
+
+    #[test]
+    fn bars_scale_to_the_largest() {
+        let svg = bar_chart(
+            "o",
+            &[
+                ("a".into(), 10, "#1"),
+                ("b".into(), 5, "#2"),
+                ("c".into(), 0, "#3"),
+            ],
+        );
+        assert_eq!(svg.matches("<rect class=\"bar\"").count(), 3);
+        assert!(svg.contains("data-value=\"5\""));
+        assert!(svg.contains("width=\"0.0\""));
+    }
+
+    #[test]
+    fn numbers_are_short() {
+        assert_eq!(number(0.0), "0");
+        assert_eq!(number(1500.0), "1.5k");
+        assert_eq!(number(25_000.0), "25k");
+        assert_eq!(number(2_500_000.0), "2.5M");
+        assert_eq!(number(0.5), "0.50");
+    }
+}

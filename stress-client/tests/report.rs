@@ -1,0 +1,185 @@
+//! End-to-end checks of the report's newer parts, on the real binary: the
+//! per-RPC breakdown, grouped errors and latency spread in `--json`,
+//! `--stages`, the `--csv` and `--html` files parsed back, `compare` on
+//! hand-written reports, and the flag combinations that are usage errors.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stress-client"))
+        .args(args)
+        .output()
+        .expect("stress-client runs")
+}
+
+/// Runs a load with `flags` plus `--quiet --json`; exit code and report.
+fn load(flags: &str, dir: &Path) -> (i32, Value) {
+    let json = dir.join("report.json");
+    let mut args: Vec<&str> = flags.split_whitespace().collect();
+    let json_arg = json.to_str().expect("utf-8 temp path");
+    args.extend(["--quiet", "--json", json_arg]);
+    let out = run(&args);
+    let text = std::fs::read_to_string(&json).unwrap_or_else(|e| panic!("no report ({e}): {out:?}"));
+    (
+        out.status.code().expect("exited"),
+        serde_json::from_str(&text).expect("JSON"),
+    )
+}
+
+fn u(v: &Value, pointer: &str) -> u64 {
+    v.pointer(pointer)
+        .and_then(Value::as_u64)
+        .unwrap_or_else(|| panic!("{pointer} in {v:#}"))
+}
+
+#[test]
+fn a_count_run_measures_every_op_and_breaks_them_down_per_rpc() {
+    let dir = tempfile::tempdir().unwrap();
+    let flags =
+        "--server-delay 0s --streams 4 --requests 400 --accounts 3 --read-ratio 0.5 --transfer-ratio 0.2";
+    let (code, r) = load(flags, dir.path());
+    assert_eq!(code, 0, "{r:#}");
+    // No --warmup with --requests: every op is measured.
+    assert_eq!(u(&r, "/latency_us/count"), 400);
+    let money: u64 = ["withdraw_stream", "withdraw", "deposit", "transfer"]
+        .iter()
+        .map(|k| u(&r, &format!("/per_rpc/{k}/count")))
+        .sum();
+    assert_eq!(money, 400);
+    assert_eq!(
+        u(&r, "/per_rpc/withdraw/count"),
+        0,
+        "stream mode sends withdrawals on streams"
+    );
+    assert!(u(&r, "/per_rpc/withdraw_stream/latency_us/count") > 0);
+    assert_eq!(u(&r, "/per_rpc/get_balance/count"), u(&r, "/extras/reads"));
+    assert!(u(&r, "/latency_us/min") <= u(&r, "/latency_us/p50"));
+    assert!(r["latency_us"]["stddev"].as_f64().is_some() && r["latency_us"]["mean"].as_f64().is_some());
+    assert_eq!(r["errors"], Value::Array(vec![]));
+}
+
+#[test]
+fn errors_are_grouped_by_code_and_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let flags = "--server-delay 30ms --timeout 5ms --streams 4 --requests 40 --mode unary --read-ratio 0 --duplicate-ratio 0";
+    let (_, r) = load(flags, dir.path());
+    let groups = r["errors"].as_array().expect("errors is a list");
+    let total: u64 = groups.iter().map(|g| g["count"].as_u64().unwrap()).sum();
+    assert!(total > 0, "{r:#}");
+    assert_eq!(total, u(&r, "/operations/errors"));
+    assert!(groups
+        .iter()
+        .all(|g| g["code"].is_string() && g["message"].is_string()));
+    assert!(
+        groups
+            .iter()
+            .any(|g| g["code"] == "DEADLINE_EXCEEDED" || g["code"] == "CANCELLED"),
+        "{groups:?}"
+    );
+}
+
+#[test]
+fn stages_are_reported_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, r) = load("--server-delay 0s --stages 1s@200,1s@100..300", dir.path());
+    assert_eq!(code, 0, "{r:#}");
+    let stages = r["stages"].as_array().expect("stages");
+    assert_eq!(stages.len(), 2);
+    for (stage, want) in stages.iter().zip([200.0, 200.0]) {
+        let ops = stage["ops"].as_f64().unwrap();
+        assert!((ops - want).abs() <= want * 0.1, "{stage}");
+        assert_eq!(stage["duration_s"], 1.0);
+        assert!(stage["rate_achieved"].as_f64().unwrap() > 0.0);
+        assert!(stage["latency_us"]["p99"].as_u64().is_some());
+    }
+    assert_eq!(stages[1]["rate_requested"], 200.0);
+    assert_eq!(r["rate"]["requested"], 200.0);
+}
+
+#[test]
+fn contradicting_or_ignored_flags_are_usage_errors() {
+    for line in [
+        "--stages 1s@10 --rate 5",
+        "--stages 1s@10 --duration 3s",
+        "--stages 1s@10 --requests 5",
+        "--stages 1s@x",
+        "--target http://127.0.0.1:1 --server-delay 5ms",
+        "--target http://127.0.0.1:1 --server-unsafe-no-lock",
+    ] {
+        let out = run(&line.split_whitespace().collect::<Vec<_>>());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{line}: {stderr}");
+        assert!(stderr.contains("--"), "{line}: {stderr}");
+    }
+}
+
+fn report_file(dir: &Path, name: &str, throughput: f64, p99: u64) -> String {
+    let report = serde_json::json!({
+        "throughput_ops_per_s": throughput,
+        "latency_us": {"p50": 100, "p90": 200, "p99": p99, "p999": 900, "p9999": 990, "max": 1000},
+        "operations": {"errors": 0},
+        "consistency": {"verdict": "passed"},
+    });
+    let path = dir.join(name);
+    std::fs::write(&path, report.to_string()).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn compare_prints_ratios_and_gates_regressions() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = report_file(dir.path(), "a.json", 1000.0, 500);
+    let b = report_file(dir.path(), "b.json", 900.0, 600);
+    let out = run(&["compare", &a, &b]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("0.900") && stdout.contains("1.200"), "{stdout}");
+    assert_eq!(
+        run(&["compare", &a, &b, "--fail-if-slower", "30"]).status.code(),
+        Some(0)
+    );
+    let gated = run(&["compare", &a, &b, "--fail-if-slower", "15"]);
+    assert_eq!(gated.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&gated.stdout).contains("p99 rose"));
+    let broken = dir.path().join("broken.json");
+    std::fs::write(&broken, "{\"throughput_ops_per_s\": 1").unwrap();
+    let bad = run(&["compare", &a, broken.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("broken.json"));
+    let missing = run(&["compare", &a, "/nonexistent/b.json"]);
+    assert_eq!(missing.status.code(), Some(2));
+}
+
+#[test]
+fn html_and_csv_are_written_and_parse_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (html, csv) = (dir.path().join("r.html"), dir.path().join("r.csv"));
+    let flags = format!(
+        "--server-delay 0s --duration 2s --warmup 0s --rate 200 --html {} --csv {}",
+        html.display(),
+        csv.display()
+    );
+    let (code, r) = load(&flags, dir.path());
+    assert_eq!(code, 0, "{r:#}");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("time_s,ops,errors,p50_us,p99_us,max_us"));
+    let rows: Vec<Vec<f64>> = lines
+        .map(|l| l.split(',').map(|c| c.parse().expect("a number")).collect())
+        .collect();
+    assert!(rows.len() >= 2 && rows.iter().all(|r| r.len() == 6), "{text}");
+    let ops: f64 = rows.iter().map(|r| r[1]).sum();
+    assert_eq!(ops as u64, u(&r, "/operations/total"));
+    assert!(rows.iter().all(|r| r[3] <= r[4] && r[4] <= r[5]), "{text}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>") && page.trim_end().ends_with("</html>"));
+    assert_eq!(page.matches("<svg").count(), page.matches("</svg>").count());
+    assert!(page.matches("<svg class=\"chart\"").count() >= 4);
+    let series = page.matches("data-points=\"").count();
+    assert!(series >= 7, "latency x3, throughput x2, spectrum x2: {series}");
+    assert!(!page.contains("<script") && !page.contains("src=") && !page.contains("href="));
+    assert!(page.contains("id=\"verdict\"") && page.contains("PASSED"));
+}
