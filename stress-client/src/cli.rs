@@ -133,7 +133,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 1)]
     pub pipeline: usize,
 
-    /// How long to send load (ignored when --requests is given).
+    /// How long to send load after the warmup (not with --requests or --stages).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub duration: Duration,
 
@@ -320,6 +320,9 @@ impl RunArgs {
                 "--stages sets both the rate and the duration: drop --rate, --duration and --requests".into(),
             );
         }
+        if self.requests.is_some() && self.given.duration {
+            return Err("--requests and --duration both end the run: give one of them".into());
+        }
         let server_flags =
             self.given.server_delay || self.server_unsafe_no_lock || self.server_inject_bug.is_some();
         if self.target.is_some() && server_flags {
@@ -362,6 +365,8 @@ mod tests {
             assert!(err.is_some_and(|e| e.contains("--stages")), "{other}");
         }
         assert_eq!(usage_error("stress-client --duration 5s --rate 5"), None);
+        let both = usage_error("stress-client --duration 5s --requests 5");
+        assert!(both.is_some_and(|e| e.contains("--requests and --duration")));
     }
 
     #[test]

@@ -38,7 +38,7 @@ table{border-collapse:collapse;font-size:13px}td,th{padding:3px 10px;text-align:
 td:first-child,th:first-child{text-align:left}\
 .chart{width:100%;height:auto;margin:8px 0}.chart .series{fill:none;stroke-width:2}\
 .chart .grid{stroke:#e5e7eb}.chart text{font-size:11px;fill:#374151}.chart .title{font-size:13px;font-weight:600}\
-.small{color:#6b7280;font-size:13px}";
+.small{color:#6b7280;font-size:13px;overflow-wrap:anywhere}";
 
 /// What the HTML report shows.
 pub struct Page<'a> {

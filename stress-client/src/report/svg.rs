@@ -18,6 +18,8 @@ const Y_TICKS: usize = 5;
 const X_TICKS: usize = 6;
 /// Series with at most this many points also get a dot per point.
 const DOTS_MAX: usize = 120;
+/// Width of one legend entry.
+const LEGEND_STEP: f64 = 110.0;
 /// Bar chart geometry.
 const BAR_HEIGHT: f64 = 22.0;
 const BAR_LABEL: f64 = 190.0;
@@ -55,7 +57,8 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// The data range of all series: (x0, x1, y1); y starts at 0.
+/// The data range of all series: (x0, x1, y1); y starts at 0 and ends on a
+/// round tick.
 fn bounds(series: &[Series<'_>]) -> (f64, f64, f64) {
     let all = || series.iter().flat_map(|s| s.points.iter());
     let x0 = all().map(|p| p.0).fold(f64::INFINITY, f64::min);
@@ -66,7 +69,31 @@ fn bounds(series: &[Series<'_>]) -> (f64, f64, f64) {
     } else {
         (0.0, 1.0)
     };
-    (x0, x1, if y1 > 0.0 { y1 * 1.05 } else { 1.0 })
+    let y1 = if y1 > 0.0 { y1 } else { 1.0 };
+    let step = nice_step(y1, Y_TICKS);
+    (x0, x1, (y1 / step).ceil() * step)
+}
+
+/// A round step (1, 2 or 5 × 10^k) that cuts `range` into at most `ticks` parts.
+pub fn nice_step(range: f64, ticks: usize) -> f64 {
+    let raw = range / ticks.max(1) as f64;
+    let magnitude = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * magnitude)
+        .find(|step| *step >= raw)
+        .unwrap_or(10.0 * magnitude)
+}
+
+/// Round ticks from `from` to `to`.
+fn ticks(from: f64, to: f64, count: usize) -> Vec<(f64, String)> {
+    let step = nice_step(to - from, count);
+    let first = (from / step).ceil() as i64;
+    let last = (to / step).floor() as i64;
+    (first..=last)
+        .map(|k| k as f64 * step)
+        .map(|v| (v, number(v)))
+        .collect()
 }
 
 /// Maps data coordinates to the plot area.
@@ -117,8 +144,7 @@ pub fn line_chart(c: &LineChart<'_>) -> String {
 
 fn grid(out: &mut String, f: &Frame, c: &LineChart<'_>) {
     let (bottom, right) = (HEIGHT - BOTTOM, WIDTH - RIGHT);
-    for i in 0..=Y_TICKS {
-        let v = f.y1 * i as f64 / Y_TICKS as f64;
+    for (v, label) in ticks(0.0, f.y1, Y_TICKS) {
         let y = f.y(v);
         let _ = write!(
             out,
@@ -126,16 +152,11 @@ fn grid(out: &mut String, f: &Frame, c: &LineChart<'_>) {
              <text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
             LEFT - 6.0,
             y + 4.0,
-            number(v)
+            label
         );
     }
-    let ticks = c.x_ticks.clone().unwrap_or_else(|| {
-        (0..=X_TICKS)
-            .map(|i| f.x0 + (f.x1 - f.x0) * i as f64 / X_TICKS as f64)
-            .map(|v| (v, number(v)))
-            .collect()
-    });
-    for (v, label) in ticks.iter().filter(|t| t.0 >= f.x0 && t.0 <= f.x1) {
+    let x_ticks = c.x_ticks.clone().unwrap_or_else(|| ticks(f.x0, f.x1, X_TICKS));
+    for (v, label) in x_ticks.iter().filter(|t| t.0 >= f.x0 && t.0 <= f.x1) {
         let x = f.x(*v);
         let _ = write!(
             out,
@@ -196,7 +217,7 @@ fn series(out: &mut String, f: &Frame, s: &Series<'_>) {
 }
 
 fn legend(out: &mut String, series: &[Series<'_>]) {
-    let mut x = WIDTH - RIGHT - 150.0 * series.len() as f64;
+    let mut x = WIDTH - RIGHT - LEGEND_STEP * series.len() as f64;
     for s in series {
         let _ = write!(
             out,
@@ -206,7 +227,7 @@ fn legend(out: &mut String, series: &[Series<'_>]) {
             x + 16.0,
             escape(s.name)
         );
-        x += 150.0;
+        x += LEGEND_STEP;
     }
 }
 
@@ -285,6 +306,15 @@ mod tests {
         assert_eq!(svg.matches("<rect class=\"bar\"").count(), 3);
         assert!(svg.contains("data-value=\"5\""));
         assert!(svg.contains("width=\"0.0\""));
+    }
+
+    #[test]
+    fn ticks_are_round() {
+        assert_eq!(nice_step(26_000.0, 5), 10_000.0);
+        assert_eq!(nice_step(3.0, 6), 0.5);
+        assert_eq!(nice_step(424.0, 5), 100.0);
+        let t: Vec<f64> = ticks(1.0, 4.0, 6).into_iter().map(|t| t.0).collect();
+        assert_eq!(t, [1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0]);
     }
 
     #[test]
