@@ -1,8 +1,10 @@
-//! The `bank-server` command line: every flag but `--inject-bug` has an
-//! env-var fallback and maps onto one field of [`ServerConfig`]. Kept out of
-//! `main` so it can be tested.
+//! The `bank-server` command line: every flag but `--inject-bug` and
+//! `--unsafe-no-lock` has an env-var fallback and maps onto one field of
+//! [`ServerConfig`], whose `Default` gives every default. Kept out of `main`
+//! so it can be tested.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::builder::PossibleValue;
@@ -10,26 +12,39 @@ use clap::{Parser, ValueEnum};
 
 use crate::config::ServerConfig;
 use crate::ledger::{InjectedBug, LedgerConfig};
+pub use crate::logging::LogFormat;
+use crate::tls::TlsFiles;
 
 /// The longest wait for funds the server accepts as a setting.
 const MAX_WAIT_LIMIT: Duration = Duration::from_secs(3600);
+
+/// The defaults of every flag: those of [`ServerConfig`], written once there.
+fn d() -> ServerConfig {
+    ServerConfig::default()
+}
+
+/// A default duration as clap shows and parses it.
+fn hd(d: Duration) -> humantime::Duration {
+    d.into()
+}
 
 /// A gRPC bank whose accounts are monitors (a sync mutex and condvar each).
 #[derive(Debug, Clone, Parser)]
 #[command(name = "bank-server", version, about, long_about = None)]
 pub struct Args {
-    /// Address to listen on.
+    /// Address to listen on. Beyond loopback, use --tls-cert and --auth-tokens.
     #[arg(long, env = "BANK_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
 
     /// Simulated processing time slept inside each account's critical section
     /// (`1s` reproduces the textbook example; `0s` measures the bare lock).
-    #[arg(long, env = "BANK_PROCESSING_DELAY", default_value = "1ms", value_parser = parse_duration)]
-    pub processing_delay: Duration,
+    #[arg(long, env = "BANK_PROCESSING_DELAY", default_value_t = hd(d().ledger.processing_delay))]
+    pub processing_delay: humantime::Duration,
 
     /// DANGER: serve withdrawals without holding the lock across the delay
     /// (read, sleep, write back). Loses updates; exists to demo the race.
-    #[arg(long, env = "BANK_UNSAFE_NO_LOCK")]
+    /// Deliberately no env-var fallback, like --inject-bug.
+    #[arg(long)]
     pub unsafe_no_lock: bool,
 
     /// DANGER: plant one classic bug on purpose (the "bug zoo"), to show that
@@ -39,53 +54,92 @@ pub struct Args {
     pub inject_bug: Option<InjectedBug>,
 
     /// Threads in tokio's blocking pool (where every lock is taken).
-    #[arg(long, env = "BANK_MAX_BLOCKING_THREADS", default_value_t = 512)]
+    #[arg(long, env = "BANK_MAX_BLOCKING_THREADS", default_value_t = d().max_blocking_threads)]
     pub max_blocking_threads: usize,
 
     /// Accounts the server opens at most.
-    #[arg(long, env = "BANK_MAX_ACCOUNTS", default_value_t = 100_000)]
+    #[arg(long, env = "BANK_MAX_ACCOUNTS", default_value_t = d().ledger.max_accounts)]
     pub max_accounts: usize,
 
     /// Request ids remembered per account; past it the oldest is forgotten.
-    #[arg(long, env = "BANK_REQUEST_ID_RETENTION", default_value_t = 100_000)]
+    #[arg(long, env = "BANK_REQUEST_ID_RETENTION", default_value_t = d().ledger.request_id_retention)]
     pub request_id_retention: usize,
 
+    /// Request ids remembered over all accounts (~150 B each); past it the
+    /// oldest server-wide is forgotten.
+    #[arg(long, env = "BANK_MAX_REQUEST_IDS", default_value_t = d().ledger.max_request_ids)]
+    pub max_request_ids: usize,
+
     /// Withdrawals waiting for funds on one account at once.
-    #[arg(long, env = "BANK_MAX_WAITERS_PER_ACCOUNT", default_value_t = 64)]
+    #[arg(long, env = "BANK_MAX_WAITERS_PER_ACCOUNT", default_value_t = d().ledger.max_waiters_per_account)]
     pub max_waiters_per_account: usize,
 
     /// Longest wait for funds, whatever the call's deadline (at most 1h).
-    #[arg(long, env = "BANK_MAX_WAIT", default_value = "30s", value_parser = parse_duration)]
-    pub max_wait: Duration,
+    #[arg(long, env = "BANK_MAX_WAIT", default_value_t = hd(d().ledger.max_wait))]
+    pub max_wait: humantime::Duration,
 
     /// Ops of one account holding a blocking thread at once (the rest wait
     /// asynchronously at the account's gate, at no thread cost).
-    #[arg(long, env = "BANK_MAX_BLOCKING_PER_ACCOUNT", default_value_t = 2)]
+    #[arg(long, env = "BANK_MAX_BLOCKING_PER_ACCOUNT", default_value_t = d().ledger.max_blocking_per_account)]
     pub max_blocking_per_account: usize,
 
     /// Ops admitted on one account at once; beyond it RESOURCE_EXHAUSTED.
-    #[arg(long, env = "BANK_MAX_QUEUED_PER_ACCOUNT", default_value_t = 10_000)]
+    #[arg(long, env = "BANK_MAX_QUEUED_PER_ACCOUNT", default_value_t = d().ledger.max_queued_per_account)]
     pub max_queued_per_account: usize,
 
     /// Largest gRPC message accepted or sent, in bytes.
-    #[arg(long, env = "BANK_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
+    #[arg(long, env = "BANK_MAX_MESSAGE_BYTES", default_value_t = d().max_message_bytes)]
     pub max_message_bytes: usize,
 
     /// HTTP/2 streams one connection may have open at once.
-    #[arg(long, env = "BANK_MAX_CONCURRENT_STREAMS", default_value_t = 1024)]
+    #[arg(long, env = "BANK_MAX_CONCURRENT_STREAMS", default_value_t = d().max_concurrent_streams_per_connection)]
     pub max_concurrent_streams: u32,
 
+    /// Connections served at once; more wait in the kernel's backlog.
+    #[arg(long, env = "BANK_MAX_CONNECTIONS", default_value_t = d().max_connections)]
+    pub max_connections: usize,
+
+    /// How often an idle HTTP/2 connection is pinged.
+    #[arg(long, env = "BANK_HTTP2_KEEPALIVE_INTERVAL", default_value_t = hd(d().http2_keepalive_interval))]
+    pub http2_keepalive_interval: humantime::Duration,
+
+    /// How long a keepalive ping may go unanswered before the connection is closed.
+    #[arg(long, env = "BANK_HTTP2_KEEPALIVE_TIMEOUT", default_value_t = hd(d().http2_keepalive_timeout))]
+    pub http2_keepalive_timeout: humantime::Duration,
+
     /// Answers one WithdrawStream buffers before it pauses reading requests.
-    #[arg(long, env = "BANK_STREAM_RESPONSE_BUFFER", default_value_t = 64)]
+    #[arg(long, env = "BANK_STREAM_RESPONSE_BUFFER", default_value_t = d().stream_response_buffer)]
     pub stream_response_buffer: usize,
+
+    /// Time in-flight calls get to finish after SIGINT/SIGTERM.
+    #[arg(long, env = "BANK_SHUTDOWN_GRACE", default_value_t = hd(d().shutdown_grace))]
+    pub shutdown_grace: humantime::Duration,
 
     /// Serve Prometheus metrics at `GET /metrics` on this address (off by default).
     #[arg(long, env = "BANK_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
 
-    /// Time in-flight calls get to finish after SIGINT/SIGTERM.
-    #[arg(long, env = "BANK_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
-    pub shutdown_grace: Duration,
+    /// The server's certificate chain (PEM); with --tls-key the port speaks only TLS.
+    #[arg(long, env = "BANK_TLS_CERT", value_name = "PATH", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The server's private key (PEM).
+    #[arg(long, env = "BANK_TLS_KEY", value_name = "PATH", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Require client certificates signed by these CAs (PEM): mutual TLS.
+    #[arg(long, env = "BANK_TLS_CLIENT_CA", value_name = "PATH", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// `PRINCIPAL TOKEN` lines (`#` comments): every bank.v1 call then needs
+    /// `authorization: Bearer TOKEN` and may touch only its principal's accounts.
+    /// SIGHUP reloads the file.
+    #[arg(long, env = "BANK_AUTH_TOKENS", value_name = "PATH")]
+    pub auth_tokens: Option<PathBuf>,
+
+    /// Log lines as text or as JSON objects (one per line).
+    #[arg(long, env = "BANK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 /// Parses a human duration such as `1s`, `250ms` or `2m`.
@@ -96,38 +150,59 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 impl Args {
     /// The server configuration these flags describe, or why it is invalid.
     pub fn config(&self) -> Result<ServerConfig, String> {
-        if self.max_wait > MAX_WAIT_LIMIT {
+        if *self.max_wait > MAX_WAIT_LIMIT {
             return Err(format!("--max-wait is capped at {MAX_WAIT_LIMIT:?}"));
         }
         let nonzero = [
             ("--max-blocking-threads", self.max_blocking_threads),
             ("--max-accounts", self.max_accounts),
             ("--request-id-retention", self.request_id_retention),
+            ("--max-request-ids", self.max_request_ids),
             ("--max-blocking-per-account", self.max_blocking_per_account),
             ("--max-queued-per-account", self.max_queued_per_account),
             ("--max-message-bytes", self.max_message_bytes),
             ("--stream-response-buffer", self.stream_response_buffer),
+            ("--max-connections", self.max_connections),
         ];
         if let Some((flag, _)) = nonzero.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{flag} must be at least 1"));
         }
         Ok(ServerConfig {
-            ledger: LedgerConfig {
-                processing_delay: self.processing_delay,
-                unsafe_no_lock: self.unsafe_no_lock,
-                inject_bug: self.inject_bug.unwrap_or_default(),
-                max_accounts: self.max_accounts,
-                request_id_retention: self.request_id_retention,
-                max_waiters_per_account: self.max_waiters_per_account,
-                max_wait: self.max_wait,
-                max_blocking_per_account: self.max_blocking_per_account,
-                max_queued_per_account: self.max_queued_per_account,
-                ..LedgerConfig::default()
-            },
+            ledger: self.ledger_config(),
             max_message_bytes: self.max_message_bytes,
             max_concurrent_streams_per_connection: self.max_concurrent_streams.max(1),
             stream_response_buffer: self.stream_response_buffer,
-            shutdown_grace: self.shutdown_grace,
+            shutdown_grace: *self.shutdown_grace,
+            max_blocking_threads: self.max_blocking_threads,
+            max_connections: self.max_connections,
+            http2_keepalive_interval: *self.http2_keepalive_interval,
+            http2_keepalive_timeout: *self.http2_keepalive_timeout,
+            tls: self.tls_files(),
+            auth_tokens: self.auth_tokens.clone(),
+        })
+    }
+
+    fn ledger_config(&self) -> LedgerConfig {
+        LedgerConfig {
+            processing_delay: *self.processing_delay,
+            unsafe_no_lock: self.unsafe_no_lock,
+            inject_bug: self.inject_bug.unwrap_or_default(),
+            max_accounts: self.max_accounts,
+            request_id_retention: self.request_id_retention,
+            max_request_ids: self.max_request_ids,
+            max_waiters_per_account: self.max_waiters_per_account,
+            max_wait: *self.max_wait,
+            max_blocking_per_account: self.max_blocking_per_account,
+            max_queued_per_account: self.max_queued_per_account,
+            ..LedgerConfig::default()
+        }
+    }
+
+    fn tls_files(&self) -> Option<TlsFiles> {
+        Some(TlsFiles {
+            cert: self.tls_cert.clone()?,
+            key: self.tls_key.clone()?,
+            client_ca: self.tls_client_ca.clone(),
         })
     }
 }
@@ -153,12 +228,17 @@ mod tests {
         let config = args.config().expect("defaults are valid");
         assert_eq!(config.ledger.processing_delay, Duration::from_millis(1));
         assert!(!config.ledger.unsafe_no_lock);
+        let defaults = ServerConfig::default();
+        assert_eq!(config.ledger.max_request_ids, defaults.ledger.max_request_ids);
+        assert_eq!(config.shutdown_grace, defaults.shutdown_grace);
+        assert_eq!(config.max_connections, defaults.max_connections);
+        assert!(config.tls.is_none() && config.auth_tokens.is_none());
     }
 
     #[test]
     fn human_durations_and_bad_values() {
         let args = Args::try_parse_from(["bank-server", "--processing-delay", "1s"]).unwrap();
-        assert_eq!(args.processing_delay, Duration::from_secs(1));
+        assert_eq!(*args.processing_delay, Duration::from_secs(1));
         assert!(Args::try_parse_from(["bank-server", "--processing-delay", "soon"]).is_err());
         let zero = Args::try_parse_from(["bank-server", "--max-accounts", "0"]).unwrap();
         assert!(zero.config().unwrap_err().contains("--max-accounts"));
@@ -198,6 +278,15 @@ mod tests {
             .find(|a| a.get_id() == "inject_bug")
             .unwrap();
         assert_eq!(flag.get_env(), None);
+        let race = command
+            .get_arguments()
+            .find(|a| a.get_id() == "unsafe_no_lock")
+            .unwrap();
+        assert_eq!(
+            race.get_env(),
+            None,
+            "a race demo is a flag, never an inherited variable"
+        );
         let others = command.get_arguments().filter(|a| a.get_long().is_some());
         let with_env = others.filter(|a| a.get_env().is_some()).count();
         assert!(with_env > 5, "the other flags do have env fallbacks");

@@ -1,9 +1,12 @@
 //! Server-wide configuration: the ledger's knobs plus the transport limits
-//! (message size, streams per connection, buffers) and the shutdown grace.
+//! (message size, streams per connection, buffers, connections, keepalive),
+//! TLS and tokens, and the shutdown grace.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::ledger::LedgerConfig;
+use crate::tls::TlsFiles;
 
 /// Everything `run` needs besides the listener and the shutdown signal.
 #[derive(Debug, Clone)]
@@ -18,6 +21,18 @@ pub struct ServerConfig {
     pub stream_response_buffer: usize,
     /// How long in-flight calls get to finish after SIGINT/SIGTERM.
     pub shutdown_grace: Duration,
+    /// Threads in tokio's blocking pool (the binary builds its runtime with it).
+    pub max_blocking_threads: usize,
+    /// Connections served at once; more wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// How often an idle HTTP/2 connection is pinged.
+    pub http2_keepalive_interval: Duration,
+    /// How long a ping may go unanswered before the connection is closed.
+    pub http2_keepalive_timeout: Duration,
+    /// TLS on the gRPC port (`--tls-cert`, `--tls-key`, `--tls-client-ca`).
+    pub tls: Option<TlsFiles>,
+    /// The bearer token file (`--auth-tokens`).
+    pub auth_tokens: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -28,6 +43,12 @@ impl Default for ServerConfig {
             max_concurrent_streams_per_connection: 1024,
             stream_response_buffer: 64,
             shutdown_grace: Duration::from_secs(10),
+            max_blocking_threads: 512,
+            max_connections: 10_000,
+            http2_keepalive_interval: Duration::from_secs(30),
+            http2_keepalive_timeout: Duration::from_secs(10),
+            tls: None,
+            auth_tokens: None,
         }
     }
 }

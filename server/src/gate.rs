@@ -43,6 +43,11 @@ impl Gates {
         }
     }
 
+    /// Ops admitted now over all gates (queued or running); one look per gate.
+    pub fn admitted(&self) -> usize {
+        self.gates.read().values().map(|g| g.admitted()).sum()
+    }
+
     /// The gate of the account `id`.
     pub fn of(&self, id: &Arc<str>) -> Arc<Gate> {
         if let Some(gate) = self.gates.read().get(id) {

@@ -2,9 +2,11 @@
 //! no gRPC types) holds the accounts; the service validates, admits and calls
 //! it on the blocking pool; `run` wires the transport, health and reflection.
 
+pub mod auth;
 pub mod call;
 pub mod cli;
 pub mod config;
+pub mod conn;
 mod convert;
 pub mod drain;
 mod fence;
@@ -14,13 +16,16 @@ pub mod logging;
 pub mod metrics;
 pub mod metrics_http;
 pub mod ops;
+pub mod router;
 pub mod service;
 pub mod signal;
 mod startup;
 mod status;
 mod stream;
 pub mod telemetry;
+pub mod tls;
 pub mod zoo;
 
 pub use config::ServerConfig;
+pub use router::router;
 pub use startup::{run, serve, BoxError, Listeners};

@@ -15,7 +15,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    bank_server::logging::init("info");
+    bank_server::logging::init_with("info", args.log_format);
     let config = match args.config() {
         Ok(config) => config,
         Err(e) => {
@@ -25,7 +25,7 @@ fn main() -> ExitCode {
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .max_blocking_threads(args.max_blocking_threads)
+        .max_blocking_threads(config.max_blocking_threads)
         .build();
     let result = runtime.map_err(Into::into).and_then(|rt| {
         rt.block_on(async {

@@ -50,6 +50,11 @@ impl Ops {
         &self.answers
     }
 
+    /// The accounts' admission gates.
+    pub fn gates(&self) -> &Gates {
+        &self.gates
+    }
+
     /// Shutdown state: new calls refused, in-flight ones counted.
     pub fn drain(&self) -> &Drain {
         &self.drain

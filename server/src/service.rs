@@ -1,7 +1,8 @@
-//! The `bank.v1.Bank` gRPC service: each handler converts the request, calls
-//! [`Ops`] (or the ledger directly for reads) and converts the answer. Errors
-//! become statuses through `From<LedgerError> for Status`, nowhere else.
-//! Every call is reported to [`Telemetry`] (access log and metrics).
+//! The `bank.v1.Bank` gRPC service: each handler converts the request, checks
+//! that the caller owns the account (with `--auth-tokens`), calls [`Ops`] (or
+//! the ledger directly for reads) and converts the answer. Errors become
+//! statuses through `From<LedgerError>`/`From<AuthError> for Status`, nowhere
+//! else. Every call is reported to [`Telemetry`] (access log and metrics).
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use bank::v1 as pb;
 use bank::v1::bank_server::Bank;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::auth::{authorize, Principal};
 use crate::call::Call;
 use crate::ops::Ops;
 use crate::stream::{withdraw_stream, ResultStream};
@@ -37,6 +39,26 @@ impl BankService {
         self.telemetry = telemetry;
         self
     }
+
+    /// Refuses a call on `account_id` by a principal that did not open it
+    /// (nothing to check without tokens). Runs before anything is recorded.
+    fn check_owner(&self, caller: Option<&Principal>, account_id: &str) -> Result<(), Status> {
+        check_owner(&self.ops, caller, account_id)
+    }
+}
+
+/// See [`BankService::check_owner`]; shared with `WithdrawStream`.
+pub(crate) fn check_owner(ops: &Ops, caller: Option<&Principal>, account_id: &str) -> Result<(), Status> {
+    if caller.is_none() {
+        return Ok(());
+    }
+    let account = ops.ledger().account(account_id)?;
+    Ok(authorize(caller, &account)?)
+}
+
+/// The caller authenticated by the token check, if tokens are on.
+fn principal<T>(request: &Request<T>) -> Option<Principal> {
+    request.extensions().get::<Principal>().cloned()
 }
 
 #[tonic::async_trait]
@@ -45,12 +67,18 @@ impl Bank for BankService {
         &self,
         request: Request<pb::OpenAccountRequest>,
     ) -> Result<Response<pb::Account>, Status> {
+        let caller = principal(&request);
         let r = request.into_inner();
         let observed = self.telemetry.start(Method::OpenAccount, &r.account_id, "");
+        let owner = caller.as_ref().map(|p| &*p.0);
         let result = self
             .ops
             .enter()
-            .and_then(|_entered| self.ops.ledger().open(&r.account_id, r.initial_balance))
+            .and_then(|_entered| {
+                self.ops
+                    .ledger()
+                    .open_owned(&r.account_id, r.initial_balance, owner)
+            })
             .map_err(Status::from);
         observed.finish_call(&result);
         Ok(Response::new(result?.into()))
@@ -60,9 +88,14 @@ impl Bank for BankService {
         &self,
         request: Request<pb::GetBalanceRequest>,
     ) -> Result<Response<pb::Account>, Status> {
+        let caller = principal(&request);
         let account_id = &request.get_ref().account_id;
         let observed = self.telemetry.start(Method::GetBalance, account_id, "");
-        let result = self.ops.balance(account_id).await.map_err(Status::from);
+        let result = async {
+            self.check_owner(caller.as_ref(), account_id)?;
+            self.ops.balance(account_id).await.map_err(Status::from)
+        }
+        .await;
         observed.finish_call(&result);
         Ok(Response::new(result?.into()))
     }
@@ -71,12 +104,16 @@ impl Bank for BankService {
         &self,
         request: Request<pb::DepositRequest>,
     ) -> Result<Response<pb::OperationResult>, Status> {
-        let call = Call::from_metadata(request.metadata());
+        let (call, caller) = (Call::from_metadata(request.metadata()), principal(&request));
         let r = request.into_inner();
         let observed = self
             .telemetry
             .start(Method::Deposit, &r.account_id, &r.request_id);
-        let result = self.ops.deposit(r.into(), &call).await.map_err(Status::from);
+        let result = async {
+            self.check_owner(caller.as_ref(), &r.account_id)?;
+            self.ops.deposit(r.into(), &call).await.map_err(Status::from)
+        }
+        .await;
         observed.finish_op(&result);
         Ok(Response::new(self.ops.answers().wire(result?)))
     }
@@ -85,12 +122,16 @@ impl Bank for BankService {
         &self,
         request: Request<pb::WithdrawRequest>,
     ) -> Result<Response<pb::OperationResult>, Status> {
-        let call = Call::from_metadata(request.metadata());
+        let (call, caller) = (Call::from_metadata(request.metadata()), principal(&request));
         let r = request.into_inner();
         let observed = self
             .telemetry
             .start(Method::Withdraw, &r.account_id, &r.request_id);
-        let result = self.ops.withdraw(r.into(), &call).await.map_err(Status::from);
+        let result = async {
+            self.check_owner(caller.as_ref(), &r.account_id)?;
+            self.ops.withdraw(r.into(), &call).await.map_err(Status::from)
+        }
+        .await;
         observed.finish_op(&result);
         Ok(Response::new(self.ops.answers().wire(result?)))
     }
@@ -103,10 +144,11 @@ impl Bank for BankService {
     ) -> Result<Response<ResultStream>, Status> {
         // A stream is not counted as in flight: each request on it is.
         drop(self.ops.enter()?);
-        let call = Call::from_metadata(request.metadata());
+        let (call, caller) = (Call::from_metadata(request.metadata()), principal(&request));
         let stream = withdraw_stream(
             Arc::clone(&self.ops),
             call,
+            caller,
             request.into_inner(),
             self.stream_buffer,
             self.telemetry.clone(),
@@ -118,12 +160,17 @@ impl Bank for BankService {
         &self,
         request: Request<pb::TransferRequest>,
     ) -> Result<Response<pb::OperationResult>, Status> {
-        let call = Call::from_metadata(request.metadata());
+        let (call, caller) = (Call::from_metadata(request.metadata()), principal(&request));
         let r = request.into_inner();
         let observed = self
             .telemetry
             .start(Method::Transfer, &r.from_account_id, &r.request_id);
-        let result = self.ops.transfer(r.into(), &call).await.map_err(Status::from);
+        // The source must be the caller's; the target may be anyone's.
+        let result = async {
+            self.check_owner(caller.as_ref(), &r.from_account_id)?;
+            self.ops.transfer(r.into(), &call).await.map_err(Status::from)
+        }
+        .await;
         observed.finish_op(&result);
         Ok(Response::new(self.ops.answers().wire(result?)))
     }
@@ -132,15 +179,19 @@ impl Bank for BankService {
         &self,
         request: Request<pb::GetOperationRequest>,
     ) -> Result<Response<pb::OperationResult>, Status> {
+        let caller = principal(&request);
         let r = request.into_inner();
         let observed = self
             .telemetry
             .start(Method::GetOperation, &r.account_id, &r.request_id);
-        let result = self
-            .ops
-            .operation(r.account_id, r.request_id)
-            .await
-            .map_err(Status::from);
+        let result = async {
+            self.check_owner(caller.as_ref(), &r.account_id)?;
+            self.ops
+                .operation(r.account_id, r.request_id)
+                .await
+                .map_err(Status::from)
+        }
+        .await;
         observed.finish_call(&result);
         Ok(Response::new(result?.into()))
     }

@@ -1,27 +1,26 @@
-//! Wires a server together: the bank service with its limits, gRPC health
-//! (SERVING for `bank.v1.Bank` and ""), reflection v1 and v1alpha, and a
-//! graceful shutdown that stops taking calls and lets in-flight ones finish.
+//! Runs a server: the services of [`crate::router`] on the gRPC port (at
+//! most `max_connections` at once), `/metrics` if asked, the token file
+//! (reloaded on SIGHUP), and a graceful shutdown that stops taking calls and
+//! lets in-flight ones finish.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bank::v1::bank_server::BankServer;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use tonic::transport::server::TcpIncoming;
-use tonic::transport::Server;
-use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 use tracing::{info, warn};
 
+use crate::auth::Auth;
 use crate::config::ServerConfig;
+use crate::conn;
 use crate::ledger::{InjectedBug, Ledger, LedgerObserver, Observer};
 use crate::metrics::{Metrics, StateSample};
 use crate::metrics_http;
 use crate::ops::Ops;
-use crate::service::BankService;
+use crate::router::{router, set_health};
 use crate::telemetry::Telemetry;
 
 /// Any startup or transport failure.
@@ -57,39 +56,30 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), BoxError> {
     warn_if_unsafe(&config);
+    warn_if_exposed(&listeners.grpc, &config);
     let metrics = listeners
         .metrics
-        .map(|l| Ok::<_, BoxError>((l, Arc::new(Metrics::new()?))))
-        .transpose()?;
+        .map(|l| Ok::<_, BoxError>((l, Arc::new(Metrics::new()?))));
+    let metrics = metrics.transpose()?;
     if let Some((_, m)) = &metrics {
         config.ledger.observer = Observer::new(Arc::clone(m) as Arc<dyn LedgerObserver>);
     }
+    let auth = load_auth(&config)?;
     let ops = Arc::new(Ops::new(Arc::new(Ledger::new(config.ledger.clone()))));
     let telemetry = metrics
         .as_ref()
-        .map(|(_, m)| Telemetry::with_metrics(Arc::clone(m)))
-        .unwrap_or_default();
+        .map(|(_, m)| Telemetry::with_metrics(Arc::clone(m)));
     let _metrics_task =
         metrics.map(|(l, m)| AbortOnDrop(tokio::spawn(metrics_http::serve(l, m, sampler(&ops)))));
-    let listener = listeners.grpc;
-    let service = BankService::new(Arc::clone(&ops), config.stream_response_buffer).with_telemetry(telemetry);
-    let bank = BankServer::new(service)
-        .max_decoding_message_size(config.max_message_bytes)
-        .max_encoding_message_size(config.max_message_bytes);
-    let (health, health_service) = tonic_health::server::health_reporter();
-    set_health(&health, ServingStatus::Serving).await;
+    let _reload_task = auth
+        .clone()
+        .map(|a| AbortOnDrop(tokio::spawn(reload_on_sighup(a))));
+    let (router, health) = router(Arc::clone(&ops), &config, telemetry.unwrap_or_default(), auth).await?;
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let server = Server::builder()
-        .max_concurrent_streams(config.max_concurrent_streams_per_connection)
-        .add_service(health_service)
-        .add_service(reflection().build_v1()?)
-        .add_service(reflection().build_v1alpha()?)
-        .add_service(bank)
-        // `serve_with_incoming` ignores the builder's TCP options: without
-        // TCP_NODELAY small replies wait for delayed ACKs (~40 ms tails).
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), async {
-            let _ = stop_rx.await;
-        });
+    let incoming = conn::incoming(listeners.grpc, config.max_connections);
+    let server = router.serve_with_incoming_shutdown(incoming, async {
+        let _ = stop_rx.await;
+    });
     let mut server = Box::pin(server);
     tokio::select! {
         result = &mut server => return result.map_err(Into::into),
@@ -99,6 +89,44 @@ pub async fn serve(
     ops.drain().begin();
     set_health(&health, ServingStatus::NotServing).await;
     drain(server, stop_tx, &ops, config.shutdown_grace).await
+}
+
+/// The token file, if `--auth-tokens` is set.
+fn load_auth(config: &ServerConfig) -> Result<Option<Arc<Auth>>, BoxError> {
+    let Some(path) = &config.auth_tokens else {
+        return Ok(None);
+    };
+    let auth = Auth::load(path)?;
+    info!(path = %path.display(), "bearer tokens loaded; SIGHUP reloads them");
+    Ok(Some(Arc::new(auth)))
+}
+
+/// Reloads the token file on every SIGHUP (a bad file keeps the old tokens).
+async fn reload_on_sighup(auth: Arc<Auth>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            warn!("cannot catch SIGHUP: the token file will not be reloaded");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match auth.reload() {
+                Ok(principals) => info!(principals, "SIGHUP: bearer tokens reloaded"),
+                Err(e) => warn!("SIGHUP: token file not reloaded, the old tokens stay: {e}"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    drop(auth);
+}
+
+/// Warns when anyone who can reach a non-loopback port may use the bank.
+fn warn_if_exposed(listener: &TcpListener, config: &ServerConfig) {
+    let exposed = listener.local_addr().is_ok_and(|a| !a.ip().is_loopback());
+    if exposed && config.tls.is_none() && config.auth_tokens.is_none() {
+        warn!("listening beyond loopback over plaintext with no tokens: anyone who reaches the port can move any account's money (see --tls-cert, --auth-tokens)");
+    }
 }
 
 /// Keeps the transport up while in-flight calls finish, so that new calls
@@ -144,20 +172,9 @@ fn sampler(ops: &Arc<Ops>) -> metrics_http::Sampler {
     Arc::new(move || StateSample {
         open_accounts: ops.ledger().account_count(),
         inflight_calls: ops.drain().inflight(),
-        ..StateSample::default()
+        remembered_request_ids: ops.ledger().remembered_request_ids(),
+        admission_queued: ops.gates().admitted(),
     })
-}
-
-/// Reflection over the bank and health descriptors (v1 and v1alpha share it).
-fn reflection() -> tonic_reflection::server::Builder<'static> {
-    tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(bank::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-}
-
-async fn set_health(health: &HealthReporter, status: ServingStatus) {
-    health.set_service_status(bank::SERVICE_NAME, status).await;
-    health.set_service_status("", status).await;
 }
 
 fn warn_if_unsafe(config: &ServerConfig) {

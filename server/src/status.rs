@@ -4,6 +4,7 @@
 
 use tonic::Status;
 
+use crate::auth::AuthError;
 use crate::ledger::LedgerError;
 
 impl From<LedgerError> for Status {
@@ -22,6 +23,16 @@ impl From<LedgerError> for Status {
             LedgerError::InProgress(_) => Status::aborted(message),
             LedgerError::ShuttingDown => Status::unavailable(message),
             LedgerError::Internal(_) => Status::internal(message),
+        }
+    }
+}
+
+impl From<AuthError> for Status {
+    fn from(err: AuthError) -> Self {
+        let message = err.to_string();
+        match err {
+            AuthError::Unauthenticated => Status::unauthenticated(message),
+            AuthError::PermissionDenied(_) => Status::permission_denied(message),
         }
     }
 }

@@ -11,36 +11,47 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 
+use crate::auth::Principal;
 use crate::call::Call;
-use crate::ledger::LedgerError;
+use crate::ledger::{LedgerError, OpResult};
 use crate::ops::Ops;
+use crate::service::check_owner;
 use crate::telemetry::{Method, Telemetry};
 
 /// The answer stream handed to tonic.
 pub type ResultStream = Pin<Box<dyn Stream<Item = Result<pb::OperationResult, Status>> + Send>>;
 
-/// Starts serving one stream; answers flow through a channel of `buffer` items.
+/// Starts serving one stream for `caller`; answers flow through a channel of `buffer` items.
 pub fn withdraw_stream(
     ops: Arc<Ops>,
     call: Call,
+    caller: Option<Principal>,
     inbound: Streaming<pb::WithdrawRequest>,
     buffer: usize,
     telemetry: Telemetry,
 ) -> ResultStream {
     let (tx, rx) = mpsc::channel(buffer.max(1));
-    tokio::spawn(serve(ops, call, inbound, tx, telemetry));
+    let served = Served {
+        ops,
+        call,
+        caller,
+        telemetry,
+    };
+    tokio::spawn(serve(served, inbound, tx));
     Box::pin(ReceiverStream::new(rx))
 }
 
 type Sender = mpsc::Sender<Result<pb::OperationResult, Status>>;
 
-async fn serve(
+/// What every message of one stream shares.
+struct Served {
     ops: Arc<Ops>,
     call: Call,
-    mut inbound: Streaming<pb::WithdrawRequest>,
-    tx: Sender,
+    caller: Option<Principal>,
     telemetry: Telemetry,
-) {
+}
+
+async fn serve(s: Served, mut inbound: Streaming<pb::WithdrawRequest>, tx: Sender) {
     loop {
         let request = tokio::select! {
             next = inbound.next() => next,
@@ -48,11 +59,11 @@ async fn serve(
             () = tx.closed() => return,
             // Shutdown, and no call left in flight: an idle stream is ended,
             // or it would hold the transport open until the grace period ends.
-            () = ops.drain().drained() => Some(Err(LedgerError::ShuttingDown.into())),
+            () = s.ops.drain().drained() => Some(Err(LedgerError::ShuttingDown.into())),
         };
         let Some(request) = request else { return };
         let answer = match request {
-            Ok(request) => answer(&ops, &call, request, &tx, &telemetry).await,
+            Ok(request) => answer(&s, request, &tx).await,
             // A broken inbound stream (bad frame, too large) ends ours with its status.
             Err(status) => Some(Err(status)),
         };
@@ -65,19 +76,25 @@ async fn serve(
 }
 
 /// Runs one withdrawal, or gives up (`None`) if the client leaves meanwhile.
+/// One on another principal's account ends the stream, changing nothing.
 async fn answer(
-    ops: &Ops,
-    call: &Call,
+    s: &Served,
     request: pb::WithdrawRequest,
     tx: &Sender,
-    telemetry: &Telemetry,
 ) -> Option<Result<pb::OperationResult, Status>> {
-    let observed = telemetry.start(Method::WithdrawStream, &request.account_id, &request.request_id);
+    let observed = s
+        .telemetry
+        .start(Method::WithdrawStream, &request.account_id, &request.request_id);
+    if let Err(status) = check_owner(&s.ops, s.caller.as_ref(), &request.account_id) {
+        let result: Result<OpResult, Status> = Err(status);
+        observed.finish_op(&result);
+        return Some(result.map(|r| s.ops.answers().wire(r)));
+    }
     tokio::select! {
-        result = ops.withdraw(request.into(), call) => {
+        result = s.ops.withdraw(request.into(), &s.call) => {
             let result = result.map_err(Status::from);
             observed.finish_op(&result);
-            Some(result.map(|r| ops.answers().wire(r)))
+            Some(result.map(|r| s.ops.answers().wire(r)))
         }
         () = tx.closed() => None,
     }

@@ -5,11 +5,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex, MutexGuard};
+use parking_lot::{Condvar, Mutex};
 
 use super::config::LedgerConfig;
 use super::context::CallContext;
 use super::error::{LedgerError, LedgerResult};
+use super::id_budget::IdBudget;
+use super::locked::Locked;
+use super::observer::Observer;
 use super::op::Attempt;
 use super::op::{Deposit, Fingerprint, OpKind, OpResult, Outcome, Snapshot, Withdrawal};
 use super::request_log::{Lookup, RequestLog};
@@ -33,6 +36,10 @@ pub struct Account {
     id: Arc<str>,
     state: Mutex<State>,
     funds: Condvar,
+    /// The principal that opened the account (`--auth-tokens`), if any.
+    owner: Option<Arc<str>>,
+    /// Where lock waits and holds are reported.
+    observer: Observer,
     /// State of the bug zoo; untouched unless a bug is injected.
     zoo: AccountZoo,
 }
@@ -78,18 +85,27 @@ impl State {
 }
 
 impl Account {
-    /// A new account with `balance` and nothing done yet.
-    pub fn new(id: Arc<str>, balance: u64, config: &LedgerConfig) -> Self {
+    /// A new account with `balance` and nothing done yet, opened by `owner`;
+    /// its request ids count against the server-wide `ids`.
+    pub fn new(
+        id: Arc<str>,
+        balance: u64,
+        owner: Option<Arc<str>>,
+        config: &LedgerConfig,
+        ids: Arc<IdBudget>,
+    ) -> Self {
         let state = State {
             balance,
             sequence: 0,
             waiters: 0,
-            log: RequestLog::new(config.request_id_retention),
+            log: RequestLog::new(config.request_id_retention, Arc::clone(&id), ids),
         };
         Account {
             id,
             state: Mutex::new(state),
             funds: Condvar::new(),
+            owner,
+            observer: config.observer.clone(),
             zoo: AccountZoo::default(),
         }
     }
@@ -99,8 +115,20 @@ impl Account {
         &self.id
     }
 
-    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock()
+    /// The principal that opened the account, if it was opened by one.
+    pub fn owner(&self) -> Option<&Arc<str>> {
+        self.owner.as_ref()
+    }
+
+    pub(super) fn lock(&self) -> Locked<'_> {
+        Locked::lock(&self.state, &self.observer)
+    }
+
+    /// Forgets `request_id` for the server-wide cap if the lock is free now:
+    /// `None` when busy, else whether it was forgotten (see [`IdBudget::trim`]).
+    pub(super) fn forget_request_id(&self, request_id: &str) -> Option<bool> {
+        let mut st = Locked::try_lock(&self.state, &self.observer)?;
+        Some(st.log.forget(request_id))
     }
 
     /// The lock, taken as `ctx` allows. A context that may block waits for it.
@@ -108,15 +136,15 @@ impl Account {
     /// the op cannot sleep under it (zero processing delay, the lock not
     /// skipped by `unsafe_no_lock`, no bug of the zoo planted); otherwise
     /// `None`, nothing changed.
-    pub(super) fn lock_as(&self, ctx: &CallContext, cfg: &LedgerConfig) -> Option<MutexGuard<'_, State>> {
+    pub(super) fn lock_as(&self, ctx: &CallContext, cfg: &LedgerConfig) -> Option<Locked<'_>> {
         if ctx.may_block() {
-            return Some(self.state.lock());
+            return Some(self.lock());
         }
         // The zoo's bugs take the slow path too, so each acts in every mode.
         if !cfg.processing_delay.is_zero() || cfg.racy_withdrawals() || cfg.inject_bug != InjectedBug::None {
             return None;
         }
-        self.state.try_lock()
+        Locked::try_lock(&self.state, &self.observer)
     }
 
     /// Wakes every withdrawal waiting for funds on this account.
@@ -263,7 +291,7 @@ impl Account {
     /// covers the amount, the wait deadline passes, or the call is abandoned.
     fn wait_for_funds(
         &self,
-        st: &mut MutexGuard<'_, State>,
+        st: &mut Locked<'_>,
         w: &Withdrawal,
         fp: &Fingerprint,
         ctx: &mut CallContext,
@@ -285,7 +313,9 @@ impl Account {
             if now >= until {
                 break;
             }
-            self.funds.wait_until(st, until.min(now + WAITER_POLL_INTERVAL));
+            self.funds
+                .wait_until(st.guard_for_wait(), until.min(now + WAITER_POLL_INTERVAL));
+            st.reacquired();
         }
         st.waiters -= 1;
         Ok(())

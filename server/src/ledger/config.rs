@@ -19,6 +19,8 @@ pub struct LedgerConfig {
     pub max_accounts: usize,
     /// Request ids remembered per account before the oldest is forgotten.
     pub request_id_retention: usize,
+    /// Request ids remembered over all accounts; past it the oldest server-wide is forgotten.
+    pub max_request_ids: usize,
     /// Withdrawals that may wait for funds on one account at once.
     pub max_waiters_per_account: usize,
     /// The longest a withdrawal waits for funds, whatever its deadline.
@@ -39,6 +41,7 @@ impl Default for LedgerConfig {
             inject_bug: InjectedBug::None,
             max_accounts: 100_000,
             request_id_retention: 100_000,
+            max_request_ids: 5_000_000,
             max_waiters_per_account: 64,
             max_wait: Duration::from_secs(30),
             max_blocking_per_account: 2,

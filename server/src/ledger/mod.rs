@@ -7,6 +7,8 @@ mod config;
 mod context;
 mod delay;
 mod error;
+mod id_budget;
+mod locked;
 mod observer;
 mod op;
 mod request_log;
@@ -17,13 +19,15 @@ mod zoo;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use parking_lot::{MutexGuard, RwLock};
+use parking_lot::RwLock;
 
 pub use account::Account;
 use account::{processing_delay, State};
 pub use config::LedgerConfig;
 pub use context::{CallContext, Release};
 pub use error::{LedgerError, LedgerResult};
+use id_budget::IdBudget;
+use locked::Locked;
 pub use observer::{LedgerObserver, Observer};
 pub use op::{
     validate_account_id, validate_request_id, Attempt, Deposit, OpResult, Outcome, Snapshot, Transfer,
@@ -38,6 +42,8 @@ pub use zoo::{InjectedBug, PARTIAL_APPLY_EVERY, PARTIAL_APPLY_MESSAGE, STALE_REA
 pub struct Ledger {
     accounts: RwLock<HashMap<Arc<str>, Arc<Account>>>,
     config: LedgerConfig,
+    /// Request ids remembered over all accounts (`max_request_ids`).
+    ids: Arc<IdBudget>,
 }
 
 impl Ledger {
@@ -45,8 +51,28 @@ impl Ledger {
     pub fn new(config: LedgerConfig) -> Self {
         Ledger {
             accounts: RwLock::new(HashMap::new()),
+            ids: Arc::new(IdBudget::new(config.max_request_ids)),
             config,
         }
+    }
+
+    /// Request ids remembered now, over all accounts.
+    pub fn remembered_request_ids(&self) -> usize {
+        self.ids.remembered()
+    }
+
+    /// Forgets the oldest request ids server-wide while more than
+    /// `max_request_ids` are remembered. Call with no account lock held; it
+    /// never waits for one (a busy account is retried on a later call).
+    fn trim_request_ids(&self) {
+        if !self.ids.over() {
+            return;
+        }
+        self.ids.trim(|account, request_id| {
+            let account = self.accounts.read().get(account).cloned();
+            // An account is never closed; a missing one has nothing to forget.
+            account.map_or(Some(true), |a| a.forget_request_id(request_id))
+        });
     }
 
     /// The configuration in force.
@@ -56,6 +82,16 @@ impl Ledger {
 
     /// Opens `account_id` with `initial_balance`; it takes no sequence number.
     pub fn open(&self, account_id: &str, initial_balance: u64) -> LedgerResult<Snapshot> {
+        self.open_owned(account_id, initial_balance, None)
+    }
+
+    /// [`Ledger::open`] on behalf of `owner`, kept with the account.
+    pub fn open_owned(
+        &self,
+        account_id: &str,
+        initial_balance: u64,
+        owner: Option<&str>,
+    ) -> LedgerResult<Snapshot> {
         validate_account_id(account_id)?;
         let mut accounts = self.accounts.write();
         if accounts.contains_key(account_id) {
@@ -68,7 +104,15 @@ impl Ledger {
             )));
         }
         let id: Arc<str> = Arc::from(account_id);
-        let account = Arc::new(Account::new(Arc::clone(&id), initial_balance, &self.config));
+        let owner = owner.map(Arc::from);
+        let ids = Arc::clone(&self.ids);
+        let account = Arc::new(Account::new(
+            Arc::clone(&id),
+            initial_balance,
+            owner,
+            &self.config,
+            ids,
+        ));
         accounts.insert(id, account);
         Ok(Snapshot {
             account_id: account_id.to_owned(),
@@ -123,7 +167,9 @@ impl Ledger {
     ) -> LedgerResult<Attempt<OpResult>> {
         d.validate()?;
         debug_assert_eq!(&**account.id(), d.account_id);
-        account.deposit(d, ctx, &self.config)
+        let attempt = account.deposit(d, ctx, &self.config);
+        self.trim_request_ids();
+        attempt
     }
 
     /// A withdrawal on `account` (which must be the request's account), on a
@@ -146,7 +192,9 @@ impl Ledger {
     ) -> LedgerResult<Attempt<OpResult>> {
         w.validate()?;
         debug_assert_eq!(&**account.id(), w.account_id);
-        account.withdraw(w, ctx, &self.config)
+        let attempt = account.withdraw(w, ctx, &self.config);
+        self.trim_request_ids();
+        attempt
     }
 
     /// Moves money between two accounts, locked in id order, on a context
@@ -163,6 +211,19 @@ impl Ledger {
 
     /// A transfer as `ctx` allows (see [`Ledger::try_deposit`]).
     pub fn try_transfer(
+        &self,
+        from: &Account,
+        to: &Account,
+        t: &Transfer,
+        ctx: &CallContext,
+    ) -> LedgerResult<Attempt<OpResult>> {
+        let attempt = self.transfer_locked(from, to, t, ctx);
+        self.trim_request_ids();
+        attempt
+    }
+
+    /// [`Ledger::try_transfer`] under both accounts' locks.
+    fn transfer_locked(
         &self,
         from: &Account,
         to: &Account,
@@ -208,6 +269,13 @@ impl Ledger {
 
     /// The stored result of `request_id` on `account`, fencing it if unseen.
     pub fn operation(&self, account: &Account, request_id: &str) -> LedgerResult<OpResult> {
+        let result = self.lookup_or_fence(account, request_id);
+        self.trim_request_ids();
+        result
+    }
+
+    /// [`Ledger::operation`] under the account's lock.
+    fn lookup_or_fence(&self, account: &Account, request_id: &str) -> LedgerResult<OpResult> {
         validate_request_id(request_id)?;
         if request_id.is_empty() {
             return Err(LedgerError::InvalidArgument(
@@ -250,7 +318,7 @@ fn lock_pair<'a>(
     to: &'a Account,
     ctx: &CallContext,
     cfg: &LedgerConfig,
-) -> Option<(MutexGuard<'a, State>, MutexGuard<'a, State>)> {
+) -> Option<(Locked<'a>, Locked<'a>)> {
     assert_ne!(from.id(), to.id(), "a transfer locks two different accounts");
     if from.id() < to.id() {
         let src = from.lock_as(ctx, cfg)?;

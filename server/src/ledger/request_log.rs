@@ -1,11 +1,13 @@
 //! The per-account memory of request ids: what each idempotent op did, so a
 //! repeat is answered from here instead of applied twice. Bounded: past
-//! `retention` ids the oldest is forgotten (FIFO) and counted.
+//! `retention` ids the oldest is forgotten (FIFO) and counted; the server-wide
+//! cap ([`IdBudget`]) may make it forget its oldest ids earlier.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use super::error::{LedgerError, LedgerResult};
+use super::id_budget::IdBudget;
 use super::op::{Fingerprint, OpResult, Outcome};
 
 /// What the log holds for one request id.
@@ -45,17 +47,40 @@ pub struct RequestLog {
     order: VecDeque<Arc<str>>,
     retention: usize,
     forgotten: u64,
+    account: Arc<str>,
+    budget: Arc<IdBudget>,
 }
 
 impl RequestLog {
-    /// An empty log that remembers at most `retention` ids (at least 1).
-    pub fn new(retention: usize) -> Self {
+    /// An empty log of `account` that remembers at most `retention` ids (at
+    /// least 1) and registers each with the server-wide `budget`.
+    pub fn new(retention: usize, account: Arc<str>, budget: Arc<IdBudget>) -> Self {
         RequestLog {
             entries: HashMap::new(),
             order: VecDeque::new(),
             retention: retention.max(1),
             forgotten: 0,
+            account,
+            budget,
         }
+    }
+
+    /// Forgets `request_id` for the server-wide cap: true when done (or it
+    /// was not remembered), false when it is pending and must stay.
+    pub fn forget(&mut self, request_id: &str) -> bool {
+        match self.entries.get(request_id) {
+            None => return true,
+            Some(Entry::Pending(_)) => return false,
+            Some(_) => {}
+        }
+        self.entries.remove(request_id);
+        self.forgotten += 1;
+        self.budget.forgot();
+        // Drop forgotten keys from the front so `order` stays bounded.
+        while self.order.front().is_some_and(|k| !self.entries.contains_key(k)) {
+            self.order.pop_front();
+        }
+        true
     }
 
     /// How many ids are remembered now.
@@ -134,6 +159,7 @@ impl RequestLog {
         }
         let key: Arc<str> = Arc::from(request_id);
         self.entries.insert(Arc::clone(&key), entry);
+        self.budget.added(&self.account, &key);
         self.order.push_back(key);
         // Each id is looked at once at most, so pending ids cannot spin this.
         let mut budget = self.order.len();
@@ -152,8 +178,11 @@ impl RequestLog {
             self.order.push_back(oldest);
             return;
         }
-        self.entries.remove(&oldest);
-        self.forgotten += 1;
+        // A key forgotten already (server-wide cap) is just dropped from the order.
+        if self.entries.remove(&oldest).is_some() {
+            self.forgotten += 1;
+            self.budget.forgot();
+        }
     }
 }
 

@@ -1,0 +1,90 @@
+//! An account's lock guard that reports how long the lock was waited for and
+//! held to the ledger's [`Observer`] (nothing is timed when none listens).
+
+use std::ops::{Deref, DerefMut};
+use std::time::Instant;
+
+use parking_lot::{Mutex, MutexGuard};
+
+use super::account::State;
+use super::observer::Observer;
+
+/// A held account lock; the hold is reported when it is dropped.
+pub(super) struct Locked<'a> {
+    guard: MutexGuard<'a, State>,
+    since: Option<Instant>,
+    observer: &'a Observer,
+}
+
+impl<'a> Locked<'a> {
+    /// Takes `mutex`, waiting as long as needed.
+    pub(super) fn lock(mutex: &'a Mutex<State>, observer: &'a Observer) -> Self {
+        if !observer.is_set() {
+            return Locked {
+                guard: mutex.lock(),
+                since: None,
+                observer,
+            };
+        }
+        let asked = Instant::now();
+        let guard = mutex.lock();
+        let since = Instant::now();
+        observer.lock_waited(since.saturating_duration_since(asked));
+        Locked {
+            guard,
+            since: Some(since),
+            observer,
+        }
+    }
+
+    /// Takes `mutex` only if it is free now.
+    pub(super) fn try_lock(mutex: &'a Mutex<State>, observer: &'a Observer) -> Option<Self> {
+        let guard = mutex.try_lock()?;
+        let since = observer.is_set().then(Instant::now);
+        Some(Locked {
+            guard,
+            since,
+            observer,
+        })
+    }
+
+    /// The raw guard, for waiting on the account's condition variable. The
+    /// time spent waiting there (lock released) is not counted as held.
+    pub(super) fn guard_for_wait(&mut self) -> &mut MutexGuard<'a, State> {
+        self.report_hold();
+        &mut self.guard
+    }
+
+    /// Restarts the hold clock after a wait on the condition variable.
+    pub(super) fn reacquired(&mut self) {
+        if self.observer.is_set() {
+            self.since = Some(Instant::now());
+        }
+    }
+
+    fn report_hold(&mut self) {
+        if let Some(since) = self.since.take() {
+            self.observer.lock_held(since.elapsed());
+        }
+    }
+}
+
+impl Deref for Locked<'_> {
+    type Target = State;
+
+    fn deref(&self) -> &State {
+        &self.guard
+    }
+}
+
+impl DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.guard
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.report_hold();
+    }
+}
