@@ -3,7 +3,7 @@
 # writes --html and --csv; headless Chromium (Debian's package) loads the
 # page offline, dumps the DOM and a screenshot, and logs the console. The
 # page must be self-contained (no script, no external URL), hold its charts
-# with data points, and log no console error.
+# with data points, and log nothing to the console.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,8 +44,10 @@ echo "rendered: $charts charts, $series series with data, $dots points"
 [ "$series" -ge "$MIN_SERIES" ] || fail "expected $MIN_SERIES series with data, got $series"
 [ "$dots" -gt 0 ] || fail "no data points drawn"
 grep -q 'id="verdict"' "$OUT/dom.html" || fail "no verdict in the DOM"
-if grep -E 'Uncaught|ERROR:CONSOLE|:CONSOLE\([0-9]+\)\] .*(Error|error)' "$OUT/console.log"; then
-  fail "the console logged errors (see $OUT/console.log)"
+# The page has no script: any console message (Chromium logs them as
+# "CONSOLE" lines at every level, errors and "Uncaught ..." included) is a fault.
+if grep -E 'CONSOLE|Uncaught' "$OUT/console.log"; then
+  fail "the console logged messages (see $OUT/console.log)"
 fi
 [ -s "$OUT/report.png" ] || fail "no screenshot"
 echo "HTML report OK: $OUT/report.html, screenshot $OUT/report.png"

@@ -52,10 +52,30 @@ pub fn write(
             corrected: &merged.corrected,
             uncorrected: &merged.uncorrected,
             open_loop: args.rate.is_some() || args.stages.is_some(),
+            requested: requested(args, &rows),
         };
         save(path, html::render(&page))?;
     }
     Ok(())
+}
+
+/// The requested rate at the middle of each row's interval (open loop only).
+fn requested(args: &RunArgs, rows: &[timeline::Row]) -> Vec<(f64, f64)> {
+    let half = HISTOGRAM_LOG_INTERVAL.as_secs_f64() / 2.0;
+    let rate_at = |t: f64| match (&args.stages, args.rate) {
+        (Some(plan), _) => Some(plan.rate_at(t - half)),
+        (None, Some(rate)) => {
+            let load_s = match args.requests {
+                Some(n) => n as f64 / rate,
+                None => (args.warmup + args.duration).as_secs_f64(),
+            };
+            Some(if t - half < load_s { rate } else { 0.0 })
+        }
+        (None, None) => None,
+    };
+    rows.iter()
+        .filter_map(|r| rate_at(r.time_s).map(|rate| (r.time_s, rate)))
+        .collect()
 }
 
 fn save(path: &Path, text: String) -> Result<(), String> {

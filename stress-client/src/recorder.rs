@@ -221,10 +221,7 @@ impl Recorder {
         self.counts.by_status[status_index(&reply)] += 1;
         match reply {
             Ok(r) => self.fill_reply(&mut op, &mut leg, &r, timing.received),
-            Err(status) => {
-                self.errors.add(i32::from(status.code()), status.message(), 1);
-                self.fail(index, planned.number);
-            }
+            Err(status) => self.fail(index, planned.number, &status),
         }
         if planned.kind == Kind::Transfer {
             self.legs.push(leg);
@@ -324,7 +321,8 @@ impl Recorder {
     }
 
     /// Counts a failed call and remembers it for `GetOperation`.
-    fn fail(&mut self, op: u32, number: u64) {
+    fn fail(&mut self, op: u32, number: u64, status: &tonic::Status) {
+        self.errors.add(i32::from(status.code()), status.message(), 1);
         self.counts.errors += 1;
         self.live.errors.fetch_add(1, Ordering::Relaxed);
         self.failures.push(Failure {

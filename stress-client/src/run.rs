@@ -123,14 +123,17 @@ async fn run_against(args: &RunArgs, endpoint: &str) -> Result<Summary, String> 
         setup_took,
     };
     let (merged, summary) = finish.settle_and_check(recorders, measured).await;
-    let timeline = match collector {
-        Some(task) => task
-            .await
-            .map_err(|e| format!("interval collector failed: {e}"))?,
-        None => Intervals::new(),
-    };
+    let timeline = collected(collector).await?;
     outputs::write(args, &summary, &merged, &timeline, wall_start)?;
     Ok(summary)
+}
+
+/// The intervals the collector added up (none when it was not started).
+async fn collected(collector: Option<JoinHandle<Intervals>>) -> Result<Intervals, String> {
+    match collector {
+        Some(task) => task.await.map_err(|e| format!("interval collector failed: {e}")),
+        None => Ok(Intervals::new()),
+    }
 }
 
 /// Names this run's fresh accounts and opens them over all `channels`.

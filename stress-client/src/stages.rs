@@ -73,6 +73,19 @@ impl Plan {
         None
     }
 
+    /// The requested rate `secs` seconds from the start (0 past the end).
+    pub fn rate_at(&self, secs: f64) -> f64 {
+        let mut start = 0.0;
+        for stage in &self.stages {
+            let d = stage.duration.as_secs_f64();
+            if secs < start + d {
+                return stage.from + (stage.to - stage.from) * ((secs - start) / d).max(0.0);
+            }
+            start += d;
+        }
+        0.0
+    }
+
     /// Where each stage ends, in nanoseconds from the start.
     pub fn ends_ns(&self) -> Vec<u64> {
         let mut end = Duration::ZERO;
@@ -168,6 +181,14 @@ mod tests {
         assert!((secs(down.due(75.0)) - 1.0).abs() < 1e-9);
         let gaps: Vec<f64> = (0..99).map(|n| secs(p.due(f64::from(n)))).collect();
         assert!(gaps.windows(3).all(|w| w[2] - w[1] <= w[1] - w[0] + 1e-12));
+    }
+
+    #[test]
+    fn the_rate_follows_steps_and_ramps() {
+        let p = parse_stages("1s@10,2s@100..300").unwrap();
+        assert_eq!(p.rate_at(0.5), 10.0);
+        assert_eq!(p.rate_at(2.0), 200.0);
+        assert_eq!(p.rate_at(3.5), 0.0);
     }
 
     #[test]

@@ -32,12 +32,13 @@ const GREY: &str = "#6b7280";
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:24px auto;max-width:820px;color:#111}\
 h1{font-size:22px}h2{font-size:17px;margin-top:28px}\
-.verdict{padding:10px 14px;border-radius:6px;font-weight:600;color:#fff}\
+.verdict{margin-top:8px;padding:10px 14px;border-radius:6px;font-weight:600;color:#fff}\
 .passed{background:#16a34a}.failed{background:#dc2626}.inconclusive{background:#d97706}\
 table{border-collapse:collapse;font-size:13px}td,th{padding:3px 10px;text-align:right;border-bottom:1px solid #e5e7eb}\
 td:first-child,th:first-child{text-align:left}\
 .chart{width:100%;height:auto;margin:8px 0}.chart .series{fill:none;stroke-width:2}\
 .chart .grid{stroke:#e5e7eb}.chart text{font-size:11px;fill:#374151}.chart .title{font-size:13px;font-weight:600}\
+.chart path[data-series=\"requested/s\"]{stroke-dasharray:6 4}\
 .small{color:#6b7280;font-size:13px;overflow-wrap:anywhere}";
 
 /// What the HTML report shows.
@@ -49,6 +50,8 @@ pub struct Page<'a> {
     pub uncorrected: &'a Histogram<u64>,
     /// Open loop: the uncorrected spectrum is drawn too.
     pub open_loop: bool,
+    /// Open loop: the requested rate at each row's time.
+    pub requested: Vec<(f64, f64)>,
 }
 
 /// The whole page.
@@ -61,7 +64,7 @@ pub fn render(p: &Page<'_>) -> String {
     out.push_str("<h2>Latency over time</h2>");
     out.push_str(&latency_over_time(p.rows));
     out.push_str("<h2>Throughput and errors over time</h2>");
-    out.push_str(&throughput_over_time(p.rows));
+    out.push_str(&throughput_over_time(p.rows, &p.requested));
     out.push_str("<h2>Percentile spectrum</h2>");
     out.push_str(&spectrum_chart(p));
     out.push_str("<h2>Outcomes</h2>");
@@ -83,11 +86,12 @@ fn header(out: &mut String, s: &Summary) {
     let l = &s.latency_us;
     let _ = write!(
         out,
-        "<h1>stress-client report</h1><p class=\"small\">{}</p>\
+        "<h1>stress-client report</h1><details class=\"small\"><summary>{}</summary><pre>{}</pre></details>\
          <div class=\"verdict {class}\" id=\"verdict\">consistency {word}: {} violation(s), {} ops checked</div>\
          <p>{:.1} ops/s over {:.2} s measured; {} ops, {} errors. Latency (us): p50 {} · p99 {} · \
          p99.9 {} · max {} · min {} · mean {:.1} · stddev {:.1}</p>",
-        escape(&s.config.to_string()),
+        escape(&config_line(&s.config)),
+        escape(&serde_json::to_string_pretty(&s.config).unwrap_or_default()),
         s.consistency.total_violations,
         s.consistency.checked.ops,
         s.throughput_ops_per_s,
@@ -109,6 +113,30 @@ fn header(out: &mut String, s: &Summary) {
             r.requested, r.achieved
         );
     }
+}
+
+/// The run's shape in one line: target, mode, streams, connections, load.
+fn config_line(config: &serde_json::Value) -> String {
+    let text = |key: &str| match &config[key] {
+        serde_json::Value::Null => "-".to_owned(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    format!(
+        "{} · {} mode · {} streams on {} connections · duration {} s · rate {} · seed {} (configuration)",
+        text("target"),
+        text("mode"),
+        text("streams"),
+        text("connections"),
+        text("duration_s"),
+        text("rate"),
+        text("seed")
+    )
+}
+
+/// The time axis of the timeline charts: every row, data or not.
+fn time_range(rows: &[Row]) -> Option<(f64, f64)> {
+    Some((rows.first()?.time_s, rows.last()?.time_s))
 }
 
 fn latency_over_time(rows: &[Row]) -> String {
@@ -140,10 +168,11 @@ fn latency_over_time(rows: &[Row]) -> String {
             },
         ],
         x_ticks: None,
+        x_range: time_range(rows),
     })
 }
 
-fn throughput_over_time(rows: &[Row]) -> String {
+fn throughput_over_time(rows: &[Row], requested: &[(f64, f64)]) -> String {
     let points =
         |f: fn(&Row) -> u64| -> Vec<(f64, f64)> { rows.iter().map(|r| (r.time_s, f(r) as f64)).collect() };
     line_chart(&LineChart {
@@ -161,8 +190,14 @@ fn throughput_over_time(rows: &[Row]) -> String {
                 color: RED,
                 points: points(|r| r.errors),
             },
+            Series {
+                name: "requested/s",
+                color: GREY,
+                points: requested.to_vec(),
+            },
         ],
         x_ticks: None,
+        x_range: time_range(rows),
     })
 }
 
@@ -210,6 +245,7 @@ fn spectrum_chart(p: &Page<'_>) -> String {
         y_label: "latency (us)",
         series,
         x_ticks: Some(ticks),
+        x_range: None,
     })
 }
 

@@ -228,17 +228,7 @@ pub fn summarize(
         measured_s: secs,
         latency_us: latency(&merged.corrected),
         latency_us_uncorrected: latency(&merged.uncorrected),
-        operations: Operations {
-            total: c.by_status.iter().sum(),
-            approved: c.approved,
-            insufficient_funds: c.insufficient_funds,
-            not_applied: c.not_applied,
-            errors: c.errors,
-            indeterminate: settlement.indeterminate,
-            resolved: settlement.resolved,
-            resolved_applied: settlement.resolved_applied,
-            unresolved: settlement.indeterminate - settlement.resolved,
-        },
+        operations: operations(c, &settlement),
         status_codes: status_codes(&c.by_status),
         extras: Extras {
             reads: c.reads,
@@ -256,6 +246,20 @@ pub fn summarize(
         rate: sections::rate(shape, throughput),
         stages: sections::stages(shape.stages, merged.stages.as_ref()),
         histogram: ascii::buckets(&merged.corrected, ascii::BUCKETS),
+    }
+}
+
+fn operations(c: &Counts, settlement: &Settlement) -> Operations {
+    Operations {
+        total: c.by_status.iter().sum(),
+        approved: c.approved,
+        insufficient_funds: c.insufficient_funds,
+        not_applied: c.not_applied,
+        errors: c.errors,
+        indeterminate: settlement.indeterminate,
+        resolved: settlement.resolved,
+        resolved_applied: settlement.resolved_applied,
+        unresolved: settlement.indeterminate - settlement.resolved,
     }
 }
 

@@ -39,6 +39,8 @@ pub struct LineChart<'a> {
     pub series: Vec<Series<'a>>,
     /// Fixed x ticks (value, label); evenly spaced numbers when `None`.
     pub x_ticks: Option<Vec<(f64, String)>>,
+    /// The x range; the data's when `None`.
+    pub x_range: Option<(f64, f64)>,
 }
 
 /// Escapes text for HTML and SVG.
@@ -59,11 +61,12 @@ pub fn escape(text: &str) -> String {
 
 /// The data range of all series: (x0, x1, y1); y starts at 0 and ends on a
 /// round tick.
-fn bounds(series: &[Series<'_>]) -> (f64, f64, f64) {
+fn bounds(series: &[Series<'_>], x_range: Option<(f64, f64)>) -> (f64, f64, f64) {
     let all = || series.iter().flat_map(|s| s.points.iter());
     let x0 = all().map(|p| p.0).fold(f64::INFINITY, f64::min);
     let x1 = all().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
     let y1 = all().map(|p| p.1).fold(0.0, f64::max);
+    let (x0, x1) = x_range.unwrap_or((x0, x1));
     let (x0, x1) = if x0.is_finite() && x1 > x0 {
         (x0, x1)
     } else {
@@ -126,7 +129,7 @@ pub fn number(v: f64) -> String {
 
 /// Renders a line chart as an `<svg>` element.
 pub fn line_chart(c: &LineChart<'_>) -> String {
-    let (x0, x1, y1) = bounds(&c.series);
+    let (x0, x1, y1) = bounds(&c.series, c.x_range);
     let f = Frame { x0, x1, y1 };
     let mut out = format!(
         "<svg class=\"chart\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\" aria-label=\"{0}\">\
@@ -284,6 +287,7 @@ mod tests {
                 },
             ],
             x_ticks: None,
+            x_range: None,
         };
         let svg = line_chart(&chart);
         assert_eq!(svg.matches("<path").count(), 1);
