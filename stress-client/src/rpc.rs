@@ -6,7 +6,17 @@
 use bank_checker::Kind;
 use hdrhistogram::Histogram;
 
-use crate::recorder::{new_histogram, record_us};
+use crate::recorder::record_us;
+
+/// Significant figures of the breakdown histograms (per RPC, per stage):
+/// two (1% precision) keep a worker's share small (~2 KB each instead of
+/// ~16 KB at three), since every worker keeps one per kind and per stage.
+pub const BREAKDOWN_SIGFIGS: u8 = 2;
+
+/// A fresh breakdown histogram (microseconds, auto-resizing).
+pub fn new_breakdown_histogram() -> Histogram<u64> {
+    Histogram::new(BREAKDOWN_SIGFIGS).expect("2 significant figures is a valid histogram")
+}
 
 /// The calls the breakdown tells apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +87,7 @@ impl Default for PerRpc {
     fn default() -> Self {
         PerRpc {
             calls: [0; RPC_KINDS],
-            latency: std::array::from_fn(|_| new_histogram()),
+            latency: std::array::from_fn(|_| new_breakdown_histogram()),
         }
     }
 }

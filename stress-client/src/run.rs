@@ -242,7 +242,7 @@ fn config_json(args: &RunArgs, endpoint: &str) -> serde_json::Value {
         "streams": args.streams,
         "mode": args.mode,
         "pipeline": args.pipeline,
-        "duration_s": args.duration.as_secs_f64(),
+        "duration_s": args.stages.as_ref().map_or(args.duration, |p| p.total()).as_secs_f64(),
         "requests": args.requests,
         "warmup_s": args.warmup.as_secs_f64(),
         "rate": args.rate,

@@ -5,7 +5,8 @@
 
 use hdrhistogram::Histogram;
 
-use crate::recorder::{new_histogram, record_us};
+use crate::recorder::record_us;
+use crate::rpc::new_breakdown_histogram;
 
 /// Per-stage counts and latencies of one worker (or, merged, of the run).
 #[derive(Debug, Clone)]
@@ -23,7 +24,7 @@ impl StageTally {
         StageTally {
             ends_ns,
             sent: vec![0; n],
-            latency: (0..n).map(|_| new_histogram()).collect(),
+            latency: (0..n).map(|_| new_breakdown_histogram()).collect(),
         }
     }
 
