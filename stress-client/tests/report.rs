@@ -183,3 +183,31 @@ fn html_and_csv_are_written_and_parse_back() {
     assert!(!page.contains("<script") && !page.contains("src=") && !page.contains("href="));
     assert!(page.contains("id=\"verdict\"") && page.contains("PASSED"));
 }
+
+#[test]
+fn the_human_report_shows_histogram_breakdown_rate_and_stages() {
+    let out = run(&[
+        "--server-delay",
+        "0s",
+        "--stages",
+        "1s@100",
+        "--read-ratio",
+        "0.5",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    for wanted in [
+        "min ",
+        "stddev ",
+        "us [",
+        "■",
+        "per RPC (us)",
+        "withdraw (stream)",
+        "read (GetBalance)",
+        "rate            requested 100.0 ops/s, achieved",
+        "stages ",
+        "latency (uncorrected, from actual send)",
+    ] {
+        assert!(text.contains(wanted), "{wanted:?} missing from:\n{text}");
+    }
+}
