@@ -129,7 +129,11 @@ fn config_line(config: &serde_json::Value) -> String {
         text("streams"),
         text("connections"),
         text("duration_s"),
-        text("rate"),
+        if config["stages"].is_null() {
+            text("rate")
+        } else {
+            "stages".to_owned()
+        },
         text("seed")
     )
 }

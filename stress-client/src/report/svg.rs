@@ -93,9 +93,17 @@ fn ticks(from: f64, to: f64, count: usize) -> Vec<(f64, String)> {
     let step = nice_step(to - from, count);
     let first = (from / step).ceil() as i64;
     let last = (to / step).floor() as i64;
+    let label = |v: f64| {
+        // Whole steps get whole labels (2, 4, 6 rather than 2.00, 4.00).
+        if step >= 1.0 && v.abs() < 1e3 {
+            format!("{v:.0}")
+        } else {
+            number(v)
+        }
+    };
     (first..=last)
         .map(|k| k as f64 * step)
-        .map(|v| (v, number(v)))
+        .map(|v| (v, label(v)))
         .collect()
 }
 
@@ -319,6 +327,8 @@ mod tests {
         assert_eq!(nice_step(424.0, 5), 100.0);
         let t: Vec<f64> = ticks(1.0, 4.0, 6).into_iter().map(|t| t.0).collect();
         assert_eq!(t, [1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0]);
+        let labels: Vec<String> = ticks(1.0, 10.0, 6).into_iter().map(|t| t.1).collect();
+        assert_eq!(labels, ["2", "4", "6", "8", "10"]);
     }
 
     #[test]
