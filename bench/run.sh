@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/run.sh — the performance cases P1..P7 of bank, measured in one run.
+# bench/run.sh — the performance cases P1..P9 of bank, measured in one run.
 #
 # Builds the release binaries, installs h2load (and jq) if missing, starts a
 # fresh server on loopback for every case (killed on exit), runs the load,
@@ -29,7 +29,7 @@ cd "$(dirname "$0")/.."
 
 DURATION="${BENCH_DURATION:-5}"
 WARMUP="${BENCH_WARMUP:-1}"
-CASES="${BENCH_CASES:-P1 P2 P3 P4 P5 P6 P7}"
+CASES="${BENCH_CASES:-P1 P2 P3 P4 P5 P6 P7 P8 P9}"
 OUT="${BENCH_OUT:-bench/results/latest.json}"
 PORT="${BENCH_PORT:-50700}"
 SMOKE="${BENCH_SMOKE:-0}"
@@ -191,18 +191,36 @@ keep_best() {
   fi
 }
 
+# Extra bank-server flags for stress_best (P8, P9); DATA is the data dir
+# they may name, emptied before every server start.
+SERVER_FLAGS=()
+DATA="$TMP/data"
+
 # stress_best LABEL DELAY [stress-client flags]: best of REPS stress-client
-# runs, each against a fresh bank-server with DELAY; kept as $TMP/LABEL.*.
+# runs, each against a fresh bank-server with DELAY (and SERVER_FLAGS); kept
+# as $TMP/LABEL.*, the server's log as $TMP/LABEL.REP-server.log.
 stress_best() {
   local label=$1 delay=$2 rep
   shift 2
   for rep in $(seq 1 "$REPS"); do
-    bank_server "$label-server" "$delay"
+    rm -rf "$DATA"
+    bank_server "$label.$rep-server" "$delay" "${SERVER_FLAGS[@]}"
     stress "$label.$rep" "$@"
     stop "$SERVER"
     jq .throughput_ops_per_s "$TMP/$label.$rep.json" >"$TMP/$label.$rep.rate"
+    syncs_of "$TMP/$label.$rep-server.log" >"$TMP/$label.$rep.syncs"
     keep_best "$label" "$rep"
   done
+}
+
+# The journal's syncs and records, as the durable server logs them at exit
+# ({} for a server in memory).
+syncs_of() {
+  local line
+  line=$(grep -o 'syncs=[0-9]* records=[0-9]*' "$1" | tail -1 || true)
+  [ -n "$line" ] || { echo '{}'; return; }
+  set -- ${line//[a-z=]/ }
+  jq -cn --argjson s "$1" --argjson r "$2" '{syncs: $s, records: $r, records_per_sync: ($r / ([$s, 1] | max))}'
 }
 
 # The account's sequence after an h2load run: how many withdrawals the bank
@@ -372,12 +390,43 @@ case_P7() {
     "$(cat "$TMP/p7c.json")"
 }
 
+case_P8() {
+  local flow=(--connections 4 --streams 256 --accounts 1)
+  SERVER_FLAGS=(--batch-max 128)
+  say "P8: group commit, one hot account, delay 2ms, 256 streams, --batch-max 128, in memory"
+  stress_best p8 2ms "${flow[@]}"
+  SERVER_FLAGS=(--batch-max 128 --data-dir "$DATA")
+  say "P8: the same with --data-dir (every batch fdatasync'ed)"
+  stress_best p8d 2ms "${flow[@]}"
+  SERVER_FLAGS=()
+  record P8 "group commit in memory (1 account, delay 2ms, 256 streams, batch 128)" "$(throughput p8)" \
+    "ops/s" 500 "1 / 2ms" ge 20 "$(jq -c '{latency_us}' "$TMP/p8.json")" p8
+  record P8d "group commit durable (the same with --data-dir)" "$(throughput p8d)" "ops/s" 500 "1 / 2ms" \
+    ge 10 "$(jq -c --argjson j "$(cat "$TMP/p8d.syncs")" '{latency_us, journal: $j}' "$TMP/p8d.json")" p8d
+}
+
+case_P9() {
+  local flow=(--connections 4 --streams 64 --accounts 64)
+  SERVER_FLAGS=(--batch-max 128)
+  say "P9: durability cost, delay 0, 64 accounts, 64 streams, --batch-max 128, in memory"
+  stress_best p9 0s "${flow[@]}"
+  SERVER_FLAGS=(--batch-max 128 --data-dir "$DATA")
+  say "P9: the same with --data-dir"
+  stress_best p9d 0s "${flow[@]}"
+  SERVER_FLAGS=()
+  local detail
+  detail=$(jq -cn --argjson j "$(cat "$TMP/p9d.syncs")" --slurpfile d "$TMP/p9d.json" --slurpfile m "$TMP/p9.json" \
+    '{journal: $j, syncs_per_op: ($j.syncs / $d[0].operations.total), durable_us: $d[0].latency_us, memory_us: $m[0].latency_us}')
+  record P9 "durability cost (delay 0, 64 accounts, 64 streams, batch 128)" "$(throughput p9d)" \
+    "durable ops/s" "$(throughput p9)" "in-memory ops/s" ge 0.5 "$detail" p9d p9
+}
+
 # ---------------------------------------------------------------- main
 
 install_tools
 build
 for case in $CASES; do
-  declare -F "case_$case" >/dev/null || die "unknown case $case (P1..P7)"
+  declare -F "case_$case" >/dev/null || die "unknown case $case (P1..P9)"
   "case_$case"
 done
 

@@ -137,6 +137,17 @@ pub struct Args {
     #[arg(long, env = "BANK_AUTH_TOKENS", value_name = "PATH")]
     pub auth_tokens: Option<PathBuf>,
 
+    /// Keep the ledger in this directory: every op and OpenAccount is
+    /// answered only once its journal record is fdatasync'ed, and a restart
+    /// recovers it. Without it the ledger lives in memory only.
+    #[arg(long, env = "BANK_DATA_DIR", value_name = "PATH")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Group commit: an account's runner applies up to N queued deposits and
+    /// withdrawals under one lock hold, one processing delay and one sync.
+    #[arg(long, env = "BANK_BATCH_MAX", default_value_t = 1)]
+    pub batch_max: usize,
+
     /// Log lines as text or as JSON objects (one per line).
     #[arg(long, env = "BANK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -163,9 +174,15 @@ impl Args {
             ("--max-message-bytes", self.max_message_bytes),
             ("--stream-response-buffer", self.stream_response_buffer),
             ("--max-connections", self.max_connections),
+            ("--batch-max", self.batch_max),
         ];
         if let Some((flag, _)) = nonzero.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{flag} must be at least 1"));
+        }
+        let demo = self.unsafe_no_lock || self.inject_bug.is_some();
+        if demo && self.data_dir.is_some() {
+            // The demos break the monitor on purpose; never on durable data.
+            return Err("--unsafe-no-lock and --inject-bug cannot be used with --data-dir".into());
         }
         Ok(ServerConfig {
             ledger: self.ledger_config(),
@@ -179,6 +196,7 @@ impl Args {
             http2_keepalive_timeout: *self.http2_keepalive_timeout,
             tls: self.tls_files(),
             auth_tokens: self.auth_tokens.clone(),
+            data_dir: self.data_dir.clone(),
         })
     }
 
@@ -194,6 +212,7 @@ impl Args {
             max_wait: *self.max_wait,
             max_blocking_per_account: self.max_blocking_per_account,
             max_queued_per_account: self.max_queued_per_account,
+            batch_max: self.batch_max,
             ..LedgerConfig::default()
         }
     }

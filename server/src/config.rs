@@ -33,6 +33,8 @@ pub struct ServerConfig {
     pub tls: Option<TlsFiles>,
     /// The bearer token file (`--auth-tokens`).
     pub auth_tokens: Option<PathBuf>,
+    /// Where the ledger is kept durably (`--data-dir`); memory when `None`.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +51,7 @@ impl Default for ServerConfig {
             http2_keepalive_timeout: Duration::from_secs(10),
             tls: None,
             auth_tokens: None,
+            data_dir: None,
         }
     }
 }

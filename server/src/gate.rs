@@ -10,6 +10,10 @@
 //! op (a sleeping waiter takes tens of microseconds to wake), and one thread
 //! per busy account instead of `max_blocking`.
 //!
+//! With `--batch-max N` > 1 the runner takes up to N queued deposits and
+//! withdrawals at once and hands them to [`Ledger::run_batch`]: one lock
+//! hold, one processing delay, one sync for all of them (group commit).
+//!
 //! The gates live here, in the service layer, beside the ledger's accounts
 //! ([`Gates`] maps an account id to its gate): the ledger knows nothing of
 //! admission, async or runners.
@@ -22,7 +26,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
-use crate::ledger::{LedgerError, LedgerResult};
+use crate::ledger::{Account, BatchOp, CallContext, Ledger, LedgerError, LedgerResult, OpResult};
 
 /// Every account's gate, made on the account's first op. Accounts are never
 /// closed, so this holds at most one gate per open account.
@@ -31,6 +35,7 @@ pub struct Gates {
     gates: RwLock<HashMap<Arc<str>, Arc<Gate>>>,
     max_blocking: usize,
     max_queued: usize,
+    batch_max: usize,
 }
 
 impl Gates {
@@ -40,7 +45,16 @@ impl Gates {
             gates: RwLock::default(),
             max_blocking,
             max_queued,
+            batch_max: 1,
         }
+    }
+
+    /// Gates whose runners apply up to `batch_max` ops at once; each admits
+    /// that many at least, or no batch could ever fill.
+    pub fn with_batch_max(mut self, batch_max: usize) -> Self {
+        self.batch_max = batch_max.max(1);
+        self.max_blocking = self.max_blocking.max(self.batch_max);
+        self
     }
 
     /// Ops admitted now over all gates (queued or running); one look per gate.
@@ -54,9 +68,9 @@ impl Gates {
             return Arc::clone(gate);
         }
         let mut gates = self.gates.write();
-        let gate = gates
-            .entry(Arc::clone(id))
-            .or_insert_with(|| Arc::new(Gate::new(self.max_blocking, self.max_queued)));
+        let gate = gates.entry(Arc::clone(id)).or_insert_with(|| {
+            Arc::new(Gate::new(self.max_blocking, self.max_queued).with_batch_max(self.batch_max))
+        });
         Arc::clone(gate)
     }
 }
@@ -71,13 +85,29 @@ pub struct Gate {
 }
 
 /// An op handed to the runner; it sends its own result back.
-type Job = Box<dyn FnOnce() + Send>;
+type Task = Box<dyn FnOnce() + Send>;
 
-/// The runner's queue, and whether a thread is draining it.
+/// A deposit or withdrawal the runner may batch with its neighbours.
+struct Batched {
+    ledger: Arc<Ledger>,
+    account: Arc<Account>,
+    op: BatchOp,
+    ctx: CallContext,
+    reply: oneshot::Sender<LedgerResult<OpResult>>,
+}
+
+/// What waits in the runner's queue.
+enum Job {
+    One(Task),
+    Batched(Batched),
+}
+
+/// The runner's queue, whether a thread is draining it, and the largest batch.
 #[derive(Default)]
 struct Runner {
     jobs: VecDeque<Job>,
     running: bool,
+    batch_max: usize,
 }
 
 impl std::fmt::Debug for Runner {
@@ -142,19 +172,34 @@ impl Gate {
         self.admitted.load(Ordering::Acquire)
     }
 
-    /// Runs `op` on the account's runner, after the ops queued before it, and
-    /// returns its result. For blocking ops that lock only this account and
-    /// never wait for funds: anything else would hold up the ops behind it.
-    pub async fn run<T, F>(&self, op: F) -> LedgerResult<T>
-    where
-        T: Send + 'static,
-        F: FnOnce() -> LedgerResult<T> + Send + 'static,
-    {
-        let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move || {
-            // The caller may be gone (client left); the op has run regardless.
-            let _ = tx.send(op());
-        });
+    /// Sets the largest batch the runner applies at once (`--batch-max`).
+    pub fn with_batch_max(self, batch_max: usize) -> Self {
+        self.runner.lock().batch_max = batch_max.max(1);
+        self
+    }
+
+    /// Runs a deposit or withdrawal (never one that waits for funds) on the
+    /// account's runner, in a batch with the ops queued beside it.
+    pub async fn run_batched(
+        &self,
+        ledger: Arc<Ledger>,
+        account: Arc<Account>,
+        op: BatchOp,
+        ctx: CallContext,
+    ) -> LedgerResult<OpResult> {
+        let (reply, rx) = oneshot::channel();
+        self.enqueue(Job::Batched(Batched {
+            ledger,
+            account,
+            op,
+            ctx,
+            reply,
+        }));
+        rx.await
+            .map_err(|_| LedgerError::Internal("blocking task failed: the batch panicked".into()))?
+    }
+
+    fn enqueue(&self, job: Job) {
         let start = {
             let mut runner = self.runner.lock();
             runner.jobs.push_back(job);
@@ -164,18 +209,40 @@ impl Gate {
             let runner = Arc::clone(&self.runner);
             tokio::task::spawn_blocking(move || drain(&runner));
         }
+    }
+
+    /// Runs `op` on the account's runner, after the ops queued before it, and
+    /// returns its result. For blocking ops that lock only this account and
+    /// never wait for funds: anything else would hold up the ops behind it.
+    pub async fn run<T, F>(&self, op: F) -> LedgerResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> LedgerResult<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let task: Task = Box::new(move || {
+            // The caller may be gone (client left); the op has run regardless.
+            let _ = tx.send(op());
+        });
+        self.enqueue(Job::One(task));
         rx.await
             .map_err(|_| LedgerError::Internal("blocking task failed: the operation panicked".into()))?
     }
 }
 
+/// What the runner does next: one op, or a batch of neighbouring ones.
+enum Work {
+    One(Task),
+    Batch(Vec<Batched>),
+}
+
 /// The runner's loop: runs queued jobs in order until none is left.
 fn drain(runner: &Mutex<Runner>) {
     loop {
-        let job = {
+        let work = {
             let mut runner = runner.lock();
-            match runner.jobs.pop_front() {
-                Some(job) => job,
+            match next(&mut runner) {
+                Some(work) => work,
                 None => {
                     runner.running = false;
                     return;
@@ -184,8 +251,44 @@ fn drain(runner: &Mutex<Runner>) {
         };
         // A panicking op must not stop the runner: its sender is dropped,
         // so its caller hears INTERNAL, and the next job runs.
-        let _ = std::panic::catch_unwind(AssertUnwindSafe(job));
+        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| match work {
+            Work::One(task) => task(),
+            Work::Batch(batch) => run_batch(batch),
+        }));
     }
+}
+
+/// Takes the next job, and with a batchable one up to `batch_max` in all of
+/// the batchable jobs right behind it (queue order is kept).
+fn next(runner: &mut Runner) -> Option<Work> {
+    let first = match runner.jobs.pop_front()? {
+        Job::One(task) => return Some(Work::One(task)),
+        Job::Batched(b) => b,
+    };
+    let mut batch = vec![first];
+    while batch.len() < runner.batch_max.max(1) {
+        match runner.jobs.pop_front() {
+            Some(Job::Batched(b)) => batch.push(b),
+            Some(other) => {
+                runner.jobs.push_front(other);
+                break;
+            }
+            None => break,
+        }
+    }
+    Some(Work::Batch(batch))
+}
+
+fn run_batch(batch: Vec<Batched>) {
+    let (ledger, account) = (Arc::clone(&batch[0].ledger), Arc::clone(&batch[0].account));
+    let (mut ops, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|b| ((b.op, b.ctx), b.reply)).unzip();
+    let answers = ledger.run_batch(&account, &mut ops);
+    for (reply, answer) in replies.into_iter().zip(answers) {
+        // The caller may be gone (client left); the op has run regardless.
+        let _ = reply.send(answer);
+    }
+    // The contexts (and their admissions) go only once every answer is out.
+    drop(ops);
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod conn;
 mod convert;
+pub mod durable;
 pub mod drain;
 mod fence;
 pub mod gate;

@@ -71,14 +71,11 @@ impl Bank for BankService {
         let r = request.into_inner();
         let observed = self.telemetry.start(Method::OpenAccount, &r.account_id, "");
         let owner = caller.as_ref().map(|p| &*p.0);
-        let result = self
+        let owner = owner.map(str::to_owned);
+        let result = (self
             .ops
-            .enter()
-            .and_then(|_entered| {
-                self.ops
-                    .ledger()
-                    .open_owned(&r.account_id, r.initial_balance, owner)
-            })
+            .open(r.account_id.clone(), r.initial_balance, owner)
+            .await)
             .map_err(Status::from);
         observed.finish_call(&result);
         Ok(Response::new(result?.into()))

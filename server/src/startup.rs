@@ -16,7 +16,7 @@ use tracing::{info, warn};
 use crate::auth::Auth;
 use crate::config::ServerConfig;
 use crate::conn;
-use crate::ledger::{InjectedBug, Ledger, LedgerObserver, Observer};
+use crate::ledger::{InjectedBug, LedgerObserver, Observer};
 use crate::metrics::{Metrics, StateSample};
 use crate::metrics_http;
 use crate::ops::Ops;
@@ -65,7 +65,8 @@ pub async fn serve(
         config.ledger.observer = Observer::new(Arc::clone(m) as Arc<dyn LedgerObserver>);
     }
     let auth = load_auth(&config)?;
-    let ops = Arc::new(Ops::new(Arc::new(Ledger::new(config.ledger.clone()))));
+    let durable = crate::durable::open(&config.ledger, config.data_dir.as_deref())?;
+    let ops = Arc::new(Ops::new(Arc::clone(&durable.ledger)));
     let telemetry = metrics
         .as_ref()
         .map(|(_, m)| Telemetry::with_metrics(Arc::clone(m)));

@@ -21,7 +21,7 @@ impl From<LedgerError> for Status {
             }
             LedgerError::LimitReached(_) => Status::resource_exhausted(message),
             LedgerError::InProgress(_) => Status::aborted(message),
-            LedgerError::ShuttingDown => Status::unavailable(message),
+            LedgerError::ShuttingDown | LedgerError::Unavailable(_) => Status::unavailable(message),
             LedgerError::Internal(_) => Status::internal(message),
         }
     }

@@ -16,6 +16,7 @@ use super::observer::Observer;
 use super::op::Attempt;
 use super::op::{Deposit, Fingerprint, OpKind, OpResult, Outcome, Snapshot, Withdrawal};
 use super::request_log::{Lookup, RequestLog};
+use super::storage::op_record;
 use super::zoo::{self, AccountZoo, InjectedBug};
 
 /// How often a waiting withdrawal wakes up to see whether its call was abandoned.
@@ -53,34 +54,55 @@ impl State {
         self.sequence
     }
 
-    /// Records an abandoned op as not applied and returns that result.
-    pub(super) fn abandon(&mut self, request_id: &str, fingerprint: &Fingerprint) -> OpResult {
-        let result = OpResult::not_applied(request_id);
-        self.log.record(fingerprint, &result);
-        result
+    /// The sequence number the next op will take (taken only once it is durable).
+    pub(super) fn peek_sequence(&self) -> u64 {
+        self.sequence.saturating_add(1)
     }
 
-    /// Takes a sequence number, applies a withdrawal if funds allow, records it.
-    fn settle_withdrawal(&mut self, w: &Withdrawal, fp: &Fingerprint, seen: u64) -> OpResult {
-        let sequence = self.next_sequence();
-        let outcome = match seen.checked_sub(w.amount) {
-            Some(left) => {
-                self.balance = left;
-                Outcome::Approved
-            }
-            None => Outcome::InsufficientFunds,
+    /// Records an abandoned op as not applied (durably first) and returns that result.
+    pub(super) fn abandon(
+        &mut self,
+        cfg: &LedgerConfig,
+        account: &Arc<str>,
+        request_id: &str,
+        fingerprint: &Fingerprint,
+    ) -> LedgerResult<OpResult> {
+        let result = OpResult::not_applied(request_id);
+        if !request_id.is_empty() {
+            cfg.storage.persist(&[op_record(account, fingerprint, &result)])?;
+        }
+        self.log.record(fingerprint, &result);
+        Ok(result)
+    }
+
+    /// Takes a sequence number, applies a withdrawal if funds allow, records
+    /// it: decided on `seen`, made durable, only then applied to memory.
+    fn settle_withdrawal(
+        &mut self,
+        cfg: &LedgerConfig,
+        account: &Arc<str>,
+        w: &Withdrawal,
+        fp: &Fingerprint,
+        seen: u64,
+    ) -> LedgerResult<OpResult> {
+        let (outcome, balance) = match seen.checked_sub(w.amount) {
+            Some(left) => (Outcome::Approved, left),
+            None => (Outcome::InsufficientFunds, self.balance),
         };
         let result = OpResult {
             request_id: w.request_id.clone(),
             outcome,
-            balance: self.balance,
-            sequence,
+            balance,
+            sequence: self.peek_sequence(),
             replayed: false,
             to_balance: 0,
             to_sequence: 0,
         };
+        cfg.storage.persist(&[op_record(account, fp, &result)])?;
+        self.balance = balance;
+        self.next_sequence();
         self.log.record(fp, &result);
-        result
+        Ok(result)
     }
 }
 
@@ -141,7 +163,12 @@ impl Account {
             return Some(self.lock());
         }
         // The zoo's bugs take the slow path too, so each acts in every mode.
-        if !cfg.processing_delay.is_zero() || cfg.racy_withdrawals() || cfg.inject_bug != InjectedBug::None {
+        // A durable commit waits for a sync: that blocks too.
+        if !cfg.processing_delay.is_zero()
+            || cfg.racy_withdrawals()
+            || cfg.inject_bug != InjectedBug::None
+            || cfg.storage.is_durable()
+        {
             return None;
         }
         Locked::try_lock(&self.state, &self.observer)
@@ -213,7 +240,7 @@ impl Account {
             return Ok(Attempt::Done(r));
         }
         if ctx.abandoned() {
-            return Ok(Attempt::Done(st.abandon(&d.request_id, &fp)));
+            return st.abandon(cfg, &self.id, &d.request_id, &fp).map(Attempt::Done);
         }
         let Some(balance) = st.balance.checked_add(d.amount) else {
             return Err(LedgerError::BalanceOverflow {
@@ -226,16 +253,19 @@ impl Account {
         if let Some(e) = self.zoo.partial_deposit(cfg, &mut st, d) {
             return Err(e);
         }
-        st.balance = balance;
         let result = OpResult {
             request_id: d.request_id.clone(),
             outcome: Outcome::Approved,
             balance,
-            sequence: st.next_sequence(),
+            sequence: st.peek_sequence(),
             replayed: false,
             to_balance: 0,
             to_sequence: 0,
         };
+        // Durable first: memory never shows what storage could still lose.
+        cfg.storage.persist(&[op_record(&self.id, &fp, &result)])?;
+        st.balance = balance;
+        st.next_sequence();
         st.log.record(&fp, &result);
         drop(st);
         self.notify_funds();
@@ -266,7 +296,7 @@ impl Account {
             return Ok(Attempt::Done(r));
         }
         if ctx.abandoned() {
-            return Ok(Attempt::Done(st.abandon(&w.request_id, &fp)));
+            return st.abandon(cfg, &self.id, &w.request_id, &fp).map(Attempt::Done);
         }
         if st.balance < w.amount && w.wait_for_funds {
             // A wait for funds blocks: not on a context that may not.
@@ -275,7 +305,7 @@ impl Account {
             }
             self.wait_for_funds(&mut st, w, &fp, ctx, cfg)?;
             if ctx.abandoned() {
-                return Ok(Attempt::Done(st.abandon(&w.request_id, &fp)));
+                return st.abandon(cfg, &self.id, &w.request_id, &fp).map(Attempt::Done);
             }
         }
         processing_delay(cfg);
@@ -284,7 +314,8 @@ impl Account {
             return Err(e);
         }
         let seen = st.balance;
-        Ok(Attempt::Done(st.settle_withdrawal(w, &fp, seen)))
+        st.settle_withdrawal(cfg, &self.id, w, &fp, seen)
+            .map(Attempt::Done)
     }
 
     /// Waits on the condition variable (lock released) until the balance
@@ -341,12 +372,14 @@ impl Account {
                 return Ok(Attempt::Done(r));
             }
             if ctx.abandoned() {
-                return Ok(Attempt::Done(st.abandon(&w.request_id, &fp)));
+                return st.abandon(cfg, &self.id, &w.request_id, &fp).map(Attempt::Done);
             }
             st.balance
         };
         processing_delay(cfg);
-        Ok(Attempt::Done(self.lock().settle_withdrawal(w, &fp, seen)))
+        self.lock()
+            .settle_withdrawal(cfg, &self.id, w, &fp, seen)
+            .map(Attempt::Done)
     }
 }
 

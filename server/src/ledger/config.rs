@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::observer::Observer;
+use super::storage::StorageHandle;
 use super::zoo::InjectedBug;
 
 /// Everything that shapes the ledger's behaviour and bounds its memory.
@@ -29,8 +30,14 @@ pub struct LedgerConfig {
     pub max_blocking_per_account: usize,
     /// Ops of one account admitted at once (waiting at the gate or running).
     pub max_queued_per_account: usize,
+    /// Deposits and withdrawals an account's runner applies in one batch
+    /// (one lock hold, one processing delay, one sync); 1 = one at a time.
+    pub batch_max: usize,
     /// Who hears about lock waits and holds (and syncs); nobody by default.
     pub observer: Observer,
+    /// Where changes go before they are acknowledged (memory by default;
+    /// a journal with `--data-dir`).
+    pub storage: StorageHandle,
 }
 
 impl Default for LedgerConfig {
@@ -46,7 +53,9 @@ impl Default for LedgerConfig {
             max_wait: Duration::from_secs(30),
             max_blocking_per_account: 2,
             max_queued_per_account: 10_000,
+            batch_max: 1,
             observer: Observer::default(),
+            storage: StorageHandle::default(),
         }
     }
 }

@@ -38,6 +38,10 @@ pub enum LedgerError {
     /// A bug: a blocking task failed to finish (it panicked or was cancelled).
     #[error("internal error: {0}")]
     Internal(String),
+    /// Storage refused the write (full disk, read-only dir, failed sync):
+    /// nothing of the op was applied; writes are refused until it works again.
+    #[error("{0}")]
+    Unavailable(String),
     /// The server is shutting down and takes no new work.
     #[error("the server is shutting down")]
     ShuttingDown,

@@ -3,6 +3,7 @@
 //! tested on its own; the service layer validates, admits and calls it.
 
 mod account;
+mod batch;
 mod config;
 mod context;
 mod delay;
@@ -11,18 +12,21 @@ mod id_budget;
 mod locked;
 mod observer;
 mod op;
+mod recover;
 mod request_log;
+pub mod storage;
 #[cfg(test)]
 mod tests;
 mod zoo;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 pub use account::Account;
 use account::{processing_delay, State};
+pub use batch::BatchOp;
 pub use config::LedgerConfig;
 pub use context::{CallContext, Release};
 pub use error::{LedgerError, LedgerResult};
@@ -34,7 +38,9 @@ pub use op::{
     Withdrawal, ACCOUNT_ID_MAX_BYTES, REQUEST_ID_MAX_BYTES,
 };
 use op::{Fingerprint, OpKind};
+pub use recover::spawn_snapshotter;
 use request_log::Lookup;
+use storage::{op_record, Record};
 pub use zoo::{InjectedBug, PARTIAL_APPLY_EVERY, PARTIAL_APPLY_MESSAGE, STALE_READ_LAG};
 
 /// All accounts of one server.
@@ -44,6 +50,9 @@ pub struct Ledger {
     config: LedgerConfig,
     /// Request ids remembered over all accounts (`max_request_ids`).
     ids: Arc<IdBudget>,
+    /// Ids being opened: their record is being made durable. Taken before
+    /// `accounts`, never the other way round.
+    opening: Mutex<HashSet<Arc<str>>>,
 }
 
 impl Ledger {
@@ -53,6 +62,7 @@ impl Ledger {
             accounts: RwLock::new(HashMap::new()),
             ids: Arc::new(IdBudget::new(config.max_request_ids)),
             config,
+            opening: Mutex::default(),
         }
     }
 
@@ -93,17 +103,18 @@ impl Ledger {
         owner: Option<&str>,
     ) -> LedgerResult<Snapshot> {
         validate_account_id(account_id)?;
-        let mut accounts = self.accounts.write();
-        if accounts.contains_key(account_id) {
-            return Err(LedgerError::AccountExists(account_id.to_owned()));
-        }
-        if accounts.len() >= self.config.max_accounts {
-            return Err(LedgerError::LimitReached(format!(
-                "the server holds {} accounts (max_accounts)",
-                accounts.len()
-            )));
-        }
         let id: Arc<str> = Arc::from(account_id);
+        self.reserve(&id)?;
+        // Durable before the account exists: concurrent opens share a sync,
+        // and no lookup waits behind it (the map is not locked meanwhile).
+        let balance = initial_balance;
+        let persisted = self.config.storage.persist(&[Record::Open {
+            account: Arc::clone(&id),
+            balance,
+        }]);
+        let mut opening = self.opening.lock();
+        opening.remove(&id);
+        persisted?;
         let owner = owner.map(Arc::from);
         let ids = Arc::clone(&self.ids);
         let account = Arc::new(Account::new(
@@ -113,12 +124,30 @@ impl Ledger {
             &self.config,
             ids,
         ));
-        accounts.insert(id, account);
+        self.accounts.write().insert(id, account);
+        drop(opening);
         Ok(Snapshot {
             account_id: account_id.to_owned(),
             balance: initial_balance,
             sequence: 0,
         })
+    }
+
+    /// Claims `id` for an open in progress, if it is free and there is room.
+    fn reserve(&self, id: &Arc<str>) -> LedgerResult<()> {
+        let mut opening = self.opening.lock();
+        let accounts = self.accounts.read();
+        if accounts.contains_key(id) || opening.contains(id) {
+            return Err(LedgerError::AccountExists(id.to_string()));
+        }
+        let held = accounts.len() + opening.len();
+        if held >= self.config.max_accounts {
+            return Err(LedgerError::LimitReached(format!(
+                "the server holds {held} accounts (max_accounts)"
+            )));
+        }
+        opening.insert(Arc::clone(id));
+        Ok(())
     }
 
     /// The account with this id.
@@ -248,7 +277,9 @@ impl Ledger {
             return Ok(Attempt::Done(r));
         }
         if ctx.abandoned() {
-            return Ok(Attempt::Done(src.abandon(&t.request_id, &fp)));
+            return src
+                .abandon(&self.config, from.id(), &t.request_id, &fp)
+                .map(Attempt::Done);
         }
         let approve = src.balance >= t.amount;
         if approve && dst.balance.checked_add(t.amount).is_none() {
@@ -258,7 +289,12 @@ impl Ledger {
             });
         }
         processing_delay(&self.config);
-        let result = settle_transfer(&mut src, &mut dst, t, approve);
+        let result = transfer_result(&src, &dst, t, approve);
+        // Durable first, then memory: both accounts in one record.
+        self.config
+            .storage
+            .persist(&[op_record(from.id(), &fp, &result)])?;
+        apply_transfer(&mut src, &mut dst, &result);
         src.log.record(&fp, &result);
         drop((src, dst));
         if approve {
@@ -286,6 +322,12 @@ impl Ledger {
         if let Some(result) = st.log.get(request_id)? {
             return Ok(result);
         }
+        // Fencing is a write: durable before anyone can see it.
+        let fence = Record::Fence {
+            account: Arc::clone(account.id()),
+            request_id: Arc::from(request_id),
+        };
+        self.config.storage.persist(&[fence])?;
         st.log.fence(request_id);
         match st.log.forgotten() {
             0 => Ok(OpResult::not_applied(request_id)),
@@ -330,26 +372,32 @@ fn lock_pair<'a>(
 }
 
 /// Both accounts take a sequence number; money moves only when approved.
-fn settle_transfer(src: &mut State, dst: &mut State, t: &Transfer, approve: bool) -> OpResult {
-    let sequence = src.next_sequence();
-    let to_sequence = dst.next_sequence();
-    if approve {
-        // Checked by the caller under the same locks: neither can fail.
-        src.balance -= t.amount;
-        dst.balance += t.amount;
-    }
-    let outcome = if approve {
-        Outcome::Approved
-    } else {
-        Outcome::InsufficientFunds
+/// Decided here, applied by [`apply_transfer`] once durable.
+fn transfer_result(src: &State, dst: &State, t: &Transfer, approve: bool) -> OpResult {
+    // Checked by the caller under the same locks: neither can fail.
+    let (balance, to_balance, outcome) = match (
+        approve,
+        src.balance.checked_sub(t.amount),
+        dst.balance.checked_add(t.amount),
+    ) {
+        (true, Some(left), Some(credited)) => (left, credited, Outcome::Approved),
+        _ => (src.balance, dst.balance, Outcome::InsufficientFunds),
     };
     OpResult {
         request_id: t.request_id.clone(),
         outcome,
-        balance: src.balance,
-        sequence,
+        balance,
+        sequence: src.peek_sequence(),
         replayed: false,
-        to_balance: dst.balance,
-        to_sequence,
+        to_balance,
+        to_sequence: dst.peek_sequence(),
     }
+}
+
+/// Applies a decided (and durable) transfer to both accounts.
+fn apply_transfer(src: &mut State, dst: &mut State, result: &OpResult) {
+    src.balance = result.balance;
+    src.next_sequence();
+    dst.balance = result.to_balance;
+    dst.next_sequence();
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::error::{LedgerError, LedgerResult};
 use super::id_budget::IdBudget;
 use super::op::{Fingerprint, OpResult, Outcome};
+use super::storage::{op_record, Record};
 
 /// What the log holds for one request id.
 #[derive(Debug, Clone)]
@@ -182,6 +183,25 @@ impl RequestLog {
         if self.entries.remove(&oldest).is_some() {
             self.forgotten += 1;
             self.budget.forgot();
+        }
+    }
+    /// Sets the count of forgotten ids (a snapshot's, on recovery).
+    pub fn restore_forgotten(&mut self, forgotten: u64) {
+        self.forgotten = forgotten;
+    }
+
+    /// Every finished or fenced id, oldest first, as snapshot records of
+    /// `account`. Pending ids are left out: their op has not happened.
+    pub fn export(&self, account: &Arc<str>, out: &mut Vec<Record>) {
+        for key in &self.order {
+            match self.entries.get(key) {
+                Some(Entry::Done(fp, stored)) => out.push(op_record(account, fp, &stored.to_result(key))),
+                Some(Entry::Fenced) => out.push(Record::Fence {
+                    account: Arc::clone(account),
+                    request_id: Arc::clone(key),
+                }),
+                Some(Entry::Pending(_)) | None => {}
+            }
         }
     }
 }

@@ -271,7 +271,9 @@ fn debit_step(
         return Ok(Debit::Finished(r));
     }
     if ctx.abandoned() {
-        return Ok(Debit::Finished(src.abandon(&t.request_id, fp)));
+        return src
+            .abandon(cfg, from.id(), &t.request_id, fp)
+            .map(Debit::Finished);
     }
     src.log.mark_pending(&t.request_id, fp);
     let sequence = src.next_sequence();

@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# Crashes against a durable bank-server (--data-dir). Needs the release
+# binaries (cargo build --release --bins) and jq. Takes about a minute.
+#
+#   (1) SIGKILL the server 3 times at random moments during a stress run with
+#       transfers, restarting it each time on the same data dir and port: the
+#       run goes on (calls that failed while it was down are settled with
+#       GetOperation) and the verdict passes (exit 0).
+#   (2) Restart it on an EMPTY data dir mid-run: acknowledged state vanished,
+#       so the verdict fails (exit 1), never exit 2.
+#   (3) After a clean stop, cut the journal at random byte offsets and flip
+#       single bytes: each start either recovers (the same accounts and total
+#       balance when nothing acknowledged was cut; a cut or a flip in the last
+#       record is a torn tail, logged) or refuses naming file and byte offset.
+#   (4) Failing storage (full disk, read-only dir, failed fsync) is injected
+#       through the storage boundary in server/tests/durable.rs: `chmod` does
+#       not stop root, and this machine may not allow mounting a tmpfs.
+#
+# CRASH_SECTIONS="1 3" runs only some. Everything started is killed on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SERVER_BIN="${CRASH_SERVER_BIN:-./target/release/bank-server}"
+CLIENT_BIN="${CRASH_CLIENT_BIN:-./target/release/stress-client}"
+WORK="$(mktemp -d)"
+PIDS=()
+# Random moments, but reproducible when CRASH_SEED is given.
+RANDOM="${CRASH_SEED:-$$}"
+
+step() { printf '\n==== crash: %s ====\n' "$*"; }
+
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+fail() {
+  echo "CRASH FAILED: $*" >&2
+  local f
+  for f in "$WORK"/*.log; do
+    [ -e "$f" ] || continue
+    echo "--- last lines of $(basename "$f")" >&2
+    tail -8 "$f" >&2 || true
+  done
+  exit 1
+}
+
+for bin in "$SERVER_BIN" "$CLIENT_BIN"; do
+  [ -x "$bin" ] || fail "$bin is missing: run cargo build --release --bins first"
+done
+command -v jq >/dev/null || fail "jq is needed to read the stress-client --json report"
+
+alive() {
+  local state
+  state="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null || true)"
+  [ -n "$state" ] && [ "$state" != Z ]
+}
+
+# A free TCP port on 127.0.0.1 (the kernel's pick, released at once).
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Starts bank-server on $PORT over data dir $1 (log $2); sets SERVER_PID.
+start_server() {
+  local dir=$1 log=$2
+  shift 2
+  "$SERVER_BIN" --listen "127.0.0.1:$PORT" --data-dir "$dir" --processing-delay 0s "$@" >"$log" 2>&1 &
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+  for _ in $(seq 1 200); do
+    grep -q 'ledger durable' "$log" && return 0
+    alive "$SERVER_PID" || fail "bank-server exited at startup: $(tail -2 "$log")"
+    sleep 0.05
+  done
+  fail "bank-server never said it recovered"
+}
+
+kill_server() {
+  kill -KILL "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+}
+
+# A stress run with transfers against $PORT, in the background; sets CLIENT_PID.
+start_load() {
+  local name=$1
+  "$CLIENT_BIN" --target "http://127.0.0.1:$PORT" --connections 4 --streams 64 --mode unary \
+    --duration "$2" --warmup 0s --accounts 8 --transfer-ratio 0.3 --deposit-ratio 0.3 \
+    --timeout 2s --resolve-timeout 30s --quiet --json "$WORK/$name.json" \
+    >"$WORK/$name-client.log" 2>&1 &
+  CLIENT_PID=$!
+  PIDS+=("$CLIENT_PID")
+}
+
+# Waits for the client; sets RC to its exit code.
+wait_client() {
+  RC=0
+  wait "$CLIENT_PID" || RC=$?
+}
+
+verdict() { jq -c '{verdict: .consistency.verdict, violations: .consistency.total_violations, codes: .status_codes, ops: .operations.total}' "$1" 2>/dev/null || echo "(no report)"; }
+
+# ---------------------------------------------------------------------------
+section_1() {
+  step "(1) SIGKILL the server 3 times mid-run, restart it on the same data dir"
+  PORT=$(free_port)
+  local dir="$WORK/data-1" n
+  start_server "$dir" "$WORK/1-server-0.log"
+  start_load one 12s
+  for n in 1 2 3; do
+    # A random moment in the next 1.0-2.9 s.
+    sleep "$((1 + RANDOM % 2)).$((RANDOM % 10))"
+    alive "$CLIENT_PID" || break
+    echo "SIGKILL bank-server pid $SERVER_PID (crash $n)"
+    kill_server
+    sleep 0.$((RANDOM % 5))
+    start_server "$dir" "$WORK/1-server-$n.log"
+    echo "restarted: $(grep -o 'journal_records=[0-9]*' "$WORK/1-server-$n.log") $(grep -o 'accounts=[0-9]*' "$WORK/1-server-$n.log")"
+  done
+  [ "$n" = 3 ] || fail "the run ended before the third crash"
+  wait_client
+  echo "stress-client exit $RC: $(verdict "$WORK/one.json")"
+  [ "$RC" = 0 ] || fail "the run through 3 crashes exited $RC"
+  echo "in flight at the crashes (unknown outcome): $(jq -c '.operations | {indeterminate, resolved, resolved_applied, unresolved}' "$WORK/one.json")"
+  [ "$(jq -r .operations.unresolved "$WORK/one.json")" = 0 ] || fail "in-flight ops were never settled"
+  kill_server
+}
+
+# ---------------------------------------------------------------------------
+section_2() {
+  step "(2) restart on an EMPTY data dir mid-run: the verdict must fail"
+  PORT=$(free_port)
+  start_server "$WORK/data-2" "$WORK/2-server-0.log"
+  start_load two 6s
+  sleep 2
+  kill_server
+  start_server "$WORK/data-2-empty" "$WORK/2-server-1.log"
+  wait_client
+  echo "stress-client exit $RC: $(verdict "$WORK/two.json")"
+  [ "$RC" = 1 ] || fail "a server that lost its data must fail the verdict (exit 1), got $RC"
+  kill_server
+}
+
+# ---------------------------------------------------------------------------
+# Starts the server on data dir $1; sets STARTED (yes/no) and LOG.
+try_start() {
+  LOG="$WORK/3-try.log"
+  "$SERVER_BIN" --listen "127.0.0.1:$PORT" --data-dir "$1" >"$LOG" 2>&1 &
+  local pid=$!
+  PIDS+=("$pid")
+  STARTED=no
+  for _ in $(seq 1 200); do
+    if grep -q 'ledger durable' "$LOG"; then STARTED=yes; break; fi
+    alive "$pid" || break
+    sleep 0.02
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+field() { grep -o "$1=[0-9]*" "$LOG" | head -1 | cut -d= -f2; }
+
+section_3() {
+  step "(3) cut the journal and flip bytes after a clean stop"
+  PORT=$(free_port)
+  local dir="$WORK/data-3" trial journal size records total accounts at
+  start_server "$dir" "$WORK/3-server.log"
+  start_load three 2s
+  wait_client
+  [ "$RC" = 0 ] || fail "the run before the damage exited $RC"
+  kill -TERM "$SERVER_PID"
+  wait "$SERVER_PID" || fail "bank-server did not stop cleanly"
+  try_start "$dir"
+  [ "$STARTED" = yes ] || fail "the undamaged data dir did not start: $(tail -2 "$LOG")"
+  records=$(field journal_records) total=$(field total_balance) accounts=$(field accounts)
+  journal="$(ls "$dir"/journal.*)"
+  size=$(stat -c %s "$journal")
+  echo "clean: $accounts accounts, total balance $total, $records journal records, $size bytes"
+  cp -a "$dir" "$WORK/pristine"
+  local cut_ok=0 flip_refused=0 flip_torn=0
+  for trial in $(seq 1 10); do
+    rm -rf "$dir" && cp -a "$WORK/pristine" "$dir"
+    at=$(((RANDOM * 32768 + RANDOM) % size))
+    truncate -s "$at" "$journal"
+    try_start "$dir"
+    [ "$STARTED" = yes ] || fail "a journal cut at byte $at refused to start: $(grep -i error "$LOG" | tail -1)"
+    [ "$(field journal_records)" -lt "$records" ] || fail "cut at $at: no record lost?"
+    cut_ok=$((cut_ok + 1))
+  done
+  for trial in $(seq 1 10); do
+    rm -rf "$dir" && cp -a "$WORK/pristine" "$dir"
+    at=$(((RANDOM * 32768 + RANDOM) % size))
+    printf "$(printf '\\x%02x' $((RANDOM % 255 + 1)))" | dd of="$journal" bs=1 seek="$at" conv=notrunc status=none
+    cmp -s "$journal" "$WORK/pristine/$(basename "$journal")" && continue
+    # XOR would be exact; overwriting with a random byte may rewrite it to itself.
+    try_start "$dir"
+    if [ "$STARTED" = no ]; then
+      grep -q "is damaged at byte" "$LOG" || fail "flip at $at: refused without naming the offset: $(tail -1 "$LOG")"
+      flip_refused=$((flip_refused + 1))
+    else
+      # Only the last record may go, as a torn tail (it cannot be told apart).
+      grep -q "torn tail" "$LOG" || fail "flip at $at went unseen"
+      [ "$(field journal_records)" = $((records - 1)) ] || fail "flip at $at lost more than the last record"
+      flip_torn=$((flip_torn + 1))
+    fi
+  done
+  echo "cuts: $cut_ok recovered a prefix; flips: $flip_refused refused naming the byte, $flip_torn in the last record cut as torn"
+  rm -rf "$dir" && cp -a "$WORK/pristine" "$dir"
+  try_start "$dir"
+  [ "$(field total_balance)" = "$total" ] || fail "the undamaged copy recovered another total"
+}
+
+for s in ${CRASH_SECTIONS:-1 2 3}; do
+  "section_$s"
+done
+step "crash checks passed"

@@ -1,0 +1,197 @@
+//! Group commit on one account (`--batch-max N`): up to N queued deposits
+//! and withdrawals (none that waits for funds) under one lock hold, one
+//! processing delay and one storage commit. Each op is still decided alone,
+//! in queue order, on the balance the one before it left, and takes its own
+//! sequence number; the batch is decided on a scratch copy of the balance,
+//! made durable as a whole, and only then applied to memory and answered.
+//! If the commit fails, none of it is applied and every decided op answers
+//! UNAVAILABLE. Batching changes throughput, never semantics.
+
+use std::collections::HashSet;
+
+use super::account::{processing_delay, Account};
+use super::context::CallContext;
+use super::error::{LedgerError, LedgerResult};
+use super::op::{Deposit, Fingerprint, OpKind, OpResult, Outcome, Withdrawal};
+use super::request_log::Lookup;
+use super::storage::{op_record, Record};
+use super::Ledger;
+
+/// One op of a batch.
+#[derive(Debug, Clone)]
+pub enum BatchOp {
+    Deposit(Deposit),
+    /// Never one that may wait for funds: it would hold up the batch.
+    Withdraw(Withdrawal),
+}
+
+impl BatchOp {
+    fn request_id(&self) -> &str {
+        match self {
+            BatchOp::Deposit(d) => &d.request_id,
+            BatchOp::Withdraw(w) => &w.request_id,
+        }
+    }
+
+    fn fingerprint(&self) -> Fingerprint {
+        match self {
+            BatchOp::Deposit(d) => Fingerprint {
+                kind: OpKind::Deposit,
+                amount: d.amount,
+            },
+            BatchOp::Withdraw(w) => Fingerprint {
+                kind: OpKind::Withdraw,
+                amount: w.amount,
+            },
+        }
+    }
+}
+
+/// What each op of a batch came to before the commit.
+enum Decided {
+    /// Answered without a change (a replay, a conflict, an overflow).
+    Answered(LedgerResult<OpResult>),
+    /// A change to commit: remembered under this fingerprint.
+    Change(Fingerprint, OpResult),
+    /// Its request id repeats an earlier op of this batch: run after it.
+    Later,
+}
+
+/// The balance and sequence number as the batch has left them so far.
+struct Scratch {
+    balance: u64,
+    sequence: u64,
+}
+
+impl Ledger {
+    /// Runs `ops` on `account` as one batch (see the module doc); one answer
+    /// per op, in order. Runs on a thread that may block.
+    pub fn run_batch(
+        &self,
+        account: &Account,
+        ops: &mut [(BatchOp, CallContext)],
+    ) -> Vec<LedgerResult<OpResult>> {
+        let mut st = account.lock();
+        processing_delay(&self.config);
+        let mut scratch = Scratch {
+            balance: st.balance,
+            sequence: st.sequence,
+        };
+        let mut ids = HashSet::new();
+        let decided: Vec<Decided> = ops
+            .iter()
+            .map(|(op, ctx)| {
+                let fresh = op.request_id().is_empty() || ids.insert(op.request_id().to_owned());
+                if !fresh {
+                    return Decided::Later;
+                }
+                decide(account, &st.log, &mut scratch, op, ctx)
+            })
+            .collect();
+        let records: Vec<Record> = decided
+            .iter()
+            .filter_map(|d| match d {
+                Decided::Change(fp, result)
+                    if !(result.outcome == Outcome::NotApplied && result.request_id.is_empty()) =>
+                {
+                    Some(op_record(account.id(), fp, result))
+                }
+                _ => None,
+            })
+            .collect();
+        let committed = self.config.storage.persist(&records);
+        if committed.is_ok() {
+            st.balance = scratch.balance;
+            st.sequence = scratch.sequence;
+            for d in &decided {
+                if let Decided::Change(fp, result) = d {
+                    st.log.record(fp, result);
+                }
+            }
+        }
+        drop(st);
+        account.notify_funds();
+        let answers = answer(decided, &committed);
+        self.run_later(account, ops, answers)
+    }
+
+    /// Runs the ops whose request id repeated within the batch, one by one
+    /// after it (each then finds the earlier op's answer in the log).
+    fn run_later(
+        &self,
+        account: &Account,
+        ops: &mut [(BatchOp, CallContext)],
+        answers: Vec<Option<LedgerResult<OpResult>>>,
+    ) -> Vec<LedgerResult<OpResult>> {
+        let out = answers
+            .into_iter()
+            .zip(ops.iter_mut())
+            .map(|(answer, (op, ctx))| {
+                answer.unwrap_or_else(|| match op {
+                    BatchOp::Deposit(d) => self.deposit(account, d, ctx),
+                    BatchOp::Withdraw(w) => self.withdraw(account, w, ctx),
+                })
+            });
+        let out = out.collect();
+        self.trim_request_ids();
+        out
+    }
+}
+
+/// The answers of a batch once its commit is known; `None` for ops to run later.
+fn answer(decided: Vec<Decided>, committed: &LedgerResult<()>) -> Vec<Option<LedgerResult<OpResult>>> {
+    decided
+        .into_iter()
+        .map(|d| match d {
+            Decided::Answered(answer) => Some(answer),
+            Decided::Change(_, result) => Some(committed.clone().map(|()| result)),
+            Decided::Later => None,
+        })
+        .collect()
+}
+
+/// Decides one op on the scratch state: as the single-op path would.
+fn decide(
+    account: &Account,
+    log: &super::request_log::RequestLog,
+    scratch: &mut Scratch,
+    op: &BatchOp,
+    ctx: &CallContext,
+) -> Decided {
+    let fp = op.fingerprint();
+    match log.check(account.id(), op.request_id(), &fp) {
+        Ok(Lookup::Replay(r)) => return Decided::Answered(Ok(r)),
+        Err(e) => return Decided::Answered(Err(e)),
+        Ok(Lookup::Fresh) => {}
+    }
+    if ctx.abandoned() {
+        return Decided::Change(fp, OpResult::not_applied(op.request_id()));
+    }
+    let (outcome, balance) = match op {
+        BatchOp::Deposit(d) => match scratch.balance.checked_add(d.amount) {
+            Some(balance) => (Outcome::Approved, balance),
+            None => {
+                return Decided::Answered(Err(LedgerError::BalanceOverflow {
+                    account_id: account.id().to_string(),
+                    amount: d.amount,
+                }))
+            }
+        },
+        BatchOp::Withdraw(w) => match scratch.balance.checked_sub(w.amount) {
+            Some(left) => (Outcome::Approved, left),
+            None => (Outcome::InsufficientFunds, scratch.balance),
+        },
+    };
+    scratch.balance = balance;
+    scratch.sequence = scratch.sequence.saturating_add(1);
+    let result = OpResult {
+        request_id: op.request_id().to_owned(),
+        outcome,
+        balance,
+        sequence: scratch.sequence,
+        replayed: false,
+        to_balance: 0,
+        to_sequence: 0,
+    };
+    Decided::Change(fp, result)
+}

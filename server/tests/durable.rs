@@ -1,0 +1,374 @@
+//! The durable ledger (`--data-dir`): what was acknowledged survives a crash
+//! (a drop without any shutdown), a journal cut anywhere recovers exactly the
+//! whole records before the cut, damage inside acknowledged data refuses to
+//! start naming file and offset, a failing storage answers UNAVAILABLE and
+//! rolls nothing in, snapshots bound the journal, and a data dir is locked.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bank_server::ledger::storage::{DataDir, Journal, StorageHandle, REPAIR_INTERVAL};
+use bank_server::ledger::{
+    BatchOp, CallContext, Deposit, Ledger, LedgerConfig, LedgerError, LedgerResult, OpResult, Outcome,
+    Transfer, Withdrawal,
+};
+use proptest::prelude::*;
+
+const ACCOUNTS: [&str; 3] = ["a", "b", "c"];
+/// A journal that never asks for a snapshot in these tests.
+const NO_SNAPSHOT: u64 = u64::MAX;
+
+/// A durable ledger over `dir`, recovered from whatever is there.
+fn open(dir: &Path, snapshot_after: u64) -> Result<(Ledger, Arc<Journal>), String> {
+    let data = DataDir::lock(dir)?;
+    let recovered = data.recover()?;
+    let journal = Arc::new(Journal::open(data, &recovered, snapshot_after)?);
+    let config = LedgerConfig {
+        processing_delay: Duration::ZERO,
+        storage: StorageHandle(Arc::clone(&journal) as _),
+        ..LedgerConfig::default()
+    };
+    let ledger = Ledger::recover(config, &recovered.snapshot, &recovered.journal.records)?;
+    Ok((ledger, journal))
+}
+
+/// Every account's (balance, sequence), in a fixed order.
+fn state(l: &Ledger) -> Vec<(u64, u64)> {
+    ACCOUNTS
+        .iter()
+        .filter_map(|id| l.account(id).ok())
+        .map(|a| {
+            let s = a.snapshot();
+            (s.balance, s.sequence)
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Deposit(usize, u64),
+    Withdraw(usize, u64),
+    Transfer(usize, usize, u64),
+    Fence(usize),
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    let n = ACCOUNTS.len();
+    prop_oneof![
+        (0..n, 1u64..50).prop_map(|(a, x)| Op::Deposit(a, x)),
+        (0..n, 1u64..80).prop_map(|(a, x)| Op::Withdraw(a, x)),
+        (0..n, 1..n, 1u64..80).prop_map(move |(a, o, x)| Op::Transfer(a, (a + o) % n, x)),
+        (0..n).prop_map(Op::Fence),
+    ]
+}
+
+/// Runs `op` as the `i`th op (request id `r{i}`).
+fn run(l: &Ledger, i: usize, op: Op) -> LedgerResult<OpResult> {
+    let request_id = format!("r{i}");
+    let ctx = CallContext::detached();
+    let account =
+        |k: usize| -> LedgerResult<std::sync::Arc<bank_server::ledger::Account>> { l.account(ACCOUNTS[k]) };
+    match op {
+        Op::Deposit(a, amount) => {
+            let d = Deposit {
+                account_id: ACCOUNTS[a].into(),
+                amount,
+                request_id,
+            };
+            l.deposit(&*account(a)?, &d, &ctx)
+        }
+        Op::Withdraw(a, amount) => {
+            let w = Withdrawal {
+                account_id: ACCOUNTS[a].into(),
+                amount,
+                request_id,
+                wait_for_funds: false,
+            };
+            l.withdraw(&*account(a)?, &w, &mut CallContext::detached())
+        }
+        Op::Transfer(a, b, amount) => {
+            let t = Transfer {
+                from_account_id: ACCOUNTS[a].into(),
+                to_account_id: ACCOUNTS[b].into(),
+                amount,
+                request_id,
+            };
+            l.transfer(&*account(a)?, &*account(b)?, &t, &ctx)
+        }
+        Op::Fence(a) => l.operation(&*account(a)?, &format!("unseen{i}")),
+    }
+}
+
+fn source(op: Op) -> usize {
+    match op {
+        Op::Deposit(a, _) | Op::Withdraw(a, _) | Op::Transfer(a, _, _) | Op::Fence(a) => a,
+    }
+}
+
+/// The journal's length after a record, and the ledger's state then.
+type Point = (u64, Vec<(u64, u64)>);
+
+/// Opens the accounts and runs `ops`; returns the journal's length and the
+/// state after each acknowledged record, and each op's answer.
+fn history(dir: &Path, ops: &[Op]) -> (Vec<Point>, Vec<OpResult>) {
+    let journal_path = dir.join("journal.0");
+    let len = || std::fs::metadata(&journal_path).unwrap().len();
+    let (l, _journal) = open(dir, NO_SNAPSHOT).unwrap();
+    let mut points = vec![(len(), state(&l))];
+    for (i, id) in ACCOUNTS.iter().enumerate() {
+        l.open(id, 100 * i as u64).unwrap();
+        points.push((len(), state(&l)));
+    }
+    let mut answers = Vec::new();
+    for (i, &op) in ops.iter().enumerate() {
+        answers.push(run(&l, i, op).unwrap());
+        points.push((len(), state(&l)));
+    }
+    // Dropped here without any shutdown: a crash, as far as the disk knows.
+    (points, answers)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_crash_keeps_every_acknowledged_op_and_retries_replay(ops in proptest::collection::vec(op_strategy(), 1..40)) {
+        let dir = tempfile::tempdir().unwrap();
+        let (points, answers) = history(dir.path(), &ops);
+        let (l, _journal) = open(dir.path(), NO_SNAPSHOT).unwrap();
+        prop_assert_eq!(&state(&l), &points.last().unwrap().1);
+        for (i, (&op, answer)) in ops.iter().zip(&answers).enumerate() {
+            let acct = l.account(ACCOUNTS[source(op)]).unwrap();
+            let rid = match op { Op::Fence(_) => format!("unseen{i}"), _ => format!("r{i}") };
+            let again = l.operation(&acct, &rid).unwrap();
+            prop_assert!(again.replayed);
+            prop_assert_eq!(OpResult { replayed: answer.replayed, ..again }, answer.clone());
+        }
+    }
+
+    #[test]
+    fn a_cut_anywhere_recovers_exactly_the_whole_records_before_it(
+        ops in proptest::collection::vec(op_strategy(), 1..20),
+        cut_at in 0.0f64..1.0,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let (points, _) = history(dir.path(), &ops);
+        let journal = dir.path().join("journal.0");
+        let full = std::fs::metadata(&journal).unwrap().len();
+        let cut = (full as f64 * cut_at) as u64;
+        std::fs::OpenOptions::new().write(true).open(&journal).unwrap().set_len(cut).unwrap();
+        let (l, _journal) = open(dir.path(), NO_SNAPSHOT).unwrap();
+        let expected = points.iter().rev().find(|(len, _)| *len <= cut).unwrap();
+        prop_assert_eq!(&state(&l), &expected.1);
+        prop_assert_eq!(std::fs::metadata(&journal).unwrap().len(), expected.0, "the torn tail is cut off");
+    }
+
+    #[test]
+    fn a_flipped_byte_refuses_to_start_or_loses_only_the_last_record(
+        ops in proptest::collection::vec(op_strategy(), 1..20),
+        at in 0.0f64..1.0,
+        bit in 0u8..8,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let (points, _) = history(dir.path(), &ops);
+        let journal = dir.path().join("journal.0");
+        let mut bytes = std::fs::read(&journal).unwrap();
+        let i = ((bytes.len() as f64) * at) as usize;
+        bytes[i] ^= 1 << bit;
+        std::fs::write(&journal, &bytes).unwrap();
+        let last_frame_at = points[points.len() - 2].0 as usize;
+        match open(dir.path(), NO_SNAPSHOT) {
+            Err(e) => {
+                prop_assert!(i < last_frame_at, "refused over the last frame: {}", e);
+                prop_assert!(e.contains("journal.0") && e.contains("byte"), "{}", e);
+            }
+            Ok((l, _)) => {
+                // Indistinguishable from a torn write: the last record only.
+                prop_assert!(i >= last_frame_at, "byte {} flipped went unseen", i);
+                prop_assert_eq!(&state(&l), &points[points.len() - 2].1);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_failed_sync_answers_unavailable_rolls_nothing_in_and_keeps_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let (l, journal) = open(dir.path(), NO_SNAPSHOT).unwrap();
+    l.open("a", 100).unwrap();
+    let a = l.account("a").unwrap();
+    run(&l, 0, Op::Deposit(0, 10)).unwrap();
+    journal.inject_sync_failures(1);
+    journal.fail_repairs(true);
+    assert!(matches!(
+        run(&l, 1, Op::Deposit(0, 5)),
+        Err(LedgerError::Unavailable(_))
+    ));
+    assert!(journal.is_broken());
+    // Memory is the last synced state; reads and known ids still answer.
+    assert_eq!(state(&l)[0], (110, 1));
+    assert_eq!(l.operation(&a, "r0").unwrap().balance, 110);
+    // Writes stay refused: an op, fencing an unseen id, and an open.
+    std::thread::sleep(REPAIR_INTERVAL);
+    assert!(matches!(
+        run(&l, 2, Op::Withdraw(0, 5)),
+        Err(LedgerError::Unavailable(_))
+    ));
+    assert!(matches!(
+        l.operation(&a, "unseen"),
+        Err(LedgerError::Unavailable(_))
+    ));
+    assert!(matches!(l.open("b", 1), Err(LedgerError::Unavailable(_))));
+    assert!(l.account("b").is_err());
+    // The disk works again: after the repair interval, writes are taken.
+    journal.fail_repairs(false);
+    std::thread::sleep(REPAIR_INTERVAL);
+    assert_eq!(run(&l, 3, Op::Deposit(0, 1)).unwrap().balance, 111);
+    assert_eq!(l.operation(&a, "r1").unwrap().outcome, Outcome::NotApplied);
+    drop((l, journal));
+    let (l, _journal) = open(dir.path(), NO_SNAPSHOT).unwrap();
+    assert_eq!(state(&l)[0], (111, 2));
+}
+
+#[test]
+fn snapshots_bound_the_journal_and_recover_the_same_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let (l, _journal) = open(dir.path(), 1).unwrap();
+    for id in ACCOUNTS {
+        l.open(id, 50).unwrap();
+    }
+    let mut snapshots = 0;
+    for i in 0..30 {
+        run(
+            &l,
+            i,
+            [Op::Deposit(0, 3), Op::Transfer(0, 1, 7), Op::Fence(2)][i % 3],
+        )
+        .unwrap();
+        if i % 10 == 9 && l.snapshot_if_due().unwrap() {
+            snapshots += 1;
+        }
+    }
+    assert!(snapshots >= 1);
+    run(&l, 30, Op::Withdraw(1, 1)).unwrap();
+    let before = state(&l);
+    drop(l);
+    drop(_journal);
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    let g = snapshots.to_string();
+    assert_eq!(
+        names,
+        [
+            "LOCK".to_string(),
+            format!("journal.{g}"),
+            format!("snapshot.{g}")
+        ]
+    );
+    let (l, _journal) = open(dir.path(), NO_SNAPSHOT).unwrap();
+    assert_eq!(state(&l), before);
+    let a = l.account("a").unwrap();
+    assert!(
+        l.operation(&a, "r3").unwrap().replayed,
+        "request ids survive the snapshot"
+    );
+    assert_eq!(
+        l.operation(&l.account("c").unwrap(), "unseen2").unwrap().outcome,
+        Outcome::NotApplied
+    );
+}
+
+#[test]
+fn damage_inside_a_snapshot_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (l, journal) = open(dir.path(), 1).unwrap();
+    l.open("a", 5).unwrap();
+    assert!(l.snapshot_if_due().unwrap());
+    drop((l, journal));
+    let snapshot = dir.path().join("snapshot.1");
+    let mut bytes = std::fs::read(&snapshot).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&snapshot, bytes).unwrap();
+    let err = open(dir.path(), NO_SNAPSHOT).unwrap_err();
+    assert!(err.contains("snapshot.1 is damaged at byte 0"), "{err}");
+}
+
+#[test]
+fn a_second_server_on_the_same_data_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_l, _journal) = open(dir.path(), NO_SNAPSHOT).unwrap();
+    let err = DataDir::lock(dir.path()).unwrap_err();
+    assert!(err.contains("in use by another bank-server"), "{err}");
+}
+
+fn batch_deposit(amount: u64, rid: &str) -> (BatchOp, CallContext) {
+    let d = Deposit {
+        account_id: "a".into(),
+        amount,
+        request_id: rid.into(),
+    };
+    (BatchOp::Deposit(d), CallContext::detached())
+}
+
+fn batch_withdraw(amount: u64, rid: &str) -> (BatchOp, CallContext) {
+    let w = Withdrawal {
+        account_id: "a".into(),
+        amount,
+        request_id: rid.into(),
+        wait_for_funds: false,
+    };
+    (BatchOp::Withdraw(w), CallContext::detached())
+}
+
+#[test]
+fn a_batch_decides_each_op_in_order_with_one_sync_and_fails_as_a_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let (l, journal) = open(dir.path(), NO_SNAPSHOT).unwrap();
+    l.open("a", 10).unwrap();
+    let a = l.account("a").unwrap();
+    let mut ops = vec![
+        batch_withdraw(15, "w1"),
+        batch_deposit(10, "d1"),
+        batch_withdraw(15, "w2"),
+        batch_deposit(10, "d1"), // a retry inside the batch: answered after it
+        batch_withdraw(1, ""),
+    ];
+    let answers: Vec<OpResult> = l
+        .run_batch(&a, &mut ops)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let seen: Vec<_> = answers
+        .iter()
+        .map(|r| (r.outcome, r.balance, r.sequence, r.replayed))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (Outcome::InsufficientFunds, 10, 1, false),
+            (Outcome::Approved, 20, 2, false),
+            (Outcome::Approved, 5, 3, false),
+            (Outcome::Approved, 20, 2, true),
+            (Outcome::Approved, 4, 4, false),
+        ]
+    );
+    assert_eq!(
+        journal.stats(),
+        (2, 5),
+        "one sync for the open, one for the batch's four records"
+    );
+    journal.inject_sync_failures(1);
+    let mut failing = vec![batch_deposit(1, "d2"), batch_withdraw(1, "w3")];
+    for answer in l.run_batch(&a, &mut failing) {
+        assert!(matches!(answer, Err(LedgerError::Unavailable(_))), "{answer:?}");
+    }
+    assert_eq!(state(&l)[0], (4, 4), "nothing of a failed batch is applied");
+    drop((l, journal));
+    let (l, _journal) = open(dir.path(), NO_SNAPSHOT).unwrap();
+    assert_eq!(state(&l)[0], (4, 4));
+}
