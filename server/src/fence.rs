@@ -1,23 +1,44 @@
 //! Records the request id of a call that was dropped before it reached the
 //! ledger (its deadline passed or its client left while it queued at the
 //! gate) as not applied, so a late copy of it can never take effect.
+//!
+//! The fence is itself an op on the account: it is admitted at the account's
+//! gate (waiting there as a future, at no thread cost) before it takes a
+//! blocking-pool thread, so cancelled calls cannot pile up an unbounded queue
+//! in front of the pool. When the gate is full the fence is skipped: the id
+//! stays unseen, and a later `GetOperation` fences it then.
 
 use std::future::Future;
 use std::sync::Arc;
 
+use crate::gate::Gate;
 use crate::ledger::{Account, Ledger};
+use crate::ops::blocking;
 
 /// Armed from lookup until the op is handed to the blocking pool.
 #[derive(Debug)]
 pub struct Fence {
-    armed: Option<(Arc<Ledger>, Arc<Account>, String)>,
+    armed: Option<Armed>,
+}
+
+/// What a fired fence needs.
+#[derive(Debug)]
+struct Armed {
+    ledger: Arc<Ledger>,
+    account: Arc<Account>,
+    gate: Arc<Gate>,
+    request_id: String,
 }
 
 impl Fence {
-    /// A fence for `request_id` on `account`; inert for an empty id.
-    pub fn new(ledger: &Arc<Ledger>, account: &Arc<Account>, request_id: &str) -> Self {
-        let armed = (!request_id.is_empty())
-            .then(|| (Arc::clone(ledger), Arc::clone(account), request_id.to_owned()));
+    /// A fence for `request_id` on `account` (behind `gate`); inert for an empty id.
+    pub fn new(ledger: &Arc<Ledger>, account: &Arc<Account>, gate: &Arc<Gate>, request_id: &str) -> Self {
+        let armed = (!request_id.is_empty()).then(|| Armed {
+            ledger: Arc::clone(ledger),
+            account: Arc::clone(account),
+            gate: Arc::clone(gate),
+            request_id: request_id.to_owned(),
+        });
         Fence { armed }
     }
 
@@ -33,16 +54,32 @@ impl Fence {
 
 impl Drop for Fence {
     fn drop(&mut self) {
-        let Some((ledger, account, request_id)) = self.armed.take() else {
+        let Some(armed) = self.armed.take() else {
             return;
         };
-        // Locking blocks, so it runs on the blocking pool. Without a runtime
-        // (process teardown) there is nobody left to send a late copy.
+        // Without a runtime (process teardown) there is nobody left to send a late copy.
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn_blocking(move || {
-                // An error (say the id raced in meanwhile) leaves the ledger as it is.
-                let _ = ledger.operation(&account, &request_id);
-            });
+            handle.spawn(fire(armed));
         }
     }
+}
+
+/// Passes the gate, then fences the id on a blocking-pool thread.
+async fn fire(armed: Armed) {
+    let Ok(admission) = armed.gate.admit().await else {
+        tracing::debug!(request_id = %armed.request_id, "fence skipped: the account's gate is full");
+        return;
+    };
+    let Armed {
+        ledger,
+        account,
+        request_id,
+        ..
+    } = armed;
+    // An error (say the id raced in meanwhile) leaves the ledger as it is.
+    let _ = blocking(move || {
+        let _admitted = admission;
+        ledger.operation(&account, &request_id)
+    })
+    .await;
 }

@@ -12,8 +12,8 @@ use crate::drain::{Drain, Entered};
 use crate::fence::Fence;
 use crate::gate::{Gate, Gates};
 use crate::ledger::{
-    Account, Attempt, BatchOp, CallContext, Deposit, InjectedBug, Ledger, LedgerConfig, LedgerError,
-    LedgerResult, OpResult, Snapshot, Transfer, Withdrawal,
+    Attempt, CallContext, Deposit, Ledger, LedgerError, LedgerResult, OpResult, Snapshot, Transfer,
+    Withdrawal,
 };
 use crate::zoo::Answers;
 
@@ -31,9 +31,7 @@ impl Ops {
     pub fn new(ledger: Arc<Ledger>) -> Self {
         let answers = Answers::new(ledger.config().inject_bug);
         let config = ledger.config();
-        let batch_max = if batching(config) { config.batch_max } else { 1 };
-        let gates = Gates::new(config.max_blocking_per_account, config.max_queued_per_account)
-            .with_batch_max(batch_max);
+        let gates = Gates::new(config.max_blocking_per_account, config.max_queued_per_account);
         Ops {
             ledger,
             gates,
@@ -68,37 +66,18 @@ impl Ops {
         self.drain.enter()
     }
 
-    /// `OpenAccount` (for `owner`, if any). Durable storage syncs before it
-    /// answers, so then it runs on the blocking pool; in memory, right here.
-    pub async fn open(
-        &self,
-        account_id: String,
-        balance: u64,
-        owner: Option<String>,
-    ) -> LedgerResult<Snapshot> {
-        let _entered = self.enter()?;
-        if !self.ledger.config().storage.is_durable() {
-            return self.ledger.open_owned(&account_id, balance, owner.as_deref());
-        }
-        let ledger = Arc::clone(&self.ledger);
-        blocking(move || ledger.open_owned(&account_id, balance, owner.as_deref())).await
-    }
-
     /// A withdrawal, end to end.
     pub async fn withdraw(&self, w: Withdrawal, call: &Call) -> LedgerResult<OpResult> {
         let _entered = self.enter()?;
         w.validate()?;
         let account = self.ledger.account(&w.account_id)?;
-        let fence = Fence::new(&self.ledger, &account, &w.request_id);
         let gate = self.gates.of(account.id());
+        let fence = Fence::new(&self.ledger, &account, &gate, &w.request_id);
         let admission = fence.around(gate.admit()).await?;
         let ctx = call.context(Box::new(move || drop(admission)));
         let ledger = Arc::clone(&self.ledger);
         // A withdrawal that may wait for funds must not hold up the runner;
         // the race demo needs its withdrawals side by side, not in a row.
-        if batching(ledger.config()) && !w.wait_for_funds {
-            return settle_batched(ctx, gate, ledger, account, BatchOp::Withdraw(w)).await;
-        }
         let runner = (!w.wait_for_funds && !self.ledger.config().racy_withdrawals()).then_some(gate);
         settle(ctx, runner, move |ctx| ledger.try_withdraw(&account, &w, ctx)).await
     }
@@ -108,14 +87,11 @@ impl Ops {
         let _entered = self.enter()?;
         d.validate()?;
         let account = self.ledger.account(&d.account_id)?;
-        let fence = Fence::new(&self.ledger, &account, &d.request_id);
         let gate = self.gates.of(account.id());
+        let fence = Fence::new(&self.ledger, &account, &gate, &d.request_id);
         let admission = fence.around(gate.admit()).await?;
         let ctx = call.context(Box::new(move || drop(admission)));
         let ledger = Arc::clone(&self.ledger);
-        if batching(ledger.config()) {
-            return settle_batched(ctx, gate, ledger, account, BatchOp::Deposit(d)).await;
-        }
         settle(ctx, Some(gate), move |ctx| ledger.try_deposit(&account, &d, ctx)).await
     }
 
@@ -125,7 +101,7 @@ impl Ops {
         t.validate()?;
         let from = self.ledger.account(&t.from_account_id)?;
         let to = self.ledger.account(&t.to_account_id)?;
-        let fence = Fence::new(&self.ledger, &from, &t.request_id);
+        let fence = Fence::new(&self.ledger, &from, &self.gates.of(from.id()), &t.request_id);
         let (first, second) = if from.id() < to.id() {
             (self.gates.of(from.id()), self.gates.of(to.id()))
         } else {
@@ -141,23 +117,35 @@ impl Ops {
 
     /// `GetBalance`: read right here when the account's lock is free (a read
     /// never sleeps under it), else on a blocking-pool thread, since the lock
-    /// may be held through a processing delay.
+    /// may be held through a processing delay; that thread is reached through
+    /// the account's gate, like every op (no unbounded queue before the pool).
     pub async fn balance(&self, account_id: &str) -> LedgerResult<Snapshot> {
         let _entered = self.enter()?;
         let account = self.ledger.account(account_id)?;
         if let Some(snapshot) = self.ledger.try_balance(&account) {
             return Ok(snapshot);
         }
+        let admission = self.gates.of(account.id()).admit().await?;
         let ledger = Arc::clone(&self.ledger);
-        blocking(move || Ok(ledger.balance(&account))).await
+        blocking(move || {
+            let _admitted = admission;
+            Ok(ledger.balance(&account))
+        })
+        .await
     }
 
-    /// `GetOperation`: the stored result, fencing an unseen id.
+    /// `GetOperation`: the stored result, fencing an unseen id; admitted at
+    /// the account's gate before it takes a blocking-pool thread.
     pub async fn operation(&self, account_id: String, request_id: String) -> LedgerResult<OpResult> {
         let _entered = self.enter()?;
         let account = self.ledger.account(&account_id)?;
+        let admission = self.gates.of(account.id()).admit().await?;
         let ledger = Arc::clone(&self.ledger);
-        blocking(move || ledger.operation(&account, &request_id)).await
+        blocking(move || {
+            let _admitted = admission;
+            ledger.operation(&account, &request_id)
+        })
+        .await
     }
 }
 
@@ -187,33 +175,6 @@ where
         Some(gate) => gate.run(op).await,
         None => blocking(op).await,
     }
-}
-
-/// Whether deposits and withdrawals go to the runner in batches
-/// (`--batch-max` > 1; never for the demos of a broken monitor).
-fn batching(config: &LedgerConfig) -> bool {
-    config.batch_max > 1 && !config.racy_withdrawals() && config.inject_bug == InjectedBug::None
-}
-
-/// [`settle`] for a batchable op: tried here first as ever; if it would
-/// block, queued on the account's runner, which applies it in a batch.
-async fn settle_batched(
-    mut ctx: CallContext,
-    gate: Arc<Gate>,
-    ledger: Arc<Ledger>,
-    account: Arc<Account>,
-    op: BatchOp,
-) -> LedgerResult<OpResult> {
-    ctx.set_may_block(false);
-    let attempt = match &op {
-        BatchOp::Deposit(d) => ledger.try_deposit(&account, d, &ctx)?,
-        BatchOp::Withdraw(w) => ledger.try_withdraw(&account, w, &mut ctx)?,
-    };
-    if let Attempt::Done(result) = attempt {
-        return Ok(result);
-    }
-    ctx.set_may_block(true);
-    gate.run_batched(ledger, account, op, ctx).await
 }
 
 /// Runs a ledger call on tokio's blocking pool; async workers never block.

@@ -18,11 +18,9 @@ mod common;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bank::v1::bank_server::BankServer;
 use bank::v1::Account;
 use bank_server::ledger::Ledger;
 use bank_server::ops::Ops;
-use bank_server::service::BankService;
 use bank_server::ServerConfig;
 use bytes::{Buf, Bytes, BytesMut};
 use common::*;
@@ -854,22 +852,21 @@ async fn a_request_id_reused_with_other_parameters_is_already_exists_and_changes
 // ---------------------------------------------------------------------------
 // More request ids than the retention bound.
 
-/// A bank server like `run` builds, but with the `Ops` in the test's hands so
-/// the ledger can be inspected between calls. Stops when the sender drops.
+/// A bank server wired by `bank_server::router` (as `run` wires it), with
+/// the `Ops` in the test's hands so the ledger can be inspected between
+/// calls. Stops when the sender drops.
 async fn serve_with_ops(config: ServerConfig) -> (Arc<Ops>, Bank, oneshot::Sender<()>) {
     let ops = Arc::new(Ops::new(Arc::new(Ledger::new(config.ledger.clone()))));
-    let bank = BankServer::new(BankService::new(Arc::clone(&ops), config.stream_response_buffer))
-        .max_decoding_message_size(config.max_message_bytes)
-        .max_encoding_message_size(config.max_message_bytes);
+    let (router, _health) = bank_server::router(Arc::clone(&ops), &config, Default::default(), None)
+        .await
+        .expect("router");
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(bank)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-                let _ = stopped.await;
-            }),
+        router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+            let _ = stopped.await;
+        }),
     );
     let channel = connect(addr).await.expect("connect");
     (ops, BankClient::new(channel), stop)
