@@ -12,8 +12,8 @@ use crate::drain::{Drain, Entered};
 use crate::fence::Fence;
 use crate::gate::{Gate, Gates};
 use crate::ledger::{
-    Attempt, CallContext, Deposit, Ledger, LedgerError, LedgerResult, OpResult, Snapshot, Transfer,
-    Withdrawal,
+    Account, Attempt, BatchOp, CallContext, Deposit, InjectedBug, Ledger, LedgerConfig, LedgerError,
+    LedgerResult, OpResult, Snapshot, Transfer, Withdrawal,
 };
 use crate::zoo::Answers;
 
@@ -31,7 +31,9 @@ impl Ops {
     pub fn new(ledger: Arc<Ledger>) -> Self {
         let answers = Answers::new(ledger.config().inject_bug);
         let config = ledger.config();
-        let gates = Gates::new(config.max_blocking_per_account, config.max_queued_per_account);
+        let batch_max = if batching(config) { config.batch_max } else { 1 };
+        let gates = Gates::new(config.max_blocking_per_account, config.max_queued_per_account)
+            .with_batch_max(batch_max);
         Ops {
             ledger,
             gates,
@@ -66,6 +68,22 @@ impl Ops {
         self.drain.enter()
     }
 
+    /// `OpenAccount` (for `owner`, if any). Durable storage syncs before it
+    /// answers, so then it runs on the blocking pool; in memory, right here.
+    pub async fn open(
+        &self,
+        account_id: String,
+        balance: u64,
+        owner: Option<String>,
+    ) -> LedgerResult<Snapshot> {
+        let _entered = self.enter()?;
+        if !self.ledger.config().storage.is_durable() {
+            return self.ledger.open_owned(&account_id, balance, owner.as_deref());
+        }
+        let ledger = Arc::clone(&self.ledger);
+        blocking(move || ledger.open_owned(&account_id, balance, owner.as_deref())).await
+    }
+
     /// A withdrawal, end to end.
     pub async fn withdraw(&self, w: Withdrawal, call: &Call) -> LedgerResult<OpResult> {
         let _entered = self.enter()?;
@@ -78,6 +96,9 @@ impl Ops {
         let ledger = Arc::clone(&self.ledger);
         // A withdrawal that may wait for funds must not hold up the runner;
         // the race demo needs its withdrawals side by side, not in a row.
+        if batching(ledger.config()) && !w.wait_for_funds {
+            return settle_batched(ctx, gate, ledger, account, BatchOp::Withdraw(w)).await;
+        }
         let runner = (!w.wait_for_funds && !self.ledger.config().racy_withdrawals()).then_some(gate);
         settle(ctx, runner, move |ctx| ledger.try_withdraw(&account, &w, ctx)).await
     }
@@ -92,6 +113,9 @@ impl Ops {
         let admission = fence.around(gate.admit()).await?;
         let ctx = call.context(Box::new(move || drop(admission)));
         let ledger = Arc::clone(&self.ledger);
+        if batching(ledger.config()) {
+            return settle_batched(ctx, gate, ledger, account, BatchOp::Deposit(d)).await;
+        }
         settle(ctx, Some(gate), move |ctx| ledger.try_deposit(&account, &d, ctx)).await
     }
 
@@ -175,6 +199,33 @@ where
         Some(gate) => gate.run(op).await,
         None => blocking(op).await,
     }
+}
+
+/// Whether deposits and withdrawals go to the runner in batches
+/// (`--batch-max` > 1; never for the demos of a broken monitor).
+fn batching(config: &LedgerConfig) -> bool {
+    config.batch_max > 1 && !config.racy_withdrawals() && config.inject_bug == InjectedBug::None
+}
+
+/// [`settle`] for a batchable op: tried here first as ever; if it would
+/// block, queued on the account's runner, which applies it in a batch.
+async fn settle_batched(
+    mut ctx: CallContext,
+    gate: Arc<Gate>,
+    ledger: Arc<Ledger>,
+    account: Arc<Account>,
+    op: BatchOp,
+) -> LedgerResult<OpResult> {
+    ctx.set_may_block(false);
+    let attempt = match &op {
+        BatchOp::Deposit(d) => ledger.try_deposit(&account, d, &ctx)?,
+        BatchOp::Withdraw(w) => ledger.try_withdraw(&account, w, &mut ctx)?,
+    };
+    if let Attempt::Done(result) = attempt {
+        return Ok(result);
+    }
+    ctx.set_may_block(true);
+    gate.run_batched(ledger, account, op, ctx).await
 }
 
 /// Runs a ledger call on tokio's blocking pool; async workers never block.
