@@ -31,7 +31,7 @@ fi
 head -1 "$OUT/report.csv" | grep -qx 'time_s,ops,errors,p50_us,p99_us,max_us' || fail "bad CSV header"
 
 page="file://$(realpath "$OUT/report.html")"
-chrome=(chromium --headless --no-sandbox --disable-gpu --no-first-run --disable-extensions
+chrome=(chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run --disable-extensions
         --enable-logging=stderr --v=0 --window-size=900,3000)
 timeout 60 "${chrome[@]}" --dump-dom "$page" >"$OUT/dom.html" 2>"$OUT/console.log"
 timeout 60 "${chrome[@]}" --screenshot="$OUT/report.png" "$page" >/dev/null 2>>"$OUT/console.log"
