@@ -12,6 +12,9 @@ use bank_server::cli::parse_duration;
 pub const STAGES_MAX: usize = 100;
 /// The highest rate a stage may ask for, in ops/s.
 pub const STAGE_RATE_MAX: f64 = 1e9;
+/// The longest plan, all stages together (far beyond any run, and well
+/// inside what `Instant` arithmetic holds).
+pub const STAGES_TOTAL_MAX: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// One stage: `from` ops/s at its start to `to` ops/s at its end.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -65,7 +68,8 @@ impl Plan {
         for stage in &self.stages {
             let ops = stage.ops();
             if n < before + ops {
-                return Some(Duration::from_secs_f64(start + stage.time_of(n - before)));
+                let at = Duration::try_from_secs_f64(start + stage.time_of(n - before));
+                return Some(at.unwrap_or_else(|_| self.total()));
             }
             before += ops;
             start += stage.duration.as_secs_f64();
@@ -104,6 +108,14 @@ pub fn parse_stages(s: &str) -> Result<Plan, String> {
     let stages = s.split(',').map(parse_stage).collect::<Result<Vec<_>, _>>()?;
     if stages.len() > STAGES_MAX {
         return Err(format!("at most {STAGES_MAX} stages, got {}", stages.len()));
+    }
+    let total = stages
+        .iter()
+        .try_fold(Duration::ZERO, |sum, s| sum.checked_add(s.duration));
+    if total.is_none_or(|t| t > STAGES_TOTAL_MAX) {
+        return Err(format!(
+            "the stages {s:?} last longer than {STAGES_TOTAL_MAX:?} in all"
+        ));
     }
     if stages.iter().all(|s| s.ops() < 1.0) {
         return Err(format!("the stages {s:?} send no op at all"));
@@ -155,7 +167,18 @@ mod tests {
         assert_eq!(p.stages[1].duration, Duration::from_millis(500));
         assert_eq!((p.stages[1].from, p.stages[1].to), (5.0, 50.0));
         assert_eq!(p.total(), Duration::from_millis(10_500));
-        for bad in ["", "10s", "10s@", "0s@10", "10s@-1", "10s@x", "1s@0", "10s@1..y"] {
+        for bad in [
+            "",
+            "10s",
+            "10s@",
+            "0s@10",
+            "10s@-1",
+            "10s@x",
+            "1s@0",
+            "10s@1..y",
+            "31days@1",
+            "500000000y@1",
+        ] {
             assert!(parse_stages(bad).is_err(), "{bad}");
         }
     }
