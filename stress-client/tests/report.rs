@@ -84,18 +84,21 @@ fn errors_are_grouped_by_code_and_message() {
 #[test]
 fn stages_are_reported_one_by_one() {
     let dir = tempfile::tempdir().unwrap();
-    let (code, r) = load("--server-delay 0s --stages 1s@200,1s@100..300", dir.path());
+    let (code, r) = load("--server-delay 0s --stages 1s@100,1s@200..400", dir.path());
     assert_eq!(code, 0, "{r:#}");
     let stages = r["stages"].as_array().expect("stages");
     assert_eq!(stages.len(), 2);
-    for (stage, want) in stages.iter().zip([200.0, 200.0]) {
+    // Ops are counted by send time; a busy machine may shift a few across
+    // the boundary, hence the tolerance (the two stages differ threefold).
+    for (stage, want) in stages.iter().zip([100.0, 300.0]) {
         let ops = stage["ops"].as_f64().unwrap();
-        assert!((ops - want).abs() <= want * 0.1, "{stage}");
+        assert!((ops - want).abs() <= want * 0.25, "{stage}");
         assert_eq!(stage["duration_s"], 1.0);
         assert!(stage["rate_achieved"].as_f64().unwrap() > 0.0);
         assert!(stage["latency_us"]["p99"].as_u64().is_some());
     }
-    assert_eq!(stages[1]["rate_requested"], 200.0);
+    assert_eq!(stages[1]["rate_requested"], 300.0);
+    assert_eq!(stages[1]["rate_to"], 400.0);
     assert_eq!(r["rate"]["requested"], 200.0);
 }
 
