@@ -16,7 +16,6 @@ use super::observer::Observer;
 use super::op::Attempt;
 use super::op::{Deposit, Fingerprint, OpKind, OpResult, Outcome, Snapshot, Withdrawal};
 use super::request_log::{Lookup, RequestLog};
-use super::storage::op_record;
 use super::zoo::{self, AccountZoo, InjectedBug};
 
 /// How often a waiting withdrawal wakes up to see whether its call was abandoned.
@@ -69,9 +68,35 @@ impl State {
     ) -> LedgerResult<OpResult> {
         let result = OpResult::not_applied(request_id);
         if !request_id.is_empty() {
-            cfg.storage.persist(&[op_record(account, fingerprint, &result)])?;
+            cfg.storage.persist_op(account, fingerprint, &result)?;
         }
         self.log.record(fingerprint, &result);
+        Ok(result)
+    }
+
+    /// Takes a sequence number and credits a deposit (leaving `balance`):
+    /// made durable first, since memory never shows what storage could lose.
+    fn settle_deposit(
+        &mut self,
+        cfg: &LedgerConfig,
+        account: &Arc<str>,
+        request_id: &str,
+        fp: &Fingerprint,
+        balance: u64,
+    ) -> LedgerResult<OpResult> {
+        let result = OpResult {
+            request_id: request_id.to_owned(),
+            outcome: Outcome::Approved,
+            balance,
+            sequence: self.peek_sequence(),
+            replayed: false,
+            to_balance: 0,
+            to_sequence: 0,
+        };
+        cfg.storage.persist_op(account, fp, &result)?;
+        self.balance = balance;
+        self.next_sequence();
+        self.log.record(fp, &result);
         Ok(result)
     }
 
@@ -98,7 +123,7 @@ impl State {
             to_balance: 0,
             to_sequence: 0,
         };
-        cfg.storage.persist(&[op_record(account, fp, &result)])?;
+        cfg.storage.persist_op(account, fp, &result)?;
         self.balance = balance;
         self.next_sequence();
         self.log.record(fp, &result);
@@ -253,20 +278,7 @@ impl Account {
         if let Some(e) = self.zoo.partial_deposit(cfg, &mut st, d) {
             return Err(e);
         }
-        let result = OpResult {
-            request_id: d.request_id.clone(),
-            outcome: Outcome::Approved,
-            balance,
-            sequence: st.peek_sequence(),
-            replayed: false,
-            to_balance: 0,
-            to_sequence: 0,
-        };
-        // Durable first: memory never shows what storage could still lose.
-        cfg.storage.persist(&[op_record(&self.id, &fp, &result)])?;
-        st.balance = balance;
-        st.next_sequence();
-        st.log.record(&fp, &result);
+        let result = st.settle_deposit(cfg, &self.id, &d.request_id, &fp, balance)?;
         drop(st);
         self.notify_funds();
         Ok(Attempt::Done(result))
@@ -283,10 +295,7 @@ impl Account {
         if cfg.racy_withdrawals() {
             return self.withdraw_racy(w, ctx, cfg);
         }
-        let fp = Fingerprint {
-            kind: OpKind::Withdraw,
-            amount: w.amount,
-        };
+        let fp = Fingerprint::new(OpKind::Withdraw, w.amount);
         let Some(mut st) = self.lock_as(ctx, cfg) else {
             return Ok(Attempt::WouldBlock);
         };

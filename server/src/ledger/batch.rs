@@ -88,19 +88,9 @@ impl Ledger {
                 decide(account, &st.log, &mut scratch, op, ctx)
             })
             .collect();
-        let records: Vec<Record> = decided
-            .iter()
-            .filter_map(|d| match d {
-                Decided::Change(fp, result)
-                    if !(result.outcome == Outcome::NotApplied && result.request_id.is_empty()) =>
-                {
-                    Some(op_record(account.id(), fp, result))
-                }
-                _ => None,
-            })
-            .collect();
-        let committed = self.config.storage.persist(&records);
+        let committed = self.config.storage.persist(&self.records(account, &decided));
         if committed.is_ok() {
+            // Durable: now memory may show it.
             st.balance = scratch.balance;
             st.sequence = scratch.sequence;
             for d in &decided {
@@ -113,6 +103,20 @@ impl Ledger {
         account.notify_funds();
         let answers = answer(decided, &committed);
         self.run_later(account, ops, answers)
+    }
+
+    /// The records a batch commits; none in memory (nothing to build).
+    fn records(&self, account: &Account, decided: &[Decided]) -> Vec<Record> {
+        if !self.config.storage.is_durable() {
+            return Vec::new();
+        }
+        let changes = decided.iter().filter_map(|d| match d {
+            // An abandoned op without a request id leaves nothing to remember.
+            Decided::Change(_, r) if r.outcome == Outcome::NotApplied && r.request_id.is_empty() => None,
+            Decided::Change(fp, result) => Some(op_record(account.id(), fp, result)),
+            Decided::Answered(_) | Decided::Later => None,
+        });
+        changes.collect()
     }
 
     /// Runs the ops whose request id repeated within the batch, one by one
@@ -150,6 +154,23 @@ fn answer(decided: Vec<Decided>, committed: &LedgerResult<()>) -> Vec<Option<Led
         .collect()
 }
 
+/// What `op` does to `balance`: its outcome and the balance it leaves.
+fn outcome_on(account: &Account, balance: u64, op: &BatchOp) -> LedgerResult<(Outcome, u64)> {
+    match op {
+        BatchOp::Deposit(d) => match balance.checked_add(d.amount) {
+            Some(credited) => Ok((Outcome::Approved, credited)),
+            None => Err(LedgerError::BalanceOverflow {
+                account_id: account.id().to_string(),
+                amount: d.amount,
+            }),
+        },
+        BatchOp::Withdraw(w) => match balance.checked_sub(w.amount) {
+            Some(left) => Ok((Outcome::Approved, left)),
+            None => Ok((Outcome::InsufficientFunds, balance)),
+        },
+    }
+}
+
 /// Decides one op on the scratch state: as the single-op path would.
 fn decide(
     account: &Account,
@@ -167,20 +188,9 @@ fn decide(
     if ctx.abandoned() {
         return Decided::Change(fp, OpResult::not_applied(op.request_id()));
     }
-    let (outcome, balance) = match op {
-        BatchOp::Deposit(d) => match scratch.balance.checked_add(d.amount) {
-            Some(balance) => (Outcome::Approved, balance),
-            None => {
-                return Decided::Answered(Err(LedgerError::BalanceOverflow {
-                    account_id: account.id().to_string(),
-                    amount: d.amount,
-                }))
-            }
-        },
-        BatchOp::Withdraw(w) => match scratch.balance.checked_sub(w.amount) {
-            Some(left) => (Outcome::Approved, left),
-            None => (Outcome::InsufficientFunds, scratch.balance),
-        },
+    let (outcome, balance) = match outcome_on(account, scratch.balance, op) {
+        Ok(decided) => decided,
+        Err(e) => return Decided::Answered(Err(e)),
     };
     scratch.balance = balance;
     scratch.sequence = scratch.sequence.saturating_add(1);

@@ -40,7 +40,7 @@ pub use op::{
 use op::{Fingerprint, OpKind};
 pub use recover::spawn_snapshotter;
 use request_log::Lookup;
-use storage::{op_record, Record};
+use storage::Record;
 pub use zoo::{InjectedBug, PARTIAL_APPLY_EVERY, PARTIAL_APPLY_MESSAGE, STALE_READ_LAG};
 
 /// All accounts of one server.
@@ -260,10 +260,7 @@ impl Ledger {
         ctx: &CallContext,
     ) -> LedgerResult<Attempt<OpResult>> {
         t.validate()?;
-        let fp = Fingerprint {
-            kind: OpKind::TransferTo(Arc::clone(to.id())),
-            amount: t.amount,
-        };
+        let fp = Fingerprint::new(OpKind::TransferTo(Arc::clone(to.id())), t.amount);
         if self.config.inject_bug == InjectedBug::NonAtomicTransfer {
             // BUG (zoo): non-atomic-transfer debits and credits in two critical sections.
             return zoo::transfer_in_two_steps(from, to, t, &fp, ctx, &self.config);
@@ -283,23 +280,16 @@ impl Ledger {
         }
         let approve = src.balance >= t.amount;
         if approve && dst.balance.checked_add(t.amount).is_none() {
-            return Err(LedgerError::BalanceOverflow {
-                account_id: to.id().to_string(),
-                amount: t.amount,
-            });
+            return Err(overflow(to, t.amount));
         }
         processing_delay(&self.config);
         let result = transfer_result(&src, &dst, t, approve);
-        // Durable first, then memory: both accounts in one record.
-        self.config
-            .storage
-            .persist(&[op_record(from.id(), &fp, &result)])?;
+        // Durable first, then memory (one record for both accounts).
+        self.config.storage.persist_op(from.id(), &fp, &result)?;
         apply_transfer(&mut src, &mut dst, &result);
         src.log.record(&fp, &result);
         drop((src, dst));
-        if approve {
-            to.notify_funds();
-        }
+        to.notify_funds();
         Ok(Attempt::Done(result))
     }
 
@@ -391,6 +381,14 @@ fn transfer_result(src: &State, dst: &State, t: &Transfer, approve: bool) -> OpR
         replayed: false,
         to_balance,
         to_sequence: dst.peek_sequence(),
+    }
+}
+
+/// The error of a credit of `amount` that would overflow `to`'s balance.
+fn overflow(to: &Account, amount: u64) -> LedgerError {
+    LedgerError::BalanceOverflow {
+        account_id: to.id().to_string(),
+        amount,
     }
 }
 

@@ -85,6 +85,13 @@ pub struct Fingerprint {
     pub amount: u64,
 }
 
+impl Fingerprint {
+    /// The fingerprint of an op of `kind` moving `amount`.
+    pub fn new(kind: OpKind, amount: u64) -> Self {
+        Fingerprint { kind, amount }
+    }
+}
+
 /// A deposit request.
 #[derive(Debug, Clone)]
 pub struct Deposit {

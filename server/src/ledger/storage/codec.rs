@@ -70,22 +70,7 @@ fn payload_of(record: &Record, p: &mut Vec<u8>) {
             kind,
             amount,
             result,
-        } => {
-            p.push(TAG_OP);
-            put_str(p, account);
-            put_str(p, request_id);
-            put_kind(p, kind);
-            for n in [
-                *amount,
-                result.balance,
-                result.sequence,
-                result.to_balance,
-                result.to_sequence,
-            ] {
-                p.extend_from_slice(&n.to_le_bytes());
-            }
-            p.push(outcome_byte(result.outcome));
-        }
+        } => op_payload(p, account, request_id, kind, *amount, result),
         Record::Fence { account, request_id } => {
             p.push(TAG_FENCE);
             put_str(p, account);
@@ -104,6 +89,17 @@ fn payload_of(record: &Record, p: &mut Vec<u8>) {
             }
         }
     }
+}
+
+fn op_payload(p: &mut Vec<u8>, account: &str, request_id: &str, kind: &OpKind, amount: u64, r: &Stored) {
+    p.push(TAG_OP);
+    put_str(p, account);
+    put_str(p, request_id);
+    put_kind(p, kind);
+    for n in [amount, r.balance, r.sequence, r.to_balance, r.to_sequence] {
+        p.extend_from_slice(&n.to_le_bytes());
+    }
+    p.push(outcome_byte(r.outcome));
 }
 
 fn put_str(p: &mut Vec<u8>, s: &str) {

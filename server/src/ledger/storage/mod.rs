@@ -100,6 +100,15 @@ impl StorageHandle {
         self.0.commit(records).map_err(|e| LedgerError::Unavailable(e.0))
     }
 
+    /// Commits the record of an op on `account` that ended in `result`. In
+    /// memory nothing is built: the default path pays no allocation for it.
+    pub fn persist_op(&self, account: &Arc<str>, fp: &Fingerprint, result: &OpResult) -> LedgerResult<()> {
+        if !self.is_durable() {
+            return Ok(());
+        }
+        self.persist(&[op_record(account, fp, result)])
+    }
+
     /// Whether commits wait for stable storage.
     pub fn is_durable(&self) -> bool {
         self.0.is_durable()
