@@ -117,6 +117,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub target: Option<String>,
 
+    /// TLS, token and metadata for `--target` (see `transport`).
+    #[command(flatten)]
+    pub transport: crate::transport::TransportArgs,
+
     /// HTTP/2 connections to open.
     #[arg(long, default_value_t = 4)]
     pub connections: usize,

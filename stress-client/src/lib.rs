@@ -20,4 +20,5 @@ pub mod stage_tally;
 pub mod stages;
 pub mod target;
 pub mod timeline;
+pub mod transport;
 pub mod workload;

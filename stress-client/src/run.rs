@@ -92,6 +92,7 @@ pub fn exit_for(summary: &Summary) -> Exit {
 }
 
 async fn run_against(args: &RunArgs, endpoint: &str) -> Result<Summary, String> {
+    crate::transport::install(&args.transport)?;
     let channels = setup::connect(endpoint, args.connections).await?;
     let setup_start = Instant::now();
     let names = Arc::new(prepare_accounts(args, &channels).await?);

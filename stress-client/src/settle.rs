@@ -14,8 +14,8 @@
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
+use crate::transport::Bank;
 use bank::v1 as pb;
-use bank::v1::bank_client::BankClient;
 use bank_checker::{AccountState, History, Op, Outcome};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
@@ -37,7 +37,7 @@ const RESOLVE_RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// How a settle phase may call the server: its connections and bounds.
 #[derive(Debug, Clone)]
 pub struct Calls {
-    pub clients: Vec<BankClient<Channel>>,
+    pub clients: Vec<Bank>,
     /// Deadline of each call (`--timeout`).
     pub timeout: Duration,
     /// After this, no new call starts.
@@ -48,14 +48,14 @@ impl Calls {
     /// Calls over `channels`, each bounded by `timeout`, none starting after `until`.
     pub fn new(channels: &[Channel], timeout: Duration, until: Instant) -> Self {
         Calls {
-            clients: channels.iter().cloned().map(BankClient::new).collect(),
+            clients: channels.iter().cloned().map(crate::transport::bank).collect(),
             timeout,
             until,
         }
     }
 
     /// The client for the `i`th call: calls are spread over the connections.
-    fn client(&self, i: usize) -> Option<BankClient<Channel>> {
+    fn client(&self, i: usize) -> Option<Bank> {
         self.clients.get(i % self.clients.len().max(1)).cloned()
     }
 
@@ -153,7 +153,7 @@ fn account_of(names: &Names, rec: &Recorder, f: Failure) -> String {
 /// Asks until the server gives a final answer or `until` passes, each call
 /// bounded by `timeout`.
 async fn ask(
-    client: Option<BankClient<Channel>>,
+    client: Option<Bank>,
     (timeout, until): (Duration, Instant),
     account_id: String,
     request_id: String,

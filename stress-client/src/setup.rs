@@ -7,13 +7,13 @@ use std::ops::ControlFlow;
 use std::time::Duration;
 
 use bank::v1 as pb;
-use bank::v1::bank_client::BankClient;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
 use crate::bound::within;
 use crate::fanout::fan_out;
 use crate::progress::PhaseBar;
+use crate::transport;
 
 /// How long one connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -28,6 +28,7 @@ pub async fn connect(endpoint: &str, count: usize) -> Result<Vec<Channel>, Strin
         .map_err(|e| format!("bad --target {endpoint:?}: {e}"))?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true);
+    let endpoint = transport::secure(endpoint)?;
     let mut channels = Vec::with_capacity(count);
     for _ in 0..count {
         let channel = endpoint
@@ -48,7 +49,7 @@ pub async fn open_accounts(
     timeout: Duration,
     bar: &PhaseBar,
 ) -> Result<(), String> {
-    let clients: Vec<_> = channels.iter().cloned().map(BankClient::new).collect();
+    let clients: Vec<_> = channels.iter().cloned().map(transport::bank).collect();
     if clients.is_empty() {
         return Err("no connection to open the accounts on".into());
     }

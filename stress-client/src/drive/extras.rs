@@ -12,12 +12,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::transport::Bank;
 use bank::v1 as pb;
-use bank::v1::bank_client::BankClient;
 use futures::stream::FuturesUnordered;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use tonic::transport::Channel;
 use tonic::Status;
 
 use super::requests::{call_unary, InFlight, Names};
@@ -99,7 +98,7 @@ impl Extras {
 
     /// Called as a money op is sent: maybe sends its copy at once, or marks
     /// it for a copy after its answer.
-    pub fn on_send(&mut self, client: &BankClient<Channel>, names: &Arc<Names>, worker: u32, f: &InFlight) {
+    pub fn on_send(&mut self, client: &Bank, names: &Arc<Names>, worker: u32, f: &InFlight) {
         if self.duplicate_ratio <= 0.0 || !self.room() || !self.rng.random_bool(self.duplicate_ratio.min(1.0))
         {
             return;
@@ -122,7 +121,7 @@ impl Extras {
     /// (sending an after-the-answer copy now), then maybe reads a balance.
     pub fn on_recorded(
         &mut self,
-        client: &BankClient<Channel>,
+        client: &Bank,
         names: &Arc<Names>,
         worker: u32,
         planned: Planned,
@@ -195,7 +194,7 @@ impl Extras {
         rec.record_copy(op, at_once, timing, reply, id_ok);
     }
 
-    fn send_copy(&mut self, client: &BankClient<Channel>, names: &Arc<Names>, worker: u32, planned: Planned) {
+    fn send_copy(&mut self, client: &Bank, names: &Arc<Names>, worker: u32, planned: Planned) {
         let sent = Instant::now();
         let f = InFlight {
             planned,
@@ -214,7 +213,7 @@ impl Extras {
         }));
     }
 
-    fn send_read(&mut self, client: &BankClient<Channel>, names: &Arc<Names>, account: u32) {
+    fn send_read(&mut self, client: &Bank, names: &Arc<Names>, account: u32) {
         let mut client = client.clone();
         let message = pb::GetBalanceRequest {
             account_id: names.account(account),

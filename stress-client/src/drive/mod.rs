@@ -10,7 +10,6 @@ pub mod worker;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bank::v1::bank_client::BankClient;
 use tokio::sync::mpsc::UnboundedSender;
 use tonic::transport::Channel;
 
@@ -102,7 +101,7 @@ fn worker_parts(
     };
     let spec = WorkerSpec {
         index,
-        client: BankClient::new(load.channels[index as usize % load.channels.len()].clone()),
+        client: crate::transport::bank(load.channels[index as usize % load.channels.len()].clone()),
         mode: args.mode,
         pipeline: args.pipeline,
         timeout: args.timeout,

@@ -5,10 +5,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::transport::Bank;
 use bank::v1 as pb;
-use bank::v1::bank_client::BankClient;
 use bank_checker::Kind;
-use tonic::transport::Channel;
 use tonic::Status;
 
 use crate::bound::{request, within};
@@ -78,7 +77,7 @@ impl Names {
 
 /// Runs `f` as one unary call with `timeout`; returns it with the reply and arrival time.
 pub async fn call_unary(
-    mut client: BankClient<Channel>,
+    mut client: Bank,
     names: Arc<Names>,
     worker: u32,
     f: InFlight,

@@ -17,14 +17,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::transport::Bank;
 use bank::v1 as pb;
-use bank::v1::bank_client::BankClient;
 use bank_checker::Kind;
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
 use tonic::{Response, Status};
 
 use super::extras::Extras;
@@ -47,7 +46,7 @@ pub enum Budget {
 #[derive(Debug, Clone)]
 pub struct WorkerSpec {
     pub index: u32,
-    pub client: BankClient<Channel>,
+    pub client: Bank,
     pub mode: Mode,
     pub pipeline: usize,
     pub timeout: Duration,
@@ -276,7 +275,7 @@ impl Worker {
 /// started here; its response headers are awaited by [`next_event`] while
 /// requests are already queued, so a server that holds its headers until it
 /// has a first answer is not waited on forever.
-fn open_stream(client: &BankClient<Channel>, pipeline: usize) -> OpenStream {
+fn open_stream(client: &Bank, pipeline: usize) -> OpenStream {
     let (tx, rx) = mpsc::channel(pipeline.max(1));
     let mut client = client.clone();
     let opening = async move { client.withdraw_stream(ReceiverStream::new(rx)).await };

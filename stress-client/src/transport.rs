@@ -1,0 +1,186 @@
+//! How the stress-client reaches a real server: TLS for `https://` targets
+//! (`--tls-ca`, else the webpki roots), a bearer token (`--token`, sent as
+//! `authorization: Bearer TOKEN`) and extra metadata (`--metadata KEY=VALUE`)
+//! on every call, added by one client interceptor ([`Bank`]). Installed once
+//! per process from the flags ([`install`]); the embedded demo sets none.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use bank::v1::bank_client::BankClient;
+use clap::Args;
+use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::service::Interceptor;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::{Request, Status};
+
+/// The largest CA file read, in bytes.
+const MAX_CA_BYTES: u64 = 1 << 20;
+/// The most `--metadata` pairs accepted.
+const MAX_METADATA: usize = 64;
+
+/// The transport flags of a run.
+#[derive(Clone, Default, Args)]
+pub struct TransportArgs {
+    /// CA certificate(s) (PEM) that an `https://` target's certificate must
+    /// chain to; without it the webpki roots are trusted.
+    #[arg(long, value_name = "PATH")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// Skip verifying the server's certificate (self-signed labs). Not
+    /// supported: pass the server's certificate with --tls-ca instead.
+    #[arg(long)]
+    pub tls_insecure: bool,
+
+    /// Bearer token sent with every call as `authorization: Bearer TOKEN`.
+    #[arg(long, value_name = "TOKEN", env = "BANK_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// Extra metadata sent with every call (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub metadata: Vec<String>,
+}
+
+impl std::fmt::Debug for TransportArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token.
+        f.debug_struct("TransportArgs")
+            .field("tls_ca", &self.tls_ca)
+            .field("tls_insecure", &self.tls_insecure)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("metadata", &self.metadata.len())
+            .finish()
+    }
+}
+
+/// The metadata added to every call; cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Metadata(Arc<Vec<(AsciiMetadataKey, AsciiMetadataValue)>>);
+
+impl Interceptor for Metadata {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        for (key, value) in self.0.iter() {
+            request.metadata_mut().insert(key.clone(), value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// A bank client that adds the run's metadata to every call.
+pub type Bank = BankClient<InterceptedService<Channel, Metadata>>;
+
+/// What [`install`] set up for the process.
+struct Installed {
+    metadata: Metadata,
+    tls: Option<ClientTlsConfig>,
+}
+
+static INSTALLED: OnceLock<Installed> = OnceLock::new();
+
+/// Reads the flags once for the whole process (later calls keep the first).
+pub fn install(args: &TransportArgs) -> Result<(), String> {
+    if INSTALLED.get().is_some() {
+        return Ok(());
+    }
+    if args.tls_insecure {
+        return Err(
+            "--tls-insecure is not supported: give the server's certificate (or its CA) with --tls-ca".into(),
+        );
+    }
+    let installed = Installed {
+        metadata: metadata(args)?,
+        tls: tls(args)?,
+    };
+    let _ = INSTALLED.set(installed);
+    Ok(())
+}
+
+/// A bank client over `channel` with the installed metadata.
+pub fn bank(channel: Channel) -> Bank {
+    let metadata = INSTALLED.get().map(|i| i.metadata.clone()).unwrap_or_default();
+    BankClient::with_interceptor(channel, metadata)
+}
+
+/// `endpoint` with TLS when the target is `https://`.
+pub fn secure(endpoint: Endpoint) -> Result<Endpoint, String> {
+    if endpoint.uri().scheme_str() != Some("https") {
+        return Ok(endpoint);
+    }
+    let tls = INSTALLED.get().and_then(|i| i.tls.clone());
+    let tls = tls.unwrap_or_else(|| ClientTlsConfig::new().with_webpki_roots());
+    endpoint.tls_config(tls).map_err(|e| format!("TLS: {e}"))
+}
+
+fn metadata(args: &TransportArgs) -> Result<Metadata, String> {
+    if args.metadata.len() > MAX_METADATA {
+        return Err(format!("at most {MAX_METADATA} --metadata pairs"));
+    }
+    let mut pairs = Vec::new();
+    if let Some(token) = &args.token {
+        let value = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| "--token: not a valid header value".to_owned())?;
+        pairs.push((AsciiMetadataKey::from_static("authorization"), value));
+    }
+    for pair in &args.metadata {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("--metadata {pair:?}: expected KEY=VALUE"))?;
+        let key = key
+            .to_ascii_lowercase()
+            .parse()
+            .map_err(|_| format!("--metadata: bad key {key:?}"))?;
+        let value = value
+            .parse()
+            .map_err(|_| format!("--metadata: bad value for {key}"))?;
+        pairs.push((key, value));
+    }
+    Ok(Metadata(Arc::new(pairs)))
+}
+
+fn tls(args: &TransportArgs) -> Result<Option<ClientTlsConfig>, String> {
+    let Some(path) = &args.tls_ca else {
+        return Ok(None);
+    };
+    let shown = path.display();
+    let len = std::fs::metadata(path)
+        .map_err(|e| format!("--tls-ca {shown}: {e}"))?
+        .len();
+    if len > MAX_CA_BYTES {
+        return Err(format!(
+            "--tls-ca {shown}: {len} bytes; the limit is {MAX_CA_BYTES}"
+        ));
+    }
+    let pem = std::fs::read(path).map_err(|e| format!("--tls-ca {shown}: {e}"))?;
+    Ok(Some(
+        ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_and_metadata_become_headers_and_junk_is_refused() {
+        let args = TransportArgs {
+            token: Some("t0k".into()),
+            metadata: vec!["X-Tenant=lab".into(), "x-run=7".into()],
+            ..TransportArgs::default()
+        };
+        let mut md = metadata(&args).unwrap();
+        let request = md.call(Request::new(())).unwrap();
+        assert_eq!(request.metadata().get("authorization").unwrap(), "Bearer t0k");
+        assert_eq!(request.metadata().get("x-tenant").unwrap(), "lab");
+        assert_eq!(request.metadata().get("x-run").unwrap(), "7");
+        for bad in ["novalue", "bad key=1", "k=\n"] {
+            let args = TransportArgs {
+                metadata: vec![bad.into()],
+                ..TransportArgs::default()
+            };
+            assert!(metadata(&args).is_err(), "{bad:?}");
+        }
+        assert!(!format!("{args:?}").contains("t0k"), "the token is never printed");
+    }
+}
