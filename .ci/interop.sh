@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Interop: "any gRPC language" can use bank-server. A real release server is
 # driven by a Python client whose stubs come from proto/ (grpcio-tools), and
-# by grpcurl through server reflection alone (no .proto given to it).
+# by grpcurl through server reflection alone (no .proto given to it); then
+# both again against a server with TLS and bearer tokens.
 # Runs from a fresh clone after `cargo build --release --bins`; it installs
 # what it needs into a venv under target/ (reused when present).
 set -euo pipefail
@@ -143,5 +144,71 @@ trap - EXIT
 tail -3 "$LOG"
 [ "$rc" -eq 0 ] || fail "bank-server exited with $rc after SIGTERM"
 pass "bank-server exited with 0"
+
+# ---------------------------------------------------------------------------
+# The same clients against a server exposed for real: TLS and bearer tokens.
+
+step "TLS and tokens: a throwaway CA and a server certificate for localhost (openssl)"
+command -v openssl >/dev/null || fail "openssl is needed to make the test certificates"
+TLS=target/ci-tls
+rm -rf "$TLS" && mkdir -p "$TLS"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -keyout "$TLS/ca.key" -out "$TLS/ca.pem" -subj "/CN=bank-ci-ca" 2>/dev/null || fail "openssl: CA"
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+  -keyout "$TLS/server.key" -out "$TLS/server.csr" -subj "/CN=localhost" 2>/dev/null || fail "openssl: CSR"
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$TLS/ext.cnf"
+openssl x509 -req -in "$TLS/server.csr" -CA "$TLS/ca.pem" -CAkey "$TLS/ca.key" -CAcreateserial \
+  -days 2 -extfile "$TLS/ext.cnf" -out "$TLS/server.pem" 2>/dev/null || fail "openssl: server certificate"
+TOKEN="ci-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+printf '# principal token\ninterop %s\n' "$TOKEN" >"$TLS/tokens"
+TLS_PORT="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+TLS_ADDR="localhost:${TLS_PORT}"
+"$SERVER_BIN" --listen "127.0.0.1:${TLS_PORT}" --shutdown-grace 5s --tls-cert "$TLS/server.pem" \
+  --tls-key "$TLS/server.key" --auth-tokens "$TLS/tokens" >"$LOG" 2>&1 &
+SERVER=$!
+trap 'kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/${TLS_PORT}") 2>/dev/null && break
+  sleep 0.1
+done
+pass "bank-server with TLS and tokens on $TLS_ADDR"
+
+step "Python client over TLS with a bearer token"
+"$PY" examples/python/bank_client.py --target "$TLS_ADDR" --tls-ca "$TLS/ca.pem" --token "$TOKEN" ||
+  fail "the Python client over TLS exited with $?"
+pass "the Python client's walk-through passed over TLS with a token"
+
+gt() { "$GRPCURL" -cacert "$TLS/ca.pem" -max-time 10 "$@"; }
+AUTH="authorization: Bearer $TOKEN"
+
+step "grpcurl over TLS with a token: list, OpenAccount, Withdraw"
+out="$(gt "$TLS_ADDR" list)" || fail "grpcurl list over TLS failed"
+grep -qx 'bank.v1.Bank' <<<"$out" || fail "grpcurl list over TLS does not show bank.v1.Bank"
+ACCOUNT="grpcurl-tls-$(date +%s)-$$"
+out="$(gt -H "$AUTH" -d "{\"account_id\":\"$ACCOUNT\",\"initial_balance\":100}" "$TLS_ADDR" bank.v1.Bank/OpenAccount)" ||
+  fail "grpcurl OpenAccount over TLS failed"
+grep -q '"balance": "100"' <<<"$out" || fail "OpenAccount over TLS did not answer balance 100"
+out="$(gt -H "$AUTH" -d "{\"account_id\":\"$ACCOUNT\",\"amount\":30,\"request_id\":\"w1\"}" "$TLS_ADDR" bank.v1.Bank/Withdraw)" ||
+  fail "grpcurl Withdraw over TLS failed"
+grep -q '"balance": "70"' <<<"$out" || fail "Withdraw over TLS did not leave balance 70"
+pass "reflection, OpenAccount and Withdraw over TLS with a token"
+
+step "grpcurl without a token is UNAUTHENTICATED; plaintext is refused"
+if out="$(gt -d "{\"account_id\":\"$ACCOUNT\"}" "$TLS_ADDR" bank.v1.Bank/GetBalance 2>&1)"; then
+  fail "a call without a token succeeded"
+fi
+grep -q 'Code: Unauthenticated' <<<"$out" || fail "a call without a token was not Unauthenticated: $out"
+if "$GRPCURL" -plaintext -max-time 5 "$TLS_ADDR" list >/dev/null 2>&1; then
+  fail "plaintext was served on the TLS port"
+fi
+pass "no token: Unauthenticated; plaintext: refused"
+
+step "SIGTERM: the TLS server exits 0"
+kill -TERM "$SERVER"
+rc=0
+wait "$SERVER" || rc=$?
+trap - EXIT
+[ "$rc" -eq 0 ] || fail "bank-server (TLS) exited with $rc after SIGTERM"
+pass "bank-server (TLS) exited with 0"
 
 printf '\ninterop: %d passed, 0 failed\n' "$PASSED"

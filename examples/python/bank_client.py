@@ -290,6 +290,18 @@ class Walkthrough:
         self.check_account(self.b, 20, 1)
 
 
+def open_channel(args):
+    """A plaintext channel, or with --tls-ca a TLS one (with --token, every
+    call carries `authorization: Bearer TOKEN`)."""
+    if not args.tls_ca:
+        return grpc.insecure_channel(args.target)
+    credentials = grpc.ssl_channel_credentials(root_certificates=args.tls_ca.read_bytes())
+    if args.token:
+        credentials = grpc.composite_channel_credentials(
+            credentials, grpc.access_token_call_credentials(args.token))
+    return grpc.secure_channel(args.target, credentials)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", default="127.0.0.1:50051",
@@ -298,12 +310,19 @@ def main():
                         help="folder holding bank/v1/bank.proto (default: the repo's proto/)")
     parser.add_argument("--timeout", type=float, default=10.0,
                         help="deadline of each call, in seconds (default: %(default)s)")
+    parser.add_argument("--tls-ca", type=Path,
+                        help="CA certificate (PEM): connect over TLS, trusting it")
+    parser.add_argument("--token",
+                        help="bearer token sent with every call (needs --tls-ca: "
+                             "gRPC sends call credentials over TLS only)")
     args = parser.parse_args()
+    if args.token and not args.tls_ca:
+        parser.error("--token needs --tls-ca")
 
     with tempfile.TemporaryDirectory(prefix="bank-stubs-") as out_dir:
         pb, pb_grpc = generate_stubs(args.proto_dir, out_dir)
         print(f"Generated Python stubs from {args.proto_dir / PROTO_FILE}")
-        with grpc.insecure_channel(args.target) as channel:
+        with open_channel(args) as channel:
             try:
                 grpc.channel_ready_future(channel).result(timeout=args.timeout)
             except grpc.FutureTimeoutError:
