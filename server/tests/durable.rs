@@ -372,3 +372,19 @@ fn a_batch_decides_each_op_in_order_with_one_sync_and_fails_as_a_whole() {
     let (l, _journal) = open(dir.path(), NO_SNAPSHOT).unwrap();
     assert_eq!(state(&l)[0], (4, 4));
 }
+
+#[test]
+fn owners_survive_a_restart_through_the_journal_and_a_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let (l, journal) = open(dir.path(), 1).unwrap();
+    l.open_owned("a", 5, Some("alice")).unwrap();
+    assert!(l.snapshot_if_due().unwrap());
+    l.open_owned("b", 1, Some("bob")).unwrap();
+    l.open("c", 1).unwrap();
+    drop((l, journal));
+    let (l, _journal) = open(dir.path(), NO_SNAPSHOT).unwrap();
+    let owner = |id: &str| l.account(id).unwrap().owner().map(|o| o.to_string());
+    assert_eq!(owner("a").as_deref(), Some("alice"));
+    assert_eq!(owner("b").as_deref(), Some("bob"));
+    assert_eq!(owner("c"), None);
+}

@@ -108,14 +108,15 @@ impl Ledger {
         // Durable before the account exists: concurrent opens share a sync,
         // and no lookup waits behind it (the map is not locked meanwhile).
         let balance = initial_balance;
+        let owner: Option<Arc<str>> = owner.map(Arc::from);
         let persisted = self.config.storage.persist(&[Record::Open {
             account: Arc::clone(&id),
             balance,
+            owner: owner.clone(),
         }]);
         let mut opening = self.opening.lock();
         opening.remove(&id);
         persisted?;
-        let owner = owner.map(Arc::from);
         let ids = Arc::clone(&self.ids);
         let account = Arc::new(Account::new(
             Arc::clone(&id),

@@ -34,13 +34,19 @@ impl Ledger {
         Ok(ledger)
     }
 
-    fn insert(&self, id: &Arc<str>, balance: u64) -> Result<Arc<Account>, String> {
+    fn insert(&self, id: &Arc<str>, balance: u64, owner: &Option<Arc<str>>) -> Result<Arc<Account>, String> {
         let mut accounts = self.accounts.write();
         if accounts.contains_key(id) {
             return Err(format!("account {id:?} opened twice"));
         }
         let ids = Arc::clone(&self.ids);
-        let account = Arc::new(Account::new(Arc::clone(id), balance, None, &self.config, ids));
+        let account = Arc::new(Account::new(
+            Arc::clone(id),
+            balance,
+            owner.clone(),
+            &self.config,
+            ids,
+        ));
         accounts.insert(Arc::clone(id), Arc::clone(&account));
         Ok(account)
     }
@@ -58,8 +64,9 @@ impl Ledger {
                 balance,
                 sequence,
                 forgotten,
+                owner,
             } => {
-                let a = self.insert(account, *balance)?;
+                let a = self.insert(account, *balance, owner)?;
                 let mut st = a.lock();
                 st.sequence = *sequence;
                 st.log.restore_forgotten(*forgotten);
@@ -89,7 +96,11 @@ impl Ledger {
     /// One journal record, applied as the live op applied it.
     fn replay(&self, record: &Record) -> Result<(), String> {
         match record {
-            Record::Open { account, balance } => drop(self.insert(account, *balance)?),
+            Record::Open {
+                account,
+                balance,
+                owner,
+            } => drop(self.insert(account, *balance, owner)?),
             Record::Op {
                 account,
                 request_id,
@@ -150,7 +161,7 @@ impl Ledger {
         let guards: Vec<_> = accounts.iter().map(|a| a.lock()).collect();
         let mut records = Vec::new();
         for (account, st) in accounts.iter().zip(&guards) {
-            state_records(account.id(), st, &mut records);
+            state_records(account, st, &mut records);
         }
         storage.snapshot(&records).map_err(|e| e.0)?;
         drop((guards, opening));
@@ -158,12 +169,14 @@ impl Ledger {
     }
 }
 
-fn state_records(id: &Arc<str>, st: &State, out: &mut Vec<Record>) {
+fn state_records(account: &Account, st: &State, out: &mut Vec<Record>) {
+    let id = account.id();
     out.push(Record::State {
         account: Arc::clone(id),
         balance: st.balance,
         sequence: st.sequence,
         forgotten: st.log.forgotten(),
+        owner: account.owner().cloned(),
     });
     st.log.export(id, out);
 }

@@ -22,8 +22,13 @@ const TAG_STATE: u8 = 4;
 /// One durable change (journal), or one piece of a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
-    /// `OpenAccount`: the account and its initial balance.
-    Open { account: Arc<str>, balance: u64 },
+    /// `OpenAccount`: the account, its initial balance, and the principal
+    /// that opened it (`--auth-tokens`), if any.
+    Open {
+        account: Arc<str>,
+        balance: u64,
+        owner: Option<Arc<str>>,
+    },
     /// An op: its parameters (the request log's fingerprint) and its result,
     /// which carries the new balance(s) and sequence number(s). In a snapshot
     /// it is a remembered request id only.
@@ -42,6 +47,7 @@ pub enum Record {
         balance: u64,
         sequence: u64,
         forgotten: u64,
+        owner: Option<Arc<str>>,
     },
 }
 
@@ -59,10 +65,15 @@ pub fn encode(record: &Record, out: &mut Vec<u8>) {
 
 fn payload_of(record: &Record, p: &mut Vec<u8>) {
     match record {
-        Record::Open { account, balance } => {
+        Record::Open {
+            account,
+            balance,
+            owner,
+        } => {
             p.push(TAG_OPEN);
             put_str(p, account);
             p.extend_from_slice(&balance.to_le_bytes());
+            put_str(p, owner.as_deref().unwrap_or(""));
         }
         Record::Op {
             account,
@@ -81,12 +92,14 @@ fn payload_of(record: &Record, p: &mut Vec<u8>) {
             balance,
             sequence,
             forgotten,
+            owner,
         } => {
             p.push(TAG_STATE);
             put_str(p, account);
             for n in [*balance, *sequence, *forgotten] {
                 p.extend_from_slice(&n.to_le_bytes());
             }
+            put_str(p, owner.as_deref().unwrap_or(""));
         }
     }
 }
@@ -194,6 +207,12 @@ impl Reader<'_> {
         Some(Arc::from(s))
     }
 
+    /// An owner: the empty string stands for none.
+    fn owner(&mut self) -> Option<Option<Arc<str>>> {
+        let s = self.str()?;
+        Some((!s.is_empty()).then_some(s))
+    }
+
     fn kind(&mut self) -> Option<OpKind> {
         match self.u8()? {
             0 => Some(OpKind::Deposit),
@@ -217,6 +236,7 @@ impl Reader<'_> {
             TAG_OPEN => Record::Open {
                 account: self.str()?,
                 balance: self.u64()?,
+                owner: self.owner()?,
             },
             TAG_OP => self.op()?,
             TAG_FENCE => Record::Fence {
@@ -228,6 +248,7 @@ impl Reader<'_> {
                 balance: self.u64()?,
                 sequence: self.u64()?,
                 forgotten: self.u64()?,
+                owner: self.owner()?,
             },
             _ => return None,
         };
@@ -276,6 +297,7 @@ mod tests {
             Record::Open {
                 account: "a".into(),
                 balance: u64::MAX,
+                owner: None,
             },
             Record::Op {
                 account: "a".into(),
@@ -293,6 +315,7 @@ mod tests {
                 balance: 1,
                 sequence: 2,
                 forgotten: 3,
+                owner: Some("alice".into()),
             },
         ]
     }

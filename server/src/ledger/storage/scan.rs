@@ -74,7 +74,15 @@ mod tests {
         for i in 0..n {
             starts.push(buf.len());
             let account = format!("acct-{i}").into();
-            encode(&Record::Open { account, balance: i }, &mut buf);
+            let owner = None;
+            encode(
+                &Record::Open {
+                    account,
+                    balance: i,
+                    owner,
+                },
+                &mut buf,
+            );
         }
         (buf, starts)
     }
