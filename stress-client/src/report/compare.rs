@@ -9,6 +9,8 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use crate::rpc::Rpc;
+
 /// The largest report file compare reads.
 pub const REPORT_BYTES_MAX: u64 = 64 << 20;
 
@@ -30,6 +32,9 @@ pub struct Run {
     pub latency: [f64; 6],
     pub errors: f64,
     pub verdict: String,
+    /// p99 per kind of call, for the kinds the report has calls of (older
+    /// reports have no `per_rpc`: none).
+    pub per_rpc_p99: Vec<(&'static str, f64)>,
 }
 
 /// What a comparison found.
@@ -76,18 +81,37 @@ pub fn parse(json: &Value) -> Result<Run, String> {
         latency,
         errors: number("/operations/errors")?,
         verdict: verdict.to_owned(),
+        per_rpc_p99: per_rpc_p99(json),
     })
+}
+
+/// `per_rpc.<key>.latency_us.p99` of each kind with calls.
+fn per_rpc_p99(json: &Value) -> Vec<(&'static str, f64)> {
+    Rpc::ALL
+        .iter()
+        .filter_map(|rpc| {
+            let entry = json.pointer(&format!("/per_rpc/{}", rpc.key()))?;
+            entry.get("count").and_then(Value::as_u64).filter(|n| *n > 0)?;
+            let p99 = entry.pointer("/latency_us/p99").and_then(Value::as_f64)?;
+            Some((rpc.key(), p99))
+        })
+        .collect()
 }
 
 /// Compares B with A; `fail_if_slower` (percent) turns on the gate.
 pub fn compare(a: &Run, b: &Run, fail_if_slower: Option<f64>) -> Comparison {
-    let mut table = format!("{:<14} {:>14} {:>14} {:>9}\n", "", "A", "B", "B/A");
+    let mut table = format!("{:<20} {:>14} {:>14} {:>9}\n", "", "A", "B", "B/A");
     row(&mut table, "throughput/s", a.throughput, b.throughput);
     for ((label, _), (x, y)) in LATENCY_ROWS.iter().zip(a.latency.iter().zip(&b.latency)) {
         row(&mut table, label, *x, *y);
     }
+    for (key, x) in &a.per_rpc_p99 {
+        if let Some((_, y)) = b.per_rpc_p99.iter().find(|(k, _)| k == key) {
+            row(&mut table, &format!("p99 {key}"), *x, *y);
+        }
+    }
     row(&mut table, "errors", a.errors, b.errors);
-    let _ = writeln!(table, "{:<14} {:>14} {:>14}", "verdict", a.verdict, b.verdict);
+    let _ = writeln!(table, "{:<20} {:>14} {:>14}", "verdict", a.verdict, b.verdict);
     let regressions = fail_if_slower.map_or_else(Vec::new, |pct| regressions(a, b, pct));
     Comparison { table, regressions }
 }
@@ -98,7 +122,7 @@ fn row(out: &mut String, label: &str, a: f64, b: f64) {
     } else {
         "-".to_owned()
     };
-    let _ = writeln!(out, "{label:<14} {a:>14.1} {b:>14.1} {ratio:>9}");
+    let _ = writeln!(out, "{label:<20} {a:>14.1} {b:>14.1} {ratio:>9}");
 }
 
 /// B's throughput or p99 worse than A's by more than `pct` percent.
@@ -138,6 +162,8 @@ mod tests {
             "latency_us": {"p50": 100, "p90": 200, "p99": p99, "p999": 900, "p9999": 990, "max": 1000},
             "operations": {"errors": 3},
             "consistency": {"verdict": verdict, "passed": verdict == "passed"},
+            "per_rpc": {"deposit": {"count": 5, "latency_us": {"p99": p99 * 2}},
+                        "transfer": {"count": 0, "latency_us": {"p99": 0}}},
         })
     }
 
@@ -153,6 +179,11 @@ mod tests {
             c.table
         );
         assert!(c.table.contains("passed") && c.table.contains("failed"));
+        assert!(
+            c.table.contains("p99 deposit") && !c.table.contains("p99 transfer"),
+            "{}",
+            c.table
+        );
         assert_eq!(compare(&a, &b, Some(10.0)).regressions.len(), 1);
         assert!(compare(&a, &b, Some(25.0)).regressions.is_empty());
         let slow = parse(&report(1000.0, 700, "passed")).unwrap();
