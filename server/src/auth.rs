@@ -37,9 +37,15 @@ pub enum AuthError {
     PermissionDenied(String),
 }
 
-/// The authenticated caller, put in the request's extensions.
+/// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal(pub Arc<str>);
+
+/// What the token check found, put in the request's extensions (absent
+/// without tokens). A refusal is answered by the handler, which counts and
+/// logs it like any other error.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Result<Principal, AuthError>);
 
 /// One `PRINCIPAL TOKEN` line.
 #[derive(Clone)]
@@ -183,8 +189,8 @@ impl Authenticate {
 impl Interceptor for Authenticate {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         if let Some(auth) = &self.auth {
-            let principal = auth.authenticate(request.metadata())?;
-            request.extensions_mut().insert(principal);
+            let found = auth.authenticate(request.metadata());
+            request.extensions_mut().insert(Authenticated(found));
         }
         Ok(request)
     }

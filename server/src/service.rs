@@ -10,7 +10,7 @@ use bank::v1 as pb;
 use bank::v1::bank_server::Bank;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::auth::{authorize, Principal};
+use crate::auth::{authorize, Authenticated, Principal};
 use crate::call::Call;
 use crate::ops::Ops;
 use crate::stream::{withdraw_stream, ResultStream};
@@ -40,10 +40,11 @@ impl BankService {
         self
     }
 
-    /// Refuses a call on `account_id` by a principal that did not open it
-    /// (nothing to check without tokens). Runs before anything is recorded.
-    fn check_owner(&self, caller: Option<&Principal>, account_id: &str) -> Result<(), Status> {
-        check_owner(&self.ops, caller, account_id)
+    /// Refuses an unauthenticated call, or one on `account_id` by a principal
+    /// that did not open it (nothing to check without tokens). Runs before
+    /// anything is recorded.
+    fn check_owner(&self, caller: &Caller, account_id: &str) -> Result<(), Status> {
+        check_owner(&self.ops, caller.clone()?.as_ref(), account_id)
     }
 }
 
@@ -56,9 +57,17 @@ pub(crate) fn check_owner(ops: &Ops, caller: Option<&Principal>, account_id: &st
     Ok(authorize(caller, &account)?)
 }
 
-/// The caller authenticated by the token check, if tokens are on.
-fn principal<T>(request: &Request<T>) -> Option<Principal> {
-    request.extensions().get::<Principal>().cloned()
+/// Who calls: `Ok(None)` without tokens, else the principal of the token,
+/// or `UNAUTHENTICATED` (answered by the handler, so that it is counted and logged).
+type Caller = Result<Option<Principal>, Status>;
+
+/// The caller as the token check found it.
+fn principal<T>(request: &Request<T>) -> Caller {
+    match request.extensions().get::<Authenticated>() {
+        None => Ok(None),
+        Some(Authenticated(Ok(p))) => Ok(Some(p.clone())),
+        Some(Authenticated(Err(e))) => Err(e.clone().into()),
+    }
 }
 
 #[tonic::async_trait]
@@ -70,13 +79,12 @@ impl Bank for BankService {
         let caller = principal(&request);
         let r = request.into_inner();
         let observed = self.telemetry.start(Method::OpenAccount, &r.account_id, "");
-        let owner = caller.as_ref().map(|p| &*p.0);
-        let owner = owner.map(str::to_owned);
-        let result = (self
-            .ops
-            .open(r.account_id.clone(), r.initial_balance, owner)
-            .await)
-            .map_err(Status::from);
+        let result = async {
+            let owner = caller?.map(|p| p.0.to_string());
+            let open = self.ops.open(r.account_id.clone(), r.initial_balance, owner);
+            open.await.map_err(Status::from)
+        }
+        .await;
         observed.finish_call(&result);
         Ok(Response::new(result?.into()))
     }
@@ -89,7 +97,7 @@ impl Bank for BankService {
         let account_id = &request.get_ref().account_id;
         let observed = self.telemetry.start(Method::GetBalance, account_id, "");
         let result = async {
-            self.check_owner(caller.as_ref(), account_id)?;
+            self.check_owner(&caller, account_id)?;
             self.ops.balance(account_id).await.map_err(Status::from)
         }
         .await;
@@ -107,7 +115,7 @@ impl Bank for BankService {
             .telemetry
             .start(Method::Deposit, &r.account_id, &r.request_id);
         let result = async {
-            self.check_owner(caller.as_ref(), &r.account_id)?;
+            self.check_owner(&caller, &r.account_id)?;
             self.ops.deposit(r.into(), &call).await.map_err(Status::from)
         }
         .await;
@@ -125,7 +133,7 @@ impl Bank for BankService {
             .telemetry
             .start(Method::Withdraw, &r.account_id, &r.request_id);
         let result = async {
-            self.check_owner(caller.as_ref(), &r.account_id)?;
+            self.check_owner(&caller, &r.account_id)?;
             self.ops.withdraw(r.into(), &call).await.map_err(Status::from)
         }
         .await;
@@ -142,6 +150,12 @@ impl Bank for BankService {
         // A stream is not counted as in flight: each request on it is.
         drop(self.ops.enter()?);
         let (call, caller) = (Call::from_metadata(request.metadata()), principal(&request));
+        let caller = caller.inspect_err(|status| {
+            let refused: Result<(), Status> = Err(status.clone());
+            self.telemetry
+                .start(Method::WithdrawStream, "", "")
+                .finish_call(&refused);
+        })?;
         let stream = withdraw_stream(
             Arc::clone(&self.ops),
             call,
@@ -164,7 +178,7 @@ impl Bank for BankService {
             .start(Method::Transfer, &r.from_account_id, &r.request_id);
         // The source must be the caller's; the target may be anyone's.
         let result = async {
-            self.check_owner(caller.as_ref(), &r.from_account_id)?;
+            self.check_owner(&caller, &r.from_account_id)?;
             self.ops.transfer(r.into(), &call).await.map_err(Status::from)
         }
         .await;
@@ -182,7 +196,7 @@ impl Bank for BankService {
             .telemetry
             .start(Method::GetOperation, &r.account_id, &r.request_id);
         let result = async {
-            self.check_owner(caller.as_ref(), &r.account_id)?;
+            self.check_owner(&caller, &r.account_id)?;
             self.ops
                 .operation(r.account_id, r.request_id)
                 .await
