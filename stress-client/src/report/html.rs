@@ -301,7 +301,7 @@ fn errors_table(out: &mut String, s: &Summary) {
         return;
     }
     out.push_str(
-        "<h2>Errors</h2><table id=\"errors\"><tr><th>status</th><th>count</th><th>message</th></tr>",
+        "<h2>Errors</h2><table id=\"errors\"><tr><th>status</th><th>count</th><th style=\"text-align:left\">message</th></tr>",
     );
     for g in &s.errors {
         let _ = write!(
@@ -349,7 +349,7 @@ fn violations(out: &mut String, s: &Summary) {
         out.push_str("<p>No violation: one order of all ops explains every answer, read and balance.</p>");
         return;
     }
-    out.push_str("<table id=\"violations\"><tr><th>kind</th><th>account</th><th>detail</th></tr>");
+    out.push_str("<table id=\"violations\"><tr><th>kind</th><th>account</th><th style=\"text-align:left\">detail</th></tr>");
     for v in c.violations.iter().take(VIOLATIONS_SHOWN) {
         let _ = write!(
             out,

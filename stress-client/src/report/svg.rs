@@ -93,10 +93,11 @@ fn ticks(from: f64, to: f64, count: usize) -> Vec<(f64, String)> {
     let step = nice_step(to - from, count);
     let first = (from / step).ceil() as i64;
     let last = (to / step).floor() as i64;
+    // As many decimals as the step has: 2, 4, 6 or 1.5, 2.0, 2.5 (not 2.00).
+    let decimals = usize::try_from(-(step.log10().floor() as i64)).unwrap_or(0);
     let label = |v: f64| {
-        // Whole steps get whole labels (2, 4, 6 rather than 2.00, 4.00).
-        if step >= 1.0 && v.abs() < 1e3 {
-            format!("{v:.0}")
+        if v.abs() < 1e3 {
+            format!("{v:.decimals$}")
         } else {
             number(v)
         }
@@ -329,6 +330,8 @@ mod tests {
         assert_eq!(t, [1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0]);
         let labels: Vec<String> = ticks(1.0, 10.0, 6).into_iter().map(|t| t.1).collect();
         assert_eq!(labels, ["2", "4", "6", "8", "10"]);
+        let labels: Vec<String> = ticks(1.0, 2.0, 4).into_iter().map(|t| t.1).collect();
+        assert_eq!(labels, ["1.0", "1.5", "2.0"]);
     }
 
     #[test]
