@@ -228,9 +228,11 @@ fn series(out: &mut String, f: &Frame, s: &Series<'_>) {
     }
 }
 
+/// One entry per series that has points.
 fn legend(out: &mut String, series: &[Series<'_>]) {
-    let mut x = WIDTH - RIGHT - LEGEND_STEP * series.len() as f64;
-    for s in series {
+    let shown = series.iter().filter(|s| !s.points.is_empty());
+    let mut x = WIDTH - RIGHT - LEGEND_STEP * shown.clone().count() as f64;
+    for s in shown {
         let _ = write!(
             out,
             "<rect x=\"{x:.1}\" y=\"10\" width=\"12\" height=\"12\" fill=\"{}\"/>\
@@ -300,6 +302,7 @@ mod tests {
         };
         let svg = line_chart(&chart);
         assert_eq!(svg.matches("<path").count(), 1);
+        assert!(!svg.contains(">empty<"), "no legend for a series without points");
         assert!(svg.contains("data-points=\"3\""));
         assert_eq!(svg.matches("<circle").count(), 3);
         assert!(svg.contains("t &lt;&amp;&gt;") && !svg.contains("t <&>"));
