@@ -1,7 +1,9 @@
 //! Per-call bookkeeping of the bank service: the access log (one `debug` line
 //! per call, or per message of a stream) and the call metrics (latency,
 //! errors, and first applications by outcome). Replays and `GetOperation`
-//! answers are never counted as operations: only first applications are.
+//! answers are never counted as operations: only first applications are. A
+//! call dropped before it answered (client gone) is logged and counted as
+//! `Cancelled`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -67,6 +69,8 @@ pub struct Observed {
     account: String,
     request_id: String,
     started: Instant,
+    /// Set once reported; an unreported call was cancelled (its client left).
+    reported: bool,
 }
 
 impl Telemetry {
@@ -90,6 +94,7 @@ impl Telemetry {
             account: account.to_owned(),
             request_id: request_id.to_owned(),
             started: Instant::now(),
+            reported: false,
         }
     }
 }
@@ -114,7 +119,12 @@ impl Observed {
         self.finish(result.as_ref().err(), None);
     }
 
-    fn finish(self, error: Option<&Status>, outcome: Option<(&str, bool)>) {
+    fn finish(mut self, error: Option<&Status>, outcome: Option<(&str, bool)>) {
+        self.report(error, outcome);
+    }
+
+    fn report(&mut self, error: Option<&Status>, outcome: Option<(&str, bool)>) {
+        self.reported = true;
         let took = self.started.elapsed();
         let method = self.method.name();
         if let Some(m) = &self.metrics {
@@ -135,5 +145,14 @@ impl Observed {
             latency_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
             "call"
         );
+    }
+}
+
+impl Drop for Observed {
+    fn drop(&mut self) {
+        // The handler was dropped mid-call: the client cancelled or its deadline passed.
+        if !self.reported {
+            self.report(Some(&Status::cancelled("the client went away")), None);
+        }
     }
 }
