@@ -275,7 +275,7 @@ fn per_rpc_table(out: &mut String, s: &Summary) {
         <th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>mean</th></tr>",
     );
     for rpc in Rpc::ALL {
-        let Some(r) = s.per_rpc.get(rpc.key()) else {
+        let Some(r) = s.per_rpc.get(rpc.key()).filter(|r| r.count > 0) else {
             continue;
         };
         let l = &r.latency_us;
