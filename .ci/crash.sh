@@ -70,7 +70,7 @@ start_server() {
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")
   for _ in $(seq 1 200); do
-    grep -q 'ledger durable' "$log" && return 0
+    grep -qs 'ledger durable' "$log" && return 0
     alive "$SERVER_PID" || fail "bank-server exited at startup: $(tail -2 "$log")"
     sleep 0.05
   done
@@ -151,7 +151,7 @@ try_start() {
   PIDS+=("$pid")
   STARTED=no
   for _ in $(seq 1 200); do
-    if grep -q 'ledger durable' "$LOG"; then STARTED=yes; break; fi
+    if grep -qs 'ledger durable' "$LOG"; then STARTED=yes; break; fi
     alive "$pid" || break
     sleep 0.02
   done

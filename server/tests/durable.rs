@@ -388,3 +388,45 @@ fn owners_survive_a_restart_through_the_journal_and_a_snapshot() {
     assert_eq!(owner("b").as_deref(), Some("bob"));
     assert_eq!(owner("c"), None);
 }
+
+#[test]
+fn concurrent_ops_of_many_accounts_share_syncs() {
+    const THREADS: usize = 16;
+    const OPS: usize = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let (l, journal) = open(dir.path(), NO_SNAPSHOT).unwrap();
+    let ids: Vec<String> = (0..THREADS).map(|i| format!("acct{i}")).collect();
+    for id in &ids {
+        l.open(id, 0).unwrap();
+    }
+    let (syncs_before, _) = journal.stats();
+    std::thread::scope(|s| {
+        for id in &ids {
+            let l = &l;
+            s.spawn(move || {
+                let account = l.account(id).unwrap();
+                for i in 0..OPS {
+                    let d = Deposit {
+                        account_id: id.clone(),
+                        amount: 1,
+                        request_id: format!("d{i}"),
+                    };
+                    l.deposit(&account, &d, &CallContext::detached()).unwrap();
+                }
+            });
+        }
+    });
+    let (syncs, records) = journal.stats();
+    let ops = (THREADS * OPS) as u64;
+    assert_eq!(records, ops + THREADS as u64);
+    assert!(
+        syncs - syncs_before < ops,
+        "{} syncs for {ops} ops",
+        syncs - syncs_before
+    );
+    drop((l, journal));
+    let (l, _journal) = open(dir.path(), NO_SNAPSHOT).unwrap();
+    for id in &ids {
+        assert_eq!(l.account(id).unwrap().snapshot().balance, OPS as u64);
+    }
+}
