@@ -8,6 +8,7 @@ pub mod drive;
 pub mod errors;
 pub mod fanout;
 pub mod histlog;
+pub mod insecure;
 pub mod outputs;
 pub mod progress;
 pub mod recorder;

@@ -7,7 +7,7 @@ use std::ops::ControlFlow;
 use std::time::Duration;
 
 use bank::v1 as pb;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use crate::bound::within;
@@ -24,15 +24,13 @@ pub const SETUP_CONCURRENCY: usize = 256;
 
 /// Opens `count` separate connections to `endpoint`.
 pub async fn connect(endpoint: &str, count: usize) -> Result<Vec<Channel>, String> {
-    let endpoint = Endpoint::from_shared(endpoint.to_owned())
-        .map_err(|e| format!("bad --target {endpoint:?}: {e}"))?
+    let endpoint = transport::endpoint(endpoint)?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true);
     let endpoint = transport::secure(endpoint)?;
     let mut channels = Vec::with_capacity(count);
     for _ in 0..count {
-        let channel = endpoint
-            .connect()
+        let channel = transport::connect(&endpoint)
             .await
             .map_err(|e| format!("cannot connect to {}: {e}", endpoint.uri()))?;
         channels.push(channel);

@@ -3,6 +3,7 @@
 //! `authorization: Bearer TOKEN`) and extra metadata (`--metadata KEY=VALUE`)
 //! on every call, added by one client interceptor ([`Bank`]). Installed once
 //! per process from the flags ([`install`]); the embedded demo sets none.
+//! `--tls-insecure` skips certificate verification ([`crate::insecure`]).
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -28,9 +29,9 @@ pub struct TransportArgs {
     #[arg(long, value_name = "PATH")]
     pub tls_ca: Option<PathBuf>,
 
-    /// Skip verifying the server's certificate (self-signed labs). Not
-    /// supported: pass the server's certificate with --tls-ca instead.
-    #[arg(long)]
+    /// DANGER: do not verify an `https://` target's certificate (self-signed
+    /// labs only: anyone on the path can impersonate the server). Prefer --tls-ca.
+    #[arg(long, conflicts_with = "tls_ca")]
     pub tls_insecure: bool,
 
     /// Bearer token sent with every call as `authorization: Bearer TOKEN`.
@@ -74,6 +75,8 @@ pub type Bank = BankClient<InterceptedService<Channel, Metadata>>;
 struct Installed {
     metadata: Metadata,
     tls: Option<ClientTlsConfig>,
+    /// `--tls-insecure`: connections are made by [`crate::insecure`].
+    insecure: Option<tokio_rustls::TlsConnector>,
 }
 
 static INSTALLED: OnceLock<Installed> = OnceLock::new();
@@ -83,14 +86,19 @@ pub fn install(args: &TransportArgs) -> Result<(), String> {
     if INSTALLED.get().is_some() {
         return Ok(());
     }
-    if args.tls_insecure {
-        return Err(
-            "--tls-insecure is not supported: give the server's certificate (or its CA) with --tls-ca".into(),
+    let insecure = args
+        .tls_insecure
+        .then(crate::insecure::tls_connector)
+        .transpose()?;
+    if insecure.is_some() {
+        tracing::warn!(
+            "--tls-insecure: the server's certificate is NOT verified; anyone on the path can impersonate it"
         );
     }
     let installed = Installed {
         metadata: metadata(args)?,
         tls: tls(args)?,
+        insecure,
     };
     let _ = INSTALLED.set(installed);
     Ok(())
@@ -100,6 +108,29 @@ pub fn install(args: &TransportArgs) -> Result<(), String> {
 pub fn bank(channel: Channel) -> Bank {
     let metadata = INSTALLED.get().map(|i| i.metadata.clone()).unwrap_or_default();
     BankClient::with_interceptor(channel, metadata)
+}
+
+/// The endpoint of `target`. With `--tls-insecure` an `https://` target is
+/// dialled as `http://`: [`connect`] then does the TLS itself.
+pub fn endpoint(target: &str) -> Result<Endpoint, String> {
+    let insecure = INSTALLED.get().is_some_and(|i| i.insecure.is_some());
+    let uri = match target.strip_prefix("https://") {
+        Some(rest) if insecure => format!("http://{rest}"),
+        _ => target.to_owned(),
+    };
+    Endpoint::from_shared(uri).map_err(|e| format!("bad --target {target:?}: {e}"))
+}
+
+/// A connection to `endpoint`: tonic's own, or with `--tls-insecure` one
+/// whose TLS does not verify the server.
+pub async fn connect(endpoint: &Endpoint) -> Result<Channel, tonic::transport::Error> {
+    match INSTALLED.get().and_then(|i| i.insecure.clone()) {
+        Some(tls) => {
+            let dial = tower::service_fn(move |uri| crate::insecure::connect(tls.clone(), uri));
+            endpoint.connect_with_connector(dial).await
+        }
+        None => endpoint.connect().await,
+    }
 }
 
 /// `endpoint` with TLS when the target is `https://`.
