@@ -430,3 +430,25 @@ fn concurrent_ops_of_many_accounts_share_syncs() {
         assert_eq!(l.account(id).unwrap().snapshot().balance, OPS as u64);
     }
 }
+
+#[test]
+fn the_demos_of_a_broken_monitor_are_refused_on_durable_data() {
+    use bank_server::cli::Args;
+    use clap::Parser;
+    for demo in [&["--unsafe-no-lock"][..], &["--inject-bug", "lost-update"]] {
+        let mut argv = vec!["bank-server", "--data-dir", "/nonexistent"];
+        argv.extend_from_slice(demo);
+        let err = Args::try_parse_from(argv).unwrap().config().unwrap_err();
+        assert!(err.contains("--data-dir"), "{err}");
+    }
+    let args = Args::try_parse_from(["bank-server", "--data-dir", "/d", "--batch-max", "128"]).unwrap();
+    let config = args.config().unwrap();
+    assert_eq!(
+        (config.data_dir.as_deref(), config.ledger.batch_max),
+        (Some(Path::new("/d")), 128)
+    );
+    assert!(Args::try_parse_from(["bank-server", "--batch-max", "0"])
+        .unwrap()
+        .config()
+        .is_err());
+}
