@@ -12,9 +12,12 @@
 #       single bytes: each start either recovers (the same accounts and total
 #       balance when nothing acknowledged was cut; a cut or a flip in the last
 #       record is a torn tail, logged) or refuses naming file and byte offset.
-#   (4) Failing storage (full disk, read-only dir, failed fsync) is injected
-#       through the storage boundary in server/tests/durable.rs: `chmod` does
-#       not stop root, and this machine may not allow mounting a tmpfs.
+#   (4) A full disk, where the machine lets us mount a small tmpfs (else the
+#       section is skipped; failures are also injected through the storage
+#       boundary in server/tests/durable.rs, and `chmod` does not stop root):
+#       the server runs out of space mid-run, answers UNAVAILABLE without
+#       crashing, takes writes again once space is freed, and the verdict
+#       passes; a restart recovers.
 #
 # CRASH_SECTIONS="1 3" runs only some. Everything started is killed on exit.
 set -euo pipefail
@@ -29,10 +32,12 @@ RANDOM="${CRASH_SEED:-$$}"
 
 step() { printf '\n==== crash: %s ====\n' "$*"; }
 
+MOUNTED=""
 cleanup() {
   local pid
   for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  [ -z "$MOUNTED" ] || umount "$MOUNTED" 2>/dev/null || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -211,7 +216,49 @@ section_3() {
   [ "$(field total_balance)" = "$total" ] || fail "the undamaged copy recovered another total"
 }
 
-for s in ${CRASH_SECTIONS:-1 2 3}; do
+# ---------------------------------------------------------------------------
+section_4() {
+  step "(4) a full disk (an 8 MiB tmpfs): UNAVAILABLE, no crash, writes again once space is freed"
+  local mnt="$WORK/tmpfs" rc=0
+  mkdir -p "$mnt"
+  if ! mount -t tmpfs -o size=8m tmpfs "$mnt" 2>/dev/null; then
+    echo "cannot mount a tmpfs here: skipped (server/tests/durable.rs injects the failures instead)"
+    return 0
+  fi
+  MOUNTED="$mnt"
+  # A filler takes all but ~300 KiB, so the journal fills the disk early in
+  # the run; freed, its space is more than the rest of the run needs.
+  dd if=/dev/zero of="$mnt/filler" bs=1k count=7900 status=none 2>/dev/null || true
+  PORT=$(free_port)
+  start_server "$mnt/data" "$WORK/4-server.log"
+  start_load four 4s
+  for _ in $(seq 1 200); do
+    grep -qs 'journal write or sync failed' "$WORK/4-server.log" && break
+    sleep 0.05
+  done
+  grep -qs 'journal write or sync failed' "$WORK/4-server.log" || fail "the disk never filled"
+  echo "disk full: $(grep -o 'journal write or sync failed[^;]*' "$WORK/4-server.log" | head -1)"
+  sleep 1
+  alive "$SERVER_PID" || fail "bank-server died on a full disk"
+  rm -f "$mnt/filler"
+  for _ in $(seq 1 100); do
+    grep -qs 'journal: repaired' "$WORK/4-server.log" && break
+    sleep 0.05
+  done
+  grep -qs 'journal: repaired' "$WORK/4-server.log" || fail "no repair after space was freed"
+  echo "space freed: $(grep -o 'journal: repaired[^;]*' "$WORK/4-server.log" | head -1)"
+  wait_client
+  echo "stress-client exit $RC: $(verdict "$WORK/four.json")"
+  [ "$RC" = 0 ] || fail "the run through a full disk exited $RC"
+  [ "$(jq -r '.status_codes.UNAVAILABLE // 0' "$WORK/four.json")" -gt 0 ] || fail "no UNAVAILABLE while the disk was full"
+  kill_server
+  start_server "$mnt/data" "$WORK/4-server-restart.log"
+  echo "restart after the full disk: $(grep -o 'journal_records=[0-9]*' "$WORK/4-server-restart.log")"
+  kill_server
+  umount "$mnt" && MOUNTED=""
+}
+
+for s in ${CRASH_SECTIONS:-1 2 3 4}; do
   "section_$s"
 done
 step "crash checks passed"
