@@ -53,6 +53,17 @@ pub fn open(config: &LedgerConfig, data_dir: Option<&Path>) -> Result<Durable, S
     })
 }
 
+impl Durable {
+    /// Journal syncs and records written since start, if durable (for `/metrics`).
+    pub fn journal_stats(&self) -> Option<JournalStats> {
+        let journal = Arc::clone(self.journal.as_ref()?);
+        Some(Arc::new(move || journal.stats()))
+    }
+}
+
+/// Reads (syncs, records) of the journal.
+pub type JournalStats = Arc<dyn Fn() -> (u64, u64) + Send + Sync>;
+
 impl Drop for Durable {
     fn drop(&mut self) {
         if let Some(journal) = &self.journal {

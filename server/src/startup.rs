@@ -70,8 +70,13 @@ pub async fn serve(
     let telemetry = metrics
         .as_ref()
         .map(|(_, m)| Telemetry::with_metrics(Arc::clone(m)));
-    let _metrics_task =
-        metrics.map(|(l, m)| AbortOnDrop(tokio::spawn(metrics_http::serve(l, m, sampler(&ops)))));
+    let _metrics_task = metrics.map(|(l, m)| {
+        AbortOnDrop(tokio::spawn(metrics_http::serve(
+            l,
+            m,
+            sampler(&ops, durable.journal_stats()),
+        )))
+    });
     let _reload_task = auth
         .clone()
         .map(|a| AbortOnDrop(tokio::spawn(reload_on_sighup(a))));
@@ -168,13 +173,14 @@ impl Drop for AbortOnDrop {
 }
 
 /// Samples the server's state for a scrape.
-fn sampler(ops: &Arc<Ops>) -> metrics_http::Sampler {
+fn sampler(ops: &Arc<Ops>, journal: Option<crate::durable::JournalStats>) -> metrics_http::Sampler {
     let ops = Arc::clone(ops);
     Arc::new(move || StateSample {
         open_accounts: ops.ledger().account_count(),
         inflight_calls: ops.drain().inflight(),
         remembered_request_ids: ops.ledger().remembered_request_ids(),
         admission_queued: ops.gates().admitted(),
+        journal: journal.as_ref().map(|stats| stats()),
     })
 }
 

@@ -11,6 +11,13 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// A server with `/metrics` on its own port; returns it and that port's address.
 async fn start_with_metrics() -> (Bank, std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    start_with_metrics_in(config(|_| {})).await
+}
+
+/// [`start_with_metrics`] with `config`.
+async fn start_with_metrics_in(
+    config: bank_server::ServerConfig,
+) -> (Bank, std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let metrics = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (grpc_addr, metrics_addr) = (grpc.local_addr().unwrap(), metrics.local_addr().unwrap());
@@ -19,7 +26,7 @@ async fn start_with_metrics() -> (Bank, std::net::SocketAddr, tokio::sync::onesh
         grpc,
         metrics: Some(metrics),
     };
-    tokio::spawn(bank_server::serve(listeners, config(|_| {}), async {
+    tokio::spawn(bank_server::serve(listeners, config, async {
         let _ = stopped.await;
     }));
     let channel = connect(grpc_addr).await.unwrap();
@@ -104,4 +111,24 @@ async fn metrics_count_first_applications_and_errors() {
     #[cfg(target_os = "linux")]
     assert!(text.contains("process_resident_memory_bytes"), "process metrics");
     assert!(http_get(metrics, "/other").await.contains(" 404 "));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_ledger_reports_its_syncs() {
+    let dir = std::env::temp_dir().join(format!("bank-metrics-durable-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (mut bank, metrics, stop) = start_with_metrics_in(config(|c| c.data_dir = Some(dir.clone()))).await;
+    open_all(&mut bank, &[("d", 0)]).await;
+    for i in 0..5 {
+        ok(bank.deposit(deposit("d", 1, &format!("d{i}"))).await);
+    }
+    let text = http_get(metrics, "/metrics").await;
+    assert!(sample(&text, "bank_ledger_syncs_total") >= 1.0, "{text}");
+    assert!(
+        sample(&text, "bank_ledger_synced_records_total") >= 6.0,
+        "an open and five deposits"
+    );
+    drop((bank, stop));
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let _ = std::fs::remove_dir_all(&dir);
 }
