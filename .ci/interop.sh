@@ -178,6 +178,16 @@ step "Python client over TLS with a bearer token"
   fail "the Python client over TLS exited with $?"
 pass "the Python client's walk-through passed over TLS with a token"
 
+step "stress-client over TLS with a bearer token (and extra metadata)"
+CLIENT_BIN="${SERVER_BIN%/bank-server}/stress-client"
+"$CLIENT_BIN" --target "https://${TLS_ADDR}" --tls-ca "$TLS/ca.pem" --token "$TOKEN" --metadata x-run=interop \
+  --connections 2 --streams 8 --duration 2s --warmup 0s --accounts 4 --quiet ||
+  fail "the stress-client over TLS exited with $?"
+if "$CLIENT_BIN" --target "https://${TLS_ADDR}" --tls-ca "$TLS/ca.pem" --duration 1s --accounts 2 --quiet 2>/dev/null; then
+  fail "the stress-client without a token passed"
+fi
+pass "stress-client: passed over TLS with a token; refused without one"
+
 gt() { "$GRPCURL" -cacert "$TLS/ca.pem" -max-time 10 "$@"; }
 AUTH="authorization: Bearer $TOKEN"
 
