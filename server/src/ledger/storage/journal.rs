@@ -240,16 +240,24 @@ impl Journal {
         let file = File::create(&journal)?;
         file.sync_all()?;
         self.dir.sync()?;
-        if let Err(e) = self.dir.write_snapshot(next, snapshot) {
+        let written = self.dir.write_snapshot(next, snapshot);
+        if written.is_err() && !self.dir.file(true, next).exists() {
+            // Not renamed into place: the old generation stays in force.
             let _ = std::fs::remove_file(&journal);
-            return Err(e);
+            return written;
         }
-        // From here the new generation is the one in force.
-        g.file = Some(file);
+        // Renamed: the new generation may be the one in force, so from here
+        // on everything goes to its journal, never to the old one.
         let old = g.generation;
         g.generation = next;
         g.synced_len = 0;
         g.snapshot_bytes = snapshot.len() as u64;
+        if let Err(e) = written {
+            // The directory's sync failed: write nothing until a repair.
+            g.broken = Some(format!("a snapshot's directory sync failed: {e}"));
+            return Err(e);
+        }
+        g.file = Some(file);
         let _ = std::fs::remove_file(self.dir.file(false, old));
         let _ = std::fs::remove_file(self.dir.file(true, old));
         let _ = self.dir.sync();
