@@ -77,9 +77,7 @@ pub async fn serve(
             sampler(&ops, durable.journal_stats()),
         )))
     });
-    let _reload_task = auth
-        .clone()
-        .map(|a| AbortOnDrop(tokio::spawn(reload_on_sighup(a))));
+    let _reload_task = auth.clone().and_then(reload_on_sighup);
     let (router, health) = router(Arc::clone(&ops), &config, telemetry.unwrap_or_default(), auth).await?;
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let incoming = conn::incoming(listeners.grpc, config.max_connections);
@@ -108,23 +106,28 @@ fn load_auth(config: &ServerConfig) -> Result<Option<Arc<Auth>>, BoxError> {
 }
 
 /// Reloads the token file on every SIGHUP (a bad file keeps the old tokens).
-async fn reload_on_sighup(auth: Arc<Auth>) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-            warn!("cannot catch SIGHUP: the token file will not be reloaded");
-            return;
-        };
+/// SIGHUP is caught from the moment this returns, before any call is served.
+#[cfg(unix)]
+fn reload_on_sighup(auth: Arc<Auth>) -> Option<AbortOnDrop> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        warn!("cannot catch SIGHUP: the token file will not be reloaded");
+        return None;
+    };
+    Some(AbortOnDrop(tokio::spawn(async move {
         while hangups.recv().await.is_some() {
             match auth.reload() {
                 Ok(principals) => info!(principals, "SIGHUP: bearer tokens reloaded"),
                 Err(e) => warn!("SIGHUP: token file not reloaded, the old tokens stay: {e}"),
             }
         }
-    }
-    #[cfg(not(unix))]
-    drop(auth);
+    })))
+}
+
+/// No SIGHUP here: the token file is read once.
+#[cfg(not(unix))]
+fn reload_on_sighup(_auth: Arc<Auth>) -> Option<AbortOnDrop> {
+    None
 }
 
 /// Warns when anyone who can reach a non-loopback port may use the bank.
