@@ -33,7 +33,7 @@ fn hd(d: Duration) -> humantime::Duration {
 #[command(name = "bank-server", version, about, long_about = None)]
 pub struct Args {
     /// Address to listen on. Beyond loopback, use --tls-cert and --auth-tokens.
-    #[arg(long, env = "BANK_LISTEN", default_value = "127.0.0.1:50051")]
+    #[arg(long, env = "BANK_LISTEN", default_value = crate::config::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
 
     /// Simulated processing time slept inside each account's critical section

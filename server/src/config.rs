@@ -8,6 +8,9 @@ use std::time::Duration;
 use crate::ledger::LedgerConfig;
 use crate::tls::TlsFiles;
 
+/// Where the binary listens unless told otherwise: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+
 /// Everything `run` needs besides the listener and the shutdown signal.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
