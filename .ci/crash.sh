@@ -112,7 +112,7 @@ section_1() {
   PORT=$(free_port)
   local dir="$WORK/data-1" n
   start_server "$dir" "$WORK/1-server-0.log"
-  start_load one 12s
+  start_load one 20s
   for n in 1 2 3; do
     # A random moment in the next 1.0-2.9 s.
     sleep "$((1 + RANDOM % 2)).$((RANDOM % 10))"
@@ -231,7 +231,7 @@ section_4() {
   dd if=/dev/zero of="$mnt/filler" bs=1k count=7900 status=none 2>/dev/null || true
   PORT=$(free_port)
   start_server "$mnt/data" "$WORK/4-server.log"
-  start_load four 4s
+  start_load four 6s
   for _ in $(seq 1 200); do
     grep -qs 'journal write or sync failed' "$WORK/4-server.log" && break
     sleep 0.05
