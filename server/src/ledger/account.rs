@@ -84,20 +84,7 @@ impl State {
         fp: &Fingerprint,
         balance: u64,
     ) -> LedgerResult<OpResult> {
-        let result = OpResult {
-            request_id: request_id.to_owned(),
-            outcome: Outcome::Approved,
-            balance,
-            sequence: self.peek_sequence(),
-            replayed: false,
-            to_balance: 0,
-            to_sequence: 0,
-        };
-        cfg.storage.persist_op(account, fp, &result)?;
-        self.balance = balance;
-        self.next_sequence();
-        self.log.record(fp, &result);
-        Ok(result)
+        self.commit_single(cfg, account, fp, request_id, (Outcome::Approved, balance))
     }
 
     /// Takes a sequence number, applies a withdrawal if funds allow, records
@@ -114,8 +101,22 @@ impl State {
             Some(left) => (Outcome::Approved, left),
             None => (Outcome::InsufficientFunds, self.balance),
         };
+        self.commit_single(cfg, account, fp, &w.request_id, (outcome, balance))
+    }
+
+    /// Takes the next sequence number for a single-account op that ends
+    /// with `outcome` and `balance`: made durable first, then applied to
+    /// memory and remembered under its request id.
+    fn commit_single(
+        &mut self,
+        cfg: &LedgerConfig,
+        account: &Arc<str>,
+        fp: &Fingerprint,
+        request_id: &str,
+        (outcome, balance): (Outcome, u64),
+    ) -> LedgerResult<OpResult> {
         let result = OpResult {
-            request_id: w.request_id.clone(),
+            request_id: request_id.to_owned(),
             outcome,
             balance,
             sequence: self.peek_sequence(),

@@ -71,21 +71,9 @@ impl Ledger {
                 st.sequence = *sequence;
                 st.log.restore_forgotten(*forgotten);
             }
-            Record::Op {
-                account,
-                request_id,
-                kind,
-                amount,
-                result,
-            } => {
-                let fp = Fingerprint {
-                    kind: kind.clone(),
-                    amount: *amount,
-                };
-                self.existing(account)?
-                    .lock()
-                    .log
-                    .record(&fp, &op_result(request_id, result));
+            Record::Op { account, .. } => {
+                let (fp, result) = op_parts(record).ok_or("an op record without an op")?;
+                self.existing(account)?.lock().log.record(&fp, &result);
             }
             Record::Fence { account, request_id } => self.existing(account)?.lock().log.fence(request_id),
             Record::Open { .. } => return Err("an open record inside a snapshot".into()),
@@ -101,18 +89,8 @@ impl Ledger {
                 balance,
                 owner,
             } => drop(self.insert(account, *balance, owner)?),
-            Record::Op {
-                account,
-                request_id,
-                kind,
-                amount,
-                result,
-            } => {
-                let fp = Fingerprint {
-                    kind: kind.clone(),
-                    amount: *amount,
-                };
-                let result = op_result(request_id, result);
+            Record::Op { account, .. } => {
+                let (fp, result) = op_parts(record).ok_or("an op record without an op")?;
                 self.replay_op(account, &fp, &result)?;
             }
             Record::Fence { account, request_id } => self.existing(account)?.lock().log.fence(request_id),
@@ -202,6 +180,26 @@ pub fn spawn_snapshotter(ledger: &Arc<Ledger>) {
     if let Err(e) = spawned {
         tracing::warn!("no snapshotter thread ({e}): the journal will not be compacted");
     }
+}
+
+/// The fingerprint and stored result an op record carries, as the live op
+/// remembered them (`None` for any other record).
+fn op_parts(record: &Record) -> Option<(Fingerprint, OpResult)> {
+    let Record::Op {
+        request_id,
+        kind,
+        amount,
+        result,
+        ..
+    } = record
+    else {
+        return None;
+    };
+    let fp = Fingerprint {
+        kind: kind.clone(),
+        amount: *amount,
+    };
+    Some((fp, op_result(request_id, result)))
 }
 
 fn op_result(request_id: &str, stored: &Stored) -> OpResult {
