@@ -13,6 +13,7 @@ use clap::{Parser, ValueEnum};
 use crate::config::ServerConfig;
 use crate::ledger::{InjectedBug, LedgerConfig};
 pub use crate::logging::LogFormat;
+use crate::pg::{DbSettings, Isolation};
 use crate::tls::TlsFiles;
 
 /// The longest wait for funds the server accepts as a setting.
@@ -148,6 +149,26 @@ pub struct Args {
     #[arg(long, env = "BANK_BATCH_MAX", default_value_t = 1)]
     pub batch_max: usize,
 
+    /// Keep the ledger in PostgreSQL (`postgres://user@host:port/db`): every
+    /// op is one transaction committed before it is answered, and several
+    /// servers on one database serve the same accounts. Not with --data-dir.
+    #[arg(
+        long,
+        env = "BANK_DATABASE_URL",
+        value_name = "URL",
+        conflicts_with = "data_dir"
+    )]
+    pub database_url: Option<String>,
+
+    /// Connections to the database at most (with --database-url); an op
+    /// holds one for its whole transaction, processing delay included.
+    #[arg(long, env = "BANK_DATABASE_POOL", default_value_t = crate::pg::DEFAULT_POOL_SIZE)]
+    pub database_pool: u32,
+
+    /// Isolation level of the ledger's transactions (with --database-url).
+    #[arg(long, env = "BANK_ISOLATION", value_enum, default_value_t = Isolation::ReadCommitted)]
+    pub isolation: Isolation,
+
     /// Log lines as text or as JSON objects (one per line).
     #[arg(long, env = "BANK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -184,6 +205,7 @@ impl Args {
             // The demos break the monitor on purpose; never on durable data.
             return Err("--unsafe-no-lock and --inject-bug cannot be used with --data-dir".into());
         }
+        self.check_database()?;
         Ok(ServerConfig {
             ledger: self.ledger_config(),
             max_message_bytes: self.max_message_bytes,
@@ -197,6 +219,41 @@ impl Args {
             tls: self.tls_files(),
             auth_tokens: self.auth_tokens.clone(),
             data_dir: self.data_dir.clone(),
+            database: self.database_settings(),
+        })
+    }
+
+    /// The flags that do not go with `--database-url`.
+    fn check_database(&self) -> Result<(), String> {
+        if self.database_url.is_none() {
+            return Ok(());
+        }
+        if self.data_dir.is_some() {
+            return Err("--database-url and --data-dir are two places for one ledger: pick one".into());
+        }
+        if self.database_pool == 0 || self.database_pool > crate::pg::POOL_SIZE_MAX {
+            return Err(format!(
+                "--database-pool must be 1..={}",
+                crate::pg::POOL_SIZE_MAX
+            ));
+        }
+        if let Some(bug) = self.inject_bug.filter(|b| !crate::pg::supports(*b)) {
+            return Err(format!(
+                "--inject-bug {} is not planted by the PostgreSQL backend (only lost-update is)",
+                bug.name()
+            ));
+        }
+        if self.auth_tokens.is_some() {
+            return Err("--auth-tokens is not supported with --database-url yet (account owners are not checked through the database)".into());
+        }
+        Ok(())
+    }
+
+    fn database_settings(&self) -> Option<DbSettings> {
+        Some(DbSettings {
+            url: self.database_url.clone()?,
+            pool_size: self.database_pool,
+            isolation: self.isolation,
         })
     }
 
@@ -234,6 +291,21 @@ impl ValueEnum for InjectedBug {
 
     fn to_possible_value(&self) -> Option<PossibleValue> {
         (*self != InjectedBug::None).then(|| PossibleValue::new(self.name()).help(self.about()))
+    }
+}
+
+/// The isolation levels' names on the command line.
+impl ValueEnum for Isolation {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[
+            Isolation::ReadCommitted,
+            Isolation::RepeatableRead,
+            Isolation::Serializable,
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.name()))
     }
 }
 
@@ -280,6 +352,40 @@ mod tests {
         let config = Args::try_parse_from(["bank-server"]).unwrap().config().unwrap();
         assert_eq!(config.ledger.inject_bug, InjectedBug::None);
         assert!(!config.ledger.racy_withdrawals());
+    }
+
+    #[test]
+    fn database_flags_parse_and_refuse_what_the_backend_cannot_do() {
+        let url = "postgres://bank@127.0.0.1:5432/bank";
+        let args = Args::try_parse_from([
+            "bank-server",
+            "--database-url",
+            url,
+            "--isolation",
+            "serializable",
+        ]);
+        let db = args.unwrap().config().unwrap().database.expect("a database");
+        assert_eq!((db.url.as_str(), db.isolation), (url, Isolation::Serializable));
+        assert_eq!(db.pool_size, crate::pg::DEFAULT_POOL_SIZE);
+        let lost = Args::try_parse_from([
+            "bank-server",
+            "--database-url",
+            url,
+            "--inject-bug",
+            "lost-update",
+        ]);
+        assert!(lost.unwrap().config().is_ok(), "lost-update is planted in SQL");
+        let other =
+            Args::try_parse_from(["bank-server", "--database-url", url, "--inject-bug", "stale-read"]);
+        assert!(other.unwrap().config().unwrap_err().contains("stale-read"));
+        let zero = Args::try_parse_from(["bank-server", "--database-url", url, "--database-pool", "0"]);
+        assert!(zero.unwrap().config().unwrap_err().contains("--database-pool"));
+        assert!(
+            Args::try_parse_from(["bank-server", "--database-url", url, "--data-dir", "/tmp/x"]).is_err()
+        );
+        assert!(Args::try_parse_from(["bank-server", "--isolation", "dirty"]).is_err());
+        let none = Args::try_parse_from(["bank-server"]).unwrap().config().unwrap();
+        assert!(none.database.is_none());
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::ledger::LedgerConfig;
+use crate::pg::DbSettings;
 use crate::tls::TlsFiles;
 
 /// Where the binary listens unless told otherwise: loopback only.
@@ -38,6 +39,8 @@ pub struct ServerConfig {
     pub auth_tokens: Option<PathBuf>,
     /// Where the ledger is kept durably (`--data-dir`); memory when `None`.
     pub data_dir: Option<PathBuf>,
+    /// The shared ledger in PostgreSQL (`--database-url`), if any.
+    pub database: Option<DbSettings>,
 }
 
 impl Default for ServerConfig {
@@ -55,6 +58,7 @@ impl Default for ServerConfig {
             tls: None,
             auth_tokens: None,
             data_dir: None,
+            database: None,
         }
     }
 }

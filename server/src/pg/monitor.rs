@@ -1,0 +1,72 @@
+//! The in-process monitors of the PostgreSQL ledger: one sync mutex per
+//! account id, held around each of the account's transactions. It orders
+//! one server's ops on an account (so they queue here, not as row-lock
+//! waiters inside the database); the row lock orders them across servers.
+//! Only accounts known to exist get one; past `max` known accounts an id
+//! gets a mutex of its own (still correct: the row lock decides), so memory
+//! stays bounded.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+/// Every known account's mutex.
+#[derive(Debug)]
+pub struct Monitors {
+    map: RwLock<HashMap<Arc<str>, Arc<Mutex<()>>>>,
+    max: usize,
+}
+
+impl Monitors {
+    /// Room for `max` accounts' monitors.
+    pub fn new(max: usize) -> Self {
+        Monitors {
+            map: RwLock::default(),
+            max: max.max(1),
+        }
+    }
+
+    /// Whether `id` is known to exist (it has a monitor).
+    pub fn knows(&self, id: &str) -> bool {
+        self.map.read().contains_key(id)
+    }
+
+    /// Notes that `id` exists (it gets its monitor) if there is room.
+    pub fn add(&self, id: &str) {
+        let mut map = self.map.write();
+        if map.len() < self.max && !map.contains_key(id) {
+            map.insert(Arc::from(id), Arc::default());
+        }
+    }
+
+    /// `id`'s monitor (a fresh, unshared one when `id` is not known).
+    pub fn of(&self, id: &str) -> Arc<Mutex<()>> {
+        self.map.read().get(id).cloned().unwrap_or_default()
+    }
+
+    /// Known accounts.
+    pub fn count(&self) -> usize {
+        self.map.read().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_accounts_share_one_mutex_and_the_map_is_bounded() {
+        let m = Monitors::new(2);
+        m.add("a");
+        m.add("b");
+        m.add("c");
+        assert!(m.knows("a") && m.knows("b") && !m.knows("c"));
+        assert!(Arc::ptr_eq(&m.of("a"), &m.of("a")));
+        assert!(
+            !Arc::ptr_eq(&m.of("c"), &m.of("c")),
+            "an unknown id shares nothing"
+        );
+        assert_eq!(m.count(), 2);
+    }
+}
