@@ -112,10 +112,12 @@ pub enum Mode {
 /// The flags of a run.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// Server to drive (e.g. http://127.0.0.1:50051). Without it an embedded
-    /// server is started in-process.
+    /// Server to drive (e.g. http://127.0.0.1:50051). Repeat it for several
+    /// servers on one ledger: connections are spread over them round-robin and
+    /// one verdict covers them all. Without it an embedded server is started
+    /// in-process.
     #[arg(long)]
-    pub target: Option<String>,
+    pub target: Vec<String>,
 
     /// TLS, token and metadata for `--target` (see `transport`).
     #[command(flatten)]
@@ -329,7 +331,14 @@ impl RunArgs {
         }
         let server_flags =
             self.given.server_delay || self.server_unsafe_no_lock || self.server_inject_bug.is_some();
-        if self.target.is_some() && server_flags {
+        if self.target.len() > self.connections {
+            return Err(format!(
+                "{} targets need at least as many --connections (one each at least), not {}",
+                self.target.len(),
+                self.connections
+            ));
+        }
+        if !self.target.is_empty() && server_flags {
             return Err(
                 "--server-delay, --server-unsafe-no-lock and --server-inject-bug configure the \
                  embedded server; with --target there is none (configure that server instead)"
@@ -371,6 +380,14 @@ mod tests {
         assert_eq!(usage_error("stress-client --duration 5s --rate 5"), None);
         let both = usage_error("stress-client --duration 5s --requests 5");
         assert!(both.is_some_and(|e| e.contains("--requests and --duration")));
+    }
+
+    #[test]
+    fn targets_repeat_and_each_needs_a_connection() {
+        let two = "stress-client --target http://127.0.0.1:1 --target http://127.0.0.1:2";
+        assert_eq!(usage_error(two), None);
+        let err = usage_error(&format!("{two} --connections 1"));
+        assert!(err.is_some_and(|e| e.contains("2 targets")));
     }
 
     #[test]

@@ -46,9 +46,9 @@ const FINAL_READS_SETUP_FACTOR: u32 = 2;
 /// Runs a whole stress run; the summary, or why it could not run.
 pub fn execute(args: &RunArgs) -> Result<Summary, String> {
     args.validate()?;
-    let target = match &args.target {
-        Some(endpoint) => Target::external(endpoint.clone()),
-        None => Target::embedded(
+    let target = match args.target.is_empty() {
+        false => Target::external(args.target.clone()),
+        true => Target::embedded(
             args.server_delay,
             args.server_unsafe_no_lock,
             args.accounts,
@@ -59,7 +59,7 @@ pub fn execute(args: &RunArgs) -> Result<Summary, String> {
     if target.is_embedded() && !args.quiet {
         eprintln!(
             "stress-client: started an embedded bank server on {} (processing delay {:?}{})",
-            target.endpoint,
+            target.endpoints.join(", "),
             args.server_delay,
             if args.server_unsafe_no_lock {
                 ", UNSAFE: no lock"
@@ -72,7 +72,7 @@ pub fn execute(args: &RunArgs) -> Result<Summary, String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let result = runtime.block_on(run_against(args, &target.endpoint));
+    let result = runtime.block_on(run_against(args, &target.endpoints));
     drop(runtime);
     target.stop();
     result
@@ -91,9 +91,9 @@ pub fn exit_for(summary: &Summary) -> Exit {
     }
 }
 
-async fn run_against(args: &RunArgs, endpoint: &str) -> Result<Summary, String> {
+async fn run_against(args: &RunArgs, endpoints: &[String]) -> Result<Summary, String> {
     crate::transport::install(&args.transport)?;
-    let channels = setup::connect(endpoint, args.connections).await?;
+    let channels = setup::connect(endpoints, args.connections).await?;
     let setup_start = Instant::now();
     let names = Arc::new(prepare_accounts(args, &channels).await?);
     let setup_took = setup_start.elapsed();
@@ -118,7 +118,7 @@ async fn run_against(args: &RunArgs, endpoint: &str) -> Result<Summary, String> 
     }
     let finish = Finish {
         args,
-        endpoint,
+        endpoints,
         channels: &channels,
         names: &names,
         setup_took,
@@ -158,7 +158,7 @@ fn bookkeeping_timeout(args: &RunArgs) -> Duration {
 /// What the phases after the load need.
 struct Finish<'a> {
     args: &'a RunArgs,
-    endpoint: &'a str,
+    endpoints: &'a [String],
     channels: &'a [Channel],
     names: &'a Names,
     /// How long opening the accounts took: the final reads are as many calls.
@@ -184,14 +184,14 @@ impl Finish<'_> {
         let finals = settle::final_states(&calls, names, args.initial_balance, &bar).await;
         bar.finish();
         tracing::info!("read {} final states in {:?}", finals.len(), started.elapsed());
-        check_and_summarize(args, self.endpoint, recorders, finals, settlement, measured)
+        check_and_summarize(args, self.endpoints, recorders, finals, settlement, measured)
     }
 }
 
 /// Checks the history and summarises the run.
 fn check_and_summarize(
     args: &RunArgs,
-    endpoint: &str,
+    endpoints: &[String],
     mut recorders: Vec<Recorder>,
     finals: Vec<bank_checker::AccountState>,
     settlement: settle::Settlement,
@@ -208,7 +208,7 @@ fn check_and_summarize(
         settlement,
         measured,
         consistency,
-        config_json(args, endpoint),
+        config_json(args, endpoints),
         Shape {
             rate: args.rate,
             stages: args.stages.as_ref(),
@@ -235,10 +235,10 @@ fn interval_collector(enabled: bool) -> (Option<IntervalSender>, Option<JoinHand
     (Some(tx), Some(task))
 }
 
-fn config_json(args: &RunArgs, endpoint: &str) -> serde_json::Value {
+fn config_json(args: &RunArgs, endpoints: &[String]) -> serde_json::Value {
     serde_json::json!({
-        "target": endpoint,
-        "embedded": args.target.is_none(),
+        "targets": endpoints,
+        "embedded": args.target.is_empty(),
         "connections": args.connections,
         "streams": args.streams,
         "mode": args.mode,
@@ -258,9 +258,9 @@ fn config_json(args: &RunArgs, endpoint: &str) -> serde_json::Value {
         "duplicate_ratio": args.duplicate_ratio,
         "timeout_s": args.timeout.as_secs_f64(),
         "seed": args.seed,
-        "server_delay_s": args.target.is_none().then_some(args.server_delay.as_secs_f64()),
-        "server_unsafe_no_lock": args.target.is_none().then_some(args.server_unsafe_no_lock),
-        "server_inject_bug": args.server_inject_bug.filter(|_| args.target.is_none()).map(|b| b.name()),
+        "server_delay_s": args.target.is_empty().then_some(args.server_delay.as_secs_f64()),
+        "server_unsafe_no_lock": args.target.is_empty().then_some(args.server_unsafe_no_lock),
+        "server_inject_bug": args.server_inject_bug.filter(|_| args.target.is_empty()).map(|b| b.name()),
     })
 }
 

@@ -54,9 +54,13 @@ impl Calls {
         }
     }
 
-    /// The client for the `i`th call: calls are spread over the connections.
-    fn client(&self, i: usize) -> Option<Bank> {
-        self.clients.get(i % self.clients.len().max(1)).cloned()
+    /// The connections from the `i`th on, wrapping around: where a call
+    /// that failed on one connection (its server died) is tried next. With
+    /// several `--target`s neighbouring connections go to different servers.
+    fn from(&self, i: usize) -> Vec<Bank> {
+        // Calls are spread over the connections: the `i`th starts on the `i`th.
+        let n = self.clients.len();
+        (0..n).map(|k| self.clients[(i + k) % n].clone()).collect()
     }
 
     /// The whole phase is over by then: the last call may start just before `until`.
@@ -121,10 +125,10 @@ async fn ask_all(calls: &Calls, asks: Vec<Ask>, bar: &PhaseBar) -> Vec<Answer> {
     let (mut answers, mut unsettled) = (Vec::new(), Unsettled::default());
     let bounds = (calls.timeout, calls.until);
     let ask_next = |i: usize| {
-        let (client, next) = (calls.client(i), pending.next());
+        let (clients, next) = (calls.from(i), pending.next());
         async move {
             let (r, f, account, request_id) = next?;
-            Some((r, f, ask(client, bounds, account, request_id).await))
+            Some((r, f, ask(clients, bounds, account, request_id).await))
         }
     };
     let collect = |answer| {
@@ -150,15 +154,17 @@ fn account_of(names: &Names, rec: &Recorder, f: Failure) -> String {
     names.account(op.account)
 }
 
-/// Asks until the server gives a final answer or `until` passes, each call
-/// bounded by `timeout`.
+/// Asks until a server gives a final answer or `until` passes, each call
+/// bounded by `timeout`; after a retryable failure the next ask goes over
+/// the next connection (so a dead server's ops are settled by the others).
 async fn ask(
-    client: Option<Bank>,
+    clients: Vec<Bank>,
     (timeout, until): (Duration, Instant),
     account_id: String,
     request_id: String,
 ) -> Result<(pb::OperationResult, Instant), Status> {
-    let mut client = client.ok_or_else(|| Status::internal("no connection"))?;
+    let mut rotation = clients.into_iter().cycle();
+    let mut client = rotation.next().ok_or_else(|| Status::internal("no connection"))?;
     loop {
         let message = pb::GetOperationRequest {
             account_id: account_id.clone(),
@@ -169,6 +175,7 @@ async fn ask(
             Ok(reply) => return Ok((reply, Instant::now())),
             Err(status) if retryable(&status) && Instant::now() < until => {
                 tokio::time::sleep(RESOLVE_RETRY_PAUSE).await;
+                client = rotation.next().unwrap_or(client);
             }
             Err(status) => return Err(status),
         }
@@ -258,16 +265,27 @@ pub async fn final_states(
 ) -> Vec<AccountState> {
     let mut read: Vec<Option<FinalRead>> = vec![None; names.accounts.len()];
     let read_one = |i: usize| {
-        let (client, timeout, until) = (calls.client(i), calls.timeout, calls.until);
+        let (clients, timeout, until) = (calls.from(i), calls.timeout, calls.until);
         let id = names.account(u32::try_from(i).expect("--accounts is bounded by validate"));
         async move {
-            // No read starts after `until`: its account keeps no final state.
-            if Instant::now() >= until {
-                return None;
+            let mut last = None;
+            // A read that fails retryably is tried over the next connection
+            // (another server, with several --target), once per connection.
+            for mut client in clients {
+                // No read starts after `until`: its account keeps no final state.
+                if Instant::now() >= until {
+                    break;
+                }
+                let message = pb::GetBalanceRequest {
+                    account_id: id.clone(),
+                };
+                let reply = within(timeout, client.get_balance(message)).await;
+                match reply {
+                    Err(status) if retryable(&status) => last = Some(Err(status.code())),
+                    reply => return Some((i, reply.map_err(|status| status.code()))),
+                }
             }
-            let message = pb::GetBalanceRequest { account_id: id };
-            let reply = within(timeout, client?.get_balance(message)).await;
-            Some((i, reply.map_err(|status| status.code())))
+            last.map(|answer| (i, answer))
         }
     };
     let store = |answer: Option<(usize, FinalRead)>| {

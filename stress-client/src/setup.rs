@@ -22,15 +22,23 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// per-connection stream limit (commonly 100 or more per connection).
 pub const SETUP_CONCURRENCY: usize = 256;
 
-/// Opens `count` separate connections to `endpoint`.
-pub async fn connect(endpoint: &str, count: usize) -> Result<Vec<Channel>, String> {
-    let endpoint = transport::endpoint(endpoint)?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .tcp_nodelay(true);
-    let endpoint = transport::secure(endpoint)?;
+/// Opens `count` separate connections, spread round-robin over `targets`
+/// (connection i goes to target i mod the number of targets).
+pub async fn connect(targets: &[String], count: usize) -> Result<Vec<Channel>, String> {
+    let mut endpoints = Vec::with_capacity(targets.len());
+    for target in targets {
+        let endpoint = transport::endpoint(target)?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true);
+        endpoints.push(transport::secure(endpoint)?);
+    }
+    if endpoints.is_empty() {
+        return Err("no server to connect to".into());
+    }
     let mut channels = Vec::with_capacity(count);
-    for _ in 0..count {
-        let channel = transport::connect(&endpoint)
+    for i in 0..count {
+        let endpoint = &endpoints[i % endpoints.len()];
+        let channel = transport::connect(endpoint)
             .await
             .map_err(|e| format!("cannot connect to {}: {e}", endpoint.uri()))?;
         channels.push(channel);

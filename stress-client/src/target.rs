@@ -1,4 +1,4 @@
-//! The server under test: an external `--target`, or a bank server embedded in
+//! The server(s) under test: external `--target`s, or a bank server embedded in
 //! this process on 127.0.0.1:0 with its own runtime and threads, so the load
 //! generator and the server do not share a scheduler.
 
@@ -9,9 +9,10 @@ use bank_server::ledger::InjectedBug;
 use bank_server::ServerConfig;
 use tokio::sync::oneshot;
 
-/// A server to drive, and how to stop it if we started it.
+/// The servers to drive (one, or several on one ledger), and how to stop
+/// the embedded one if we started it.
 pub struct Target {
-    pub endpoint: String,
+    pub endpoints: Vec<String>,
     embedded: Option<Embedded>,
 }
 
@@ -24,10 +25,10 @@ struct Embedded {
 const EMBEDDED_WORKER_THREADS: usize = 2;
 
 impl Target {
-    /// An external server at `endpoint`.
-    pub fn external(endpoint: String) -> Self {
+    /// External servers at `endpoints` (at least one).
+    pub fn external(endpoints: Vec<String>) -> Self {
         Target {
-            endpoint,
+            endpoints,
             embedded: None,
         }
     }
@@ -73,7 +74,7 @@ impl Target {
                 });
             })?;
         Ok(Target {
-            endpoint: format!("http://{addr}"),
+            endpoints: vec![format!("http://{addr}")],
             embedded: Some(Embedded { stop, thread }),
         })
     }

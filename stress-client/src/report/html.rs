@@ -115,6 +115,18 @@ fn header(out: &mut String, s: &Summary) {
     }
 }
 
+/// The servers driven, comma-separated (`config.targets`; `target` in older reports).
+fn targets(config: &serde_json::Value) -> String {
+    match (&config["targets"], &config["target"]) {
+        (serde_json::Value::Array(list), _) => {
+            let names: Vec<&str> = list.iter().filter_map(|t| t.as_str()).collect();
+            names.join(", ")
+        }
+        (_, serde_json::Value::String(one)) => one.clone(),
+        _ => "-".to_owned(),
+    }
+}
+
 /// The run's shape in one line: target, mode, streams, connections, load.
 fn config_line(config: &serde_json::Value) -> String {
     let text = |key: &str| match &config[key] {
@@ -124,7 +136,7 @@ fn config_line(config: &serde_json::Value) -> String {
     };
     format!(
         "{} · {} mode · {} streams on {} connections · duration {} s · rate {} · seed {} (configuration)",
-        text("target"),
+        targets(config),
         text("mode"),
         text("streams"),
         text("connections"),
