@@ -26,7 +26,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
-use crate::ledger::{Account, BatchOp, CallContext, Ledger, LedgerError, LedgerResult, OpResult};
+use crate::ledger::{Account, BatchOp, CallContext, Ledger, LedgerError, LedgerResult, OpResult, Pending};
 
 /// Every account's gate, made on the account's first op. Accounts are never
 /// closed, so this holds at most one gate per open account.
@@ -93,7 +93,7 @@ struct Batched {
     account: Arc<Account>,
     op: BatchOp,
     ctx: CallContext,
-    reply: oneshot::Sender<LedgerResult<OpResult>>,
+    reply: oneshot::Sender<LedgerResult<Pending<OpResult>>>,
 }
 
 /// What waits in the runner's queue.
@@ -195,8 +195,11 @@ impl Gate {
             ctx,
             reply,
         }));
-        rx.await
-            .map_err(|_| LedgerError::Internal("blocking task failed: the batch panicked".into()))?
+        let pending = rx
+            .await
+            .map_err(|_| LedgerError::Internal("blocking task failed: the batch panicked".into()))??;
+        // The runner is free meanwhile: the next batch forms during this sync.
+        pending.settled().await
     }
 
     fn enqueue(&self, job: Job) {

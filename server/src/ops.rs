@@ -13,7 +13,7 @@ use crate::fence::Fence;
 use crate::gate::{Gate, Gates};
 use crate::ledger::{
     Account, Attempt, BatchOp, CallContext, Deposit, InjectedBug, Ledger, LedgerConfig, LedgerError,
-    LedgerResult, OpResult, Snapshot, Transfer, Withdrawal,
+    LedgerResult, OpResult, Pending, Snapshot, Transfer, Withdrawal,
 };
 use crate::zoo::Answers;
 
@@ -182,11 +182,11 @@ impl Ops {
 /// The admission (held by `ctx`) is given back when the op is done.
 async fn settle<F>(mut ctx: CallContext, runner: Option<Arc<Gate>>, mut op: F) -> LedgerResult<OpResult>
 where
-    F: FnMut(&mut CallContext) -> LedgerResult<Attempt<OpResult>> + Send + 'static,
+    F: FnMut(&mut CallContext) -> LedgerResult<Attempt<Pending<OpResult>>> + Send + 'static,
 {
     ctx.set_may_block(false);
     if let Attempt::Done(result) = op(&mut ctx)? {
-        return Ok(result);
+        return result.settled().await;
     }
     ctx.set_may_block(true);
     let op = move || match op(&mut ctx)? {
@@ -195,10 +195,12 @@ where
             "an op would block on a thread that may block".into(),
         )),
     };
-    match runner {
-        Some(gate) => gate.run(op).await,
-        None => blocking(op).await,
-    }
+    // The sync is awaited here, with the runner or the thread free again.
+    let pending = match runner {
+        Some(gate) => gate.run(op).await?,
+        None => blocking(op).await?,
+    };
+    pending.settled().await
 }
 
 /// Whether deposits and withdrawals go to the runner in batches
@@ -222,7 +224,7 @@ async fn settle_batched(
         BatchOp::Withdraw(w) => ledger.try_withdraw(&account, w, &mut ctx)?,
     };
     if let Attempt::Done(result) = attempt {
-        return Ok(result);
+        return result.settled().await;
     }
     ctx.set_may_block(true);
     gate.run_batched(ledger, account, op, ctx).await

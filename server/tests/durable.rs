@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use bank_server::ledger::storage::{DataDir, Journal, StorageHandle, REPAIR_INTERVAL};
 use bank_server::ledger::{
-    BatchOp, CallContext, Deposit, Ledger, LedgerConfig, LedgerError, LedgerResult, OpResult, Outcome,
-    Transfer, Withdrawal,
+    Attempt, BatchOp, CallContext, Deposit, Ledger, LedgerConfig, LedgerError, LedgerResult, OpResult,
+    Outcome, Pending, Transfer, Withdrawal,
 };
 use proptest::prelude::*;
 
@@ -341,7 +341,7 @@ fn a_batch_decides_each_op_in_order_with_one_sync_and_fails_as_a_whole() {
     let answers: Vec<OpResult> = l
         .run_batch(&a, &mut ops)
         .into_iter()
-        .map(Result::unwrap)
+        .map(|answer| answer.and_then(Pending::wait).unwrap())
         .collect();
     let seen: Vec<_> = answers
         .iter()
@@ -365,6 +365,7 @@ fn a_batch_decides_each_op_in_order_with_one_sync_and_fails_as_a_whole() {
     journal.inject_sync_failures(1);
     let mut failing = vec![batch_deposit(1, "d2"), batch_withdraw(1, "w3")];
     for answer in l.run_batch(&a, &mut failing) {
+        let answer = answer.and_then(Pending::wait);
         assert!(matches!(answer, Err(LedgerError::Unavailable(_))), "{answer:?}");
     }
     assert_eq!(state(&l)[0], (4, 4), "nothing of a failed batch is applied");
@@ -454,4 +455,91 @@ fn the_demos_of_a_broken_monitor_are_refused_on_durable_data() {
         .unwrap()
         .config()
         .is_err());
+}
+
+/// The answer of an attempt that ran (not "would block").
+fn ran(attempt: LedgerResult<Attempt<Pending<OpResult>>>) -> Pending<OpResult> {
+    match attempt.unwrap() {
+        Attempt::Done(pending) => pending,
+        Attempt::WouldBlock => panic!("the op would block"),
+    }
+}
+
+fn deposit_of(account: &str, amount: u64, rid: &str) -> Deposit {
+    Deposit {
+        account_id: account.into(),
+        amount,
+        request_id: rid.into(),
+    }
+}
+
+#[test]
+fn an_op_is_answered_after_its_sync_and_reads_show_only_synced_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let (l, journal) = open(dir.path(), NO_SNAPSHOT).unwrap();
+    for id in ACCOUNTS {
+        l.open(id, 100).unwrap();
+    }
+    let ctx = CallContext::detached();
+    let (syncs_before, _) = journal.stats();
+    journal.hold_flushes(true);
+    // One op on each account: applied, not answerable, invisible to reads.
+    let pending: Vec<_> = ACCOUNTS
+        .iter()
+        .map(|id| ran(l.try_deposit(&l.account(id).unwrap(), &deposit_of(id, 5, "d1"), &ctx)))
+        .collect();
+    assert!(pending.iter().all(Pending::is_waiting));
+    assert_eq!(state(&l), [(100, 0); 3], "reads show synced state only");
+    // A replay of an unsynced op waits for the same sync.
+    let a = l.account("a").unwrap();
+    let replay = ran(l.try_deposit(&a, &deposit_of("a", 5, "d1"), &ctx));
+    assert!(replay.is_waiting());
+    journal.hold_flushes(false);
+    for p in pending {
+        assert_eq!(p.wait().unwrap().balance, 105);
+    }
+    assert!(replay.wait().unwrap().replayed);
+    assert_eq!(state(&l), [(105, 1); 3]);
+    let (syncs_after, _) = journal.stats();
+    assert_eq!(
+        syncs_after - syncs_before,
+        1,
+        "three accounts' ops share one sync"
+    );
+}
+
+#[test]
+fn a_failed_sync_rolls_back_every_op_built_on_it_and_frees_their_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let (l, journal) = open(dir.path(), NO_SNAPSHOT).unwrap();
+    l.open("a", 100).unwrap();
+    l.open("b", 0).unwrap();
+    let (a, b) = (l.account("a").unwrap(), l.account("b").unwrap());
+    let ctx = CallContext::detached();
+    journal.hold_flushes(true);
+    let deposit = ran(l.try_deposit(&a, &deposit_of("a", 10, "d1"), &ctx));
+    // Possible only on the unsynced deposit: it builds on it.
+    let t = Transfer {
+        from_account_id: "a".into(),
+        to_account_id: "b".into(),
+        amount: 105,
+        request_id: "t1".into(),
+    };
+    let transfer = ran(l.try_transfer(&a, &b, &t, &ctx));
+    journal.inject_sync_failures(1);
+    journal.hold_flushes(false);
+    assert!(matches!(deposit.wait(), Err(LedgerError::Unavailable(_))));
+    assert!(matches!(transfer.wait(), Err(LedgerError::Unavailable(_))));
+    assert_eq!(
+        state(&l)[..2],
+        [(100, 0), (0, 0)],
+        "memory is back at the last sync"
+    );
+    // Nothing failed is remembered: once repaired, the same id applies anew.
+    std::thread::sleep(REPAIR_INTERVAL);
+    let again = l.deposit(&a, &deposit_of("a", 10, "d1"), &ctx).unwrap();
+    assert_eq!((again.balance, again.sequence, again.replayed), (110, 1, false));
+    drop((l, a, b, journal));
+    let (l, _journal) = open(dir.path(), NO_SNAPSHOT).unwrap();
+    assert_eq!(state(&l)[..2], [(110, 1), (0, 0)]);
 }

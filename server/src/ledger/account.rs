@@ -15,7 +15,9 @@ use super::locked::Locked;
 use super::observer::Observer;
 use super::op::Attempt;
 use super::op::{Deposit, Fingerprint, OpKind, OpResult, Outcome, Snapshot, Withdrawal};
+use super::pending::Pending;
 use super::request_log::{Lookup, RequestLog};
+use super::unsynced::Unsynced;
 use super::zoo::{self, AccountZoo, InjectedBug};
 
 /// How often a waiting withdrawal wakes up to see whether its call was abandoned.
@@ -28,6 +30,8 @@ pub(super) struct State {
     pub(super) sequence: u64,
     pub(super) waiters: usize,
     pub(super) log: RequestLog,
+    /// Changes applied to memory whose records are not synced yet.
+    pub(super) unsynced: Unsynced,
 }
 
 /// An account: its id and its monitor.
@@ -58,20 +62,30 @@ impl State {
         self.sequence.saturating_add(1)
     }
 
-    /// Records an abandoned op as not applied (durably first) and returns that result.
+    /// Records an abandoned op as not applied and returns that result (to
+    /// give once the record is durable).
     pub(super) fn abandon(
         &mut self,
         cfg: &LedgerConfig,
         account: &Arc<str>,
         request_id: &str,
         fingerprint: &Fingerprint,
-    ) -> LedgerResult<OpResult> {
+    ) -> LedgerResult<Pending<OpResult>> {
         let result = OpResult::not_applied(request_id);
-        if !request_id.is_empty() {
-            cfg.storage.persist_op(account, fingerprint, &result)?;
+        if request_id.is_empty() {
+            return Ok(Pending::ready(result));
         }
-        self.log.record(fingerprint, &result);
-        Ok(result)
+        let ticket = cfg
+            .storage
+            .append_op(account, fingerprint, &result, self.last_ticket().as_slice())?;
+        let undo = self.log.record(fingerprint, &result);
+        self.push_unsynced(ticket.clone(), (self.balance, self.sequence), vec![undo]);
+        Ok(Pending::after(result, ticket))
+    }
+
+    /// A stored answer replayed: given once what the account holds is synced.
+    pub(super) fn replay(&self, result: OpResult) -> Pending<OpResult> {
+        Pending::after(result, self.last_ticket().cloned())
     }
 
     /// Takes a sequence number and credits a deposit (leaving `balance`):
@@ -83,7 +97,7 @@ impl State {
         request_id: &str,
         fp: &Fingerprint,
         balance: u64,
-    ) -> LedgerResult<OpResult> {
+    ) -> LedgerResult<Pending<OpResult>> {
         self.commit_single(cfg, account, fp, request_id, (Outcome::Approved, balance))
     }
 
@@ -96,7 +110,7 @@ impl State {
         w: &Withdrawal,
         fp: &Fingerprint,
         seen: u64,
-    ) -> LedgerResult<OpResult> {
+    ) -> LedgerResult<Pending<OpResult>> {
         let (outcome, balance) = match seen.checked_sub(w.amount) {
             Some(left) => (Outcome::Approved, left),
             None => (Outcome::InsufficientFunds, self.balance),
@@ -105,8 +119,9 @@ impl State {
     }
 
     /// Takes the next sequence number for a single-account op that ends
-    /// with `outcome` and `balance`: made durable first, then applied to
-    /// memory and remembered under its request id.
+    /// with `outcome` and `balance`: queued for storage, applied to memory
+    /// (the state before it kept until synced) and remembered under its
+    /// request id; answered once its flush is synced.
     fn commit_single(
         &mut self,
         cfg: &LedgerConfig,
@@ -114,7 +129,7 @@ impl State {
         fp: &Fingerprint,
         request_id: &str,
         (outcome, balance): (Outcome, u64),
-    ) -> LedgerResult<OpResult> {
+    ) -> LedgerResult<Pending<OpResult>> {
         let result = OpResult {
             request_id: request_id.to_owned(),
             outcome,
@@ -124,11 +139,15 @@ impl State {
             to_balance: 0,
             to_sequence: 0,
         };
-        cfg.storage.persist_op(account, fp, &result)?;
+        let ticket = cfg
+            .storage
+            .append_op(account, fp, &result, self.last_ticket().as_slice())?;
+        let before = (self.balance, self.sequence);
         self.balance = balance;
         self.next_sequence();
-        self.log.record(fp, &result);
-        Ok(result)
+        let undo = self.log.record(fp, &result);
+        self.push_unsynced(ticket.clone(), before, vec![undo]);
+        Ok(Pending::after(result, ticket))
     }
 }
 
@@ -147,6 +166,7 @@ impl Account {
             sequence: 0,
             waiters: 0,
             log: RequestLog::new(config.request_id_retention, Arc::clone(&id), ids),
+            unsynced: Unsynced::default(),
         };
         Account {
             id,
@@ -189,12 +209,9 @@ impl Account {
             return Some(self.lock());
         }
         // The zoo's bugs take the slow path too, so each acts in every mode.
-        // A durable commit waits for a sync: that blocks too.
-        if !cfg.processing_delay.is_zero()
-            || cfg.racy_withdrawals()
-            || cfg.inject_bug != InjectedBug::None
-            || cfg.storage.is_durable()
-        {
+        // A durable op only queues its record here: the wait for the sync
+        // comes after the lock is given back (see `pending`).
+        if !cfg.processing_delay.is_zero() || cfg.racy_withdrawals() || cfg.inject_bug != InjectedBug::None {
             return None;
         }
         Locked::try_lock(&self.state, &self.observer)
@@ -205,13 +222,13 @@ impl Account {
         self.funds.notify_all();
     }
 
-    /// Balance and sequence, read together under the lock.
+    /// Balance and sequence as last synced, read together under the lock.
     pub fn snapshot(&self) -> Snapshot {
-        let st = self.lock();
+        let (balance, sequence) = self.lock().synced();
         Snapshot {
             account_id: self.id.to_string(),
-            balance: st.balance,
-            sequence: st.sequence,
+            balance,
+            sequence,
         }
     }
 
@@ -222,11 +239,11 @@ impl Account {
         if cfg.inject_bug == InjectedBug::StaleRead {
             return None;
         }
-        let st = self.state.try_lock()?;
+        let (balance, sequence) = Locked::try_lock(&self.state, &self.observer)?.synced();
         Some(Snapshot {
             account_id: self.id.to_string(),
-            balance: st.balance,
-            sequence: st.sequence,
+            balance,
+            sequence,
         })
     }
 
@@ -252,7 +269,7 @@ impl Account {
         d: &Deposit,
         ctx: &CallContext,
         cfg: &LedgerConfig,
-    ) -> LedgerResult<Attempt<OpResult>> {
+    ) -> LedgerResult<Attempt<Pending<OpResult>>> {
         let fp = Fingerprint {
             kind: OpKind::Deposit,
             amount: d.amount,
@@ -263,7 +280,7 @@ impl Account {
         if let Lookup::Replay(r) = st.log.check(&self.id, &d.request_id, &fp)? {
             // BUG (zoo): double-apply-retry credits a replayed deposit again.
             zoo::reapply_deposit(cfg, &r, &mut st, d.amount);
-            return Ok(Attempt::Done(r));
+            return Ok(Attempt::Done(st.replay(r)));
         }
         if ctx.abandoned() {
             return st.abandon(cfg, &self.id, &d.request_id, &fp).map(Attempt::Done);
@@ -292,7 +309,7 @@ impl Account {
         w: &Withdrawal,
         ctx: &mut CallContext,
         cfg: &LedgerConfig,
-    ) -> LedgerResult<Attempt<OpResult>> {
+    ) -> LedgerResult<Attempt<Pending<OpResult>>> {
         if cfg.racy_withdrawals() {
             return self.withdraw_racy(w, ctx, cfg);
         }
@@ -303,7 +320,7 @@ impl Account {
         if let Lookup::Replay(r) = st.log.check(&self.id, &w.request_id, &fp)? {
             // BUG (zoo): double-apply-retry debits a replayed withdrawal again.
             zoo::reapply_withdrawal(cfg, &r, &mut st, w.amount);
-            return Ok(Attempt::Done(r));
+            return Ok(Attempt::Done(st.replay(r)));
         }
         if ctx.abandoned() {
             return st.abandon(cfg, &self.id, &w.request_id, &fp).map(Attempt::Done);
@@ -369,7 +386,7 @@ impl Account {
         w: &Withdrawal,
         ctx: &CallContext,
         cfg: &LedgerConfig,
-    ) -> LedgerResult<Attempt<OpResult>> {
+    ) -> LedgerResult<Attempt<Pending<OpResult>>> {
         let fp = Fingerprint {
             kind: OpKind::Withdraw,
             amount: w.amount,
@@ -379,7 +396,7 @@ impl Account {
                 return Ok(Attempt::WouldBlock);
             };
             if let Lookup::Replay(r) = st.log.check(&self.id, &w.request_id, &fp)? {
-                return Ok(Attempt::Done(r));
+                return Ok(Attempt::Done(st.replay(r)));
             }
             if ctx.abandoned() {
                 return st.abandon(cfg, &self.id, &w.request_id, &fp).map(Attempt::Done);

@@ -3,9 +3,11 @@
 //! processing delay and one storage commit. Each op is still decided alone,
 //! in queue order, on the balance the one before it left, and takes its own
 //! sequence number; the batch is decided on a scratch copy of the balance,
-//! made durable as a whole, and only then applied to memory and answered.
-//! If the commit fails, none of it is applied and every decided op answers
-//! UNAVAILABLE. Batching changes throughput, never semantics.
+//! queued for storage as a whole, applied to memory (the state before it
+//! kept until synced) and answered once its flush is synced. If the append
+//! is refused none of it is applied; if the flush fails the account rolls
+//! it back; either way every decided op answers UNAVAILABLE. Batching
+//! changes throughput, never semantics.
 
 use std::collections::HashSet;
 
@@ -13,8 +15,9 @@ use super::account::{processing_delay, Account};
 use super::context::CallContext;
 use super::error::{LedgerError, LedgerResult};
 use super::op::{Deposit, Fingerprint, OpKind, OpResult, Outcome, Withdrawal};
+use super::pending::Pending;
 use super::request_log::Lookup;
-use super::storage::{op_record, Record};
+use super::storage::{op_record, Record, Ticket};
 use super::Ledger;
 
 /// One op of a batch.
@@ -65,12 +68,13 @@ struct Scratch {
 
 impl Ledger {
     /// Runs `ops` on `account` as one batch (see the module doc); one answer
-    /// per op, in order. Runs on a thread that may block.
+    /// per op, in order, each to give once its flush is synced. Runs on a
+    /// thread that may block.
     pub fn run_batch(
         &self,
         account: &Account,
         ops: &mut [(BatchOp, CallContext)],
-    ) -> Vec<LedgerResult<OpResult>> {
+    ) -> Vec<LedgerResult<Pending<OpResult>>> {
         let mut st = account.lock();
         processing_delay(&self.config);
         let mut scratch = Scratch {
@@ -88,20 +92,24 @@ impl Ledger {
                 decide(account, &st.log, &mut scratch, op, ctx)
             })
             .collect();
-        let committed = self.config.storage.persist(&self.records(account, &decided));
-        if committed.is_ok() {
-            // Durable: now memory may show it.
+        let records = self.records(account, &decided);
+        let appended = self.config.storage.append(&records, st.last_ticket().as_slice());
+        if let Ok(ticket) = &appended {
+            let before = (st.balance, st.sequence);
             st.balance = scratch.balance;
             st.sequence = scratch.sequence;
-            for d in &decided {
-                if let Decided::Change(fp, result) = d {
-                    st.log.record(fp, result);
-                }
-            }
+            let undos = decided.iter().filter_map(|d| match d {
+                Decided::Change(fp, result) => Some(st.log.record(fp, result)),
+                Decided::Answered(_) | Decided::Later => None,
+            });
+            let undos = undos.collect();
+            st.push_unsynced(ticket.clone(), before, undos);
         }
+        // A replay answers once everything the account holds is synced.
+        let replays = st.last_ticket().cloned();
         drop(st);
         account.notify_funds();
-        let answers = answer(decided, &committed);
+        let answers = answer(decided, &appended, &replays);
         self.run_later(account, ops, answers)
     }
 
@@ -125,15 +133,18 @@ impl Ledger {
         &self,
         account: &Account,
         ops: &mut [(BatchOp, CallContext)],
-        answers: Vec<Option<LedgerResult<OpResult>>>,
-    ) -> Vec<LedgerResult<OpResult>> {
+        answers: Vec<Option<LedgerResult<Pending<OpResult>>>>,
+    ) -> Vec<LedgerResult<Pending<OpResult>>> {
         let out = answers
             .into_iter()
             .zip(ops.iter_mut())
             .map(|(answer, (op, ctx))| {
-                answer.unwrap_or_else(|| match op {
-                    BatchOp::Deposit(d) => self.deposit(account, d, ctx),
-                    BatchOp::Withdraw(w) => self.withdraw(account, w, ctx),
+                answer.unwrap_or_else(|| {
+                    let done = match op {
+                        BatchOp::Deposit(d) => self.deposit(account, d, ctx),
+                        BatchOp::Withdraw(w) => self.withdraw(account, w, ctx),
+                    };
+                    done.map(Pending::ready)
                 })
             });
         let out = out.collect();
@@ -142,13 +153,17 @@ impl Ledger {
     }
 }
 
-/// The answers of a batch once its commit is known; `None` for ops to run later.
-fn answer(decided: Vec<Decided>, committed: &LedgerResult<()>) -> Vec<Option<LedgerResult<OpResult>>> {
+/// The answers of a batch once its append is known; `None` for ops to run later.
+fn answer(
+    decided: Vec<Decided>,
+    appended: &LedgerResult<Option<Ticket>>,
+    replays: &Option<Ticket>,
+) -> Vec<Option<LedgerResult<Pending<OpResult>>>> {
     decided
         .into_iter()
         .map(|d| match d {
-            Decided::Answered(answer) => Some(answer),
-            Decided::Change(_, result) => Some(committed.clone().map(|()| result)),
+            Decided::Answered(answer) => Some(answer.map(|r| Pending::after(r, replays.clone()))),
+            Decided::Change(_, result) => Some(appended.clone().map(|t| Pending::after(result, t))),
             Decided::Later => None,
         })
         .collect()

@@ -1,5 +1,8 @@
 //! An account's lock guard that reports how long the lock was waited for and
 //! held to the ledger's [`Observer`] (nothing is timed when none listens).
+//! Taking the lock first settles the account's unsynced changes (see
+//! `unsynced`), so whoever holds it sees synced or still-pending state,
+//! never state a failed flush lost.
 
 use std::ops::{Deref, DerefMut};
 use std::time::Instant;
@@ -19,27 +22,27 @@ pub(super) struct Locked<'a> {
 impl<'a> Locked<'a> {
     /// Takes `mutex`, waiting as long as needed.
     pub(super) fn lock(mutex: &'a Mutex<State>, observer: &'a Observer) -> Self {
-        if !observer.is_set() {
-            return Locked {
-                guard: mutex.lock(),
-                since: None,
-                observer,
-            };
-        }
-        let asked = Instant::now();
-        let guard = mutex.lock();
-        let since = Instant::now();
-        observer.lock_waited(since.saturating_duration_since(asked));
+        let (mut guard, since) = if observer.is_set() {
+            let asked = Instant::now();
+            let guard = mutex.lock();
+            let since = Instant::now();
+            observer.lock_waited(since.saturating_duration_since(asked));
+            (guard, Some(since))
+        } else {
+            (mutex.lock(), None)
+        };
+        guard.settle_unsynced();
         Locked {
             guard,
-            since: Some(since),
+            since,
             observer,
         }
     }
 
     /// Takes `mutex` only if it is free now.
     pub(super) fn try_lock(mutex: &'a Mutex<State>, observer: &'a Observer) -> Option<Self> {
-        let guard = mutex.try_lock()?;
+        let mut guard = mutex.try_lock()?;
+        guard.settle_unsynced();
         let since = observer.is_set().then(Instant::now);
         Some(Locked {
             guard,
@@ -57,6 +60,7 @@ impl<'a> Locked<'a> {
 
     /// Restarts the hold clock after a wait on the condition variable.
     pub(super) fn reacquired(&mut self) {
+        self.guard.settle_unsynced();
         if self.observer.is_set() {
             self.since = Some(Instant::now());
         }

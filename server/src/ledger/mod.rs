@@ -12,11 +12,13 @@ mod id_budget;
 mod locked;
 mod observer;
 mod op;
+mod pending;
 mod recover;
 mod request_log;
 pub mod storage;
 #[cfg(test)]
 mod tests;
+mod unsynced;
 mod zoo;
 
 use std::collections::{HashMap, HashSet};
@@ -38,9 +40,10 @@ pub use op::{
     Withdrawal, ACCOUNT_ID_MAX_BYTES, REQUEST_ID_MAX_BYTES,
 };
 use op::{Fingerprint, OpKind};
+pub use pending::Pending;
 pub use recover::spawn_snapshotter;
 use request_log::Lookup;
-use storage::Record;
+use storage::{Record, Ticket};
 pub use zoo::{InjectedBug, PARTIAL_APPLY_EVERY, PARTIAL_APPLY_MESSAGE, STALE_READ_LAG};
 
 /// All accounts of one server.
@@ -185,7 +188,7 @@ impl Ledger {
     /// A deposit on `account` (which must be the request's account), on a
     /// context that may block.
     pub fn deposit(&self, account: &Account, d: &Deposit, ctx: &CallContext) -> LedgerResult<OpResult> {
-        blocked(self.try_deposit(account, d, ctx)?)
+        blocked(self.try_deposit(account, d, ctx)?)?.wait()
     }
 
     /// A deposit as `ctx` allows: `WouldBlock` (nothing changed) if it would block.
@@ -194,7 +197,7 @@ impl Ledger {
         account: &Account,
         d: &Deposit,
         ctx: &CallContext,
-    ) -> LedgerResult<Attempt<OpResult>> {
+    ) -> LedgerResult<Attempt<Pending<OpResult>>> {
         d.validate()?;
         debug_assert_eq!(&**account.id(), d.account_id);
         let attempt = account.deposit(d, ctx, &self.config);
@@ -210,7 +213,7 @@ impl Ledger {
         w: &Withdrawal,
         ctx: &mut CallContext,
     ) -> LedgerResult<OpResult> {
-        blocked(self.try_withdraw(account, w, ctx)?)
+        blocked(self.try_withdraw(account, w, ctx)?)?.wait()
     }
 
     /// A withdrawal as `ctx` allows (see [`Ledger::try_deposit`]).
@@ -219,7 +222,7 @@ impl Ledger {
         account: &Account,
         w: &Withdrawal,
         ctx: &mut CallContext,
-    ) -> LedgerResult<Attempt<OpResult>> {
+    ) -> LedgerResult<Attempt<Pending<OpResult>>> {
         w.validate()?;
         debug_assert_eq!(&**account.id(), w.account_id);
         let attempt = account.withdraw(w, ctx, &self.config);
@@ -236,7 +239,7 @@ impl Ledger {
         t: &Transfer,
         ctx: &CallContext,
     ) -> LedgerResult<OpResult> {
-        blocked(self.try_transfer(from, to, t, ctx)?)
+        blocked(self.try_transfer(from, to, t, ctx)?)?.wait()
     }
 
     /// A transfer as `ctx` allows (see [`Ledger::try_deposit`]).
@@ -246,7 +249,7 @@ impl Ledger {
         to: &Account,
         t: &Transfer,
         ctx: &CallContext,
-    ) -> LedgerResult<Attempt<OpResult>> {
+    ) -> LedgerResult<Attempt<Pending<OpResult>>> {
         let attempt = self.transfer_locked(from, to, t, ctx);
         self.trim_request_ids();
         attempt
@@ -259,7 +262,7 @@ impl Ledger {
         to: &Account,
         t: &Transfer,
         ctx: &CallContext,
-    ) -> LedgerResult<Attempt<OpResult>> {
+    ) -> LedgerResult<Attempt<Pending<OpResult>>> {
         t.validate()?;
         let fp = Fingerprint::new(OpKind::TransferTo(Arc::clone(to.id())), t.amount);
         if self.config.inject_bug == InjectedBug::NonAtomicTransfer {
@@ -272,7 +275,7 @@ impl Ledger {
         if let Lookup::Replay(r) = src.log.check(from.id(), &t.request_id, &fp)? {
             // BUG (zoo): double-apply-retry moves a replayed transfer's money again.
             zoo::reapply_transfer(&self.config, &r, &mut src, &mut dst, t.amount);
-            return Ok(Attempt::Done(r));
+            return Ok(Attempt::Done(src.replay(r)));
         }
         if ctx.abandoned() {
             return src
@@ -285,24 +288,32 @@ impl Ledger {
         }
         processing_delay(&self.config);
         let result = transfer_result(&src, &dst, t, approve);
-        // Durable first, then memory (one record for both accounts).
-        self.config.storage.persist_op(from.id(), &fp, &result)?;
+        // One record for both accounts, built on both accounts' unsynced state.
+        let after: Vec<&Ticket> = src.last_ticket().into_iter().chain(dst.last_ticket()).collect();
+        let ticket = self.config.storage.append_op(from.id(), &fp, &result, &after)?;
+        let before = ((src.balance, src.sequence), (dst.balance, dst.sequence));
         apply_transfer(&mut src, &mut dst, &result);
-        src.log.record(&fp, &result);
+        let undo = src.log.record(&fp, &result);
+        src.push_unsynced(ticket.clone(), before.0, vec![undo]);
+        dst.push_unsynced(ticket.clone(), before.1, Vec::new());
         drop((src, dst));
         to.notify_funds();
-        Ok(Attempt::Done(result))
+        Ok(Attempt::Done(Pending::after(result, ticket)))
     }
 
     /// The stored result of `request_id` on `account`, fencing it if unseen.
     pub fn operation(&self, account: &Account, request_id: &str) -> LedgerResult<OpResult> {
         let result = self.lookup_or_fence(account, request_id);
         self.trim_request_ids();
-        result
+        result?.wait()?
     }
 
     /// [`Ledger::operation`] under the account's lock.
-    fn lookup_or_fence(&self, account: &Account, request_id: &str) -> LedgerResult<OpResult> {
+    fn lookup_or_fence(
+        &self,
+        account: &Account,
+        request_id: &str,
+    ) -> LedgerResult<Pending<LedgerResult<OpResult>>> {
         validate_request_id(request_id)?;
         if request_id.is_empty() {
             return Err(LedgerError::InvalidArgument(
@@ -311,30 +322,37 @@ impl Ledger {
         }
         let mut st = account.lock();
         if let Some(result) = st.log.get(request_id)? {
-            return Ok(result);
+            // It may be the answer of an op whose record is not synced yet.
+            return Ok(Pending::after(Ok(result), st.last_ticket().cloned()));
         }
-        // Fencing is a write: durable before anyone can see it.
+        // Fencing is a write: durable before anyone hears of it.
         let fence = Record::Fence {
             account: Arc::clone(account.id()),
             request_id: Arc::from(request_id),
         };
-        self.config.storage.persist(&[fence])?;
-        st.log.fence(request_id);
-        match st.log.forgotten() {
+        let ticket = self
+            .config
+            .storage
+            .append(&[fence], st.last_ticket().as_slice())?;
+        let undo = st.log.fence(request_id);
+        let before = (st.balance, st.sequence);
+        st.push_unsynced(ticket.clone(), before, vec![undo]);
+        let answer = match st.log.forgotten() {
             0 => Ok(OpResult::not_applied(request_id)),
             forgotten => Err(LedgerError::OutcomeUnknown {
                 account_id: account.id().to_string(),
                 request_id: request_id.to_owned(),
                 forgotten,
             }),
-        }
+        };
+        Ok(Pending::after(answer, ticket))
     }
 }
 
 /// The result of an attempt on a context that may block. `WouldBlock` cannot
 /// happen there; should a caller pass a context that may not, it is a bug
 /// of that caller, answered as an internal error rather than a panic.
-fn blocked(attempt: Attempt<OpResult>) -> LedgerResult<OpResult> {
+fn blocked(attempt: Attempt<Pending<OpResult>>) -> LedgerResult<Pending<OpResult>> {
     match attempt {
         Attempt::Done(result) => Ok(result),
         Attempt::WouldBlock => Err(LedgerError::Internal(

@@ -75,7 +75,9 @@ impl Ledger {
                 let (fp, result) = op_parts(record).ok_or("an op record without an op")?;
                 self.existing(account)?.lock().log.record(&fp, &result);
             }
-            Record::Fence { account, request_id } => self.existing(account)?.lock().log.fence(request_id),
+            Record::Fence { account, request_id } => {
+                let _ = self.existing(account)?.lock().log.fence(request_id);
+            }
             Record::Open { .. } => return Err("an open record inside a snapshot".into()),
         }
         Ok(())
@@ -93,7 +95,9 @@ impl Ledger {
                 let (fp, result) = op_parts(record).ok_or("an op record without an op")?;
                 self.replay_op(account, &fp, &result)?;
             }
-            Record::Fence { account, request_id } => self.existing(account)?.lock().log.fence(request_id),
+            Record::Fence { account, request_id } => {
+                let _ = self.existing(account)?.lock().log.fence(request_id);
+            }
             Record::State { .. } => return Err("a snapshot record inside the journal".into()),
         }
         Ok(())
@@ -136,7 +140,9 @@ impl Ledger {
         }
         let mut accounts: Vec<Arc<Account>> = self.accounts.read().values().cloned().collect();
         accounts.sort_by(|a, b| a.id().cmp(b.id()));
-        let guards: Vec<_> = accounts.iter().map(|a| a.lock()).collect();
+        let mut guards: Vec<_> = accounts.iter().map(|a| a.lock()).collect();
+        // A snapshot holds synced state only: what is in flight lands first.
+        guards.iter_mut().for_each(|st| st.wait_unsynced());
         let mut records = Vec::new();
         for (account, st) in accounts.iter().zip(&guards) {
             state_records(account, st, &mut records);

@@ -32,6 +32,11 @@ struct StoredResult {
     to_sequence: u64,
 }
 
+/// How to take back one change of the log (an op whose record a failed
+/// flush lost): the id and what it held before, if anything.
+#[derive(Debug)]
+pub struct LogUndo(Option<(Arc<str>, Option<Entry>)>);
+
 /// What a lookup found.
 #[derive(Debug)]
 pub enum Lookup {
@@ -134,7 +139,7 @@ impl RequestLog {
     }
 
     /// Remembers the result of a finished op.
-    pub fn record(&mut self, fingerprint: &Fingerprint, result: &OpResult) {
+    pub fn record(&mut self, fingerprint: &Fingerprint, result: &OpResult) -> LogUndo {
         let stored = StoredResult {
             outcome: result.outcome,
             balance: result.balance,
@@ -142,32 +147,47 @@ impl RequestLog {
             to_balance: result.to_balance,
             to_sequence: result.to_sequence,
         };
-        self.put(&result.request_id, Entry::Done(fingerprint.clone(), stored));
+        self.put(&result.request_id, Entry::Done(fingerprint.clone(), stored))
     }
 
     /// Fences an unseen id so that no later copy of it is ever applied.
-    pub fn fence(&mut self, request_id: &str) {
-        self.put(request_id, Entry::Fenced);
+    pub fn fence(&mut self, request_id: &str) -> LogUndo {
+        self.put(request_id, Entry::Fenced)
     }
 
-    fn put(&mut self, request_id: &str, entry: Entry) {
-        if request_id.is_empty() {
-            return;
+    /// Takes back a change (newest first). An id the log forgot meanwhile
+    /// stays forgotten; one it added is removed again.
+    pub fn undo(&mut self, undo: LogUndo) {
+        match undo.0 {
+            Some((key, None)) if self.entries.remove(&key).is_some() => self.budget.forgot(),
+            Some((key, Some(before))) => {
+                if let Some(slot) = self.entries.get_mut(&key) {
+                    *slot = before;
+                }
+            }
+            Some((_, None)) | None => {}
         }
-        if let Some(slot) = self.entries.get_mut(request_id) {
-            *slot = entry;
-            return;
+    }
+
+    fn put(&mut self, request_id: &str, entry: Entry) -> LogUndo {
+        if request_id.is_empty() {
+            return LogUndo(None);
+        }
+        if let Some(key) = self.entries.get_key_value(request_id).map(|(k, _)| Arc::clone(k)) {
+            let before = self.entries.insert(Arc::clone(&key), entry);
+            return LogUndo(Some((key, before)));
         }
         let key: Arc<str> = Arc::from(request_id);
         self.entries.insert(Arc::clone(&key), entry);
         self.budget.added(&self.account, &key);
-        self.order.push_back(key);
+        self.order.push_back(Arc::clone(&key));
         // Each id is looked at once at most, so pending ids cannot spin this.
         let mut budget = self.order.len();
         while self.entries.len() > self.retention && budget > 0 {
             self.evict_oldest();
             budget -= 1;
         }
+        LogUndo(Some((key, None)))
     }
 
     fn evict_oldest(&mut self) {

@@ -17,6 +17,7 @@ use super::config::LedgerConfig;
 use super::context::CallContext;
 use super::error::{LedgerError, LedgerResult};
 use super::op::{Attempt, Deposit, Fingerprint, OpResult, Outcome, Snapshot, Transfer, Withdrawal};
+use super::pending::Pending;
 use super::request_log::Lookup;
 
 /// How long `stale-read` keeps answering an account's old balance.
@@ -216,7 +217,7 @@ fn reapplies(cfg: &LedgerConfig, replay: &OpResult) -> bool {
 /// How the debit step of a non-atomic transfer ended.
 enum Debit {
     /// Answered without a debit (a replay or an abandoned call).
-    Finished(OpResult),
+    Finished(Pending<OpResult>),
     /// The source's part is done; the target's is still to come.
     Debited(OpResult),
 }
@@ -231,7 +232,7 @@ pub(super) fn transfer_in_two_steps(
     fp: &Fingerprint,
     ctx: &CallContext,
     cfg: &LedgerConfig,
-) -> LedgerResult<Attempt<OpResult>> {
+) -> LedgerResult<Attempt<Pending<OpResult>>> {
     // Once debited, the credit must not be refused for a busy lock: no fast path.
     if !ctx.may_block() {
         return Ok(Attempt::WouldBlock);
@@ -254,8 +255,8 @@ pub(super) fn transfer_in_two_steps(
         to.notify_funds();
     }
     // A third critical section: the id was pending meanwhile (copies: "in progress").
-    from.lock().log.record(fp, &result);
-    Ok(Attempt::Done(result))
+    let _ = from.lock().log.record(fp, &result);
+    Ok(Attempt::Done(Pending::ready(result)))
 }
 
 /// The first half of [`transfer_in_two_steps`], under the source's lock only.
@@ -268,7 +269,7 @@ fn debit_step(
 ) -> LedgerResult<Debit> {
     let mut src = from.lock();
     if let Lookup::Replay(r) = src.log.check(from.id(), &t.request_id, fp)? {
-        return Ok(Debit::Finished(r));
+        return Ok(Debit::Finished(Pending::ready(r)));
     }
     if ctx.abandoned() {
         return src

@@ -1,13 +1,16 @@
 //! The durable backend: an append-only journal of checksummed records with
 //! group commit. A caller appends its records' frames to the pending batch
-//! and waits; whoever finds no flush running becomes the flusher: it takes
-//! the whole pending batch, writes it with one `write` and one `fdatasync`,
-//! and wakes every caller whose records were in it. So ops of many accounts
-//! (each holding its own account lock meanwhile) share one sync.
+//! and gets the batch's [`Ticket`]; the journal's flusher thread takes the
+//! whole pending batch whenever it is free, writes it with one `write` and
+//! one `fdatasync`, and completes the ticket. So ops of many accounts share
+//! one sync, and no account lock is held while it runs: the ledger applies
+//! an op to memory at once, answers it only when its ticket says synced,
+//! and rolls memory back if it says failed (see `ledger::account`).
 //!
-//! A failed write or sync fails its batch (its callers hear UNAVAILABLE,
-//! and the ledger applies none of it) and breaks the journal: every later
-//! commit fails at once. A failed fsync is never retried and trusted, since
+//! A failed write or sync fails its batch and every batch appended before
+//! the failure (their callers hear UNAVAILABLE, and the ledger rolls them
+//! back) and breaks the journal: every later append fails at once, and so
+//! does one that depends on a failed ticket. A failed fsync is never retried and trusted, since
 //! the kernel may have dropped the dirty pages: at most every
 //! [`REPAIR_INTERVAL`] a commit tries a repair, which reopens the file,
 //! truncates it to the last length known synced, and syncs that; only then
@@ -18,15 +21,18 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
+use std::ops::Deref;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::codec::encode;
 use super::dir::{DataDir, Recovered};
+use super::ticket::Ticket;
 use super::{Record, Storage, StorageError};
 
 /// How often a broken journal may try to repair itself.
@@ -34,14 +40,9 @@ pub const REPAIR_INTERVAL: Duration = Duration::from_millis(500);
 /// The journal grows to at least this before a snapshot replaces it.
 pub const SNAPSHOT_AFTER_BYTES: u64 = 64 * 1024 * 1024;
 
-/// One flush's callers share this; it is set once the flush is over.
-#[derive(Debug, Default)]
-struct Batch {
-    result: OnceLock<Result<(), StorageError>>,
-    /// Its callers wait here (with the journal's mutex): woken all at once
-    /// when the batch is flushed, or one of them to flush it.
-    wake: Condvar,
-}
+/// How many times a snapshot waits for the pending batch to be flushed
+/// before it gives up for now (ops keep coming; the next try is soon).
+const SNAPSHOT_FLUSH_WAITS_MAX: usize = 16;
 
 /// Everything behind the journal's mutex.
 #[derive(Debug)]
@@ -49,8 +50,13 @@ struct Inner {
     /// Frames waiting for the next flush, and the batch their callers wait on.
     pending: Vec<u8>,
     pending_records: usize,
-    batch: Arc<Batch>,
+    /// The ticket of the pending batch.
+    batch: Ticket,
+    /// The ticket of the batch being written, while `flushing`.
+    flight: Ticket,
     flushing: bool,
+    /// Set when the journal is dropped: the flusher flushes what is pending and ends.
+    stopping: bool,
     /// The open journal file; `None` while broken or while a flush holds it.
     file: Option<File>,
     /// Bytes of the journal known synced.
@@ -62,29 +68,79 @@ struct Inner {
     snapshot_bytes: u64,
 }
 
-/// The `--data-dir` storage (see the module doc).
+/// The `--data-dir` storage (see the module doc): the state it shares with
+/// its flusher thread, which it stops and joins when dropped.
 #[derive(Debug)]
 pub struct Journal {
+    shared: Arc<Shared>,
+    flusher: Option<JoinHandle<()>>,
+}
+
+/// What the journal and its flusher share.
+#[derive(Debug)]
+pub struct Shared {
     dir: DataDir,
     inner: Mutex<Inner>,
+    /// The flusher sleeps here while nothing is pending.
+    work: Condvar,
     snapshot_after: u64,
     syncs: AtomicU64,
     records: AtomicU64,
     /// Test hooks: fail this many syncs, and fail repairs while set.
     fail_syncs: AtomicUsize,
     fail_repairs: AtomicBool,
+    /// Test hook: the flusher leaves pending batches alone while set.
+    hold_flushes: AtomicBool,
 }
 
 impl Journal {
-    /// The journal of a recovered data dir, appending after its valid records.
+    /// The journal of a recovered data dir, appending after its valid
+    /// records, with its flusher thread running.
     pub fn open(dir: DataDir, recovered: &Recovered, snapshot_after: u64) -> Result<Journal, String> {
+        let shared = Arc::new(Shared::open(dir, recovered, snapshot_after)?);
+        let flusher = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("journal-flusher".into())
+                .spawn(move || shared.run_flusher())
+                .map_err(|e| format!("cannot start the journal's flusher thread: {e}"))?
+        };
+        Ok(Journal {
+            shared,
+            flusher: Some(flusher),
+        })
+    }
+}
+
+impl Deref for Journal {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.shared.inner.lock().stopping = true;
+        self.shared.work.notify_all();
+        if let Some(flusher) = self.flusher.take() {
+            let _ = flusher.join();
+        }
+    }
+}
+
+impl Shared {
+    fn open(dir: DataDir, recovered: &Recovered, snapshot_after: u64) -> Result<Shared, String> {
         let path = dir.file(false, recovered.generation);
         let file = append(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let inner = Inner {
             pending: Vec::new(),
             pending_records: 0,
-            batch: Arc::default(),
+            batch: Ticket::default(),
+            flight: Ticket::default(),
             flushing: false,
+            stopping: false,
             file: Some(file),
             synced_len: recovered.journal.valid_len,
             generation: recovered.generation,
@@ -92,14 +148,16 @@ impl Journal {
             last_repair: None,
             snapshot_bytes: recovered.snapshot_bytes,
         };
-        Ok(Journal {
+        Ok(Shared {
             dir,
             inner: Mutex::new(inner),
+            work: Condvar::new(),
             snapshot_after,
             syncs: AtomicU64::new(0),
             records: AtomicU64::new(0),
             fail_syncs: AtomicUsize::new(0),
             fail_repairs: AtomicBool::new(false),
+            hold_flushes: AtomicBool::new(false),
         })
     }
 
@@ -119,6 +177,14 @@ impl Journal {
     /// Test hook: repairs fail while `fail` is set (the disk stays bad).
     pub fn fail_repairs(&self, fail: bool) {
         self.fail_repairs.store(fail, Ordering::SeqCst);
+    }
+
+    /// Test hook: while `hold` is set, appended records wait unflushed (as
+    /// behind a slow disk), so a test sees ops applied but not yet synced.
+    pub fn hold_flushes(&self, hold: bool) {
+        let _g = self.inner.lock();
+        self.hold_flushes.store(hold, Ordering::SeqCst);
+        self.work.notify_all();
     }
 
     /// Whether writes are refused now.
@@ -165,9 +231,27 @@ impl Journal {
         Ok(file)
     }
 
-    /// Writes the pending batch with one write and one sync, then wakes its
-    /// callers. Called with the lock held and no flush running; drops the
-    /// lock for the I/O.
+    /// The flusher thread: flushes the pending batch whenever there is one,
+    /// until the journal is dropped (then once more, so nothing is left).
+    fn run_flusher(&self) {
+        let mut g = self.inner.lock();
+        loop {
+            let held = self.hold_flushes.load(Ordering::SeqCst) && !g.stopping;
+            if g.pending_records > 0 && !held {
+                self.flush(&mut g);
+            } else if g.stopping {
+                return;
+            } else {
+                self.work.wait(&mut g);
+            }
+        }
+    }
+
+    /// Writes the pending batch with one write and one sync, then completes
+    /// its ticket. Called by the flusher with the lock held; drops the lock
+    /// for the I/O. A failure fails the batch appended meanwhile too: every
+    /// ticket issued before a failure completes with it, so none is still
+    /// pending once the journal is broken (and repaired).
     fn flush(&self, g: &mut MutexGuard<'_, Inner>) {
         let bytes = std::mem::take(&mut g.pending);
         let records = std::mem::take(&mut g.pending_records);
@@ -175,17 +259,19 @@ impl Journal {
         let result = match (g.broken.clone(), g.file.take()) {
             (None, Some(mut file)) => {
                 g.flushing = true;
+                g.flight = batch.clone();
                 let written = MutexGuard::unlocked(g, || self.write_and_sync(&mut file, &bytes));
                 g.flushing = false;
                 self.settle(g, file, written, bytes.len() as u64, records)
             }
             (why, _) => Err(unavailable(why.as_deref().unwrap_or("the journal is not open"))),
         };
-        let _ = batch.result.set(result);
-        batch.wake.notify_all();
-        // One caller of the batch that gathered meanwhile flushes it next.
-        // (A wake per batch, not per waiter: that is what 64 threads cost.)
-        g.batch.wake.notify_one();
+        if result.is_err() {
+            g.pending.clear();
+            g.pending_records = 0;
+            std::mem::take(&mut g.batch).complete(result.clone());
+        }
+        batch.complete(result);
     }
 
     fn write_and_sync(&self, file: &mut File, bytes: &[u8]) -> std::io::Result<()> {
@@ -267,26 +353,30 @@ impl Journal {
 
 impl Storage for Journal {
     fn commit(&self, records: &[Record]) -> Result<(), StorageError> {
+        match self.append(records, &[])? {
+            Some(ticket) => ticket.wait(),
+            None => Ok(()),
+        }
+    }
+
+    fn append(&self, records: &[Record], after: &[&Ticket]) -> Result<Option<Ticket>, StorageError> {
         if records.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let mut frames = Vec::with_capacity(records.len() * 96);
         records.iter().for_each(|r| encode(r, &mut frames));
         let mut g = self.inner.lock();
+        // Records decided on state a failed flush left are never written.
+        if let Some(Err(e)) = after.iter().find_map(|t| t.status().filter(|r| r.is_err())) {
+            return Err(e.clone());
+        }
         self.usable(&mut g)?;
         g.pending.extend_from_slice(&frames);
         g.pending_records += records.len();
-        let batch = Arc::clone(&g.batch);
-        loop {
-            if let Some(result) = batch.result.get() {
-                return result.clone();
-            }
-            if g.flushing {
-                batch.wake.wait(&mut g);
-            } else {
-                self.flush(&mut g);
-            }
+        if !g.flushing {
+            self.work.notify_one();
         }
+        Ok(Some(g.batch.clone()))
     }
 
     fn is_durable(&self) -> bool {
@@ -302,6 +392,19 @@ impl Storage for Journal {
         let mut bytes = Vec::new();
         snapshot.iter().for_each(|r| encode(r, &mut bytes));
         let mut g = self.inner.lock();
+        // What is pending now was appended before the snapshot's state was
+        // taken (or by an open meanwhile): let the flusher write it first.
+        for _ in 0..SNAPSHOT_FLUSH_WAITS_MAX {
+            if !g.flushing && g.pending_records == 0 {
+                break;
+            }
+            let batch = if g.flushing {
+                g.flight.clone()
+            } else {
+                g.batch.clone()
+            };
+            MutexGuard::unlocked(&mut g, || batch.wait().ok());
+        }
         if g.broken.is_some() || g.flushing || !g.pending.is_empty() {
             return Err(StorageError(
                 "the journal is busy or broken; no snapshot now".into(),

@@ -2,8 +2,13 @@
 //! change that must survive a crash passes (an account opened, an op's
 //! effect with its sequence number and stored result, a fenced request id),
 //! plus what a snapshot holds. The monitor decides an op under the account's
-//! lock, hands its records to [`Storage::commit`], and changes memory only
-//! once that returned `Ok`: so memory never runs ahead of storage.
+//! lock and hands its records to [`Storage::append`], which returns a
+//! [`Ticket`] of the flush that will make them durable; the ledger applies
+//! the op to memory at once but keeps the state before it, answers only
+//! once the ticket says synced, shows reads only synced state, and rolls the
+//! op back if the ticket says failed. A backend that commits synchronously
+//! (the default `append`) returns no ticket: then the op is durable when
+//! `append` returns.
 //!
 //! Two backends: [`MemoryStorage`] (the default: persists nothing) and
 //! [`Journal`] (`--data-dir`: an fsync'ed append-only journal with group
@@ -13,6 +18,7 @@ mod codec;
 mod dir;
 mod journal;
 mod scan;
+mod ticket;
 
 use std::fmt;
 use std::sync::Arc;
@@ -20,6 +26,7 @@ use std::sync::Arc;
 pub use codec::Record;
 pub use dir::{DataDir, Recovered};
 pub use journal::{Journal, REPAIR_INTERVAL, SNAPSHOT_AFTER_BYTES};
+pub use ticket::{Flushed, Ticket, TicketWait};
 
 use super::error::{LedgerError, LedgerResult};
 use super::op::{Fingerprint, OpResult, Outcome};
@@ -41,6 +48,17 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// fails: then none of them counts, and writes fail until the storage
     /// works again). Blocks: called on the blocking pool, under account locks.
     fn commit(&self, records: &[Record]) -> Result<(), StorageError>;
+
+    /// Queues `records` for the next flush and returns its ticket without
+    /// waiting, or `None` when they are durable already (a synchronous
+    /// backend). Refused when a ticket in `after` (the flushes the records'
+    /// state builds on) failed: records built on lost state are never written.
+    fn append(&self, records: &[Record], after: &[&Ticket]) -> Result<Option<Ticket>, StorageError> {
+        if let Some(Err(e)) = after.iter().find_map(|t| t.status().filter(|r| r.is_err())) {
+            return Err(e.clone());
+        }
+        self.commit(records).map(|()| None)
+    }
 
     /// Whether a commit waits for stable storage (false: memory only).
     fn is_durable(&self) -> bool;
@@ -100,13 +118,26 @@ impl StorageHandle {
         self.0.commit(records).map_err(|e| LedgerError::Unavailable(e.0))
     }
 
-    /// Commits the record of an op on `account` that ended in `result`. In
+    /// Queues `records` (see [`Storage::append`]); a refusal is the domain's `Unavailable`.
+    pub fn append(&self, records: &[Record], after: &[&Ticket]) -> LedgerResult<Option<Ticket>> {
+        self.0
+            .append(records, after)
+            .map_err(|e| LedgerError::Unavailable(e.0))
+    }
+
+    /// Queues the record of an op on `account` that ended in `result`. In
     /// memory nothing is built: the default path pays no allocation for it.
-    pub fn persist_op(&self, account: &Arc<str>, fp: &Fingerprint, result: &OpResult) -> LedgerResult<()> {
+    pub fn append_op(
+        &self,
+        account: &Arc<str>,
+        fp: &Fingerprint,
+        result: &OpResult,
+        after: &[&Ticket],
+    ) -> LedgerResult<Option<Ticket>> {
         if !self.is_durable() {
-            return Ok(());
+            return Ok(None);
         }
-        self.persist(&[op_record(account, fp, result)])
+        self.append(&[op_record(account, fp, result)], after)
     }
 
     /// Whether commits wait for stable storage.
