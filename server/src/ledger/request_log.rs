@@ -174,7 +174,9 @@ impl RequestLog {
             return LogUndo(None);
         }
         if let Some(key) = self.entries.get_key_value(request_id).map(|(k, _)| Arc::clone(k)) {
+            // A waiting op's marker is not restored: that op is over.
             let before = self.entries.insert(Arc::clone(&key), entry);
+            let before = before.filter(|e| !matches!(e, Entry::Pending(_)));
             return LogUndo(Some((key, before)));
         }
         let key: Arc<str> = Arc::from(request_id);
