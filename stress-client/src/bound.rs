@@ -24,10 +24,13 @@ where
 {
     match tokio::time::timeout(timeout, call).await {
         Ok(reply) => reply.map(tonic::Response::into_inner),
-        Err(_) => Err(Status::deadline_exceeded(format!(
-            "no answer within {timeout:?} (client-side deadline)"
-        ))),
+        Err(_) => Err(deadline_exceeded(timeout)),
     }
+}
+
+/// The status of a call cut at `timeout` on the client's clock.
+pub fn deadline_exceeded(timeout: Duration) -> Status {
+    Status::deadline_exceeded(format!("no answer within {timeout:?} (client-side deadline)"))
 }
 
 #[cfg(test)]

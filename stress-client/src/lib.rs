@@ -7,6 +7,7 @@ pub mod cli;
 pub mod drive;
 pub mod errors;
 pub mod fanout;
+pub mod h2fast;
 pub mod histlog;
 pub mod insecure;
 pub mod outputs;

@@ -106,6 +106,7 @@ async fn run_against(args: &RunArgs, endpoints: &[String]) -> Result<Summary, St
     let load = Load {
         args,
         channels: &channels,
+        targets: endpoints,
         names: Arc::clone(&names),
         start,
         live,

@@ -4,12 +4,16 @@
 //! on every call, added by one client interceptor ([`Bank`]). Installed once
 //! per process from the flags ([`install`]); the embedded demo sets none.
 //! `--tls-insecure` skips certificate verification ([`crate::insecure`]).
+//! `--client-stack` picks how money ops travel: the fast path
+//! ([`crate::h2fast`], plaintext only; the default) or tonic.
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use bank::v1::bank_client::BankClient;
-use clap::Args;
+use clap::{Args, ValueEnum};
+use http::{HeaderName, HeaderValue};
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
@@ -41,6 +45,26 @@ pub struct TransportArgs {
     /// Extra metadata sent with every call (repeatable).
     #[arg(long, value_name = "KEY=VALUE")]
     pub metadata: Vec<String>,
+
+    /// How money ops travel: `fast` (HTTP/2 driven directly, a few µs of
+    /// client CPU per op; plaintext http:// targets only, TLS runs use tonic)
+    /// or `tonic` (tonic's client stack, as every other call).
+    #[arg(long, value_enum, default_value_t = ClientStack::Fast)]
+    pub client_stack: ClientStack,
+
+    /// OS threads that drive the load on the fast path, each with its own
+    /// single-threaded runtime and its share of the connections (default:
+    /// half the cores, at least 1, at most --connections).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub client_threads: Option<u16>,
+}
+
+/// How money ops travel (`--client-stack`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum ClientStack {
+    #[default]
+    Fast,
+    Tonic,
 }
 
 impl std::fmt::Debug for TransportArgs {
@@ -51,6 +75,8 @@ impl std::fmt::Debug for TransportArgs {
             .field("tls_insecure", &self.tls_insecure)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("metadata", &self.metadata.len())
+            .field("client_stack", &self.client_stack)
+            .field("client_threads", &self.client_threads)
             .finish()
     }
 }
@@ -77,6 +103,8 @@ struct Installed {
     tls: Option<ClientTlsConfig>,
     /// `--tls-insecure`: connections are made by [`crate::insecure`].
     insecure: Option<tokio_rustls::TlsConnector>,
+    stack: ClientStack,
+    threads: Option<u16>,
 }
 
 static INSTALLED: OnceLock<Installed> = OnceLock::new();
@@ -99,6 +127,8 @@ pub fn install(args: &TransportArgs) -> Result<(), String> {
         metadata: metadata(args)?,
         tls: tls(args)?,
         insecure,
+        stack: args.client_stack,
+        threads: args.client_threads,
     };
     let _ = INSTALLED.set(installed);
     Ok(())
@@ -108,6 +138,34 @@ pub fn install(args: &TransportArgs) -> Result<(), String> {
 pub fn bank(channel: Channel) -> Bank {
     let metadata = INSTALLED.get().map(|i| i.metadata.clone()).unwrap_or_default();
     BankClient::with_interceptor(channel, metadata)
+}
+
+/// The headers of the fast path's calls to `targets` (the deadline and the
+/// installed metadata), or `None` when money ops go over tonic: with
+/// `--client-stack tonic`, or when a target is not plaintext `http://`.
+pub fn fast_path(targets: &[String], timeout: Duration) -> Option<crate::h2fast::CallHeaders> {
+    let installed = INSTALLED.get();
+    let stack = installed.map_or(ClientStack::Fast, |i| i.stack);
+    if stack != ClientStack::Fast || !targets.iter().all(|t| t.starts_with("http://")) {
+        return None;
+    }
+    let metadata = installed.map_or(&[][..], |i| i.metadata.0.as_slice());
+    let metadata = metadata
+        .iter()
+        .filter_map(|(key, value)| {
+            let key = HeaderName::from_bytes(key.as_str().as_bytes()).ok()?;
+            Some((key, HeaderValue::from_bytes(value.as_encoded_bytes()).ok()?))
+        })
+        .collect();
+    Some(crate::h2fast::CallHeaders {
+        timeout: Some(timeout),
+        metadata,
+    })
+}
+
+/// `--client-threads`, if given.
+pub fn client_threads() -> Option<usize> {
+    INSTALLED.get().and_then(|i| i.threads).map(usize::from)
 }
 
 /// The endpoint of `target`. With `--tls-insecure` an `https://` target is

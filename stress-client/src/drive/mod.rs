@@ -1,10 +1,14 @@
 //! Driving the load: spread `--streams` workers over the connections, give
 //! each its seeded generator, schedule and recorder, run them all at once,
-//! and hand back their recorders when the budget is spent.
+//! and hand back their recorders when the budget is spent. On the fast path
+//! ([`crate::h2fast`]) they run on the load threads of [`threads`]; over
+//! tonic, as tasks of the run's runtime.
 
 pub mod extras;
 pub mod requests;
 pub mod schedule;
+pub mod stream;
+pub mod threads;
 pub mod worker;
 
 use std::sync::Arc;
@@ -31,12 +35,17 @@ pub const HISTOGRAM_LOG_INTERVAL: Duration = Duration::from_secs(1);
 pub struct Load<'a> {
     pub args: &'a RunArgs,
     pub channels: &'a [Channel],
+    /// The servers: connection `i` goes to `targets[i % targets.len()]`.
+    pub targets: &'a [String],
     pub names: Arc<Names>,
     /// The run clock's origin and the start of the load.
     pub start: Instant,
     pub live: Arc<Live>,
     pub intervals: Option<UnboundedSender<(u64, Interval)>>,
 }
+
+/// A worker's spec, generator, schedule, recorder and extra calls.
+pub type Parts = (WorkerSpec, Generator, Schedule, Recorder, Extras);
 
 /// Runs every worker to the end and returns their recorders. A worker that
 /// panics is a stress-client bug: the run ends without a verdict (exit 2)
@@ -49,10 +58,42 @@ pub async fn drive(load: Load<'_>) -> Result<Vec<Recorder>, String> {
         transfer_ratio: load.args.transfer_ratio,
         wait_for_funds: load.args.wait_for_funds,
     });
-    let handles: Vec<_> = (0..workers)
-        .map(|index| {
-            let (spec, generator, schedule, rec) = worker_parts(&load, &mix, index, workers);
-            let extras = extras_of(&load, index);
+    let parts = (0..workers).map(|index| {
+        let (spec, generator, schedule, rec) = worker_parts(&load, &mix, index, workers);
+        (spec, generator, schedule, rec, extras_of(&load, index))
+    });
+    match crate::transport::fast_path(load.targets, load.args.timeout) {
+        Some(headers) => threads::run(shares(&load, parts.collect()), headers).await,
+        None => drive_here(parts.collect()).await,
+    }
+}
+
+/// Splits the workers and connections over the load threads: connection
+/// `c` and its workers go to thread `c % threads`.
+fn shares(load: &Load<'_>, parts: Vec<Parts>) -> Vec<threads::Share> {
+    let conns = load.channels.len().max(1);
+    let count = threads::count(conns);
+    let mut shares: Vec<threads::Share> = (0..count)
+        .map(|_| threads::Share {
+            conns: Vec::new(),
+            workers: Vec::new(),
+        })
+        .collect();
+    for c in 0..conns {
+        let target = load.targets[c % load.targets.len().max(1)].clone();
+        shares[c % count].conns.push((c, target));
+    }
+    for part in parts {
+        shares[part.0.connection % count].workers.push(part);
+    }
+    shares
+}
+
+/// Runs the workers as tasks of the current runtime (the tonic stack).
+async fn drive_here(parts: Vec<Parts>) -> Result<Vec<Recorder>, String> {
+    let handles: Vec<_> = parts
+        .into_iter()
+        .map(|(spec, generator, schedule, rec, extras)| {
             tokio::spawn(worker::run(spec, generator, schedule, rec, extras))
         })
         .collect();
@@ -99,9 +140,12 @@ fn worker_parts(
         (None, Some(plan)) => Budget::Until(load.start + plan.total()),
         (None, None) => Budget::Until(load.start + args.warmup + args.duration),
     };
+    let connection = index as usize % load.channels.len();
     let spec = WorkerSpec {
         index,
-        client: crate::transport::bank(load.channels[index as usize % load.channels.len()].clone()),
+        connection,
+        client: crate::transport::bank(load.channels[connection].clone()),
+        fast: None,
         mode: args.mode,
         pipeline: args.pipeline,
         timeout: args.timeout,

@@ -1,13 +1,18 @@
 //! Turns a planned op into its wire request, and runs one unary call with the
 //! per-call deadline (sent to the server, and enforced on the client's clock
 //! by [`crate::bound`]). Shared by the unary and stream paths of a worker.
+//! On the fast path ([`crate::h2fast`]) the request is encoded straight into
+//! framed bytes from messages and a buffer the worker reuses ([`Scratch`]).
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::h2fast::{self, Conn};
 use crate::transport::Bank;
 use bank::v1 as pb;
 use bank_checker::Kind;
+use bytes::{Bytes, BytesMut};
 use tonic::Status;
 
 use crate::bound::{request, within};
@@ -33,13 +38,25 @@ impl Names {
     /// run's accounts, so any other is a client bug and stops the worker
     /// (the run then ends with exit 2), never a silent "" or account 0.
     pub fn account(&self, index: u32) -> String {
+        self.account_ref(index).to_owned()
+    }
+
+    /// The id of account `index`, borrowed (same bounds as [`Names::account`]).
+    pub fn account_ref(&self, index: u32) -> &str {
         match self.accounts.get(index as usize) {
-            Some(id) => id.clone(),
+            Some(id) => id,
             None => panic!(
                 "account index {index} outside the run's {} accounts",
                 self.accounts.len()
             ),
         }
+    }
+
+    /// Writes the request id of `planned` sent by `worker` into `out`
+    /// (replacing what it held; the same id as [`Names::request_id`]).
+    pub fn write_request_id(&self, out: &mut String, worker: u32, planned: &Planned) {
+        out.clear();
+        let _ = write!(out, "{}-{worker:x}-{:x}", self.run_id, planned.number);
     }
 
     /// True when `got` is the request id of `planned` sent by `worker`
@@ -106,6 +123,74 @@ pub async fn call_unary(
             };
             within(timeout, client.transfer(request(req, timeout))).await
         }
+    };
+    (f, Instant::now(), reply)
+}
+
+/// One worker's reused request messages and encode buffer: encoding an op
+/// allocates nothing once their strings have grown to size.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    withdraw: pb::WithdrawRequest,
+    deposit: pb::DepositRequest,
+    transfer: pb::TransferRequest,
+    buf: BytesMut,
+}
+
+impl Scratch {
+    /// The framed request of `planned` sent by `worker`.
+    pub fn body(&mut self, names: &Names, worker: u32, planned: &Planned) -> Result<Bytes, Status> {
+        let p = planned;
+        match p.kind {
+            Kind::Withdraw => {
+                let m = &mut self.withdraw;
+                set(&mut m.account_id, names.account_ref(p.account));
+                names.write_request_id(&mut m.request_id, worker, p);
+                (m.amount, m.wait_for_funds) = (p.amount, p.wait_for_funds);
+                h2fast::framing::encode(m, &mut self.buf)
+            }
+            Kind::Deposit => {
+                let m = &mut self.deposit;
+                set(&mut m.account_id, names.account_ref(p.account));
+                names.write_request_id(&mut m.request_id, worker, p);
+                m.amount = p.amount;
+                h2fast::framing::encode(m, &mut self.buf)
+            }
+            Kind::Transfer => {
+                let m = &mut self.transfer;
+                set(&mut m.from_account_id, names.account_ref(p.account));
+                set(&mut m.to_account_id, names.account_ref(p.to_account));
+                names.write_request_id(&mut m.request_id, worker, p);
+                m.amount = p.amount;
+                h2fast::framing::encode(m, &mut self.buf)
+            }
+        }
+    }
+}
+
+fn set(field: &mut String, value: &str) {
+    field.clear();
+    field.push_str(value);
+}
+
+/// The fast path's call of `f`: `body` (its framed request) on `conn`, cut at `timeout`.
+pub async fn call_fast(
+    conn: Conn,
+    f: InFlight,
+    body: Result<Bytes, Status>,
+    timeout: Duration,
+) -> (InFlight, Instant, Result<pb::OperationResult, Status>) {
+    let rpc = match f.planned.kind {
+        Kind::Withdraw => h2fast::Rpc::Withdraw,
+        Kind::Deposit => h2fast::Rpc::Deposit,
+        Kind::Transfer => h2fast::Rpc::Transfer,
+    };
+    let reply = match body {
+        Ok(body) => match tokio::time::timeout(timeout, h2fast::unary::call(&conn, rpc, body)).await {
+            Ok(reply) => reply,
+            Err(_) => Err(crate::bound::deadline_exceeded(timeout)),
+        },
+        Err(status) => Err(status),
     };
     (f, Instant::now(), reply)
 }

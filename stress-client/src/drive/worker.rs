@@ -1,9 +1,11 @@
 //! One worker: a single task that keeps up to `--pipeline` ops in flight on
 //! its connection, over a `WithdrawStream` (stream mode) and unary calls, and
 //! records each as it completes. One task, no shared state: no lock per op.
+//! Money ops take the fast path ([`crate::h2fast`]) when the worker has a
+//! fast connection, tonic otherwise.
 //!
 //! Besides money ops it makes the extra calls of [`super::extras`] (balance reads
-//! and duplicate sends), which it also waits for before it ends.
+//! and duplicate sends, always over tonic), which it also waits for before it ends.
 //!
 //! Nothing here waits on the server without a bound: a unary call is cut at
 //! `--timeout`, and so is the oldest op on a stream (which then fails with
@@ -11,24 +13,23 @@
 //! headers arrive, because a server may send its headers only with its
 //! first answer (grpcio's sync server and grpc-go do).
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::h2fast::Conn;
 use crate::transport::Bank;
 use bank::v1 as pb;
 use bank_checker::Kind;
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Response, Status};
+use tonic::Status;
 
 use super::extras::Extras;
-use super::requests::{call_unary, InFlight, Names};
+use super::requests::{call_fast, call_unary, InFlight, Names, Scratch};
 use super::schedule::Schedule;
+use super::stream::{next_event, OpenStream, StreamEvent};
 use crate::cli::Mode;
 use crate::recorder::{Recorder, Timing};
 use crate::workload::Generator;
@@ -46,7 +47,11 @@ pub enum Budget {
 #[derive(Debug, Clone)]
 pub struct WorkerSpec {
     pub index: u32,
+    /// Which of the run's connections the worker uses.
+    pub connection: usize,
     pub client: Bank,
+    /// The fast path's connection, if this run uses it.
+    pub fast: Option<Conn>,
     pub mode: Mode,
     pub pipeline: usize,
     pub timeout: Duration,
@@ -57,31 +62,6 @@ pub struct WorkerSpec {
 type UnaryFuture =
     Pin<Box<dyn Future<Output = (InFlight, Instant, Result<pb::OperationResult, Status>)> + Send>>;
 
-type OpenFuture = Pin<Box<dyn Future<Output = Result<Response<Answers>, Status>> + Send>>;
-type Answers = tonic::Streaming<pb::OperationResult>;
-
-/// The answer side of a `WithdrawStream`: waiting for the response headers
-/// (while requests already flow), or open.
-enum AnswerSide {
-    Opening(OpenFuture),
-    Open(Box<Answers>),
-}
-
-/// What a stream's answer side produced.
-enum StreamEvent {
-    /// The response headers arrived.
-    Opened(Box<Answers>),
-    /// The next answer, the end of the stream, or its error status.
-    Reply(Result<Option<pb::OperationResult>, Status>),
-}
-
-/// A `WithdrawStream` and its ops in flight, oldest first.
-struct OpenStream {
-    tx: mpsc::Sender<pb::WithdrawRequest>,
-    answers: AnswerSide,
-    inflight: VecDeque<InFlight>,
-}
-
 /// The worker's mutable state.
 struct Worker {
     spec: WorkerSpec,
@@ -91,6 +71,7 @@ struct Worker {
     extras: Extras,
     unary: FuturesUnordered<UnaryFuture>,
     stream: Option<OpenStream>,
+    scratch: Scratch,
     sent: u64,
 }
 
@@ -126,6 +107,7 @@ pub async fn run(
         extras,
         unary: FuturesUnordered::new(),
         stream: None,
+        scratch: Scratch::default(),
         sent: 0,
     };
     while w.step().await {}
@@ -192,6 +174,10 @@ impl Worker {
             .on_send(&self.spec.client, &self.spec.names, self.spec.index, &f);
         if self.spec.mode == Mode::Stream && planned.kind == Kind::Withdraw {
             self.send_on_stream(f);
+        } else if let Some(conn) = &self.spec.fast {
+            let body = self.scratch.body(&self.spec.names, self.spec.index, &planned);
+            let call = call_fast(conn.clone(), f, body, self.spec.timeout);
+            self.unary.push(Box::pin(call));
         } else {
             let call = call_unary(
                 self.spec.client.clone(),
@@ -204,29 +190,34 @@ impl Worker {
         }
     }
 
-    /// Puts `f` on the worker's stream, opening one if needed. The request is
-    /// queued at once: the channel holds `--pipeline` requests and at most
-    /// that many are in flight, so there is always room.
+    /// Puts `f` on the worker's stream, opening one if needed.
     fn send_on_stream(&mut self, f: InFlight) {
-        let request = self.spec.names.withdraw(self.spec.index, &f.planned);
         let spec = &self.spec;
-        let stream = self
-            .stream
-            .get_or_insert_with(|| open_stream(&spec.client, spec.pipeline));
-        if stream.tx.try_send(request).is_ok() {
-            stream.inflight.push_back(f);
-            return;
+        let opened = match self.stream.take() {
+            Some(stream) => Ok(stream),
+            None => match &spec.fast {
+                Some(conn) => OpenStream::fast(conn, spec.pipeline),
+                None => Ok(OpenStream::tonic(&spec.client, spec.pipeline)),
+            },
+        };
+        let sent = opened.and_then(|stream| {
+            let stream = self.stream.insert(stream);
+            let request = || spec.names.withdraw(spec.index, &f.planned);
+            let body = || self.scratch.body(&spec.names, spec.index, &f.planned);
+            stream.send(request, body).map(|()| stream.inflight.push_back(f))
+        });
+        // A stream that cannot take the request is dropped, with what it had in flight.
+        if let Err(status) = sent {
+            self.record(&f, Instant::now(), Err(status.clone()));
+            self.fail_stream(status);
         }
-        let closed = Status::unavailable("the stream's request side is closed");
-        self.record(&f, Instant::now(), Err(closed.clone()));
-        self.fail_stream(closed);
     }
 
     fn on_stream_event(&mut self, event: StreamEvent) {
         match event {
             StreamEvent::Opened(answers) => {
                 if let Some(stream) = self.stream.as_mut() {
-                    stream.answers = AnswerSide::Open(answers);
+                    stream.opened(answers);
                 }
             }
             StreamEvent::Reply(Ok(Some(result))) => self.on_stream_answer(result),
@@ -268,34 +259,6 @@ impl Worker {
         let op = self.rec.record(&f.planned, timing(f, received), reply, id_ok);
         self.extras
             .on_recorded(&self.spec.client, names, worker, f.planned, op, &mut self.rec);
-    }
-}
-
-/// A new `WithdrawStream` on `client`'s connection. The call is only
-/// started here; its response headers are awaited by [`next_event`] while
-/// requests are already queued, so a server that holds its headers until it
-/// has a first answer is not waited on forever.
-fn open_stream(client: &Bank, pipeline: usize) -> OpenStream {
-    let (tx, rx) = mpsc::channel(pipeline.max(1));
-    let mut client = client.clone();
-    let opening = async move { client.withdraw_stream(ReceiverStream::new(rx)).await };
-    OpenStream {
-        tx,
-        answers: AnswerSide::Opening(Box::pin(opening)),
-        inflight: VecDeque::with_capacity(pipeline),
-    }
-}
-
-/// The next event of the worker's stream; never resolves without one.
-/// Cancel-safe: the opening call stays in the stream when this is dropped.
-async fn next_event(stream: &mut Option<OpenStream>) -> StreamEvent {
-    match stream.as_mut().map(|s| &mut s.answers) {
-        Some(AnswerSide::Opening(opening)) => match opening.await {
-            Ok(response) => StreamEvent::Opened(Box::new(response.into_inner())),
-            Err(status) => StreamEvent::Reply(Err(status)),
-        },
-        Some(AnswerSide::Open(answers)) => StreamEvent::Reply(answers.message().await),
-        None => std::future::pending().await,
     }
 }
 

@@ -1,0 +1,20 @@
+//! The load's fast path: money ops (unary `Withdraw`, `Deposit`, `Transfer`
+//! and the `WithdrawStream`) spoken over the `h2` crate directly instead of
+//! tonic's client stack (no tower buffer task, no hyper task per call, no
+//! per-call boxing of bodies), so the load generator spends a few µs of CPU
+//! per op rather than tens — CPU a server on the same cores would otherwise
+//! lose. Everything off the hot path (setup, reads, retries, settling)
+//! stays on tonic. Plaintext `http://` only; TLS runs go through tonic.
+//!
+//! What is sent and how answers are read follows gRPC over HTTP/2, and
+//! every failure comes back as the `tonic::Status` tonic's client would
+//! have produced, so ops are recorded and checked exactly as before.
+
+pub mod conn;
+pub mod framing;
+pub mod status;
+pub mod stream;
+pub mod unary;
+
+pub use conn::{connect, CallHeaders, Conn, Rpc};
+pub use stream::Bidi;
