@@ -1,9 +1,11 @@
 //! What every engine implements (make one group of records durable as one
 //! unit), and the two ways callers reach it: `Serial` (each caller's group
 //! is its own sync or transaction, callers queue on the engine's lock) and
-//! `Grouped` (the server journal's leader/follower group commit: callers that
-//! arrive while a sync runs are merged into the next one). The grouping is
-//! engine-independent, so it is measured in front of every engine.
+//! `Grouped` (the journal's group commit, leader/follower as the server had
+//! it at 88686da; it now flushes from a thread of its own, with the same one
+//! sync per pending batch): callers that arrive while a sync runs are merged
+//! into the next one. The grouping is engine-independent, so it is measured
+//! in front of every engine.
 
 use std::fs::File;
 use std::path::Path;
@@ -67,7 +69,7 @@ struct Pending {
     flushing: bool,
 }
 
-/// Group commit as `server/src/ledger/storage/journal.rs` does it.
+/// Group commit as `server/src/ledger/storage/journal.rs` did it at 88686da.
 pub struct Grouped {
     engine: Box<dyn Engine>,
     inner: Mutex<Pending>,
@@ -144,13 +146,15 @@ pub fn dir_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-/// Bytes this process has caused to be written to storage so far (Linux
-/// `/proc/self/io` `write_bytes`: whole pages, counted as they are dirtied;
-/// the filesystem's own journal writes are not in it). 0 where unknown.
+/// Bytes this process has handed to `write`/`pwrite` so far (Linux
+/// `/proc/self/io` `wchar`): the engine's own write volume, before the page
+/// cache. (`write_bytes` would count whole folios as they are dirtied, up to
+/// 1 MiB each on this kernel's ext4, so it overstates a small overwrite.)
+/// The filesystem's own journal writes are in neither. 0 where unknown.
 pub fn process_write_bytes() -> u64 {
     let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
     io.lines()
-        .find_map(|l| l.strip_prefix("write_bytes: "))
+        .find_map(|l| l.strip_prefix("wchar: "))
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or(0)
 }
