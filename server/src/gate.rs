@@ -12,7 +12,8 @@
 //!
 //! With `--batch-max N` > 1 the runner takes up to N queued deposits and
 //! withdrawals at once and hands them to [`Ledger::run_batch`]: one lock
-//! hold, one processing delay, one sync for all of them (group commit).
+//! hold, one processing delay, one sync for all of them (group commit); or,
+//! with the ledger in PostgreSQL, to a [`BatchApply`]: one transaction.
 //!
 //! The gates live here, in the service layer, beside the ledger's accounts
 //! ([`Gates`] maps an account id to its gate): the ledger knows nothing of
@@ -87,10 +88,22 @@ pub struct Gate {
 /// An op handed to the runner; it sends its own result back.
 type Task = Box<dyn FnOnce() + Send>;
 
+/// Applies a batch of one account's ops outside the in-process ledger (the
+/// PostgreSQL ledger, `crate::pg`): one answer per op, in order.
+pub trait BatchApply: Send + Sync {
+    fn apply(&self, ops: &mut [(BatchOp, CallContext)]) -> Vec<LedgerResult<OpResult>>;
+}
+
+/// Who applies a batch: the ledger (on this account), or another applier.
+#[derive(Clone)]
+enum Applier {
+    Ledger(Arc<Ledger>, Arc<Account>),
+    Other(Arc<dyn BatchApply>),
+}
+
 /// A deposit or withdrawal the runner may batch with its neighbours.
 struct Batched {
-    ledger: Arc<Ledger>,
-    account: Arc<Account>,
+    applier: Applier,
     op: BatchOp,
     ctx: CallContext,
     reply: oneshot::Sender<LedgerResult<Pending<OpResult>>>,
@@ -187,10 +200,24 @@ impl Gate {
         op: BatchOp,
         ctx: CallContext,
     ) -> LedgerResult<OpResult> {
+        self.queue_batched(Applier::Ledger(ledger, account), op, ctx)
+            .await
+    }
+
+    /// [`Gate::run_batched`] for ops that `applier` applies (the PostgreSQL ledger).
+    pub async fn run_batched_with(
+        &self,
+        applier: Arc<dyn BatchApply>,
+        op: BatchOp,
+        ctx: CallContext,
+    ) -> LedgerResult<OpResult> {
+        self.queue_batched(Applier::Other(applier), op, ctx).await
+    }
+
+    async fn queue_batched(&self, applier: Applier, op: BatchOp, ctx: CallContext) -> LedgerResult<OpResult> {
         let (reply, rx) = oneshot::channel();
         self.enqueue(Job::Batched(Batched {
-            ledger,
-            account,
+            applier,
             op,
             ctx,
             reply,
@@ -283,9 +310,16 @@ fn next(runner: &mut Runner) -> Option<Work> {
 }
 
 fn run_batch(batch: Vec<Batched>) {
-    let (ledger, account) = (Arc::clone(&batch[0].ledger), Arc::clone(&batch[0].account));
+    let applier = batch[0].applier.clone();
     let (mut ops, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|b| ((b.op, b.ctx), b.reply)).unzip();
-    let answers = ledger.run_batch(&account, &mut ops);
+    let answers = match applier {
+        Applier::Ledger(ledger, account) => ledger.run_batch(&account, &mut ops),
+        Applier::Other(other) => other
+            .apply(&mut ops)
+            .into_iter()
+            .map(|r| r.map(Pending::ready))
+            .collect(),
+    };
     for (reply, answer) in replies.into_iter().zip(answers) {
         // The caller may be gone (client left); the op has run regardless.
         let _ = reply.send(answer);

@@ -17,6 +17,7 @@ pub mod logging;
 pub mod metrics;
 pub mod metrics_http;
 pub mod ops;
+mod ops_pg;
 pub mod pg;
 pub mod router;
 pub mod service;

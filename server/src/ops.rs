@@ -15,6 +15,7 @@ use crate::ledger::{
     Account, Attempt, BatchOp, CallContext, Deposit, InjectedBug, Ledger, LedgerConfig, LedgerError,
     LedgerResult, OpResult, Pending, Snapshot, Transfer, Withdrawal,
 };
+use crate::pg::PgLedger;
 use crate::zoo::Answers;
 
 /// The state every handler shares.
@@ -24,6 +25,9 @@ pub struct Ops {
     gates: Gates,
     drain: Drain,
     answers: Answers,
+    /// The shared ledger in PostgreSQL (`--database-url`): every call goes
+    /// there (see [`crate::ops_pg`]) and `ledger` stays empty.
+    db: Option<Arc<PgLedger>>,
 }
 
 impl Ops {
@@ -39,7 +43,14 @@ impl Ops {
             gates,
             drain: Drain::default(),
             answers,
+            db: None,
         }
+    }
+
+    /// The same ops over the PostgreSQL ledger `db`.
+    pub fn with_database(mut self, db: Arc<PgLedger>) -> Self {
+        self.db = Some(db);
+        self
     }
 
     /// The ledger behind the service.
@@ -77,6 +88,9 @@ impl Ops {
         owner: Option<String>,
     ) -> LedgerResult<Snapshot> {
         let _entered = self.enter()?;
+        if let Some(db) = &self.db {
+            return crate::ops_pg::open(db, account_id, balance, owner).await;
+        }
         if !self.ledger.config().storage.is_durable() {
             return self.ledger.open_owned(&account_id, balance, owner.as_deref());
         }
@@ -87,6 +101,9 @@ impl Ops {
     /// A withdrawal, end to end.
     pub async fn withdraw(&self, w: Withdrawal, call: &Call) -> LedgerResult<OpResult> {
         let _entered = self.enter()?;
+        if let Some(db) = &self.db {
+            return crate::ops_pg::withdraw(self, db, w, call).await;
+        }
         w.validate()?;
         let account = self.ledger.account(&w.account_id)?;
         let gate = self.gates.of(account.id());
@@ -106,6 +123,9 @@ impl Ops {
     /// A deposit, end to end.
     pub async fn deposit(&self, d: Deposit, call: &Call) -> LedgerResult<OpResult> {
         let _entered = self.enter()?;
+        if let Some(db) = &self.db {
+            return crate::ops_pg::deposit(self, db, d, call).await;
+        }
         d.validate()?;
         let account = self.ledger.account(&d.account_id)?;
         let gate = self.gates.of(account.id());
@@ -122,6 +142,9 @@ impl Ops {
     /// A transfer, end to end: both gates are passed in id order, like the locks.
     pub async fn transfer(&self, t: Transfer, call: &Call) -> LedgerResult<OpResult> {
         let _entered = self.enter()?;
+        if let Some(db) = &self.db {
+            return crate::ops_pg::transfer(self, db, t, call).await;
+        }
         t.validate()?;
         let from = self.ledger.account(&t.from_account_id)?;
         let to = self.ledger.account(&t.to_account_id)?;
@@ -145,6 +168,9 @@ impl Ops {
     /// the account's gate, like every op (no unbounded queue before the pool).
     pub async fn balance(&self, account_id: &str) -> LedgerResult<Snapshot> {
         let _entered = self.enter()?;
+        if let Some(db) = &self.db {
+            return crate::ops_pg::balance(self, db, account_id).await;
+        }
         let account = self.ledger.account(account_id)?;
         if let Some(snapshot) = self.ledger.try_balance(&account) {
             return Ok(snapshot);
@@ -162,6 +188,9 @@ impl Ops {
     /// the account's gate before it takes a blocking-pool thread.
     pub async fn operation(&self, account_id: String, request_id: String) -> LedgerResult<OpResult> {
         let _entered = self.enter()?;
+        if let Some(db) = &self.db {
+            return crate::ops_pg::operation(self, db, account_id, request_id).await;
+        }
         let account = self.ledger.account(&account_id)?;
         let admission = self.gates.of(account.id()).admit().await?;
         let ledger = Arc::clone(&self.ledger);

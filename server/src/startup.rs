@@ -16,10 +16,11 @@ use tracing::{info, warn};
 use crate::auth::Auth;
 use crate::config::ServerConfig;
 use crate::conn;
-use crate::ledger::{InjectedBug, LedgerObserver, Observer};
+use crate::ledger::{InjectedBug, Ledger, LedgerObserver, Observer};
 use crate::metrics::{Metrics, StateSample};
 use crate::metrics_http;
 use crate::ops::Ops;
+use crate::pg::PgLedger;
 use crate::router::{router, set_health};
 use crate::telemetry::Telemetry;
 
@@ -65,8 +66,8 @@ pub async fn serve(
         config.ledger.observer = Observer::new(Arc::clone(m) as Arc<dyn LedgerObserver>);
     }
     let auth = load_auth(&config)?;
-    let durable = crate::durable::open(&config.ledger, config.data_dir.as_deref())?;
-    let ops = Arc::new(Ops::new(Arc::clone(&durable.ledger)));
+    let (ops, durable) = open_ledger(&config).await?;
+    let ops = Arc::new(ops);
     let telemetry = metrics
         .as_ref()
         .map(|(_, m)| Telemetry::with_metrics(Arc::clone(m)));
@@ -74,7 +75,7 @@ pub async fn serve(
         AbortOnDrop(tokio::spawn(metrics_http::serve(
             l,
             m,
-            sampler(&ops, durable.journal_stats()),
+            sampler(&ops, durable.as_ref().and_then(|d| d.journal_stats())),
         )))
     });
     let _reload_task = auth.clone().and_then(reload_on_sighup);
@@ -93,6 +94,33 @@ pub async fn serve(
     ops.drain().begin();
     set_health(&health, ServingStatus::NotServing).await;
     drain(server, stop_tx, &ops, config.shutdown_grace).await
+}
+
+/// The ops over the ledger the configuration names: in PostgreSQL
+/// (`--database-url`, connected and migrated here), or in this process
+/// (memory, or the journal of `--data-dir`, which is kept for the closing report).
+async fn open_ledger(config: &ServerConfig) -> Result<(Ops, Option<crate::durable::Durable>), BoxError> {
+    let Some(settings) = config.database.clone() else {
+        let durable = crate::durable::open(&config.ledger, config.data_dir.as_deref())?;
+        return Ok((Ops::new(Arc::clone(&durable.ledger)), Some(durable)));
+    };
+    let ledger_config = config.ledger.clone();
+    let opened = tokio::task::spawn_blocking(move || PgLedger::open(&settings, &ledger_config)).await?;
+    let (db, found) = opened?;
+    let settings = config
+        .database
+        .as_ref()
+        .map(|s| (s.pool_size, s.isolation.name()));
+    let (pool, isolation) = settings.unwrap_or_default();
+    info!(
+        schema_found = found,
+        schema = crate::pg::SCHEMA_VERSION,
+        pool,
+        isolation,
+        "ledger in PostgreSQL: every op is one transaction, committed before it is answered; other servers on the same database serve the same accounts"
+    );
+    let ledger = Arc::new(Ledger::new(config.ledger.clone()));
+    Ok((Ops::new(ledger).with_database(Arc::new(db)), None))
 }
 
 /// The token file, if `--auth-tokens` is set.

@@ -20,7 +20,15 @@ const URL_VAR: &str = "BANK_TEST_DATABASE_URL";
 fn url() -> Option<String> {
     let url = std::env::var(URL_VAR).ok().filter(|u| !u.is_empty());
     if url.is_none() {
-        eprintln!("skipped: set {URL_VAR}=postgres://user@host:port/db to run the PostgreSQL tests (.ci/postgres.sh does)");
+        // Written past the test harness's capture, once, so a plain `cargo test` shows it.
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipped: the PostgreSQL tests need {URL_VAR}=postgres://user@host:port/db (.ci/postgres.sh sets it)"
+            );
+        });
     }
     url
 }

@@ -37,7 +37,9 @@ impl PgLedger {
         let decided = {
             let monitor = self.monitors.of(account);
             let _held = monitor.lock();
-            txn::run(&self.pool, self.isolation, |tx| self.try_batch(tx, account, ops))
+            txn::run(self.pool.get(), self.isolation, |tx| {
+                self.try_batch(tx, account, ops)
+            })
         };
         let decided = match decided {
             Ok(decided) => decided,

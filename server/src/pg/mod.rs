@@ -26,7 +26,7 @@ use postgres::types::Type;
 
 use crate::ledger::{validate_account_id, InjectedBug, LedgerConfig, LedgerError, LedgerResult, Snapshot};
 use monitor::Monitors;
-use pool::DbPool;
+use pool::ClosingPool;
 pub use pool::{CONNECT_TIMEOUT, POOL_CHECKOUT_TIMEOUT, STATEMENT_TIMEOUT};
 pub use schema::SCHEMA_VERSION;
 pub use txn::{Isolation, SERIALIZATION_RETRIES_MAX};
@@ -53,7 +53,7 @@ pub struct DbSettings {
 /// The ledger in PostgreSQL, shared by every server on the same database.
 #[derive(Debug)]
 pub struct PgLedger {
-    pool: DbPool,
+    pool: ClosingPool,
     isolation: Isolation,
     config: LedgerConfig,
     monitors: Monitors,
@@ -74,7 +74,7 @@ impl PgLedger {
         let found = schema::migrate(&mut conn)?;
         drop(conn);
         let ledger = PgLedger {
-            pool,
+            pool: ClosingPool::new(pool),
             isolation: settings.isolation,
             config: config.clone(),
             monitors: Monitors::new(config.max_accounts),
@@ -108,7 +108,7 @@ impl PgLedger {
         if self.monitors.knows(id) {
             return Ok(());
         }
-        let mut conn = pool::checkout(&self.pool)?;
+        let mut conn = pool::checkout(self.pool.get())?;
         let row = conn
             .query_typed_opt("SELECT 1 FROM bank_accounts WHERE id = $1", &[(&id, Type::TEXT)])
             .map_err(|e| pool::unavailable(&e))?;
@@ -122,7 +122,7 @@ impl PgLedger {
     /// Opens `id` with `balance` (on behalf of `owner`); it takes no sequence number.
     pub fn open_account(&self, id: &str, balance: u64, owner: Option<&str>) -> LedgerResult<Snapshot> {
         validate_account_id(id)?;
-        let mut conn = pool::checkout(&self.pool)?;
+        let mut conn = pool::checkout(self.pool.get())?;
         let text = balance.to_string();
         let inserted = conn
             .query_typed(
@@ -147,7 +147,7 @@ impl PgLedger {
     /// answers).
     pub fn balance(&self, id: &str) -> LedgerResult<Snapshot> {
         validate_account_id(id)?;
-        let mut conn = pool::checkout(&self.pool)?;
+        let mut conn = pool::checkout(self.pool.get())?;
         let row = conn
             .query_typed_opt(
                 "SELECT balance::text, sequence FROM bank_accounts WHERE id = $1",

@@ -104,6 +104,38 @@ impl<E: std::fmt::Display> r2d2_postgres::r2d2::HandleError<E> for QuietErrors {
     }
 }
 
+/// The pool, closed off the async workers when dropped: closing a sync
+/// client says goodbye to the server and blocks, which must not happen on a
+/// thread that drives async tasks (the server drops its ops there).
+#[derive(Debug)]
+pub struct ClosingPool(Option<DbPool>);
+
+impl ClosingPool {
+    pub fn new(pool: DbPool) -> Self {
+        ClosingPool(Some(pool))
+    }
+
+    /// The pool (it is only taken out while being dropped).
+    pub fn get(&self) -> &DbPool {
+        self.0
+            .as_ref()
+            .expect("the pool lives until the ledger is dropped")
+    }
+}
+
+impl Drop for ClosingPool {
+    fn drop(&mut self) {
+        let Some(pool) = self.0.take() else { return };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let closer = std::thread::Builder::new().name("pg-close".into());
+            // If no thread can be made, the connections are left to the OS.
+            if let Err(e) = closer.spawn(move || drop(pool)) {
+                tracing::warn!("database connections not closed cleanly: {e}");
+            }
+        }
+    }
+}
+
 /// A connection from `pool`, or UNAVAILABLE when none comes in time.
 pub fn checkout(pool: &DbPool) -> Result<Conn, LedgerError> {
     pool.get().map_err(|e| unavailable(&e))

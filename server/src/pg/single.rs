@@ -41,7 +41,7 @@ impl PgLedger {
         };
         let monitor = self.monitors.of(op.account);
         let _held = monitor.lock();
-        let step = txn::run(&self.pool, self.isolation, |tx| {
+        let step = txn::run(self.pool.get(), self.isolation, |tx| {
             self.try_single(tx, &op, ctx, None)
         });
         done(step)
@@ -59,7 +59,7 @@ impl PgLedger {
         };
         if self.racy() {
             // BUG (zoo): lost-update reads without FOR UPDATE and no monitor.
-            return txn::run(&self.pool, self.isolation, |tx| {
+            return txn::run(self.pool.get(), self.isolation, |tx| {
                 self.racy_withdrawal(tx, &op, ctx)
             });
         }
@@ -70,7 +70,7 @@ impl PgLedger {
             let step = {
                 let monitor = self.monitors.of(op.account);
                 let _held = monitor.lock();
-                txn::run(&self.pool, self.isolation, |tx| {
+                txn::run(self.pool.get(), self.isolation, |tx| {
                     self.try_single(tx, &op, ctx, until)
                 })?
             };
@@ -203,7 +203,7 @@ impl PgLedger {
         }
         let monitor = self.monitors.of(account);
         let _held = monitor.lock();
-        let (result, forgotten) = txn::run(&self.pool, self.isolation, |tx| {
+        let (result, forgotten) = txn::run(self.pool.get(), self.isolation, |tx| {
             let row = rows::lock(tx, account)?;
             let stored = rows::lookup(tx, account, &[request_id.to_owned()])?;
             if let Some(s) = stored.into_iter().next() {

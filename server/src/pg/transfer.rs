@@ -21,7 +21,9 @@ impl PgLedger {
         let (first, second) = if from < to { (from, to) } else { (to, from) };
         let (m1, m2) = (self.monitors.of(first), self.monitors.of(second));
         let _held = (m1.lock(), m2.lock());
-        txn::run(&self.pool, self.isolation, |tx| self.try_transfer(tx, t, ctx))
+        txn::run(self.pool.get(), self.isolation, |tx| {
+            self.try_transfer(tx, t, ctx)
+        })
     }
 
     fn try_transfer(
