@@ -167,8 +167,10 @@ WORKLOAD=(--accounts 16 --transfer-ratio 0.3 --deposit-ratio 0.3 --read-ratio 0.
 # ---------------------------------------------------------------------------
 section_0() {
   step "(0) integration tests with BANK_TEST_DATABASE_URL"
-  BANK_TEST_DATABASE_URL="$DB_URL" cargo test -q -p bank-server --test pg --test pg_grpc 2>&1 | tail -5
-  [ "${PIPESTATUS[0]}" = 0 ] || fail "the PostgreSQL integration tests failed"
+  BANK_TEST_DATABASE_URL="$DB_URL" cargo test -q -p bank-server --test pg --test pg_grpc >"$WORK/tests.out" 2>&1 ||
+    { tail -40 "$WORK/tests.out"; fail "the PostgreSQL integration tests failed"; }
+  grep "test result" "$WORK/tests.out"
+  ! grep -q "skipped" "$WORK/tests.out" || fail "the PostgreSQL tests were skipped with the URL set"
 }
 
 section_1() {
