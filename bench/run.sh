@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# bench/run.sh — the performance cases P1..P9 of bank, measured in one run.
+# bench/run.sh — the performance cases P1..P12 of bank, measured in one run
+# (P10-P12 need PostgreSQL: bench/pg.sh).
 #
 # Builds the release binaries, installs h2load (and jq) if missing, starts a
 # fresh server on loopback for every case (killed on exit), runs the load,
@@ -32,7 +33,10 @@ cd "$(dirname "$0")/.."
 
 DURATION="${BENCH_DURATION:-5}"
 WARMUP="${BENCH_WARMUP:-1}"
-CASES="${BENCH_CASES:-P1 P2 P3 P4 P5 P6 P7 P8 P9}"
+# The PostgreSQL cases (P10-P12, bench/pg.sh) join the default list only
+# where PostgreSQL is installed.
+source bench/pg.sh
+CASES="${BENCH_CASES:-P1 P2 P3 P4 P5 P6 P7 P8 P9$(pg_available && echo " $PG_CASES")}"
 OUT="${BENCH_OUT:-bench/results/latest.json}"
 PORT="${BENCH_PORT:-50700}"
 SMOKE="${BENCH_SMOKE:-0}"
@@ -490,7 +494,7 @@ case_P9() {
 install_tools
 build
 for case in $CASES; do
-  declare -F "case_$case" >/dev/null || die "unknown case $case (P1..P9, P3T)"
+  declare -F "case_$case" >/dev/null || die "unknown case $case (P1..P12, P3T)"
   "case_$case"
 done
 
