@@ -8,11 +8,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use postgres::Transaction;
-
 use super::pool::DbFailure;
 use super::rows::{self, AccountRow, Kind, NewRecord, Stored};
 use super::single::{check, decide};
+use super::statements::Tx;
 use super::{txn, PgLedger};
 use crate::ledger::{BatchOp, CallContext, LedgerResult, OpResult};
 
@@ -61,7 +60,7 @@ impl PgLedger {
 
     fn try_batch(
         &self,
-        tx: &mut Transaction<'_>,
+        tx: &mut Tx<'_>,
         account: &str,
         ops: &[(BatchOp, CallContext)],
     ) -> Result<Vec<Decided>, DbFailure> {
@@ -102,7 +101,7 @@ impl PgLedger {
 }
 
 fn write(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     account: &str,
     row: &AccountRow,
     scratch: (u64, u64),

@@ -17,18 +17,18 @@ mod pool;
 mod rows;
 mod schema;
 mod single;
+mod statements;
 mod transfer;
 mod txn;
 
 use std::time::Duration;
-
-use postgres::types::Type;
 
 use crate::ledger::{validate_account_id, InjectedBug, LedgerConfig, LedgerError, LedgerResult, Snapshot};
 use monitor::Monitors;
 use pool::ClosingPool;
 pub use pool::{CONNECT_TIMEOUT, POOL_CHECKOUT_TIMEOUT, STATEMENT_TIMEOUT};
 pub use schema::SCHEMA_VERSION;
+use statements::Stmt;
 pub use txn::{Isolation, SERIALIZATION_RETRIES_MAX};
 
 /// Connections per server unless `--database-pool` says otherwise.
@@ -67,12 +67,13 @@ impl PgLedger {
         if settings.pool_size == 0 || settings.pool_size > POOL_SIZE_MAX {
             return Err(format!("--database-pool must be 1..={POOL_SIZE_MAX}"));
         }
-        let pool = pool::connect(&settings.url, settings.pool_size)?;
-        let mut conn = pool
-            .get()
+        let config_db = pool::settings(&settings.url)?;
+        let mut client = config_db
+            .connect(postgres::NoTls)
             .map_err(|e| format!("cannot connect to the ledger database: {e}"))?;
-        let found = schema::migrate(&mut conn)?;
-        drop(conn);
+        let found = schema::migrate(&mut client)?;
+        drop(client);
+        let pool = pool::connect(config_db, settings.pool_size);
         let ledger = PgLedger {
             pool: ClosingPool::new(pool),
             isolation: settings.isolation,
@@ -110,9 +111,9 @@ impl PgLedger {
         }
         let mut conn = pool::checkout(self.pool.get())?;
         let row = conn
-            .query_typed_opt("SELECT 1 FROM bank_accounts WHERE id = $1", &[(&id, Type::TEXT)])
+            .query(Stmt::Exists, &[&id])
             .map_err(|e| pool::unavailable(&e))?;
-        if row.is_none() {
+        if row.is_empty() {
             return Err(LedgerError::AccountNotFound(id.to_owned()));
         }
         self.monitors.add(id);
@@ -125,11 +126,7 @@ impl PgLedger {
         let mut conn = pool::checkout(self.pool.get())?;
         let text = balance.to_string();
         let inserted = conn
-            .query_typed(
-                "INSERT INTO bank_accounts (id, balance, owner) VALUES ($1, $2::numeric, $3)
-                 ON CONFLICT (id) DO NOTHING RETURNING 1",
-                &[(&id, Type::TEXT), (&text, Type::TEXT), (&owner, Type::TEXT)],
-            )
+            .query(Stmt::Open, &[&id, &text, &owner])
             .map_err(|e| pool::unavailable(&e))?;
         if inserted.is_empty() {
             return Err(LedgerError::AccountExists(id.to_owned()));
@@ -149,11 +146,10 @@ impl PgLedger {
         validate_account_id(id)?;
         let mut conn = pool::checkout(self.pool.get())?;
         let row = conn
-            .query_typed_opt(
-                "SELECT balance::text, sequence FROM bank_accounts WHERE id = $1",
-                &[(&id, Type::TEXT)],
-            )
+            .query(Stmt::Balance, &[&id])
             .map_err(|e| pool::unavailable(&e))?
+            .into_iter()
+            .next()
             .ok_or_else(|| LedgerError::AccountNotFound(id.to_owned()))?;
         let balance: &str = row.get(0);
         let sequence: i64 = row.get(1);

@@ -9,16 +9,41 @@ use std::time::Duration;
 
 use postgres::error::SqlState;
 use postgres::NoTls;
-use r2d2_postgres::r2d2::{Pool, PooledConnection};
+use r2d2_postgres::r2d2::{ManageConnection, Pool, PooledConnection};
 use r2d2_postgres::PostgresConnectionManager;
 
+use super::statements::{PgConn, Statements};
 use crate::ledger::LedgerError;
 
 /// The pool.
-pub type DbPool = Pool<PostgresConnectionManager<NoTls>>;
+pub type DbPool = Pool<Manager>;
 
 /// One pooled connection.
-pub type Conn = PooledConnection<PostgresConnectionManager<NoTls>>;
+pub type Conn = PooledConnection<Manager>;
+
+/// r2d2_postgres's manager, with the ledger's statements prepared on every
+/// new connection.
+#[derive(Debug)]
+pub struct Manager(PostgresConnectionManager<NoTls>);
+
+impl ManageConnection for Manager {
+    type Connection = PgConn;
+    type Error = postgres::Error;
+
+    fn connect(&self) -> Result<PgConn, postgres::Error> {
+        let mut client = self.0.connect()?;
+        let statements = Statements::prepare(&mut client)?;
+        Ok(PgConn { client, statements })
+    }
+
+    fn is_valid(&self, conn: &mut PgConn) -> Result<(), postgres::Error> {
+        self.0.is_valid(&mut conn.client)
+    }
+
+    fn has_broken(&self, conn: &mut PgConn) -> bool {
+        self.0.has_broken(&mut conn.client)
+    }
+}
 
 /// The longest a new connection may take to establish.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -68,8 +93,8 @@ pub fn unavailable(e: &dyn std::fmt::Display) -> LedgerError {
     ))
 }
 
-/// A pool of at most `size` connections to `url`.
-pub fn connect(url: &str, size: u32) -> Result<DbPool, String> {
+/// The connection settings of `url`: statement timeouts, connect timeout.
+pub fn settings(url: &str) -> Result<postgres::Config, String> {
     let mut config = postgres::Config::from_str(url).map_err(|e| format!("--database-url: {e}"))?;
     let options = format!(
         "-c statement_timeout={} -c idle_in_transaction_session_timeout={}",
@@ -80,8 +105,14 @@ pub fn connect(url: &str, size: u32) -> Result<DbPool, String> {
         .options(&options)
         .connect_timeout(CONNECT_TIMEOUT)
         .application_name("bank-server");
-    let manager = PostgresConnectionManager::new(config, NoTls);
-    let pool = Pool::builder()
+    Ok(config)
+}
+
+/// A pool of at most `size` connections with `config` (the schema must
+/// exist: every connection prepares the ledger's statements).
+pub fn connect(config: postgres::Config, size: u32) -> DbPool {
+    let manager = Manager(PostgresConnectionManager::new(config, NoTls));
+    Pool::builder()
         .max_size(size)
         .min_idle(Some(0))
         .connection_timeout(POOL_CHECKOUT_TIMEOUT)
@@ -89,8 +120,7 @@ pub fn connect(url: &str, size: u32) -> Result<DbPool, String> {
         // checking each one out with a query would cost a round trip per op.
         .test_on_check_out(false)
         .error_handler(Box::new(QuietErrors))
-        .build_unchecked(manager);
-    Ok(pool)
+        .build_unchecked(manager)
 }
 
 /// r2d2 logs every failed background connect; one line at debug is enough

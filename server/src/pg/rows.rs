@@ -4,10 +4,11 @@
 //! the oldest past the retention, in one statement. Every write of an op
 //! touches its account row, so the row lock orders every change.
 
-use postgres::types::{ToSql, Type};
-use postgres::{Row, Transaction};
+use postgres::types::ToSql;
+use postgres::Row;
 
 use super::pool::DbFailure;
+use super::statements::{Stmt, Tx};
 use crate::ledger::{LedgerError, OpResult, Outcome};
 
 /// An account's row as the transaction locked it.
@@ -46,49 +47,27 @@ pub struct Stored {
     pub result: OpResult,
 }
 
-const LOCK: &str =
-    "SELECT balance::text, sequence, remembered, forgotten FROM bank_accounts WHERE id = $1 FOR UPDATE";
-const READ: &str = "SELECT balance::text, sequence, remembered, forgotten FROM bank_accounts WHERE id = $1";
-const LOCK_TWO: &str = "SELECT id, balance::text, sequence, remembered, forgotten FROM bank_accounts
-    WHERE id = ANY($1) ORDER BY id COLLATE \"C\" FOR UPDATE";
-const LOOKUP: &str = "SELECT request_id, kind, to_account, amount::text, outcome, balance::text, sequence,
-    to_balance::text, to_sequence FROM bank_operations WHERE account_id = $1 AND request_id = ANY($2)";
-/// $1 account, $2 balance, $3 sequence, $4 records added, $5 oldest to forget, $6.. the records.
-const WRITE: &str = "WITH acct AS (
-    UPDATE bank_accounts SET balance = $2::numeric, sequence = $3,
-        remembered = remembered + $4 - $5, forgotten = forgotten + $5 WHERE id = $1
-), old AS (
-    DELETE FROM bank_operations WHERE account_id = $1 AND position IN (
-        SELECT position FROM bank_operations WHERE account_id = $1 ORDER BY position LIMIT $5)
-)
-INSERT INTO bank_operations (account_id, request_id, kind, to_account, amount, outcome,
-    balance, sequence, to_balance, to_sequence)
-SELECT $1, r, k, t, a::numeric, o, b::numeric, s, tb::numeric, ts FROM unnest($6::text[], $7::int2[],
-    $8::text[], $9::text[], $10::int2[], $11::text[], $12::int8[], $13::text[], $14::int8[])
-    AS x(r, k, t, a, o, b, s, tb, ts)";
-const SET_ONLY: &str = "UPDATE bank_accounts SET balance = $2::numeric, sequence = $3 WHERE id = $1";
-
 /// Locks `id`'s row (`FOR UPDATE`); `AccountNotFound` without one.
-pub fn lock(tx: &mut Transaction<'_>, id: &str) -> Result<AccountRow, DbFailure> {
-    one_row(tx, LOCK, id)
+pub fn lock(tx: &mut Tx<'_>, id: &str) -> Result<AccountRow, DbFailure> {
+    one_row(tx, Stmt::Lock, id)
 }
 
 /// Reads `id`'s row WITHOUT a lock: only the zoo's `lost-update` does this.
-pub fn read_unlocked(tx: &mut Transaction<'_>, id: &str) -> Result<AccountRow, DbFailure> {
-    one_row(tx, READ, id)
+pub fn read_unlocked(tx: &mut Tx<'_>, id: &str) -> Result<AccountRow, DbFailure> {
+    one_row(tx, Stmt::Read, id)
 }
 
-fn one_row(tx: &mut Transaction<'_>, sql: &str, id: &str) -> Result<AccountRow, DbFailure> {
-    let row = tx.query_typed_opt(sql, &[(&id, Type::TEXT)])?;
+fn one_row(tx: &mut Tx<'_>, s: Stmt, id: &str) -> Result<AccountRow, DbFailure> {
+    let row = tx.query_opt(s, &[&id])?;
     let row = row.ok_or_else(|| LedgerError::AccountNotFound(id.to_owned()))?;
     account_row(&row, 0)
 }
 
 /// Locks two accounts' rows in id (byte) order, as every server does: two
 /// opposite transfers can never deadlock. Returns them as (`a`, `b`).
-pub fn lock_two(tx: &mut Transaction<'_>, a: &str, b: &str) -> Result<(AccountRow, AccountRow), DbFailure> {
+pub fn lock_two(tx: &mut Tx<'_>, a: &str, b: &str) -> Result<(AccountRow, AccountRow), DbFailure> {
     let ids = vec![a.to_owned(), b.to_owned()];
-    let rows = tx.query_typed(LOCK_TWO, &[(&ids, Type::TEXT_ARRAY)])?;
+    let rows = tx.query(Stmt::LockTwo, &[&ids])?;
     let find = |id: &str| -> Result<AccountRow, DbFailure> {
         let row = rows.iter().find(|r| r.get::<_, &str>(0) == id);
         let row = row.ok_or_else(|| LedgerError::AccountNotFound(id.to_owned()))?;
@@ -107,11 +86,7 @@ fn account_row(row: &Row, at: usize) -> Result<AccountRow, DbFailure> {
 }
 
 /// The stored records of `request_ids` on `account` (empty ids are never stored).
-pub fn lookup(
-    tx: &mut Transaction<'_>,
-    account: &str,
-    request_ids: &[String],
-) -> Result<Vec<Stored>, DbFailure> {
+pub fn lookup(tx: &mut Tx<'_>, account: &str, request_ids: &[String]) -> Result<Vec<Stored>, DbFailure> {
     let ids: Vec<&str> = request_ids
         .iter()
         .map(String::as_str)
@@ -120,7 +95,7 @@ pub fn lookup(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = tx.query_typed(LOOKUP, &[(&account, Type::TEXT), (&ids, Type::TEXT_ARRAY)])?;
+    let rows = tx.query(Stmt::Lookup, &[&account, &ids])?;
     rows.iter().map(stored).collect()
 }
 
@@ -151,7 +126,7 @@ fn stored(row: &Row) -> Result<Stored, DbFailure> {
 /// Writes `id`'s new `balance` and `sequence` and `records` (keeping at most
 /// `retention` request ids: the oldest go).
 pub fn write(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     id: &str,
     row: &AccountRow,
     (balance, sequence): (u64, u64),
@@ -166,34 +141,31 @@ pub fn write(
         .saturating_sub(i64::try_from(retention).unwrap_or(i64::MAX));
     let forget = over.clamp(0, row.remembered.max(0));
     let (balance, sequence) = (balance.to_string(), db_count(sequence)?);
-    let params: [(&(dyn ToSql + Sync), Type); 14] = [
-        (&id, Type::TEXT),
-        (&balance, Type::TEXT),
-        (&sequence, Type::INT8),
-        (&added, Type::INT8),
-        (&forget, Type::INT8),
-        (&cols.request_id, Type::TEXT_ARRAY),
-        (&cols.kind, Type::INT2_ARRAY),
-        (&cols.to_account, Type::TEXT_ARRAY),
-        (&cols.amount, Type::TEXT_ARRAY),
-        (&cols.outcome, Type::INT2_ARRAY),
-        (&cols.balance, Type::TEXT_ARRAY),
-        (&cols.sequence, Type::INT8_ARRAY),
-        (&cols.to_balance, Type::TEXT_ARRAY),
-        (&cols.to_sequence, Type::INT8_ARRAY),
+    let params: [&(dyn ToSql + Sync); 14] = [
+        &id,
+        &balance,
+        &sequence,
+        &added,
+        &forget,
+        &cols.request_id,
+        &cols.kind,
+        &cols.to_account,
+        &cols.amount,
+        &cols.outcome,
+        &cols.balance,
+        &cols.sequence,
+        &cols.to_balance,
+        &cols.to_sequence,
     ];
-    tx.query_typed(WRITE, &params)?;
+    tx.query(Stmt::Write, &params)?;
     Ok(())
 }
 
 /// Sets `id`'s balance and sequence only (a transfer's target: its record
 /// lives with the source).
-pub fn set(tx: &mut Transaction<'_>, id: &str, (balance, sequence): (u64, u64)) -> Result<(), DbFailure> {
+pub fn set(tx: &mut Tx<'_>, id: &str, (balance, sequence): (u64, u64)) -> Result<(), DbFailure> {
     let (balance, sequence) = (balance.to_string(), db_count(sequence)?);
-    tx.query_typed(
-        SET_ONLY,
-        &[(&id, Type::TEXT), (&balance, Type::TEXT), (&sequence, Type::INT8)],
-    )?;
+    tx.query(Stmt::Set, &[&id, &balance, &sequence])?;
     Ok(())
 }
 

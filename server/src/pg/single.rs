@@ -5,10 +5,9 @@
 
 use std::time::Instant;
 
-use postgres::Transaction;
-
 use super::pool::DbFailure;
 use super::rows::{self, AccountRow, Kind, NewRecord, Stored};
+use super::statements::Tx;
 use super::{txn, PgLedger, WAIT_FOR_FUNDS_POLL};
 use crate::ledger::{
     validate_request_id, CallContext, Deposit, LedgerError, LedgerResult, OpResult, Outcome, Withdrawal,
@@ -89,7 +88,7 @@ impl PgLedger {
     /// `wait_until`) or decide, hold the delay, and write.
     fn try_single(
         &self,
-        tx: &mut Transaction<'_>,
+        tx: &mut Tx<'_>,
         op: &Single<'_>,
         ctx: &CallContext,
         wait_until: Option<Instant>,
@@ -115,7 +114,7 @@ impl PgLedger {
     /// the delay, write back `read - amount` and `read sequence + 1`.
     fn racy_withdrawal(
         &self,
-        tx: &mut Transaction<'_>,
+        tx: &mut Tx<'_>,
         op: &Single<'_>,
         ctx: &CallContext,
     ) -> Result<OpResult, DbFailure> {
@@ -134,7 +133,7 @@ impl PgLedger {
     /// Takes the next sequence number for `op` ending in `outcome` with `balance`.
     fn commit_single(
         &self,
-        tx: &mut Transaction<'_>,
+        tx: &mut Tx<'_>,
         op: &Single<'_>,
         row: &AccountRow,
         (outcome, balance): (Outcome, u64),
@@ -166,12 +165,7 @@ impl PgLedger {
     }
 
     /// Records an abandoned op as not applied (no sequence number).
-    fn not_applied(
-        &self,
-        tx: &mut Transaction<'_>,
-        op: &Single<'_>,
-        row: &AccountRow,
-    ) -> Result<OpResult, DbFailure> {
+    fn not_applied(&self, tx: &mut Tx<'_>, op: &Single<'_>, row: &AccountRow) -> Result<OpResult, DbFailure> {
         let result = OpResult::not_applied(op.request_id);
         let record = NewRecord {
             kind: op.kind.clone(),
@@ -246,7 +240,7 @@ fn done(step: LedgerResult<Step>) -> LedgerResult<OpResult> {
 /// The stored answer for `request_id` if it was seen: a replay, a conflict
 /// (same id, other parameters), or NOT_APPLIED for a fenced id.
 pub(super) fn replay(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     account: &str,
     request_id: &str,
     kind: &Kind,

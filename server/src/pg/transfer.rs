@@ -5,11 +5,10 @@
 //! ledger does (both accounts take a sequence number; money moves only when
 //! approved), writes both rows and the source's request-id record, commits.
 
-use postgres::Transaction;
-
 use super::pool::DbFailure;
 use super::rows::{self, Kind, NewRecord};
 use super::single::replay;
+use super::statements::Tx;
 use super::{txn, PgLedger};
 use crate::ledger::{CallContext, LedgerError, LedgerResult, OpResult, Outcome, Transfer};
 
@@ -26,12 +25,7 @@ impl PgLedger {
         })
     }
 
-    fn try_transfer(
-        &self,
-        tx: &mut Transaction<'_>,
-        t: &Transfer,
-        ctx: &CallContext,
-    ) -> Result<OpResult, DbFailure> {
+    fn try_transfer(&self, tx: &mut Tx<'_>, t: &Transfer, ctx: &CallContext) -> Result<OpResult, DbFailure> {
         let (from, to) = (t.from_account_id.as_str(), t.to_account_id.as_str());
         let (src, dst) = rows::lock_two(tx, from, to)?;
         let kind = Kind::Transfer(to.to_owned());

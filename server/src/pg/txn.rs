@@ -7,9 +7,10 @@
 
 use std::time::Duration;
 
-use postgres::{IsolationLevel, Transaction};
+use postgres::IsolationLevel;
 
 use super::pool::{checkout, classify, DbFailure, DbPool};
+use super::statements::{PgConn, Tx};
 use crate::ledger::{LedgerError, LedgerResult};
 
 /// How often a transaction that hit a serialization failure or deadlock is
@@ -58,7 +59,7 @@ impl Isolation {
 pub fn run<T>(
     pool: &DbPool,
     isolation: Isolation,
-    mut body: impl FnMut(&mut Transaction<'_>) -> Result<T, DbFailure>,
+    mut body: impl FnMut(&mut Tx<'_>) -> Result<T, DbFailure>,
 ) -> LedgerResult<T> {
     let mut conn = checkout(pool)?;
     let mut pause = RETRY_PAUSE_MIN;
@@ -81,16 +82,17 @@ pub fn run<T>(
 
 /// One try: begin, run, commit. Dropping an uncommitted transaction rolls it back.
 fn once<T>(
-    conn: &mut postgres::Client,
+    conn: &mut PgConn,
     isolation: Isolation,
-    body: &mut impl FnMut(&mut Transaction<'_>) -> Result<T, DbFailure>,
+    body: &mut impl FnMut(&mut Tx<'_>) -> Result<T, DbFailure>,
 ) -> Result<T, DbFailure> {
-    let mut tx = conn
-        .build_transaction()
-        .isolation_level(isolation.level())
-        .start()
-        .map_err(|e| classify(&e))?;
+    let begin = conn.client.build_transaction().isolation_level(isolation.level());
+    let tx = begin.start().map_err(|e| classify(&e))?;
+    let mut tx = Tx {
+        tx,
+        statements: &conn.statements,
+    };
     let value = body(&mut tx)?;
-    tx.commit().map_err(|e| classify(&e))?;
+    tx.tx.commit().map_err(|e| classify(&e))?;
     Ok(value)
 }

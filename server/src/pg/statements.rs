@@ -1,0 +1,129 @@
+//! The ledger's SQL, prepared once on every pooled connection (parsed and
+//! planned once, not per op: at zero delay planning the write was most of
+//! PostgreSQL's CPU per op), and the two handles that run it: a pooled
+//! connection ([`PgConn`], autocommit) and a transaction on one ([`Tx`]).
+
+use postgres::types::{ToSql, Type};
+use postgres::{Client, Row, Statement, Transaction};
+
+/// One statement of the ledger.
+#[derive(Debug, Clone, Copy)]
+pub enum Stmt {
+    Lock,
+    Read,
+    LockTwo,
+    Lookup,
+    Write,
+    Set,
+    Balance,
+    Exists,
+    Open,
+}
+
+const LOCK: &str =
+    "SELECT balance::text, sequence, remembered, forgotten FROM bank_accounts WHERE id = $1 FOR UPDATE";
+const READ: &str = "SELECT balance::text, sequence, remembered, forgotten FROM bank_accounts WHERE id = $1";
+const LOCK_TWO: &str = "SELECT id, balance::text, sequence, remembered, forgotten FROM bank_accounts
+    WHERE id = ANY($1) ORDER BY id COLLATE \"C\" FOR UPDATE";
+const LOOKUP: &str = "SELECT request_id, kind, to_account, amount::text, outcome, balance::text, sequence,
+    to_balance::text, to_sequence FROM bank_operations WHERE account_id = $1 AND request_id = ANY($2)";
+/// $1 account, $2 balance, $3 sequence, $4 records added, $5 oldest to forget, $6.. the records.
+const WRITE: &str = "WITH acct AS (
+    UPDATE bank_accounts SET balance = $2::numeric, sequence = $3,
+        remembered = remembered + $4 - $5, forgotten = forgotten + $5 WHERE id = $1
+), old AS (
+    DELETE FROM bank_operations WHERE account_id = $1 AND position IN (
+        SELECT position FROM bank_operations WHERE account_id = $1 ORDER BY position LIMIT $5)
+)
+INSERT INTO bank_operations (account_id, request_id, kind, to_account, amount, outcome,
+    balance, sequence, to_balance, to_sequence)
+SELECT $1, r, k, t, a::numeric, o, b::numeric, s, tb::numeric, ts FROM unnest($6::text[], $7::int2[],
+    $8::text[], $9::text[], $10::int2[], $11::text[], $12::int8[], $13::text[], $14::int8[])
+    AS x(r, k, t, a, o, b, s, tb, ts)";
+const SET: &str = "UPDATE bank_accounts SET balance = $2::numeric, sequence = $3 WHERE id = $1";
+const BALANCE: &str = "SELECT balance::text, sequence FROM bank_accounts WHERE id = $1";
+const EXISTS: &str = "SELECT 1 FROM bank_accounts WHERE id = $1";
+const OPEN: &str = "INSERT INTO bank_accounts (id, balance, owner) VALUES ($1, $2::numeric, $3)
+    ON CONFLICT (id) DO NOTHING RETURNING 1";
+
+/// Each statement's SQL and parameter types, in [`Stmt`] order.
+fn all() -> [(&'static str, Vec<Type>); 9] {
+    use Type as T;
+    let write = [
+        vec![T::TEXT, T::TEXT, T::INT8, T::INT8, T::INT8],
+        vec![
+            T::TEXT_ARRAY,
+            T::INT2_ARRAY,
+            T::TEXT_ARRAY,
+            T::TEXT_ARRAY,
+            T::INT2_ARRAY,
+        ],
+        vec![T::TEXT_ARRAY, T::INT8_ARRAY, T::TEXT_ARRAY, T::INT8_ARRAY],
+    ]
+    .concat();
+    [
+        (LOCK, vec![T::TEXT]),
+        (READ, vec![T::TEXT]),
+        (LOCK_TWO, vec![T::TEXT_ARRAY]),
+        (LOOKUP, vec![T::TEXT, T::TEXT_ARRAY]),
+        (WRITE, write),
+        (SET, vec![T::TEXT, T::TEXT, T::INT8]),
+        (BALANCE, vec![T::TEXT]),
+        (EXISTS, vec![T::TEXT]),
+        (OPEN, vec![T::TEXT, T::TEXT, T::TEXT]),
+    ]
+}
+
+/// The statements prepared on one connection.
+pub struct Statements(Vec<Statement>);
+
+impl Statements {
+    /// Prepares every statement on `client` (the schema must exist).
+    pub fn prepare(client: &mut Client) -> Result<Self, postgres::Error> {
+        let prepared = all()
+            .into_iter()
+            .map(|(sql, types)| client.prepare_typed(sql, &types));
+        Ok(Statements(prepared.collect::<Result<_, _>>()?))
+    }
+
+    fn get(&self, s: Stmt) -> &Statement {
+        // Built from `all()`, one per `Stmt`, in order: the index is always there.
+        &self.0[s as usize]
+    }
+}
+
+/// A pooled connection and its prepared statements.
+pub struct PgConn {
+    pub client: Client,
+    pub statements: Statements,
+}
+
+impl PgConn {
+    /// Runs `s` outside a transaction (autocommit).
+    pub fn query(&mut self, s: Stmt, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, postgres::Error> {
+        let statement = self.statements.get(s).clone();
+        self.client.query(&statement, params)
+    }
+}
+
+/// A ledger transaction: the database's, with the connection's statements.
+pub struct Tx<'a> {
+    pub tx: Transaction<'a>,
+    pub statements: &'a Statements,
+}
+
+impl Tx<'_> {
+    /// Runs `s` in the transaction.
+    pub fn query(&mut self, s: Stmt, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, postgres::Error> {
+        self.tx.query(self.statements.get(s), params)
+    }
+
+    /// Runs `s`, which returns at most one row.
+    pub fn query_opt(
+        &mut self,
+        s: Stmt,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, postgres::Error> {
+        self.tx.query_opt(self.statements.get(s), params)
+    }
+}
