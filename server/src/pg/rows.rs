@@ -158,6 +158,9 @@ pub fn write(
         &cols.to_sequence,
     ];
     tx.query(Stmt::Write, &params)?;
+    if forget > 0 {
+        tx.query(Stmt::Trim, &[&id, &forget])?;
+    }
     Ok(())
 }
 

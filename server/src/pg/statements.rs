@@ -14,6 +14,7 @@ pub enum Stmt {
     LockTwo,
     Lookup,
     Write,
+    Trim,
     Set,
     Balance,
     Exists,
@@ -31,15 +32,16 @@ const LOOKUP: &str = "SELECT request_id, kind, to_account, amount::text, outcome
 const WRITE: &str = "WITH acct AS (
     UPDATE bank_accounts SET balance = $2::numeric, sequence = $3,
         remembered = remembered + $4 - $5, forgotten = forgotten + $5 WHERE id = $1
-), old AS (
-    DELETE FROM bank_operations WHERE account_id = $1 AND position IN (
-        SELECT position FROM bank_operations WHERE account_id = $1 ORDER BY position LIMIT $5)
 )
 INSERT INTO bank_operations (account_id, request_id, kind, to_account, amount, outcome,
     balance, sequence, to_balance, to_sequence)
 SELECT $1, r, k, t, a::numeric, o, b::numeric, s, tb::numeric, ts FROM unnest($6::text[], $7::int2[],
     $8::text[], $9::text[], $10::int2[], $11::text[], $12::int8[], $13::text[], $14::int8[])
     AS x(r, k, t, a, o, b, s, tb, ts)";
+/// Forgets the `$2` oldest request ids of `$1` (only run when there are some to forget:
+/// most writes have none, and this plan is the dearest part of a write).
+const TRIM: &str = "DELETE FROM bank_operations WHERE account_id = $1 AND position IN (
+    SELECT position FROM bank_operations WHERE account_id = $1 ORDER BY position LIMIT $2)";
 const SET: &str = "UPDATE bank_accounts SET balance = $2::numeric, sequence = $3 WHERE id = $1";
 const BALANCE: &str = "SELECT balance::text, sequence FROM bank_accounts WHERE id = $1";
 const EXISTS: &str = "SELECT 1 FROM bank_accounts WHERE id = $1";
@@ -47,7 +49,7 @@ const OPEN: &str = "INSERT INTO bank_accounts (id, balance, owner) VALUES ($1, $
     ON CONFLICT (id) DO NOTHING RETURNING 1";
 
 /// Each statement's SQL and parameter types, in [`Stmt`] order.
-fn all() -> [(&'static str, Vec<Type>); 9] {
+fn all() -> [(&'static str, Vec<Type>); 10] {
     use Type as T;
     let write = [
         vec![T::TEXT, T::TEXT, T::INT8, T::INT8, T::INT8],
@@ -67,6 +69,7 @@ fn all() -> [(&'static str, Vec<Type>); 9] {
         (LOCK_TWO, vec![T::TEXT_ARRAY]),
         (LOOKUP, vec![T::TEXT, T::TEXT_ARRAY]),
         (WRITE, write),
+        (TRIM, vec![T::TEXT, T::INT8]),
         (SET, vec![T::TEXT, T::TEXT, T::INT8]),
         (BALANCE, vec![T::TEXT]),
         (EXISTS, vec![T::TEXT]),
