@@ -176,6 +176,36 @@ fn a_batch_is_one_transaction_with_a_sequence_number_per_op() {
 }
 
 #[test]
+fn a_withdrawal_waits_for_a_deposit_made_through_another_server() {
+    let Some(url) = url() else { return };
+    let (a, b) = (
+        ledger(&url, Isolation::ReadCommitted, config(0)),
+        ledger(&url, Isolation::ReadCommitted, config(0)),
+    );
+    let id = fresh("wait");
+    a.open_account(&id, 10, None).unwrap();
+    let waiter = {
+        let id = id.clone();
+        thread::spawn(move || {
+            let w = Withdrawal {
+                wait_for_funds: true,
+                ..withdrawal(&id, 50, "wait-1")
+            };
+            a.withdraw(&w, &mut CallContext::detached())
+        })
+    };
+    thread::sleep(Duration::from_millis(100));
+    assert!(!waiter.is_finished(), "short of funds, it waits");
+    b.deposit(&deposit(&id, 45, "d-1"), &CallContext::detached())
+        .unwrap();
+    let done = waiter.join().unwrap().unwrap();
+    assert_eq!(
+        (done.outcome, done.balance, done.sequence),
+        (Outcome::Approved, 5, 2)
+    );
+}
+
+#[test]
 fn old_request_ids_are_forgotten_past_the_retention() {
     let Some(url) = url() else { return };
     let mut cfg = config(0);
