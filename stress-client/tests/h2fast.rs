@@ -420,6 +420,27 @@ async fn a_goaway_fails_the_calls_in_flight_and_the_next_call_reconnects() {
     assert_eq!(connections.load(Ordering::SeqCst), 2);
 }
 
+#[tokio::test]
+async fn a_stream_opened_on_a_dead_connection_waits_for_a_new_one_with_its_requests() {
+    let (listener, addr) = listener().await;
+    tokio::spawn(async move {
+        let mut first = true;
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(goaway_or_answer(socket, std::mem::take(&mut first)));
+        }
+    });
+    let conn = conn(addr).await;
+    assert!(call(&conn, withdraw("x", "doomed")).await.is_err());
+    // The connection is dead; the request is queued until a new one is up.
+    let mut stream = Bidi::open(&conn).unwrap();
+    stream.send(withdraw("x", "queued")).unwrap();
+    let answer = tokio::time::timeout(HANG_LIMIT, stream.next())
+        .await
+        .expect("no hang");
+    assert_eq!(answer.unwrap().map(|a| a.request_id), Some("fine".to_owned()));
+    assert_eq!(stream.next().await.unwrap(), None);
+}
+
 /// The first connection takes one call and then goes away (GOAWAY with
 /// INTERNAL_ERROR, closing the connection); later ones answer.
 async fn goaway_or_answer(socket: tokio::net::TcpStream, first: bool) {
