@@ -191,7 +191,7 @@ async fn a_real_bank_answers_unary_calls_and_a_stream_with_their_request_ids() {
     assert_eq!(missing.code(), Code::NotFound, "{missing:?}");
     let mut stream = Bidi::open(&conn).unwrap();
     for i in 0..5 {
-        stream.send(withdraw("b", &format!("s-{i}"))).unwrap();
+        stream.send(withdraw("b", &format!("s-{i}")));
     }
     for i in 0..5 {
         let a = stream.next().await.unwrap().expect("an answer");
@@ -238,7 +238,7 @@ async fn several_answers_in_one_data_frame_on_a_stream_come_out_in_order() {
     let conn = conn(addr).await;
     let mut stream = Bidi::open(&conn).unwrap();
     for i in 0..ANSWERS {
-        stream.send(withdraw("x", &format!("m-{i}"))).unwrap();
+        stream.send(withdraw("x", &format!("m-{i}")));
     }
     for i in 0..ANSWERS {
         assert_eq!(
@@ -315,7 +315,7 @@ async fn every_status_code_comes_back_as_its_code_trailers_only_or_not() {
 async fn a_trailers_only_error_ends_a_stream_with_its_status() {
     let conn = conn(status_server().await).await;
     let mut stream = Bidi::open(&conn).unwrap();
-    stream.send(withdraw("x", "5")).unwrap();
+    stream.send(withdraw("x", "5"));
     let status = stream.next().await.unwrap_err();
     assert_eq!((status.code(), status.message()), (Code::NotFound, "went wrong"));
 }
@@ -433,7 +433,7 @@ async fn a_stream_opened_on_a_dead_connection_waits_for_a_new_one_with_its_reque
     assert!(call(&conn, withdraw("x", "doomed")).await.is_err());
     // The connection is dead; the request is queued until a new one is up.
     let mut stream = Bidi::open(&conn).unwrap();
-    stream.send(withdraw("x", "queued")).unwrap();
+    stream.send(withdraw("x", "queued"));
     let answer = tokio::time::timeout(HANG_LIMIT, stream.next())
         .await
         .expect("no hang");
@@ -528,6 +528,6 @@ async fn garbage_answers_are_internal_errors_not_panics() {
     }
     // The connection still works after all that.
     let mut stream = Bidi::open(&conn).unwrap();
-    stream.send(withdraw("x", "compressed")).unwrap();
+    stream.send(withdraw("x", "compressed"));
     assert_eq!(stream.next().await.unwrap_err().code(), Code::Internal);
 }

@@ -88,7 +88,10 @@ impl OpenStream {
             Side::Tonic { tx, .. } => tx
                 .try_send(request())
                 .map_err(|_| Status::unavailable("the stream's request side is closed")),
-            Side::Fast(bidi) => bidi.send(body()?),
+            Side::Fast(bidi) => {
+                bidi.send(body()?);
+                Ok(())
+            }
         }
     }
 

@@ -69,14 +69,19 @@ impl Bidi {
         })
     }
 
-    /// Sends one framed request (queued while the stream waits for a connection).
-    pub fn send(&mut self, body: Bytes) -> Result<(), Status> {
+    /// Sends one framed request (queued while the stream waits for a
+    /// connection). A request side that is already closed — the server ended
+    /// or reset the stream — takes nothing more, and the answer side tells
+    /// why (its status, or the reset), as on tonic's path: so a failed send
+    /// is not itself the op's failure.
+    pub fn send(&mut self, body: Bytes) {
         match &mut self.requests {
-            Some(requests) => requests.send_data(body, false).map_err(|e| from_h2(&e)),
-            None => {
-                self.queued.push(body);
-                Ok(())
+            Some(requests) => {
+                if let Err(e) = requests.send_data(body, false) {
+                    tracing::debug!("a WithdrawStream took no more requests: {e}");
+                }
             }
+            None => self.queued.push(body),
         }
     }
 
@@ -146,7 +151,10 @@ impl Bidi {
     fn on_connected(&mut self, current: Result<Current, Status>) -> Result<(), Status> {
         let (response, mut requests) = start(&self.conn, current?).map_err(|e| from_h2(&e))?;
         for body in self.queued.drain(..) {
-            requests.send_data(body, false).map_err(|e| from_h2(&e))?;
+            // As in `send`: if it is closed already, the answer side says why.
+            if requests.send_data(body, false).is_err() {
+                break;
+            }
         }
         self.requests = Some(requests);
         self.answers = Answers::Opening(response);
