@@ -7,7 +7,8 @@
 //! Like tonic's channels it reconnects lazily: a call that finds the
 //! connection unusable (closed, reset, after a GOAWAY) waits for one new
 //! connection, shared by every call that found the same one broken, and
-//! fails with UNAVAILABLE only if that cannot be made.
+//! fails with UNAVAILABLE only if that cannot be made. Attempts after a
+//! failure are spaced out (see [`super::backoff`]).
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -19,6 +20,8 @@ use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, TE, USER_AGENT};
 use http::{HeaderMap, Method, Request, Uri, Version};
 use tokio::net::TcpStream;
 use tonic::Status;
+
+use super::backoff::Backoff;
 
 /// Receive window of each stream: answers never wait for a window update.
 pub const STREAM_WINDOW: u32 = 1 << 20;
@@ -72,8 +75,8 @@ struct Shared {
     authority: String,
     /// The live connection and how many times it was made.
     current: Mutex<Current>,
-    /// Held while a new connection is being made.
-    reconnecting: tokio::sync::Mutex<()>,
+    /// Held while a new connection is being made; when the next may be tried.
+    reconnecting: tokio::sync::Mutex<Backoff>,
 }
 
 /// A connection's sender of new streams, and which one it is.
@@ -114,7 +117,7 @@ impl Conn {
     pub fn reconnect(&self, broken: u64) -> impl Future<Output = Result<Current, Status>> + Send + 'static {
         let shared = Arc::clone(&self.shared);
         async move {
-            let _one_at_a_time = shared.reconnecting.lock().await;
+            let mut backoff = shared.reconnecting.lock().await;
             let now = Conn {
                 shared: Arc::clone(&shared),
             }
@@ -122,9 +125,16 @@ impl Conn {
             if now.generation != broken {
                 return Ok(now);
             }
-            let send = handshake(&shared.authority)
-                .await
-                .map_err(|e| Status::unavailable(format!("cannot reconnect to {}: {e}", shared.authority)))?;
+            backoff.wait().await;
+            let send = match handshake(&shared.authority).await {
+                Ok(send) => send,
+                Err(e) => {
+                    backoff.failed(tokio::time::Instant::now());
+                    let why = format!("cannot reconnect to {}: {e}", shared.authority);
+                    return Err(Status::unavailable(why));
+                }
+            };
+            backoff.succeeded();
             let mut current = shared
                 .current
                 .lock()
@@ -167,7 +177,7 @@ pub async fn connect(target: &str, headers: &CallHeaders) -> Result<Conn, String
         heads,
         authority,
         current: Mutex::new(Current { generation: 0, send }),
-        reconnecting: tokio::sync::Mutex::new(()),
+        reconnecting: tokio::sync::Mutex::new(Backoff::default()),
     };
     Ok(Conn {
         shared: Arc::new(shared),

@@ -10,6 +10,7 @@
 //! every failure comes back as the `tonic::Status` tonic's client would
 //! have produced, so ops are recorded and checked exactly as before.
 
+pub mod backoff;
 pub mod conn;
 pub mod framing;
 pub mod status;
