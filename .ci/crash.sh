@@ -42,30 +42,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fail() {
-  echo "CRASH FAILED: $*" >&2
-  local f
-  for f in "$WORK"/*.log; do
-    [ -e "$f" ] || continue
-    echo "--- last lines of $(basename "$f")" >&2
-    tail -8 "$f" >&2 || true
-  done
-  exit 1
-}
-
-for bin in "$SERVER_BIN" "$CLIENT_BIN"; do
-  [ -x "$bin" ] || fail "$bin is missing: run cargo build --release --bins first"
-done
-command -v jq >/dev/null || fail "jq is needed to read the stress-client --json report"
-
-alive() {
-  local state
-  state="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null || true)"
-  [ -n "$state" ] && [ "$state" != Z ]
-}
-
-# A free TCP port on 127.0.0.1 (the kernel's pick, released at once).
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+FAIL_PREFIX=CRASH
+# shellcheck source=.ci/lib.sh
+. .ci/lib.sh
+need_tools "$SERVER_BIN" "$CLIENT_BIN"
 
 # Starts bank-server on $PORT over data dir $1 (log $2); sets SERVER_PID.
 start_server() {

@@ -38,28 +38,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fail() {
-  echo "FAULTS FAILED: $*" >&2
-  local f
-  for f in "$WORK"/*.log; do
-    [ -e "$f" ] || continue
-    echo "--- last lines of $(basename "$f")" >&2
-    grep -v 'could not settle op' "$f" | tail -15 >&2 || true
-  done
-  exit 1
-}
-
-for bin in "$SERVER_BIN" "$CLIENT_BIN"; do
-  [ -x "$bin" ] || fail "$bin is missing: run cargo build --release --bins first"
-done
-command -v jq >/dev/null || fail "jq is needed to read the stress-client --json report"
-
-# True while $1 runs (a zombie has exited).
-alive() {
-  local state
-  state="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null || true)"
-  [ -n "$state" ] && [ "$state" != Z ]
-}
+FAIL_PREFIX=FAULTS
+FAIL_LOG_LINES=15
+FAIL_LOG_SKIP='could not settle op'
+# shellcheck source=.ci/lib.sh
+. .ci/lib.sh
+need_tools "$SERVER_BIN" "$CLIENT_BIN"
 
 # Waits at most $2 seconds for child $1 to exit; sets RC to its exit code, or
 # to "timeout" if it is still running. (Not in a $(...) subshell: only this

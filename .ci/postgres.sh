@@ -45,29 +45,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fail() {
-  echo "POSTGRES FAILED: $*" >&2
-  local f
-  for f in "$WORK"/*.log; do
-    [ -e "$f" ] || continue
-    echo "--- last lines of $(basename "$f")" >&2
-    tail -8 "$f" >&2 || true
-  done
-  exit 1
-}
-
-for bin in "$SERVER_BIN" "$CLIENT_BIN"; do
-  [ -x "$bin" ] || fail "$bin is missing: run cargo build --release --bins first"
-done
-command -v jq >/dev/null || fail "jq is needed to read the stress-client --json report"
-
-alive() {
-  local state
-  state="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null || true)"
-  [ -n "$state" ] && [ "$state" != Z ]
-}
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+FAIL_PREFIX=POSTGRES
+# shellcheck source=.ci/lib.sh
+. .ci/lib.sh
+need_tools "$SERVER_BIN" "$CLIENT_BIN"
 
 # ---------------------------------------------------------------------------
 install_postgres() {

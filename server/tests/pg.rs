@@ -13,25 +13,9 @@ use bank_server::ledger::{
 };
 use bank_server::pg::{DbSettings, Isolation, PgLedger, SCHEMA_VERSION};
 
-/// The variable that points the tests at a database.
-const URL_VAR: &str = "BANK_TEST_DATABASE_URL";
-
-/// The database URL, or `None` (and a message) when the tests are skipped.
-fn url() -> Option<String> {
-    let url = std::env::var(URL_VAR).ok().filter(|u| !u.is_empty());
-    if url.is_none() {
-        // Written past the test harness's capture, once, so a plain `cargo test` shows it.
-        static SAID: std::sync::Once = std::sync::Once::new();
-        SAID.call_once(|| {
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "skipped: the PostgreSQL tests need {URL_VAR}=postgres://user@host:port/db (.ci/postgres.sh sets it)"
-            );
-        });
-    }
-    url
-}
+#[path = "support/pg_url.rs"]
+mod pg_url;
+use pg_url::url;
 
 fn ledger(url: &str, isolation: Isolation, config: LedgerConfig) -> PgLedger {
     let settings = DbSettings {

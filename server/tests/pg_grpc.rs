@@ -11,24 +11,9 @@ mod common;
 use bank_server::pg::{DbSettings, Isolation};
 use common::*;
 
-const URL_VAR: &str = "BANK_TEST_DATABASE_URL";
-
-/// The database URL, or `None` (and a message) when the tests are skipped.
-fn url() -> Option<String> {
-    let url = std::env::var(URL_VAR).ok().filter(|u| !u.is_empty());
-    if url.is_none() {
-        // Written past the test harness's capture, once, so a plain `cargo test` shows it.
-        static SAID: std::sync::Once = std::sync::Once::new();
-        SAID.call_once(|| {
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "skipped: the PostgreSQL tests need {URL_VAR}=postgres://user@host:port/db (.ci/postgres.sh sets it)"
-            );
-        });
-    }
-    url
-}
+#[path = "support/pg_url.rs"]
+mod pg_url;
+use pg_url::url;
 
 async fn server_on(url: &str, batch_max: usize) -> TestServer {
     let url = url.to_owned();

@@ -147,40 +147,32 @@ impl PgLedger {
             to_balance: 0,
             to_sequence: 0,
         };
+        self.write_one(tx, op, row, (balance, result.sequence), &result)?;
+        Ok(result)
+    }
+
+    /// Writes the account's new (balance, sequence) and `op`'s record of `result`.
+    fn write_one(
+        &self,
+        tx: &mut Tx<'_>,
+        op: &Single<'_>,
+        row: &AccountRow,
+        after: (u64, u64),
+        result: &OpResult,
+    ) -> Result<(), DbFailure> {
         let record = NewRecord {
             kind: op.kind.clone(),
             amount: op.amount,
             result: result.clone(),
         };
         let retention = self.config.request_id_retention;
-        rows::write(
-            tx,
-            op.account,
-            row,
-            (balance, result.sequence),
-            &[record],
-            retention,
-        )?;
-        Ok(result)
+        rows::write(tx, op.account, row, after, &[record], retention)
     }
 
     /// Records an abandoned op as not applied (no sequence number).
     fn not_applied(&self, tx: &mut Tx<'_>, op: &Single<'_>, row: &AccountRow) -> Result<OpResult, DbFailure> {
         let result = OpResult::not_applied(op.request_id);
-        let record = NewRecord {
-            kind: op.kind.clone(),
-            amount: op.amount,
-            result: result.clone(),
-        };
-        let retention = self.config.request_id_retention;
-        rows::write(
-            tx,
-            op.account,
-            row,
-            (row.balance, row.sequence),
-            &[record],
-            retention,
-        )?;
+        self.write_one(tx, op, row, (row.balance, row.sequence), &result)?;
         Ok(result)
     }
 

@@ -97,6 +97,12 @@ async fn drive_here(parts: Vec<Parts>) -> Result<Vec<Recorder>, String> {
             tokio::spawn(worker::run(spec, generator, schedule, rec, extras))
         })
         .collect();
+    join_workers(handles).await
+}
+
+/// Waits for every worker task; their recorders, or why one failed (a
+/// panicking worker is a stress-client bug: then there is no verdict).
+async fn join_workers(handles: Vec<tokio::task::JoinHandle<Recorder>>) -> Result<Vec<Recorder>, String> {
     let mut recorders = Vec::with_capacity(handles.len());
     let mut failed = None;
     for handle in handles {
@@ -105,12 +111,12 @@ async fn drive_here(parts: Vec<Parts>) -> Result<Vec<Recorder>, String> {
             Err(e) => failed = failed.or(Some(e.to_string())),
         }
     }
-    match failed {
-        Some(e) => Err(format!(
-            "a load worker failed ({e}); this is a stress-client bug, so there is no verdict"
-        )),
-        None => Ok(recorders),
-    }
+    failed.map_or(Ok(recorders), |e| Err(worker_failed(&e)))
+}
+
+/// The error of a run whose load worker failed with `e`.
+fn worker_failed(e: &str) -> String {
+    format!("a load worker failed ({e}); this is a stress-client bug, so there is no verdict")
 }
 
 /// Worker `index`'s extra calls (reads and duplicate sends).

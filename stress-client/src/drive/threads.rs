@@ -14,7 +14,7 @@ use std::sync::{Arc, Barrier, Mutex};
 use tokio::sync::oneshot;
 
 use super::worker::{self, WorkerSpec};
-use super::Parts;
+use super::{join_workers, worker_failed, Parts};
 use crate::h2fast::{self, CallHeaders, Conn};
 use crate::recorder::Recorder;
 
@@ -76,10 +76,6 @@ pub async fn run(shares: Vec<Share>, headers: CallHeaders) -> Result<Vec<Recorde
     }
 }
 
-fn worker_failed(e: &str) -> String {
-    format!("a load worker failed ({e}); this is a stress-client bug, so there is no verdict")
-}
-
 /// One load thread: connect, wait for all threads, run the workers.
 fn thread_main(share: Share, common: &Common) -> Result<Vec<Recorder>, String> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
@@ -130,15 +126,7 @@ async fn run_workers(workers: Vec<Parts>, conns: &[(usize, Conn)]) -> Result<Vec
             tokio::spawn(worker::run(spec, generator, schedule, rec, extras))
         })
         .collect();
-    let mut recorders = Vec::with_capacity(handles.len());
-    let mut failed = None;
-    for handle in handles {
-        match handle.await {
-            Ok(rec) => recorders.push(rec),
-            Err(e) => failed = failed.or(Some(e.to_string())),
-        }
-    }
-    failed.map_or(Ok(recorders), |e| Err(worker_failed(&e)))
+    join_workers(handles).await
 }
 
 fn conn_of(spec: &WorkerSpec, conns: &[(usize, Conn)]) -> Option<Conn> {
