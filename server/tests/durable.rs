@@ -543,3 +543,116 @@ fn a_failed_sync_rolls_back_every_op_built_on_it_and_frees_their_ids() {
     let (l, _journal) = open(dir.path(), NO_SNAPSHOT).unwrap();
     assert_eq!(state(&l)[..2], [(110, 1), (0, 0)]);
 }
+
+/// Ops each worker thread makes at most in the chaos test.
+const CHAOS_OPS_MAX: usize = 3_000;
+
+/// A deposit, withdrawal or transfer drawn from `seed` (a tiny LCG: the
+/// test needs variety, not quality).
+fn chaos_op(seed: &mut u64) -> Op {
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let r = (*seed >> 33) as usize;
+    let (a, amount) = (r % 3, (r / 3 % 200) as u64 + 1);
+    match r / 600 % 3 {
+        0 => Op::Deposit(a, amount),
+        1 => Op::Withdraw(a, amount),
+        _ => Op::Transfer(a, (a + 1 + r / 1800 % 2) % 3, amount),
+    }
+}
+
+#[test]
+fn under_concurrent_ops_and_failing_syncs_exactly_the_acknowledged_ops_survive() {
+    let dir = tempfile::tempdir().unwrap();
+    let (l, journal) = open(dir.path(), NO_SNAPSHOT).unwrap();
+    for id in ACCOUNTS {
+        l.open(id, 1_000).unwrap();
+    }
+    let chaos_done = std::sync::atomic::AtomicBool::new(false);
+    let answers: Vec<(usize, Op, LedgerResult<OpResult>)> = std::thread::scope(|s| {
+        s.spawn(|| {
+            // Two failed syncs, each while the workers run, each repaired.
+            for _ in 0..2 {
+                std::thread::sleep(Duration::from_millis(20));
+                journal.inject_sync_failures(1);
+                std::thread::sleep(REPAIR_INTERVAL * 2);
+            }
+            chaos_done.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        let workers: Vec<_> = (0..4)
+            .map(|t| {
+                let (l, chaos_done) = (&l, &chaos_done);
+                s.spawn(move || {
+                    let mut seed = t as u64 + 1;
+                    let mut out = Vec::new();
+                    for k in 0..CHAOS_OPS_MAX {
+                        if chaos_done.load(std::sync::atomic::Ordering::SeqCst) {
+                            break;
+                        }
+                        let (i, op) = (t * CHAOS_OPS_MAX + k, chaos_op(&mut seed));
+                        let answer = run(l, i, op);
+                        if answer.is_err() {
+                            // Refused while broken: let the repair come.
+                            std::thread::sleep(Duration::from_millis(2));
+                        }
+                        out.push((i, op, answer));
+                    }
+                    out
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+    });
+    // Repaired: every account takes writes again (nothing is stuck on a failed flush).
+    std::thread::sleep(REPAIR_INTERVAL);
+    for (k, id) in ACCOUNTS.iter().enumerate() {
+        let d = deposit_of(id, 1, &format!("after{k}"));
+        l.deposit(&l.account(id).unwrap(), &d, &CallContext::detached())
+            .expect("writes resume after the repair");
+    }
+    let before_crash = state(&l);
+    drop((l, journal));
+    let (l, _journal) = open(dir.path(), NO_SNAPSHOT).unwrap();
+    assert_eq!(state(&l), before_crash, "memory held exactly what was synced");
+    let (mut acked, mut refused, mut moved) = (0, 0, 0i128);
+    for (i, op, answer) in answers {
+        let account = l.account(ACCOUNTS[source(op)]).unwrap();
+        let stored = l.operation(&account, &format!("r{i}")).unwrap();
+        match answer {
+            Ok(result) => {
+                acked += 1;
+                assert_eq!(
+                    OpResult {
+                        replayed: false,
+                        ..stored
+                    },
+                    result,
+                    "acknowledged op r{i} survives"
+                );
+                if result.outcome == Outcome::Approved {
+                    moved += match op {
+                        Op::Deposit(_, x) => i128::from(x),
+                        Op::Withdraw(_, x) => -i128::from(x),
+                        Op::Transfer(..) | Op::Fence(_) => 0,
+                    };
+                }
+            }
+            Err(LedgerError::Unavailable(_)) => {
+                refused += 1;
+                assert_eq!(stored.outcome, Outcome::NotApplied, "failed op r{i} left nothing");
+            }
+            Err(e) => panic!("op r{i}: unexpected {e:?}"),
+        }
+    }
+    assert!(
+        acked > 0 && refused > 0,
+        "acked {acked}, refused {refused}: the chaos missed"
+    );
+    let total: i128 = state(&l).iter().map(|(b, _)| i128::from(*b)).sum();
+    assert_eq!(
+        total,
+        3_000 + 3 + moved,
+        "money is conserved over what was acknowledged"
+    );
+}
