@@ -117,6 +117,12 @@ impl Conn {
     pub fn reconnect(&self, broken: u64) -> impl Future<Output = Result<Current, Status>> + Send + 'static {
         let shared = Arc::clone(&self.shared);
         async move {
+            let since = tokio::time::Instant::now();
+            // Wait out the backoff beside the other callers, not behind them.
+            let retry_at = shared.reconnecting.lock().await.retry_at();
+            if let Some(at) = retry_at {
+                tokio::time::sleep_until(at).await;
+            }
             let mut backoff = shared.reconnecting.lock().await;
             let now = Conn {
                 shared: Arc::clone(&shared),
@@ -125,12 +131,14 @@ impl Conn {
             if now.generation != broken {
                 return Ok(now);
             }
-            backoff.wait().await;
+            if let Some(why) = backoff.failed_since(since) {
+                return Err(Status::unavailable(why.to_owned()));
+            }
             let send = match handshake(&shared.authority).await {
                 Ok(send) => send,
                 Err(e) => {
-                    backoff.failed(tokio::time::Instant::now());
                     let why = format!("cannot reconnect to {}: {e}", shared.authority);
+                    backoff.failed(tokio::time::Instant::now(), why.clone());
                     return Err(Status::unavailable(why));
                 }
             };
