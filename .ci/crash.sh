@@ -212,20 +212,12 @@ section_4() {
   PORT=$(free_port)
   start_server "$mnt/data" "$WORK/4-server.log"
   start_load four 6s
-  for _ in $(seq 1 200); do
-    grep -qs 'journal write or sync failed' "$WORK/4-server.log" && break
-    sleep 0.05
-  done
-  grep -qs 'journal write or sync failed' "$WORK/4-server.log" || fail "the disk never filled"
+  await_log "$WORK/4-server.log" 'journal write or sync failed' 200 || fail "the disk never filled"
   echo "disk full: $(grep -o 'journal write or sync failed[^;]*' "$WORK/4-server.log" | head -1)"
   sleep 1
   alive "$SERVER_PID" || fail "bank-server died on a full disk"
   rm -f "$mnt/filler"
-  for _ in $(seq 1 100); do
-    grep -qs 'journal: repaired' "$WORK/4-server.log" && break
-    sleep 0.05
-  done
-  grep -qs 'journal: repaired' "$WORK/4-server.log" || fail "no repair after space was freed"
+  await_log "$WORK/4-server.log" 'journal: repaired' 100 || fail "no repair after space was freed"
   echo "space freed: $(grep -o 'journal: repaired[^;]*' "$WORK/4-server.log" | head -1)"
   wait_client
   echo "stress-client exit $RC: $(verdict "$WORK/four.json")"

@@ -39,3 +39,14 @@ alive() {
 
 # A free TCP port on 127.0.0.1 (the kernel's pick, released at once).
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Waits up to $3 polls of 50 ms for a line matching $2 in file $1; true once
+# it is there.
+await_log() {
+  local file=$1 pattern=$2 polls=$3
+  for _ in $(seq 1 "$polls"); do
+    grep -qs "$pattern" "$file" && return 0
+    sleep 0.05
+  done
+  return 1
+}

@@ -458,15 +458,22 @@ case_P7() {
     "$(cat "$TMP/p7c.json")"
 }
 
-case_P8() {
-  local flow=(--connections 4 --streams 256 --accounts 1)
+# Runs case NAME (delay $2, load flags after) with --batch-max 128, once in
+# memory (results NAME) and once with --data-dir (results NAMEd).
+memory_and_durable() {
+  local name=$1 delay=$2
+  shift 2
   SERVER_FLAGS=(--batch-max 128)
-  say "P8: group commit, one hot account, delay 2ms, 256 streams, --batch-max 128, in memory"
-  stress_best p8 2ms "${flow[@]}"
+  say "${name^^}: delay $delay, $*, --batch-max 128, in memory"
+  stress_best "$name" "$delay" "$@"
   SERVER_FLAGS=(--batch-max 128 --data-dir "$DATA")
-  say "P8: the same with --data-dir (every batch fdatasync'ed)"
-  stress_best p8d 2ms "${flow[@]}"
+  say "${name^^}: the same with --data-dir (every batch fdatasync'ed)"
+  stress_best "${name}d" "$delay" "$@"
   SERVER_FLAGS=()
+}
+
+case_P8() {
+  memory_and_durable p8 2ms --connections 4 --streams 256 --accounts 1
   record P8 "group commit in memory (1 account, delay 2ms, 256 streams, batch 128)" "$(throughput p8)" \
     "ops/s" 500 "1 / 2ms" ge 20 "$(jq -c '{latency_us}' "$TMP/p8.json")" p8
   record P8d "group commit durable (the same with --data-dir)" "$(throughput p8d)" "ops/s" 500 "1 / 2ms" \
@@ -474,14 +481,7 @@ case_P8() {
 }
 
 case_P9() {
-  local flow=(--connections 4 --streams 64 --accounts 64)
-  SERVER_FLAGS=(--batch-max 128)
-  say "P9: durability cost, delay 0, 64 accounts, 64 streams, --batch-max 128, in memory"
-  stress_best p9 0s "${flow[@]}"
-  SERVER_FLAGS=(--batch-max 128 --data-dir "$DATA")
-  say "P9: the same with --data-dir"
-  stress_best p9d 0s "${flow[@]}"
-  SERVER_FLAGS=()
+  memory_and_durable p9 0s --connections 4 --streams 64 --accounts 64
   local detail
   detail=$(jq -cn --argjson j "$(cat "$TMP/p9d.syncs")" --slurpfile d "$TMP/p9d.json" --slurpfile m "$TMP/p9.json" \
     '{journal: $j, syncs_per_op: ($j.syncs / $d[0].operations.total), durable_us: $d[0].latency_us, memory_us: $m[0].latency_us}')

@@ -24,8 +24,11 @@ use stress_client::h2fast::{self, framing, unary, Bidi, CallHeaders, Conn, Rpc};
 use stress_client::recorder::{Live, Recorder, Timing};
 use stress_client::workload::Planned;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
 use tonic::Code;
+
+#[path = "support/servers.rs"]
+mod servers;
+use servers::{listener, real_bank};
 
 /// Past this a call is taken to hang (a client that stopped giving flow
 /// control back stalls forever): the test fails instead of waiting.
@@ -33,12 +36,6 @@ const HANG_LIMIT: Duration = Duration::from_secs(30);
 
 /// How one raw server answers each call.
 type Handler = Arc<dyn Fn(Request<RecvStream>, SendResponse<Bytes>) -> BoxFuture<'static, ()> + Send + Sync>;
-
-async fn listener() -> (TcpListener, SocketAddr) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().expect("local addr");
-    (listener, addr)
-}
 
 /// A raw HTTP/2 server on 127.0.0.1:0 that answers every call with `handler`.
 async fn raw_server(handler: Handler) -> SocketAddr {
@@ -147,14 +144,6 @@ async fn call(conn: &Conn, body: Bytes) -> Result<pb::OperationResult, tonic::St
 }
 
 // ---------------------------------------------------------------- a real bank
-
-async fn real_bank() -> SocketAddr {
-    let (listener, addr) = listener().await;
-    let mut config = bank_server::ServerConfig::default();
-    config.ledger.processing_delay = Duration::ZERO;
-    tokio::spawn(bank_server::run(listener, config, std::future::pending()));
-    addr
-}
 
 #[tokio::test]
 async fn a_real_bank_answers_unary_calls_and_a_stream_with_their_request_ids() {

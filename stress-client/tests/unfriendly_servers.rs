@@ -21,10 +21,13 @@ use bank::v1::bank_server::{Bank, BankServer};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use serde_json::Value;
-use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Channel, Server};
 use tonic::{Request, Response, Status, Streaming};
+
+#[path = "support/servers.rs"]
+mod servers;
+use servers::{listener, real_bank};
 
 /// Past this a run is taken to hang: it is killed and the test fails.
 const HANG_LIMIT: Duration = Duration::from_secs(60);
@@ -55,21 +58,6 @@ async fn stress(flags: &str) -> (Output, Option<Value>, Duration) {
         .ok()
         .map(|text| serde_json::from_str(&text).expect("the report is valid JSON"));
     (output, report, started.elapsed())
-}
-
-async fn listener() -> (TcpListener, SocketAddr) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().expect("local addr");
-    (listener, addr)
-}
-
-/// A real bank server on 127.0.0.1:0 (no processing delay).
-async fn real_bank() -> SocketAddr {
-    let (listener, addr) = listener().await;
-    let mut config = bank_server::ServerConfig::default();
-    config.ledger.processing_delay = Duration::ZERO;
-    tokio::spawn(bank_server::run(listener, config, std::future::pending()));
-    addr
 }
 
 // ---------------------------------------------------------------------------

@@ -26,7 +26,7 @@ use std::sync::Arc;
 pub use codec::Record;
 pub use dir::{DataDir, Recovered};
 pub use journal::{Journal, REPAIR_INTERVAL, SNAPSHOT_AFTER_BYTES};
-pub use ticket::{Flushed, Ticket, TicketWait};
+pub use ticket::{Flushed, Ticket};
 
 use super::error::{LedgerError, LedgerResult};
 use super::op::{Fingerprint, OpResult, Outcome};

@@ -63,11 +63,6 @@ impl Ticket {
     pub fn flushed(&self) -> TicketWait {
         TicketWait(self.clone())
     }
-
-    /// Whether two handles are of the same flush.
-    pub fn same(&self, other: &Ticket) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
 }
 
 /// The future of [`Ticket::flushed`].
