@@ -1,8 +1,8 @@
-//! One fast-path HTTP/2 connection: a TCP connection (no delay) and an `h2`
-//! client on it, with wide flow-control windows, whose connection task runs
-//! on the runtime that opened it; plus the request heads of the calls the
-//! load makes, built once (absolute URIs, content type, `te`, the deadline,
-//! the run's metadata) and cloned per call.
+//! One fast-path HTTP/2 connection: a TCP connection (no delay) and a
+//! [`wire::Link`] on it, with wide flow-control windows, whose task runs on
+//! the runtime that opened it; plus the request heads of the calls the load
+//! makes, built once (path, authority, content type, `te`, the deadline,
+//! the run's metadata) and sent as HPACK indices after the first call.
 //!
 //! Like tonic's channels it reconnects lazily: a call that finds the
 //! connection unusable (closed, reset, after a GOAWAY) waits for one new
@@ -14,14 +14,14 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use h2::client::SendRequest;
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, TE, USER_AGENT};
-use http::{HeaderMap, Method, Request, Uri, Version};
+use http::header::{HeaderName, HeaderValue};
+use http::Uri;
 use tokio::net::TcpStream;
 use tonic::Status;
 
 use super::backoff::Backoff;
+use super::wire::hpack::{Encoder, Field};
+use super::wire::{driver, Link};
 
 /// Receive window of each stream: answers never wait for a window update.
 pub const STREAM_WINDOW: u32 = 1 << 20;
@@ -54,15 +54,6 @@ impl Rpc {
 
 const RPCS: [Rpc; 4] = [Rpc::Withdraw, Rpc::Deposit, Rpc::Transfer, Rpc::WithdrawStream];
 
-/// The request heads of a connection's calls, built once.
-#[derive(Debug)]
-struct Heads {
-    uris: [Uri; 4],
-    /// Unary calls carry the deadline (`grpc-timeout`); the stream does not.
-    unary: HeaderMap,
-    stream: HeaderMap,
-}
-
 /// A fast-path connection; cheap to clone (one per worker).
 #[derive(Clone)]
 pub struct Conn {
@@ -71,7 +62,9 @@ pub struct Conn {
 
 /// What the clones of one connection share.
 struct Shared {
-    heads: Heads,
+    /// The request heads; each new connection starts from this (empty) table.
+    heads: Encoder,
+    target: String,
     authority: String,
     /// The live connection and how many times it was made.
     current: Mutex<Current>,
@@ -79,11 +72,20 @@ struct Shared {
     reconnecting: tokio::sync::Mutex<Backoff>,
 }
 
-/// A connection's sender of new streams, and which one it is.
+/// A connection, and which one it is.
 #[derive(Clone)]
 pub struct Current {
     pub generation: u64,
-    pub send: SendRequest<Bytes>,
+    pub link: Arc<Link>,
+}
+
+impl Drop for Shared {
+    /// The last handle is gone: the live connection ends once its streams have.
+    fn drop(&mut self) {
+        if let Ok(current) = self.current.get_mut() {
+            current.link.shutdown();
+        }
+    }
 }
 
 /// What every call of the run carries: the deadline and the metadata.
@@ -96,13 +98,13 @@ pub struct CallHeaders {
 impl std::fmt::Debug for Conn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Conn")
-            .field("uri", &self.shared.heads.uris[0])
+            .field("target", &self.shared.target)
             .finish()
     }
 }
 
 impl Conn {
-    /// The sender of new streams on the live connection.
+    /// The live connection.
     pub fn current(&self) -> Result<Current, Status> {
         self.shared
             .current
@@ -134,8 +136,8 @@ impl Conn {
             if let Some(why) = backoff.failed_since(since) {
                 return Err(Status::unavailable(why.to_owned()));
             }
-            let send = match handshake(&shared.authority).await {
-                Ok(send) => send,
+            let link = match handshake(&shared.authority, &shared.heads).await {
+                Ok(link) => link,
                 Err(e) => {
                     let why = format!("cannot reconnect to {}: {e}", shared.authority);
                     backoff.failed(tokio::time::Instant::now(), why.clone());
@@ -149,42 +151,25 @@ impl Conn {
                 .map_err(|_| Status::internal("a fast-path connection's state was poisoned"))?;
             *current = Current {
                 generation: broken + 1,
-                send,
+                link,
             };
             Ok(current.clone())
         }
-    }
-
-    /// The request head of `rpc`.
-    pub fn request(&self, rpc: Rpc) -> Request<()> {
-        let heads = &self.shared.heads;
-        let mut request = Request::new(());
-        *request.method_mut() = Method::POST;
-        *request.version_mut() = Version::HTTP_2;
-        *request.uri_mut() = heads.uris[rpc as usize].clone();
-        *request.headers_mut() = match rpc {
-            Rpc::WithdrawStream => heads.stream.clone(),
-            _ => heads.unary.clone(),
-        };
-        request
     }
 }
 
 /// Connects to `target` (`http://host:port`); the connection's task runs
 /// on the current runtime.
 pub async fn connect(target: &str, headers: &CallHeaders) -> Result<Conn, String> {
-    let heads = heads(target, headers)?;
-    let authority = heads.uris[0]
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .ok_or_else(|| format!("--target {target:?} names no host"))?;
-    let send = handshake(&authority)
+    let (heads, authority) = heads(target, headers)?;
+    let link = handshake(&authority, &heads)
         .await
         .map_err(|e| format!("cannot connect to {target}: {e}"))?;
     let shared = Shared {
         heads,
+        target: target.to_owned(),
         authority,
-        current: Mutex::new(Current { generation: 0, send }),
+        current: Mutex::new(Current { generation: 0, link }),
         reconnecting: tokio::sync::Mutex::new(Backoff::default()),
     };
     Ok(Conn {
@@ -196,34 +181,15 @@ pub async fn connect(target: &str, headers: &CallHeaders) -> Result<Conn, String
 /// by one PING answered (a server that does not speak HTTP/2 fails here,
 /// not at the first call), within [`CONNECT_TIMEOUT`]; spawns the
 /// connection's task.
-async fn handshake(authority: &str) -> Result<SendRequest<Bytes>, String> {
+async fn handshake(authority: &str, heads: &Encoder) -> Result<Arc<Link>, String> {
     let handshake = async {
         let tcp = TcpStream::connect(authority).await.map_err(|e| e.to_string())?;
         tcp.set_nodelay(true).map_err(|e| e.to_string())?;
-        let (send, mut connection) = h2::client::Builder::new()
-            .initial_window_size(STREAM_WINDOW)
-            .initial_connection_window_size(CONNECTION_WINDOW)
-            .handshake::<_, Bytes>(tcp)
-            .await
-            .map_err(|e| format!("HTTP/2 handshake: {e}"))?;
-        let ping = connection.ping_pong();
-        let (ended_tx, ended) = tokio::sync::oneshot::channel();
-        tokio::spawn(async move {
-            let result = connection.await;
-            if let Err(e) = &result {
-                tracing::debug!("fast-path connection ended: {e}");
-            }
-            let _ = ended_tx.send(result);
-        });
-        let mut ping = ping.ok_or("HTTP/2 handshake: no PING handle")?;
-        tokio::select! {
-            pong = ping.ping(h2::Ping::opaque()) => pong
-                .map(|_| send)
-                .map_err(|e| format!("HTTP/2 handshake: {e}")),
-            result = ended => Err(match result {
-                Ok(Err(e)) => format!("HTTP/2 handshake: {e}"),
-                _ => "HTTP/2 handshake: the server closed the connection".to_owned(),
-            }),
+        let link = Link::new(heads.clone());
+        tokio::spawn(driver::drive(Arc::clone(&link), tcp));
+        match std::future::poll_fn(|cx| link.poll_handshake(cx)).await {
+            Ok(()) => Ok(link),
+            Err(e) => Err(format!("HTTP/2 handshake: {e}")),
         }
     };
     tokio::time::timeout(CONNECT_TIMEOUT, handshake)
@@ -231,31 +197,48 @@ async fn handshake(authority: &str) -> Result<SendRequest<Bytes>, String> {
         .map_err(|_| format!("no HTTP/2 connection within {CONNECT_TIMEOUT:?}"))?
 }
 
-fn heads(target: &str, headers: &CallHeaders) -> Result<Heads, String> {
+/// The request heads of `target`'s calls, and its authority.
+fn heads(target: &str, headers: &CallHeaders) -> Result<(Encoder, String), String> {
     let base = target.trim_end_matches('/');
-    let uri = |rpc: Rpc| {
-        format!("{base}{}", rpc.path())
-            .parse::<Uri>()
-            .map_err(|e| format!("bad --target {target:?}: {e}"))
-    };
-    let uris = [uri(RPCS[0])?, uri(RPCS[1])?, uri(RPCS[2])?, uri(RPCS[3])?];
-    if uris[0].scheme_str() != Some("http") {
+    let uri = format!("{base}{}", Rpc::Withdraw.path())
+        .parse::<Uri>()
+        .map_err(|e| format!("bad --target {target:?}: {e}"))?;
+    if uri.scheme_str() != Some("http") {
         return Err(format!(
             "the fast path speaks plaintext http:// only, not {target:?}"
         ));
     }
-    let mut stream = HeaderMap::with_capacity(4 + headers.metadata.len());
-    stream.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-    stream.insert(TE, HeaderValue::from_static("trailers"));
-    stream.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+    let authority = uri
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .ok_or_else(|| format!("--target {target:?} names no host"))?;
+    // Paths under the target's own path prefix, if it has one.
+    let prefix = uri.path().strip_suffix(Rpc::Withdraw.path()).unwrap_or("");
+    let mut fields: Vec<Field> = RPCS
+        .iter()
+        .map(|rpc| Field::new(":path", format!("{prefix}{}", rpc.path()).as_bytes()))
+        .collect();
+    fields.push(Field::new(":authority", authority.as_bytes()));
+    fields.push(Field::new("content-type", b"application/grpc"));
+    fields.push(Field::new("te", b"trailers"));
+    fields.push(Field::new("user-agent", USER_AGENT_VALUE.as_bytes()));
     for (key, value) in &headers.metadata {
-        stream.insert(key.clone(), value.clone());
+        fields.push(Field::new(key.as_str(), value.as_bytes()));
     }
-    let mut unary = stream.clone();
-    if let Some(timeout) = headers.timeout {
-        unary.insert("grpc-timeout", grpc_timeout(timeout));
-    }
-    Ok(Heads { uris, unary, stream })
+    let common: Vec<usize> = (RPCS.len()..fields.len()).collect();
+    let timeout = headers.timeout.map(|t| {
+        fields.push(Field::new("grpc-timeout", grpc_timeout(t).as_bytes()));
+        fields.len() - 1
+    });
+    let block = |rpc: Rpc| {
+        let mut ids = vec![rpc as usize];
+        ids.extend(&common);
+        // Unary calls carry the deadline (`grpc-timeout`); the stream does not.
+        ids.extend(timeout.filter(|_| rpc != Rpc::WithdrawStream));
+        ids
+    };
+    let blocks = RPCS.map(block);
+    Ok((Encoder::new(fields, blocks), authority))
 }
 
 /// A `grpc-timeout` value: the finest unit whose count fits the 8 digits
@@ -296,21 +279,43 @@ mod tests {
         }
     }
 
+    /// The fields of one call's header block, as a server decodes them.
+    fn sent(encoder: &mut Encoder, rpc: Rpc) -> Vec<(String, String)> {
+        let mut block = bytes::BytesMut::new();
+        encoder.encode(rpc, &mut block);
+        let mut decoder = loona_hpack::Decoder::new();
+        let list = decoder.decode(&block).expect("a valid block");
+        list.into_iter()
+            .map(|(n, v)| (String::from_utf8(n).unwrap(), String::from_utf8(v).unwrap()))
+            .collect()
+    }
+
     #[test]
-    fn heads_are_absolute_and_carry_the_metadata_and_deadline() {
+    fn heads_carry_path_authority_metadata_and_the_deadline() {
         let headers = CallHeaders {
             timeout: Some(Duration::from_secs(2)),
             metadata: vec![(HeaderName::from_static("x-run"), HeaderValue::from_static("7"))],
         };
-        let h = heads("http://127.0.0.1:9/", &headers).unwrap();
+        let (mut e, authority) = heads("http://127.0.0.1:9/", &headers).unwrap();
+        assert_eq!(authority, "127.0.0.1:9");
+        let unary = sent(&mut e.clone(), Rpc::Deposit);
+        let get = |list: &[(String, String)], name: &str| {
+            list.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+        };
+        assert_eq!(get(&unary, ":path").unwrap(), "/bank.v1.Bank/Deposit");
+        assert_eq!(get(&unary, ":method").unwrap(), "POST");
+        assert_eq!(get(&unary, ":authority").unwrap(), "127.0.0.1:9");
+        assert_eq!(get(&unary, "grpc-timeout").unwrap(), "2000000u");
+        assert_eq!(get(&unary, "x-run").unwrap(), "7");
+        assert_eq!(get(&unary, "content-type").unwrap(), "application/grpc");
+        let stream = sent(&mut e, Rpc::WithdrawStream);
+        assert!(get(&stream, "grpc-timeout").is_none());
+        assert_eq!(get(&stream, "te").unwrap(), "trailers");
+        let (mut e, _) = heads("http://h:1/pre", &headers).unwrap();
         assert_eq!(
-            h.uris[Rpc::Deposit as usize],
-            "http://127.0.0.1:9/bank.v1.Bank/Deposit"
+            get(&sent(&mut e, Rpc::Withdraw), ":path").unwrap(),
+            "/pre/bank.v1.Bank/Withdraw"
         );
-        assert_eq!(h.unary["grpc-timeout"], "2000000u");
-        assert_eq!(h.unary["x-run"], "7");
-        assert!(h.stream.get("grpc-timeout").is_none());
-        assert_eq!(h.stream["te"], "trailers");
         assert!(heads("https://example.com", &headers).is_err());
         assert!(heads("http://bad host", &headers).is_err());
     }

@@ -51,21 +51,27 @@ impl Deframer {
         self.buf.is_empty()
     }
 
-    /// The next whole message, if one has arrived; an error for a prefix no
-    /// answer of this client may carry (compression, an oversized length).
+    /// The next whole message, if one has arrived (see [`next_message`]).
     pub fn next_message(&mut self) -> Result<Option<Bytes>, Status> {
-        let Some(prefix) = self.buf.get(..PREFIX_LEN) else {
-            return Ok(None);
-        };
-        let flag = prefix[0];
-        let len = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
-        check_prefix(flag, len)?;
-        if self.buf.len() < PREFIX_LEN + len {
-            return Ok(None);
-        }
-        self.buf.advance(PREFIX_LEN);
-        Ok(Some(self.buf.split_to(len).freeze()))
+        next_message(&mut self.buf)
     }
+}
+
+/// The next whole message at the front of `buf` (taken out of it), if one
+/// has arrived; an error for a prefix no answer of this client may carry
+/// (compression, an oversized length).
+pub fn next_message(buf: &mut BytesMut) -> Result<Option<Bytes>, Status> {
+    let Some(prefix) = buf.get(..PREFIX_LEN) else {
+        return Ok(None);
+    };
+    let flag = prefix[0];
+    let len = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
+    check_prefix(flag, len)?;
+    if buf.len() < PREFIX_LEN + len {
+        return Ok(None);
+    }
+    buf.advance(PREFIX_LEN);
+    Ok(Some(buf.split_to(len).freeze()))
 }
 
 /// The same checks, and the same words, as tonic's decoder.

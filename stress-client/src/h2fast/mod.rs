@@ -16,6 +16,7 @@ pub mod framing;
 pub mod status;
 pub mod stream;
 pub mod unary;
+pub mod wire;
 
 pub use conn::{connect, CallHeaders, Conn, Rpc};
 pub use stream::Bidi;

@@ -4,74 +4,74 @@
 //! from the response headers of a trailers-only answer), the HTTP status when
 //! there is none, and HTTP/2 resets and GOAWAYs by their reason code.
 
-use http::{HeaderMap, StatusCode};
 use tonic::{Code, Status};
+
+use super::wire::frame::{reason, reason_name};
+use super::wire::hpack::Fields;
 
 /// The final status a header block carries: `None` without `grpc-status`,
 /// `Some(Ok(()))` for OK, `Some(Err(status))` otherwise.
-pub fn from_headers(headers: &HeaderMap) -> Option<Result<(), Status>> {
-    let code = headers.get("grpc-status")?.as_bytes();
+pub fn from_fields(fields: &Fields) -> Option<Result<(), Status>> {
+    let code = fields.grpc_status.as_deref()?;
     if code == b"0" {
         return Some(Ok(()));
     }
     let code = Code::from_bytes(code);
-    let message = headers
-        .get("grpc-message")
-        .map_or_else(String::new, |m| percent_decode(m.as_bytes()));
+    let message = fields
+        .grpc_message
+        .as_deref()
+        .map_or_else(String::new, percent_decode);
     Some(Err(Status::new(code, message)))
 }
 
 /// The status of an answer that ended without `grpc-status` (tonic's
-/// mapping, from gRPC's http-grpc-status-mapping).
-pub fn missing(http: StatusCode) -> Status {
+/// mapping, from gRPC's http-grpc-status-mapping); `http` is `:status`.
+pub fn missing(http: Option<u16>) -> Status {
+    let Some(http) = http else {
+        return Status::internal("protocol error: an answer without :status");
+    };
     let code =
         match http {
-            StatusCode::OK => return Status::unknown(
+            200 => return Status::unknown(
                 "protocol error: missing grpc-status trailer, stream was terminated without a final status",
             ),
-            StatusCode::BAD_REQUEST => Code::Internal,
-            StatusCode::UNAUTHORIZED => Code::Unauthenticated,
-            StatusCode::FORBIDDEN => Code::PermissionDenied,
-            StatusCode::NOT_FOUND => Code::Unimplemented,
-            StatusCode::TOO_MANY_REQUESTS
-            | StatusCode::BAD_GATEWAY
-            | StatusCode::SERVICE_UNAVAILABLE
-            | StatusCode::GATEWAY_TIMEOUT => Code::Unavailable,
+            400 => Code::Internal,
+            401 => Code::Unauthenticated,
+            403 => Code::PermissionDenied,
+            404 => Code::Unimplemented,
+            429 | 502 | 503 | 504 => Code::Unavailable,
             _ => Code::Unknown,
         };
     Status::new(
         code,
-        format!(
-            "grpc-status header missing, mapped from HTTP status code {}",
-            http.as_u16()
-        ),
+        format!("grpc-status header missing, mapped from HTTP status code {http}"),
     )
 }
 
-/// An HTTP/2 error as a status: a reset or GOAWAY by its reason (gRPC's
-/// PROTOCOL-HTTP2 table, as tonic maps it), a broken connection UNAVAILABLE.
-pub fn from_h2(err: &h2::Error) -> Status {
-    if err.is_io() {
-        return Status::unavailable(format!("connection error: {err}"));
-    }
-    let code = match err.reason() {
-        Some(h2::Reason::REFUSED_STREAM) => Code::Unavailable,
-        Some(h2::Reason::CANCEL) => Code::Cancelled,
-        Some(h2::Reason::ENHANCE_YOUR_CALM) => Code::ResourceExhausted,
-        Some(h2::Reason::INADEQUATE_SECURITY) => Code::PermissionDenied,
-        Some(
-            h2::Reason::NO_ERROR
-            | h2::Reason::PROTOCOL_ERROR
-            | h2::Reason::INTERNAL_ERROR
-            | h2::Reason::FLOW_CONTROL_ERROR
-            | h2::Reason::SETTINGS_TIMEOUT
-            | h2::Reason::FRAME_SIZE_ERROR
-            | h2::Reason::COMPRESSION_ERROR
-            | h2::Reason::CONNECT_ERROR,
-        ) => Code::Internal,
+/// A reset or GOAWAY as a status, by its error code (gRPC's
+/// PROTOCOL-HTTP2 table, as tonic maps it).
+pub fn from_reason(code: u32, what: &str) -> Status {
+    let grpc = match code {
+        reason::REFUSED_STREAM => Code::Unavailable,
+        reason::CANCEL => Code::Cancelled,
+        reason::ENHANCE_YOUR_CALM => Code::ResourceExhausted,
+        reason::INADEQUATE_SECURITY => Code::PermissionDenied,
+        reason::NO_ERROR
+        | reason::PROTOCOL_ERROR
+        | reason::INTERNAL_ERROR
+        | reason::FLOW_CONTROL_ERROR
+        | reason::SETTINGS_TIMEOUT
+        | reason::FRAME_SIZE_ERROR
+        | reason::COMPRESSION_ERROR
+        | reason::CONNECT_ERROR => Code::Internal,
         _ => Code::Unknown,
     };
-    Status::new(code, format!("h2 protocol error: {err}"))
+    Status::new(grpc, format!("h2 protocol error: {what} ({})", reason_name(code)))
+}
+
+/// A stream the server reset.
+pub fn from_reset(code: u32) -> Status {
+    from_reason(code, "the server reset the stream")
 }
 
 /// `grpc-message` is percent-encoded; bytes that do not decode stay as they are.
@@ -101,35 +101,26 @@ fn percent_decode(raw: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
 
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (k, v) in pairs {
-            map.insert(*k, HeaderValue::from_static(v));
+    fn fields(status: Option<&str>, message: Option<&str>) -> Fields {
+        Fields {
+            http: Some(200),
+            grpc_status: status.map(|s| s.as_bytes().to_vec()),
+            grpc_message: message.map(|s| s.as_bytes().to_vec()),
         }
-        map
     }
 
     #[test]
     fn every_grpc_status_code_maps_to_its_code_and_the_message_is_decoded() {
-        assert!(from_headers(&headers(&[])).is_none());
-        assert!(matches!(
-            from_headers(&headers(&[("grpc-status", "0")])),
-            Some(Ok(()))
-        ));
+        assert!(from_fields(&fields(None, None)).is_none());
+        assert!(matches!(from_fields(&fields(Some("0"), None)), Some(Ok(()))));
         for n in 1..=16 {
-            let mut map = HeaderMap::new();
-            map.insert("grpc-status", HeaderValue::from(n));
-            map.insert(
-                "grpc-message",
-                HeaderValue::from_static("no%20such%20account%3A%20x"),
-            );
-            let status = from_headers(&map).unwrap().unwrap_err();
+            let f = fields(Some(&n.to_string()), Some("no%20such%20account%3A%20x"));
+            let status = from_fields(&f).unwrap().unwrap_err();
             assert_eq!(i32::from(status.code()), n);
             assert_eq!(status.message(), "no such account: x");
         }
-        let junk = from_headers(&headers(&[("grpc-status", "banana"), ("grpc-message", "%zz%4")]));
+        let junk = from_fields(&fields(Some("banana"), Some("%zz%4")));
         let junk = junk.unwrap().unwrap_err();
         assert_eq!((junk.code(), junk.message()), (Code::Unknown, "%zz%4"));
     }
@@ -137,32 +128,35 @@ mod tests {
     #[test]
     fn an_answer_without_grpc_status_maps_its_http_status() {
         let cases = [
-            (StatusCode::OK, Code::Unknown),
-            (StatusCode::BAD_REQUEST, Code::Internal),
-            (StatusCode::UNAUTHORIZED, Code::Unauthenticated),
-            (StatusCode::FORBIDDEN, Code::PermissionDenied),
-            (StatusCode::NOT_FOUND, Code::Unimplemented),
-            (StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable),
-            (StatusCode::IM_A_TEAPOT, Code::Unknown),
+            (200, Code::Unknown),
+            (400, Code::Internal),
+            (401, Code::Unauthenticated),
+            (403, Code::PermissionDenied),
+            (404, Code::Unimplemented),
+            (503, Code::Unavailable),
+            (418, Code::Unknown),
         ];
         for (http, code) in cases {
-            assert_eq!(missing(http).code(), code, "{http}");
+            assert_eq!(missing(Some(http)).code(), code, "{http}");
         }
+        assert_eq!(missing(None).code(), Code::Internal);
     }
 
     #[test]
     fn resets_map_by_reason() {
         let cases = [
-            (h2::Reason::REFUSED_STREAM, Code::Unavailable),
-            (h2::Reason::CANCEL, Code::Cancelled),
-            (h2::Reason::ENHANCE_YOUR_CALM, Code::ResourceExhausted),
-            (h2::Reason::INADEQUATE_SECURITY, Code::PermissionDenied),
-            (h2::Reason::NO_ERROR, Code::Internal),
-            (h2::Reason::PROTOCOL_ERROR, Code::Internal),
-            (h2::Reason::from(0x77), Code::Unknown),
+            (reason::REFUSED_STREAM, Code::Unavailable),
+            (reason::CANCEL, Code::Cancelled),
+            (reason::ENHANCE_YOUR_CALM, Code::ResourceExhausted),
+            (reason::INADEQUATE_SECURITY, Code::PermissionDenied),
+            (reason::NO_ERROR, Code::Internal),
+            (reason::PROTOCOL_ERROR, Code::Internal),
+            (0x77, Code::Unknown),
         ];
-        for (reason, code) in cases {
-            assert_eq!(from_h2(&h2::Error::from(reason)).code(), code, "{reason:?}");
+        for (code, grpc) in cases {
+            let status = from_reset(code);
+            assert_eq!(status.code(), grpc, "{code}");
+            assert!(status.message().contains("h2 protocol error"));
         }
     }
 }

@@ -1,87 +1,83 @@
 //! A `WithdrawStream` on the fast path: one HTTP/2 stream whose request
 //! side carries framed `WithdrawRequest`s as they are sent and whose answer
-//! side is read as a poll-based state machine (response headers, DATA
-//! chunks cut into messages, trailers), so waiting for the next answer can
-//! be dropped and resumed without losing anything. The request side works
-//! before the response headers arrive: a server may hold its headers until
-//! its first answer. On a connection found unusable the stream waits for a
-//! new one (requests queue meanwhile). Dropping the stream resets it.
+//! side is read as a poll-based state machine over what the connection
+//! buffered for it (messages cut out as they complete, then the final
+//! status), so waiting for the next answer can be dropped and resumed
+//! without losing anything. The request side works before the response
+//! headers arrive: a server may hold its headers until its first answer. On
+//! a connection found unusable the stream waits for a new one (requests
+//! queue meanwhile). Dropping the stream resets it.
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bank::v1 as pb;
 use bytes::Bytes;
-use h2::client::ResponseFuture;
-use h2::{RecvStream, SendStream};
-use http::StatusCode;
 use tonic::Status;
 
 use super::conn::{Conn, Current, Rpc};
-use super::framing::{decode, Deframer};
-use super::status::{from_h2, from_headers, missing};
+use super::framing::{decode, next_message};
+use super::status::{from_fields, from_reset, missing};
+use super::wire::{take_answer, Answer, End, Link, Refused, Slot, StreamRef};
 
 type Reconnect = Pin<Box<dyn Future<Output = Result<Current, Status>> + Send>>;
 
-/// Where the answer side is.
-enum Answers {
+/// Where the stream is.
+enum State {
     /// Waiting for a new connection (the old one was unusable).
     Connecting(Reconnect),
-    /// Waiting for the response headers.
-    Opening(ResponseFuture),
-    /// Reading DATA, then (once `ended`) the trailers.
-    Open {
-        http: StatusCode,
-        body: RecvStream,
-        ended: bool,
-    },
-    /// The final status has been read (and handed out once).
+    /// Waiting for the server's stream limit to let it open.
+    Opening(Arc<Link>),
+    Open(StreamRef),
+    /// The final status has been handed out.
     Done,
+}
+
+/// What the answer side has next.
+enum Event {
+    Message(Bytes),
+    Failed(Status),
+    End(Answer),
 }
 
 /// An open `WithdrawStream`.
 pub struct Bidi {
     conn: Conn,
-    /// The request side, once the stream is open.
-    requests: Option<SendStream<Bytes>>,
-    /// Requests sent before it was.
+    state: State,
+    /// Requests sent before the stream was open.
     queued: Vec<Bytes>,
-    answers: Answers,
-    deframer: Deframer,
 }
 
 impl Bidi {
     /// Starts a `WithdrawStream` on `conn` (only the head is sent here).
     pub fn open(conn: &Conn) -> Result<Bidi, Status> {
         let current = conn.current()?;
-        let generation = current.generation;
-        let (requests, answers) = match start(conn, current) {
-            Ok((response, requests)) => (Some(requests), Answers::Opening(response)),
-            Err(_) => (None, Answers::Connecting(Box::pin(conn.reconnect(generation)))),
+        let state = match current.link.try_open(Rpc::WithdrawStream, None, false) {
+            Ok(id) => State::Open(StreamRef {
+                link: Arc::clone(&current.link),
+                id,
+            }),
+            Err(Refused::Full) => State::Opening(current.link),
+            Err(Refused::Unusable(_)) => State::Connecting(Box::pin(conn.reconnect(current.generation))),
         };
         Ok(Bidi {
             conn: conn.clone(),
-            requests,
+            state,
             queued: Vec::new(),
-            answers,
-            deframer: Deframer::default(),
         })
     }
 
-    /// Sends one framed request (queued while the stream waits for a
-    /// connection). A request side that is already closed — the server ended
-    /// or reset the stream — takes nothing more, and the answer side tells
-    /// why (its status, or the reset), as on tonic's path: so a failed send
-    /// is not itself the op's failure.
+    /// Sends one framed request (queued while the stream waits to open). A
+    /// request side that is already closed — the server ended or reset the
+    /// stream — takes nothing more, and the answer side tells why (its
+    /// status, or the reset), as on tonic's path: so a failed send is not
+    /// itself the op's failure.
     pub fn send(&mut self, body: Bytes) {
-        match &mut self.requests {
-            Some(requests) => {
-                if let Err(e) = requests.send_data(body, false) {
-                    tracing::debug!("a WithdrawStream took no more requests: {e}");
-                }
-            }
-            None => self.queued.push(body),
+        match &self.state {
+            State::Open(stream) => stream.link.send(stream.id, body, false),
+            _ => self.queued.push(body),
         }
     }
 
@@ -94,104 +90,77 @@ impl Bidi {
     /// Polls for the next answer (see [`Bidi::next`]).
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<pb::OperationResult>, Status>> {
         loop {
-            if let Some(message) = self.deframer.next_message()? {
-                return Poll::Ready(decode(message).map(Some));
-            }
-            if let Some(end) = ready!(self.poll_answers(cx)) {
-                self.answers = Answers::Done;
-                return Poll::Ready(end.map(|()| None));
+            match &mut self.state {
+                State::Connecting(reconnect) => match ready!(reconnect.as_mut().poll(cx)) {
+                    Ok(current) => self.state = State::Opening(current.link),
+                    Err(status) => return Poll::Ready(self.end(Err(status))),
+                },
+                State::Opening(link) => match ready!(link.poll_open(cx, Rpc::WithdrawStream, None, false)) {
+                    Ok(id) => self.opened(id),
+                    Err(status) => return Poll::Ready(self.end(Err(status))),
+                },
+                State::Open(stream) => match ready!(stream.poll(cx, next_event)) {
+                    Event::Message(m) => return Poll::Ready(decode(m).map(Some)),
+                    Event::Failed(status) => return Poll::Ready(self.end(Err(status))),
+                    Event::End(answer) => return Poll::Ready(self.end(final_status(answer).map(|()| None))),
+                },
+                State::Done => return Poll::Ready(Ok(None)),
             }
         }
     }
 
-    /// Advances the answer side by one step: `None` when it took in more
-    /// bytes (or the headers), `Some` with the final status when it ended.
-    fn poll_answers(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<(), Status>>> {
-        match &mut self.answers {
-            Answers::Connecting(reconnect) => {
-                let current = ready!(reconnect.as_mut().poll(cx));
-                Poll::Ready(self.on_connected(current).err().map(Err))
-            }
-            Answers::Opening(response) => {
-                let response = ready!(Pin::new(response).poll(cx)).map_err(|e| from_h2(&e));
-                Poll::Ready(self.on_headers(response))
-            }
-            Answers::Open {
-                body, ended: false, ..
-            } => match ready!(body.poll_data(cx)) {
-                Some(Ok(chunk)) => {
-                    let _ = body.flow_control().release_capacity(chunk.len());
-                    self.deframer.push(&chunk);
-                    Poll::Ready(None)
-                }
-                Some(Err(e)) => Poll::Ready(Some(Err(from_h2(&e)))),
-                None if !self.deframer.is_empty() => {
-                    Poll::Ready(Some(Err(Status::internal("Unexpected EOF decoding stream."))))
-                }
-                None => {
-                    self.answers.end_data();
-                    Poll::Ready(None)
-                }
-            },
-            Answers::Open { body, http, .. } => {
-                let trailers = ready!(body.poll_trailers(cx)).map_err(|e| from_h2(&e));
-                Poll::Ready(Some(match trailers {
-                    Ok(trailers) => trailers
-                        .as_ref()
-                        .and_then(from_headers)
-                        .unwrap_or_else(|| Err(missing(*http))),
-                    Err(status) => Err(status),
-                }))
-            }
-            Answers::Done => Poll::Ready(Some(Ok(()))),
-        }
-    }
-
-    /// A new connection is there: opens the stream and sends what is queued.
-    fn on_connected(&mut self, current: Result<Current, Status>) -> Result<(), Status> {
-        let (response, mut requests) = start(&self.conn, current?).map_err(|e| from_h2(&e))?;
+    /// The stream opened: what was queued goes out.
+    fn opened(&mut self, id: u32) {
+        let State::Opening(link) = &self.state else { return };
+        let stream = StreamRef {
+            link: Arc::clone(link),
+            id,
+        };
         for body in self.queued.drain(..) {
-            // As in `send`: if it is closed already, the answer side says why.
-            if requests.send_data(body, false).is_err() {
-                break;
-            }
+            stream.link.send(id, body, false);
         }
-        self.requests = Some(requests);
-        self.answers = Answers::Opening(response);
-        Ok(())
+        self.state = State::Open(stream);
     }
 
-    /// The response headers arrived: a trailers-only answer ends the stream.
-    fn on_headers(
-        &mut self,
-        response: Result<http::Response<RecvStream>, Status>,
-    ) -> Option<Result<(), Status>> {
-        let (head, body) = match response {
-            Ok(response) => response.into_parts(),
-            Err(status) => return Some(Err(status)),
-        };
-        if let Some(status) = from_headers(&head.headers) {
-            return Some(status);
-        }
-        self.answers = Answers::Open {
-            http: head.status,
-            body,
-            ended: false,
-        };
-        None
+    fn end<T>(&mut self, result: Result<T, Status>) -> Result<T, Status> {
+        self.state = State::Done;
+        result
     }
 }
 
-impl Answers {
-    fn end_data(&mut self) {
-        if let Answers::Open { ended, .. } = self {
-            *ended = true;
-        }
+impl std::fmt::Debug for Bidi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bidi").field("conn", &self.conn).finish()
     }
 }
 
-/// Opens the stream on `current` and sends its head.
-fn start(conn: &Conn, current: Current) -> Result<(ResponseFuture, SendStream<Bytes>), h2::Error> {
-    let mut send = current.send;
-    send.send_request(conn.request(Rpc::WithdrawStream), false)
+/// The next message the stream holds, else its end once it ended.
+fn next_event(slot: &mut Slot) -> Option<Event> {
+    match next_message(&mut slot.data) {
+        Err(status) => Some(Event::Failed(status)),
+        Ok(Some(message)) => Some(Event::Message(message)),
+        Ok(None) => take_answer(slot).map(Event::End),
+    }
+}
+
+/// How an ended stream ended: its status (trailers-only or trailers), a
+/// reset, or the connection's failure.
+fn final_status(answer: Answer) -> Result<(), Status> {
+    match answer.end {
+        End::Stream => {}
+        End::Reset(code) => return Err(from_reset(code)),
+        End::Failed(status) => return Err(status),
+    }
+    let head = answer.head.ok_or_else(|| missing(None))?;
+    if let Some(status) = from_fields(&head) {
+        return status;
+    }
+    if !answer.data.is_empty() {
+        return Err(Status::internal("Unexpected EOF decoding stream."));
+    }
+    answer
+        .trailers
+        .as_ref()
+        .and_then(from_fields)
+        .unwrap_or_else(|| Err(missing(head.http)))
 }

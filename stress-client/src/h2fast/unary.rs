@@ -1,83 +1,82 @@
 //! One unary call on the fast path: open a stream with the request head and
-//! the framed body in one go, then read the answer — headers (a
-//! trailers-only answer carries its status there), DATA chunks (each
-//! released to flow control as it arrives, so the window never closes),
-//! exactly one message, and the trailers with the status. Failures are
-//! tonic's statuses with tonic's codes, so the op is recorded the same way.
+//! the framed body in one go (written into the connection's buffer, sent
+//! with the other calls of the same turn), then wait for the stream to end
+//! and read its answer — headers (a trailers-only answer carries its status
+//! there), exactly one message, and the trailers with the status. Failures
+//! are tonic's statuses with tonic's codes, so the op is recorded the same way.
 
 use std::future::poll_fn;
+use std::sync::Arc;
 
 use bytes::Bytes;
-use h2::client::ResponseFuture;
-use h2::{RecvStream, SendStream};
-use http::Response;
 use prost::Message;
 use tonic::Status;
 
-use super::conn::{Conn, Current, Rpc};
-use super::framing::{decode, Deframer};
-use super::status::{from_h2, from_headers, missing};
+use super::conn::{Conn, Rpc};
+use super::framing::{decode, next_message};
+use super::status::{from_fields, from_reset, missing};
+use super::wire::{take_answer, Answer, End, Link, StreamRef};
 
 /// Sends `body` (one framed message) as a call of `rpc` on `conn` and
 /// decodes the answer. A connection found unusable before the request went
 /// out is replaced once (see [`Conn::reconnect`]).
 pub async fn call<M: Message + Default>(conn: &Conn, rpc: Rpc, body: Bytes) -> Result<M, Status> {
     let current = conn.current()?;
-    let generation = current.generation;
-    let (response, mut stream) = match start(conn, current, rpc).await {
-        Ok(started) => started,
+    let stream = match open(&current.link, rpc, &body).await {
+        Ok(stream) => stream,
         Err(_) => {
-            let current = conn.reconnect(generation).await?;
-            start(conn, current, rpc).await.map_err(|e| from_h2(&e))?
+            let current = conn.reconnect(current.generation).await?;
+            open(&current.link, rpc, &body).await?
         }
     };
-    stream.send_data(body, true).map_err(|e| from_h2(&e))?;
-    let response = response.await.map_err(|e| from_h2(&e))?;
-    read_answer(response).await
+    let answer = poll_fn(|cx| stream.poll(cx, take_answer)).await;
+    drop(stream);
+    read_answer(answer)
 }
 
-/// Opens the call's stream and sends its head.
-async fn start(
-    conn: &Conn,
-    current: Current,
-    rpc: Rpc,
-) -> Result<(ResponseFuture, SendStream<Bytes>), h2::Error> {
-    let mut send = current.send;
-    poll_fn(|cx| send.poll_ready(cx)).await?;
-    send.send_request(conn.request(rpc), false)
+/// Opens the call's stream with its head and whole body.
+async fn open(link: &Arc<Link>, rpc: Rpc, body: &[u8]) -> Result<StreamRef, Status> {
+    let id = poll_fn(|cx| link.poll_open(cx, rpc, Some(body), true)).await?;
+    Ok(StreamRef {
+        link: Arc::clone(link),
+        id,
+    })
 }
 
-/// Reads a unary answer to its end.
-async fn read_answer<M: Message + Default>(response: Response<RecvStream>) -> Result<M, Status> {
-    let (head, mut body) = response.into_parts();
+/// Reads a unary answer.
+fn read_answer<M: Message + Default>(answer: Answer) -> Result<M, Status> {
+    let Answer {
+        head,
+        trailers,
+        mut data,
+        end,
+    } = answer;
+    match end {
+        End::Stream => {}
+        End::Reset(code) => return Err(from_reset(code)),
+        End::Failed(status) => return Err(status),
+    }
+    let head = head.ok_or_else(|| missing(None))?;
     // A trailers-only answer: the status is in the headers and nothing follows.
-    if let Some(status) = from_headers(&head.headers) {
+    if let Some(status) = from_fields(&head) {
         status?;
         return Err(Status::internal("Missing response message."));
     }
-    let mut deframer = Deframer::default();
     let mut message = None;
-    while let Some(chunk) = body.data().await {
-        let chunk = chunk.map_err(|e| from_h2(&e))?;
-        // Give the window back at once (else the connection stalls at 64 KiB).
-        let _ = body.flow_control().release_capacity(chunk.len());
-        deframer.push(&chunk);
-        while let Some(m) = deframer.next_message()? {
-            if message.replace(m).is_some() {
-                return Err(Status::internal(
-                    "protocol error: more than one message in a unary answer",
-                ));
-            }
+    while let Some(m) = next_message(&mut data)? {
+        if message.replace(m).is_some() {
+            return Err(Status::internal(
+                "protocol error: more than one message in a unary answer",
+            ));
         }
     }
-    if !deframer.is_empty() {
+    if !data.is_empty() {
         return Err(Status::internal("Unexpected EOF decoding stream."));
     }
-    let trailers = body.trailers().await.map_err(|e| from_h2(&e))?;
-    match trailers.as_ref().and_then(from_headers) {
+    match trailers.as_ref().and_then(from_fields) {
         Some(Ok(())) => {}
         Some(Err(status)) => return Err(status),
-        None => return Err(missing(head.status)),
+        None => return Err(missing(head.http)),
     }
     decode(message.ok_or_else(|| Status::internal("Missing response message."))?)
 }

@@ -1,0 +1,122 @@
+//! The one task of a fast-path connection: it reads what the server sends
+//! (frames handled under the connection's lock, callers woken) and writes
+//! what callers queued — everything queued since its last write in one
+//! write, so many calls share one syscall. It ends when the connection
+//! does: closed by either side, or a protocol error (its GOAWAY flushed
+//! first).
+
+use std::future::poll_fn;
+use std::io::ErrorKind;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::BytesMut;
+use tokio::net::TcpStream;
+use tonic::Status;
+
+use super::link::Link;
+
+/// Bytes read per read call at most.
+const READ_CHUNK: usize = 64 << 10;
+/// Rounds of reading and writing before the task yields to the callers it woke.
+const ROUNDS_PER_POLL: usize = 16;
+
+/// The socket and its buffers.
+struct Io {
+    tcp: TcpStream,
+    input: BytesMut,
+    output: BytesMut,
+    written: usize,
+}
+
+enum Step {
+    Progress,
+    Idle,
+    Done,
+}
+
+/// Runs the connection `link` on `tcp` until it ends.
+pub async fn drive(link: Arc<Link>, tcp: TcpStream) {
+    let mut io = Io {
+        tcp,
+        input: BytesMut::with_capacity(READ_CHUNK),
+        output: BytesMut::with_capacity(READ_CHUNK),
+        written: 0,
+    };
+    poll_fn(|cx| poll_drive(&link, &mut io, cx)).await;
+}
+
+fn poll_drive(link: &Link, io: &mut Io, cx: &mut Context<'_>) -> Poll<()> {
+    for _ in 0..ROUNDS_PER_POLL {
+        let read = poll_read(link, io, cx);
+        let wrote = poll_write(link, io, cx);
+        match (read, wrote) {
+            (Step::Done, _) | (_, Step::Done) => return Poll::Ready(()),
+            (Step::Idle, Step::Idle) => return Poll::Pending,
+            _ => {}
+        }
+    }
+    cx.waker().wake_by_ref();
+    Poll::Pending
+}
+
+fn poll_read(link: &Link, io: &mut Io, cx: &mut Context<'_>) -> Step {
+    if link.lock().closed.is_some() {
+        return Step::Idle; // only the last writes remain
+    }
+    match io.tcp.poll_read_ready(cx) {
+        Poll::Pending => return Step::Idle,
+        Poll::Ready(Err(e)) => return broken(link, &e.to_string()),
+        Poll::Ready(Ok(())) => {}
+    }
+    io.input.reserve(READ_CHUNK);
+    match io.tcp.try_read_buf(&mut io.input) {
+        Ok(0) => broken(link, "the server closed the connection"),
+        Ok(_) => {
+            let mut st = link.lock();
+            st.on_bytes(&mut io.input);
+            st.wake_all();
+            Step::Progress
+        }
+        Err(e) if e.kind() == ErrorKind::WouldBlock => Step::Progress,
+        Err(e) => broken(link, &e.to_string()),
+    }
+}
+
+fn poll_write(link: &Link, io: &mut Io, cx: &mut Context<'_>) -> Step {
+    if io.written == io.output.len() {
+        io.output.clear();
+        io.written = 0;
+        let mut st = link.lock();
+        if st.out.is_empty() {
+            st.flush_scheduled = false;
+            if st.closed.is_some() {
+                return Step::Done;
+            }
+            if !st.flush_waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                st.flush_waker = Some(cx.waker().clone());
+            }
+            return Step::Idle;
+        }
+        std::mem::swap(&mut st.out, &mut io.output);
+    }
+    match io.tcp.poll_write_ready(cx) {
+        Poll::Pending => return Step::Idle,
+        Poll::Ready(Err(e)) => return broken(link, &e.to_string()),
+        Poll::Ready(Ok(())) => {}
+    }
+    match io.tcp.try_write(&io.output[io.written..]) {
+        Ok(n) => {
+            io.written += n;
+            Step::Progress
+        }
+        Err(e) if e.kind() == ErrorKind::WouldBlock => Step::Progress,
+        Err(e) => broken(link, &e.to_string()),
+    }
+}
+
+/// The socket failed or closed: every call still waiting fails UNAVAILABLE.
+fn broken(link: &Link, why: &str) -> Step {
+    link.fail(Status::unavailable(format!("connection error: {why}")));
+    Step::Done
+}

@@ -1,0 +1,15 @@
+//! A minimal HTTP/2 client connection (RFC 9113) for the fast path's calls:
+//! one task per connection moves the bytes, callers write their frames into
+//! a shared buffer under one lock, request heads are pre-built and sent as
+//! HPACK indices, answers are buffered as they arrive (flow control given
+//! back at once). It speaks only what a gRPC client needs — no push, no
+//! priorities, no server-initiated streams — and treats anything else the
+//! protocol forbids as the connection's end, never as a panic.
+
+pub mod driver;
+pub mod frame;
+pub mod hpack;
+pub mod link;
+mod recv;
+
+pub use link::{take_answer, Answer, End, Link, Refused, Slot, StreamRef};
