@@ -168,7 +168,7 @@ pub fn merge(recorders: &[Recorder]) -> Merged {
         }
         // Auto-resizing histograms of equal precision always add.
         let _ = merged.corrected.add(&rec.corrected);
-        let _ = merged.uncorrected.add(&rec.uncorrected);
+        let _ = merged.uncorrected.add(rec.uncorrected());
         let (c, r) = (&mut merged.counts, &rec.counts);
         c.approved += r.approved;
         c.insufficient_funds += r.insufficient_funds;

@@ -6,11 +6,12 @@
 //! first).
 
 use std::future::poll_fn;
-use std::io::ErrorKind;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::BytesMut;
+use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 use tonic::Status;
 
@@ -64,22 +65,19 @@ fn poll_read(link: &Link, io: &mut Io, cx: &mut Context<'_>) -> Step {
     if link.lock().closed.is_some() {
         return Step::Idle; // only the last writes remain
     }
-    match io.tcp.poll_read_ready(cx) {
-        Poll::Pending => return Step::Idle,
-        Poll::Ready(Err(e)) => return broken(link, &e.to_string()),
-        Poll::Ready(Ok(())) => {}
-    }
     io.input.reserve(READ_CHUNK);
-    match io.tcp.try_read_buf(&mut io.input) {
-        Ok(0) => broken(link, "the server closed the connection"),
-        Ok(_) => {
+    // tokio's own read: a short read clears the readiness, so a drained
+    // socket costs no second (WouldBlock) read.
+    match tokio_util::io::poll_read_buf(Pin::new(&mut io.tcp), cx, &mut io.input) {
+        Poll::Pending => Step::Idle,
+        Poll::Ready(Ok(0)) => broken(link, "the server closed the connection"),
+        Poll::Ready(Ok(_)) => {
             let mut st = link.lock();
             st.on_bytes(&mut io.input);
             st.wake_all();
             Step::Progress
         }
-        Err(e) if e.kind() == ErrorKind::WouldBlock => Step::Progress,
-        Err(e) => broken(link, &e.to_string()),
+        Poll::Ready(Err(e)) => broken(link, &e.to_string()),
     }
 }
 
@@ -100,18 +98,14 @@ fn poll_write(link: &Link, io: &mut Io, cx: &mut Context<'_>) -> Step {
         }
         std::mem::swap(&mut st.out, &mut io.output);
     }
-    match io.tcp.poll_write_ready(cx) {
-        Poll::Pending => return Step::Idle,
-        Poll::Ready(Err(e)) => return broken(link, &e.to_string()),
-        Poll::Ready(Ok(())) => {}
-    }
-    match io.tcp.try_write(&io.output[io.written..]) {
-        Ok(n) => {
+    match Pin::new(&mut io.tcp).poll_write(cx, &io.output[io.written..]) {
+        Poll::Pending => Step::Idle,
+        Poll::Ready(Ok(0)) => broken(link, "the connection takes no more bytes"),
+        Poll::Ready(Ok(n)) => {
             io.written += n;
             Step::Progress
         }
-        Err(e) if e.kind() == ErrorKind::WouldBlock => Step::Progress,
-        Err(e) => broken(link, &e.to_string()),
+        Poll::Ready(Err(e)) => broken(link, &e.to_string()),
     }
 }
 
