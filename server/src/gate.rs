@@ -27,13 +27,16 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
-use crate::ledger::{Account, BatchOp, CallContext, Ledger, LedgerError, LedgerResult, OpResult, Pending};
+use crate::ledger::{
+    Account, BatchOp, CallContext, IdHasher, Ledger, LedgerError, LedgerResult, OpResult, Pending,
+};
 
 /// Every account's gate, made on the account's first op. Accounts are never
 /// closed, so this holds at most one gate per open account.
 #[derive(Debug)]
 pub struct Gates {
-    gates: RwLock<HashMap<Arc<str>, Arc<Gate>>>,
+    /// Looked up on every op: hashed with [`IdHasher`].
+    gates: RwLock<HashMap<Arc<str>, Arc<Gate>, IdHasher>>,
     max_blocking: usize,
     max_queued: usize,
     batch_max: usize,

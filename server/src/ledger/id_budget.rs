@@ -24,6 +24,9 @@ pub struct IdBudget {
     cap: usize,
     remembered: AtomicUsize,
     order: Mutex<Order>,
+    /// `order`'s length, stored under its lock, so that [`IdBudget::over`],
+    /// asked after every op, reads it without taking that lock.
+    registered: AtomicUsize,
 }
 
 impl Default for IdBudget {
@@ -39,6 +42,7 @@ impl IdBudget {
             cap: cap.max(1),
             remembered: AtomicUsize::new(0),
             order: Mutex::new(VecDeque::new()),
+            registered: AtomicUsize::new(0),
         }
     }
 
@@ -50,9 +54,9 @@ impl IdBudget {
     /// A new id is remembered by `account`.
     pub(super) fn added(&self, account: &Arc<str>, request_id: &Arc<str>) {
         self.remembered.fetch_add(1, Ordering::Relaxed);
-        self.order
-            .lock()
-            .push_back((Arc::clone(account), Arc::clone(request_id)));
+        let mut order = self.order.lock();
+        order.push_back((Arc::clone(account), Arc::clone(request_id)));
+        self.registered.store(order.len(), Ordering::Relaxed);
     }
 
     /// An account forgot one id (its own retention, or [`IdBudget::trim`]).
@@ -62,7 +66,7 @@ impl IdBudget {
 
     /// Whether the order holds more than the cap (so ids must be forgotten).
     pub(super) fn over(&self) -> bool {
-        self.order.lock().len() > self.cap
+        self.registered.load(Ordering::Relaxed) > self.cap
     }
 
     /// Pops the oldest registered id while more than `cap` are registered.
@@ -78,9 +82,9 @@ impl IdBudget {
             };
             match forget(&account, &request_id) {
                 Some(true) => {}
-                Some(false) => self.order.lock().push_back((account, request_id)),
+                Some(false) => self.put_back(false, account, request_id),
                 None => {
-                    self.order.lock().push_front((account, request_id));
+                    self.put_back(true, account, request_id);
                     return;
                 }
             }
@@ -89,11 +93,24 @@ impl IdBudget {
 
     fn pop_if_over(&self) -> Option<(Arc<str>, Arc<str>)> {
         let mut order = self.order.lock();
-        if order.len() > self.cap {
-            order.pop_front()
-        } else {
-            None
+        if order.len() <= self.cap {
+            return None;
         }
+        let oldest = order.pop_front();
+        self.registered.store(order.len(), Ordering::Relaxed);
+        oldest
+    }
+
+    /// Puts a popped id back: in front when its account was busy, at the
+    /// back when it is still in use.
+    fn put_back(&self, in_front: bool, account: Arc<str>, request_id: Arc<str>) {
+        let mut order = self.order.lock();
+        if in_front {
+            order.push_front((account, request_id));
+        } else {
+            order.push_back((account, request_id));
+        }
+        self.registered.store(order.len(), Ordering::Relaxed);
     }
 }
 

@@ -9,6 +9,7 @@ mod context;
 mod delay;
 mod error;
 mod id_budget;
+mod id_hash;
 mod locked;
 mod observer;
 mod op;
@@ -33,6 +34,7 @@ pub use config::LedgerConfig;
 pub use context::{CallContext, Release};
 pub use error::{LedgerError, LedgerResult};
 use id_budget::IdBudget;
+pub use id_hash::IdHasher;
 use locked::Locked;
 pub use observer::{LedgerObserver, Observer};
 pub use op::{
@@ -49,7 +51,8 @@ pub use zoo::{InjectedBug, PARTIAL_APPLY_EVERY, PARTIAL_APPLY_MESSAGE, STALE_REA
 /// All accounts of one server.
 #[derive(Debug, Default)]
 pub struct Ledger {
-    accounts: RwLock<HashMap<Arc<str>, Arc<Account>>>,
+    /// Looked up on every call: hashed with [`IdHasher`].
+    accounts: RwLock<HashMap<Arc<str>, Arc<Account>, IdHasher>>,
     config: LedgerConfig,
     /// Request ids remembered over all accounts (`max_request_ids`).
     ids: Arc<IdBudget>,
@@ -62,7 +65,7 @@ impl Ledger {
     /// An empty ledger.
     pub fn new(config: LedgerConfig) -> Self {
         Ledger {
-            accounts: RwLock::new(HashMap::new()),
+            accounts: RwLock::default(),
             ids: Arc::new(IdBudget::new(config.max_request_ids)),
             config,
             opening: Mutex::default(),

@@ -2,9 +2,18 @@
 //! repeat is answered from here instead of applied twice. Bounded: past
 //! `retention` ids the oldest is forgotten (FIFO) and counted; the server-wide
 //! cap ([`IdBudget`]) may make it forget its oldest ids earlier.
+//!
+//! Every op with a request id goes through here under its account's lock,
+//! so the map is hashbrown's, whose entry API looks each id up once per
+//! change, with a randomly seeded foldhash (see `id_hash`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
+
+use hashbrown::hash_map::EntryRef;
+use hashbrown::HashMap;
+
+use super::id_hash::IdHasher;
 
 use super::error::{LedgerError, LedgerResult};
 use super::id_budget::IdBudget;
@@ -49,7 +58,7 @@ pub enum Lookup {
 /// A bounded FIFO map from request id to what that request did.
 #[derive(Debug)]
 pub struct RequestLog {
-    entries: HashMap<Arc<str>, Entry>,
+    entries: HashMap<Arc<str>, Entry, IdHasher>,
     order: VecDeque<Arc<str>>,
     retention: usize,
     forgotten: u64,
@@ -62,7 +71,7 @@ impl RequestLog {
     /// least 1) and registers each with the server-wide `budget`.
     pub fn new(retention: usize, account: Arc<str>, budget: Arc<IdBudget>) -> Self {
         RequestLog {
-            entries: HashMap::new(),
+            entries: HashMap::default(),
             order: VecDeque::new(),
             retention: retention.max(1),
             forgotten: 0,
@@ -173,14 +182,15 @@ impl RequestLog {
         if request_id.is_empty() {
             return LogUndo(None);
         }
-        if let Some(key) = self.entries.get_key_value(request_id).map(|(k, _)| Arc::clone(k)) {
-            // A waiting op's marker is not restored: that op is over.
-            let before = self.entries.insert(Arc::clone(&key), entry);
-            let before = before.filter(|e| !matches!(e, Entry::Pending(_)));
-            return LogUndo(Some((key, before)));
-        }
-        let key: Arc<str> = Arc::from(request_id);
-        self.entries.insert(Arc::clone(&key), entry);
+        let key = match self.entries.entry_ref(request_id) {
+            EntryRef::Occupied(mut slot) => {
+                // A waiting op's marker is not restored: that op is over.
+                let before = std::mem::replace(slot.get_mut(), entry);
+                let before = Some(before).filter(|e| !matches!(e, Entry::Pending(_)));
+                return LogUndo(Some((Arc::clone(slot.key()), before)));
+            }
+            EntryRef::Vacant(slot) => Arc::clone(slot.insert_entry(entry).key()),
+        };
         self.budget.added(&self.account, &key);
         self.order.push_back(Arc::clone(&key));
         // Each id is looked at once at most, so pending ids cannot spin this.
@@ -196,17 +206,21 @@ impl RequestLog {
         let Some(oldest) = self.order.pop_front() else {
             return;
         };
-        // A pending id is still in use: keep it, move it to the back.
-        if let Some(Entry::Pending(_)) = self.entries.get(&oldest) {
-            self.order.push_back(oldest);
-            return;
-        }
-        // A key forgotten already (server-wide cap) is just dropped from the order.
-        if self.entries.remove(&oldest).is_some() {
-            self.forgotten += 1;
-            self.budget.forgot();
+        match self.entries.entry_ref(&*oldest) {
+            // A pending id is still in use: keep it, move it to the back.
+            EntryRef::Occupied(slot) if matches!(slot.get(), Entry::Pending(_)) => {
+                self.order.push_back(oldest);
+            }
+            EntryRef::Occupied(slot) => {
+                slot.remove();
+                self.forgotten += 1;
+                self.budget.forgot();
+            }
+            // A key forgotten already (server-wide cap) is just dropped from the order.
+            EntryRef::Vacant(_) => {}
         }
     }
+
     /// Sets the count of forgotten ids (a snapshot's, on recovery).
     pub fn restore_forgotten(&mut self, forgotten: u64) {
         self.forgotten = forgotten;
