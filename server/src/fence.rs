@@ -15,29 +15,45 @@ use crate::gate::Gate;
 use crate::ledger::{Account, Ledger};
 use crate::ops::blocking;
 
-/// Armed from lookup until the op is handed to the blocking pool.
+/// Armed from lookup until the op is handed to the blocking pool. It only
+/// borrows what it would need: nearly every call is admitted and disarms
+/// it, so the copies (an id string, three shared counts) are made only by
+/// a fence that fires.
 #[derive(Debug)]
-pub struct Fence {
-    armed: Option<Armed>,
+pub struct Fence<'a> {
+    armed: Option<Armed<'a>>,
 }
 
-/// What a fired fence needs.
+/// What a fired fence needs, borrowed from the call.
 #[derive(Debug)]
-struct Armed {
+struct Armed<'a> {
+    ledger: &'a Arc<Ledger>,
+    account: &'a Arc<Account>,
+    gate: &'a Arc<Gate>,
+    request_id: &'a str,
+}
+
+/// [`Armed`], owned by the task that fences.
+struct Fired {
     ledger: Arc<Ledger>,
     account: Arc<Account>,
     gate: Arc<Gate>,
     request_id: String,
 }
 
-impl Fence {
+impl<'a> Fence<'a> {
     /// A fence for `request_id` on `account` (behind `gate`); inert for an empty id.
-    pub fn new(ledger: &Arc<Ledger>, account: &Arc<Account>, gate: &Arc<Gate>, request_id: &str) -> Self {
-        let armed = (!request_id.is_empty()).then(|| Armed {
-            ledger: Arc::clone(ledger),
-            account: Arc::clone(account),
-            gate: Arc::clone(gate),
-            request_id: request_id.to_owned(),
+    pub fn new(
+        ledger: &'a Arc<Ledger>,
+        account: &'a Arc<Account>,
+        gate: &'a Arc<Gate>,
+        request_id: &'a str,
+    ) -> Self {
+        let armed = (!request_id.is_empty()).then_some(Armed {
+            ledger,
+            account,
+            gate,
+            request_id,
         });
         Fence { armed }
     }
@@ -52,30 +68,35 @@ impl Fence {
     }
 }
 
-impl Drop for Fence {
+impl Drop for Fence<'_> {
     fn drop(&mut self) {
         let Some(armed) = self.armed.take() else {
             return;
         };
         // Without a runtime (process teardown) there is nobody left to send a late copy.
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(fire(armed));
+            handle.spawn(fire(Fired {
+                ledger: Arc::clone(armed.ledger),
+                account: Arc::clone(armed.account),
+                gate: Arc::clone(armed.gate),
+                request_id: armed.request_id.to_owned(),
+            }));
         }
     }
 }
 
 /// Passes the gate, then fences the id on a blocking-pool thread.
-async fn fire(armed: Armed) {
-    let Ok(admission) = armed.gate.admit().await else {
-        tracing::debug!(request_id = %armed.request_id, "fence skipped: the account's gate is full");
+async fn fire(fired: Fired) {
+    let Ok(admission) = fired.gate.admit().await else {
+        tracing::debug!(request_id = %fired.request_id, "fence skipped: the account's gate is full");
         return;
     };
-    let Armed {
+    let Fired {
         ledger,
         account,
         request_id,
         ..
-    } = armed;
+    } = fired;
     // An error (say the id raced in meanwhile) leaves the ledger as it is.
     let _ = blocking(move || {
         let _admitted = admission;

@@ -148,7 +148,8 @@ impl Ops {
         t.validate()?;
         let from = self.ledger.account(&t.from_account_id)?;
         let to = self.ledger.account(&t.to_account_id)?;
-        let fence = Fence::new(&self.ledger, &from, &self.gates.of(from.id()), &t.request_id);
+        let from_gate = self.gates.of(from.id());
+        let fence = Fence::new(&self.ledger, &from, &from_gate, &t.request_id);
         let (first, second) = if from.id() < to.id() {
             (self.gates.of(from.id()), self.gates.of(to.id()))
         } else {
