@@ -520,3 +520,141 @@ async fn garbage_answers_are_internal_errors_not_panics() {
     stream.send(withdraw("x", "compressed"));
     assert_eq!(stream.next().await.unwrap_err().code(), Code::Internal);
 }
+
+// ---------------------------------------------------------------- the connection's own protocol work
+
+/// A raw server as [`raw_server`], its HTTP/2 side configured by `builder`.
+async fn raw_server_with(builder: h2::server::Builder, handler: Handler) -> SocketAddr {
+    let (listener, addr) = listener().await;
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let (handler, builder) = (Arc::clone(&handler), builder.clone());
+            tokio::spawn(async move {
+                let Ok(mut conn) = builder.handshake::<_, Bytes>(socket).await else {
+                    return;
+                };
+                while let Some(Ok((request, respond))) = conn.accept().await {
+                    tokio::spawn(handler(request, respond));
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Answers each call with its own request id.
+fn echo() -> Handler {
+    handler(|request, mut respond| async move {
+        let id = request_id(request).await;
+        let mut tx = respond.send_response(ok_head(), false).unwrap();
+        tx.send_data(framed(&answer(&id, 1)), false).unwrap();
+        tx.send_trailers(trailers(0, "")).unwrap();
+    })
+}
+
+#[tokio::test]
+async fn tiny_windows_and_one_stream_at_a_time_still_carry_every_call() {
+    // A 7-byte stream window: each request goes out in pieces as the server
+    // gives window back; one stream at a time: calls wait for a free one; a
+    // header table of 0: the heads go as plain literals (h2's decoder does
+    // not insist, so the size update itself is proven in wire::hpack's tests).
+    let mut builder = h2::server::Builder::new();
+    builder
+        .initial_window_size(7)
+        .max_concurrent_streams(1)
+        .header_table_size(0);
+    let conn = conn(raw_server_with(builder, echo()).await).await;
+    let ids: Vec<String> = (0..20).map(|i| format!("call-{i}-{}", "x".repeat(100))).collect();
+    let calls = ids.iter().map(|id| call(&conn, withdraw("x", id)));
+    let answers = tokio::time::timeout(HANG_LIMIT, futures::future::join_all(calls))
+        .await
+        .expect("no call stalls on flow control or the stream limit");
+    for (id, got) in ids.iter().zip(answers) {
+        assert_eq!(&got.unwrap().request_id, id);
+    }
+}
+
+#[tokio::test]
+async fn a_header_block_spread_over_continuation_frames_is_read_whole() {
+    let addr = raw_server(handler(|request, mut respond| async move {
+        let _ = request_id(request).await;
+        let mut tx = respond.send_response(ok_head(), false).unwrap();
+        tx.send_data(framed(&answer("long", 1)), false).unwrap();
+        // Trailers larger than one 16 KiB frame: HEADERS + CONTINUATION.
+        let mut t = trailers(7, "denied");
+        let long = "v".repeat(40 << 10);
+        t.insert("x-long", HeaderValue::from_str(&long).unwrap());
+        tx.send_trailers(t).unwrap();
+    }))
+    .await;
+    let conn = conn(addr).await;
+    let status = call(&conn, withdraw("x", "long")).await.unwrap_err();
+    assert_eq!(
+        (status.code(), status.message()),
+        (Code::PermissionDenied, "denied")
+    );
+    // The connection (and its header table) is still in step.
+    assert_eq!(
+        call(&conn, withdraw("x", "long")).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+}
+
+/// A server that completes the handshake by hand, then answers the first
+/// call with `reply` (raw frames): what no conforming server sends.
+async fn hand_written_server(reply: &'static [u8]) -> SocketAddr {
+    let (listener, addr) = listener().await;
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                // Empty SETTINGS, then the answer to the client's PING.
+                let mut hello = vec![0, 0, 0, 4, 0, 0, 0, 0, 0];
+                hello.extend_from_slice(&[0, 0, 8, 6, 1, 0, 0, 0, 0]);
+                hello.extend_from_slice(b"bankping");
+                if socket.write_all(&hello).await.is_err() {
+                    return;
+                }
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                // Wait for the first HEADERS (type 1) after the preface and SETTINGS.
+                while !seen.windows(2).any(|w| w == [1, 5] || w == [1, 4]) || seen.len() < 60 {
+                    use tokio::io::AsyncReadExt;
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = socket.write_all(reply).await;
+                let _ = tokio::time::timeout(HANG_LIMIT, socket.readable()).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn protocol_violations_end_the_connection_with_internal_errors_not_panics() {
+    let cases: [(&'static [u8], &str); 4] = [
+        // HEADERS on stream 1 whose block is not HPACK.
+        (
+            &[0, 0, 4, 1, 4, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff],
+            "COMPRESSION_ERROR",
+        ),
+        // A frame larger than the client allows.
+        (&[0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 1], "FRAME_SIZE_ERROR"),
+        // DATA on a stream the client never opened.
+        (&[0, 0, 1, 0, 0, 0, 0, 0, 9, 0], "never opened"),
+        // A PUSH_PROMISE, though push is off.
+        (&[0, 0, 4, 5, 4, 0, 0, 0, 1, 0, 0, 0, 2], "PUSH_PROMISE"),
+    ];
+    for (reply, words) in cases {
+        let conn = conn(hand_written_server(reply).await).await;
+        let status = tokio::time::timeout(HANG_LIMIT, call(&conn, withdraw("x", "bad")))
+            .await
+            .expect("no hang")
+            .unwrap_err();
+        assert_eq!(status.code(), Code::Internal, "{words}: {status:?}");
+        assert!(status.message().contains(words), "{words}: {status:?}");
+        assert_recorded_unknown(status);
+    }
+}
