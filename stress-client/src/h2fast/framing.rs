@@ -58,20 +58,27 @@ impl Deframer {
 }
 
 /// The next whole message at the front of `buf` (taken out of it), if one
-/// has arrived; an error for a prefix no answer of this client may carry
-/// (compression, an oversized length).
+/// has arrived (see [`peek_message`]).
 pub fn next_message(buf: &mut BytesMut) -> Result<Option<Bytes>, Status> {
+    let Some((_, end)) = peek_message(buf)? else {
+        return Ok(None);
+    };
+    buf.advance(PREFIX_LEN);
+    Ok(Some(buf.split_to(end - PREFIX_LEN).freeze()))
+}
+
+/// The whole message at the front of `buf` and where it ends, if it has
+/// arrived; an error for a prefix no answer of this client may carry
+/// (compression, an oversized length).
+pub fn peek_message(buf: &[u8]) -> Result<Option<(&[u8], usize)>, Status> {
     let Some(prefix) = buf.get(..PREFIX_LEN) else {
         return Ok(None);
     };
     let flag = prefix[0];
     let len = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
     check_prefix(flag, len)?;
-    if buf.len() < PREFIX_LEN + len {
-        return Ok(None);
-    }
-    buf.advance(PREFIX_LEN);
-    Ok(Some(buf.split_to(len).freeze()))
+    let end = PREFIX_LEN + len;
+    Ok(buf.get(PREFIX_LEN..end).map(|message| (message, end)))
 }
 
 /// The same checks, and the same words, as tonic's decoder.
@@ -98,7 +105,7 @@ fn check_prefix(flag: u8, len: usize) -> Result<(), Status> {
 }
 
 /// Decodes one answer message.
-pub fn decode<M: Message + Default>(bytes: Bytes) -> Result<M, Status> {
+pub fn decode<M: Message + Default>(bytes: impl Buf) -> Result<M, Status> {
     M::decode(bytes).map_err(|e| Status::internal(e.to_string()))
 }
 

@@ -12,7 +12,7 @@ use super::wire::hpack::Fields;
 /// The final status a header block carries: `None` without `grpc-status`,
 /// `Some(Ok(()))` for OK, `Some(Err(status))` otherwise.
 pub fn from_fields(fields: &Fields) -> Option<Result<(), Status>> {
-    let code = fields.grpc_status.as_deref()?;
+    let code = fields.grpc_status.as_ref()?.as_bytes();
     if code == b"0" {
         return Some(Ok(()));
     }
@@ -101,11 +101,12 @@ fn percent_decode(raw: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::h2fast::wire::hpack::Short;
 
     fn fields(status: Option<&str>, message: Option<&str>) -> Fields {
         Fields {
             http: Some(200),
-            grpc_status: status.map(|s| s.as_bytes().to_vec()),
+            grpc_status: status.map(|s| Short::new(s.as_bytes())),
             grpc_message: message.map(|s| s.as_bytes().to_vec()),
         }
     }
@@ -119,6 +120,10 @@ mod tests {
             let status = from_fields(&f).unwrap().unwrap_err();
             assert_eq!(i32::from(status.code()), n);
             assert_eq!(status.message(), "no such account: x");
+        }
+        for long in ["banana", "123", "0000"] {
+            let junk = from_fields(&fields(Some(long), None)).unwrap().unwrap_err();
+            assert_eq!(junk.code(), Code::Unknown, "{long}");
         }
         let junk = from_fields(&fields(Some("banana"), Some("%zz%4")));
         let junk = junk.unwrap().unwrap_err();

@@ -13,7 +13,7 @@ use prost::Message;
 use tonic::Status;
 
 use super::conn::{Conn, Rpc};
-use super::framing::{decode, next_message};
+use super::framing::{decode, peek_message};
 use super::status::{from_fields, from_reset, missing};
 use super::wire::{take_answer, Answer, End, Link, StreamRef};
 
@@ -48,7 +48,7 @@ fn read_answer<M: Message + Default>(answer: Answer) -> Result<M, Status> {
     let Answer {
         head,
         trailers,
-        mut data,
+        data,
         end,
     } = answer;
     match end {
@@ -62,15 +62,16 @@ fn read_answer<M: Message + Default>(answer: Answer) -> Result<M, Status> {
         status?;
         return Err(Status::internal("Missing response message."));
     }
-    let mut message = None;
-    while let Some(m) = next_message(&mut data)? {
+    let (mut message, mut rest) = (None, &data[..]);
+    while let Some((m, end)) = peek_message(rest)? {
         if message.replace(m).is_some() {
             return Err(Status::internal(
                 "protocol error: more than one message in a unary answer",
             ));
         }
+        rest = &rest[end..];
     }
-    if !data.is_empty() {
+    if !rest.is_empty() {
         return Err(Status::internal("Unexpected EOF decoding stream."));
     }
     match trailers.as_ref().and_then(from_fields) {

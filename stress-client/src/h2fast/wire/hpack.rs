@@ -143,8 +143,37 @@ fn put_int(out: &mut BytesMut, first: u8, n: u32, value: usize) {
 pub struct Fields {
     /// `:status`, when present and a number.
     pub http: Option<u16>,
-    pub grpc_status: Option<Vec<u8>>,
+    pub grpc_status: Option<Short>,
     pub grpc_message: Option<Vec<u8>>,
+}
+
+/// A short header value kept without allocating (every answer carries a
+/// `grpc-status` of one or two digits): its first [`Short::KEPT`] bytes and
+/// whether there were more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Short {
+    len: u8,
+    bytes: [u8; Short::KEPT],
+}
+
+impl Short {
+    pub const KEPT: usize = 3;
+
+    pub fn new(value: &[u8]) -> Short {
+        let mut bytes = [0; Short::KEPT];
+        let len = value.len().min(Short::KEPT);
+        bytes[..len].copy_from_slice(&value[..len]);
+        Short {
+            len: len as u8,
+            bytes,
+        }
+    }
+
+    /// The value, cut at [`Short::KEPT`] bytes: a longer one reads as a
+    /// 3-byte value, which no status code is.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
 }
 
 /// The answer side's HPACK context.
@@ -173,7 +202,7 @@ impl Decoder {
                     b":status" => {
                         fields.http = std::str::from_utf8(&value).ok().and_then(|v| v.parse().ok());
                     }
-                    b"grpc-status" => fields.grpc_status = Some(value.into_owned()),
+                    b"grpc-status" => fields.grpc_status = Some(Short::new(&value)),
                     b"grpc-message" => fields.grpc_message = Some(value.into_owned()),
                     _ => {}
                 }
@@ -310,7 +339,8 @@ mod tests {
         let mut d = Decoder::default();
         let f = d.decode(&block).unwrap();
         assert_eq!(f.http, Some(200));
-        assert_eq!(f.grpc_status.as_deref(), Some(&b"5"[..]));
+        assert_eq!(f.grpc_status.map(|s| s.as_bytes().to_vec()), Some(b"5".to_vec()));
+        assert_eq!(Short::new(b"1234").as_bytes(), b"123");
         assert_eq!(f.grpc_message.as_deref(), Some(&b"no%20such"[..]));
         assert!(Decoder::default()
             .decode(&[0xff, 0xff, 0xff, 0xff, 0xff])
