@@ -658,3 +658,53 @@ async fn protocol_violations_end_the_connection_with_internal_errors_not_panics(
         assert_recorded_unknown(status);
     }
 }
+
+#[tokio::test]
+async fn a_call_that_gives_up_waiting_for_a_stream_does_not_hold_up_the_next() {
+    // One stream at a time; the first call is held until released.
+    let (release, arrived) = (
+        Arc::new(tokio::sync::Notify::new()),
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    let (held, here) = (Arc::clone(&release), Arc::clone(&arrived));
+    let mut builder = h2::server::Builder::new();
+    builder.max_concurrent_streams(1);
+    let addr = raw_server_with(
+        builder,
+        handler(move |request, mut respond| {
+            let (held, here) = (Arc::clone(&held), Arc::clone(&here));
+            async move {
+                let id = request_id(request).await;
+                if id == "hold" {
+                    here.notify_one();
+                    held.notified().await;
+                }
+                let mut tx = respond.send_response(ok_head(), false).unwrap();
+                tx.send_data(framed(&answer(&id, 1)), false).unwrap();
+                tx.send_trailers(trailers(0, "")).unwrap();
+            }
+        }),
+    )
+    .await;
+    let conn = conn(addr).await;
+    let first = tokio::spawn({
+        let conn = conn.clone();
+        async move { call(&conn, withdraw("x", "hold")).await }
+    });
+    arrived.notified().await;
+    // The second waits in line behind the held call, then gives up.
+    let gave_up =
+        tokio::time::timeout(Duration::from_millis(50), call(&conn, withdraw("x", "quitter"))).await;
+    assert!(gave_up.is_err(), "the second call cannot have a stream yet");
+    let third = tokio::spawn({
+        let conn = conn.clone();
+        async move { call(&conn, withdraw("x", "third")).await }
+    });
+    tokio::task::yield_now().await;
+    release.notify_one();
+    assert_eq!(first.await.unwrap().unwrap().request_id, "hold");
+    let third = tokio::time::timeout(HANG_LIMIT, third)
+        .await
+        .expect("the third call gets the freed stream");
+    assert_eq!(third.unwrap().unwrap().request_id, "third");
+}

@@ -20,7 +20,7 @@ use tonic::Status;
 use super::conn::{Conn, Current, Rpc};
 use super::framing::{decode, next_message};
 use super::status::{from_fields, from_reset, missing};
-use super::wire::{take_answer, Answer, End, Link, Refused, Slot, StreamRef};
+use super::wire::{take_answer, Answer, End, Refused, Slot, StreamRef, Waiting};
 
 type Reconnect = Pin<Box<dyn Future<Output = Result<Current, Status>> + Send>>;
 
@@ -29,7 +29,7 @@ enum State {
     /// Waiting for a new connection (the old one was unusable).
     Connecting(Reconnect),
     /// Waiting for the server's stream limit to let it open.
-    Opening(Arc<Link>),
+    Opening(Waiting),
     Open(StreamRef),
     /// The final status has been handed out.
     Done,
@@ -59,7 +59,7 @@ impl Bidi {
                 link: Arc::clone(&current.link),
                 id,
             }),
-            Err(Refused::Full) => State::Opening(current.link),
+            Err(Refused::Full) => State::Opening(Waiting::new(current.link)),
             Err(Refused::Unusable(_)) => State::Connecting(Box::pin(conn.reconnect(current.generation))),
         };
         Ok(Bidi {
@@ -92,13 +92,15 @@ impl Bidi {
         loop {
             match &mut self.state {
                 State::Connecting(reconnect) => match ready!(reconnect.as_mut().poll(cx)) {
-                    Ok(current) => self.state = State::Opening(current.link),
+                    Ok(current) => self.state = State::Opening(Waiting::new(current.link)),
                     Err(status) => return Poll::Ready(self.end(Err(status))),
                 },
-                State::Opening(link) => match ready!(link.poll_open(cx, Rpc::WithdrawStream, None, false)) {
-                    Ok(id) => self.opened(id),
-                    Err(status) => return Poll::Ready(self.end(Err(status))),
-                },
+                State::Opening(waiting) => {
+                    match ready!(waiting.poll_open(cx, Rpc::WithdrawStream, None, false)) {
+                        Ok(stream) => self.opened(stream),
+                        Err(status) => return Poll::Ready(self.end(Err(status))),
+                    }
+                }
                 State::Open(stream) => match ready!(stream.poll(cx, next_event)) {
                     Event::Message(m) => return Poll::Ready(decode(m).map(Some)),
                     Event::Failed(status) => return Poll::Ready(self.end(Err(status))),
@@ -110,14 +112,9 @@ impl Bidi {
     }
 
     /// The stream opened: what was queued goes out.
-    fn opened(&mut self, id: u32) {
-        let State::Opening(link) = &self.state else { return };
-        let stream = StreamRef {
-            link: Arc::clone(link),
-            id,
-        };
+    fn opened(&mut self, stream: StreamRef) {
         for body in self.queued.drain(..) {
-            stream.link.send(id, body, false);
+            stream.link.send(stream.id, body, false);
         }
         self.state = State::Open(stream);
     }

@@ -15,7 +15,7 @@ use tonic::Status;
 use super::conn::{Conn, Rpc};
 use super::framing::{decode, peek_message};
 use super::status::{from_fields, from_reset, missing};
-use super::wire::{take_answer, Answer, End, Link, StreamRef};
+use super::wire::{take_answer, Answer, End, Link, StreamRef, Waiting};
 
 /// Sends `body` (one framed message) as a call of `rpc` on `conn` and
 /// decodes the answer. A connection found unusable before the request went
@@ -36,11 +36,8 @@ pub async fn call<M: Message + Default>(conn: &Conn, rpc: Rpc, body: Bytes) -> R
 
 /// Opens the call's stream with its head and whole body.
 async fn open(link: &Arc<Link>, rpc: Rpc, body: &[u8]) -> Result<StreamRef, Status> {
-    let id = poll_fn(|cx| link.poll_open(cx, rpc, Some(body), true)).await?;
-    Ok(StreamRef {
-        link: Arc::clone(link),
-        id,
-    })
+    let mut waiting = Waiting::new(Arc::clone(link));
+    poll_fn(|cx| waiting.poll_open(cx, rpc, Some(body), true)).await
 }
 
 /// Reads a unary answer.

@@ -109,7 +109,9 @@ pub struct State {
     pub next_id: u32,
     pub active: usize,
     pub max_concurrent: usize,
-    pub open_waiters: Vec<Waker>,
+    /// Callers waiting for a free stream, first come first served, by ticket.
+    pub open_waiters: VecDeque<(u64, Waker)>,
+    pub next_ticket: u64,
     pub send_window: i64,
     pub peer_initial_window: i64,
     pub peer_max_frame: usize,
@@ -163,7 +165,8 @@ impl Link {
             next_id: 1,
             active: 0,
             max_concurrent: usize::MAX,
-            open_waiters: Vec::new(),
+            open_waiters: VecDeque::new(),
+            next_ticket: 0,
             send_window: frame::DEFAULT_WINDOW,
             peer_initial_window: frame::DEFAULT_WINDOW,
             peer_max_frame: frame::DEFAULT_MAX_FRAME,
@@ -206,26 +209,34 @@ impl Link {
     }
 
     /// Opens a stream of `rpc`, its first DATA (`body`) and, with `end`,
-    /// the end of its request side, waiting while the server's stream
-    /// limit is reached.
-    pub fn poll_open(
+    /// the end of its request side, waiting in line (`ticket`, see
+    /// [`Waiting`]) while the server's stream limit is reached.
+    fn poll_open(
         &self,
         cx: &mut Context<'_>,
+        ticket: &mut Option<u64>,
         rpc: Rpc,
         body: Option<&[u8]>,
         end: bool,
     ) -> Poll<Result<u32, Status>> {
         let mut st = self.lock();
         let opened = st.open(rpc, body, end);
-        st.wake_all();
-        match opened {
-            Ok(id) => Poll::Ready(Ok(id)),
-            Err(Refused::Unusable(status)) => Poll::Ready(Err(status)),
+        let polled = match opened {
+            Ok(id) => {
+                st.leave_line(ticket.take());
+                Poll::Ready(Ok(id))
+            }
+            Err(Refused::Unusable(status)) => {
+                st.leave_line(ticket.take());
+                Poll::Ready(Err(status))
+            }
             Err(Refused::Full) => {
-                st.open_waiters.push(cx.waker().clone());
+                st.wait_in_line(ticket, cx.waker());
                 Poll::Pending
             }
-        }
+        };
+        st.wake_all();
+        polled
     }
 
     /// Opens a stream without waiting (see [`Link::poll_open`]).
@@ -445,7 +456,49 @@ impl State {
 
     fn stream_closed(&mut self) {
         self.active = self.active.saturating_sub(1);
-        self.wake.append(&mut self.open_waiters);
+        self.wake_next_in_line();
+    }
+
+    /// Wakes the first caller waiting for a stream: one per freed stream,
+    /// not all of them (with hundreds waiting, waking all costs more CPU
+    /// than the calls themselves).
+    fn wake_next_in_line(&mut self) {
+        if let Some((_, waker)) = self.open_waiters.pop_front() {
+            self.wake.push(waker);
+        }
+    }
+
+    /// Wakes every caller waiting for a stream (the limit rose, or no
+    /// stream will ever open here again).
+    pub fn wake_whole_line(&mut self) {
+        self.wake
+            .extend(self.open_waiters.drain(..).map(|(_, waker)| waker));
+    }
+
+    fn wait_in_line(&mut self, ticket: &mut Option<u64>, waker: &Waker) {
+        let queued = ticket.and_then(|t| self.open_waiters.iter_mut().find(|(x, _)| *x == t));
+        match (queued, *ticket) {
+            (Some(entry), _) => entry.1 = waker.clone(),
+            // Woken, but another caller took the stream: first in line again.
+            (None, Some(t)) => self.open_waiters.push_front((t, waker.clone())),
+            (None, None) => {
+                let t = self.next_ticket;
+                self.next_ticket += 1;
+                *ticket = Some(t);
+                self.open_waiters.push_back((t, waker.clone()));
+            }
+        }
+    }
+
+    /// A caller stops waiting (it opened its stream, or gave up). If it
+    /// was woken for a free stream it did not take, the next one is woken
+    /// in its place.
+    fn leave_line(&mut self, ticket: Option<u64>) {
+        let Some(t) = ticket else { return };
+        self.open_waiters.retain(|(x, _)| *x != t);
+        if self.active < self.max_concurrent {
+            self.wake_next_in_line();
+        }
     }
 
     /// Marks stream `id` ended and wakes its caller.
@@ -510,7 +563,7 @@ impl State {
         }
         self.closed = Some(status);
         self.draining = true;
-        self.wake.append(&mut self.open_waiters);
+        self.wake_whole_line();
         self.wake.extend(self.handshake_waker.take());
         self.flush_scheduled = false;
         self.schedule_flush();
@@ -522,6 +575,49 @@ impl State {
     pub fn wake_all(&mut self) {
         for waker in self.wake.drain(..) {
             waker.wake();
+        }
+    }
+}
+
+/// A caller on its way to a stream: its place in the line while the
+/// server's stream limit is reached, given up when dropped (a call cut by
+/// its deadline does not hold up the ones behind it).
+pub struct Waiting {
+    link: Arc<Link>,
+    ticket: Option<u64>,
+}
+
+impl Waiting {
+    pub fn new(link: Arc<Link>) -> Waiting {
+        Waiting { link, ticket: None }
+    }
+
+    pub fn link(&self) -> &Arc<Link> {
+        &self.link
+    }
+
+    /// See [`Link::poll_open`]; the stream is this caller's once opened.
+    pub fn poll_open(
+        &mut self,
+        cx: &mut Context<'_>,
+        rpc: Rpc,
+        body: Option<&[u8]>,
+        end: bool,
+    ) -> Poll<Result<StreamRef, Status>> {
+        let id = std::task::ready!(self.link.poll_open(cx, &mut self.ticket, rpc, body, end))?;
+        Poll::Ready(Ok(StreamRef {
+            link: Arc::clone(&self.link),
+            id,
+        }))
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if self.ticket.is_some() {
+            let mut st = self.link.lock();
+            st.leave_line(self.ticket.take());
+            st.wake_all();
         }
     }
 }

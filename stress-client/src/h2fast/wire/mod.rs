@@ -12,4 +12,4 @@ pub mod hpack;
 pub mod link;
 mod recv;
 
-pub use link::{take_answer, Answer, End, Link, Refused, Slot, StreamRef};
+pub use link::{take_answer, Answer, End, Link, Refused, Slot, StreamRef, Waiting};

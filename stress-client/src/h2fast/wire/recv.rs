@@ -210,7 +210,7 @@ impl State {
         self.settings_seen = true;
         frame::put_settings_ack(&mut self.out);
         self.flush_blocked();
-        self.wake.append(&mut self.open_waiters);
+        self.wake_whole_line();
         if self.pong {
             self.wake.extend(self.handshake_waker.take());
         }
@@ -280,7 +280,7 @@ impl State {
             );
             self.end_stream(id, End::Failed(status));
         }
-        self.wake.append(&mut self.open_waiters);
+        self.wake_whole_line();
         self.finish_if_drained();
         Ok(())
     }
