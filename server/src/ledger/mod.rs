@@ -10,12 +10,15 @@ mod delay;
 mod error;
 mod id_budget;
 mod id_hash;
+mod id_slots;
 mod locked;
 mod observer;
 mod op;
 mod pending;
 mod recover;
 mod request_log;
+#[cfg(test)]
+mod request_log_model;
 pub mod storage;
 #[cfg(test)]
 mod tests;

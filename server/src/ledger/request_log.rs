@@ -3,20 +3,17 @@
 //! `retention` ids the oldest is forgotten (FIFO) and counted; the server-wide
 //! cap ([`IdBudget`]) may make it forget its oldest ids earlier.
 //!
-//! Every op with a request id goes through here under its account's lock,
-//! so the map is hashbrown's, whose entry API looks each id up once per
-//! change, with a randomly seeded foldhash (see `id_hash`).
+//! Every op with a request id goes through here under its account's lock;
+//! the ids and entries are stored in arrival order with an index by id (see
+//! `id_slots`). The order may name an id more than once (forgotten, then
+//! sent again): an id is always looked up by its text, whichever slot
+//! holds its entry, exactly as when the order was a queue of ids.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
-
-use hashbrown::hash_map::EntryRef;
-use hashbrown::HashMap;
-
-use super::id_hash::IdHasher;
 
 use super::error::{LedgerError, LedgerResult};
 use super::id_budget::IdBudget;
+use super::id_slots::{Slot, Slots};
 use super::op::{Fingerprint, OpResult, Outcome};
 use super::storage::{op_record, Record};
 
@@ -31,7 +28,7 @@ enum Entry {
     Fenced,
 }
 
-/// An [`OpResult`] without its request id (the map key holds that).
+/// An [`OpResult`] without its request id (the slot holds that).
 #[derive(Debug, Clone, Copy)]
 struct StoredResult {
     outcome: Outcome,
@@ -58,8 +55,7 @@ pub enum Lookup {
 /// A bounded FIFO map from request id to what that request did.
 #[derive(Debug)]
 pub struct RequestLog {
-    entries: HashMap<Arc<str>, Entry, IdHasher>,
-    order: VecDeque<Arc<str>>,
+    slots: Slots<Entry>,
     retention: usize,
     forgotten: u64,
     account: Arc<str>,
@@ -71,8 +67,7 @@ impl RequestLog {
     /// least 1) and registers each with the server-wide `budget`.
     pub fn new(retention: usize, account: Arc<str>, budget: Arc<IdBudget>) -> Self {
         RequestLog {
-            entries: HashMap::default(),
-            order: VecDeque::new(),
+            slots: Slots::default(),
             retention: retention.max(1),
             forgotten: 0,
             account,
@@ -83,24 +78,29 @@ impl RequestLog {
     /// Forgets `request_id` for the server-wide cap: true when done (or it
     /// was not remembered), false when it is pending and must stay.
     pub fn forget(&mut self, request_id: &str) -> bool {
-        match self.entries.get(request_id) {
-            None => return true,
-            Some(Entry::Pending(_)) => return false,
-            Some(_) => {}
+        let Some(pos) = self.find(request_id) else {
+            return true;
+        };
+        if matches!(self.slots.get(pos).entry, Some(Entry::Pending(_))) {
+            return false;
         }
-        self.entries.remove(request_id);
+        self.slots.take(pos);
         self.forgotten += 1;
         self.budget.forgot();
-        // Drop forgotten keys from the front so `order` stays bounded.
-        while self.order.front().is_some_and(|k| !self.entries.contains_key(k)) {
-            self.order.pop_front();
+        // Drop forgotten ids from the front so the order stays bounded.
+        while self
+            .slots
+            .front()
+            .is_some_and(|(pos, slot)| self.holder(pos, slot).is_none())
+        {
+            self.slots.pop_front();
         }
         true
     }
 
     /// How many ids are remembered now.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.slots.len()
     }
 
     /// How many ids were forgotten to stay within the retention bound.
@@ -118,7 +118,7 @@ impl RequestLog {
         if request_id.is_empty() {
             return Ok(Lookup::Fresh);
         }
-        match self.entries.get(request_id) {
+        match self.entry(request_id) {
             None => Ok(Lookup::Fresh),
             Some(Entry::Fenced) => Ok(Lookup::Replay(replayed_not_applied(request_id))),
             Some(Entry::Pending(stored_fp) | Entry::Done(stored_fp, _)) if stored_fp != fingerprint => {
@@ -134,7 +134,7 @@ impl RequestLog {
 
     /// The stored result of `request_id`, if the log has one.
     pub fn get(&self, request_id: &str) -> LedgerResult<Option<OpResult>> {
-        match self.entries.get(request_id) {
+        match self.entry(request_id) {
             None => Ok(None),
             Some(Entry::Fenced) => Ok(Some(replayed_not_applied(request_id))),
             Some(Entry::Pending(_)) => Err(LedgerError::InProgress(request_id.to_owned())),
@@ -167,14 +167,22 @@ impl RequestLog {
     /// Takes back a change (newest first). An id the log forgot meanwhile
     /// stays forgotten; one it added is removed again.
     pub fn undo(&mut self, undo: LogUndo) {
-        match undo.0 {
-            Some((key, None)) if self.entries.remove(&key).is_some() => self.budget.forgot(),
-            Some((key, Some(before))) => {
-                if let Some(slot) = self.entries.get_mut(&key) {
-                    *slot = before;
+        let Some((key, before)) = undo.0 else {
+            return;
+        };
+        let Some(pos) = self.find(&key) else {
+            return;
+        };
+        match before {
+            None => {
+                self.slots.take(pos);
+                self.budget.forgot();
+            }
+            Some(before) => {
+                if let Some(entry) = self.slots.entry_mut(pos) {
+                    *entry = before;
                 }
             }
-            Some((_, None)) | None => {}
         }
     }
 
@@ -182,20 +190,24 @@ impl RequestLog {
         if request_id.is_empty() {
             return LogUndo(None);
         }
-        let key = match self.entries.entry_ref(request_id) {
-            EntryRef::Occupied(mut slot) => {
-                // A waiting op's marker is not restored: that op is over.
-                let before = std::mem::replace(slot.get_mut(), entry);
-                let before = Some(before).filter(|e| !matches!(e, Entry::Pending(_)));
-                return LogUndo(Some((Arc::clone(slot.key()), before)));
-            }
-            EntryRef::Vacant(slot) => Arc::clone(slot.insert_entry(entry).key()),
-        };
+        let hash = self.slots.hash(request_id);
+        if let Some(pos) = self.slots.find(request_id, hash) {
+            let key = Arc::clone(&self.slots.get(pos).key);
+            let before = self.slots.entry_mut(pos).map(|e| std::mem::replace(e, entry));
+            // A waiting op's marker is not restored: that op is over.
+            let before = before.filter(|e| !matches!(e, Entry::Pending(_)));
+            return LogUndo(Some((key, before)));
+        }
+        let key: Arc<str> = Arc::from(request_id);
+        self.slots.push_back(Slot {
+            key: Arc::clone(&key),
+            hash,
+            entry: Some(entry),
+        });
         self.budget.added(&self.account, &key);
-        self.order.push_back(Arc::clone(&key));
         // Each id is looked at once at most, so pending ids cannot spin this.
-        let mut budget = self.order.len();
-        while self.entries.len() > self.retention && budget > 0 {
+        let mut budget = self.slots.order_len();
+        while self.slots.len() > self.retention && budget > 0 {
             self.evict_oldest();
             budget -= 1;
         }
@@ -203,21 +215,49 @@ impl RequestLog {
     }
 
     fn evict_oldest(&mut self) {
-        let Some(oldest) = self.order.pop_front() else {
+        let Some((front, slot)) = self.slots.front() else {
             return;
         };
-        match self.entries.entry_ref(&*oldest) {
-            // A pending id is still in use: keep it, move it to the back.
-            EntryRef::Occupied(slot) if matches!(slot.get(), Entry::Pending(_)) => {
-                self.order.push_back(oldest);
+        let holder = self.holder(front, slot);
+        let pending = holder.is_some_and(|pos| matches!(self.slots.get(pos).entry, Some(Entry::Pending(_))));
+        let Some(slot) = self.slots.pop_front() else {
+            return;
+        };
+        match holder {
+            // A pending id is still in use: keep it, its place goes to the back.
+            Some(_) if pending => {
+                self.slots.push_back(slot);
             }
-            EntryRef::Occupied(slot) => {
-                slot.remove();
+            // Its entry is in this slot (popped with it) or in a later one.
+            Some(pos) => {
+                if pos != front {
+                    self.slots.take(pos);
+                }
                 self.forgotten += 1;
                 self.budget.forgot();
             }
             // A key forgotten already (server-wide cap) is just dropped from the order.
-            EntryRef::Vacant(_) => {}
+            None => {}
+        }
+    }
+
+    /// The position of the slot holding `request_id`'s entry, if remembered.
+    fn find(&self, request_id: &str) -> Option<u64> {
+        self.slots.find(request_id, self.slots.hash(request_id))
+    }
+
+    /// What is remembered for `request_id`.
+    fn entry(&self, request_id: &str) -> Option<&Entry> {
+        let pos = self.find(request_id)?;
+        self.slots.get(pos).entry.as_ref()
+    }
+
+    /// Where the entry of the id in `slot` (at `pos`) is: that slot, or a
+    /// later one if the id was forgotten there and sent again.
+    fn holder(&self, pos: u64, slot: &Slot<Entry>) -> Option<u64> {
+        match slot.entry {
+            Some(_) => Some(pos),
+            None => self.slots.find(&slot.key, slot.hash),
         }
     }
 
@@ -229,8 +269,13 @@ impl RequestLog {
     /// Every finished or fenced id, oldest first, as snapshot records of
     /// `account`. Pending ids are left out: their op has not happened.
     pub fn export(&self, account: &Arc<str>, out: &mut Vec<Record>) {
-        for key in &self.order {
-            match self.entries.get(key) {
+        for slot in self.slots.iter() {
+            let key = &slot.key;
+            let entry = match &slot.entry {
+                Some(entry) => Some(entry),
+                None => self.entry(key),
+            };
+            match entry {
                 Some(Entry::Done(fp, stored)) => out.push(op_record(account, fp, &stored.to_result(key))),
                 Some(Entry::Fenced) => out.push(Record::Fence {
                     account: Arc::clone(account),
