@@ -15,6 +15,7 @@ pub mod progress;
 pub mod recorder;
 pub mod report;
 pub mod rpc;
+pub mod samples;
 pub mod run;
 pub mod settle;
 pub mod setup;

@@ -1,6 +1,8 @@
 //! Per-worker recording: every op goes into a compact history record for the
-//! checker and (after warmup) into HdrHistograms. Workers own their recorder,
-//! so the hot path takes no lock; buffers grow amortised, histograms merge at the end.
+//! checker and (after warmup) its latencies into samples that fill
+//! HdrHistograms when the worker finishes ([`crate::samples`]). Workers own
+//! their recorder, so the hot path takes no lock; buffers grow amortised,
+//! histograms merge at the end.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::errors::ErrorTally;
 use crate::rpc::{PerRpc, Rpc};
+use crate::samples::{Histograms, Samples};
 use crate::stage_tally::StageTally;
 use crate::timeline::Interval;
 use crate::workload::Planned;
@@ -85,9 +88,11 @@ pub struct Recorder {
     pub corrected: Histogram<u64>,
     /// The uncorrected latencies (from the actual send), kept apart only
     /// once one differs from its corrected value: in a closed loop every op
-    /// is sent when due, the two are equal, and one histogram does for both
-    /// (half the per-op histogram work). See [`Recorder::uncorrected`].
+    /// is sent when due, the two are equal, and one histogram does for both.
+    /// See [`Recorder::uncorrected`].
     uncorrected: Option<Histogram<u64>>,
+    /// Latencies not yet in the histograms (see [`Recorder::finish`]).
+    samples: Samples,
     interval: Option<IntervalSink>,
     /// Withdrawals travel over `WithdrawStream` (for the per-RPC breakdown).
     streamed: bool,
@@ -166,6 +171,7 @@ impl Recorder {
             warmup_end,
             corrected: new_histogram(),
             uncorrected: None,
+            samples: Samples::default(),
             interval,
             streamed: false,
             per_rpc: PerRpc::default(),
@@ -363,7 +369,7 @@ impl Recorder {
         }
         let corrected = (timing.sent >= self.warmup_end)
             .then(|| micros(timing.received.saturating_duration_since(timing.intended)));
-        self.per_rpc.record(rpc, corrected);
+        self.per_rpc.record(rpc, None);
         let (sent_ns, at_ns) = (self.clock_ns(timing.sent), self.clock_ns(timing.received));
         if let Some(stages) = self.stages.as_mut() {
             stages.record(sent_ns, corrected);
@@ -371,15 +377,9 @@ impl Recorder {
         if let Some(sink) = self.interval.as_mut() {
             sink.record(at_ns, corrected, error);
         }
-        let Some(corrected) = corrected else { return };
-        let uncorrected = micros(timing.received.saturating_duration_since(timing.sent));
-        if self.uncorrected.is_none() && uncorrected != corrected {
-            // Every earlier op had equal values: the copy is exact.
-            self.uncorrected = Some(self.corrected.clone());
-        }
-        record_us(&mut self.corrected, corrected);
-        if let Some(h) = self.uncorrected.as_mut() {
-            record_us(h, uncorrected);
+        if let Some(corrected) = corrected {
+            let uncorrected = micros(timing.received.saturating_duration_since(timing.sent));
+            self.samples.push(rpc, corrected, uncorrected);
         }
     }
 
@@ -388,8 +388,14 @@ impl Recorder {
         self.uncorrected.as_ref().unwrap_or(&self.corrected)
     }
 
-    /// Sends the last partial interval; call once when the worker is done.
+    /// Puts the samples into the histograms and sends the last partial
+    /// interval; call once when the worker is done, before reading them.
     pub fn finish(&mut self) {
+        self.samples.drain_into(Histograms {
+            corrected: &mut self.corrected,
+            uncorrected: &mut self.uncorrected,
+            per_rpc: &mut self.per_rpc,
+        });
         if let Some(sink) = self.interval.as_mut() {
             sink.flush();
         }
@@ -453,32 +459,27 @@ mod tests {
         rec.record(&planned, timing, Err(tonic::Status::unavailable("x")), true);
     }
 
-    /// What two separate histograms would hold, whatever the mix of ops.
+    /// The histograms hold every measured op once the worker finishes.
     #[test]
-    fn one_histogram_serves_both_latencies_until_they_differ_and_stays_exact() {
+    fn finish_fills_the_histograms_with_the_measured_ops() {
         let start = Instant::now();
-        let mut rec = Recorder::new(0, start, start, None, Arc::new(Live::default()));
-        let (mut corrected, mut uncorrected) = (new_histogram(), new_histogram());
-        // Closed loop (sent when due), then one late send, then both kinds.
-        let ops = [
-            (0, 0, 100),
-            (10, 10, 300),
-            (20, 20, 90),
-            (30, 500, 900),
-            (40, 40, 50),
-            (50, 70, 80),
-        ];
-        for (i, &(intended, sent, received)) in ops.iter().enumerate() {
+        let warmup_end = start + Duration::from_micros(15);
+        let mut rec = Recorder::new(0, start, warmup_end, None, Arc::new(Live::default()));
+        // The first is sent during warmup: counted, not measured.
+        let ops = [(0, 0, 100), (20, 20, 90), (30, 500, 900), (40, 40, 50)];
+        for &(intended, sent, received) in &ops {
             op(&mut rec, start, intended, sent, received);
+        }
+        assert!(rec.corrected.is_empty(), "samples wait for finish");
+        rec.finish();
+        let (mut corrected, mut uncorrected) = (new_histogram(), new_histogram());
+        for &(intended, sent, received) in &ops[1..] {
             record_us(&mut corrected, received - intended);
             record_us(&mut uncorrected, received - sent);
-            assert_eq!(rec.corrected, corrected, "after op {i}");
-            assert_eq!(*rec.uncorrected(), uncorrected, "after op {i}");
-            assert_eq!(
-                rec.uncorrected.is_some(),
-                i >= 3,
-                "split only at the first difference"
-            );
         }
+        assert_eq!(rec.corrected, corrected);
+        assert_eq!(*rec.uncorrected(), uncorrected);
+        assert_eq!(rec.per_rpc.calls[Rpc::Withdraw as usize], 4);
+        assert_eq!(rec.per_rpc.latency[Rpc::Withdraw as usize].len(), 3);
     }
 }

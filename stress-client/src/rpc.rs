@@ -97,7 +97,15 @@ impl PerRpc {
     pub fn record(&mut self, rpc: Rpc, latency_us: Option<u64>) {
         self.calls[rpc as usize] += 1;
         if let Some(us) = latency_us {
-            record_us(&mut self.latency[rpc as usize], us);
+            self.record_latency(rpc as usize, us);
+        }
+    }
+
+    /// Records the latency of a call of kind index `rpc` (see [`Rpc::ALL`]),
+    /// already counted; an index outside the kinds is ignored.
+    pub fn record_latency(&mut self, rpc: usize, latency_us: u64) {
+        if let Some(h) = self.latency.get_mut(rpc) {
+            record_us(h, latency_us);
         }
     }
 
