@@ -1,6 +1,6 @@
 //! The runtime shape of the fast path: the load runs on a few OS threads,
 //! each with its own single-threaded tokio runtime that owns a share of the
-//! connections (their `h2` connection tasks) and the workers on them, so an
+//! connections (their connection tasks) and the workers on them, so an
 //! op is sent, answered and recorded on one thread without cross-thread
 //! wake-ups or work stealing. (A 2-worker runtime doubled the client's CPU
 //! per op in a measurement on 2 cores; see bench/RESULTS.md.)

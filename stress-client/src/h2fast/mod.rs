@@ -1,10 +1,11 @@
 //! The load's fast path: money ops (unary `Withdraw`, `Deposit`, `Transfer`
-//! and the `WithdrawStream`) spoken over the `h2` crate directly instead of
-//! tonic's client stack (no tower buffer task, no hyper task per call, no
-//! per-call boxing of bodies), so the load generator spends a few µs of CPU
-//! per op rather than tens — CPU a server on the same cores would otherwise
-//! lose. Everything off the hot path (setup, reads, retries, settling)
-//! stays on tonic. Plaintext `http://` only; TLS runs go through tonic.
+//! and the `WithdrawStream`) spoken over a minimal HTTP/2 client of our own
+//! ([`wire`]: one task per connection, pre-built request heads sent as HPACK
+//! indices, every call of a runtime turn in one write) instead of tonic's
+//! client stack, so the load generator spends a few µs of CPU per op rather
+//! than tens — CPU a server on the same cores would otherwise lose.
+//! Everything off the hot path (setup, reads, retries, settling) stays on
+//! tonic. Plaintext `http://` only; TLS runs go through tonic.
 //!
 //! What is sent and how answers are read follows gRPC over HTTP/2, and
 //! every failure comes back as the `tonic::Status` tonic's client would
