@@ -79,7 +79,7 @@ impl State {
             .storage
             .append_op(account, fingerprint, &result, self.last_ticket().as_slice())?;
         let undo = self.log.record(fingerprint, &result);
-        self.push_unsynced(ticket.clone(), (self.balance, self.sequence), vec![undo]);
+        self.push_unsynced(ticket.clone(), (self.balance, self.sequence), [undo]);
         Ok(Pending::after(result, ticket))
     }
 
@@ -146,7 +146,7 @@ impl State {
         self.balance = balance;
         self.next_sequence();
         let undo = self.log.record(fp, &result);
-        self.push_unsynced(ticket.clone(), before, vec![undo]);
+        self.push_unsynced(ticket.clone(), before, [undo]);
         Ok(Pending::after(result, ticket))
     }
 }

@@ -102,7 +102,7 @@ impl Ledger {
                 Decided::Change(fp, result) => Some(st.log.record(fp, result)),
                 Decided::Answered(_) | Decided::Later => None,
             });
-            let undos = undos.collect();
+            let undos: Vec<_> = undos.collect();
             st.push_unsynced(ticket.clone(), before, undos);
         }
         // A replay answers once everything the account holds is synced.

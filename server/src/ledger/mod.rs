@@ -300,7 +300,7 @@ impl Ledger {
         let before = ((src.balance, src.sequence), (dst.balance, dst.sequence));
         apply_transfer(&mut src, &mut dst, &result);
         let undo = src.log.record(&fp, &result);
-        src.push_unsynced(ticket.clone(), before.0, vec![undo]);
+        src.push_unsynced(ticket.clone(), before.0, [undo]);
         dst.push_unsynced(ticket.clone(), before.1, Vec::new());
         drop((src, dst));
         to.notify_funds();
@@ -342,7 +342,7 @@ impl Ledger {
             .append(&[fence], st.last_ticket().as_slice())?;
         let undo = st.log.fence(request_id);
         let before = (st.balance, st.sequence);
-        st.push_unsynced(ticket.clone(), before, vec![undo]);
+        st.push_unsynced(ticket.clone(), before, [undo]);
         let answer = match st.log.forgotten() {
             0 => Ok(OpResult::not_applied(request_id)),
             forgotten => Err(LedgerError::OutcomeUnknown {

@@ -65,14 +65,21 @@ impl State {
 
     /// Remembers a change applied before `ticket`'s flush, made from
     /// `before` = (balance, sequence); nothing when already durable.
-    pub(super) fn push_unsynced(&mut self, ticket: Option<Ticket>, before: (u64, u64), log: Vec<LogUndo>) {
+    /// (`log` is collected only when kept: in memory, with no ticket, an op
+    /// allocates nothing here.)
+    pub(super) fn push_unsynced(
+        &mut self,
+        ticket: Option<Ticket>,
+        before: (u64, u64),
+        log: impl IntoIterator<Item = LogUndo>,
+    ) {
         if let Some(ticket) = ticket {
             let (balance, sequence) = before;
             self.unsynced.0.push_back(Undo {
                 ticket,
                 balance,
                 sequence,
-                log,
+                log: log.into_iter().collect(),
             });
         }
     }
