@@ -77,10 +77,10 @@ async fn conn(addr: SocketAddr) -> Conn {
 /// Reads requests until `count` whole messages have arrived (releasing
 /// the window as it goes); the request side need not end.
 async fn messages(body: &mut RecvStream, count: usize) -> Vec<pb::WithdrawRequest> {
-    let mut deframer = framing::Deframer::default();
+    let mut deframer = BytesMut::new();
     let mut out = Vec::new();
     while out.len() < count {
-        while let Ok(Some(m)) = deframer.next_message() {
+        while let Ok(Some(m)) = framing::next_message(&mut deframer) {
             out.push(pb::WithdrawRequest::decode(m).expect("a request"));
         }
         if out.len() >= count {
@@ -88,7 +88,7 @@ async fn messages(body: &mut RecvStream, count: usize) -> Vec<pb::WithdrawReques
         }
         let Some(Ok(chunk)) = body.data().await else { break };
         let _ = body.flow_control().release_capacity(chunk.len());
-        deframer.push(&chunk);
+        deframer.extend_from_slice(&chunk);
     }
     out
 }

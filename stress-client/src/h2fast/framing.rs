@@ -1,7 +1,7 @@
 //! gRPC's length-prefixed message framing on the fast path: a message goes
 //! out as one flag byte (0: not compressed), its length (4 bytes, big
 //! endian) and its protobuf bytes; answers come back the same way, but cut
-//! into DATA frames anywhere, so [`Deframer`] collects chunks and yields
+//! into DATA frames anywhere, so the chunks are collected and [`next_message`] yields
 //! whole messages (one split over several frames, or several in one).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -32,29 +32,6 @@ pub fn encode<M: Message>(message: &M, buf: &mut BytesMut) -> Result<Bytes, Stat
         .encode(buf)
         .map_err(|e| Status::internal(format!("cannot encode the request: {e}")))?;
     Ok(buf.split().freeze())
-}
-
-/// Collects received chunks and cuts whole messages out of them.
-#[derive(Debug, Default)]
-pub struct Deframer {
-    buf: BytesMut,
-}
-
-impl Deframer {
-    /// Adds a received chunk.
-    pub fn push(&mut self, chunk: &[u8]) {
-        self.buf.extend_from_slice(chunk);
-    }
-
-    /// True when no partial message is waiting for more bytes.
-    pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
-
-    /// The next whole message, if one has arrived (see [`next_message`]).
-    pub fn next_message(&mut self) -> Result<Option<Bytes>, Status> {
-        next_message(&mut self.buf)
-    }
 }
 
 /// The next whole message at the front of `buf` (taken out of it), if one
@@ -131,9 +108,9 @@ mod tests {
             .collect()
     }
 
-    fn drain(d: &mut Deframer) -> Vec<pb::OperationResult> {
+    fn drain(d: &mut BytesMut) -> Vec<pb::OperationResult> {
         let mut out = Vec::new();
-        while let Some(m) = d.next_message().unwrap() {
+        while let Some(m) = next_message(d).unwrap() {
             out.push(decode(m).unwrap());
         }
         out
@@ -156,10 +133,10 @@ mod tests {
         let m = result("a-long-request-id-0123456789", 42);
         let wire = framed(std::slice::from_ref(&m));
         for cut in 0..=wire.len() {
-            let mut d = Deframer::default();
-            d.push(&wire[..cut]);
+            let mut d = BytesMut::new();
+            d.extend_from_slice(&wire[..cut]);
             let first = drain(&mut d);
-            d.push(&wire[cut..]);
+            d.extend_from_slice(&wire[cut..]);
             let rest = drain(&mut d);
             let all: Vec<_> = first.into_iter().chain(rest).collect();
             assert_eq!(all, vec![m.clone()], "cut at {cut}");
@@ -171,13 +148,13 @@ mod tests {
     fn several_messages_in_one_chunk_and_one_byte_at_a_time() {
         let ms: Vec<_> = (0..5).map(|i| result(&format!("id-{i}"), i)).collect();
         let wire = framed(&ms);
-        let mut d = Deframer::default();
-        d.push(&wire);
+        let mut d = BytesMut::new();
+        d.extend_from_slice(&wire);
         assert_eq!(drain(&mut d), ms);
-        let mut d = Deframer::default();
+        let mut d = BytesMut::new();
         let mut got = Vec::new();
         for b in &wire {
-            d.push(std::slice::from_ref(b));
+            d.extend_from_slice(std::slice::from_ref(b));
             got.extend(drain(&mut d));
         }
         assert_eq!(got, ms);
@@ -185,9 +162,9 @@ mod tests {
 
     #[test]
     fn an_empty_message_is_a_message() {
-        let mut d = Deframer::default();
-        d.push(&[0, 0, 0, 0, 0]);
-        let m = d.next_message().unwrap().unwrap();
+        let mut d = BytesMut::new();
+        d.extend_from_slice(&[0, 0, 0, 0, 0]);
+        let m = next_message(&mut d).unwrap().unwrap();
         assert_eq!(
             decode::<pb::OperationResult>(m).unwrap(),
             pb::OperationResult::default()
@@ -206,9 +183,9 @@ mod tests {
             (&[0, 0xff, 0xff, 0xff, 0xff], tonic::Code::OutOfRange, "too large"),
         ];
         for (wire, code, words) in cases {
-            let mut d = Deframer::default();
-            d.push(wire);
-            let e = d.next_message().unwrap_err();
+            let mut d = BytesMut::new();
+            d.extend_from_slice(wire);
+            let e = next_message(&mut d).unwrap_err();
             assert_eq!((e.code(), e.message().contains(words)), (code, true), "{e:?}");
         }
         // A body that is not protobuf: an error, not a panic.

@@ -592,10 +592,6 @@ impl Waiting {
         Waiting { link, ticket: None }
     }
 
-    pub fn link(&self) -> &Arc<Link> {
-        &self.link
-    }
-
     /// See [`Link::poll_open`]; the stream is this caller's once opened.
     pub fn poll_open(
         &mut self,

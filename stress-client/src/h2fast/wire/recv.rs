@@ -231,7 +231,7 @@ impl State {
                 let delta = i64::from(value) - self.peer_initial_window;
                 self.peer_initial_window = i64::from(value);
                 for slot in self.streams.values_mut() {
-                    slot_window_add(slot, delta);
+                    slot.add_send_window(delta);
                 }
             }
             setting::MAX_FRAME_SIZE => {
@@ -305,14 +305,10 @@ impl State {
         }
         self.known(head)?;
         if let Some(slot) = self.streams.get_mut(&head.stream) {
-            slot_window_add(slot, increment);
+            slot.add_send_window(increment);
             self.flush_stream(head.stream);
             self.schedule_flush();
         }
         Ok(())
     }
-}
-
-fn slot_window_add(slot: &mut super::link::Slot, delta: i64) {
-    slot.add_send_window(delta);
 }
