@@ -62,6 +62,12 @@ pub struct Args {
     #[arg(long, env = "BANK_MAX_ACCOUNTS", default_value_t = d().ledger.max_accounts)]
     pub max_accounts: usize,
 
+    /// Accounts one principal (with --auth-tokens) may hold; beyond it
+    /// OpenAccount is RESOURCE_EXHAUSTED. At most --max-accounts [default:
+    /// 10000, or --max-accounts if smaller]. Without tokens only --max-accounts applies.
+    #[arg(long, env = "BANK_MAX_ACCOUNTS_PER_PRINCIPAL", value_name = "N")]
+    pub max_accounts_per_principal: Option<usize>,
+
     /// Request ids remembered per account; past it the oldest is forgotten.
     #[arg(long, env = "BANK_REQUEST_ID_RETENTION", default_value_t = d().ledger.request_id_retention)]
     pub request_id_retention: usize,
@@ -206,6 +212,7 @@ impl Args {
             return Err("--unsafe-no-lock and --inject-bug cannot be used with --data-dir".into());
         }
         self.check_database()?;
+        self.check_quotas()?;
         Ok(ServerConfig {
             ledger: self.ledger_config(),
             max_message_bytes: self.max_message_bytes,
@@ -221,6 +228,24 @@ impl Args {
             data_dir: self.data_dir.clone(),
             database: self.database_settings(),
         })
+    }
+
+    /// `--max-accounts-per-principal`, if given, is 1..=`--max-accounts`.
+    fn check_quotas(&self) -> Result<(), String> {
+        match self.max_accounts_per_principal {
+            Some(0) => Err("--max-accounts-per-principal must be at least 1".into()),
+            Some(n) if n > self.max_accounts => Err(format!(
+                "--max-accounts-per-principal {n} is above --max-accounts {}: one principal could never reach it",
+                self.max_accounts
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// `--max-accounts-per-principal`, or its default capped at `--max-accounts`.
+    fn accounts_per_principal(&self) -> usize {
+        let default = d().ledger.max_accounts_per_principal.min(self.max_accounts);
+        self.max_accounts_per_principal.unwrap_or(default)
     }
 
     /// The flags that do not go with `--database-url`.
@@ -263,6 +288,7 @@ impl Args {
             unsafe_no_lock: self.unsafe_no_lock,
             inject_bug: self.inject_bug.unwrap_or_default(),
             max_accounts: self.max_accounts,
+            max_accounts_per_principal: self.accounts_per_principal(),
             request_id_retention: self.request_id_retention,
             max_request_ids: self.max_request_ids,
             max_waiters_per_account: self.max_waiters_per_account,
@@ -335,6 +361,26 @@ mod tests {
         assert!(zero.config().unwrap_err().contains("--max-accounts"));
         let long = Args::try_parse_from(["bank-server", "--max-wait", "2h"]).unwrap();
         assert!(long.config().is_err());
+    }
+
+    #[test]
+    fn the_per_principal_quota_defaults_below_max_accounts_and_may_not_exceed_it() {
+        let quota = |args: &[&str]| {
+            let all = [&["bank-server"], args].concat();
+            Args::try_parse_from(all).unwrap().config()
+        };
+        assert_eq!(quota(&[]).unwrap().ledger.max_accounts_per_principal, 10_000);
+        let small = quota(&["--max-accounts", "100"]).unwrap();
+        assert_eq!(
+            small.ledger.max_accounts_per_principal, 100,
+            "capped by --max-accounts"
+        );
+        let set = quota(&["--max-accounts", "100", "--max-accounts-per-principal", "50"]);
+        assert_eq!(set.unwrap().ledger.max_accounts_per_principal, 50);
+        let above = quota(&["--max-accounts", "100", "--max-accounts-per-principal", "101"]);
+        assert!(above.unwrap_err().contains("--max-accounts-per-principal 101"));
+        let zero = quota(&["--max-accounts-per-principal", "0"]);
+        assert!(zero.unwrap_err().contains("at least 1"));
     }
 
     #[test]

@@ -12,8 +12,8 @@ use crate::drain::{Drain, Entered};
 use crate::fence::Fence;
 use crate::gate::{Gate, Gates};
 use crate::ledger::{
-    Account, Attempt, BatchOp, CallContext, Deposit, InjectedBug, Ledger, LedgerConfig, LedgerError,
-    LedgerResult, OpResult, Pending, Snapshot, Transfer, Withdrawal,
+    validate_account_id, validate_request_id, Account, Attempt, BatchOp, CallContext, Deposit, InjectedBug,
+    Ledger, LedgerConfig, LedgerError, LedgerResult, OpResult, Pending, Snapshot, Transfer, Withdrawal,
 };
 use crate::pg::PgLedger;
 use crate::zoo::Answers;
@@ -189,6 +189,9 @@ impl Ops {
     /// the account's gate before it takes a blocking-pool thread.
     pub async fn operation(&self, account_id: String, request_id: String) -> LedgerResult<OpResult> {
         let _entered = self.enter()?;
+        // Malformed ids are refused alike on every backend, before any lookup.
+        validate_account_id(&account_id)?;
+        validate_request_id(&request_id)?;
         if let Some(db) = &self.db {
             return crate::ops_pg::operation(self, db, account_id, request_id).await;
         }

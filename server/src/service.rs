@@ -10,8 +10,9 @@ use bank::v1 as pb;
 use bank::v1::bank_server::Bank;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::auth::{authorize, Authenticated, Principal};
+use crate::auth::{authorize, Authenticated, Principal, Session};
 use crate::call::Call;
+use crate::ledger::LedgerError;
 use crate::ops::Ops;
 use crate::stream::{withdraw_stream, ResultStream};
 use crate::telemetry::{Method, Telemetry};
@@ -44,28 +45,36 @@ impl BankService {
     /// that did not open it (nothing to check without tokens). Runs before
     /// anything is recorded.
     fn check_owner(&self, caller: &Caller, account_id: &str) -> Result<(), Status> {
-        check_owner(&self.ops, caller.clone()?.as_ref(), account_id)
+        let caller = caller.as_ref().map_err(Clone::clone)?;
+        check_owner(&self.ops, caller.as_ref().map(Session::principal), account_id)
     }
 }
 
-/// See [`BankService::check_owner`]; shared with `WithdrawStream`.
+/// See [`BankService::check_owner`]; shared with `WithdrawStream`. An
+/// account that does not exist is refused like another principal's
+/// (PERMISSION_DENIED), so that a caller cannot probe which ids exist; a
+/// malformed id is INVALID_ARGUMENT for everyone.
 pub(crate) fn check_owner(ops: &Ops, caller: Option<&Principal>, account_id: &str) -> Result<(), Status> {
     if caller.is_none() {
         return Ok(());
     }
-    let account = ops.ledger().account(account_id)?;
-    Ok(authorize(caller, &account)?)
+    let account = match ops.ledger().account(account_id) {
+        Ok(account) => Some(account),
+        Err(LedgerError::AccountNotFound(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(authorize(caller, account_id, account.as_deref())?)
 }
 
-/// Who calls: `Ok(None)` without tokens, else the principal of the token,
+/// Who calls: `Ok(None)` without tokens, else the session of the token,
 /// or `UNAUTHENTICATED` (answered by the handler, so that it is counted and logged).
-type Caller = Result<Option<Principal>, Status>;
+type Caller = Result<Option<Session>, Status>;
 
 /// The caller as the token check found it.
 fn principal<T>(request: &Request<T>) -> Caller {
     match request.extensions().get::<Authenticated>() {
         None => Ok(None),
-        Some(Authenticated(Ok(p))) => Ok(Some(p.clone())),
+        Some(Authenticated(Ok(session))) => Ok(Some(session.clone())),
         Some(Authenticated(Err(e))) => Err(e.clone().into()),
     }
 }
@@ -80,7 +89,7 @@ impl Bank for BankService {
         let r = request.into_inner();
         let observed = self.telemetry.start(Method::OpenAccount, &r.account_id, "");
         let result = async {
-            let owner = caller?.map(|p| p.0.to_string());
+            let owner = caller?.map(|s| s.principal().0.to_string());
             let open = self.ops.open(r.account_id.clone(), r.initial_balance, owner);
             open.await.map_err(Status::from)
         }

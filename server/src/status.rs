@@ -31,7 +31,7 @@ impl From<AuthError> for Status {
     fn from(err: AuthError) -> Self {
         let message = err.to_string();
         match err {
-            AuthError::Unauthenticated => Status::unauthenticated(message),
+            AuthError::Unauthenticated | AuthError::Revoked => Status::unauthenticated(message),
             AuthError::PermissionDenied(_) => Status::permission_denied(message),
         }
     }

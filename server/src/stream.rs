@@ -1,6 +1,9 @@
 //! `WithdrawStream`: one task per stream reads requests in order, runs each
 //! through [`Ops::withdraw`] and sends one answer per request, in order. The
 //! first error ends the stream with its status after all earlier answers.
+//! With tokens, each message is first checked against the token file now
+//! loaded: once a reload revoked or changed the stream's token, the next
+//! message ends the stream UNAUTHENTICATED and nothing more is applied.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -11,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 
-use crate::auth::Principal;
+use crate::auth::{AuthError, Session};
 use crate::call::Call;
 use crate::ledger::{LedgerError, OpResult};
 use crate::ops::Ops;
@@ -25,7 +28,7 @@ pub type ResultStream = Pin<Box<dyn Stream<Item = Result<pb::OperationResult, St
 pub fn withdraw_stream(
     ops: Arc<Ops>,
     call: Call,
-    caller: Option<Principal>,
+    caller: Option<Session>,
     inbound: Streaming<pb::WithdrawRequest>,
     buffer: usize,
     telemetry: Telemetry,
@@ -47,11 +50,11 @@ type Sender = mpsc::Sender<Result<pb::OperationResult, Status>>;
 struct Served {
     ops: Arc<Ops>,
     call: Call,
-    caller: Option<Principal>,
+    caller: Option<Session>,
     telemetry: Telemetry,
 }
 
-async fn serve(s: Served, mut inbound: Streaming<pb::WithdrawRequest>, tx: Sender) {
+async fn serve(mut s: Served, mut inbound: Streaming<pb::WithdrawRequest>, tx: Sender) {
     loop {
         let request = tokio::select! {
             next = inbound.next() => next,
@@ -63,7 +66,10 @@ async fn serve(s: Served, mut inbound: Streaming<pb::WithdrawRequest>, tx: Sende
         };
         let Some(request) = request else { return };
         let answer = match request {
-            Ok(request) => answer(&s, request, &tx).await,
+            Ok(request) => match revoked(&mut s, &request) {
+                Some(refused) => Some(Err(refused)),
+                None => answer(&s, request, &tx).await,
+            },
             // A broken inbound stream (bad frame, too large) ends ours with its status.
             Err(status) => Some(Err(status)),
         };
@@ -73,6 +79,17 @@ async fn serve(s: Served, mut inbound: Streaming<pb::WithdrawRequest>, tx: Sende
             return;
         }
     }
+}
+
+/// The refusal of a message whose token a reload revoked or changed (and
+/// counted as such), if it was.
+fn revoked(s: &mut Served, request: &pb::WithdrawRequest) -> Option<Status> {
+    let refused: AuthError = s.caller.as_mut()?.recheck().err()?;
+    let result: Result<OpResult, Status> = Err(refused.into());
+    s.telemetry
+        .start(Method::WithdrawStream, &request.account_id, &request.request_id)
+        .finish_op(&result);
+    result.err()
 }
 
 /// Runs one withdrawal, or gives up (`None`) if the client leaves meanwhile.
@@ -85,7 +102,8 @@ async fn answer(
     let observed = s
         .telemetry
         .start(Method::WithdrawStream, &request.account_id, &request.request_id);
-    if let Err(status) = check_owner(&s.ops, s.caller.as_ref(), &request.account_id) {
+    let caller = s.caller.as_ref().map(Session::principal);
+    if let Err(status) = check_owner(&s.ops, caller, &request.account_id) {
         let result: Result<OpResult, Status> = Err(status);
         observed.finish_op(&result);
         return Some(result.map(|r| s.ops.answers().wire(r)));

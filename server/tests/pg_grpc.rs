@@ -114,3 +114,70 @@ async fn an_unreachable_database_fails_startup_clearly() {
     let err = err.expect_err("no database, no server").to_string();
     assert!(err.contains("cannot connect to the ledger database"), "{err}");
 }
+
+/// A server on the database whose `--max-accounts` is `max`.
+async fn capped_server_on(url: &str, max: usize) -> TestServer {
+    let url = url.to_owned();
+    start(config(move |c| {
+        c.ledger.max_accounts = max;
+        c.ledger.max_accounts_per_principal = max;
+        c.database = Some(DbSettings {
+            url,
+            pool_size: 2,
+            isolation: Isolation::Serializable,
+        });
+    }))
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_accounts_bounds_the_accounts_in_the_database() {
+    let Some(url) = url() else { return };
+    let mut any = server_on(&url, 1).await;
+    let held = fresh("held");
+    ok(any.bank.open_account(open_req(&held, 1)).await);
+    // The database holds at least one account: a server capped at one opens none.
+    let mut capped = capped_server_on(&url, 1).await;
+    let refused = capped
+        .bank
+        .open_account(open_req(&fresh("new"), 1))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(
+        refused.message().contains("--max-accounts"),
+        "{}",
+        refused.message()
+    );
+    assert_eq!(
+        code(capped.bank.open_account(open_req(&held, 1)).await),
+        Code::AlreadyExists,
+        "an id taken is told first"
+    );
+    assert_eq!(state(&mut capped.bank, &held).await, (1, 0), "reads go on");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_character_in_an_id_is_invalid_argument_as_in_memory() {
+    let Some(url) = url() else { return };
+    let mut server = server_on(&url, 1).await;
+    let bank = &mut server.bank;
+    let a = fresh("a");
+    ok(bank.open_account(open_req(&a, 10)).await);
+    for bad in ["nul\0id", "bell\u{7}", "c1\u{9f}"] {
+        let answers = [
+            code(bank.open_account(open_req(bad, 1)).await),
+            code(bank.get_balance(get_balance(bad)).await),
+            code(bank.deposit(deposit(bad, 1, "r")).await),
+            code(bank.deposit(deposit(&a, 1, bad)).await),
+            code(bank.withdraw(withdraw(&a, 1, bad)).await),
+            code(bank.transfer(transfer(&a, bad, 1, "r")).await),
+            code(bank.get_operation(get_op(&a, bad)).await),
+            code(bank.get_operation(get_op(bad, "r")).await),
+        ];
+        for (i, got) in answers.into_iter().enumerate() {
+            assert_eq!(got, Code::InvalidArgument, "{bad:?}, call {i}");
+        }
+    }
+    assert_eq!(state(bank, &a).await, (10, 0), "nothing was applied");
+}

@@ -18,6 +18,10 @@ pub struct LedgerConfig {
     pub inject_bug: InjectedBug,
     /// Accounts the server will open at most.
     pub max_accounts: usize,
+    /// Accounts one principal (an account's owner, with `--auth-tokens`)
+    /// may hold at most; at most `max_accounts`. Ownerless accounts (no
+    /// tokens: one principal) are bounded by `max_accounts` alone.
+    pub max_accounts_per_principal: usize,
     /// Request ids remembered per account before the oldest is forgotten.
     pub request_id_retention: usize,
     /// Request ids remembered over all accounts; past it the oldest server-wide is forgotten.
@@ -47,6 +51,7 @@ impl Default for LedgerConfig {
             unsafe_no_lock: false,
             inject_bug: InjectedBug::None,
             max_accounts: 100_000,
+            max_accounts_per_principal: 10_000,
             request_id_retention: 100_000,
             max_request_ids: 5_000_000,
             max_waiters_per_account: 64,

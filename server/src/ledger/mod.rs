@@ -62,6 +62,9 @@ pub struct Ledger {
     /// Ids being opened: their record is being made durable. Taken before
     /// `accounts`, never the other way round.
     opening: Mutex<HashSet<Arc<str>>>,
+    /// Accounts held (open or being opened) per owner, for
+    /// `max_accounts_per_principal`. Taken last, after `opening` or `accounts`.
+    owned: Mutex<HashMap<Arc<str>, usize>>,
 }
 
 impl Ledger {
@@ -72,6 +75,7 @@ impl Ledger {
             ids: Arc::new(IdBudget::new(config.max_request_ids)),
             config,
             opening: Mutex::default(),
+            owned: Mutex::default(),
         }
     }
 
@@ -113,11 +117,11 @@ impl Ledger {
     ) -> LedgerResult<Snapshot> {
         validate_account_id(account_id)?;
         let id: Arc<str> = Arc::from(account_id);
-        self.reserve(&id)?;
+        let owner: Option<Arc<str>> = owner.map(Arc::from);
+        self.reserve(&id, owner.as_ref())?;
         // Durable before the account exists: concurrent opens share a sync,
         // and no lookup waits behind it (the map is not locked meanwhile).
         let balance = initial_balance;
-        let owner: Option<Arc<str>> = owner.map(Arc::from);
         let persisted = self.config.storage.persist(&[Record::Open {
             account: Arc::clone(&id),
             balance,
@@ -125,7 +129,10 @@ impl Ledger {
         }]);
         let mut opening = self.opening.lock();
         opening.remove(&id);
-        persisted?;
+        if let Err(e) = persisted {
+            self.disown(owner.as_ref());
+            return Err(e);
+        }
         let ids = Arc::clone(&self.ids);
         let account = Arc::new(Account::new(
             Arc::clone(&id),
@@ -143,21 +150,54 @@ impl Ledger {
         })
     }
 
-    /// Claims `id` for an open in progress, if it is free and there is room.
-    fn reserve(&self, id: &Arc<str>) -> LedgerResult<()> {
+    /// Claims `id` for an open in progress (counted for `owner`), if it is
+    /// free and there is room on the server and for the owner.
+    fn reserve(&self, id: &Arc<str>, owner: Option<&Arc<str>>) -> LedgerResult<()> {
         let mut opening = self.opening.lock();
         let accounts = self.accounts.read();
         if accounts.contains_key(id) || opening.contains(id) {
             return Err(LedgerError::AccountExists(id.to_string()));
         }
         let held = accounts.len() + opening.len();
-        if held >= self.config.max_accounts {
+        let max = self.config.max_accounts;
+        if held >= max {
             return Err(LedgerError::LimitReached(format!(
-                "the server holds {held} accounts (max_accounts)"
+                "the server holds {held} accounts; the limit is {max} (--max-accounts)"
             )));
         }
+        self.own(owner, true)?;
         opening.insert(Arc::clone(id));
         Ok(())
+    }
+
+    /// Counts one more account for `owner` (if any); when `capped`, refuses
+    /// (changing nothing) if the owner already holds `max_accounts_per_principal`.
+    fn own(&self, owner: Option<&Arc<str>>, capped: bool) -> LedgerResult<()> {
+        let Some(owner) = owner else { return Ok(()) };
+        let mut owned = self.owned.lock();
+        let held = owned.get(owner).copied().unwrap_or(0);
+        let max = self.config.max_accounts_per_principal;
+        if capped && held >= max {
+            return Err(LedgerError::LimitReached(format!(
+                "principal {owner:?} holds {held} accounts; the limit is {max} (--max-accounts-per-principal)"
+            )));
+        }
+        owned.insert(Arc::clone(owner), held + 1);
+        Ok(())
+    }
+
+    /// Gives back the count [`Ledger::own`] took for an open that failed.
+    fn disown(&self, owner: Option<&Arc<str>>) {
+        let Some(owner) = owner else { return };
+        let mut owned = self.owned.lock();
+        if let Some(held) = owned.get_mut(owner) {
+            *held = held.saturating_sub(1);
+        }
+    }
+
+    /// Accounts `owner` holds (open or being opened).
+    pub fn accounts_of(&self, owner: &str) -> usize {
+        self.owned.lock().get(owner).copied().unwrap_or(0)
     }
 
     /// The account with this id.

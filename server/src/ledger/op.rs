@@ -118,7 +118,8 @@ pub struct Transfer {
     pub request_id: String,
 }
 
-/// Checks an account id: non-empty and at most [`ACCOUNT_ID_MAX_BYTES`].
+/// Checks an account id: non-empty, at most [`ACCOUNT_ID_MAX_BYTES`], no
+/// control character.
 pub fn validate_account_id(id: &str) -> LedgerResult<()> {
     if id.is_empty() {
         return Err(LedgerError::InvalidArgument(
@@ -131,10 +132,11 @@ pub fn validate_account_id(id: &str) -> LedgerResult<()> {
             id.len()
         )));
     }
-    Ok(())
+    no_control_chars("account_id", id)
 }
 
-/// Checks a request id: empty (not idempotent) or at most [`REQUEST_ID_MAX_BYTES`].
+/// Checks a request id: empty (not idempotent) or at most
+/// [`REQUEST_ID_MAX_BYTES`], no control character.
 pub fn validate_request_id(id: &str) -> LedgerResult<()> {
     if id.len() > REQUEST_ID_MAX_BYTES {
         return Err(LedgerError::InvalidArgument(format!(
@@ -142,7 +144,20 @@ pub fn validate_request_id(id: &str) -> LedgerResult<()> {
             id.len()
         )));
     }
-    Ok(())
+    no_control_chars("request_id", id)
+}
+
+/// Refuses a control character (Unicode category Cc: U+0000–U+001F,
+/// U+007F–U+009F) in an id: NUL cannot be stored by every backend, and the
+/// others hide in logs. Every backend answers INVALID_ARGUMENT alike.
+fn no_control_chars(field: &str, id: &str) -> LedgerResult<()> {
+    match id.char_indices().find(|(_, c)| c.is_control()) {
+        None => Ok(()),
+        Some((at, c)) => Err(LedgerError::InvalidArgument(format!(
+            "{field} holds the control character U+{:04X} at byte {at}; ids may not hold U+0000-U+001F or U+007F-U+009F",
+            u32::from(c)
+        ))),
+    }
 }
 
 fn validate_amount(amount: u64) -> LedgerResult<()> {

@@ -48,6 +48,8 @@ impl Ledger {
             ids,
         ));
         accounts.insert(Arc::clone(id), Arc::clone(&account));
+        // A recovered account counts for its owner's quota (never refused here).
+        let _ = self.own(owner.as_ref(), false);
         Ok(account)
     }
 

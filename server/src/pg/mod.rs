@@ -35,6 +35,9 @@ pub use txn::{Isolation, SERIALIZATION_RETRIES_MAX};
 pub const DEFAULT_POOL_SIZE: u32 = 16;
 /// The largest `--database-pool` accepted.
 pub const POOL_SIZE_MAX: u32 = 1024;
+/// Taken by every OpenAccount for its transaction, so that the account
+/// count it checks against `--max-accounts` cannot change under it.
+const OPEN_LOCK: &str = "SELECT pg_advisory_xact_lock(7302829178040561)";
 /// How often a withdrawal waiting for funds looks at the balance again
 /// (a deposit through another server wakes nobody here).
 pub const WAIT_FOR_FUNDS_POLL: Duration = Duration::from_millis(10);
@@ -120,17 +123,33 @@ impl PgLedger {
         Ok(())
     }
 
-    /// Opens `id` with `balance` (on behalf of `owner`); it takes no sequence number.
+    /// Opens `id` with `balance` (on behalf of `owner`); it takes no
+    /// sequence number. `--max-accounts` bounds the accounts in the
+    /// database, over every server on it: opens take one advisory lock, so
+    /// the count they check is exact (opens are rare; the count is a scan).
     pub fn open_account(&self, id: &str, balance: u64, owner: Option<&str>) -> LedgerResult<Snapshot> {
         validate_account_id(id)?;
-        let mut conn = pool::checkout(self.pool.get())?;
         let text = balance.to_string();
-        let inserted = conn
-            .query(Stmt::Open, &[&id, &text, &owner])
-            .map_err(|e| pool::unavailable(&e))?;
-        if inserted.is_empty() {
-            return Err(LedgerError::AccountExists(id.to_owned()));
-        }
+        let max = i64::try_from(self.config.max_accounts).unwrap_or(i64::MAX);
+        // Read committed whatever --isolation says: the count must see every
+        // open committed before the lock was granted.
+        txn::run(self.pool.get(), Isolation::ReadCommitted, |tx| {
+            tx.tx.batch_execute(OPEN_LOCK).map_err(|e| pool::classify(&e))?;
+            let inserted = tx
+                .query(Stmt::Open, &[&id, &text, &owner, &max])
+                .map_err(|e| pool::classify(&e))?;
+            if !inserted.is_empty() {
+                return Ok(());
+            }
+            let exists = tx.query(Stmt::Exists, &[&id]).map_err(|e| pool::classify(&e))?;
+            Err(pool::DbFailure::Ledger(if exists.is_empty() {
+                LedgerError::LimitReached(format!(
+                    "the database holds {max} accounts or more; the limit is {max} (--max-accounts)"
+                ))
+            } else {
+                LedgerError::AccountExists(id.to_owned())
+            }))
+        })?;
         self.monitors.add(id);
         Ok(Snapshot {
             account_id: id.to_owned(),

@@ -45,7 +45,9 @@ const TRIM: &str = "DELETE FROM bank_operations WHERE account_id = $1 AND positi
 const SET: &str = "UPDATE bank_accounts SET balance = $2::numeric, sequence = $3 WHERE id = $1";
 const BALANCE: &str = "SELECT balance::text, sequence FROM bank_accounts WHERE id = $1";
 const EXISTS: &str = "SELECT 1 FROM bank_accounts WHERE id = $1";
-const OPEN: &str = "INSERT INTO bank_accounts (id, balance, owner) VALUES ($1, $2::numeric, $3)
+/// $4: `--max-accounts`; no row when the id exists or the database holds that many.
+const OPEN: &str = "INSERT INTO bank_accounts (id, balance, owner)
+    SELECT $1, $2::numeric, $3 WHERE (SELECT count(*) FROM bank_accounts) < $4
     ON CONFLICT (id) DO NOTHING RETURNING 1";
 
 /// Each statement's SQL and parameter types, in [`Stmt`] order.
@@ -73,7 +75,7 @@ fn all() -> [(&'static str, Vec<Type>); 10] {
         (SET, vec![T::TEXT, T::TEXT, T::INT8]),
         (BALANCE, vec![T::TEXT]),
         (EXISTS, vec![T::TEXT]),
-        (OPEN, vec![T::TEXT, T::TEXT, T::TEXT]),
+        (OPEN, vec![T::TEXT, T::TEXT, T::TEXT, T::INT8]),
     ]
 }
 
