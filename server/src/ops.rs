@@ -192,6 +192,11 @@ impl Ops {
         // Malformed ids are refused alike on every backend, before any lookup.
         validate_account_id(&account_id)?;
         validate_request_id(&request_id)?;
+        if request_id.is_empty() {
+            return Err(LedgerError::InvalidArgument(
+                "request_id must not be empty".into(),
+            ));
+        }
         if let Some(db) = &self.db {
             return crate::ops_pg::operation(self, db, account_id, request_id).await;
         }

@@ -146,11 +146,11 @@ fn ledger_state(ops: &Ops, model: &Model) -> (Model, usize) {
 }
 
 fn valid_account(id: &str) -> bool {
-    !id.is_empty() && id.len() <= ACCOUNT_ID_MAX_BYTES
+    !id.is_empty() && id.len() <= ACCOUNT_ID_MAX_BYTES && !id.chars().any(char::is_control)
 }
 
 fn valid_request(id: &str) -> bool {
-    id.len() <= REQUEST_ID_MAX_BYTES
+    id.len() <= REQUEST_ID_MAX_BYTES && !id.chars().any(char::is_control)
 }
 
 /// The status the request must get before it reaches any account, if any:
@@ -192,16 +192,13 @@ fn refused_up_front(call: &Call, model: &Model) -> Option<Code> {
                 None
             }
         }
-        // The account is looked up before the request id is checked.
+        // Both ids are checked (a request id is needed) before the account is looked up.
         Call::GetOp(r) => {
-            if !valid_account(&r.account_id) {
-                Some(Code::InvalidArgument)
-            } else if !known(&r.account_id) {
-                Some(Code::NotFound)
-            } else if r.request_id.is_empty() || !valid_request(&r.request_id) {
+            let rid = &r.request_id;
+            if !valid_account(&r.account_id) || rid.is_empty() || !valid_request(rid) {
                 Some(Code::InvalidArgument)
             } else {
-                None
+                (!known(&r.account_id)).then_some(Code::NotFound)
             }
         }
     }
