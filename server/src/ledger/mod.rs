@@ -15,6 +15,8 @@ mod locked;
 mod observer;
 mod op;
 mod pending;
+#[cfg(test)]
+mod quota_tests;
 mod recover;
 mod request_log;
 #[cfg(test)]
