@@ -13,8 +13,10 @@
 # openssl and python3. Takes about a minute.
 #
 # CONFORMANCE_SERVER_BIN and CONFORMANCE_CLIENT_BIN point at other binaries;
-# CONFORMANCE_SKIP_PYTHON=1 skips the Python server. Everything started is
-# killed on exit.
+# CONFORMANCE_SKIP_PYTHON=1 skips the Python server; CONFORMANCE_KNOWN_FAILURES
+# ("id id ...", default none) lets those checks fail against bank-server (a
+# branch whose server lacks a rule another branch brings). Everything
+# started is killed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -78,10 +80,16 @@ run_conformance() {
   fi
 }
 
-# Case $1 must pass: exit 0 and no failed check (the flags follow).
+# Case $1 must pass: exit 0 and no failed check (the flags follow), but
+# for the CONFORMANCE_KNOWN_FAILURES.
 passes() {
   local name=$1
   run_conformance "$@"
+  if [ "$RC" = 1 ] && [ -n "${CONFORMANCE_KNOWN_FAILURES:-}" ] && [ "$name" != python-server ] &&
+    [ -z "$(new_failures "$name")" ]; then
+    echo "conformance:   $name: only known failures: $(failed_ids "$name")"
+    return 0
+  fi
   if [ "$RC" != 0 ]; then
     grep -E '^FAIL' "$WORK/$name-conformance.out" >&2 || tail -5 "$WORK/$name-conformance.out" >&2
     fail "$name: expected exit 0, got $RC"
@@ -91,6 +99,13 @@ passes() {
 # The failed checks of case $1, comma-separated.
 failed_ids() {
   jq -r '[.checks[] | select(.passed == false and .skipped == false) | .id] | join(", ")' "$WORK/$1.json"
+}
+
+# The failed checks of case $1 that are not CONFORMANCE_KNOWN_FAILURES.
+new_failures() {
+  jq -r --arg known " ${CONFORMANCE_KNOWN_FAILURES:-} " \
+    '[.checks[] | select(.passed == false and .skipped == false) | .id
+      | select(. as $id | $known | contains(" " + $id + " ") | not)] | join(", ")' "$WORK/$1.json"
 }
 
 start_server memory
@@ -152,11 +167,13 @@ for bug in lost-update non-atomic-transfer double-apply-retry stale-read partial
   start_server "$bug" --inject-bug "$bug"
   run_conformance "bug-$bug" --target "http://127.0.0.1:$PORT"
   stop_server
-  case "$RC" in
-    1) echo "conformance:   $bug caught by: $(failed_ids "bug-$bug")" ;;
-    0) ZOO_ONLY+=("$bug") ;;
-    *) fail "--inject-bug $bug: conformance exited $RC (expected 0 or 1)" ;;
-  esac
+  [ "$RC" = 0 ] || [ "$RC" = 1 ] || fail "--inject-bug $bug: conformance exited $RC (expected 0 or 1)"
+  caught_by="$(new_failures "bug-$bug")"
+  if [ -n "$caught_by" ]; then
+    echo "conformance:   $bug caught by: $caught_by"
+  else
+    ZOO_ONLY+=("$bug")
+  fi
 done
 if [ "${#ZOO_ONLY[@]}" -gt 0 ]; then
   echo "conformance: not caught by conformance, caught by the load verdict only (.ci/zoo.sh): ${ZOO_ONLY[*]}"

@@ -1,12 +1,16 @@
 //! Every RPC's plain answer and the sequence numbers: `rpc-*` (OpenAccount,
-//! GetBalance, Deposit, Withdraw approved and denied in-band, calls without
-//! a request id) and `seq-*` (1, 2, 3 with no gaps; a denial takes one; an
-//! opening, a refusal, a replay and a NOT_APPLIED take none).
+//! GetBalance, Deposit, Withdraw approved and denied in-band, reads that see
+//! every earlier write, calls without a request id) and `seq-*` (1, 2, 3
+//! with no gaps; a denial takes one; an opening, a refusal, a replay and a
+//! NOT_APPLIED take none).
 
 use tonic::Code;
 
 use super::ctx::{dep, get_op, wd, Cx, Step, Want};
 use super::{check, Check};
+
+/// Deposit-then-read rounds of `rpc-read-your-writes`.
+const READ_ROUNDS: u64 = 10;
 
 pub fn checks() -> Vec<Check> {
     vec![
@@ -15,6 +19,7 @@ pub fn checks() -> Vec<Check> {
         check!("rpc-deposit", "Deposit is approved: balance + amount, sequence 1, request id echoed, replayed false", deposit),
         check!("rpc-withdraw-approved", "Withdraw with enough funds is approved: balance - amount, next sequence", withdraw_approved),
         check!("rpc-withdraw-insufficient", "Withdraw beyond the balance is OUTCOME_INSUFFICIENT_FUNDS in-band (OK status), balance unchanged", withdraw_denied),
+        check!("rpc-read-your-writes", "GetBalance right after each of 10 deposits shows it: reads are taken under the lock, never from a stale copy", read_your_writes),
         check!("rpc-no-request-id", "ops without a request id are not idempotent: two equal deposits both apply, request_id \"\"", no_request_id),
         check!("seq-gapless", "deposit, withdrawal, denial, deposit take sequence 1, 2, 3, 4; GetBalance says 4", gapless),
         check!("seq-open-takes-none", "OpenAccount takes no sequence number: the first op takes 1", open_takes_none),
@@ -55,6 +60,16 @@ async fn withdraw_denied(cx: Cx) -> Step<()> {
     let id = cx.fresh(100).await?;
     cx.expect(wd(&id, 101, "w1"), Want::denied(100, 1)).await?;
     cx.state(&id, 100, 1).await
+}
+
+async fn read_your_writes(cx: Cx) -> Step<()> {
+    let id = cx.fresh(0).await?;
+    cx.state(&id, 0, 0).await?;
+    for n in 1..=READ_ROUNDS {
+        cx.expect(dep(&id, 1, ""), Want::approved(n, n)).await?;
+        cx.state(&id, n, n).await?;
+    }
+    Ok(())
 }
 
 async fn no_request_id(cx: Cx) -> Step<()> {
