@@ -227,3 +227,48 @@ async fn run_one(shared: Arc<Shared>, check: Check) -> CheckReport {
     };
     CheckReport::new(check.id, check.description, outcome, started.elapsed())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_grouped_and_documented() {
+        let checks = all_checks();
+        assert!(checks.len() >= 40, "{} checks", checks.len());
+        let mut ids: Vec<&str> = checks.iter().map(|c| c.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), checks.len(), "ids are unique");
+        let groups = [
+            "rpc-",
+            "seq-",
+            "invalid-",
+            "notfound-",
+            "exists-",
+            "idem-",
+            "fence-",
+            "xfer-",
+            "wait-",
+            "monitor-",
+            "stream-",
+            "limit-",
+            "health-",
+            "auth-",
+        ];
+        let doc = include_str!("../../../docs/conformance.md");
+        for c in &checks {
+            assert!(
+                groups.iter().any(|g| c.id.starts_with(g)),
+                "{} has no group",
+                c.id
+            );
+            assert!(!c.description.is_empty() && !c.description.contains('\n'));
+            assert!(
+                doc.contains(&format!("| `{}` |", c.id)),
+                "{} is not in docs/conformance.md",
+                c.id
+            );
+        }
+    }
+}
