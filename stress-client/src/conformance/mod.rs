@@ -12,11 +12,13 @@
 mod auth;
 mod basics;
 mod ctx;
+mod expect;
 mod fence;
 mod idem;
 mod invalid;
 mod limits;
 mod monitor;
+mod op;
 mod report;
 mod stream;
 mod transfer;
