@@ -17,7 +17,7 @@ pub fn checks() -> Vec<Check> {
         check!("invalid-amount-zero", "Deposit, Withdraw and Transfer of amount 0 are INVALID_ARGUMENT and change nothing", amount_zero),
         check!("invalid-account-id-empty", "an empty account id is INVALID_ARGUMENT on OpenAccount, GetBalance and Deposit", account_empty),
         check!("invalid-account-id-long", "a 129-byte account id is INVALID_ARGUMENT on OpenAccount and Deposit", account_long),
-        check!("invalid-request-id-long", "a 65-byte request id is INVALID_ARGUMENT on Deposit, Withdraw and Transfer; nothing changes", request_long),
+        check!("invalid-request-id-long", "a 65-byte request id is INVALID_ARGUMENT on Deposit, Withdraw, Transfer and GetOperation; nothing changes", request_long),
         check!("invalid-transfer-to-self", "a transfer to the same account is INVALID_ARGUMENT and changes nothing", transfer_to_self),
         check!("invalid-get-operation-empty-id", "GetOperation with an empty request id is INVALID_ARGUMENT", get_operation_empty),
         check!("invalid-account-id-control", "an account id with a NUL, newline or ESC byte is INVALID_ARGUMENT (OpenAccount, GetBalance)", account_control),
@@ -70,7 +70,12 @@ async fn account_long(cx: Cx) -> Step<()> {
 async fn request_long(cx: Cx) -> Step<()> {
     let (a, b) = (cx.fresh(100).await?, cx.fresh(0).await?);
     let rid = "r".repeat(65);
-    let ops = vec![dep(&a, 1, &rid), wd(&a, 1, &rid), xfer(&a, &b, 1, &rid)];
+    let ops = vec![
+        dep(&a, 1, &rid),
+        wd(&a, 1, &rid),
+        xfer(&a, &b, 1, &rid),
+        get_op(&a, &rid),
+    ];
     all_invalid(&cx, &a, 100, ops).await?;
     cx.state(&b, 0, 0).await
 }

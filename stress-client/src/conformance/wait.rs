@@ -18,7 +18,7 @@ use super::{check, Check};
 /// How long a check lets a waiting withdrawal reach the server before it
 /// acts on it. Were it too short the op would find the funds at once and
 /// still be approved: the checks stay right, they only test less.
-const REACH_SERVER: Duration = Duration::from_millis(200);
+const REACH_SERVER: Duration = Duration::from_millis(300);
 /// The deadline of a withdrawal left to give up.
 const GIVE_UP_AFTER: Duration = Duration::from_millis(600);
 /// How long GetOperation is retried while it answers ABORTED (still waiting).
