@@ -45,15 +45,25 @@ const CONCURRENT_CHECKS: usize = 12;
 const CHECK_BUDGET: Duration = Duration::from_secs(30);
 
 /// The flags of `stress-client conformance`.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Clone, clap::Args)]
 pub struct ConformanceArgs {
     /// The server to check (e.g. http://127.0.0.1:50051, https://localhost:50051).
     #[arg(long)]
     pub target: String,
 
-    /// TLS, `--token` (the first principal) and metadata.
-    #[command(flatten)]
-    pub transport: TransportArgs,
+    /// CA certificate(s) (PEM) that an `https://` target's certificate must
+    /// chain to; without it the webpki roots are trusted.
+    #[arg(long, value_name = "PATH")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// DANGER: do not verify an `https://` target's certificate (self-signed
+    /// labs only). Prefer --tls-ca.
+    #[arg(long, conflicts_with = "tls_ca")]
+    pub tls_insecure: bool,
+
+    /// The first principal's bearer token, sent with every call.
+    #[arg(long, value_name = "TOKEN", env = "BANK_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 
     /// A second principal's token (with `--token`): enables the ownership checks.
     #[arg(
@@ -64,6 +74,10 @@ pub struct ConformanceArgs {
         hide_env_values = true
     )]
     pub second_token: Option<String>,
+
+    /// Extra metadata sent with every call (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub metadata: Vec<String>,
 
     /// Deadline of each call.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
@@ -76,6 +90,20 @@ pub struct ConformanceArgs {
     /// Run only the checks whose id starts with this prefix (repeatable).
     #[arg(long = "only", value_name = "PREFIX")]
     pub only: Vec<String>,
+}
+
+impl std::fmt::Debug for ConformanceArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the tokens.
+        f.debug_struct("ConformanceArgs")
+            .field("target", &self.target)
+            .field("tls_ca", &self.tls_ca)
+            .field("tls_insecure", &self.tls_insecure)
+            .field("tokens", &(self.token.is_some(), self.second_token.is_some()))
+            .field("timeout", &self.timeout)
+            .field("json", &self.json)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A check of the suite.
@@ -151,12 +179,17 @@ fn usage(message: &str) -> Exit {
 
 /// Connects to the target and makes the clients; any failure is exit 2.
 async fn connect(args: &ConformanceArgs) -> Result<Shared, String> {
-    let mut installed = args.transport.clone();
-    installed.token = None;
+    // The token is not installed: each client below carries its own.
+    let installed = TransportArgs {
+        tls_ca: args.tls_ca.clone(),
+        tls_insecure: args.tls_insecure,
+        metadata: args.metadata.clone(),
+        ..TransportArgs::default()
+    };
     transport::install(&installed)?;
     let channel = crate::setup::connect(std::slice::from_ref(&args.target), 1).await?;
     let channel = channel.into_iter().next().ok_or("no connection")?;
-    let token = args.transport.token.as_deref();
+    let token = args.token.as_deref();
     let bank = transport::bank_with_token(channel.clone(), token)?;
     let second = match &args.second_token {
         Some(t) => Some(transport::bank_with_token(channel.clone(), Some(t))?),
