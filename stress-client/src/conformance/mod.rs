@@ -11,6 +11,7 @@
 
 mod auth;
 mod basics;
+mod crossing;
 mod ctx;
 mod expect;
 mod fence;
@@ -138,6 +139,7 @@ pub fn all_checks() -> Vec<Check> {
         transfer::checks(),
         wait::checks(),
         monitor::checks(),
+        crossing::checks(),
         stream::checks(),
         limits::checks(),
         auth::checks(),
