@@ -29,6 +29,11 @@ from bank_client import DEFAULT_PROTO_DIR, generate_stubs
 
 MAX_ACCOUNT_ID_BYTES = 128
 MAX_REQUEST_ID_BYTES = 64
+MAX_MESSAGE_BYTES = 64 * 1024  # a larger request is OUT_OF_RANGE, as the contract says
+# grpcio itself refuses larger messages with RESOURCE_EXHAUSTED, not the
+# contract's OUT_OF_RANGE: its own limit is set far above MAX_MESSAGE_BYTES
+# and the handlers check the size.
+GRPCIO_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 MAX_BALANCE = 2**64 - 1
 MAX_WAITERS_PER_ACCOUNT = 64  # withdrawals waiting for funds on one account
 MAX_WAIT_FOR_FUNDS_S = 10.0  # the longest a withdrawal waits, whatever its deadline
@@ -44,12 +49,26 @@ class Refused(Exception):
         self.code, self.details = code, details
 
 
+def has_control(text):
+    """A NUL or other control character (C0, DEL, C1): refused in any id."""
+    return any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in text)
+
+
 def check_ids(*account_ids, request_id=""):
     for account_id in account_ids:
         if not account_id or len(account_id.encode()) > MAX_ACCOUNT_ID_BYTES:
             raise Refused(grpc.StatusCode.INVALID_ARGUMENT, "account id must be 1..=128 bytes")
+        if has_control(account_id):
+            raise Refused(grpc.StatusCode.INVALID_ARGUMENT, "account id must not hold control characters")
     if len(request_id.encode()) > MAX_REQUEST_ID_BYTES:
         raise Refused(grpc.StatusCode.INVALID_ARGUMENT, "request id must be at most 64 bytes")
+    if has_control(request_id):
+        raise Refused(grpc.StatusCode.INVALID_ARGUMENT, "request id must not hold control characters")
+
+
+def check_size(request):
+    if request.ByteSize() > MAX_MESSAGE_BYTES:
+        raise Refused(grpc.StatusCode.OUT_OF_RANGE, f"the message is over {MAX_MESSAGE_BYTES} bytes")
 
 
 def check_amount(amount):
@@ -238,6 +257,7 @@ def servicer(bank, pb_grpc):
     def unary(method):
         def handler(self, request, context):
             try:
+                check_size(request)
                 return method(request, context)
             except Refused as e:
                 context.abort(e.code, e.details)
@@ -246,6 +266,7 @@ def servicer(bank, pb_grpc):
     def withdraw_stream(self, requests, context):
         try:
             for request in requests:  # answered one by one, in order
+                check_size(request)
                 yield bank.withdraw(request, context)
         except Refused as e:
             context.abort(e.code, e.details)
@@ -279,7 +300,8 @@ def main():
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bank-stubs-") as out_dir:
         pb, pb_grpc = generate_stubs(DEFAULT_PROTO_DIR, out_dir)
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=args.max_workers))
+        limits = [("grpc.max_receive_message_length", GRPCIO_MAX_MESSAGE_BYTES)]
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=args.max_workers), options=limits)
         bank = Bank(args.processing_delay, args.max_accounts)
         pb_grpc.add_BankServicer_to_server(servicer(bank, pb_grpc), server)
         checks = health.HealthServicer()

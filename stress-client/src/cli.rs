@@ -1,5 +1,6 @@
 //! The stress-client command line: the run flags (load shape, workload,
-//! outputs, embedded server) and the `merge` subcommand for interval logs.
+//! outputs, embedded server) and the subcommands: `merge` for interval logs,
+//! `compare` for two reports, `conformance` for the contract suite.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -57,6 +58,11 @@ pub enum Command {
         #[arg(long, value_name = "PCT")]
         fail_if_slower: Option<f64>,
     },
+    /// Check a bank.v1 server against the contract: a deterministic suite of
+    /// named checks (every RPC and status, idempotency, fencing, waiting,
+    /// transfers, streams, limits, ownership). Exit 0 all passed, 1 some
+    /// failed, 2 the server could not be reached. See docs/conformance.md.
+    Conformance(crate::conformance::ConformanceArgs),
 }
 
 /// Which defaulted flags were given on the command line (clap's defaults

@@ -4,6 +4,7 @@
 
 pub mod bound;
 pub mod cli;
+pub mod conformance;
 pub mod drive;
 pub mod errors;
 pub mod fanout;

@@ -1,5 +1,6 @@
 //! The `stress-client` binary: parse flags, set up tracing, run (or merge
-//! interval logs, or compare two reports), print the report, exit 0 (passed),
+//! interval logs, compare two reports, or run the conformance suite), print
+//! the report, exit 0 (passed),
 //! 1 (violation), 2 (failure) or 3 (inconclusive).
 
 use std::process::ExitCode;
@@ -21,6 +22,7 @@ fn main() -> ExitCode {
     let exit = match cli.command {
         Some(Command::Merge { logs }) => merge(&logs),
         Some(Command::Compare { a, b, fail_if_slower }) => compare_reports(&a, &b, fail_if_slower),
+        Some(Command::Conformance(args)) => stress_client::conformance::run(&args),
         None => run(&cli.run),
     };
     ExitCode::from(exit as u8)

@@ -140,6 +140,26 @@ pub fn bank(channel: Channel) -> Bank {
     BankClient::with_interceptor(channel, metadata)
 }
 
+/// A bank client over `channel` with the installed metadata but `token` as
+/// its bearer token instead of `--token` (`None`: no `authorization` at all):
+/// the conformance suite's second principal and its caller without a token.
+pub fn bank_with_token(channel: Channel, token: Option<&str>) -> Result<Bank, String> {
+    let installed = INSTALLED.get().map(|i| i.metadata.clone()).unwrap_or_default();
+    let mut pairs: Vec<_> = installed
+        .0
+        .iter()
+        .filter(|(key, _)| key.as_str() != "authorization")
+        .cloned()
+        .collect();
+    if let Some(token) = token {
+        let value = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| "a token is not a valid header value".to_owned())?;
+        pairs.insert(0, (AsciiMetadataKey::from_static("authorization"), value));
+    }
+    Ok(BankClient::with_interceptor(channel, Metadata(Arc::new(pairs))))
+}
+
 /// The headers of the fast path's calls to `targets` (the deadline and the
 /// installed metadata), or `None` when money ops go over tonic: with
 /// `--client-stack tonic`, or when a target is not plaintext `http://`.
