@@ -20,15 +20,6 @@ use futures::{Stream, StreamExt};
 use serde_json::Value;
 use tonic::{Code, Request, Response, Status, Streaming};
 
-/// Checks whose rule another change (issue 18: control bytes refused, an
-/// unknown account PERMISSION_DENIED for a non-owner) brings to the server;
-/// until it is merged they may fail here. Empty this list once it is.
-const AWAITING_SERVER_CHANGE: [&str; 3] = [
-    "invalid-account-id-control",
-    "invalid-request-id-control",
-    "auth-unknown-indistinguishable",
-];
-
 const ALICE: &str = "alice-token-0123456789";
 const BOB: &str = "bob-token-9876543210";
 
@@ -65,13 +56,11 @@ fn checks(report: &Value) -> Vec<(String, bool, bool, String)> {
         .collect()
 }
 
-/// The ids that failed, except those awaiting the server change.
+/// The ids that failed.
 fn failed(report: &Value) -> Vec<String> {
     checks(report)
         .into_iter()
-        .filter(|(id, passed, skipped, _)| {
-            !passed && !skipped && !AWAITING_SERVER_CHANGE.contains(&id.as_str())
-        })
+        .filter(|(_, passed, skipped, _)| !passed && !skipped)
         .map(|(id, _, _, detail)| format!("{id}: {detail}"))
         .collect()
 }
