@@ -32,6 +32,7 @@
 //! op), two sorted arrays of op indices and a byte per op for the global
 //! order; O(n log n) time, no per-op allocation.
 
+mod ambiguous;
 mod cands;
 mod conservation;
 mod describe;
@@ -42,6 +43,7 @@ mod leg;
 mod order;
 mod place;
 mod protocol;
+mod readnodes;
 mod reads;
 mod realtime;
 mod replays;
@@ -210,6 +212,7 @@ pub fn check_with(history: &History, limits: &Limits) -> Report {
         conservation::check(h, &placement.placed, &mut sink, &mut stats);
     }
     reads::check(h, &index, &placement.placed, &mut sink);
+    reads::check_backwards(h, &mut sink);
     if stats.accounts_without_final_state > 0 {
         sink.undecided(format!(
             "the final state of {} account(s) could not be read, so ops of unknown outcome at their end and conservation could not be checked",

@@ -14,6 +14,9 @@
 //! application of a duplicated op would); when the budget runs out, the
 //! verdict is inconclusive, never passed.
 
+use std::cell::OnceCell;
+
+use crate::ambiguous::{alternatives, Disowned};
 use crate::cands::{candidates, set_windows};
 use crate::describe;
 use crate::history::History;
@@ -102,6 +105,8 @@ pub(crate) fn place(
 fn alone(search: &mut Search, gaps: &[Gap], budget: &mut u64, sink: &mut Sink) -> Option<Vec<Gap>> {
     let mut feasible = Vec::with_capacity(gaps.len());
     let mut spent: u64 = 0;
+    // Built on the first gap a double application explains (rare).
+    let disowned = OnceCell::new();
     for gap in gaps {
         let candidates = search.count_for(gap) as u64 + search.reapplies_for(gap) as u64;
         if spent >= *budget {
@@ -112,7 +117,7 @@ fn alone(search: &mut Search, gaps: &[Gap], budget: &mut u64, sink: &mut Sink) -
         if gap.missing > candidates {
             // More numbers than ops that could take them: no search needed
             // (and none over a number of slots the server made up).
-            report_gap(search, gap, &mut spent, *budget, sink);
+            report_gap(search, gap, (&mut spent, *budget), &disowned, sink);
             continue;
         }
         let run = search.run(
@@ -127,7 +132,7 @@ fn alone(search: &mut Search, gaps: &[Gap], budget: &mut u64, sink: &mut Sink) -
                 sink.undecided(budget_reason());
                 return None;
             }
-            Run::Exhausted => report_gap(search, gap, &mut spent, *budget, sink),
+            Run::Exhausted => report_gap(search, gap, (&mut spent, *budget), &disowned, sink),
         }
     }
     *budget -= spent.min(*budget);
@@ -165,10 +170,17 @@ fn budget_reason() -> String {
 }
 
 /// Reports one gap no placement explains: a double application if the
-/// second application of a duplicated op explains it, else what changed.
-/// The search for a double application spends from `budget` (as `spent`);
-/// without budget left the gap is still a violation, named by what changed.
-fn report_gap(search: &mut Search, gap: &Gap, spent: &mut u64, budget: u64, sink: &mut Sink) {
+/// second application of a duplicated op explains it and nothing else does
+/// (see `ambiguous`), else what changed. The search for a double
+/// application spends from `budget` (as `spent`); without budget left the
+/// gap is still a violation, named by what changed.
+fn report_gap(
+    search: &mut Search,
+    gap: &Gap,
+    (spent, budget): (&mut u64, u64),
+    disowned: &OnceCell<Disowned>,
+    sink: &mut Sink,
+) {
     let h = search.h;
     let id = describe::account(h, gap.account as usize);
     let range = describe::seq_range(gap.first_seq, gap.last_seq());
@@ -181,27 +193,35 @@ fn report_gap(search: &mut Search, gap: &Gap, spent: &mut u64, budget: u64, sink
         *spent += search.steps;
         matches!(run, Run::Found)
     };
-    if twice {
-        let ops: Vec<String> = search
-            .reapplied()
-            .into_iter()
-            .map(|op| describe::op_by_index(h, op))
-            .collect();
-        let ops = ops.join(", ");
+    let reapplied = if twice { search.reapplied() } else { Vec::new() };
+    let ops: Vec<String> = reapplied.iter().map(|&op| describe::op_by_index(h, op)).collect();
+    let ops = ops.join(", ");
+    let other = match twice {
+        true => alternatives(h, gap, &reapplied, disowned.get_or_init(|| Disowned::build(h))),
+        false => Vec::new(),
+    };
+    if twice && other.is_empty() {
         sink.report(ViolationKind::DoubleApply, &id, || {
             format!("{range} (before {next}) can only be explained by {ops} taking effect a second time: a retried request id was applied twice (double apply)")
         });
         return;
     }
-    let (kind, what) = if gap.before == gap.after {
-        (ViolationKind::SequenceGap, format!("no recorded op took them and the {} op(s) of unknown outcome that could have cannot fill them", search.count_for(gap)))
-    } else {
-        (ViolationKind::UnexplainedChange, format!("the balance went from {} to {} across them, a change that no placement of the {} op(s) of unknown outcome that could have taken them explains", gap.before, gap.after, search.count_for(gap)))
+    let is = if gap.missing == 1 { "is" } else { "are" };
+    let kind = match gap.before == gap.after {
+        true => ViolationKind::SequenceGap,
+        false => ViolationKind::UnexplainedChange,
+    };
+    if twice {
+        sink.report(kind, &id, || {
+            format!("{range} (before {next}) {is} missing, and more than one cause explains it: either {ops} took effect a second time (a retried request id applied twice), or {} (ambiguous gap)", other.join(", or "))
+        });
+        return;
+    }
+    let what = match kind {
+        ViolationKind::SequenceGap => format!("no recorded op took them and the {} op(s) of unknown outcome that could have cannot fill them", search.count_for(gap)),
+        _ => format!("the balance went from {} to {} across them, a change that no placement of the {} op(s) of unknown outcome that could have taken them explains", gap.before, gap.after, search.count_for(gap)),
     };
     sink.report(kind, &id, || {
-        format!(
-            "{range} (before {next}) {} missing: {what}",
-            if gap.missing == 1 { "is" } else { "are" }
-        )
+        format!("{range} (before {next}) {is} missing: {what}")
     });
 }

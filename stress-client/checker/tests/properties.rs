@@ -63,8 +63,10 @@ fn history(fate: BoxedStrategy<Fate>) -> impl Strategy<Value = History> {
             if rng.below(4) == 0 {
                 ledger.duplicate_last(rng.below(2) == 0);
             }
-            if rng.below(4) == 0 {
-                let (a, lead, lag) = (rng.below(4) as u32, rng.below(100) as u32, rng.below(100) as u32);
+            // Reads from several clients at once: each in flight up to
+            // longer than an op, overlapping ops and each other.
+            for _ in 0..rng.below(4) {
+                let (a, lead, lag) = (rng.below(4) as u32, rng.below(600) as u32, rng.below(600) as u32);
                 ledger.read(a, lead, lag);
             }
         }
