@@ -45,7 +45,14 @@ pub(crate) struct Gap {
     /// answered. Both legs of a transfer took effect at one moment, so their
     /// gaps' windows must meet.
     pub window_ns: (u64, u64),
+    /// Where each missing number's own window starts in the search's
+    /// slot windows (reads inside the gap narrow them), or
+    /// [`NO_SLOT_WINDOWS`]: every number has the gap's window.
+    pub slot_windows: u32,
 }
+
+/// A gap without windows of its own per missing number.
+pub(crate) const NO_SLOT_WINDOWS: u32 = u32::MAX;
 
 impl Gap {
     /// The last missing sequence number.
@@ -88,10 +95,10 @@ pub(crate) fn place(
     budget: &mut u64,
     sink: &mut Sink,
 ) -> Outcome {
-    set_windows(h, index, gaps);
+    let slot_windows = set_windows(h, index, gaps);
     let gaps = &*gaps;
     let cands = candidates(h, index, gaps);
-    let mut search = Search::new(h, cands, forbidden);
+    let mut search = Search::new(h, cands, forbidden, slot_windows);
     let mut out = Outcome::default();
     let Some(feasible) = alone(&mut search, gaps, budget, sink) else {
         return out;

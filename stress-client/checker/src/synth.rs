@@ -342,8 +342,15 @@ pub fn extras(ledger: &mut Ledger, rng: &mut SplitMix, accounts: u32) {
     }
     if rng.below(20) == 0 {
         let a = rng.below(u64::from(accounts)) as u32;
-        let span = if rng.below(4) == 0 { 5_000 } else { 100 };
-        let (lead, lag) = (rng.below(span) as u32, rng.below(span) as u32);
+        // Two draws, as ever, so the ops that follow stay the same: one read
+        // in four stays in flight as long as an op may.
+        let (lead, lag) = (rng.below(5_000) as u32, rng.below(5_000) as u32);
+        let quick = lead % 4 != 0;
+        let (lead, lag) = if quick {
+            (lead % 100, lag % 100)
+        } else {
+            (lead, lag)
+        };
         ledger.read(a, lead, lag);
     }
 }
