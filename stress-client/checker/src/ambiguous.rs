@@ -58,6 +58,30 @@ impl Disowned {
     }
 }
 
+impl Disowned {
+    /// For a one-number gap no op explains: an op answered NOT_APPLIED on
+    /// this account (a deposit, withdrawal or transfer out of it) whose
+    /// effect is the gap's change, sent before the gap closed: the gap's
+    /// likely cause, had that answer been false.
+    pub(crate) fn fitting(&self, h: &History, gap: &Gap) -> Option<u32> {
+        if gap.missing != 1 {
+            return None;
+        }
+        let change = gap.after - gap.before;
+        let start = self.keys.partition_point(|k| k.0 < gap.account);
+        self.keys[start..]
+            .iter()
+            .take_while(|k| k.0 == gap.account)
+            .find(|k| {
+                let op = &h.ops[k.3 as usize];
+                let amount = i128::from(op.amount);
+                let effect = if op.kind == Kind::Deposit { amount } else { -amount };
+                effect == change && op.send_ns <= gap.window_ns.1
+            })
+            .map(|k| k.3)
+    }
+}
+
 /// The explanations other than a double apply of `reapplied` for `gap`,
 /// in words (empty: the double apply is the only one).
 pub(crate) fn alternatives(h: &History, gap: &Gap, reapplied: &[u32], disowned: &Disowned) -> Vec<String> {

@@ -228,7 +228,12 @@ fn report_gap(
         ViolationKind::SequenceGap => format!("no recorded op took them and the {} op(s) of unknown outcome that could have cannot fill them", search.count_for(gap)),
         _ => format!("the balance went from {} to {} across them, a change that no placement of the {} op(s) of unknown outcome that could have taken them explains", gap.before, gap.after, search.count_for(gap)),
     };
+    let liar = disowned.get_or_init(|| Disowned::build(h)).fitting(h, gap);
+    let hint = liar.map_or(String::new(), |d| {
+        let op = describe::op_by_index(h, d);
+        format!("; {op} was answered NOT_APPLIED but would explain it, had that answer (e.g. from GetOperation) been false")
+    });
     sink.report(kind, &id, || {
-        format!("{range} (before {next}) {is} missing: {what}")
+        format!("{range} (before {next}) {is} missing: {what}{hint}")
     });
 }

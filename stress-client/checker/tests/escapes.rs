@@ -191,3 +191,18 @@ fn a_gap_a_false_not_applied_could_explain_is_named_as_ambiguous() {
         "{detail}"
     );
 }
+
+#[test]
+fn a_gap_a_false_not_applied_explains_alone_names_that_op() {
+    // Seq 2 (+10) is missing and no retry explains it; the deposit of 10
+    // GetOperation called NOT_APPLIED would, had that answer been false.
+    let mut b = Builder::new(&[100]);
+    b.op(0, Deposit, Approved, 5, 1, 105);
+    b.op(0, Deposit, NotApplied, 10, 0, 0).resolved();
+    b.op(0, Deposit, Approved, 5, 3, 120).finals(0, 120, 3);
+    let detail = found(&check(&b.build()), V::UnexplainedChange);
+    assert!(
+        detail.contains("op #1 (deposit of 10) was answered NOT_APPLIED but would explain it"),
+        "{detail}"
+    );
+}

@@ -237,6 +237,31 @@ proptest! {
         prop_assert!(!check(&h).passed);
     }
 
+    /// Two reads of one account that saw different states, the newer one
+    /// moved to be answered just before the older one was sent: a stale
+    /// read, always (two reads going backwards), whatever else is found.
+    #[test]
+    fn two_reads_going_backwards_always_fail(
+        h in history(known_fate().boxed()),
+        pick in any::<prop::sample::Index>(),
+    ) {
+        let mut h = h;
+        let mut pairs = Vec::new();
+        for (i, x) in h.reads.iter().enumerate() {
+            for (j, y) in h.reads.iter().enumerate() {
+                if x.account == y.account && x.sequence > y.sequence && y.send_ns >= 2 {
+                    pairs.push((i, j));
+                }
+            }
+        }
+        prop_assume!(!pairs.is_empty());
+        let (newer, older) = pairs[pick.index(pairs.len())];
+        let sent = h.reads[older].send_ns;
+        (h.reads[newer].send_ns, h.reads[newer].recv_ns) = (sent - 2, sent - 1);
+        let report = check(&h);
+        prop_assert!(report.count(bank_checker::ViolationKind::StaleRead) >= 1, "{:#?}", report.violations);
+    }
+
     #[test]
     fn garbage_never_panics(h in garbage_history()) {
         let report = bank_checker::check_with(&h, &bank_checker::Limits { search_steps: 100_000 });
