@@ -106,6 +106,35 @@ pub(crate) fn check(h: &History, index: &Index, sink: &mut Sink) -> Order {
     Order::Cycle
 }
 
+/// Counts what each view of account `a` waits for (its real-time gate, and
+/// the view or reads before it) and notes where each view sits.
+fn count_views(
+    h: &History,
+    index: &Index,
+    reads: &ReadNodes,
+    a: usize,
+    pending: &mut [u8],
+    (pos, to_pos): (&mut [u32], &mut [u32]),
+) {
+    // Reads that saw none of the account's views come before the first.
+    let first_waits = !reads.group_at(a, 0).is_empty();
+    for (p, &k) in index.keys(a).iter().enumerate() {
+        let e = key_entry(k) as usize;
+        let slot = pos.get_mut(e).or_else(|| to_pos.get_mut(e - h.ops.len()));
+        if let Some(slot) = slot {
+            *slot = p as u32;
+        }
+        let Some(op) = entry_op(h, key_entry(k)) else {
+            continue;
+        };
+        let slot = &mut pending[op as usize];
+        if *slot == NOT_NODE {
+            *slot = 1;
+        }
+        *slot += u8::from(p > 0 || first_waits);
+    }
+}
+
 /// The spots of the ops of unknown outcome a cycle runs through, each op's
 /// place on the account the cycle leaves it by, latest sent first.
 fn misplaced(h: &History, cycle: &[(u32, Edge)]) -> Option<Order> {
@@ -144,23 +173,7 @@ impl<'a> Graph<'a> {
         let mut pos = vec![NO_POS; n_ops];
         let mut to_pos = vec![NO_POS; h.transfers.len()];
         for a in 0..h.accounts.len() {
-            // Reads that saw none of the account's views come before the first.
-            let first_waits = !reads.group_at(a, 0).is_empty();
-            for (p, &k) in index.keys(a).iter().enumerate() {
-                let e = key_entry(k) as usize;
-                let slot = pos.get_mut(e).or_else(|| to_pos.get_mut(e - n_ops));
-                if let Some(slot) = slot {
-                    *slot = p as u32;
-                }
-                let Some(op) = entry_op(h, key_entry(k)) else {
-                    continue;
-                };
-                let slot = &mut pending[op as usize];
-                if *slot == NOT_NODE {
-                    *slot = 1;
-                }
-                *slot += u8::from(p > 0 || first_waits);
-            }
+            count_views(h, index, &reads, a, &mut pending, (&mut pos, &mut to_pos));
         }
         for &r in reads.nodes() {
             pending[n_ops + r as usize] = 1 + u8::from(reads.slot(r) > 0);

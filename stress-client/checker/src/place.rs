@@ -189,9 +189,6 @@ fn report_gap(
     sink: &mut Sink,
 ) {
     let h = search.h;
-    let id = describe::account(h, gap.account as usize);
-    let range = describe::seq_range(gap.first_seq, gap.last_seq());
-    let next = describe::gap_end(h, gap.next);
     let fillable = gap.missing <= search.count_for(gap) as u64 + search.reapplies_for(gap) as u64;
     // With more numbers than ops that could take them, no search is needed.
     let steps = GAP_STEPS_MAX.min(budget.saturating_sub(*spent));
@@ -200,40 +197,55 @@ fn report_gap(
         *spent += search.steps;
         matches!(run, Run::Found)
     };
-    let reapplied = if twice { search.reapplied() } else { Vec::new() };
+    let disowned = disowned.get_or_init(|| Disowned::build(h));
+    if twice {
+        return report_reapplied(h, gap, &search.reapplied(), disowned, sink);
+    }
+    let what = match gap.before == gap.after {
+        true => format!("no recorded op took them and the {} op(s) of unknown outcome that could have cannot fill them", search.count_for(gap)),
+        false => format!("the balance went from {} to {} across them, a change that no placement of the {} op(s) of unknown outcome that could have taken them explains", gap.before, gap.after, search.count_for(gap)),
+    };
+    let hint = disowned.fitting(h, gap).map_or(String::new(), |d| {
+        let op = describe::op_by_index(h, d);
+        format!("; {op} was answered NOT_APPLIED but would explain it, had that answer (e.g. from GetOperation) been false")
+    });
+    let (range, next, is) = gap_words(h, gap);
+    sink.report(gap_kind(gap), &describe::account(h, gap.account as usize), || {
+        format!("{range} (before {next}) {is} missing: {what}{hint}")
+    });
+}
+
+/// Reports a gap the second application of `reapplied` explains: a double
+/// apply when nothing else does, else ambiguous (see `ambiguous`).
+fn report_reapplied(h: &History, gap: &Gap, reapplied: &[u32], disowned: &Disowned, sink: &mut Sink) {
+    let id = describe::account(h, gap.account as usize);
+    let (range, next, is) = gap_words(h, gap);
     let ops: Vec<String> = reapplied.iter().map(|&op| describe::op_by_index(h, op)).collect();
     let ops = ops.join(", ");
-    let other = match twice {
-        true => alternatives(h, gap, &reapplied, disowned.get_or_init(|| Disowned::build(h))),
-        false => Vec::new(),
-    };
-    if twice && other.is_empty() {
+    let other = alternatives(h, gap, reapplied, disowned);
+    if other.is_empty() {
         sink.report(ViolationKind::DoubleApply, &id, || {
             format!("{range} (before {next}) can only be explained by {ops} taking effect a second time: a retried request id was applied twice (double apply)")
         });
         return;
     }
-    let is = if gap.missing == 1 { "is" } else { "are" };
-    let kind = match gap.before == gap.after {
+    sink.report(gap_kind(gap), &id, || {
+        format!("{range} (before {next}) {is} missing, and more than one cause explains it: either {ops} took effect a second time (a retried request id applied twice), or {} (ambiguous gap)", other.join(", or "))
+    });
+}
+
+/// A gap's kind by what changed: `sequence_gap` when the balance did not
+/// move across it, else `unexplained_change`.
+fn gap_kind(gap: &Gap) -> ViolationKind {
+    match gap.before == gap.after {
         true => ViolationKind::SequenceGap,
         false => ViolationKind::UnexplainedChange,
-    };
-    if twice {
-        sink.report(kind, &id, || {
-            format!("{range} (before {next}) {is} missing, and more than one cause explains it: either {ops} took effect a second time (a retried request id applied twice), or {} (ambiguous gap)", other.join(", or "))
-        });
-        return;
     }
-    let what = match kind {
-        ViolationKind::SequenceGap => format!("no recorded op took them and the {} op(s) of unknown outcome that could have cannot fill them", search.count_for(gap)),
-        _ => format!("the balance went from {} to {} across them, a change that no placement of the {} op(s) of unknown outcome that could have taken them explains", gap.before, gap.after, search.count_for(gap)),
-    };
-    let liar = disowned.get_or_init(|| Disowned::build(h)).fitting(h, gap);
-    let hint = liar.map_or(String::new(), |d| {
-        let op = describe::op_by_index(h, d);
-        format!("; {op} was answered NOT_APPLIED but would explain it, had that answer (e.g. from GetOperation) been false")
-    });
-    sink.report(kind, &id, || {
-        format!("{range} (before {next}) {is} missing: {what}{hint}")
-    });
+}
+
+/// "seq 4..5", what follows the gap, and "is" or "are".
+fn gap_words(h: &History, gap: &Gap) -> (String, String, &'static str) {
+    let range = describe::seq_range(gap.first_seq, gap.last_seq());
+    let is = if gap.missing == 1 { "is" } else { "are" };
+    (range, describe::gap_end(h, gap.next), is)
 }
