@@ -170,7 +170,8 @@ pub struct Duplicate {
     /// The copy was answered ABORTED, which the contract allows only while
     /// the original, a withdrawal with `wait_for_funds`, waits for funds.
     pub aborted: bool,
-    /// [`Op::REPLAYED`] and [`Op::WRONG_ID`] of the copy's answer.
+    /// [`Op::REPLAYED`] and [`Op::WRONG_ID`] of the copy's answer ([`Op::ABORTED`]
+    /// may be set too; `aborted` is what counts).
     pub flags: u8,
     pub send_ns: u64,
     pub recv_ns: u64,
