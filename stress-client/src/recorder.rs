@@ -215,7 +215,7 @@ impl Recorder {
             kind: planned.kind,
             outcome: Outcome::Unknown,
             resolved: false,
-            flags: answer_flags(&reply, id_ok),
+            flags: answer_flags(&reply, id_ok) | (u8::from(planned.wait_for_funds) * Op::WAITS),
             amount: planned.amount,
             send_ns: self.clock_ns(timing.sent),
             recv_ns: u64::MAX,
@@ -404,11 +404,12 @@ impl Recorder {
 }
 
 /// What an answer says besides its outcome: `replayed`, a foreign request
-/// id, NOT_FOUND.
+/// id, NOT_FOUND, ABORTED.
 fn answer_flags(reply: &Result<pb::OperationResult, tonic::Status>, id_ok: bool) -> u8 {
     match reply {
         Ok(r) => (u8::from(r.replayed) * Op::REPLAYED) | (u8::from(!id_ok) * Op::WRONG_ID),
         Err(s) if s.code() == tonic::Code::NotFound => Op::NOT_FOUND,
+        Err(s) if s.code() == tonic::Code::Aborted => Op::ABORTED,
         Err(_) => 0,
     }
 }

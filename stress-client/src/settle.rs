@@ -85,6 +85,17 @@ pub struct Settlement {
 type Ask = (usize, Failure, String, String);
 /// A settled op: its recorder, its failure record, the answer and its arrival.
 type Answer = (usize, Failure, (pb::OperationResult, Instant));
+/// What the asks about one op said besides a final answer: [`Op::ABORTED`]
+/// (an ask answered ABORTED), [`Op::LOOKUP_NOT_FOUND`] (the last answered
+/// NOT_FOUND), for the checker to judge against the contract.
+type Note = (usize, Failure, u8);
+
+/// What asking about one op got: the final answer or the last status, and
+/// the flags to note.
+struct Asked {
+    answer: Result<(pb::OperationResult, Instant), Status>,
+    flags: u8,
+}
 
 /// Settles failed ops in place; returns the counts. Asks stop at `calls.until`.
 pub async fn resolve(calls: &Calls, names: &Names, recorders: &mut [Recorder], bar: &PhaseBar) -> Settlement {
@@ -93,8 +104,15 @@ pub async fn resolve(calls: &Calls, names: &Names, recorders: &mut [Recorder], b
         indeterminate: asks.len() as u64,
         ..Settlement::default()
     };
-    for (r, f, (result, at)) in ask_all(calls, asks, bar).await {
-        settlement.resolved_applied += u64::from(apply(&mut recorders[r], f, &result, at));
+    let (answers, notes) = ask_all(calls, asks, bar).await;
+    for (r, f, flags) in notes {
+        if let Some(op) = recorders[r].ops.get_mut(f.op as usize) {
+            op.flags |= flags;
+        }
+    }
+    for (r, f, (result, at)) in answers {
+        let asked_id = request_id(&names.run_id, f.worker, f.number);
+        settlement.resolved_applied += u64::from(apply(&mut recorders[r], f, (&result, &asked_id), at));
         settlement.resolved += 1;
     }
     settlement
@@ -119,10 +137,13 @@ fn unknown_ops(names: &Names, recorders: &[Recorder]) -> Vec<Ask> {
         .collect()
 }
 
-/// Asks about every op, many at once, until the hard stop; the final answers.
-async fn ask_all(calls: &Calls, asks: Vec<Ask>, bar: &PhaseBar) -> Vec<Answer> {
+/// Asks about every op, many at once, until the hard stop; the final
+/// answers, and the notes for the checker (a GetOperation answered NOT_FOUND
+/// leaves the op unknown, but is recorded as such, not only logged).
+async fn ask_all(calls: &Calls, asks: Vec<Ask>, bar: &PhaseBar) -> (Vec<Answer>, Vec<Note>) {
     let (count, mut pending) = (asks.len(), asks.into_iter());
     let (mut answers, mut unsettled) = (Vec::new(), Unsettled::default());
+    let mut notes = Vec::new();
     let bounds = (calls.timeout, calls.until);
     let ask_next = |i: usize| {
         let (clients, next) = (calls.from(i), pending.next());
@@ -131,12 +152,23 @@ async fn ask_all(calls: &Calls, asks: Vec<Ask>, bar: &PhaseBar) -> Vec<Answer> {
             Some((r, f, ask(clients, bounds, account, request_id).await))
         }
     };
-    let collect = |answer| {
+    let collect = |answer: Option<(usize, Failure, Asked)>| {
         bar.inc();
-        match answer {
-            Some((r, f, Ok(answer))) => answers.push((r, f, answer)),
-            Some((_, _, Err(status))) => unsettled.add(status),
-            None => {}
+        let Some((r, f, asked)) = answer else {
+            return ControlFlow::Continue(());
+        };
+        let mut flags = asked.flags;
+        match asked.answer {
+            Ok(answer) => answers.push((r, f, answer)),
+            Err(status) => {
+                if status.code() == Code::NotFound {
+                    flags |= Op::LOOKUP_NOT_FOUND;
+                }
+                unsettled.add(status);
+            }
+        }
+        if flags != 0 {
+            notes.push((r, f, flags));
         }
         ControlFlow::Continue(())
     };
@@ -145,7 +177,7 @@ async fn ask_all(calls: &Calls, asks: Vec<Ask>, bar: &PhaseBar) -> Vec<Answer> {
     let _ = tokio::time::timeout_at(calls.hard_stop().into(), asking).await;
     unsettled.cut = (count as u64).saturating_sub(unsettled.count + answers.len() as u64);
     unsettled.warn();
-    answers
+    (answers, notes)
 }
 
 fn account_of(names: &Names, rec: &Recorder, f: Failure) -> String {
@@ -157,27 +189,47 @@ fn account_of(names: &Names, rec: &Recorder, f: Failure) -> String {
 /// Asks until a server gives a final answer or `until` passes, each call
 /// bounded by `timeout`; after a retryable failure the next ask goes over
 /// the next connection (so a dead server's ops are settled by the others).
+/// An ABORTED answer (the id belongs to a withdrawal still waiting) is
+/// asked again too, and noted for the checker.
 async fn ask(
     clients: Vec<Bank>,
     (timeout, until): (Duration, Instant),
     account_id: String,
     request_id: String,
-) -> Result<(pb::OperationResult, Instant), Status> {
+) -> Asked {
+    let mut flags = 0;
     let mut rotation = clients.into_iter().cycle();
-    let mut client = rotation.next().ok_or_else(|| Status::internal("no connection"))?;
+    let Some(mut client) = rotation.next() else {
+        let answer = Err(Status::internal("no connection"));
+        return Asked { answer, flags };
+    };
     loop {
         let message = pb::GetOperationRequest {
             account_id: account_id.clone(),
             request_id: request_id.clone(),
         };
         let call = client.get_operation(message);
-        match within(timeout, call).await {
-            Ok(reply) => return Ok((reply, Instant::now())),
+        let reply = within(timeout, call).await;
+        if let Err(status) = &reply {
+            flags |= u8::from(status.code() == Code::Aborted) * Op::ABORTED;
+        }
+        match reply {
+            Ok(reply) => {
+                return Asked {
+                    answer: Ok((reply, Instant::now())),
+                    flags,
+                }
+            }
             Err(status) if retryable(&status) && Instant::now() < until => {
                 tokio::time::sleep(RESOLVE_RETRY_PAUSE).await;
                 client = rotation.next().unwrap_or(client);
             }
-            Err(status) => return Err(status),
+            Err(status) => {
+                return Asked {
+                    answer: Err(status),
+                    flags,
+                }
+            }
         }
     }
 }
@@ -228,12 +280,22 @@ fn retryable(status: &Status) -> bool {
 
 /// Writes a settled answer into the op. Its reply time is the settle reply's
 /// arrival: an op found applied had certainly taken effect by then. True
-/// when the op had taken effect (it took a sequence number).
-fn apply(rec: &mut Recorder, f: Failure, result: &pb::OperationResult, at: Instant) -> bool {
+/// when the op had taken effect (it took a sequence number). An answer
+/// carrying another request id than the one asked about is marked
+/// [`Op::WRONG_ID`] (a `protocol` violation).
+fn apply(
+    rec: &mut Recorder,
+    f: Failure,
+    (result, asked_id): (&pb::OperationResult, &str),
+    at: Instant,
+) -> bool {
     let recv_ns = rec.clock_ns(at);
     let Some(op) = rec.ops.get_mut(f.op as usize) else {
         return false;
     };
+    if result.request_id != asked_id {
+        op.flags |= Op::WRONG_ID;
+    }
     op.outcome = outcome_of(result.outcome);
     if op.outcome == Outcome::Unknown {
         return false;

@@ -1,14 +1,15 @@
 //! The ops that may fill sequence gaps, and the real-time bounds on where:
 //! every op of unknown outcome, plus the second application of every
 //! approved op sent twice (only ever used to name a `double_apply`). Each
-//! gets a floor per account (the highest sequence number answered before it
-//! was sent), and each gap a window (when its ops can have taken effect).
+//! gets a floor per account (the highest sequence number answered, by an op
+//! or seen by a read, before it was sent), and each gap a window (when its
+//! ops can have taken effect, reads included).
 
 use crate::history::{History, Kind, Outcome};
 use crate::index::{Index, LegCursor};
 use crate::leg::find_leg;
-use crate::place::Gap;
-use crate::timeline::Timeline;
+use crate::place::{Gap, NO_SLOT_WINDOWS};
+use crate::timeline::{reads_by_account, Timeline};
 
 /// The account field of a candidate without a second leg.
 pub(crate) const NONE: u32 = u32::MAX;
@@ -126,10 +127,12 @@ fn set_floors(h: &History, index: &Index, cands: &mut [Cand]) {
         }
     }
     by_account.sort_unstable();
+    let (reads, ranges) = reads_by_account(h);
     let mut current: Option<(u32, Timeline)> = None;
     for (a, i, source) in by_account {
         if current.as_ref().is_none_or(|(ca, _)| *ca != a) {
-            current = Some((a, Timeline::build(h, index, a as usize)));
+            let mine = ranges.get(a as usize).map_or(&[][..], |r| &reads[r.clone()]);
+            current = Some((a, Timeline::build_with_reads(h, index, a as usize, mine)));
         }
         let Some((_, timeline)) = current.as_ref() else {
             continue;
@@ -144,17 +147,43 @@ fn set_floors(h: &History, index: &Index, cands: &mut [Cand]) {
     }
 }
 
-/// Sets every gap's window from its account's timeline.
-pub(crate) fn set_windows(h: &History, index: &Index, gaps: &mut [Gap]) {
+/// Gaps this long or shorter get a window per missing number.
+const SLOT_WINDOWS_MAX: u64 = 64;
+
+/// Sets every gap's window from its account's timeline (reads included),
+/// and returns the windows of each missing number of the gaps up to
+/// [`SLOT_WINDOWS_MAX`] long, where `Gap::slot_windows` points: a read
+/// inside a gap saw some of its numbers, so those took effect before it was
+/// answered and the others after it was sent.
+pub(crate) fn set_windows(h: &History, index: &Index, gaps: &mut [Gap]) -> Vec<(u64, u64)> {
+    let mut slot_windows = Vec::new();
+    if gaps.is_empty() {
+        return slot_windows;
+    }
+    let (reads, ranges) = reads_by_account(h);
     let mut current: Option<(u32, Timeline)> = None;
     for g in gaps.iter_mut() {
         if current.as_ref().is_none_or(|(a, _)| *a != g.account) {
-            current = Some((g.account, Timeline::build(h, index, g.account as usize)));
+            let mine = ranges
+                .get(g.account as usize)
+                .map_or(&[][..], |r| &reads[r.clone()]);
+            current = Some((
+                g.account,
+                Timeline::build_with_reads(h, index, g.account as usize, mine),
+            ));
         }
-        if let Some((_, t)) = current.as_ref() {
-            g.window_ns = t.window(g.first_seq, g.last_seq());
+        let Some((_, t)) = current.as_ref() else {
+            continue;
+        };
+        g.window_ns = t.window(g.first_seq, g.last_seq());
+        g.slot_windows = NO_SLOT_WINDOWS;
+        let start = u32::try_from(slot_windows.len()).unwrap_or(NO_SLOT_WINDOWS);
+        if g.missing > 1 && g.missing <= SLOT_WINDOWS_MAX && start != NO_SLOT_WINDOWS {
+            g.slot_windows = start;
+            slot_windows.extend((g.first_seq..=g.last_seq()).map(|x| t.window(x, x)));
         }
     }
+    slot_windows
 }
 
 /// True when an op sent at `send_ns` can have taken effect inside both

@@ -5,7 +5,7 @@
 
 use crate::describe;
 use crate::history::History;
-use crate::place::Gap;
+use crate::place::{Gap, NO_SLOT_WINDOWS};
 use crate::report::{CheckStats, Sink, ViolationKind};
 use crate::walk::AccountEnd;
 
@@ -58,6 +58,7 @@ fn compare(
             after: i128::from(balance),
             next: None,
             window_ns: (0, u64::MAX),
+            slot_windows: NO_SLOT_WINDOWS,
         });
     } else if i128::from(balance) != end.balance {
         sink.report(ViolationKind::FinalBalance, &state.account_id, || {

@@ -62,7 +62,8 @@ pub struct Op {
     /// True when the outcome came from `GetOperation` after the call failed.
     pub resolved: bool,
     /// What else the answer said: [`Op::REPLAYED`], [`Op::WRONG_ID`],
-    /// [`Op::NOT_FOUND`], [`Op::FROM_COPY`].
+    /// [`Op::NOT_FOUND`], [`Op::FROM_COPY`], [`Op::LOOKUP_NOT_FOUND`],
+    /// [`Op::ABORTED`]; and what the op asked: [`Op::WAITS`].
     pub flags: u8,
     /// Amount in minor units.
     pub amount: u64,
@@ -89,6 +90,14 @@ impl Op {
     /// The original call failed and the answer is that of its duplicate send
     /// (same request id), so `replayed` may be either value.
     pub const FROM_COPY: u8 = 8;
+    /// The op is a withdrawal sent with `wait_for_funds`: the only kind of
+    /// op whose request id may be answered ABORTED.
+    pub const WAITS: u8 = 16;
+    /// `GetOperation` about the op (on the account the run opened) answered
+    /// NOT_FOUND, which the contract keeps for unknown accounts.
+    pub const LOOKUP_NOT_FOUND: u8 = 32;
+    /// The op's own call, or a `GetOperation` about it, answered ABORTED.
+    pub const ABORTED: u8 = 64;
 
     /// True when `flag` is set.
     pub fn has(&self, flag: u8) -> bool {
@@ -158,10 +167,11 @@ pub struct Duplicate {
     pub at_once: bool,
     /// `Unknown` when the copy got an error status (see `aborted`).
     pub outcome: Outcome,
-    /// The copy was answered ABORTED (the original was still waiting for
-    /// funds), which the contract allows.
+    /// The copy was answered ABORTED, which the contract allows only while
+    /// the original, a withdrawal with `wait_for_funds`, waits for funds.
     pub aborted: bool,
-    /// [`Op::REPLAYED`] and [`Op::WRONG_ID`] of the copy's answer.
+    /// [`Op::REPLAYED`] and [`Op::WRONG_ID`] of the copy's answer ([`Op::ABORTED`]
+    /// may be set too; `aborted` is what counts).
     pub flags: u8,
     pub send_ns: u64,
     pub recv_ns: u64,

@@ -16,10 +16,14 @@
 //!   than it was sent, or not at all; the gaps in the sequence numbers must
 //!   be filled exactly by such placements (see `place`).
 //! - **One order for everything** (`order_cycle`): every op, a transfer as
-//!   one node with two legs, in one order that respects each account's
-//!   sequence and real time.
-//! - **Reads** (`stale_read`, `impossible_read`) and **retries**
-//!   (`double_apply`, `replay_mismatch`) made under load.
+//!   one node with two legs, and every read, right after the op whose
+//!   sequence it saw, in one order that respects each account's sequence
+//!   and real time among ops and reads alike (read skew is a cycle).
+//! - **Reads** (`stale_read`, `impossible_read`: against the ops and against
+//!   each other) and **retries** (`double_apply`, `replay_mismatch`,
+//!   ABORTED only for a waiting withdrawal) made under load. A gap that
+//!   a retry applied twice explains is `double_apply` only when no other
+//!   cause (a skipped number, a false NOT_APPLIED) explains it as well.
 //! - **Conservation** across all accounts, with the exact placement.
 //!
 //! The verdict is `passed` only when everything was decided; `inconclusive`
@@ -32,6 +36,7 @@
 //! op), two sorted arrays of op indices and a byte per op for the global
 //! order; O(n log n) time, no per-op allocation.
 
+mod ambiguous;
 mod cands;
 mod conservation;
 mod describe;
@@ -42,6 +47,7 @@ mod leg;
 mod order;
 mod place;
 mod protocol;
+mod readnodes;
 mod reads;
 mod realtime;
 mod replays;
@@ -210,6 +216,7 @@ pub fn check_with(history: &History, limits: &Limits) -> Report {
         conservation::check(h, &placement.placed, &mut sink, &mut stats);
     }
     reads::check(h, &index, &placement.placed, &mut sink);
+    reads::check_backwards(h, &mut sink);
     if stats.accounts_without_final_state > 0 {
         sink.undecided(format!(
             "the final state of {} account(s) could not be read, so ops of unknown outcome at their end and conservation could not be checked",

@@ -5,6 +5,14 @@
 //! Per-account checks cannot see this: two opposite transfers applied in two
 //! critical sections each replay fine on both accounts.
 //!
+//! Reads are nodes too (see `readnodes`): a GetBalance that saw sequence `s`
+//! of account A sits right after A's op `s` and before the next, and real
+//! time orders it against every op *and every other read*. A reader that
+//! sees a transfer's credit and then, in a later call, the source without
+//! its debit closes a cycle through the transfer (read skew). A cycle on one
+//! account alone is left to the per-account checks (`real_time_order`,
+//! `stale_read`), which name it more precisely.
+//!
 //! Kahn's algorithm without building the graph: a node is ready when its
 //! predecessor on each of its accounts is done and every op answered before
 //! it was sent is done. The latter is one pointer into the ops sorted by
@@ -13,9 +21,10 @@
 //! the whole check is two sorts and a linear sweep: O(n log n).
 
 use crate::describe;
-use crate::history::History;
+use crate::history::{History, Read};
 use crate::index::{entry_op, key_entry, key_seq, Index};
 use crate::leg::decode;
+use crate::readnodes::ReadNodes;
 use crate::report::{Sink, ViolationKind};
 
 /// `pending` marks: not a node, and done.
@@ -30,6 +39,9 @@ const CYCLE_EDGES_SHOWN: usize = 6;
 struct Graph<'a> {
     h: &'a History,
     index: &'a Index,
+    /// Node ids below this are ops; `n_ops + r` is read `r`.
+    n_ops: u32,
+    reads: ReadNodes,
     pending: Vec<u8>,
     /// Each op's position in its account's keys, and each transfer leg's
     /// in its target's (`NO_POS`: not in the index).
@@ -94,14 +106,41 @@ pub(crate) fn check(h: &History, index: &Index, sink: &mut Sink) -> Order {
     Order::Cycle
 }
 
+/// Counts what each view of account `a` waits for (its real-time gate, and
+/// the view or reads before it) and notes where each view sits.
+fn count_views(
+    h: &History,
+    index: &Index,
+    reads: &ReadNodes,
+    a: usize,
+    pending: &mut [u8],
+    (pos, to_pos): (&mut [u32], &mut [u32]),
+) {
+    // Reads that saw none of the account's views come before the first.
+    let first_waits = !reads.group_at(a, 0).is_empty();
+    for (p, &k) in index.keys(a).iter().enumerate() {
+        let e = key_entry(k) as usize;
+        let slot = pos.get_mut(e).or_else(|| to_pos.get_mut(e - h.ops.len()));
+        if let Some(slot) = slot {
+            *slot = p as u32;
+        }
+        let Some(op) = entry_op(h, key_entry(k)) else {
+            continue;
+        };
+        let slot = &mut pending[op as usize];
+        if *slot == NOT_NODE {
+            *slot = 1;
+        }
+        *slot += u8::from(p > 0 || first_waits);
+    }
+}
+
 /// The spots of the ops of unknown outcome a cycle runs through, each op's
 /// place on the account the cycle leaves it by, latest sent first.
 fn misplaced(h: &History, cycle: &[(u32, Edge)]) -> Option<Order> {
     let k = cycle.len();
-    let mut open: Vec<usize> = (0..k)
-        .filter(|&i| h.ops[cycle[i].0 as usize].outcome.is_open())
-        .collect();
-    open.sort_by_key(|&i| std::cmp::Reverse(h.ops[cycle[i].0 as usize].send_ns));
+    let mut open: Vec<usize> = (0..k).filter(|&i| is_open(h, cycle[i].0)).collect();
+    open.sort_by_key(|&i| std::cmp::Reverse(send(h, cycle[i].0)));
     let mut spots = Vec::new();
     for &i in &open {
         if let Edge::Account {
@@ -123,35 +162,33 @@ fn misplaced(h: &History, cycle: &[(u32, Edge)]) -> Option<Order> {
 
 impl<'a> Graph<'a> {
     fn new(h: &'a History, index: &'a Index) -> Graph<'a> {
-        let mut pending = vec![NOT_NODE; h.ops.len()];
-        let mut pos = vec![NO_POS; h.ops.len()];
+        // Past 2^32 nodes the reads are left out (the index refuses such ops).
+        let with_reads = h.ops.len().saturating_add(h.reads.len()) < u32::MAX as usize;
+        let reads = match with_reads {
+            true => ReadNodes::build(h, index),
+            false => ReadNodes::default(),
+        };
+        let n_ops = h.ops.len();
+        let mut pending = vec![NOT_NODE; n_ops + if with_reads { h.reads.len() } else { 0 }];
+        let mut pos = vec![NO_POS; n_ops];
         let mut to_pos = vec![NO_POS; h.transfers.len()];
         for a in 0..h.accounts.len() {
-            for (p, &k) in index.keys(a).iter().enumerate() {
-                let e = key_entry(k) as usize;
-                let slot = pos.get_mut(e).or_else(|| to_pos.get_mut(e - h.ops.len()));
-                if let Some(slot) = slot {
-                    *slot = p as u32;
-                }
-                let Some(op) = entry_op(h, key_entry(k)) else {
-                    continue;
-                };
-                let slot = &mut pending[op as usize];
-                if *slot == NOT_NODE {
-                    *slot = 1;
-                }
-                *slot += u8::from(p > 0);
-            }
+            count_views(h, index, &reads, a, &mut pending, (&mut pos, &mut to_pos));
         }
-        let mut by_recv: Vec<u32> = (0..h.ops.len() as u32)
+        for &r in reads.nodes() {
+            pending[n_ops + r as usize] = 1 + u8::from(reads.slot(r) > 0);
+        }
+        let mut by_recv: Vec<u32> = (0..pending.len() as u32)
             .filter(|&i| pending[i as usize] != NOT_NODE)
             .collect();
         let mut by_send = by_recv.clone();
         by_recv.sort_unstable_by_key(|&i| recv(h, i));
-        by_send.sort_unstable_by_key(|&i| h.ops[i as usize].send_ns);
+        by_send.sort_unstable_by_key(|&i| send(h, i));
         Graph {
             h,
             index,
+            n_ops: n_ops as u32,
+            reads,
             pos,
             to_pos,
             pending,
@@ -182,7 +219,7 @@ impl<'a> Graph<'a> {
             .get(self.done_recv)
             .map_or(u64::MAX, |&i| recv(self.h, i));
         while let Some(&b) = self.by_send.get(self.released) {
-            if self.done_recv < self.by_recv.len() && self.h.ops[b as usize].send_ns > bound {
+            if self.done_recv < self.by_recv.len() && send(self.h, b) > bound {
                 break;
             }
             self.released += 1;
@@ -193,11 +230,19 @@ impl<'a> Graph<'a> {
     /// Node `n` is done: its successors on each account lose a predecessor,
     /// and the real-time gates move on.
     fn finish(&mut self, n: u32) {
-        for (a, pos) in self.positions(n) {
-            if let Some(&k) = self.index.keys(a).get(pos + 1) {
-                if let Some(op) = entry_op(self.h, key_entry(k)) {
-                    self.satisfy(op);
-                }
+        if n < self.n_ops {
+            let mut views = [None; 2];
+            for (slot, view) in views.iter_mut().zip(self.positions(n)) {
+                *slot = Some(view);
+            }
+            for (a, pos) in views.into_iter().flatten() {
+                self.after_view(a, pos + 1);
+            }
+        } else {
+            let r = n - self.n_ops;
+            if self.reads.done(r) {
+                let a = self.h.reads[r as usize].account as usize;
+                self.satisfy_view(a, self.reads.slot(r));
             }
         }
         while self
@@ -210,11 +255,37 @@ impl<'a> Graph<'a> {
         self.release();
     }
 
+    /// The view before `slot` on account `a` is done: the reads that sit
+    /// right after it lose their predecessor, or, without such reads, the
+    /// view at `slot` does.
+    fn after_view(&mut self, a: usize, slot: usize) {
+        let group = self.reads.next_group(a, slot);
+        if group.is_empty() {
+            return self.satisfy_view(a, slot);
+        }
+        for p in group {
+            let r = self.reads.read_at(p);
+            self.satisfy(self.n_ops + r);
+        }
+    }
+
+    /// The view at `slot` on account `a` loses its account predecessor.
+    fn satisfy_view(&mut self, a: usize, slot: usize) {
+        if let Some(&k) = self.index.keys(a).get(slot) {
+            if let Some(op) = entry_op(self.h, key_entry(k)) {
+                self.satisfy(op);
+            }
+        }
+    }
+
     /// Where op `n`'s views sit: (account, position in its keys).
     fn positions(&self, n: u32) -> impl Iterator<Item = (usize, usize)> {
         let h = self.h;
         let op = &h.ops[n as usize];
-        let source = Some(self.pos[n as usize])
+        let source = self
+            .pos
+            .get(n as usize)
+            .copied()
             .filter(|&p| p != NO_POS)
             .map(|p| (op.account as usize, p as usize));
         let target = find_leg_index(h, n).and_then(|t| {
@@ -251,7 +322,32 @@ impl<'a> Graph<'a> {
 
     /// A predecessor of the stuck node `n` that is not done, and the edge.
     fn stuck_pred(&self, n: u32) -> Option<(u32, Edge)> {
+        let on_account = match n < self.n_ops {
+            true => self.stuck_op_pred(n),
+            false => self.stuck_read_pred(n - self.n_ops),
+        };
+        if on_account.is_some() {
+            return on_account;
+        }
+        let first = *self.by_recv.get(self.done_recv)?;
+        (recv(self.h, first) < send(self.h, n)).then_some((first, Edge::RealTime))
+    }
+
+    /// A stuck op's predecessor on one of its accounts: a read right before
+    /// it, or the view before it.
+    fn stuck_op_pred(&self, n: u32) -> Option<(u32, Edge)> {
         for (a, pos) in self.positions(n) {
+            let here = key_seq(self.index.keys(a)[pos]);
+            let group = self.reads.group_at(a, pos);
+            if self.reads.left_in(&group) > 0 {
+                for p in group {
+                    let r = self.reads.read_at(p);
+                    if self.pending[(self.n_ops + r) as usize] != DONE {
+                        let from_seq = self.h.reads[r as usize].sequence;
+                        return Some((self.n_ops + r, account_edge(a, from_seq, here)));
+                    }
+                }
+            }
             let Some(&k) = pos.checked_sub(1).and_then(|p| self.index.keys(a).get(p)) else {
                 continue;
             };
@@ -259,19 +355,23 @@ impl<'a> Graph<'a> {
                 continue;
             };
             if self.pending[op as usize] != DONE {
-                let here = self.index.keys(a)[pos];
-                return Some((
-                    op,
-                    Edge::Account {
-                        account: a,
-                        from_seq: key_seq(k),
-                        to_seq: key_seq(here),
-                    },
-                ));
+                return Some((op, account_edge(a, key_seq(k), here)));
             }
         }
-        let first = *self.by_recv.get(self.done_recv)?;
-        (recv(self.h, first) < self.h.ops[n as usize].send_ns).then_some((first, Edge::RealTime))
+        None
+    }
+
+    /// A stuck read's predecessor on its account: the view it saw last.
+    fn stuck_read_pred(&self, r: u32) -> Option<(u32, Edge)> {
+        let read = &self.h.reads[r as usize];
+        let a = read.account as usize;
+        let k = *self
+            .reads
+            .slot(r)
+            .checked_sub(1)
+            .and_then(|p| self.index.keys(a).get(p))?;
+        let op = entry_op(self.h, key_entry(k))?;
+        (self.pending[op as usize] != DONE).then(|| (op, account_edge(a, key_seq(k), read.sequence)))
     }
 
     /// Reports the cycle, or leaves the verdict open when it runs through an
@@ -291,7 +391,7 @@ impl<'a> Graph<'a> {
             return;
         }
         let text = describe_cycle(h, cycle);
-        if cycle.iter().any(|(n, _)| h.ops[*n as usize].outcome.is_open()) {
+        if cycle.iter().any(|(n, _)| is_open(h, *n)) {
             sink.undecided(format!("the placement chosen for the ops of unknown outcome leaves a cycle in the order of all ops: {text}"));
             return;
         }
@@ -300,20 +400,52 @@ impl<'a> Graph<'a> {
             .map(|&a| describe::account(h, a))
             .collect::<Vec<_>>()
             .join(", ");
-        sink.report(ViolationKind::OrderCycle, &id, || {
-            format!("{text}: no single order of all operations exists (order cycle)")
+        let reads = cycle.iter().filter(|(n, _)| read_of(h, *n).is_some()).count();
+        sink.report(ViolationKind::OrderCycle, &id, || match reads {
+            0 => format!("{text}: no single order of all operations exists (order cycle)"),
+            _ => format!("{text}: no single order of all operations and reads exists; the {reads} read(s) saw the operations in orders that contradict each other (order cycle, read skew)"),
         });
     }
 }
 
 /// A node's reply time for real-time order: never before it was sent, and
 /// `u64::MAX` for an op without a reply (which then precedes nothing).
+/// A read's reply time likewise never comes before it was sent.
 fn recv(h: &History, i: u32) -> u64 {
-    let op = &h.ops[i as usize];
+    let Some(op) = h.ops.get(i as usize) else {
+        return read_of(h, i).map_or(u64::MAX, |r| r.recv_ns.max(r.send_ns));
+    };
     if op.outcome.is_open() {
         u64::MAX
     } else {
         op.recv_ns.max(op.send_ns)
+    }
+}
+
+/// A node's send time.
+fn send(h: &History, i: u32) -> u64 {
+    match h.ops.get(i as usize) {
+        Some(op) => op.send_ns,
+        None => read_of(h, i).map_or(0, |r| r.send_ns),
+    }
+}
+
+/// The read node `i` stands for (`None` for an op).
+fn read_of(h: &History, i: u32) -> Option<&Read> {
+    h.reads.get((i as usize).checked_sub(h.ops.len())?)
+}
+
+/// True when node `i` is an op of unknown outcome.
+fn is_open(h: &History, i: u32) -> bool {
+    h.ops.get(i as usize).is_some_and(|op| op.outcome.is_open())
+}
+
+/// An account edge.
+fn account_edge(account: usize, from_seq: u64, to_seq: u64) -> Edge {
+    Edge::Account {
+        account,
+        from_seq,
+        to_seq,
     }
 }
 
@@ -342,6 +474,9 @@ fn describe_crossing(h: &History, cycle: &[(u32, Edge)]) -> Option<String> {
     let [(b, into_b), (a, into_a)] = cycle else {
         return None;
     };
+    if read_of(h, *a).is_some() || read_of(h, *b).is_some() {
+        return None;
+    }
     let (
         Edge::Account {
             account: x,
@@ -373,24 +508,38 @@ fn describe_edge(h: &History, from: u32, (to, edge): (u32, Edge)) -> String {
             account,
             from_seq,
             to_seq,
-        } => format!(
-            "{} comes before {} on {} (seq {from_seq} < {to_seq})",
-            op_name(h, from),
-            op_name(h, to),
-            describe::account(h, account)
-        ),
+        } => {
+            let (x, y, acct) = (op_name(h, from), op_name(h, to), describe::account(h, account));
+            match (read_of(h, from).is_some(), read_of(h, to).is_some()) {
+                (false, true) => format!("{y} saw {acct} at seq {to_seq}, so it comes after {x} (seq {from_seq})"),
+                (true, _) => format!("{x} saw {acct} at seq {from_seq}, so it comes before {y} (seq {to_seq}), which it did not see"),
+                _ => format!("{x} comes before {y} on {acct} (seq {from_seq} < {to_seq})"),
+            }
+        }
         Edge::RealTime => format!(
             "{} was answered at {} ns, before {} was sent at {} ns",
             op_name(h, from),
-            h.ops[from as usize].recv_ns,
+            recv(h, from),
             op_name(h, to),
-            h.ops[to as usize].send_ns
+            send(h, to)
         ),
     }
 }
 
-/// "op #12 (transfer of 5 from x to y)".
+/// "op #12 (transfer of 5 from x to y)", or for a read node "read #3 of x
+/// (GetBalance sent at 10 ns, answered at 20 ns, saw seq 4, balance 70)".
 fn op_name(h: &History, n: u32) -> String {
+    if let Some(read) = read_of(h, n) {
+        return format!(
+            "read #{} of {} (GetBalance sent at {} ns, answered at {} ns, saw seq {}, balance {})",
+            n as usize - h.ops.len(),
+            describe::account(h, read.account as usize),
+            read.send_ns,
+            read.recv_ns,
+            read.sequence,
+            read.balance
+        );
+    }
     match decode(h, n) {
         Some(l) => describe::op_whole(h, &l),
         None => format!("op #{n}"),

@@ -14,6 +14,9 @@
 //! application of a duplicated op would); when the budget runs out, the
 //! verdict is inconclusive, never passed.
 
+use std::cell::OnceCell;
+
+use crate::ambiguous::{alternatives, Disowned};
 use crate::cands::{candidates, set_windows};
 use crate::describe;
 use crate::history::History;
@@ -42,7 +45,14 @@ pub(crate) struct Gap {
     /// answered. Both legs of a transfer took effect at one moment, so their
     /// gaps' windows must meet.
     pub window_ns: (u64, u64),
+    /// Where each missing number's own window starts in the search's
+    /// slot windows (reads inside the gap narrow them), or
+    /// [`NO_SLOT_WINDOWS`]: every number has the gap's window.
+    pub slot_windows: u32,
 }
+
+/// A gap without windows of its own per missing number.
+pub(crate) const NO_SLOT_WINDOWS: u32 = u32::MAX;
 
 impl Gap {
     /// The last missing sequence number.
@@ -85,10 +95,10 @@ pub(crate) fn place(
     budget: &mut u64,
     sink: &mut Sink,
 ) -> Outcome {
-    set_windows(h, index, gaps);
+    let slot_windows = set_windows(h, index, gaps);
     let gaps = &*gaps;
     let cands = candidates(h, index, gaps);
-    let mut search = Search::new(h, cands, forbidden);
+    let mut search = Search::new(h, cands, forbidden, slot_windows);
     let mut out = Outcome::default();
     let Some(feasible) = alone(&mut search, gaps, budget, sink) else {
         return out;
@@ -102,6 +112,8 @@ pub(crate) fn place(
 fn alone(search: &mut Search, gaps: &[Gap], budget: &mut u64, sink: &mut Sink) -> Option<Vec<Gap>> {
     let mut feasible = Vec::with_capacity(gaps.len());
     let mut spent: u64 = 0;
+    // Built on the first gap a double application explains (rare).
+    let disowned = OnceCell::new();
     for gap in gaps {
         let candidates = search.count_for(gap) as u64 + search.reapplies_for(gap) as u64;
         if spent >= *budget {
@@ -112,7 +124,7 @@ fn alone(search: &mut Search, gaps: &[Gap], budget: &mut u64, sink: &mut Sink) -
         if gap.missing > candidates {
             // More numbers than ops that could take them: no search needed
             // (and none over a number of slots the server made up).
-            report_gap(search, gap, &mut spent, *budget, sink);
+            report_gap(search, gap, (&mut spent, *budget), &disowned, sink);
             continue;
         }
         let run = search.run(
@@ -127,7 +139,7 @@ fn alone(search: &mut Search, gaps: &[Gap], budget: &mut u64, sink: &mut Sink) -
                 sink.undecided(budget_reason());
                 return None;
             }
-            Run::Exhausted => report_gap(search, gap, &mut spent, *budget, sink),
+            Run::Exhausted => report_gap(search, gap, (&mut spent, *budget), &disowned, sink),
         }
     }
     *budget -= spent.min(*budget);
@@ -165,14 +177,18 @@ fn budget_reason() -> String {
 }
 
 /// Reports one gap no placement explains: a double application if the
-/// second application of a duplicated op explains it, else what changed.
-/// The search for a double application spends from `budget` (as `spent`);
-/// without budget left the gap is still a violation, named by what changed.
-fn report_gap(search: &mut Search, gap: &Gap, spent: &mut u64, budget: u64, sink: &mut Sink) {
+/// second application of a duplicated op explains it and nothing else does
+/// (see `ambiguous`), else what changed. The search for a double
+/// application spends from `budget` (as `spent`); without budget left the
+/// gap is still a violation, named by what changed.
+fn report_gap(
+    search: &mut Search,
+    gap: &Gap,
+    (spent, budget): (&mut u64, u64),
+    disowned: &OnceCell<Disowned>,
+    sink: &mut Sink,
+) {
     let h = search.h;
-    let id = describe::account(h, gap.account as usize);
-    let range = describe::seq_range(gap.first_seq, gap.last_seq());
-    let next = describe::gap_end(h, gap.next);
     let fillable = gap.missing <= search.count_for(gap) as u64 + search.reapplies_for(gap) as u64;
     // With more numbers than ops that could take them, no search is needed.
     let steps = GAP_STEPS_MAX.min(budget.saturating_sub(*spent));
@@ -181,27 +197,55 @@ fn report_gap(search: &mut Search, gap: &Gap, spent: &mut u64, budget: u64, sink
         *spent += search.steps;
         matches!(run, Run::Found)
     };
+    let disowned = disowned.get_or_init(|| Disowned::build(h));
     if twice {
-        let ops: Vec<String> = search
-            .reapplied()
-            .into_iter()
-            .map(|op| describe::op_by_index(h, op))
-            .collect();
-        let ops = ops.join(", ");
+        return report_reapplied(h, gap, &search.reapplied(), disowned, sink);
+    }
+    let what = match gap.before == gap.after {
+        true => format!("no recorded op took them and the {} op(s) of unknown outcome that could have cannot fill them", search.count_for(gap)),
+        false => format!("the balance went from {} to {} across them, a change that no placement of the {} op(s) of unknown outcome that could have taken them explains", gap.before, gap.after, search.count_for(gap)),
+    };
+    let hint = disowned.fitting(h, gap).map_or(String::new(), |d| {
+        let op = describe::op_by_index(h, d);
+        format!("; {op} was answered NOT_APPLIED but would explain it, had that answer (e.g. from GetOperation) been false")
+    });
+    let (range, next, is) = gap_words(h, gap);
+    sink.report(gap_kind(gap), &describe::account(h, gap.account as usize), || {
+        format!("{range} (before {next}) {is} missing: {what}{hint}")
+    });
+}
+
+/// Reports a gap the second application of `reapplied` explains: a double
+/// apply when nothing else does, else ambiguous (see `ambiguous`).
+fn report_reapplied(h: &History, gap: &Gap, reapplied: &[u32], disowned: &Disowned, sink: &mut Sink) {
+    let id = describe::account(h, gap.account as usize);
+    let (range, next, is) = gap_words(h, gap);
+    let ops: Vec<String> = reapplied.iter().map(|&op| describe::op_by_index(h, op)).collect();
+    let ops = ops.join(", ");
+    let other = alternatives(h, gap, reapplied, disowned);
+    if other.is_empty() {
         sink.report(ViolationKind::DoubleApply, &id, || {
             format!("{range} (before {next}) can only be explained by {ops} taking effect a second time: a retried request id was applied twice (double apply)")
         });
         return;
     }
-    let (kind, what) = if gap.before == gap.after {
-        (ViolationKind::SequenceGap, format!("no recorded op took them and the {} op(s) of unknown outcome that could have cannot fill them", search.count_for(gap)))
-    } else {
-        (ViolationKind::UnexplainedChange, format!("the balance went from {} to {} across them, a change that no placement of the {} op(s) of unknown outcome that could have taken them explains", gap.before, gap.after, search.count_for(gap)))
-    };
-    sink.report(kind, &id, || {
-        format!(
-            "{range} (before {next}) {} missing: {what}",
-            if gap.missing == 1 { "is" } else { "are" }
-        )
+    sink.report(gap_kind(gap), &id, || {
+        format!("{range} (before {next}) {is} missing, and more than one cause explains it: either {ops} took effect a second time (a retried request id applied twice), or {} (ambiguous gap)", other.join(", or "))
     });
+}
+
+/// A gap's kind by what changed: `sequence_gap` when the balance did not
+/// move across it, else `unexplained_change`.
+fn gap_kind(gap: &Gap) -> ViolationKind {
+    match gap.before == gap.after {
+        true => ViolationKind::SequenceGap,
+        false => ViolationKind::UnexplainedChange,
+    }
+}
+
+/// "seq 4..5", what follows the gap, and "is" or "are".
+fn gap_words(h: &History, gap: &Gap) -> (String, String, &'static str) {
+    let range = describe::seq_range(gap.first_seq, gap.last_seq());
+    let is = if gap.missing == 1 { "is" } else { "are" };
+    (range, describe::gap_end(h, gap.next), is)
 }

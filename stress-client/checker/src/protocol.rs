@@ -1,9 +1,12 @@
 //! Answers the contract forbids, op by op: an outcome outside the three, a
 //! request id that is not the one sent, `replayed = true` on an op sent once,
 //! `replayed = false` on a GetOperation answer for an applied op, a
-//! not-applied answer with a balance or sequence; and NOT_FOUND for an
-//! account whose opening was acknowledged (`lost_ack`). Never folded into
-//! "unknown": counted and shown.
+//! not-applied answer with a balance or sequence, ABORTED for an op that is
+//! not a withdrawal waiting for funds (the only request ids the contract
+//! lets the server answer ABORTED, on the call or on GetOperation); and
+//! NOT_FOUND for an account whose opening was acknowledged, on the op's own
+//! call or on the GetOperation that asked about it (`lost_ack`). Never
+//! folded into "unknown": counted and shown.
 
 use crate::describe;
 use crate::history::{History, Op, Outcome};
@@ -16,7 +19,7 @@ pub(crate) fn check(h: &History, sink: &mut Sink) {
     for (i, op) in h.ops.iter().enumerate() {
         let twice = sent_twice.binary_search(&(i as u32)).is_ok();
         if let Some(problem) = problem(op, twice) {
-            let kind = if op.has(Op::NOT_FOUND) {
+            let kind = if op.has(Op::NOT_FOUND) || op.has(Op::LOOKUP_NOT_FOUND) {
                 ViolationKind::LostAck
             } else {
                 ViolationKind::Protocol
@@ -35,6 +38,12 @@ fn problem(op: &Op, sent_twice: bool) -> Option<&'static str> {
         return Some(
             "failed with NOT_FOUND, but the account's opening had been acknowledged (lost acknowledgement)",
         );
+    }
+    if op.has(Op::LOOKUP_NOT_FOUND) {
+        return Some("failed, and GetOperation about it answered NOT_FOUND, which the contract keeps for unknown accounts, but the account's opening had been acknowledged (lost acknowledgement)");
+    }
+    if op.has(Op::ABORTED) && !op.has(Op::WAITS) {
+        return Some("was answered ABORTED (on its call or on GetOperation), which the contract allows only for the request id of a withdrawal still waiting for funds, and this op did not ask to wait");
     }
     if op.outcome == Outcome::Invalid {
         return Some("was answered with an outcome outside the contract (not APPROVED, INSUFFICIENT_FUNDS or NOT_APPLIED)");

@@ -4,6 +4,10 @@
 //! was sent, and must not include an op sent after the read was answered
 //! (`stale_read`). NOT_FOUND for an opened account, or a sequence past the
 //! one the account ended with, is lost acknowledged state (`lost_ack`).
+//! Reads are also judged against each other: a read sent after another read
+//! of the same account was answered must not see an older sequence (two
+//! reads going backwards, `stale_read`). Across accounts, reads are nodes of
+//! the one order (`order`, `readnodes`), which catches read skew.
 
 use crate::describe;
 use crate::history::{History, Read};
@@ -43,6 +47,59 @@ pub(crate) fn check(h: &History, index: &Index, placed: &[Placed], sink: &mut Si
             check_read(h, index, placed, timeline, read, sink);
         }
     }
+}
+
+/// Two reads of one account going backwards: a read sent after another was
+/// answered saw an older sequence. Per account, reads sorted by send time
+/// meet the reads answered before each send through one pointer into the
+/// reads sorted by reply time, keeping the highest sequence seen so far:
+/// O(r log r) in all.
+pub(crate) fn check_backwards(h: &History, sink: &mut Sink) {
+    let valid = |r: &u32| {
+        let read = &h.reads[*r as usize];
+        !read.not_found && (read.account as usize) < h.accounts.len()
+    };
+    let mut by_send: Vec<u32> = (0..h.reads.len() as u32).filter(valid).collect();
+    let mut by_recv = by_send.clone();
+    by_send.sort_unstable_by_key(|&r| (h.reads[r as usize].account, h.reads[r as usize].send_ns));
+    by_recv.sort_unstable_by_key(|&r| (h.reads[r as usize].account, h.reads[r as usize].recv_ns));
+    let mut next = 0;
+    // The read with the highest sequence among those answered so far.
+    let mut newest: Option<u32> = None;
+    for &r in &by_send {
+        let read = &h.reads[r as usize];
+        if newest.is_some_and(|n| h.reads[n as usize].account != read.account) {
+            newest = None;
+        }
+        while let Some(&e) = by_recv.get(next) {
+            let earlier = &h.reads[e as usize];
+            let before = (earlier.account, earlier.recv_ns) < (read.account, read.send_ns);
+            if !before {
+                break;
+            }
+            next += 1;
+            if earlier.account == read.account
+                && newest.is_none_or(|n| h.reads[n as usize].sequence < earlier.sequence)
+            {
+                newest = Some(e);
+            }
+        }
+        if let Some(n) = newest.filter(|&n| h.reads[n as usize].sequence > read.sequence) {
+            report_backwards(h, (n, r), sink);
+        }
+    }
+}
+
+/// Reports read `later` seeing an older state than `earlier`, answered before it was sent.
+fn report_backwards(h: &History, (earlier, later): (u32, u32), sink: &mut Sink) {
+    let (e, l) = (&h.reads[earlier as usize], &h.reads[later as usize]);
+    let id = describe::account(h, l.account as usize);
+    sink.report(ViolationKind::StaleRead, &id, || {
+        format!(
+            "read #{later} (GetBalance sent at {} ns) saw seq {} (balance {}), but read #{earlier} (GetBalance answered at {} ns, before it was sent) had already seen seq {} (balance {}): two reads went backwards (stale read)",
+            l.send_ns, l.sequence, l.balance, e.recv_ns, e.sequence, e.balance
+        )
+    });
 }
 
 /// Checks one read of an existing account.

@@ -3,8 +3,11 @@
 //! sequence (`replay_mismatch`), exactly one with `replayed = false` (when
 //! both went out at once either may be the first; a copy sent after the
 //! first answer must be the replay); two first applications at different
-//! sequence numbers are a `double_apply`. A copy answered ABORTED (the
-//! original still waiting for funds) or with an error says nothing.
+//! sequence numbers are a `double_apply`. A copy answered ABORTED is fine
+//! only where the contract allows it: the op is a withdrawal sent with
+//! `wait_for_funds` and the copy was not sent after the original's own
+//! answer (then the original was no longer waiting); else `protocol`. A copy
+//! answered with another error says nothing.
 
 use crate::describe;
 use crate::history::{Duplicate, History, Op, Outcome};
@@ -55,6 +58,9 @@ fn judge(h: &History, op: &Op, d: &Duplicate) -> Option<Finding> {
         let why = "the copy was answered with another request_id";
         return Some((ViolationKind::Protocol, why.into()));
     }
+    if d.aborted {
+        return aborted(op, d);
+    }
     let answered = |o: Outcome| o.took_sequence() || o == Outcome::NotApplied;
     if !answered(d.outcome) || !answered(op.outcome) {
         return None;
@@ -75,6 +81,26 @@ fn judge(h: &History, op: &Op, d: &Duplicate) -> Option<Finding> {
     flags_known
         .then(|| judge_flags(first, copy_first, d.at_once))
         .flatten()
+}
+
+/// A copy answered ABORTED: allowed only while the request id belongs to a
+/// withdrawal waiting for funds. Provable from the history: the op did not
+/// ask to wait, or the copy was sent after the original's own answer had
+/// arrived (the original had finished waiting by then).
+fn aborted(op: &Op, d: &Duplicate) -> Option<Finding> {
+    if !op.has(Op::WAITS) {
+        let why = "the copy was answered ABORTED, which the contract allows only for the request id of a withdrawal still waiting for funds, and this op did not ask to wait (protocol)";
+        return Some((ViolationKind::Protocol, why.into()));
+    }
+    let answered_first_hand = !op.resolved && !op.has(Op::FROM_COPY) && !op.outcome.is_open();
+    if !d.at_once && answered_first_hand && d.send_ns > op.recv_ns {
+        let why = format!(
+            "the copy, sent at {} ns after the original's answer at {} ns, was answered ABORTED, but a withdrawal that has been answered is no longer waiting for funds (protocol)",
+            d.send_ns, op.recv_ns
+        );
+        return Some((ViolationKind::Protocol, why));
+    }
+    None
 }
 
 /// A violation and its words.

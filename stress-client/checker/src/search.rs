@@ -15,7 +15,7 @@
 
 use crate::cands::{meets, Cand};
 use crate::history::{History, Kind};
-use crate::place::{Gap, Placed};
+use crate::place::{Gap, Placed, NO_SLOT_WINDOWS};
 
 /// A `placed_at` entry that names no frame, and a slot without a predecessor.
 const NO_FRAME: u32 = u32::MAX;
@@ -91,11 +91,18 @@ pub(crate) struct Search<'a> {
     mode: Mode,
     /// (op, account, sequence) spots the global order ruled out.
     forbidden: Vec<(u32, u32, u64)>,
+    /// The windows of single missing numbers (see `Gap::slot_windows`).
+    slot_windows: Vec<(u64, u64)>,
     pub steps: u64,
 }
 
 impl<'a> Search<'a> {
-    pub(crate) fn new(h: &'a History, cands: Vec<Cand>, forbidden: &[(u32, u32, u64)]) -> Search<'a> {
+    pub(crate) fn new(
+        h: &'a History,
+        cands: Vec<Cand>,
+        forbidden: &[(u32, u32, u64)],
+        slot_windows: Vec<(u64, u64)>,
+    ) -> Search<'a> {
         let mut lists = vec![Vec::new(); h.accounts.len()];
         for (i, c) in cands.iter().enumerate() {
             for a in [c.from, c.to] {
@@ -125,6 +132,7 @@ impl<'a> Search<'a> {
             frames: Vec::new(),
             mode: Mode::Together,
             forbidden: forbidden.to_vec(),
+            slot_windows,
             steps: 0,
         }
     }
@@ -180,7 +188,7 @@ impl<'a> Search<'a> {
         self.mode = mode;
         self.gaps = gaps.to_vec();
         self.ranges = account_ranges(gaps, self.lists.len());
-        self.slots = slots_in_time_order(gaps);
+        self.slots = slots_in_time_order(gaps, &self.slot_windows);
         self.frames.clear();
         self.open.clear();
         self.used.fill(0);
@@ -556,9 +564,24 @@ fn account_ranges(gaps: &[Gap], accounts: usize) -> Vec<(usize, usize)> {
     ranges
 }
 
+/// The window of the missing number `offset` of `gap`.
+fn slot_window(gap: &Gap, offset: u64, slot_windows: &[(u64, u64)]) -> (u64, u64) {
+    if gap.slot_windows == NO_SLOT_WINDOWS {
+        return gap.window_ns;
+    }
+    let i = u64::from(gap.slot_windows).saturating_add(offset);
+    usize::try_from(i)
+        .ok()
+        .and_then(|i| slot_windows.get(i))
+        .map_or(gap.window_ns, |&(lo, hi)| {
+            (lo.max(gap.window_ns.0), hi.min(gap.window_ns.1))
+        })
+}
+
 /// Every missing number of `gaps`, ordered by when it can have been filled
-/// (its window's start), each account's in sequence order.
-fn slots_in_time_order(gaps: &[Gap]) -> Vec<Slot> {
+/// (its window's start), each account's in sequence order. A number's
+/// window is its own where the gap has them, else the gap's.
+fn slots_in_time_order(gaps: &[Gap], slot_windows: &[(u64, u64)]) -> Vec<Slot> {
     let mut slots = Vec::new();
     for (g, gap) in gaps.iter().enumerate() {
         for offset in 0..gap.missing {
@@ -569,7 +592,7 @@ fn slots_in_time_order(gaps: &[Gap]) -> Vec<Slot> {
                 prev: NO_FRAME,
                 next: NO_FRAME,
                 last: offset + 1 == gap.missing,
-                window_ns: gap.window_ns,
+                window_ns: slot_window(gap, offset, slot_windows),
             });
         }
     }

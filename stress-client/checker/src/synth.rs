@@ -175,8 +175,11 @@ impl Ledger {
         self.history.ops.push(op);
     }
 
-    /// Records a GetBalance of account `a` (modulo the accounts) answered
-    /// between the last op's turn and the next one's.
+    /// Records a GetBalance of account `a` (modulo the accounts) that took
+    /// effect between the last op's turn and the next one's, sent `lead` ns
+    /// before that instant and answered `lag` ns after it: with leads and
+    /// lags longer than a turn, reads overlap ops and other reads, as reads
+    /// from several clients at once do.
     pub fn read(&mut self, a: u32, lead: u32, lag: u32) {
         let n = self.balances.len() as u32;
         if n == 0 {
@@ -187,8 +190,8 @@ impl Ledger {
         self.history.reads.push(Read {
             account: a,
             not_found: false,
-            send_ns: self.now - u64::from(lead % TURN_NS as u32).min(self.now),
-            recv_ns: self.now + u64::from(lag % TURN_NS as u32),
+            send_ns: self.now - u64::from(lead).min(self.now),
+            recv_ns: self.now + u64::from(lag),
             balance: self.balances[a as usize],
             sequence: self.sequences[a as usize],
         });
@@ -331,14 +334,23 @@ pub fn random_history_with(seed: u64, ops: usize, accounts: u32, unknown_per_mil
 }
 
 /// After an op, as the stress-client does: with probability 1/50 a duplicate
-/// send of it, with 1/20 a read of a random account.
+/// send of it, with 1/20 a read of a random account, most quick, some in
+/// flight as long as ops are (several clients reading at once).
 pub fn extras(ledger: &mut Ledger, rng: &mut SplitMix, accounts: u32) {
     if rng.below(50) == 0 {
         ledger.duplicate_last(rng.below(2) == 0);
     }
     if rng.below(20) == 0 {
         let a = rng.below(u64::from(accounts)) as u32;
-        let (lead, lag) = (rng.below(100) as u32, rng.below(100) as u32);
+        // Two draws, as ever, so the ops that follow stay the same: one read
+        // in four stays in flight as long as an op may.
+        let (lead, lag) = (rng.below(5_000) as u32, rng.below(5_000) as u32);
+        let quick = lead % 4 != 0;
+        let (lead, lag) = if quick {
+            (lead % 100, lag % 100)
+        } else {
+            (lead, lag)
+        };
         ledger.read(a, lead, lag);
     }
 }

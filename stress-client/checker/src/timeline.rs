@@ -4,8 +4,15 @@
 //! earlier may have seen it). Built per account from its sequence-sorted
 //! views with a suffix minimum of reply times and a prefix maximum of send
 //! times, both monotone, so each question is one binary search.
+//!
+//! For the exact search the timeline also holds the account's reads: a read
+//! that saw sequence `s` sits between the ops `s` and `s + 1` (keys are
+//! `2s` for an op, `2s + 1` for a read), so an op of unknown outcome sent
+//! after a read was answered cannot take a number that read saw, and a gap's
+//! ops took effect after every read that missed them was sent and before
+//! every read that saw them was answered.
 
-use crate::history::History;
+use crate::history::{History, Read};
 use crate::index::{key_entry, key_seq, Index};
 use crate::leg::decode;
 
@@ -14,6 +21,7 @@ use crate::leg::decode;
 /// it is a choice, not an observation.
 #[derive(Debug, Default)]
 pub(crate) struct Timeline {
+    /// `2 * sequence` for an op, `2 * sequence + 1` for a read, ascending.
     seqs: Vec<u64>,
     /// `min(recv)` over this position and every later one.
     recv_min_after: Vec<u64>,
@@ -24,9 +32,22 @@ pub(crate) struct Timeline {
 impl Timeline {
     /// The timeline of account `a`.
     pub(crate) fn build(h: &History, index: &Index, a: usize) -> Timeline {
+        Timeline::build_with_reads(h, index, a, &[])
+    }
+
+    /// The timeline of account `a` with its `reads` (ids into
+    /// [`History::reads`] of answered reads of `a`, sorted by sequence).
+    pub(crate) fn build_with_reads(h: &History, index: &Index, a: usize, reads: &[u32]) -> Timeline {
         let keys = index.keys(a);
         let mut t = Timeline::default();
         let mut latest_send = 0;
+        let mut reads = reads.iter().map(|&r| &h.reads[r as usize]).peekable();
+        let mut push = |t: &mut Timeline, key: u64, send: u64, recv: u64| {
+            latest_send = latest_send.max(send);
+            t.seqs.push(key);
+            t.recv_min_after.push(recv.max(send));
+            t.send_max_before.push(latest_send);
+        };
         for &k in keys {
             let Some(leg) = decode(h, key_entry(k)) else {
                 continue;
@@ -34,10 +55,13 @@ impl Timeline {
             if leg.outcome.is_open() {
                 continue;
             }
-            latest_send = latest_send.max(leg.send_ns);
-            t.seqs.push(key_seq(k));
-            t.recv_min_after.push(leg.recv_ns);
-            t.send_max_before.push(latest_send);
+            while let Some(r) = reads.next_if(|r| r.sequence < key_seq(k)) {
+                push(&mut t, read_key(r), r.send_ns, r.recv_ns);
+            }
+            push(&mut t, key_seq(k).saturating_mul(2), leg.send_ns, leg.recv_ns);
+        }
+        for r in reads {
+            push(&mut t, read_key(r), r.send_ns, r.recv_ns);
         }
         for i in (0..t.recv_min_after.len().saturating_sub(1)).rev() {
             t.recv_min_after[i] = t.recv_min_after[i].min(t.recv_min_after[i + 1]);
@@ -49,13 +73,13 @@ impl Timeline {
     /// (0 when none was).
     pub(crate) fn answered_before(&self, t_ns: u64) -> u64 {
         let n = self.recv_min_after.partition_point(|&r| r < t_ns);
-        n.checked_sub(1).map_or(0, |i| self.seqs[i])
+        n.checked_sub(1).map_or(0, |i| self.seqs[i] / 2)
     }
 
     /// The lowest sequence number among ops sent strictly after `t_ns`.
     pub(crate) fn sent_after(&self, t_ns: u64) -> Option<u64> {
         let i = self.send_max_before.partition_point(|&s| s <= t_ns);
-        self.seqs.get(i).copied()
+        self.seqs.get(i).map(|&k| k / 2)
     }
 }
 
@@ -63,10 +87,35 @@ impl Timeline {
     /// When ops at sequence numbers `first..=last` can have taken effect:
     /// after every earlier op was sent, before every later op was answered.
     pub(crate) fn window(&self, first: u64, last: u64) -> (u64, u64) {
-        let before = self.seqs.partition_point(|&s| s < first);
-        let after = self.seqs.partition_point(|&s| s <= last);
+        let before = self.seqs.partition_point(|&k| k < first.saturating_mul(2));
+        let after = self.seqs.partition_point(|&k| k <= last.saturating_mul(2));
         let lo = before.checked_sub(1).map_or(0, |i| self.send_max_before[i]);
         let hi = self.recv_min_after.get(after).copied().unwrap_or(u64::MAX);
         (lo, hi)
     }
+}
+
+/// A read's key: right after the op whose sequence it saw.
+fn read_key(r: &Read) -> u64 {
+    r.sequence.saturating_mul(2).saturating_add(1)
+}
+
+/// The answered reads of each account, sorted by (account, sequence), and
+/// each account's range in them: what [`Timeline::build_with_reads`] takes.
+pub(crate) fn reads_by_account(h: &History) -> (Vec<u32>, Vec<std::ops::Range<usize>>) {
+    let mut ids: Vec<u32> = (0..h.reads.len() as u32)
+        .filter(|&r| {
+            let read = &h.reads[r as usize];
+            !read.not_found && (read.account as usize) < h.accounts.len()
+        })
+        .collect();
+    ids.sort_unstable_by_key(|&r| (h.reads[r as usize].account, h.reads[r as usize].sequence));
+    let mut ranges = Vec::with_capacity(h.accounts.len());
+    let mut start = 0;
+    for a in 0..h.accounts.len() as u32 {
+        let end = start + ids[start..].partition_point(|&r| h.reads[r as usize].account <= a);
+        ranges.push(start..end);
+        start = end;
+    }
+    (ids, ranges)
 }

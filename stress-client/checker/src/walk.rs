@@ -9,7 +9,7 @@ use crate::describe;
 use crate::history::{History, Outcome};
 use crate::index::{key_entry, Index};
 use crate::leg::{decode, Leg};
-use crate::place::Gap;
+use crate::place::{Gap, NO_SLOT_WINDOWS};
 use crate::realtime::RealTime;
 use crate::report::{CheckStats, Sink, ViolationKind};
 
@@ -161,6 +161,7 @@ impl Walk<'_> {
             after: before,
             next: Some(entry),
             window_ns: (0, u64::MAX),
+            slot_windows: NO_SLOT_WINDOWS,
         });
         self.anchor = Anchor {
             seq: leg.sequence - 1,
