@@ -21,6 +21,8 @@
 //! - **Reads** (`stale_read`, `impossible_read`) and **retries**
 //!   (`double_apply`, `replay_mismatch`) made under load.
 //! - **Conservation** across all accounts, with the exact placement.
+//! - **Invalid calls** (`protocol`): calls that break the contract on
+//!   purpose must be refused with its status (see `invalid`).
 //!
 //! The verdict is `passed` only when everything was decided; `inconclusive`
 //! says what could not be (an unread final state, the search budget);
@@ -38,6 +40,7 @@ mod describe;
 mod finals;
 pub mod history;
 mod index;
+mod invalid;
 mod leg;
 mod order;
 mod place;
@@ -51,7 +54,9 @@ pub mod synth;
 mod timeline;
 mod walk;
 
-pub use history::{AccountIdx, AccountState, Duplicate, History, Kind, Op, Outcome, Read, TransferLeg};
+pub use history::{
+    AccountIdx, AccountState, Duplicate, History, Invalid, InvalidCall, Kind, Op, Outcome, Read, TransferLeg,
+};
 pub use report::{CheckStats, Checked, Report, Verdict, Violation, ViolationKind, MAX_REPORTED_VIOLATIONS};
 
 use index::{Index, Pass};
@@ -192,6 +197,7 @@ pub fn check_with(history: &History, limits: &Limits) -> Report {
     };
     protocol::check(h, &mut sink);
     replays::check(h, &mut sink);
+    invalid::check(h, &mut sink);
     let Some(index) = Index::build(h, &[], Pass::First, &mut sink, &mut stats) else {
         return sink.into_report(checked, stats);
     };

@@ -163,6 +163,7 @@ fn garbage_history() -> impl Strategy<Value = History> {
             .collect(),
         reads,
         duplicates,
+        invalid: Vec::new(),
     })
 }
 
