@@ -240,9 +240,11 @@ impl InvalidCall {
     pub const NO_INDEX: u32 = u32::MAX;
     /// `also` when no other status is allowed.
     pub const NO_CODE: u8 = u8::MAX;
-    /// gRPC codes that say the call was not answered (cancelled, deadline
-    /// exceeded, resource exhausted, unavailable): nothing to judge.
-    pub const UNANSWERED: [u8; 4] = [1, 4, 8, 14];
+    /// gRPC codes that say the call was not answered: cancelled, deadline
+    /// exceeded, resource exhausted (shed), unavailable, and unknown and
+    /// internal, which is what a client sees when the connection breaks
+    /// under a call (a server killed mid-run): nothing to judge.
+    pub const UNANSWERED: [u8; 6] = [1, 2, 4, 8, 13, 14];
 
     /// True when the answer was the one the contract asks for.
     pub fn refused_as_expected(&self) -> bool {

@@ -2,9 +2,10 @@
 //! an account never opened, a request id already answered reused with
 //! another amount. Each must be refused with the contract's status; any
 //! other answer (OK above all) is a `protocol` violation. A call that got no
-//! answer (unavailable, shed, cut at its deadline) says nothing and is
-//! skipped; one that applied something also leaves a gap in the account's
-//! sequence, which the replay reports on its own.
+//! answer (unavailable, shed, cut at its deadline, a broken connection: see
+//! [`InvalidCall::UNANSWERED`]) says nothing and is skipped; one that
+//! applied something also leaves a gap in the account's sequence, which the
+//! replay reports on its own.
 
 use crate::describe;
 use crate::history::{History, Invalid, InvalidCall, Kind};
@@ -158,6 +159,7 @@ mod tests {
             call(Invalid::ReusedId, ALREADY_EXISTS, none, 8),
             call(Invalid::ZeroAmount, INVALID_ARGUMENT, none, 14),
             call(Invalid::ZeroAmount, INVALID_ARGUMENT, none, 4),
+            call(Invalid::UnknownAccount, NOT_FOUND, none, 2),
         ]);
         let report = crate::check(&h);
         assert!(report.passed, "{report:?}");
