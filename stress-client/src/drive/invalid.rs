@@ -186,19 +186,15 @@ pub async fn call(mut client: Bank, names: &Names, worker: u32, plan: InvalidPla
         _ => names.account(index),
     };
     let (account_id, request_id) = (account(plan.account), request_id(names, worker, &plan));
-    let (amount, to) = (plan.amount, plan.to_account);
-    let code = |reply: Result<pb::OperationResult, tonic::Status>| match reply {
-        Ok(_) => 0,
-        Err(status) => u8::try_from(i32::from(status.code())).unwrap_or(2),
-    };
-    match plan.kind {
+    let amount = plan.amount;
+    let reply = match plan.kind {
         Kind::Deposit => {
             let m = pb::DepositRequest {
                 account_id,
                 amount,
                 request_id,
             };
-            code(within(timeout, client.deposit(request(m, timeout))).await)
+            within(timeout, client.deposit(request(m, timeout))).await
         }
         Kind::Withdraw => {
             let wait_for_funds = plan.wait_for_funds;
@@ -208,18 +204,23 @@ pub async fn call(mut client: Bank, names: &Names, worker: u32, plan: InvalidPla
                 request_id,
                 wait_for_funds,
             };
-            code(within(timeout, client.withdraw(request(m, timeout))).await)
+            within(timeout, client.withdraw(request(m, timeout))).await
         }
         Kind::Transfer => {
+            let (from_account_id, to_account_id) = (account_id, account(plan.to_account));
             let m = pb::TransferRequest {
-                from_account_id: account_id,
-                to_account_id: account(to),
+                from_account_id,
+                to_account_id,
                 amount,
                 request_id,
             };
-            code(within(timeout, client.transfer(request(m, timeout))).await)
+            within(timeout, client.transfer(request(m, timeout))).await
         }
-    }
+    };
+    reply.map_or_else(
+        |status| u8::try_from(i32::from(status.code())).unwrap_or(2),
+        |_| 0,
+    )
 }
 
 #[cfg(test)]
