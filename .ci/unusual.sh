@@ -43,7 +43,7 @@ declare -A SERVER_FLAGS=(
   [late-answers]="--quirk late-answers --quirk-rate 0.03 --late-by 1.2s"
   [follower-reads]="--quirk follower-reads --follower-lag 2ms"
   [deadlines]="--quirk deadlines --processing-delay 5ms"
-  [bounded-retention]="--quirk bounded-retention,fail-after-apply,fail-before-apply --retention 256 --quirk-rate 0.03"
+  [bounded-retention]="--quirk bounded-retention,fail-after-apply,fail-before-apply --retention 64 --quirk-rate 0.03"
 )
 R="--accounts 5 --timeout 1s --read-ratio 0.2"
 declare -A CLIENT_FLAGS=(
@@ -62,7 +62,7 @@ declare -A SEEN=(
   [fail-after-apply]='.status_codes.UNAVAILABLE > 0 and .operations.resolved_applied > 0'
   [shed-load]='.status_codes.RESOURCE_EXHAUSTED > 0'
   [late-answers]='.status_codes.DEADLINE_EXCEEDED > 0 and .operations.resolved_applied > 0'
-  [follower-reads]='.extras.reads > 100'
+  [follower-reads]='.extras.reads > 20'
   [deadlines]='[.errors[] | select(.message | contains("quirk deadlines"))] | length > 0'
   [bounded-retention]='.operations.unresolved > 0'
 )
