@@ -39,7 +39,10 @@ declare -A WORKLOAD=(
   [partial-apply]="--accounts 2 --deposit-ratio 0.4 --transfer-ratio 0 --streams 16"
   [bad-outcome]="--accounts 2 --deposit-ratio 0.3 --transfer-ratio 0.2 --streams 16"
 )
-COMMON=(--duration 3s --warmup 0s --quiet)
+# Every run also sends withdrawals that wait for funds (judged exactly like
+# the others; --timeout bounds the wait of those still waiting at the end) and
+# calls that must be refused (amount 0, unknown account, reused request id).
+COMMON=(--duration 3s --warmup 0s --quiet --wait-for-funds 0.1 --timeout 2s --invalid-ratio 0.02)
 
 cleanup() {
   if [ -n "$SERVER_PID" ]; then
@@ -136,6 +139,8 @@ passes() {
   [ "$RC" = 0 ] || mismatch "$bug-correct" "$report" "the correct server: expected exit 0, got $RC"
   [ "$(jq -r '.consistency.verdict' "$report")" = passed ] ||
     mismatch "$bug-correct" "$report" "the correct server: the verdict is not \"passed\""
+  jq -e '.extras.invalid_sent > 0 and .extras.invalid_wrong == 0' "$report" >/dev/null ||
+    mismatch "$bug-correct" "$report" "the correct server: no invalid calls sent, or one answered wrongly"
   printf 'zoo: %-20s correct server under its workload: passed\n' "$bug"
 }
 

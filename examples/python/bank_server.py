@@ -127,9 +127,10 @@ def abandoned(context):
 class Bank:
     """The bank.v1.Bank servicer."""
 
-    def __init__(self, delay_s, max_accounts):
+    def __init__(self, delay_s, max_accounts, new_account=Account):
         self.delay_s = delay_s
         self.max_accounts = max_accounts
+        self.new_account = new_account  # unusual_server.py passes an Account with quirks
         self.accounts = {}
         self.registry = threading.Lock()
 
@@ -148,7 +149,7 @@ class Bank:
                 raise Refused(grpc.StatusCode.ALREADY_EXISTS, f"account {r.account_id!r} exists")
             if len(self.accounts) >= self.max_accounts:
                 raise Refused(grpc.StatusCode.RESOURCE_EXHAUSTED, "the server holds --max-accounts accounts")
-            self.accounts[r.account_id] = Account(r.account_id, r.initial_balance)
+            self.accounts[r.account_id] = self.new_account(r.account_id, r.initial_balance)
         return pb.Account(account_id=r.account_id, balance=r.initial_balance, sequence=0)
 
     def get_balance(self, r, context):

@@ -206,6 +206,15 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 0.02)]
     pub duplicate_ratio: f64,
 
+    /// Extra calls that break the contract on purpose: after each money op,
+    /// with this probability, an amount of 0, an account never opened, or the
+    /// request id of an op already answered with another amount. Each must be
+    /// refused with the contract's status (INVALID_ARGUMENT, NOT_FOUND or with
+    /// --token PERMISSION_DENIED, ALREADY_EXISTS) and change nothing; a wrong
+    /// answer is a protocol violation. Counted under `extras` only.
+    #[arg(long, default_value_t = 0.01)]
+    pub invalid_ratio: f64,
+
     /// Deadline of each call.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -293,6 +302,7 @@ impl RunArgs {
             ("--wait-for-funds", self.wait_for_funds),
             ("--read-ratio", self.read_ratio),
             ("--duplicate-ratio", self.duplicate_ratio),
+            ("--invalid-ratio", self.invalid_ratio),
         ];
         for (flag, value) in fractions {
             if !(0.0..=1.0).contains(&value) {

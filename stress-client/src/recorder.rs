@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bank::v1 as pb;
-use bank_checker::{Duplicate, Kind, Op, Outcome, Read, TransferLeg};
+use bank_checker::{Duplicate, InvalidCall, Kind, Op, Outcome, Read, TransferLeg};
 use hdrhistogram::Histogram;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -51,6 +51,13 @@ pub struct Counts {
     pub duplicates: u64,
     pub duplicates_aborted: u64,
     pub duplicate_errors: u64,
+    /// Calls that break the contract on purpose: sent, refused with the
+    /// contract's status, answered otherwise (a protocol violation), and
+    /// not answered (unavailable, shed, cut at the deadline).
+    pub invalid_sent: u64,
+    pub invalid_refused_as_expected: u64,
+    pub invalid_wrong: u64,
+    pub invalid_unanswered: u64,
 }
 
 /// A failed call whose outcome must be resolved with `GetOperation`.
@@ -104,6 +111,7 @@ pub struct Recorder {
     pub legs: Vec<TransferLeg>,
     pub reads: Vec<Read>,
     pub duplicates: Vec<Duplicate>,
+    pub invalid: Vec<InvalidCall>,
     pub failures: Vec<Failure>,
     pub counts: Counts,
     live: Arc<Live>,
@@ -181,6 +189,7 @@ impl Recorder {
             legs: Vec::new(),
             reads: Vec::new(),
             duplicates: Vec::new(),
+            invalid: Vec::new(),
             failures: Vec::new(),
             counts: Counts::default(),
             live,
@@ -312,6 +321,16 @@ impl Recorder {
         }
         self.adopt_copy(&d);
         self.duplicates.push(d);
+    }
+
+    /// Records an invalid call and its answer (counted under the extras only).
+    pub fn record_invalid(&mut self, call: InvalidCall) {
+        let c = &mut self.counts;
+        c.invalid_sent += 1;
+        c.invalid_refused_as_expected += u64::from(call.refused_as_expected());
+        c.invalid_wrong += u64::from(call.wrong());
+        c.invalid_unanswered += u64::from(call.unanswered());
+        self.invalid.push(call);
     }
 
     /// Gives a failed op the final answer its copy got.

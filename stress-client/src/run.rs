@@ -256,6 +256,7 @@ fn config_json(args: &RunArgs, endpoints: &[String]) -> serde_json::Value {
         "transfer_ratio": args.transfer_ratio,
         "wait_for_funds": args.wait_for_funds,
         "read_ratio": args.read_ratio,
+        "invalid_ratio": args.invalid_ratio,
         "duplicate_ratio": args.duplicate_ratio,
         "timeout_s": args.timeout.as_secs_f64(),
         "seed": args.seed,

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::transport::Bank;
 use bank::v1 as pb;
-use bank_checker::{AccountState, History, Op, Outcome};
+use bank_checker::{AccountState, History, InvalidCall, Op, Outcome};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
@@ -389,6 +389,7 @@ pub fn history(recorders: &mut [Recorder], accounts: Vec<AccountState>) -> Histo
         transfers: Vec::new(),
         reads: Vec::new(),
         duplicates: Vec::new(),
+        invalid: Vec::new(),
     };
     for rec in recorders {
         // The checker takes fewer than 2^32 records; a run this large is refused
@@ -405,6 +406,12 @@ pub fn history(recorders: &mut [Recorder], accounts: Vec<AccountState>) -> Histo
         history.duplicates.extend(rec.duplicates.drain(..).map(|mut d| {
             d.op = d.op.saturating_add(offset);
             d
+        }));
+        history.invalid.extend(rec.invalid.drain(..).map(|mut c| {
+            if c.op != InvalidCall::NO_INDEX {
+                c.op = c.op.saturating_add(offset);
+            }
+            c
         }));
     }
     history

@@ -1,6 +1,7 @@
 //! End-to-end runs of the real `stress-client` binary on 127.0.0.1:0: a
 //! correct server passes (exit 0), `--unsafe-no-lock` is caught (exit 1),
-//! timeouts shorter than the delay are all resolved, failures exit 2.
+//! timeouts shorter than the delay are all resolved, failures exit 2, and
+//! calls that break the contract on purpose are refused and counted apart.
 
 use std::path::Path;
 use std::process::Command;
@@ -226,4 +227,31 @@ fn a_retry_applied_again_is_a_double_apply() {
         "--server-delay 1ms --accounts 2 --duplicate-ratio 0.3 --streams 8 --duration 1s --warmup 0s",
         "double_apply",
     );
+}
+
+#[test]
+fn invalid_calls_are_refused_by_the_real_server_and_counted_only_as_extras() {
+    let (code, report) = stress_line(
+        "--server-delay 0s --streams 8 --requests 2000 --warmup 0s --accounts 4 --invalid-ratio 0.05 --duplicate-ratio 0.05",
+    );
+    let report = report.expect("a report");
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["consistency"]["verdict"], "passed");
+    let x = &report["extras"];
+    let count = |k: &str| x[k].as_u64().unwrap_or_else(|| panic!("extras.{k} in {x}"));
+    // 5 % of 2000 money ops, give or take the draw.
+    assert!((50..=170).contains(&count("invalid_sent")), "{x:#}");
+    assert_eq!(
+        count("invalid_refused_as_expected"),
+        count("invalid_sent"),
+        "{x:#}"
+    );
+    assert_eq!(
+        (count("invalid_wrong"), count("invalid_unanswered")),
+        (0, 0),
+        "{x:#}"
+    );
+    assert_eq!(ops(&report, "total"), 2000, "invalid calls are not money ops");
+    assert_eq!(ops(&report, "errors"), 0, "invalid calls are never errors");
+    assert_eq!(report["consistency"]["checked"]["ops"], 2000);
 }

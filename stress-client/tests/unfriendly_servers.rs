@@ -3,7 +3,9 @@
 //! stream's response headers only with its first answer (as grpcio's sync
 //! server and grpc-go do) must be drivable in stream mode; a server that
 //! accepts connections but never answers must end the run within its bound,
-//! with exit 2 when it happens during setup and 3 (inconclusive) mid-run.
+//! with exit 2 when it happens during setup and 3 (inconclusive) mid-run;
+//! a server that takes a deposit of 0 instead of refusing it fails the
+//! verdict through the invalid calls alone (`--invalid-ratio`).
 //!
 //! Every server here binds 127.0.0.1:0 and runs in the test's runtime; the
 //! real `stress-client` binary is run against it. A run that outlives
@@ -64,9 +66,12 @@ async fn stress(flags: &str) -> (Output, Option<Value>, Duration) {
 // Headers with the first answer: a proxy in front of a real bank server.
 
 /// Forwards every call to a real bank; a `WithdrawStream` sends no response
-/// headers until it has its first answer, which needs a first request.
+/// headers until it has its first answer, which needs a first request. When
+/// `lenient`, a deposit of 0 is answered OK (NOT_APPLIED) instead of
+/// INVALID_ARGUMENT: it changes nothing, so only the invalid calls see it.
 struct LateHeaders {
     real: BankClient<Channel>,
+    lenient: bool,
 }
 
 type Answers = Pin<Box<dyn Stream<Item = Result<pb::OperationResult, Status>> + Send>>;
@@ -83,6 +88,13 @@ impl Bank for LateHeaders {
         self.real.clone().get_balance(r.into_inner()).await
     }
     async fn deposit(&self, r: Request<pb::DepositRequest>) -> Result<Response<pb::OperationResult>, Status> {
+        if self.lenient && r.get_ref().amount == 0 {
+            return Ok(Response::new(pb::OperationResult {
+                request_id: r.into_inner().request_id,
+                outcome: pb::Outcome::NotApplied.into(),
+                ..pb::OperationResult::default()
+            }));
+        }
         self.real.clone().deposit(r.into_inner()).await
     }
     async fn withdraw(
@@ -120,14 +132,15 @@ impl Bank for LateHeaders {
     }
 }
 
-/// A server whose streams send their headers only with their first answer.
-async fn late_headers_bank() -> SocketAddr {
+/// A server whose streams send their headers only with their first answer
+/// (and that takes deposits of 0, if `lenient`).
+async fn late_headers_bank(lenient: bool) -> SocketAddr {
     let real = real_bank().await;
     let real = BankClient::connect(format!("http://{real}"))
         .await
         .expect("connect to the real bank");
     let (listener, addr) = listener().await;
-    let service = BankServer::new(LateHeaders { real });
+    let service = BankServer::new(LateHeaders { real, lenient });
     let incoming = TcpListenerStream::new(listener);
     tokio::spawn(
         Server::builder()
@@ -139,7 +152,7 @@ async fn late_headers_bank() -> SocketAddr {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_mode_passes_against_a_server_that_sends_headers_with_its_first_answer() {
-    let addr = late_headers_bank().await;
+    let addr = late_headers_bank(false).await;
     for pipeline in [1, 4] {
         let flags = format!(
             "--target http://{addr} --mode stream --streams 4 --pipeline {pipeline} --requests 400 \
@@ -234,4 +247,32 @@ async fn a_server_that_stops_answering_mid_run_ends_within_the_bound_as_inconclu
         let code = output.status.code();
         assert_eq!(code, Some(3), "{mode}: {report:#?} {}", stderr(&output));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_takes_a_deposit_of_0_fails_through_the_invalid_calls() {
+    let addr = late_headers_bank(true).await;
+    let flags = format!(
+        "--target http://{addr} --streams 4 --requests 600 --warmup 0s --accounts 3 \
+         --initial-balance 500 --timeout 5s --invalid-ratio 0.2 --seed 3"
+    );
+    let (output, report, _) = stress(&flags).await;
+    let report = report.unwrap_or_else(|| panic!("a report; stderr: {}", stderr(&output)));
+    assert_eq!(output.status.code(), Some(1), "{report:#}");
+    let violations = report["consistency"]["violations"]
+        .as_array()
+        .expect("violations");
+    assert!(
+        violations
+            .iter()
+            .all(|v| v["kind"] == "protocol" && v["detail"].as_str().is_some_and(|d| d.contains("of 0"))),
+        "{violations:#?}"
+    );
+    let extras = &report["extras"];
+    assert!(extras["invalid_wrong"].as_u64() > Some(0), "{extras:#}");
+    assert_eq!(report["consistency"]["total_violations"], extras["invalid_wrong"]);
+    assert_eq!(
+        report["operations"]["errors"], 0,
+        "invalid calls are never errors"
+    );
 }

@@ -1,7 +1,8 @@
 //! The recorded history a run hands to the checker: compact per-op records
 //! (48 bytes each, transfers' second leg in a side table), the balance reads
-//! and duplicate sends made under load, and each account's initial and final
-//! state. Times are nanoseconds on one monotonic clock.
+//! and duplicate sends made under load, the calls that break the contract on
+//! purpose, and each account's initial and final state. Times are
+//! nanoseconds on one monotonic clock.
 
 use serde::Serialize;
 
@@ -207,6 +208,70 @@ impl Duplicate {
     }
 }
 
+/// What an invalid call (`--invalid-ratio`) got wrong on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[repr(u8)]
+pub enum Invalid {
+    /// Amount 0: INVALID_ARGUMENT.
+    ZeroAmount,
+    /// An account that was never opened: NOT_FOUND (or PERMISSION_DENIED
+    /// with a token, see [`InvalidCall::also`]).
+    UnknownAccount,
+    /// The request id of an op already answered, with another amount:
+    /// ALREADY_EXISTS.
+    ReusedId,
+}
+
+/// A call that breaks the contract on purpose, and the gRPC status code it
+/// got. It must be refused with `expected` (or `also`) and change nothing;
+/// it takes no sequence number, so one that applied something also shows up
+/// as a gap in the account's sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidCall {
+    pub what: Invalid,
+    /// The RPC it called (a transfer names `account` as its source).
+    pub kind: Kind,
+    /// The run's account it named ([`InvalidCall::NO_INDEX`] for an unknown account).
+    pub account: AccountIdx,
+    /// For [`Invalid::ReusedId`]: the op whose request id it reused.
+    pub op: u32,
+    pub amount: u64,
+    /// The status code the contract asks for, another one it allows
+    /// ([`InvalidCall::NO_CODE`]: none), and the one answered (0: OK).
+    pub expected: u8,
+    pub also: u8,
+    pub got: u8,
+    pub send_ns: u64,
+    pub recv_ns: u64,
+}
+
+impl InvalidCall {
+    /// `account` or `op` that names nothing.
+    pub const NO_INDEX: u32 = u32::MAX;
+    /// `also` when no other status is allowed.
+    pub const NO_CODE: u8 = u8::MAX;
+    /// gRPC codes that say the call was not answered: cancelled, deadline
+    /// exceeded, resource exhausted (shed), unavailable, and unknown and
+    /// internal, which is what a client sees when the connection breaks
+    /// under a call (a server killed mid-run): nothing to judge.
+    pub const UNANSWERED: [u8; 6] = [1, 2, 4, 8, 13, 14];
+
+    /// True when the answer was the one the contract asks for.
+    pub fn refused_as_expected(&self) -> bool {
+        self.got == self.expected || (self.also != Self::NO_CODE && self.got == self.also)
+    }
+
+    /// True when the call got no answer to judge (see [`InvalidCall::UNANSWERED`]).
+    pub fn unanswered(&self) -> bool {
+        !self.refused_as_expected() && Self::UNANSWERED.contains(&self.got)
+    }
+
+    /// True when the server answered something the contract forbids.
+    pub fn wrong(&self) -> bool {
+        !self.refused_as_expected() && !self.unanswered()
+    }
+}
+
 /// Everything the checker needs.
 #[derive(Debug, Clone, Default)]
 pub struct History {
@@ -218,4 +283,6 @@ pub struct History {
     pub reads: Vec<Read>,
     /// Duplicate sends, in any order; at most one per op.
     pub duplicates: Vec<Duplicate>,
+    /// Calls that break the contract on purpose, in any order.
+    pub invalid: Vec<InvalidCall>,
 }

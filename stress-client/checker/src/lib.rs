@@ -25,6 +25,8 @@
 //!   a retry applied twice explains is `double_apply` only when no other
 //!   cause (a skipped number, a false NOT_APPLIED) explains it as well.
 //! - **Conservation** across all accounts, with the exact placement.
+//! - **Invalid calls** (`protocol`): calls that break the contract on
+//!   purpose must be refused with its status (see `invalid`).
 //!
 //! The verdict is `passed` only when everything was decided; `inconclusive`
 //! says what could not be (an unread final state, the search budget);
@@ -43,6 +45,7 @@ mod describe;
 mod finals;
 pub mod history;
 mod index;
+mod invalid;
 mod leg;
 mod order;
 mod place;
@@ -57,7 +60,9 @@ pub mod synth;
 mod timeline;
 mod walk;
 
-pub use history::{AccountIdx, AccountState, Duplicate, History, Kind, Op, Outcome, Read, TransferLeg};
+pub use history::{
+    AccountIdx, AccountState, Duplicate, History, Invalid, InvalidCall, Kind, Op, Outcome, Read, TransferLeg,
+};
 pub use report::{CheckStats, Checked, Report, Verdict, Violation, ViolationKind, MAX_REPORTED_VIOLATIONS};
 
 use index::{Index, Pass};
@@ -198,6 +203,7 @@ pub fn check_with(history: &History, limits: &Limits) -> Report {
     };
     protocol::check(h, &mut sink);
     replays::check(h, &mut sink);
+    invalid::check(h, &mut sink);
     let Some(index) = Index::build(h, &[], Pass::First, &mut sink, &mut stats) else {
         return sink.into_report(checked, stats);
     };

@@ -3,7 +3,7 @@
 //! a driver would, with overlapping send/reply times around each op's turn,
 //! balance reads between ops and duplicate sends answered as replays.
 
-use crate::history::{AccountState, Duplicate, History, Kind, Op, Outcome, Read, TransferLeg};
+use crate::history::{AccountState, Duplicate, History, InvalidCall, Kind, Op, Outcome, Read, TransferLeg};
 
 /// What the recording client learns about an op.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,12 +257,21 @@ pub fn in_reply_order(h: History) -> History {
             })
         })
         .collect();
+    let invalid = h
+        .invalid
+        .iter()
+        .map(|c| InvalidCall {
+            op: new_index.get(c.op as usize).copied().unwrap_or(c.op),
+            ..*c
+        })
+        .collect();
     History {
         accounts: h.accounts,
         ops,
         transfers,
         reads: h.reads,
         duplicates,
+        invalid,
     }
 }
 

@@ -165,6 +165,7 @@ fn garbage_history() -> impl Strategy<Value = History> {
             .collect(),
         reads,
         duplicates,
+        invalid: Vec::new(),
     })
 }
 

@@ -1,7 +1,8 @@
 //! Extra calls a worker makes on top of its money ops, to test two parts of
 //! the contract under load: balance reads (`--read-ratio`, after a money op
 //! completes) and retries (`--duplicate-ratio`: the op is sent a second time
-//! under the same request id, half at once, half after the first answer).
+//! under the same request id, half at once, half after the first answer),
+//! and calls that must be refused (`--invalid-ratio`, see [`super::invalid`]).
 //! They take no sequence number, count in neither `--requests` nor the
 //! money-op throughput, and are bounded per worker. Their own seeded RNG
 //! keeps the money-op sequence of a seed the same whatever the ratios.
@@ -19,6 +20,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tonic::Status;
 
+use super::invalid::{self, InvalidPlan, Invalids};
 use super::requests::{call_unary, InFlight, Names};
 use crate::bound::{request, within};
 use crate::recorder::{Recorder, Timing};
@@ -40,6 +42,13 @@ pub enum Done {
         sent: Instant,
         received: Instant,
         reply: Result<pb::OperationResult, Status>,
+    },
+    Invalid {
+        plan: InvalidPlan,
+        sent: Instant,
+        received: Instant,
+        /// The gRPC status code answered (0: OK).
+        code: u8,
     },
 }
 
@@ -64,26 +73,31 @@ pub struct Extras {
     pub calls: FuturesUnordered<ExtraFuture>,
     /// Copies by the op number of their original.
     copies: HashMap<u64, Copy>,
+    invalids: Invalids,
+}
+
+/// What the extra calls of a worker are asked to be.
+#[derive(Debug, Clone, Copy)]
+pub struct Ratios {
+    pub read: f64,
+    pub duplicate: f64,
+    pub invalid: f64,
+    /// A `--token` is sent (an unknown account may then be PERMISSION_DENIED).
+    pub token: bool,
 }
 
 impl Extras {
-    pub fn new(
-        seed: u64,
-        worker: u32,
-        read_ratio: f64,
-        duplicate_ratio: f64,
-        accounts: u32,
-        timeout: Duration,
-    ) -> Extras {
+    pub fn new(seed: u64, worker: u32, ratios: Ratios, accounts: u32, timeout: Duration) -> Extras {
         let stream = seed ^ 0x5EED_E17A ^ u64::from(worker).wrapping_mul(0xD1B5_4A32_D192_ED03);
         Extras {
             rng: SmallRng::seed_from_u64(stream),
-            read_ratio,
-            duplicate_ratio,
+            read_ratio: ratios.read,
+            duplicate_ratio: ratios.duplicate,
             accounts: accounts.max(1),
             timeout,
             calls: FuturesUnordered::new(),
             copies: HashMap::new(),
+            invalids: Invalids::new(seed, worker, ratios.invalid, accounts, ratios.token),
         }
     }
 
@@ -144,6 +158,16 @@ impl Extras {
             let account = self.rng.random_range(0..self.accounts);
             self.send_read(client, names, account);
         }
+        // The server knows the op's id once its answer took a sequence number.
+        let known = rec
+            .ops
+            .get(op as usize)
+            .is_some_and(|o| o.outcome.took_sequence());
+        if let Some(plan) = self.invalids.maybe(known.then_some((planned, op))) {
+            if self.room() {
+                self.send_invalid(client, names, worker, plan);
+            }
+        }
     }
 
     /// Records a finished extra call.
@@ -173,6 +197,17 @@ impl Extras {
                     Some(op) => self.pair(&planned, op, timing, reply, (names, worker), rec),
                     None => copy.answer = Some((timing, reply)),
                 }
+            }
+            Done::Invalid {
+                plan,
+                sent,
+                received,
+                code,
+            } => {
+                let call = self
+                    .invalids
+                    .record(&plan, code, (rec.clock_ns(sent), rec.clock_ns(received)));
+                rec.record_invalid(call);
             }
         }
     }
@@ -209,6 +244,20 @@ impl Extras {
                 sent,
                 received,
                 reply,
+            }
+        }));
+    }
+
+    fn send_invalid(&mut self, client: &Bank, names: &Arc<Names>, worker: u32, plan: InvalidPlan) {
+        let (client, names, timeout) = (client.clone(), Arc::clone(names), self.timeout);
+        self.calls.push(Box::pin(async move {
+            let sent = Instant::now();
+            let code = invalid::call(client, &names, worker, plan, timeout).await;
+            Done::Invalid {
+                plan,
+                sent,
+                received: Instant::now(),
+                code,
             }
         }));
     }

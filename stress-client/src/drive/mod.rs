@@ -5,6 +5,7 @@
 //! tonic, as tasks of the run's runtime.
 
 pub mod extras;
+pub mod invalid;
 pub mod requests;
 pub mod schedule;
 pub mod stream;
@@ -119,18 +120,17 @@ fn worker_failed(e: &str) -> String {
     format!("a load worker failed ({e}); this is a stress-client bug, so there is no verdict")
 }
 
-/// Worker `index`'s extra calls (reads and duplicate sends).
+/// Worker `index`'s extra calls (reads, duplicate sends, invalid calls).
 fn extras_of(load: &Load<'_>, index: u32) -> Extras {
     let args = load.args;
     let accounts = u32::try_from(load.names.accounts.len()).expect("--accounts is bounded by validate");
-    Extras::new(
-        args.seed,
-        index,
-        args.read_ratio,
-        args.duplicate_ratio,
-        accounts,
-        args.timeout,
-    )
+    let ratios = extras::Ratios {
+        read: args.read_ratio,
+        duplicate: args.duplicate_ratio,
+        invalid: args.invalid_ratio,
+        token: args.transport.token.is_some(),
+    };
+    Extras::new(args.seed, index, ratios, accounts, args.timeout)
 }
 
 /// Everything worker `index` of `workers` starts with.

@@ -69,6 +69,11 @@ fn counts(out: &mut String, s: &Summary) {
         "retries         {} sent twice under one request id ({} answered ABORTED while the original waited, {} failed)",
         x.duplicates, x.duplicates_aborted, x.duplicate_errors
     );
+    let _ = writeln!(
+        out,
+        "invalid calls   {} sent on purpose ({} refused as the contract says, {} answered wrongly, {} not answered)",
+        x.invalid_sent, x.invalid_refused_as_expected, x.invalid_wrong, x.invalid_unanswered
+    );
 }
 
 fn latency_line(out: &mut String, label: &str, l: &Latency) {

@@ -99,6 +99,14 @@ pub struct Extras {
     /// Copies answered ABORTED: the original was still waiting for funds.
     pub duplicates_aborted: u64,
     pub duplicate_errors: u64,
+    /// Calls that break the contract on purpose (`--invalid-ratio`).
+    pub invalid_sent: u64,
+    /// Of those, refused with the contract's status.
+    pub invalid_refused_as_expected: u64,
+    /// Answered otherwise: each is a `protocol` violation in the verdict.
+    pub invalid_wrong: u64,
+    /// Not answered (unavailable, shed, cut at the deadline): nothing to judge.
+    pub invalid_unanswered: u64,
 }
 
 /// The whole report: what `--json` writes.
@@ -181,6 +189,10 @@ pub fn merge(recorders: &[Recorder]) -> Merged {
         c.duplicates += r.duplicates;
         c.duplicates_aborted += r.duplicates_aborted;
         c.duplicate_errors += r.duplicate_errors;
+        c.invalid_sent += r.invalid_sent;
+        c.invalid_refused_as_expected += r.invalid_refused_as_expected;
+        c.invalid_wrong += r.invalid_wrong;
+        c.invalid_unanswered += r.invalid_unanswered;
         for (total, n) in c.by_status.iter_mut().zip(r.by_status) {
             *total += n;
         }
@@ -236,6 +248,10 @@ pub fn summarize(
             duplicates: c.duplicates,
             duplicates_aborted: c.duplicates_aborted,
             duplicate_errors: c.duplicate_errors,
+            invalid_sent: c.invalid_sent,
+            invalid_refused_as_expected: c.invalid_refused_as_expected,
+            invalid_wrong: c.invalid_wrong,
+            invalid_unanswered: c.invalid_unanswered,
         },
         consistency,
         config,
