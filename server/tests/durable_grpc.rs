@@ -61,8 +61,13 @@ async fn restart_keeps_everything(batch_max: usize) {
     std::fs::remove_file(dir.path().join("LOCK")).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let second = config(|c| c.data_dir = Some(dir.path().to_owned()));
-    let refused = bank_server::run(listener, second, std::future::pending()).await;
+    let refused = tokio::time::timeout(
+        PATIENCE,
+        bank_server::run(listener, second, std::future::pending()),
+    )
+    .await;
     let err = refused
+        .expect("refused at once, not serving")
         .expect_err("a second server on the same data dir")
         .to_string();
     assert!(err.contains("in use by another bank-server"), "{err}");
@@ -117,8 +122,15 @@ async fn a_journal_cut_after_a_clean_stop_refuses_to_start_naming_the_range() {
     file.set_len(full / 2).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let again = config(|c| c.data_dir = Some(dir.path().to_owned()));
-    let refused = bank_server::run(listener, again, std::future::pending()).await;
-    let err = refused.expect_err("a cut journal after a clean stop").to_string();
+    let refused = tokio::time::timeout(
+        PATIENCE,
+        bank_server::run(listener, again, std::future::pending()),
+    )
+    .await;
+    let err = refused
+        .expect("refused at once, not serving")
+        .expect_err("a cut journal after a clean stop")
+        .to_string();
     let range = format!("bytes {}..{full} are missing", full / 2);
     assert!(err.contains("journal.0") && err.contains(&range), "{err}");
 }
