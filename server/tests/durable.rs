@@ -2,7 +2,12 @@
 //! (a drop without any shutdown), a journal cut anywhere recovers exactly the
 //! whole records before the cut, damage inside acknowledged data refuses to
 //! start naming file and offset, a failing storage answers UNAVAILABLE and
-//! rolls nothing in, snapshots bound the journal, and a data dir is locked.
+//! rolls nothing in, snapshots bound the journal, and a data dir is locked
+//! (LOCK deleted or not). Tampering: a data dir removed or a journal replaced
+//! while running refuses the next write (reads continue); a journal cut,
+//! changed, emptied or missing after a clean stop (CLEAN marker) or where a
+//! snapshot says one existed refuses to start naming file and range; a cut
+//! after a crash recovers and logs the bytes cut.
 
 use std::path::Path;
 use std::sync::Arc;
