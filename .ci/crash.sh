@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Crashes against a durable bank-server (--data-dir). Needs the release
-# binaries (cargo build --release --bins) and jq. Takes about a minute.
+# binaries (cargo build --release --bins) and jq. Takes about a minute and a half.
 #
 #   (1) SIGKILL the server 3 times at random moments during a stress run with
 #       transfers, restarting it each time on the same data dir and port: the
@@ -8,16 +8,21 @@
 #       GetOperation) and the verdict passes (exit 0).
 #   (2) Restart it on an EMPTY data dir mid-run: acknowledged state vanished,
 #       so the verdict fails (exit 1), never exit 2.
-#   (3) After a clean stop, cut the journal at random byte offsets and flip
-#       single bytes: each start either recovers (the same accounts and total
-#       balance when nothing acknowledged was cut; a cut or a flip in the last
-#       record is a torn tail, logged) or refuses naming file and byte offset.
+#   (3) After a clean stop (which leaves the CLEAN marker), cut the journal at
+#       random byte offsets and flip single bytes: every start is refused,
+#       naming the journal and the missing byte range (a cut) or what changed
+#       (a flip); the untouched copy still starts with the same total.
 #   (4) A full disk, where the machine lets us mount a small tmpfs (else the
 #       section is skipped; failures are also injected through the storage
 #       boundary in server/tests/durable.rs, and `chmod` does not stop root):
 #       the server runs out of space mid-run, answers UNAVAILABLE without
 #       crashing, takes writes again once space is freed, and the verdict
 #       passes; a restart recovers.
+#   (5) After a crash (SIGKILL mid-run: no marker), cut the journal at random
+#       offsets and flip single bytes: a cut recovers a prefix, and a cut
+#       inside a record is logged with the number of bytes cut (never called
+#       "never acknowledged"); a flip refuses naming the byte offset, or (in
+#       the last record, indistinguishable from a torn write) is cut off.
 #
 # CRASH_SECTIONS="1 3" runs only some. Everything started is killed on exit.
 set -euo pipefail
@@ -146,54 +151,104 @@ try_start() {
 
 field() { grep -o "$1=[0-9]*" "$LOG" | head -1 | cut -d= -f2; }
 
-section_3() {
-  step "(3) cut the journal and flip bytes after a clean stop"
+# A data dir with a recorded (clean or crashed) history in $WORK/pristine:
+# $1 = clean or crash. Sets journal, size, records, total, accounts.
+prepare_history() {
   PORT=$(free_port)
-  local dir="$WORK/data-3" trial journal size records total accounts at
-  start_server "$dir" "$WORK/3-server.log"
-  start_load three 2s
+  local dir="$WORK/data-$1"
+  start_server "$dir" "$WORK/$1-server.log"
+  start_load "$1" 2s
   wait_client
   [ "$RC" = 0 ] || fail "the run before the damage exited $RC"
-  kill -TERM "$SERVER_PID"
-  wait "$SERVER_PID" || fail "bank-server did not stop cleanly"
+  if [ "$1" = clean ]; then
+    kill -TERM "$SERVER_PID"
+    wait "$SERVER_PID" || fail "bank-server did not stop cleanly"
+    [ -e "$dir/CLEAN" ] || fail "a clean stop left no CLEAN marker"
+  else
+    kill_server
+    [ ! -e "$dir/CLEAN" ] || fail "a crashed server left a CLEAN marker"
+  fi
   try_start "$dir"
   [ "$STARTED" = yes ] || fail "the undamaged data dir did not start: $(tail -2 "$LOG")"
   records=$(field journal_records) total=$(field total_balance) accounts=$(field accounts)
-  journal="$(ls "$dir"/journal.*)"
+  rm -rf "$WORK/pristine" && cp -a "$dir" "$WORK/pristine"
+  DIR="$dir" journal="$(ls "$dir"/journal.*)"
   size=$(stat -c %s "$journal")
-  echo "clean: $accounts accounts, total balance $total, $records journal records, $size bytes"
-  cp -a "$dir" "$WORK/pristine"
-  local cut_ok=0 flip_refused=0 flip_torn=0
+  echo "$1: $accounts accounts, total balance $total, $records journal records, $size bytes"
+}
+
+restore() { rm -rf "$DIR" && cp -a "$WORK/pristine" "$DIR"; }
+
+# Overwrites one random byte of the journal; false if it wrote the same byte.
+flip_one() {
+  at=$(((RANDOM * 32768 + RANDOM) % size))
+  printf "$(printf '\\x%02x' $((RANDOM % 255 + 1)))" | dd of="$journal" bs=1 seek="$at" conv=notrunc status=none
+  ! cmp -s "$journal" "$WORK/pristine/$(basename "$journal")"
+}
+
+section_3() {
+  step "(3) cut the journal and flip bytes after a clean stop: every start is refused"
+  local trial at refused_cut=0 refused_flip=0
+  prepare_history clean
   for trial in $(seq 1 10); do
-    rm -rf "$dir" && cp -a "$WORK/pristine" "$dir"
+    restore
     at=$(((RANDOM * 32768 + RANDOM) % size))
     truncate -s "$at" "$journal"
-    try_start "$dir"
-    [ "$STARTED" = yes ] || fail "a journal cut at byte $at refused to start: $(grep -i error "$LOG" | tail -1)"
+    try_start "$DIR"
+    [ "$STARTED" = no ] || fail "a journal cut at byte $at after a clean stop started"
+    grep -q "$(basename "$journal") is $at bytes, but the clean shutdown left $size: bytes $at..$size are missing" "$LOG" ||
+      fail "cut at $at: refused without naming file and range: $(tail -1 "$LOG")"
+    refused_cut=$((refused_cut + 1))
+  done
+  echo "cuts: $refused_cut refused, e.g. $(grep -o 'journal[^;]*missing' "$LOG" | head -1)"
+  for trial in $(seq 1 10); do
+    restore
+    flip_one || continue # XOR would be exact; a random byte may rewrite itself
+    try_start "$DIR"
+    [ "$STARTED" = no ] || fail "a byte flipped at $at after a clean stop went unseen"
+    grep -q "changed since the clean shutdown" "$LOG" || fail "flip at $at: refused without saying what: $(tail -1 "$LOG")"
+    refused_flip=$((refused_flip + 1))
+  done
+  echo "flips: $refused_flip refused, e.g. $(grep -o 'journal[^;]*clean shutdown[^;]*' "$LOG" | head -1)"
+  restore
+  try_start "$DIR"
+  [ "$(field total_balance)" = "$total" ] || fail "the undamaged copy recovered another total"
+}
+
+section_5() {
+  step "(5) cut the journal and flip bytes after a crash (no marker): a prefix recovers"
+  local trial at cut_ok=0 cut_logged=0 flip_refused=0 flip_torn=0
+  prepare_history crash
+  for trial in $(seq 1 10); do
+    restore
+    at=$(((RANDOM * 32768 + RANDOM) % size))
+    truncate -s "$at" "$journal"
+    try_start "$DIR"
+    [ "$STARTED" = yes ] || fail "a journal cut at byte $at after a crash refused to start: $(grep -i error "$LOG" | tail -1)"
     [ "$(field journal_records)" -lt "$records" ] || fail "cut at $at: no record lost?"
+    ! grep -q "never acknowledged" "$LOG" || fail "cut at $at: the log calls cut records never acknowledged"
+    if grep -q "cutting off" "$LOG"; then
+      grep -q "cut_bytes=[1-9]" "$LOG" || fail "cut at $at: the bytes cut are not logged"
+      cut_logged=$((cut_logged + 1))
+    fi
     cut_ok=$((cut_ok + 1))
   done
+  echo "cuts: $cut_ok recovered a prefix ($cut_logged inside a record, logged with the bytes cut)"
   for trial in $(seq 1 10); do
-    rm -rf "$dir" && cp -a "$WORK/pristine" "$dir"
-    at=$(((RANDOM * 32768 + RANDOM) % size))
-    printf "$(printf '\\x%02x' $((RANDOM % 255 + 1)))" | dd of="$journal" bs=1 seek="$at" conv=notrunc status=none
-    cmp -s "$journal" "$WORK/pristine/$(basename "$journal")" && continue
-    # XOR would be exact; overwriting with a random byte may rewrite it to itself.
-    try_start "$dir"
+    restore
+    flip_one || continue
+    try_start "$DIR"
     if [ "$STARTED" = no ]; then
       grep -q "is damaged at byte" "$LOG" || fail "flip at $at: refused without naming the offset: $(tail -1 "$LOG")"
       flip_refused=$((flip_refused + 1))
     else
       # Only the last record may go, as a torn tail (it cannot be told apart).
-      grep -q "torn tail" "$LOG" || fail "flip at $at went unseen"
+      grep -q "cutting off" "$LOG" || fail "flip at $at went unseen"
       [ "$(field journal_records)" = $((records - 1)) ] || fail "flip at $at lost more than the last record"
       flip_torn=$((flip_torn + 1))
     fi
   done
-  echo "cuts: $cut_ok recovered a prefix; flips: $flip_refused refused naming the byte, $flip_torn in the last record cut as torn"
-  rm -rf "$dir" && cp -a "$WORK/pristine" "$dir"
-  try_start "$dir"
-  [ "$(field total_balance)" = "$total" ] || fail "the undamaged copy recovered another total"
+  echo "flips: $flip_refused refused naming the byte, $flip_torn in the last record cut as torn"
 }
 
 # ---------------------------------------------------------------------------
@@ -230,7 +285,7 @@ section_4() {
   umount "$mnt" && MOUNTED=""
 }
 
-for s in ${CRASH_SECTIONS:-1 2 3 4}; do
+for s in ${CRASH_SECTIONS:-1 2 3 4 5}; do
   "section_$s"
 done
 step "crash checks passed"

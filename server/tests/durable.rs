@@ -2,7 +2,12 @@
 //! (a drop without any shutdown), a journal cut anywhere recovers exactly the
 //! whole records before the cut, damage inside acknowledged data refuses to
 //! start naming file and offset, a failing storage answers UNAVAILABLE and
-//! rolls nothing in, snapshots bound the journal, and a data dir is locked.
+//! rolls nothing in, snapshots bound the journal, and a data dir is locked
+//! (LOCK deleted or not). Tampering: a data dir removed or a journal replaced
+//! while running refuses the next write (reads continue); a journal cut,
+//! changed, emptied or missing after a clean stop (CLEAN marker) or where a
+//! snapshot says one existed refuses to start naming file and range; a cut
+//! after a crash recovers and logs the bytes cut.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -655,4 +660,261 @@ fn under_concurrent_ops_and_failing_syncs_exactly_the_acknowledged_ops_survive()
         3_000 + 3 + moved,
         "money is conserved over what was acknowledged"
     );
+}
+
+// ---- storage tampering (issue 18, attack 6) ----
+
+/// A log captured from whatever `f` emits through `tracing`.
+fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
+    #[derive(Clone, Default)]
+    struct Captured(Arc<parking_lot::Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let out = tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8_lossy(&captured.0.lock()).into_owned();
+    (out, text)
+}
+
+/// A server's life over `dir` through `durable::open` (what `main` uses):
+/// opens the accounts, runs `ops`, then stops cleanly (the `Durable` is
+/// dropped, as at the end of `serve`). Returns the journal's length.
+fn clean_life(dir: &Path, ops: &[Op]) -> u64 {
+    let config = LedgerConfig {
+        processing_delay: Duration::ZERO,
+        ..LedgerConfig::default()
+    };
+    let durable = bank_server::durable::open(&config, Some(dir)).unwrap();
+    let l = Arc::clone(&durable.ledger);
+    for (i, id) in ACCOUNTS.iter().enumerate() {
+        if l.account(id).is_err() {
+            l.open(id, 100 * i as u64).unwrap();
+        }
+    }
+    for (i, &op) in ops.iter().enumerate() {
+        run(&l, i, op).unwrap();
+    }
+    drop((l, durable));
+    std::fs::metadata(dir.join("journal.0")).unwrap().len()
+}
+
+/// Starts over `dir` through `durable::open`; the refusal if refused.
+fn start_durable(dir: &Path) -> Result<Vec<(u64, u64)>, String> {
+    let durable = bank_server::durable::open(&LedgerConfig::default(), Some(dir))?;
+    Ok(state(&durable.ledger))
+}
+
+fn cut(path: &Path, len: u64) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+}
+
+const SOME_OPS: [Op; 6] = [
+    Op::Deposit(0, 5),
+    Op::Transfer(1, 2, 30),
+    Op::Withdraw(2, 7),
+    Op::Fence(0),
+    Op::Deposit(1, 9),
+    Op::Withdraw(0, 1),
+];
+
+#[test]
+fn removing_the_data_dir_while_running_refuses_the_next_write_and_keeps_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let (l, _journal) = open(&dir, NO_SNAPSHOT).unwrap();
+    l.open("a", 100).unwrap();
+    let a = l.account("a").unwrap();
+    run(&l, 0, Op::Deposit(0, 10)).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    match run(&l, 1, Op::Deposit(0, 5)) {
+        Err(LedgerError::Unavailable(why)) => {
+            assert!(
+                why.contains(&dir.display().to_string()) && why.contains("removed"),
+                "{why}"
+            )
+        }
+        other => panic!("a deposit after rm -rf was answered {other:?}"),
+    }
+    assert!(matches!(l.open("b", 1), Err(LedgerError::Unavailable(_))));
+    // Reads continue, at the last synced state.
+    assert_eq!(state(&l)[0], (110, 1));
+    assert_eq!(l.operation(&a, "r0").unwrap().balance, 110);
+    // No repair brings writes back: the files are gone.
+    std::thread::sleep(REPAIR_INTERVAL);
+    assert!(matches!(
+        run(&l, 2, Op::Deposit(0, 5)),
+        Err(LedgerError::Unavailable(_))
+    ));
+    drop((l, a, _journal));
+    // A restart finds a fresh, empty dir: nothing was acknowledged into it.
+    let (l, _journal) = open(&dir, NO_SNAPSHOT).unwrap();
+    assert!(l.account("a").is_err());
+}
+
+#[test]
+fn replacing_the_journal_while_running_refuses_the_next_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let (l, journal) = open(dir.path(), NO_SNAPSHOT).unwrap();
+    l.open("a", 100).unwrap();
+    run(&l, 0, Op::Deposit(0, 10)).unwrap();
+    let path = dir.path().join("journal.0");
+    let copy = dir.path().join("journal.0.copy");
+    std::fs::copy(&path, &copy).unwrap();
+    std::fs::rename(&copy, &path).unwrap();
+    match run(&l, 1, Op::Deposit(0, 5)) {
+        Err(LedgerError::Unavailable(why)) => {
+            assert!(why.contains("journal.0") && why.contains("replaced"), "{why}")
+        }
+        other => panic!("a deposit after the journal was replaced was answered {other:?}"),
+    }
+    assert!(journal.is_broken());
+    assert_eq!(state(&l)[0], (110, 1), "reads continue");
+    std::thread::sleep(REPAIR_INTERVAL);
+    assert!(matches!(
+        run(&l, 2, Op::Deposit(0, 5)),
+        Err(LedgerError::Unavailable(_))
+    ));
+    drop((l, journal));
+    let (l, _journal) = open(dir.path(), NO_SNAPSHOT).unwrap();
+    assert_eq!(state(&l)[0], (110, 1));
+    let a = l.account("a").unwrap();
+    assert_eq!(l.operation(&a, "r1").unwrap().outcome, Outcome::NotApplied);
+}
+
+#[test]
+fn deleting_the_lock_file_does_not_let_a_second_server_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_l, _journal) = open(dir.path(), NO_SNAPSHOT).unwrap();
+    std::fs::remove_file(dir.path().join("LOCK")).unwrap();
+    let err = DataDir::lock(dir.path()).unwrap_err();
+    assert!(err.contains("in use by another bank-server"), "{err}");
+}
+
+#[test]
+fn a_clean_stop_then_an_untouched_restart_keeps_everything_and_writes_again() {
+    let dir = tempfile::tempdir().unwrap();
+    clean_life(dir.path(), &SOME_OPS);
+    assert!(
+        dir.path().join("CLEAN").exists(),
+        "a clean stop leaves its marker"
+    );
+    let before = start_durable(dir.path()).unwrap();
+    // A start that wrote nothing keeps the marker; a write removes it.
+    assert!(dir.path().join("CLEAN").exists());
+    let (l, journal) = open(dir.path(), NO_SNAPSHOT).unwrap();
+    assert_eq!(state(&l), before);
+    run(&l, 100, Op::Deposit(0, 1)).unwrap();
+    assert!(
+        !dir.path().join("CLEAN").exists(),
+        "the first write removes the marker"
+    );
+    drop((l, journal));
+    let (l, _journal) = open(dir.path(), NO_SNAPSHOT).unwrap();
+    assert_eq!(state(&l)[0].0, before[0].0 + 1);
+}
+
+#[test]
+fn a_journal_cut_after_a_clean_stop_is_refused_naming_file_and_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = clean_life(dir.path(), &SOME_OPS);
+    std::fs::create_dir(dir.path().join("pristine")).unwrap();
+    let journal = dir.path().join("journal.0");
+    let pristine = dir.path().join("pristine/journal.0");
+    std::fs::copy(&journal, &pristine).unwrap();
+    // At a record boundary (a whole record less), mid-record, one byte, all.
+    let boundary = full - 12 - last_payload_len(&journal);
+    for at in [boundary, full / 2, full - 1, 0] {
+        std::fs::copy(&pristine, &journal).unwrap();
+        cut(&journal, at);
+        let err = start_durable(dir.path()).unwrap_err();
+        let range = format!("bytes {at}..{full} are missing");
+        assert!(
+            err.contains("journal.0") && err.contains(&range),
+            "cut at {at}: {err}"
+        );
+    }
+    // A flipped byte in the last record is no torn tail after a clean stop.
+    std::fs::copy(&pristine, &journal).unwrap();
+    let mut bytes = std::fs::read(&journal).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&journal, &bytes).unwrap();
+    let err = start_durable(dir.path()).unwrap_err();
+    assert!(
+        err.contains("journal.0") && err.contains("changed since the clean shutdown"),
+        "{err}"
+    );
+    std::fs::copy(&pristine, &journal).unwrap();
+    start_durable(dir.path()).expect("the untouched journal starts");
+}
+
+/// The length of the journal's last frame's payload (its header is 12 bytes).
+fn last_payload_len(journal: &Path) -> u64 {
+    let bytes = std::fs::read(journal).unwrap();
+    let (mut at, mut last) = (0usize, 0u64);
+    while at + 12 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        last = len as u64;
+        at += 12 + len;
+    }
+    last
+}
+
+#[test]
+fn an_emptied_or_missing_journal_is_refused_where_records_existed() {
+    // Emptied after a clean stop: the marker says what it held.
+    let dir = tempfile::tempdir().unwrap();
+    let full = clean_life(dir.path(), &SOME_OPS);
+    cut(&dir.path().join("journal.0"), 0);
+    let err = start_durable(dir.path()).unwrap_err();
+    assert!(err.contains(&format!("bytes 0..{full} are missing")), "{err}");
+    // Removed after a clean stop.
+    std::fs::remove_file(dir.path().join("journal.0")).unwrap();
+    let err = start_durable(dir.path()).unwrap_err();
+    assert!(err.contains("journal.0 is missing"), "{err}");
+    // After a crash, with a snapshot in force: snapshot.1 without journal.1.
+    let dir = tempfile::tempdir().unwrap();
+    let (l, journal) = open(dir.path(), 1).unwrap();
+    l.open("a", 5).unwrap();
+    assert!(l.snapshot_if_due().unwrap());
+    run(&l, 0, Op::Deposit(0, 1)).unwrap();
+    drop((l, journal));
+    std::fs::remove_file(dir.path().join("journal.1")).unwrap();
+    let err = open(dir.path(), NO_SNAPSHOT).unwrap_err();
+    assert!(err.contains("journal.1 is missing"), "{err}");
+}
+
+#[test]
+fn a_journal_cut_after_a_crash_recovers_and_logs_the_bytes_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let (points, _) = history(dir.path(), &SOME_OPS);
+    let journal = dir.path().join("journal.0");
+    let full = std::fs::metadata(&journal).unwrap().len();
+    let at = full - 3;
+    cut(&journal, at);
+    let (opened, log) = logged(|| open(dir.path(), NO_SNAPSHOT));
+    let (l, _journal) = opened.unwrap();
+    let whole = points.iter().rev().find(|(len, _)| *len <= at).unwrap();
+    assert_eq!(state(&l), whole.1);
+    let cut_bytes = at - whole.0;
+    assert!(log.contains(&format!("cutting off {cut_bytes} bytes")), "{log}");
+    assert!(log.contains(&format!("cut_bytes={cut_bytes}")), "{log}");
+    assert!(!log.contains("never acknowledged"), "{log}");
 }

@@ -1,12 +1,18 @@
-//! The data directory: a lock file that keeps a second server out, and the
+//! The data directory: locked against a second server (an exclusive `flock`
+//! on the directory itself, which cannot be deleted from under the server,
+//! and on the `LOCK` file inside it, which older servers take), and the
 //! generation `g` of the files in force: `snapshot.g` (absent for g = 0) plus
 //! `journal.g`. A snapshot starts generation g+1 (see `Journal::snapshot`);
 //! older generations are deleted once the newer snapshot is in place.
+//! Recovery checks the journal against the clean-shutdown marker (see
+//! `marker`), and refuses a journal that is missing where records existed.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use super::ident::FileId;
+use super::marker::{self, Clean};
 use super::scan::{scan, Scanned};
 use super::Record;
 
@@ -20,7 +26,11 @@ const TMP_SUFFIX: &str = ".tmp";
 #[derive(Debug)]
 pub struct DataDir {
     path: PathBuf,
-    /// Held open for the process's life: the flock lives as long as it does.
+    /// The directory, open and flock'ed for the process's life.
+    _handle: File,
+    /// The directory's identity, to see it removed or replaced.
+    id: FileId,
+    /// The `LOCK` file, flock'ed too (what servers before the directory lock took).
     _lock: File,
 }
 
@@ -34,12 +44,26 @@ pub struct Recovered {
     pub snapshot_bytes: u64,
     /// The journal's valid records, and its length once a torn tail is cut.
     pub journal: Scanned,
+    /// The CRC-32 of the journal's valid bytes.
+    pub journal_crc32: u32,
+    /// Whether a clean-shutdown marker is on disk (removed before the next write).
+    pub clean_marker: bool,
 }
 
 impl DataDir {
     /// Locks `path` (created if missing), or says which server holds it.
     pub fn lock(path: &Path) -> Result<DataDir, String> {
         fs::create_dir_all(path).map_err(|e| format!("cannot create data dir {}: {e}", path.display()))?;
+        let handle = File::open(path).map_err(|e| format!("cannot open data dir {}: {e}", path.display()))?;
+        let in_use = |what: &Path, e: std::io::Error| {
+            format!(
+                "data dir {} is in use by another bank-server (flock on {}): {e}",
+                path.display(),
+                what.display()
+            )
+        };
+        flock(&handle).map_err(|e| in_use(path, e))?;
+        let id = FileId::of_file(&handle).map_err(|e| io_error(path, &e))?;
         let lock_path = path.join(LOCK_FILE);
         let lock = OpenOptions::new()
             .create(true)
@@ -47,17 +71,18 @@ impl DataDir {
             .write(true)
             .open(&lock_path)
             .map_err(|e| format!("cannot open lock file {}: {e}", lock_path.display()))?;
-        flock(&lock).map_err(|e| {
-            format!(
-                "data dir {} is in use by another bank-server (lock file {}): {e}",
-                path.display(),
-                lock_path.display()
-            )
-        })?;
+        flock(&lock).map_err(|e| in_use(&lock_path, e))?;
         Ok(DataDir {
             path: path.to_owned(),
+            _handle: handle,
+            id,
             _lock: lock,
         })
+    }
+
+    /// Ok while the data dir's path still names the directory locked at start.
+    pub fn check(&self) -> Result<(), String> {
+        self.id.check(&self.path, "data dir")
     }
 
     /// The directory.
@@ -80,23 +105,35 @@ impl DataDir {
         File::open(&self.path)?.sync_all()
     }
 
-    /// Reads the data in force: the newest snapshot and its journal, with a
-    /// torn journal tail cut off (and synced); anything else refuses, naming
-    /// the file and byte offset.
+    /// Reads the data in force: the newest snapshot and its journal, checked
+    /// against the clean-shutdown marker if there is one, else with a torn
+    /// journal tail cut off (and synced); anything else refuses, naming the
+    /// file and what is wrong.
     pub fn recover(&self) -> Result<Recovered, String> {
         let generation = self.generations(SNAPSHOT_PREFIX)?.into_iter().max().unwrap_or(0);
+        let clean = marker::read(&self.path)?;
+        if let Some(m) = clean.filter(|m| m.generation != generation) {
+            return Err(format!(
+                "{}: the clean shutdown left generation {} ({}), but the newest snapshot here is generation {generation}; refusing to start rather than lose acknowledged operations",
+                self.path.join(marker::CLEAN_FILE).display(),
+                m.generation,
+                self.file(true, m.generation).display(),
+            ));
+        }
         self.clean(generation)?;
         let (snapshot, snapshot_bytes) = if generation == 0 {
             (Vec::new(), 0)
         } else {
             self.read_snapshot(generation)?
         };
-        let journal = self.read_journal(generation)?;
+        let (journal, journal_crc32) = self.read_journal(generation, clean.as_ref())?;
         Ok(Recovered {
             generation,
             snapshot,
             snapshot_bytes,
             journal,
+            journal_crc32,
+            clean_marker: clean.is_some(),
         })
     }
 
@@ -111,24 +148,54 @@ impl DataDir {
         Ok((scanned.records, buf.len() as u64))
     }
 
-    fn read_journal(&self, g: u64) -> Result<Scanned, String> {
+    /// The journal of generation `g`: checked against `clean` when the last
+    /// run stopped cleanly, else with a torn tail cut off.
+    fn read_journal(&self, g: u64, clean: Option<&Clean>) -> Result<(Scanned, u32), String> {
         let path = self.file(false, g);
         if !path.exists() {
-            File::create(&path).map_err(|e| io_error(&path, &e))?;
-            self.sync().map_err(|e| io_error(&self.path, &e))?;
+            self.missing_journal(&path, g, clean)?;
         }
         let buf = read(&path)?;
-        let scanned = scan(&buf).map_err(|d| damaged(&path, d.offset, &d.reason))?;
-        if let Some(torn) = &scanned.torn {
-            tracing::warn!(file = %path.display(), "journal: cutting off a torn tail (never acknowledged): {torn}");
-            let file = OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .map_err(|e| io_error(&path, &e))?;
-            file.set_len(scanned.valid_len).map_err(|e| io_error(&path, &e))?;
-            file.sync_all().map_err(|e| io_error(&path, &e))?;
+        if let Some(m) = clean {
+            check_clean(&path, &buf, m)?;
         }
-        Ok(scanned)
+        let scanned = scan(&buf).map_err(|d| damaged(&path, d.offset, &d.reason))?;
+        if let Some(m) = clean.filter(|m| m.journal_records != scanned.records.len() as u64) {
+            return Err(damaged(
+                &path,
+                scanned.valid_len,
+                &format!(
+                    "{} records where the clean shutdown left {}",
+                    scanned.records.len(),
+                    m.journal_records
+                ),
+            ));
+        }
+        if let Some(torn) = &scanned.torn {
+            cut_torn_tail(&path, buf.len() as u64, &scanned, torn)?;
+        }
+        let valid = usize::try_from(scanned.valid_len)
+            .unwrap_or(buf.len())
+            .min(buf.len());
+        Ok((scanned, crc32fast::hash(&buf[..valid])))
+    }
+
+    /// A journal that is not there: refused where a snapshot or the marker
+    /// says one existed, else (a new data dir) created empty.
+    fn missing_journal(&self, path: &Path, g: u64, clean: Option<&Clean>) -> Result<(), String> {
+        if g > 0 || clean.is_some() {
+            let by = if clean.is_some() {
+                "the clean-shutdown marker"
+            } else {
+                "the snapshot"
+            };
+            return Err(format!(
+                "{} is missing, but {by} says this generation has one; refusing to start rather than lose acknowledged operations",
+                path.display()
+            ));
+        }
+        File::create(path).map_err(|e| io_error(path, &e))?;
+        self.sync().map_err(|e| io_error(&self.path, &e))
     }
 
     /// Every generation number of files named `prefix` + number.
@@ -198,6 +265,54 @@ fn remove(path: &Path) -> Result<(), String> {
 
 fn io_error(path: &Path, e: &std::io::Error) -> String {
     format!("{}: {e}", path.display())
+}
+
+/// Refuses a journal that differs from what the clean shutdown left.
+fn check_clean(path: &Path, buf: &[u8], m: &Clean) -> Result<(), String> {
+    let (len, want) = (buf.len() as u64, m.journal_bytes);
+    let why = if len < want {
+        format!("{len} bytes, but the clean shutdown left {want}: bytes {len}..{want} are missing")
+    } else if len > want {
+        format!("{len} bytes, but the clean shutdown left {want}: bytes {want}..{len} were added since")
+    } else if crc32fast::hash(buf) != m.journal_crc32 {
+        match scan(buf) {
+            Err(d) => format!(
+                "changed since the clean shutdown: damaged at byte {}: {}",
+                d.offset, d.reason
+            ),
+            Ok(s) => format!(
+                "changed since the clean shutdown (its CRC-32 differs; first invalid byte {})",
+                s.valid_len
+            ),
+        }
+    } else {
+        return Ok(());
+    };
+    Err(format!(
+        "{} is {why}; refusing to start rather than lose acknowledged operations (restore the file, or see docs/operations.md)",
+        path.display()
+    ))
+}
+
+/// Cuts off the torn tail after a crash (no clean-shutdown marker), saying
+/// how many bytes go: most likely the write the crash cut short, whose
+/// callers never heard back, but nothing here can prove that.
+fn cut_torn_tail(path: &Path, len: u64, scanned: &Scanned, torn: &str) -> Result<(), String> {
+    tracing::warn!(
+        file = %path.display(),
+        cut_bytes = len - scanned.valid_len,
+        from_byte = scanned.valid_len,
+        to_byte = len,
+        kept_records = scanned.records.len(),
+        "journal: cutting off {} bytes at its tail ({torn}); the last run did not stop cleanly (no CLEAN marker), so this is most likely a write the crash cut short, but if the file was cut or damaged otherwise, operations in those bytes are lost",
+        len - scanned.valid_len
+    );
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| io_error(path, &e))?;
+    file.set_len(scanned.valid_len).map_err(|e| io_error(path, &e))?;
+    file.sync_all().map_err(|e| io_error(path, &e))
 }
 
 fn damaged(path: &Path, offset: u64, reason: &str) -> String {

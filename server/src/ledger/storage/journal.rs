@@ -18,6 +18,14 @@
 //! so that the failed batch (whose callers heard UNAVAILABLE) cannot come
 //! back at the next start; if even that cut fails and the server restarts
 //! before a repair, the batch may be found applied (GetOperation tells).
+//!
+//! After each sync the flusher checks that the data dir and the journal's
+//! path still name the directory and file it holds (one `stat` each per
+//! batch): if either was removed or replaced, the batch fails and the
+//! journal is broken for good (no repair: writes answer UNAVAILABLE until a
+//! restart; reads continue), with an error naming the path. A clean stop
+//! ([`Shared::close`]) writes the `CLEAN` marker; the first write after a
+//! start removes it (see `marker`).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
@@ -32,6 +40,8 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::codec::encode;
 use super::dir::{DataDir, Recovered};
+use super::ident::FileId;
+use super::marker::{self, Clean};
 use super::ticket::Ticket;
 use super::{Record, Storage, StorageError};
 
@@ -64,6 +74,17 @@ struct Inner {
     generation: u64,
     /// Why writes are refused, while they are.
     broken: Option<String>,
+    /// Set when the dir or journal was removed or replaced: no repair, ever.
+    tampered: bool,
+    /// Set by a clean stop: every later append is refused.
+    closed: bool,
+    /// The journal file's identity, to see its path removed or replaced.
+    journal_id: FileId,
+    /// Records in the journal known synced, and the CRC-32 of its synced bytes.
+    synced_records: u64,
+    synced_crc32: u32,
+    /// A clean-shutdown marker is on disk: removed before the next write.
+    clean_marker: bool,
     last_repair: Option<Instant>,
     snapshot_bytes: u64,
 }
@@ -134,6 +155,7 @@ impl Shared {
     fn open(dir: DataDir, recovered: &Recovered, snapshot_after: u64) -> Result<Shared, String> {
         let path = dir.file(false, recovered.generation);
         let file = append(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let journal_id = FileId::of_file(&file).map_err(|e| format!("{}: {e}", path.display()))?;
         let inner = Inner {
             pending: Vec::new(),
             pending_records: 0,
@@ -145,6 +167,12 @@ impl Shared {
             synced_len: recovered.journal.valid_len,
             generation: recovered.generation,
             broken: None,
+            tampered: false,
+            closed: false,
+            journal_id,
+            synced_records: recovered.journal.records.len() as u64,
+            synced_crc32: recovered.journal_crc32,
+            clean_marker: recovered.clean_marker,
             last_repair: None,
             snapshot_bytes: recovered.snapshot_bytes,
         };
@@ -199,11 +227,11 @@ impl Shared {
             return Ok(());
         };
         let due = g.last_repair.is_none_or(|at| at.elapsed() >= REPAIR_INTERVAL);
-        if g.flushing || !due {
+        if g.flushing || !due || g.tampered {
             return Err(unavailable(&why));
         }
         g.last_repair = Some(Instant::now());
-        match self.repair(g.generation, g.synced_len) {
+        match self.repair(g.generation, g.synced_len, g.journal_id) {
             Ok(file) => {
                 tracing::warn!(
                     "journal: repaired (cut back to {} synced bytes); taking writes again",
@@ -218,13 +246,20 @@ impl Shared {
     }
 
     /// Reopens the journal, cuts it to `len` (what was synced) and syncs that.
-    fn repair(&self, generation: u64, len: u64) -> std::io::Result<File> {
+    fn repair(&self, generation: u64, len: u64, expected: FileId) -> std::io::Result<File> {
         if self.fail_repairs.load(Ordering::SeqCst) {
             return Err(std::io::Error::other("injected repair failure"));
         }
-        let mut file = OpenOptions::new()
-            .write(true)
-            .open(self.dir.file(false, generation))?;
+        let path = self.dir.file(false, generation);
+        let mut file = OpenOptions::new().write(true).open(&path)?;
+        // Never cut a file that is not the journal this server wrote.
+        if id_of(&file)? != expected {
+            return Err(std::io::Error::other(format!(
+                "{} is no longer the journal this server wrote",
+                path.display()
+            )));
+        }
+        self.dir.check().map_err(std::io::Error::other)?;
         file.set_len(len)?;
         file.sync_all()?;
         file.seek(SeekFrom::End(0))?;
@@ -256,15 +291,24 @@ impl Shared {
         let bytes = std::mem::take(&mut g.pending);
         let records = std::mem::take(&mut g.pending_records);
         let batch = std::mem::take(&mut g.batch);
-        let result = match (g.broken.clone(), g.file.take()) {
-            (None, Some(mut file)) => {
+        // A broken journal keeps its file only when tampered with: not to write.
+        let file = if g.broken.is_none() { g.file.take() } else { None };
+        let result = match file {
+            Some(mut file) => {
                 g.flushing = true;
                 g.flight = batch.clone();
-                let written = MutexGuard::unlocked(g, || self.write_and_sync(&mut file, &bytes));
+                let watch = Watch {
+                    journal: self.dir.file(false, g.generation),
+                    journal_id: g.journal_id,
+                    clean_marker: g.clean_marker,
+                };
+                let written = MutexGuard::unlocked(g, || self.write_and_sync(&mut file, &bytes, &watch));
                 g.flushing = false;
-                self.settle(g, file, written, bytes.len() as u64, records)
+                self.settle(g, file, written, &bytes, records)
             }
-            (why, _) => Err(unavailable(why.as_deref().unwrap_or("the journal is not open"))),
+            None => Err(unavailable(
+                g.broken.as_deref().unwrap_or("the journal is not open"),
+            )),
         };
         if result.is_err() {
             g.pending.clear();
@@ -274,16 +318,26 @@ impl Shared {
         batch.complete(result);
     }
 
-    fn write_and_sync(&self, file: &mut File, bytes: &[u8]) -> std::io::Result<()> {
-        file.write_all(bytes)?;
+    /// Removes the clean-shutdown marker if it is still there, writes and
+    /// syncs `bytes`, then checks that the dir and journal are still the
+    /// ones at their paths: only then may the batch be acknowledged.
+    fn write_and_sync(&self, file: &mut File, bytes: &[u8], watch: &Watch) -> Result<(), Failure> {
+        if watch.clean_marker {
+            marker::remove(self.dir.path()).map_err(Failure::Io)?;
+        }
+        file.write_all(bytes).map_err(Failure::Io)?;
         let injected = self
             .fail_syncs
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
         if injected {
-            return Err(std::io::Error::other("injected fdatasync failure"));
+            return Err(Failure::Io(std::io::Error::other("injected fdatasync failure")));
         }
-        file.sync_data()
+        file.sync_data().map_err(Failure::Io)?;
+        self.dir
+            .check()
+            .and_then(|()| watch.journal_id.check(&watch.journal, "journal"))
+            .map_err(Failure::Tampered)
     }
 
     /// Books a flush's outcome: the new synced length, or a broken journal.
@@ -291,26 +345,32 @@ impl Shared {
         &self,
         g: &mut MutexGuard<'_, Inner>,
         file: File,
-        written: std::io::Result<()>,
-        len: u64,
+        written: Result<(), Failure>,
+        bytes: &[u8],
         records: usize,
     ) -> Result<(), StorageError> {
         match written {
             Ok(()) => {
-                g.synced_len += len;
+                g.synced_len += bytes.len() as u64;
+                g.synced_records += records as u64;
+                let mut crc = crc32fast::Hasher::new_with_initial(g.synced_crc32);
+                crc.update(bytes);
+                g.synced_crc32 = crc.finalize();
+                g.clean_marker = false;
                 g.file = Some(file);
                 self.syncs.fetch_add(1, Ordering::Relaxed);
                 self.records.fetch_add(records as u64, Ordering::Relaxed);
                 Ok(())
             }
-            Err(e) => {
+            Err(Failure::Tampered(why)) => Err(self.tampered(g, file, why)),
+            Err(Failure::Io(e)) => {
                 let why = format!("journal write or sync failed: {e}");
                 tracing::error!("{why}; refusing writes until a repair succeeds");
                 // The file is dropped: what it holds past synced_len is not
                 // trusted. Cut it off now (through a new descriptor), so an
                 // unacknowledged batch cannot come back at the next start.
                 drop(file);
-                if let Err(e) = self.repair(g.generation, g.synced_len) {
+                if let Err(e) = self.repair(g.generation, g.synced_len, g.journal_id) {
                     tracing::error!("journal: cannot cut back the failed batch yet ({e}): until a repair does, a restart may find it applied");
                 }
                 g.last_repair = Some(Instant::now());
@@ -320,11 +380,95 @@ impl Shared {
         }
     }
 
+    /// Breaks the journal for good: the dir or journal was removed or
+    /// replaced. The file stays open (its records can still be copied out).
+    fn tampered(&self, g: &mut MutexGuard<'_, Inner>, file: File, why: String) -> StorageError {
+        tracing::error!(
+            data_dir = %self.dir.path().display(),
+            "STORAGE TAMPERED: {why}; every write is refused (UNAVAILABLE) until a restart, reads continue. \
+             What was acknowledged is in the journal this server still holds open{}: copy it out before stopping the server",
+            open_file_hint(&file)
+        );
+        g.file = Some(file);
+        g.tampered = true;
+        let why = format!("{why}; writes are refused until a restart");
+        g.broken = Some(why.clone());
+        unavailable(&why)
+    }
+
+    /// Waits (a bounded number of times) for the pending batch and the one
+    /// in flight to be flushed; true when nothing is left.
+    fn wait_idle(&self, g: &mut MutexGuard<'_, Inner>) -> bool {
+        for _ in 0..SNAPSHOT_FLUSH_WAITS_MAX {
+            if !g.flushing && g.pending_records == 0 {
+                break;
+            }
+            let batch = if g.flushing {
+                g.flight.clone()
+            } else {
+                g.batch.clone()
+            };
+            MutexGuard::unlocked(g, || batch.wait().ok());
+        }
+        !g.flushing && g.pending.is_empty()
+    }
+
+    /// A clean stop: refuses every later append, lets what is pending be
+    /// flushed, and writes the `CLEAN` marker saying exactly what the
+    /// journal holds (unless the journal is broken: then no marker, and the
+    /// next start recovers as after a crash).
+    pub fn close(&self) {
+        let mut g = self.inner.lock();
+        g.closed = true;
+        let idle = self.wait_idle(&mut g);
+        let path = self.dir.file(false, g.generation);
+        let usable = match (&g.broken, idle) {
+            (Some(why), _) => Err(why.clone()),
+            (None, false) => Err("records were still being flushed".into()),
+            (None, true) => self
+                .dir
+                .check()
+                .and_then(|()| g.journal_id.check(&path, "journal")),
+        };
+        if let Err(why) = usable {
+            tracing::error!(
+                "journal: no clean-shutdown marker written ({why}); the next start recovers as after a crash"
+            );
+            return;
+        }
+        let clean = Clean {
+            generation: g.generation,
+            journal_bytes: g.synced_len,
+            journal_records: g.synced_records,
+            journal_crc32: g.synced_crc32,
+        };
+        match marker::write(self.dir.path(), &clean) {
+            Ok(()) => {
+                g.clean_marker = true;
+                tracing::info!(
+                    journal = %path.display(),
+                    bytes = clean.journal_bytes,
+                    records = clean.journal_records,
+                    crc32 = format!("{:08x}", clean.journal_crc32),
+                    "journal: clean shutdown recorded ({})",
+                    marker::CLEAN_FILE
+                );
+            }
+            Err(e) => tracing::error!("journal: cannot write the clean-shutdown marker ({e}); the next start recovers as after a crash"),
+        }
+    }
+
     fn start_generation(&self, g: &mut MutexGuard<'_, Inner>, snapshot: &[u8]) -> std::io::Result<()> {
+        self.dir.check().map_err(std::io::Error::other)?;
+        if g.clean_marker {
+            marker::remove(self.dir.path())?;
+            g.clean_marker = false;
+        }
         let next = g.generation + 1;
         let journal = self.dir.file(false, next);
         let file = File::create(&journal)?;
         file.sync_all()?;
+        let journal_id = id_of(&file)?;
         self.dir.sync()?;
         let written = self.dir.write_snapshot(next, snapshot);
         if written.is_err() && !self.dir.file(true, next).exists() {
@@ -337,6 +481,9 @@ impl Shared {
         let old = g.generation;
         g.generation = next;
         g.synced_len = 0;
+        g.synced_records = 0;
+        g.synced_crc32 = 0;
+        g.journal_id = journal_id;
         g.snapshot_bytes = snapshot.len() as u64;
         if let Err(e) = written {
             // The directory's sync failed: write nothing until a repair.
@@ -366,6 +513,9 @@ impl Storage for Journal {
         let mut frames = Vec::with_capacity(records.len() * 96);
         records.iter().for_each(|r| encode(r, &mut frames));
         let mut g = self.inner.lock();
+        if g.closed {
+            return Err(unavailable("the journal is closed: the server is shutting down"));
+        }
         // Records decided on state a failed flush left are never written.
         if let Some(Err(e)) = after.iter().find_map(|t| t.status().filter(|r| r.is_err())) {
             return Err(e.clone());
@@ -394,20 +544,10 @@ impl Storage for Journal {
         let mut g = self.inner.lock();
         // What is pending now was appended before the snapshot's state was
         // taken (or by an open meanwhile): let the flusher write it first.
-        for _ in 0..SNAPSHOT_FLUSH_WAITS_MAX {
-            if !g.flushing && g.pending_records == 0 {
-                break;
-            }
-            let batch = if g.flushing {
-                g.flight.clone()
-            } else {
-                g.batch.clone()
-            };
-            MutexGuard::unlocked(&mut g, || batch.wait().ok());
-        }
-        if g.broken.is_some() || g.flushing || !g.pending.is_empty() {
+        let idle = self.wait_idle(&mut g);
+        if g.broken.is_some() || g.closed || !idle {
             return Err(StorageError(
-                "the journal is busy or broken; no snapshot now".into(),
+                "the journal is busy, closed or broken; no snapshot now".into(),
             ));
         }
         self.start_generation(&mut g, &bytes).map_err(|e| {
@@ -422,6 +562,35 @@ fn append(path: &Path) -> std::io::Result<File> {
     let mut file = OpenOptions::new().write(true).open(path)?;
     file.seek(SeekFrom::End(0))?;
     Ok(file)
+}
+
+/// What a flush checks its batch against (taken under the lock, used outside it).
+struct Watch {
+    journal: std::path::PathBuf,
+    journal_id: FileId,
+    clean_marker: bool,
+}
+
+/// Why a flush failed: an I/O error (repairable) or tampering (not).
+enum Failure {
+    Io(std::io::Error),
+    Tampered(String),
+}
+
+fn id_of(file: &File) -> std::io::Result<FileId> {
+    FileId::of_file(file)
+}
+
+/// Where an operator can still read the open journal, e.g. " (/proc/42/fd/7)".
+#[cfg(target_os = "linux")]
+fn open_file_hint(file: &File) -> String {
+    use std::os::fd::AsRawFd;
+    format!(" (/proc/{}/fd/{})", std::process::id(), file.as_raw_fd())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_file_hint(_file: &File) -> String {
+    String::new()
 }
 
 fn unavailable(why: &str) -> StorageError {

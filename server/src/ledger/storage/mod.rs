@@ -16,7 +16,9 @@
 
 mod codec;
 mod dir;
+mod ident;
 mod journal;
+mod marker;
 mod scan;
 mod ticket;
 
@@ -26,6 +28,7 @@ use std::sync::Arc;
 pub use codec::Record;
 pub use dir::{DataDir, Recovered};
 pub use journal::{Journal, REPAIR_INTERVAL, SNAPSHOT_AFTER_BYTES};
+pub use marker::CLEAN_FILE;
 pub use ticket::{Flushed, Ticket};
 
 use super::error::{LedgerError, LedgerResult};

@@ -1,12 +1,16 @@
 //! Reading a journal or snapshot back: every frame in order, and what ends
 //! it. A frame that is not valid, with no valid frame anywhere after it, is a
-//! torn tail: a write cut short by a crash, never acknowledged (every
-//! acknowledged batch was synced whole before its callers heard back), so
-//! it is cut off. A bad frame *followed by* a valid one is damage inside
-//! acknowledged data: the caller refuses to start and names the offset.
+//! torn tail: after a crash (no clean-shutdown marker) it is most likely a
+//! write the crash cut short, whose callers never heard back (every
+//! acknowledged batch was synced whole first), so the caller cuts it off and
+//! logs how many bytes went; nothing here can prove those bytes were never
+//! acknowledged (a cut or a damaged file looks the same), and the log says
+//! so. After a clean shutdown the marker decides instead (see `dir`). A bad
+//! frame *followed by* a valid one is damage inside acknowledged data: the
+//! caller refuses to start and names the offset.
 //!
-//! Limit: a flipped byte inside the very last frame looks exactly like a torn
-//! write, and is cut off like one; the offset is logged.
+//! Limit: without a marker, a flipped byte inside the very last frame looks
+//! exactly like a torn write, and is cut off like one; the offset is logged.
 
 use super::codec::{decode, Frame};
 use super::Record;
