@@ -75,6 +75,15 @@ pub struct Args {
     #[arg(long, env = "BANK_MAX_WAITERS_PER_ACCOUNT", default_value_t = d().ledger.max_waiters_per_account)]
     pub max_waiters_per_account: usize,
 
+    /// Withdrawals waiting for funds at once on the accounts of one principal
+    /// (their owner; without --auth-tokens all accounts share one count).
+    #[arg(long, env = "BANK_MAX_WAITERS_PER_PRINCIPAL", default_value_t = d().ledger.max_waiters_per_principal)]
+    pub max_waiters_per_principal: usize,
+
+    /// Withdrawals waiting for funds at once on the whole server.
+    #[arg(long, env = "BANK_MAX_WAITERS", default_value_t = d().ledger.max_waiters)]
+    pub max_waiters: usize,
+
     /// Longest wait for funds, whatever the call's deadline (at most 1h).
     #[arg(long, env = "BANK_MAX_WAIT", default_value_t = hd(d().ledger.max_wait))]
     pub max_wait: humantime::Duration,
@@ -266,6 +275,8 @@ impl Args {
             request_id_retention: self.request_id_retention,
             max_request_ids: self.max_request_ids,
             max_waiters_per_account: self.max_waiters_per_account,
+            max_waiters_per_principal: self.max_waiters_per_principal,
+            max_waiters: self.max_waiters,
             max_wait: *self.max_wait,
             max_blocking_per_account: self.max_blocking_per_account,
             max_queued_per_account: self.max_queued_per_account,

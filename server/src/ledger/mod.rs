@@ -23,6 +23,8 @@ pub mod storage;
 #[cfg(test)]
 mod tests;
 mod unsynced;
+mod waiters;
+mod waiting;
 mod zoo;
 
 use std::collections::{HashMap, HashSet};
@@ -49,6 +51,8 @@ pub use pending::Pending;
 pub use recover::spawn_snapshotter;
 use request_log::Lookup;
 use storage::{Record, Ticket};
+use waiters::Waiters;
+pub use waiters::{WaitAttempt, Waiter, Woken};
 pub use zoo::{InjectedBug, PARTIAL_APPLY_EVERY, PARTIAL_APPLY_MESSAGE, STALE_READ_LAG};
 
 /// All accounts of one server.
@@ -62,6 +66,8 @@ pub struct Ledger {
     /// Ids being opened: their record is being made durable. Taken before
     /// `accounts`, never the other way round.
     opening: Mutex<HashSet<Arc<str>>>,
+    /// Withdrawals waiting for funds, counted against their limits.
+    waiters: Arc<Waiters>,
 }
 
 impl Ledger {
@@ -70,6 +76,7 @@ impl Ledger {
         Ledger {
             accounts: RwLock::default(),
             ids: Arc::new(IdBudget::new(config.max_request_ids)),
+            waiters: Arc::new(Waiters::new(config.max_waiters, config.max_waiters_per_principal)),
             config,
             opening: Mutex::default(),
         }
@@ -231,7 +238,7 @@ impl Ledger {
     ) -> LedgerResult<Attempt<Pending<OpResult>>> {
         w.validate()?;
         debug_assert_eq!(&**account.id(), w.account_id);
-        let attempt = account.withdraw(w, ctx, &self.config);
+        let attempt = self.withdraw_here(account, w, ctx);
         self.trim_request_ids();
         attempt
     }
@@ -302,8 +309,8 @@ impl Ledger {
         let undo = src.log.record(&fp, &result);
         src.push_unsynced(ticket.clone(), before.0, [undo]);
         dst.push_unsynced(ticket.clone(), before.1, Vec::new());
+        dst.wake_waiters();
         drop((src, dst));
-        to.notify_funds();
         Ok(Attempt::Done(Pending::after(result, ticket)))
     }
 
