@@ -45,7 +45,11 @@ async fn start_server(
         grpc,
         metrics: Some(metrics),
     };
-    tokio::spawn(bank_server::serve(listeners, config(tweak), std::future::pending()));
+    tokio::spawn(bank_server::serve(
+        listeners,
+        config(tweak),
+        std::future::pending(),
+    ));
     addrs
 }
 
@@ -218,7 +222,10 @@ async fn a_deposit_serves_exactly_the_waiters_it_covers() {
     for waiter in waiters.drain(..3) {
         served.push(waiter.await.unwrap().unwrap());
     }
-    assert!(served.iter().all(|r| r.outcome() == Outcome::Approved), "{served:?}");
+    assert!(
+        served.iter().all(|r| r.outcome() == Outcome::Approved),
+        "{served:?}"
+    );
     let mut sequences: Vec<u64> = served.iter().map(|r| r.sequence).collect();
     sequences.sort_unstable();
     assert_eq!(sequences, [2, 3, 4]);
@@ -278,7 +285,10 @@ async fn the_limits_refuse_the_next_waiter_and_change_nothing() {
     ok(bank.deposit(as_(Some(ALICE), deposit("a2", 10, ""), t)).await);
     let retried = ok(bank.withdraw(refuse("a2", ALICE, "r2")).await);
     assert_eq!((retried.outcome(), retried.replayed), (Outcome::Approved, false));
-    assert_eq!(parked.remove(2).await.unwrap().unwrap().outcome(), Outcome::Approved);
+    assert_eq!(
+        parked.remove(2).await.unwrap().unwrap().outcome(),
+        Outcome::Approved
+    );
     drop(parked);
 }
 
@@ -331,7 +341,10 @@ async fn a_waiter_whose_call_goes_away_deregisters_and_is_not_applied() {
     until_waiting(metrics, 1).await;
     drop((tx, answers));
     until_waiting(metrics, 0).await;
-    assert_eq!(settled_outcome(&mut bank, "a", "streamed").await, Outcome::NotApplied);
+    assert_eq!(
+        settled_outcome(&mut bank, "a", "streamed").await,
+        Outcome::NotApplied
+    );
 
     // The deadline passes.
     let late = bank
