@@ -13,7 +13,6 @@
 #[allow(dead_code, unused_imports)]
 mod common;
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -23,7 +22,7 @@ use tokio::task::JoinSet;
 use tonic::metadata::MetadataValue;
 
 /// The tests here count threads: one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const ACCOUNTS: usize = 16;
 const PER_ACCOUNT: usize = 64;
@@ -143,7 +142,7 @@ async fn victim_is_served(addr: std::net::SocketAddr, token: Option<&str>, id: &
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parked_waiters_hold_no_thread_and_starve_nobody() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     // Without tokens all accounts are one principal's: room for all 1,024.
     let (addr, metrics) = start_server(|c| {
         c.ledger.processing_delay = Duration::from_millis(10);
@@ -178,7 +177,7 @@ async fn parked_waiters_hold_no_thread_and_starve_nobody() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_tokens_bobs_waiters_do_not_stall_alice() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens");
     std::fs::write(&tokens, format!("alice {ALICE}\nbob {BOB}\n")).unwrap();
@@ -207,7 +206,7 @@ async fn with_tokens_bobs_waiters_do_not_stall_alice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deposit_serves_exactly_the_waiters_it_covers() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     let (addr, metrics) = start_server(|_| {}).await;
     let mut bank = BankClient::new(connect(addr).await.unwrap());
     open_all(&mut bank, &[("a", 0)]).await;
@@ -242,7 +241,7 @@ async fn a_deposit_serves_exactly_the_waiters_it_covers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_limits_refuse_the_next_waiter_and_change_nothing() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens");
     std::fs::write(&tokens, format!("alice {ALICE}\nbob {BOB}\n")).unwrap();
@@ -294,7 +293,7 @@ async fn the_limits_refuse_the_next_waiter_and_change_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_tokens_one_share_covers_every_account() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     let (addr, metrics) = start_server(|c| c.ledger.max_waiters_per_principal = 2).await;
     let mut bank = BankClient::new(connect(addr).await.unwrap());
     open_all(&mut bank, &[("a", 0), ("b", 0), ("c", 0)]).await;
@@ -321,7 +320,7 @@ async fn settled_outcome(bank: &mut Bank, id: &str, rid: &str) -> Outcome {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiter_whose_call_goes_away_deregisters_and_is_not_applied() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     let (addr, metrics) = start_server(|c| c.ledger.max_waiters_per_account = 1).await;
     let mut bank = BankClient::new(connect(addr).await.unwrap());
     open_all(&mut bank, &[("a", 0)]).await;
