@@ -29,7 +29,7 @@ fn hd(d: Duration) -> humantime::Duration {
     d.into()
 }
 
-/// A gRPC bank whose accounts are monitors (a sync mutex and condvar each).
+/// A gRPC bank whose accounts are monitors (a sync mutex each; waiters for funds are wakers).
 #[derive(Debug, Clone, Parser)]
 #[command(name = "bank-server", version, about, long_about = None)]
 pub struct Args {
