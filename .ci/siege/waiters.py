@@ -55,15 +55,19 @@ def waiting_now(metrics):
     fail("no bank_waiting_withdrawals gauge")
 
 
-def until_waiting(metrics, want):
-    deadline = time.monotonic() + PATIENCE_S
-    while True:
-        now = waiting_now(metrics)
-        if now == want:
-            return
+def until_waiting(metrics, want, patience=PATIENCE_S):
+    """Waits until `want` withdrawals are parked; fails after `patience` s."""
+    if not soon_waiting(metrics, want, patience):
+        fail(f"{waiting_now(metrics)} withdrawals waiting, never {want}")
+
+
+def soon_waiting(metrics, want, patience):
+    deadline = time.monotonic() + patience
+    while waiting_now(metrics) != want:
         if time.monotonic() > deadline:
-            fail(f"{now} withdrawals waiting, never {want}")
+            return False
         time.sleep(0.05)
+    return True
 
 
 def threads(pid):
@@ -106,7 +110,10 @@ def refused_now(futures):
 
 def timed(what, fn):
     started = time.monotonic()
-    out = fn()
+    try:
+        out = fn()
+    except grpc.RpcError as e:
+        fail(f"victim's {what} answered {e.code()} after {time.monotonic() - started:.1f} s")
     took = time.monotonic() - started
     if took >= VICTIM_BOUND_S:
         fail(f"victim's {what} took {took:.3f} s (bound {VICTIM_BOUND_S} s)")
@@ -143,7 +150,11 @@ def no_tokens(pb, pb_grpc, args):
         admin.call("OpenAccount", pb.OpenAccountRequest(account_id=a, initial_balance=0))
     before = threads(args.pid)
     futures = park_all(pb, pb_grpc, args.addr, None, accounts)
-    until_waiting(args.metrics, 1000)
+    # Parked or not, the victim comes first: the bound is what it sees.
+    parked = soon_waiting(args.metrics, 1000, 10.0)
+    victim(pb, pb_grpc, args.addr, None, "victim")
+    if not parked:
+        fail(f"{waiting_now(args.metrics)} withdrawals waiting, never 1000")
     refused = refused_now(futures)
     if refused != ACCOUNTS * PER_ACCOUNT - 1000:
         fail(f"{refused} waiters refused, want {ACCOUNTS * PER_ACCOUNT - 1000} (max-waiters-per-principal)")
@@ -151,7 +162,6 @@ def no_tokens(pb, pb_grpc, args):
     print(f"  1,000 parked, {refused} refused RESOURCE_EXHAUSTED; server threads {before} -> {after}")
     if after > before + THREAD_SLACK:
         fail(f"parking took threads: {before} -> {after}")
-    victim(pb, pb_grpc, args.addr, None, "victim")
     for a in accounts:
         b = admin.call("GetBalance", pb.GetBalanceRequest(account_id=a))
         if (b.balance, b.sequence) != (0, 0):
@@ -169,11 +179,13 @@ def with_tokens(pb, pb_grpc, args):
     for a in accounts:
         bob.call("OpenAccount", pb.OpenAccountRequest(account_id=a, initial_balance=0))
     futures = park_all(pb, pb_grpc, args.addr, args.bob, accounts)
-    until_waiting(args.metrics, 1000)
+    parked = soon_waiting(args.metrics, 1000, 10.0)
+    victim(pb, pb_grpc, args.addr, args.alice, "alice-fresh")
+    if not parked:
+        fail(f"bob: {waiting_now(args.metrics)} withdrawals waiting, never 1000")
     refused = refused_now(futures)
     if refused != ACCOUNTS * PER_ACCOUNT - 1000:
         fail(f"bob: {refused} waiters refused, want {ACCOUNTS * PER_ACCOUNT - 1000}")
-    victim(pb, pb_grpc, args.addr, args.alice, "alice-fresh")
     alice = Bank(pb, pb_grpc, args.addr, args.alice)
     alice.call("OpenAccount", pb.OpenAccountRequest(account_id="alice-w", initial_balance=0))
     mine = [alice.park("alice-w", 1, f"a{j}") for j in range(10)]
