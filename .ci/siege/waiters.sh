@@ -11,7 +11,7 @@
 # (grpcio, in the venv .ci/interop.sh makes). Runs SIEGE_SERVER_BIN.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-# shellcheck source=../lib.sh
+# shellcheck source=.ci/lib.sh
 source .ci/lib.sh
 
 WORK="$(mktemp -d)"
