@@ -36,7 +36,7 @@ WARMUP="${BENCH_WARMUP:-1}"
 # The PostgreSQL cases (P10-P12, bench/pg.sh) join the default list only
 # where PostgreSQL is installed.
 source bench/pg.sh
-CASES="${BENCH_CASES:-P1 P2 P3 P4 P5 P6 P7 P8 P9$(pg_available && echo " $PG_CASES")}"
+CASES="${BENCH_CASES:-P1 P2 P3 P4 P5 P6 P7 P8 P9 PW$(pg_available && echo " $PG_CASES")}"
 OUT="${BENCH_OUT:-bench/results/latest.json}"
 PORT="${BENCH_PORT:-50700}"
 SMOKE="${BENCH_SMOKE:-0}"
@@ -489,12 +489,60 @@ case_P9() {
     "durable ops/s" "$(throughput p9)" "in-memory ops/s" ge 0.5 "$detail" p9d p9
 }
 
+# PW: what one withdrawal parked waiting for funds costs the server in
+# memory: its RSS before and with PW_WAITERS parked (a parked waiter is a
+# future and an HTTP/2 stream, not a thread), divided by their number.
+PW_WAITERS=8000
+PW_ACCOUNTS=8
+
+# The value of bank_waiting_withdrawals on the metrics port $1.
+waiting_on() {
+  local port=$1 line
+  exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
+  printf 'GET /metrics HTTP/1.0\r\nHost: bench\r\n\r\n' >&3
+  line=$(grep '^bank_waiting_withdrawals ' <&3 || true)
+  exec 3<&-
+  echo "${line#* }"
+}
+
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+case_PW() {
+  say "PW: server RSS before and with $PW_WAITERS withdrawals parked waiting for funds"
+  local metrics rss0 rss1 parker waiting="" per detail
+  next_port
+  metrics=$PORT
+  next_port
+  start pw "$BIN/bank-server" --listen "127.0.0.1:$PORT" --metrics-listen "127.0.0.1:$metrics" \
+    --processing-delay 0s --max-waiters "$PW_WAITERS" --max-waiters-per-principal "$PW_WAITERS" \
+    --max-waiters-per-account $((PW_WAITERS / PW_ACCOUNTS))
+  rss0=$(rss_kb "$SERVER")
+  "$BIN/park-waiters" --target "http://127.0.0.1:$PORT" --accounts "$PW_ACCOUNTS" \
+    --per-account $((PW_WAITERS / PW_ACCOUNTS)) >"$TMP/pw-park.log" 2>&1 &
+  parker=$!
+  PIDS+=("$parker")
+  for _ in $(seq 1 600); do
+    waiting=$(waiting_on "$metrics")
+    [ "$waiting" = "$PW_WAITERS" ] && break
+    sleep 0.05
+  done
+  [ "$waiting" = "$PW_WAITERS" ] || die "PW: $waiting of $PW_WAITERS waiters parked: $(tail -3 "$TMP/pw-park.log")"
+  rss1=$(rss_kb "$SERVER")
+  stop "$parker"
+  stop "$SERVER"
+  per=$(( (rss1 - rss0) * 1024 / PW_WAITERS ))
+  detail=$(jq -cn --argjson a "$rss0" --argjson b "$rss1" --argjson n "$PW_WAITERS" \
+    '{rss_before_kb: $a, rss_parked_kb: $b, waiters: $n}')
+  record PW "memory per parked waiter ($PW_WAITERS parked, server RSS delta)" "$per" "bytes/waiter" \
+    16384 "16 KiB" le 1.0 "$detail"
+}
+
 # ---------------------------------------------------------------- main
 
 install_tools
 build
 for case in $CASES; do
-  declare -F "case_$case" >/dev/null || die "unknown case $case (P1..P12, P3T)"
+  declare -F "case_$case" >/dev/null || die "unknown case $case (P1..P12, P3T, PW)"
   "case_$case"
 done
 

@@ -29,7 +29,7 @@ fn hd(d: Duration) -> humantime::Duration {
     d.into()
 }
 
-/// A gRPC bank whose accounts are monitors (a sync mutex and condvar each).
+/// A gRPC bank whose accounts are monitors (a sync mutex each; waiters for funds are wakers).
 #[derive(Debug, Clone, Parser)]
 #[command(name = "bank-server", version, about, long_about = None)]
 pub struct Args {
@@ -80,6 +80,15 @@ pub struct Args {
     /// Withdrawals waiting for funds on one account at once.
     #[arg(long, env = "BANK_MAX_WAITERS_PER_ACCOUNT", default_value_t = d().ledger.max_waiters_per_account)]
     pub max_waiters_per_account: usize,
+
+    /// Withdrawals waiting for funds at once on the accounts of one principal
+    /// (their owner; without --auth-tokens all accounts share one count).
+    #[arg(long, env = "BANK_MAX_WAITERS_PER_PRINCIPAL", default_value_t = d().ledger.max_waiters_per_principal)]
+    pub max_waiters_per_principal: usize,
+
+    /// Withdrawals waiting for funds at once on the whole server.
+    #[arg(long, env = "BANK_MAX_WAITERS", default_value_t = d().ledger.max_waiters)]
+    pub max_waiters: usize,
 
     /// Longest wait for funds, whatever the call's deadline (at most 1h).
     #[arg(long, env = "BANK_MAX_WAIT", default_value_t = hd(d().ledger.max_wait))]
@@ -292,6 +301,8 @@ impl Args {
             request_id_retention: self.request_id_retention,
             max_request_ids: self.max_request_ids,
             max_waiters_per_account: self.max_waiters_per_account,
+            max_waiters_per_principal: self.max_waiters_per_principal,
+            max_waiters: self.max_waiters,
             max_wait: *self.max_wait,
             max_blocking_per_account: self.max_blocking_per_account,
             max_queued_per_account: self.max_queued_per_account,

@@ -2,9 +2,9 @@
 //! At most `max_blocking` ops of one account are admitted to run; the rest
 //! wait here as futures, at no thread cost, up to `max_queued` in all.
 //!
-//! Admitted ops that lock only this account and never wait for funds run on
-//! the account's *runner*: one blocking-pool thread that runs them one after
-//! another, in order, for as long as any are queued, then goes back to the
+//! Admitted ops that lock only this account run on the account's *runner*
+//! (a withdrawal short of funds parks as a future, never on it): one
+//! blocking-pool thread that runs them one after another, in order, for as long as any are queued, then goes back to the
 //! pool. So on a hot account the next op starts on the thread that just let
 //! go of the lock: no thread wake-up and no lock hand-off between threads per
 //! op (a sleeping waiter takes tens of microseconds to wake), and one thread
@@ -244,9 +244,17 @@ impl Gate {
         }
     }
 
+    /// Queues `task` on the account's runner and returns at once (nobody
+    /// waits for it): how a parked withdrawal whose caller left is ended.
+    /// Needs a tokio runtime (any thread of one).
+    pub fn submit(&self, task: impl FnOnce() + Send + 'static) {
+        self.enqueue(Job::One(Box::new(task)));
+    }
+
     /// Runs `op` on the account's runner, after the ops queued before it, and
-    /// returns its result. For blocking ops that lock only this account and
-    /// never wait for funds: anything else would hold up the ops behind it.
+    /// returns its result. For blocking ops that lock only this account
+    /// (a withdrawal short of funds parks as a future, never here): anything
+    /// else would hold up the ops behind it.
     pub async fn run<T, F>(&self, op: F) -> LedgerResult<T>
     where
         T: Send + 'static,

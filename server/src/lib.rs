@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod metrics_http;
 pub mod ops;
 mod ops_pg;
+mod parked;
 pub mod pg;
 pub mod router;
 pub mod service;

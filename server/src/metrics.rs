@@ -24,6 +24,7 @@ pub struct StateSample {
     pub remembered_request_ids: usize,
     pub inflight_calls: usize,
     pub admission_queued: usize,
+    pub waiting_withdrawals: usize,
     /// With `--data-dir`: journal syncs and records written since start.
     pub journal: Option<(u64, u64)>,
 }
@@ -43,6 +44,7 @@ pub struct Metrics {
     request_ids: IntGauge,
     inflight: IntGauge,
     queued: IntGauge,
+    waiting: IntGauge,
 }
 
 fn buckets((start, factor, count): (f64, f64, usize)) -> Vec<f64> {
@@ -116,6 +118,10 @@ impl Metrics {
                 "bank_admission_queue_depth",
                 "Operations admitted at the accounts' gates now (queued or running).",
             )?,
+            waiting: gauge(
+                "bank_waiting_withdrawals",
+                "Withdrawals parked waiting for funds now (futures, not threads).",
+            )?,
         };
         m.register_all()?;
         Ok(m)
@@ -134,6 +140,7 @@ impl Metrics {
         r.register(Box::new(self.request_ids.clone()))?;
         r.register(Box::new(self.inflight.clone()))?;
         r.register(Box::new(self.queued.clone()))?;
+        r.register(Box::new(self.waiting.clone()))?;
         #[cfg(target_os = "linux")]
         r.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -169,6 +176,7 @@ impl Metrics {
         self.request_ids.set(clamp(state.remembered_request_ids));
         self.inflight.set(clamp(state.inflight_calls));
         self.queued.set(clamp(state.admission_queued));
+        self.waiting.set(clamp(state.waiting_withdrawals));
         if let Some((syncs, records)) = state.journal {
             catch_up(&self.syncs, syncs);
             catch_up(&self.synced_records, records);

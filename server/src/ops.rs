@@ -1,9 +1,10 @@
 //! The async path of every money-moving op: validate, find the account(s),
 //! pass the per-account gate, then run the ledger call: right here when it
-//! cannot block (lock free, no delay, no wait), else on the account's runner
-//! (see [`crate::gate`]) or, for ops that may wait for funds or lock two
-//! accounts, on a blocking-pool thread of their own. Unary handlers and the
-//! withdrawal stream both go through here.
+//! cannot block (lock free, no delay), else on the account's runner (see
+//! [`crate::gate`]) or, for ops that lock two accounts, on a blocking-pool
+//! thread of their own. A withdrawal that waits for funds parks as a future
+//! between its steps (see [`crate::parked`]): no thread waits for money.
+//! Unary handlers and the withdrawal stream both go through here.
 
 use std::sync::Arc;
 
@@ -111,12 +112,15 @@ impl Ops {
         let admission = fence.around(gate.admit()).await?;
         let ctx = call.context(Box::new(move || drop(admission)));
         let ledger = Arc::clone(&self.ledger);
-        // A withdrawal that may wait for funds must not hold up the runner;
-        // the race demo needs its withdrawals side by side, not in a row.
-        if batching(ledger.config()) && !w.wait_for_funds {
+        let racy = ledger.config().racy_withdrawals();
+        if w.wait_for_funds && !racy {
+            return crate::parked::withdraw((ledger, account, gate), w, ctx).await;
+        }
+        // The race demo needs its withdrawals side by side, not in a row.
+        if batching(ledger.config()) {
             return settle_batched(ctx, gate, ledger, account, BatchOp::Withdraw(w)).await;
         }
-        let runner = (!w.wait_for_funds && !self.ledger.config().racy_withdrawals()).then_some(gate);
+        let runner = (!racy).then_some(gate);
         settle(ctx, runner, move |ctx| ledger.try_withdraw(&account, &w, ctx)).await
     }
 

@@ -211,6 +211,7 @@ fn sampler(ops: &Arc<Ops>, journal: Option<crate::durable::JournalStats>) -> met
         inflight_calls: ops.drain().inflight(),
         remembered_request_ids: ops.ledger().remembered_request_ids(),
         admission_queued: ops.gates().admitted(),
+        waiting_withdrawals: ops.ledger().waiting_withdrawals(),
         journal: journal.as_ref().map(|stats| stats()),
     })
 }

@@ -1,11 +1,13 @@
-//! One account as a monitor: a sync mutex over its balance, sequence counter
-//! and request log, and a condition variable that wakes waiting withdrawals.
-//! Everything here blocks; callers run it on tokio's blocking pool.
+//! One account as a monitor: a sync mutex over its balance, sequence counter,
+//! request log and the withdrawals waiting for funds (wakers, not threads:
+//! see `waiters`). Everything here that takes the lock may block; callers
+//! run it on tokio's blocking pool unless the lock is free and nothing can
+//! sleep under it.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 
 use super::config::LedgerConfig;
 use super::context::CallContext;
@@ -18,17 +20,15 @@ use super::op::{Deposit, Fingerprint, OpKind, OpResult, Outcome, Snapshot, Withd
 use super::pending::Pending;
 use super::request_log::{Lookup, RequestLog};
 use super::unsynced::Unsynced;
+use super::waiters::{WaitAttempt, WaitList, Waiter, Waiters};
 use super::zoo::{self, AccountZoo, InjectedBug};
-
-/// How often a waiting withdrawal wakes up to see whether its call was abandoned.
-const WAITER_POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 /// The state the account's mutex guards.
 #[derive(Debug)]
 pub(super) struct State {
     pub(super) balance: u64,
     pub(super) sequence: u64,
-    pub(super) waiters: usize,
+    pub(super) waiters: WaitList,
     pub(super) log: RequestLog,
     /// Changes applied to memory whose records are not synced yet.
     pub(super) unsynced: Unsynced,
@@ -39,7 +39,6 @@ pub(super) struct State {
 pub struct Account {
     id: Arc<str>,
     state: Mutex<State>,
-    funds: Condvar,
     /// The principal that opened the account (`--auth-tokens`), if any.
     owner: Option<Arc<str>>,
     /// Where lock waits and holds are reported.
@@ -49,6 +48,12 @@ pub struct Account {
 }
 
 impl State {
+    /// Wakes the waiters the balance can serve now (call after adding funds,
+    /// or after a woken waiter gave its share back).
+    pub(super) fn wake_waiters(&mut self) {
+        self.waiters.wake_served(self.balance);
+    }
+
     /// Hands out the next sequence number. Gapless by construction: this is
     /// the only place that changes `sequence`, always under the lock.
     pub(super) fn next_sequence(&mut self) -> u64 {
@@ -164,14 +169,13 @@ impl Account {
         let state = State {
             balance,
             sequence: 0,
-            waiters: 0,
+            waiters: WaitList::default(),
             log: RequestLog::new(config.request_id_retention, Arc::clone(&id), ids),
             unsynced: Unsynced::default(),
         };
         Account {
             id,
             state: Mutex::new(state),
-            funds: Condvar::new(),
             owner,
             observer: config.observer.clone(),
             zoo: AccountZoo::default(),
@@ -217,9 +221,11 @@ impl Account {
         Locked::try_lock(&self.state, &self.observer)
     }
 
-    /// Wakes every withdrawal waiting for funds on this account.
-    pub(super) fn notify_funds(&self) {
-        self.funds.notify_all();
+    /// (waiting now, woken by added funds so far) of the withdrawals that
+    /// wait for funds on this account.
+    pub fn waiter_counts(&self) -> (usize, u64) {
+        let st = self.lock();
+        (st.waiters.len(), st.waiters.wakeups())
     }
 
     /// Balance and sequence as last synced, read together under the lock.
@@ -297,86 +303,147 @@ impl Account {
             return Err(e);
         }
         let result = st.settle_deposit(cfg, &self.id, &d.request_id, &fp, balance)?;
-        drop(st);
-        self.notify_funds();
+        st.wake_waiters();
         Ok(Attempt::Done(result))
     }
 
     /// Withdrawal under the monitor (or, with `unsafe_no_lock` or the zoo's
-    /// `lost-update`, the seed's race).
-    pub fn withdraw(
+    /// `lost-update`, the seed's race). Short of funds with `wait_for_funds`,
+    /// it registers a waiter (counted in `waiters`) and returns it: no
+    /// thread waits. On a context that may not block it does so only if
+    /// `park` (else `WouldBlock`, nothing changed, as for any wait).
+    pub(super) fn withdraw(
         &self,
         w: &Withdrawal,
         ctx: &mut CallContext,
         cfg: &LedgerConfig,
-    ) -> LedgerResult<Attempt<Pending<OpResult>>> {
+        (waiters, park): (&Arc<Waiters>, bool),
+    ) -> LedgerResult<WaitAttempt> {
         if cfg.racy_withdrawals() {
-            return self.withdraw_racy(w, ctx, cfg);
+            return Ok(match self.withdraw_racy(w, ctx, cfg)? {
+                Attempt::Done(result) => WaitAttempt::Done(result),
+                Attempt::WouldBlock => WaitAttempt::WouldBlock,
+            });
         }
         let fp = Fingerprint::new(OpKind::Withdraw, w.amount);
         let Some(mut st) = self.lock_as(ctx, cfg) else {
-            return Ok(Attempt::WouldBlock);
+            return Ok(WaitAttempt::WouldBlock);
         };
         if let Lookup::Replay(r) = st.log.check(&self.id, &w.request_id, &fp)? {
             // BUG (zoo): double-apply-retry debits a replayed withdrawal again.
             zoo::reapply_withdrawal(cfg, &r, &mut st, w.amount);
-            return Ok(Attempt::Done(st.replay(r)));
+            return Ok(WaitAttempt::Done(st.replay(r)));
         }
         if ctx.abandoned() {
-            return st.abandon(cfg, &self.id, &w.request_id, &fp).map(Attempt::Done);
+            return st
+                .abandon(cfg, &self.id, &w.request_id, &fp)
+                .map(WaitAttempt::Done);
         }
         if st.balance < w.amount && w.wait_for_funds {
-            // A wait for funds blocks: not on a context that may not.
-            if !ctx.may_block() {
-                return Ok(Attempt::WouldBlock);
+            if !park && !ctx.may_block() {
+                return Ok(WaitAttempt::WouldBlock);
             }
-            self.wait_for_funds(&mut st, w, &fp, ctx, cfg)?;
-            if ctx.abandoned() {
-                return st.abandon(cfg, &self.id, &w.request_id, &fp).map(Attempt::Done);
+            let until = ctx.wait_until(cfg.max_wait, cfg.processing_delay);
+            if Instant::now() < until {
+                return self.park(&mut st, w, &fp, ctx, (cfg, waiters), until);
             }
         }
-        processing_delay(cfg);
-        // BUG (zoo): partial-apply debits half, answers an error, records nothing.
-        if let Some(e) = self.zoo.partial_withdrawal(cfg, &mut st, w) {
-            return Err(e);
-        }
-        let seen = st.balance;
-        st.settle_withdrawal(cfg, &self.id, w, &fp, seen)
-            .map(Attempt::Done)
+        self.debit(&mut st, w, &fp, cfg).map(WaitAttempt::Done)
     }
 
-    /// Waits on the condition variable (lock released) until the balance
-    /// covers the amount, the wait deadline passes, or the call is abandoned.
-    fn wait_for_funds(
+    /// Registers a waiter (or refuses, changing nothing), gives back the
+    /// admission (the deposit it waits for must get in) and marks the
+    /// request id pending: a copy of it is "in progress" meanwhile.
+    fn park(
         &self,
         st: &mut Locked<'_>,
         w: &Withdrawal,
         fp: &Fingerprint,
         ctx: &mut CallContext,
-        cfg: &LedgerConfig,
-    ) -> LedgerResult<()> {
-        if st.waiters >= cfg.max_waiters_per_account {
-            return Err(LedgerError::LimitReached(format!(
-                "account {:?} already has {} withdrawals waiting for funds (max_waiters_per_account)",
-                self.id, st.waiters
-            )));
-        }
-        // A waiter keeps no admission slot, or the deposit it waits for could not get in.
+        (cfg, waiters): (&LedgerConfig, &Arc<Waiters>),
+        until: Instant,
+    ) -> LedgerResult<WaitAttempt> {
+        let limit = (cfg.max_waiters_per_account, &*self.id);
+        let waiter = st
+            .waiters
+            .register(w.amount, until, limit, waiters, self.owner.as_ref())?;
         ctx.release_admission();
         st.log.mark_pending(&w.request_id, fp);
-        st.waiters += 1;
-        let until = ctx.wait_until(cfg.max_wait, cfg.processing_delay);
-        while st.balance < w.amount && !ctx.abandoned() {
-            let now = Instant::now();
-            if now >= until {
-                break;
-            }
-            self.funds
-                .wait_until(st.guard_for_wait(), until.min(now + WAITER_POLL_INTERVAL));
-            st.reacquired();
+        Ok(WaitAttempt::Wait(waiter))
+    }
+
+    /// A woken (or timed-out) waiter re-checks under the lock: debited if
+    /// the funds are there or its wait is over, recorded as not applied if
+    /// its call was abandoned, else parked again in its place. Blocks.
+    pub(super) fn resume_withdrawal(
+        &self,
+        w: &Withdrawal,
+        waiter: Waiter,
+        ctx: &CallContext,
+        cfg: &LedgerConfig,
+    ) -> LedgerResult<WaitAttempt> {
+        let fp = Fingerprint::new(OpKind::Withdraw, w.amount);
+        let mut st = self.lock();
+        if ctx.abandoned() {
+            return self
+                .unpark_abandoned(&mut st, w, waiter, cfg)
+                .map(WaitAttempt::Done);
         }
-        st.waiters -= 1;
-        Ok(())
+        if st.balance < w.amount && Instant::now() < waiter.until() {
+            st.waiters.rearm(&waiter);
+            // If it was woken, its share is free again for the others.
+            st.wake_waiters();
+            return Ok(WaitAttempt::Wait(waiter));
+        }
+        st.waiters.remove(&waiter);
+        drop(waiter);
+        let result = self.debit(&mut st, w, &fp, cfg);
+        st.wake_waiters();
+        result.map(WaitAttempt::Done)
+    }
+
+    /// Ends a wait whose caller is gone: the waiter deregistered and the
+    /// request id recorded as not applied. Blocks.
+    pub(super) fn abandon_waiter(
+        &self,
+        w: &Withdrawal,
+        waiter: Waiter,
+        cfg: &LedgerConfig,
+    ) -> LedgerResult<Pending<OpResult>> {
+        let mut st = self.lock();
+        self.unpark_abandoned(&mut st, w, waiter, cfg)
+    }
+
+    fn unpark_abandoned(
+        &self,
+        st: &mut Locked<'_>,
+        w: &Withdrawal,
+        waiter: Waiter,
+        cfg: &LedgerConfig,
+    ) -> LedgerResult<Pending<OpResult>> {
+        st.waiters.remove(&waiter);
+        drop(waiter);
+        st.wake_waiters();
+        let fp = Fingerprint::new(OpKind::Withdraw, w.amount);
+        st.abandon(cfg, &self.id, &w.request_id, &fp)
+    }
+
+    /// The debit under the lock: the processing delay, then approved if
+    /// the balance covers it, else denied; either takes a sequence number.
+    fn debit(
+        &self,
+        st: &mut Locked<'_>,
+        w: &Withdrawal,
+        fp: &Fingerprint,
+        cfg: &LedgerConfig,
+    ) -> LedgerResult<Pending<OpResult>> {
+        processing_delay(cfg);
+        // BUG (zoo): partial-apply debits half, answers an error, records nothing.
+        if let Some(e) = self.zoo.partial_withdrawal(cfg, st, w) {
+            return Err(e);
+        }
+        let seen = st.balance;
+        st.settle_withdrawal(cfg, &self.id, w, fp, seen)
     }
 
     /// The seed's broken withdrawal: read, sleep without the lock, write back

@@ -107,8 +107,8 @@ impl Ledger {
         }
         // A replay answers once everything the account holds is synced.
         let replays = st.last_ticket().cloned();
+        st.wake_waiters();
         drop(st);
-        account.notify_funds();
         let answers = answer(decided, &appended, &replays);
         self.run_later(account, ops, answers)
     }

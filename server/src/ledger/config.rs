@@ -28,6 +28,11 @@ pub struct LedgerConfig {
     pub max_request_ids: usize,
     /// Withdrawals that may wait for funds on one account at once.
     pub max_waiters_per_account: usize,
+    /// Withdrawals that may wait for funds at once over the accounts of one
+    /// principal (their owner; all ownerless accounts count as one).
+    pub max_waiters_per_principal: usize,
+    /// Withdrawals that may wait for funds at once on the whole server.
+    pub max_waiters: usize,
     /// The longest a withdrawal waits for funds, whatever its deadline.
     pub max_wait: Duration,
     /// Ops of one account that may hold a blocking thread at once.
@@ -55,6 +60,8 @@ impl Default for LedgerConfig {
             request_id_retention: 100_000,
             max_request_ids: 5_000_000,
             max_waiters_per_account: 64,
+            max_waiters_per_principal: 1_000,
+            max_waiters: 10_000,
             max_wait: Duration::from_secs(30),
             max_blocking_per_account: 2,
             max_queued_per_account: 10_000,

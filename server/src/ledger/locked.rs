@@ -51,21 +51,6 @@ impl<'a> Locked<'a> {
         })
     }
 
-    /// The raw guard, for waiting on the account's condition variable. The
-    /// time spent waiting there (lock released) is not counted as held.
-    pub(super) fn guard_for_wait(&mut self) -> &mut MutexGuard<'a, State> {
-        self.report_hold();
-        &mut self.guard
-    }
-
-    /// Restarts the hold clock after a wait on the condition variable.
-    pub(super) fn reacquired(&mut self) {
-        self.guard.settle_unsynced();
-        if self.observer.is_set() {
-            self.since = Some(Instant::now());
-        }
-    }
-
     fn report_hold(&mut self) {
         if let Some(since) = self.since.take() {
             self.observer.lock_held(since.elapsed());

@@ -25,6 +25,8 @@ pub mod storage;
 #[cfg(test)]
 mod tests;
 mod unsynced;
+mod waiters;
+mod waiting;
 mod zoo;
 
 use std::collections::{HashMap, HashSet};
@@ -51,6 +53,8 @@ pub use pending::Pending;
 pub use recover::spawn_snapshotter;
 use request_log::Lookup;
 use storage::{Record, Ticket};
+use waiters::Waiters;
+pub use waiters::{WaitAttempt, Waiter, Woken};
 pub use zoo::{InjectedBug, PARTIAL_APPLY_EVERY, PARTIAL_APPLY_MESSAGE, STALE_READ_LAG};
 
 /// All accounts of one server.
@@ -67,6 +71,8 @@ pub struct Ledger {
     /// Accounts held (open or being opened) per owner, for
     /// `max_accounts_per_principal`. Taken last, after `opening` or `accounts`.
     owned: Mutex<HashMap<Arc<str>, usize>>,
+    /// Withdrawals waiting for funds, counted against their limits.
+    waiters: Arc<Waiters>,
 }
 
 impl Ledger {
@@ -75,6 +81,7 @@ impl Ledger {
         Ledger {
             accounts: RwLock::default(),
             ids: Arc::new(IdBudget::new(config.max_request_ids)),
+            waiters: Arc::new(Waiters::new(config.max_waiters, config.max_waiters_per_principal)),
             config,
             opening: Mutex::default(),
             owned: Mutex::default(),
@@ -273,7 +280,7 @@ impl Ledger {
     ) -> LedgerResult<Attempt<Pending<OpResult>>> {
         w.validate()?;
         debug_assert_eq!(&**account.id(), w.account_id);
-        let attempt = account.withdraw(w, ctx, &self.config);
+        let attempt = self.withdraw_here(account, w, ctx);
         self.trim_request_ids();
         attempt
     }
@@ -344,8 +351,8 @@ impl Ledger {
         let undo = src.log.record(&fp, &result);
         src.push_unsynced(ticket.clone(), before.0, [undo]);
         dst.push_unsynced(ticket.clone(), before.1, Vec::new());
+        dst.wake_waiters();
         drop((src, dst));
-        to.notify_funds();
         Ok(Attempt::Done(Pending::after(result, ticket)))
     }
 

@@ -609,3 +609,97 @@ fn a_non_blocking_context_runs_an_op_only_when_nothing_can_block() {
         105
     );
 }
+
+/// Starts a waiting withdrawal of `amount` on `id` and returns its waiter.
+fn park(l: &Ledger, id: &str, amount: u64, rid: &str) -> Waiter {
+    let w = withdrawal(id, amount, rid, true);
+    match l.withdraw_or_wait(&l.account(id).unwrap(), &w, &mut CallContext::detached()) {
+        Ok(WaitAttempt::Wait(waiter)) => waiter,
+        other => panic!("{rid} did not park: {other:?}"),
+    }
+}
+
+#[test]
+fn a_deposit_wakes_exactly_the_waiters_it_can_serve() {
+    let l = ledger_with(&[("a", 0)], |_| {});
+    let a = l.account("a").unwrap();
+    let waiters: Vec<Waiter> = (0..5).map(|i| park(&l, "a", 10, &format!("w{i}"))).collect();
+    assert_eq!((l.waiting_withdrawals(), a.waiter_counts()), (5, (5, 0)));
+    deposit(&l, "a", 30, "d").unwrap();
+    let woken: Vec<bool> = waiters.iter().map(Waiter::is_woken).collect();
+    assert_eq!(woken, [true, true, true, false, false]);
+    assert_eq!(a.waiter_counts(), (5, 3), "three woken, none more");
+    let mut outcomes = Vec::new();
+    for (i, waiter) in waiters.into_iter().enumerate() {
+        let w = withdrawal("a", 10, &format!("w{i}"), true);
+        match l
+            .resume_withdrawal(&a, &w, waiter, &CallContext::detached())
+            .unwrap()
+        {
+            WaitAttempt::Done(r) => outcomes.push(r.wait().unwrap().outcome),
+            WaitAttempt::Wait(still) => {
+                assert!(!still.is_woken());
+                outcomes.push(Outcome::NotApplied);
+                drop(still);
+            }
+            WaitAttempt::WouldBlock => panic!("resumed on a blocking context"),
+        }
+    }
+    assert_eq!(outcomes[..3], [Outcome::Approved; 3]);
+    assert_eq!(outcomes[3..], [Outcome::NotApplied; 2], "re-parked");
+    assert_eq!(state(&l, "a"), (0, 4));
+}
+
+#[test]
+fn a_refused_waiter_changes_nothing_and_its_request_id_stays_unused() {
+    let l = ledger(|c| {
+        c.max_waiters_per_principal = 1;
+        c.max_waiters = 2;
+    });
+    l.open_owned("a1", 0, Some("alice")).unwrap();
+    l.open_owned("a2", 0, Some("alice")).unwrap();
+    l.open_owned("b1", 0, Some("bob")).unwrap();
+    let _alice = park(&l, "a1", 5, "x");
+    let refused = |id: &str, rid: &str| {
+        let w = withdrawal(id, 5, rid, true);
+        l.withdraw_or_wait(&l.account(id).unwrap(), &w, &mut CallContext::detached())
+    };
+    let e = refused("a2", "r").unwrap_err();
+    assert!(e.to_string().contains("max_waiters_per_principal"), "{e}");
+    let bob = park(&l, "b1", 5, "y");
+    let e = refused("b1", "r").unwrap_err();
+    assert!(e.to_string().contains("(max_waiters)"), "{e}");
+    assert_eq!((state(&l, "a2"), state(&l, "b1")), ((0, 0), (0, 0)));
+    // The refused id was never taken: with room and funds it runs for real.
+    let b1 = l.account("b1").unwrap();
+    l.abandon_waiter(&b1, &withdrawal("b1", 5, "y", true), bob)
+        .unwrap()
+        .wait()
+        .unwrap();
+    deposit(&l, "a2", 5, "").unwrap();
+    let r = withdraw_ctx(&l, &withdrawal("a2", 5, "r", true), &mut CallContext::detached()).unwrap();
+    assert_eq!((r.outcome, r.replayed), (Outcome::Approved, false));
+}
+
+#[test]
+fn an_abandoned_or_dropped_waiter_deregisters() {
+    let l = ledger_with(&[("a", 0)], |c| c.max_waiters_per_account = 1);
+    let a = l.account("a").unwrap();
+    let waiter = park(&l, "a", 5, "w1");
+    assert_eq!(op(&l, "a", "w1"), Err(LedgerError::InProgress("w1".into())));
+    let r = l
+        .abandon_waiter(&a, &withdrawal("a", 5, "w1", true), waiter)
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!((r.outcome, r.sequence), (Outcome::NotApplied, 0));
+    assert_eq!(op(&l, "a", "w1").unwrap().outcome, Outcome::NotApplied);
+    assert_eq!((l.waiting_withdrawals(), a.waiter_counts().0), (0, 0));
+    // A waiter dropped without a word gives its place back at once too.
+    drop(park(&l, "a", 5, "w2"));
+    assert_eq!((l.waiting_withdrawals(), a.waiter_counts().0), (0, 0));
+    let _again = park(&l, "a", 5, "w3");
+    // The one place is taken again: the next is refused.
+    let w4 = withdrawal("a", 5, "w4", true);
+    assert!(l.withdraw_or_wait(&a, &w4, &mut CallContext::detached()).is_err());
+}

@@ -50,6 +50,8 @@ impl State {
             self.sequence = undo.sequence;
             undo.log.into_iter().rev().for_each(|l| self.log.undo(l));
         }
+        // A rolled-back debit may have given money back to those waiting.
+        self.wake_waiters();
     }
 
     /// Waits (lock held) until every unsynced change is synced or rolled

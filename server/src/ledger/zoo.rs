@@ -250,9 +250,9 @@ pub(super) fn transfer_in_two_steps(
             dst.balance = dst.balance.saturating_add(t.amount);
         }
         result.to_balance = dst.balance;
-    }
-    if approved {
-        to.notify_funds();
+        if approved {
+            dst.wake_waiters();
+        }
     }
     // A third critical section: the id was pending meanwhile (copies: "in progress").
     let _ = from.lock().log.record(fp, &result);
