@@ -22,12 +22,14 @@ use hashbrown::HashTable;
 
 use super::id_hash::IdHasher;
 
-/// One id in arrival order: the id, its hash, and what it did (`None`
-/// once forgotten).
+/// One id in arrival order: the id, its hash, what it did (`None` once
+/// forgotten), and its node in the server-wide budget (`id_budget`; only
+/// meaningful while the entry is there).
 #[derive(Debug)]
 pub(super) struct Slot<E> {
     pub(super) key: Arc<str>,
     pub(super) hash: u64,
+    pub(super) node: u32,
     pub(super) entry: Option<E>,
 }
 
@@ -79,6 +81,17 @@ impl<E> Slots<E> {
         &self.ring[self.offset(pos)]
     }
 
+    /// The slot at `pos`, if the ring still (or already) holds that position.
+    pub(super) fn at(&self, pos: u64) -> Option<&Slot<E>> {
+        let at = usize::try_from(pos.checked_sub(self.front)?).ok()?;
+        self.ring.get(at)
+    }
+
+    /// The position the next slot pushed will take.
+    pub(super) fn next_pos(&self) -> u64 {
+        self.front + self.ring.len() as u64
+    }
+
     /// The entry of the slot at `pos`, if it holds one.
     pub(super) fn entry_mut(&mut self, pos: u64) -> Option<&mut E> {
         let at = self.offset(pos);
@@ -92,7 +105,7 @@ impl<E> Slots<E> {
 
     /// Appends `slot` (indexed if it holds an entry); returns its position.
     pub(super) fn push_back(&mut self, slot: Slot<E>) -> u64 {
-        let pos = self.front + self.ring.len() as u64;
+        let pos = self.next_pos();
         let (hash, held) = (slot.hash, slot.entry.is_some());
         self.ring.push_back(slot);
         if held {

@@ -184,7 +184,10 @@ fn step(rng: &mut Rng, log: &mut RequestLog, model: &mut Model, undos: &mut Vec<
             model.put(id, ModelEntry::Pending(fp));
         }
         3 => undos.push((log.fence(id), model.put(id, ModelEntry::Fenced))),
-        4 => assert_eq!(log.forget(id), model.forget(id), "forget {id}"),
+        4 => {
+            let pos = log.position(id).unwrap_or(u64::MAX);
+            assert_eq!(log.forget_at(pos), model.forget(id), "forget {id}");
+        }
         _ => {
             if let Some((undo, model_undo)) = undos.pop() {
                 log.undo(undo);
@@ -214,7 +217,7 @@ fn the_slots_answer_as_the_map_and_queue_did() {
     let account: Arc<str> = Arc::from("acc");
     for seed in 1..=SEEDS {
         let budget = Arc::new(IdBudget::new(1_000_000));
-        let mut log = RequestLog::new(RETENTION, Arc::clone(&account), Arc::clone(&budget));
+        let mut log = RequestLog::new(RETENTION, Arc::clone(&account), None, Arc::clone(&budget));
         let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let (mut model, mut undos) = (Model::default(), Vec::new());
         for n in 0..STEPS {
