@@ -9,6 +9,8 @@ mod context;
 mod delay;
 mod error;
 mod id_budget;
+#[cfg(test)]
+mod id_budget_model;
 mod id_hash;
 mod id_slots;
 mod locked;

@@ -237,10 +237,13 @@ impl RequestLog {
         };
         match holder {
             // A pending id is still in use: keep it, its place goes to the back.
-            Some(_) if pending => {
+            Some(holder) if pending => {
                 let node = slot.node;
                 let pos = self.slots.push_back(slot);
-                self.budget.moved(node, pos);
+                // Only a slot that holds its entry has a node (a stale one's may be reused).
+                if holder == front {
+                    self.budget.moved(node, pos);
+                }
             }
             // Its entry is in this slot (popped with it) or in a later one.
             Some(pos) => {
@@ -257,6 +260,14 @@ impl RequestLog {
             // A key forgotten already (server-wide cap) is just dropped from the order.
             None => {}
         }
+    }
+
+    /// The id in the slot at `pos`, if it still holds one, and whether it is pending.
+    #[cfg(test)]
+    pub fn key_at(&self, pos: u64) -> Option<(Arc<str>, bool)> {
+        let slot = self.slots.at(pos)?;
+        let pending = matches!(slot.entry.as_ref()?, Entry::Pending(_));
+        Some((Arc::clone(&slot.key), pending))
     }
 
     /// The position of the slot holding `request_id`'s entry, if remembered.
