@@ -70,7 +70,7 @@ impl RequestLog {
     /// `budget`, in its owner's share.
     pub fn new(retention: usize, account: Arc<str>, owner: Option<Arc<str>>, budget: Arc<IdBudget>) -> Self {
         RequestLog {
-            slots: Slots::default(),
+            slots: Slots::new(retention.max(1).saturating_add(1)),
             retention: retention.max(1),
             forgotten: 0,
             member: budget.join(account, owner),
