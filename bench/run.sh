@@ -36,7 +36,7 @@ WARMUP="${BENCH_WARMUP:-1}"
 # The PostgreSQL cases (P10-P12, bench/pg.sh) join the default list only
 # where PostgreSQL is installed.
 source bench/pg.sh
-CASES="${BENCH_CASES:-P1 P2 P3 P4 P5 P6 P7 P8 P9$(pg_available && echo " $PG_CASES")}"
+CASES="${BENCH_CASES:-P1 P2 P3 P4 P5 P6 P7 P8 P9 M1$(pg_available && echo " $PG_CASES")}"
 OUT="${BENCH_OUT:-bench/results/latest.json}"
 PORT="${BENCH_PORT:-50700}"
 SMOKE="${BENCH_SMOKE:-0}"
@@ -489,12 +489,28 @@ case_P9() {
     "durable ops/s" "$(throughput p9)" "in-memory ops/s" ge 0.5 "$detail" p9d p9
 }
 
+# M1: what one remembered request id costs (the docs' sizing of
+# --request-id-retention and --max-request-ids). No server: bench/src/bin/
+# id-memory runs the ledger in process under a counting allocator, 10
+# accounts x 100,000 ids (the default retention), each id length in its own
+# process; fill, then as many again (steady: each account forgets its
+# oldest). The RSS growth per id of 64-byte ids (the longest accepted) in
+# steady state is the number kept; every row is in the detail.
+case_M1() {
+  say "M1: memory per remembered request id (id-memory, 16/25/64-byte ids)"
+  "$BIN/id-memory" --json >"$TMP/m1.jsonl" || die "M1: id-memory failed"
+  local worst
+  worst=$(jq -s '[.[] | select(.phase == "steady" and .id_bytes == 64) | .rss_bytes_per_id] | max' "$TMP/m1.jsonl")
+  record M1 "memory per remembered request id (64-byte ids, steady state, RSS growth)" "$worst" "B/id" 1 \
+    "per id" le 320 "$(jq -sc '{rows: .}' "$TMP/m1.jsonl")"
+}
+
 # ---------------------------------------------------------------- main
 
 install_tools
 build
 for case in $CASES; do
-  declare -F "case_$case" >/dev/null || die "unknown case $case (P1..P12, P3T)"
+  declare -F "case_$case" >/dev/null || die "unknown case $case (P1..P12, P3T, M1)"
   "case_$case"
 done
 
