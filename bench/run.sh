@@ -502,7 +502,7 @@ case_M1() {
   local worst
   worst=$(jq -s '[.[] | select(.phase == "steady" and .id_bytes == 64) | .rss_bytes_per_id] | max' "$TMP/m1.jsonl")
   record M1 "memory per remembered request id (64-byte ids, steady state, RSS growth)" "$worst" "B/id" 1 \
-    "per id" le 320 "$(jq -sc '{rows: .}' "$TMP/m1.jsonl")"
+    "per id" le 300 "$(jq -sc '{rows: .}' "$TMP/m1.jsonl")"
 }
 
 # ---------------------------------------------------------------- main
