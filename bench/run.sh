@@ -36,7 +36,7 @@ WARMUP="${BENCH_WARMUP:-1}"
 # The PostgreSQL cases (P10-P12, bench/pg.sh) join the default list only
 # where PostgreSQL is installed.
 source bench/pg.sh
-CASES="${BENCH_CASES:-P1 P2 P3 P4 P5 P6 P7 P8 P9 PW$(pg_available && echo " $PG_CASES")}"
+CASES="${BENCH_CASES:-P1 P2 P3 P4 P5 P6 P7 P8 P9 PW M1$(pg_available && echo " $PG_CASES")}"
 OUT="${BENCH_OUT:-bench/results/latest.json}"
 PORT="${BENCH_PORT:-50700}"
 SMOKE="${BENCH_SMOKE:-0}"
@@ -535,6 +535,21 @@ case_PW() {
     '{rss_before_kb: $a, rss_parked_kb: $b, waiters: $n}')
   record PW "memory per parked waiter ($PW_WAITERS parked, server RSS delta)" "$per" "bytes/waiter" \
     16384 "16 KiB" le 1.0 "$detail"
+
+# M1: what one remembered request id costs (the docs' sizing of
+# --request-id-retention and --max-request-ids). No server: bench/src/bin/
+# id-memory runs the ledger in process under a counting allocator, 10
+# accounts x 100,000 ids (the default retention), each id length in its own
+# process; fill, then as many again (steady: each account forgets its
+# oldest). The RSS growth per id of 64-byte ids (the longest accepted) in
+# steady state is the number kept; every row is in the detail.
+case_M1() {
+  say "M1: memory per remembered request id (id-memory, 16/25/64-byte ids)"
+  "$BIN/id-memory" --json >"$TMP/m1.jsonl" || die "M1: id-memory failed"
+  local worst
+  worst=$(jq -s '[.[] | select(.phase == "steady" and .id_bytes == 64) | .rss_bytes_per_id] | max' "$TMP/m1.jsonl")
+  record M1 "memory per remembered request id (64-byte ids, steady state, RSS growth)" "$worst" "B/id" 1 \
+    "per id" le 300 "$(jq -sc '{rows: .}' "$TMP/m1.jsonl")"
 }
 
 # ---------------------------------------------------------------- main
@@ -542,7 +557,7 @@ case_PW() {
 install_tools
 build
 for case in $CASES; do
-  declare -F "case_$case" >/dev/null || die "unknown case $case (P1..P12, P3T, PW)"
+  declare -F "case_$case" >/dev/null || die "unknown case $case (P1..P12, P3T, PW, M1)"
   "case_$case"
 done
 

@@ -72,8 +72,8 @@ pub struct Args {
     #[arg(long, env = "BANK_REQUEST_ID_RETENTION", default_value_t = d().ledger.request_id_retention)]
     pub request_id_retention: usize,
 
-    /// Request ids remembered over all accounts (~150 B each); past it the
-    /// oldest server-wide is forgotten.
+    /// Request ids remembered over all accounts (~190-260 B each); past it the
+    /// oldest ids of the principal remembering the most are forgotten.
     #[arg(long, env = "BANK_MAX_REQUEST_IDS", default_value_t = d().ledger.max_request_ids)]
     pub max_request_ids: usize,
 

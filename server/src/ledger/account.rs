@@ -170,7 +170,7 @@ impl Account {
             balance,
             sequence: 0,
             waiters: WaitList::default(),
-            log: RequestLog::new(config.request_id_retention, Arc::clone(&id), ids),
+            log: RequestLog::new(config.request_id_retention, Arc::clone(&id), owner.clone(), ids),
             unsynced: Unsynced::default(),
         };
         Account {
@@ -196,11 +196,11 @@ impl Account {
         Locked::lock(&self.state, &self.observer)
     }
 
-    /// Forgets `request_id` for the server-wide cap if the lock is free now:
-    /// `None` when busy, else whether it was forgotten (see [`IdBudget::trim`]).
-    pub(super) fn forget_request_id(&self, request_id: &str) -> Option<bool> {
+    /// Forgets the request id in slot `pos` of the log for the server-wide cap if the
+    /// lock is free now: `None` when busy, else whether it was forgotten (see [`IdBudget::trim`]).
+    pub(super) fn forget_request_id(&self, pos: u64) -> Option<bool> {
         let mut st = Locked::try_lock(&self.state, &self.observer)?;
-        Some(st.log.forget(request_id))
+        Some(st.log.forget_at(pos))
     }
 
     /// The lock, taken as `ctx` allows. A context that may block waits for it.

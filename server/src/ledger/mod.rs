@@ -9,6 +9,8 @@ mod context;
 mod delay;
 mod error;
 mod id_budget;
+#[cfg(test)]
+mod id_budget_model;
 mod id_hash;
 mod id_slots;
 mod locked;
@@ -93,17 +95,18 @@ impl Ledger {
         self.ids.remembered()
     }
 
-    /// Forgets the oldest request ids server-wide while more than
-    /// `max_request_ids` are remembered. Call with no account lock held; it
-    /// never waits for one (a busy account is retried on a later call).
+    /// Forgets the oldest request ids of the principal that remembers the
+    /// most while more than `max_request_ids` are remembered. Call with no
+    /// account lock held; it never waits for one (a busy account is retried
+    /// on a later call).
     fn trim_request_ids(&self) {
         if !self.ids.over() {
             return;
         }
-        self.ids.trim(|account, request_id| {
+        self.ids.trim(|account, pos| {
             let account = self.accounts.read().get(account).cloned();
             // An account is never closed; a missing one has nothing to forget.
-            account.map_or(Some(true), |a| a.forget_request_id(request_id))
+            account.map_or(Some(true), |a| a.forget_request_id(pos))
         });
     }
 

@@ -1,7 +1,8 @@
 //! The per-account memory of request ids: what each idempotent op did, so a
 //! repeat is answered from here instead of applied twice. Bounded: past
 //! `retention` ids the oldest is forgotten (FIFO) and counted; the server-wide
-//! cap ([`IdBudget`]) may make it forget its oldest ids earlier.
+//! cap ([`IdBudget`]) may make it forget its oldest ids earlier, when its
+//! owner (principal) remembers more ids than any other.
 //!
 //! Every op with a request id goes through here under its account's lock;
 //! the ids and entries are stored in arrival order with an index by id (see
@@ -12,7 +13,7 @@
 use std::sync::Arc;
 
 use super::error::{LedgerError, LedgerResult};
-use super::id_budget::IdBudget;
+use super::id_budget::{IdBudget, Member};
 use super::id_slots::{Slot, Slots};
 use super::op::{Fingerprint, OpResult, Outcome};
 use super::storage::{op_record, Record};
@@ -58,35 +59,44 @@ pub struct RequestLog {
     slots: Slots<Entry>,
     retention: usize,
     forgotten: u64,
-    account: Arc<str>,
+    /// This log (its account and the account's owner) to the budget.
+    member: Member,
     budget: Arc<IdBudget>,
 }
 
 impl RequestLog {
-    /// An empty log of `account` that remembers at most `retention` ids (at
-    /// least 1) and registers each with the server-wide `budget`.
-    pub fn new(retention: usize, account: Arc<str>, budget: Arc<IdBudget>) -> Self {
+    /// An empty log of `account`, owned by `owner`, that remembers at most
+    /// `retention` ids (at least 1) and registers each with the server-wide
+    /// `budget`, in its owner's share.
+    pub fn new(retention: usize, account: Arc<str>, owner: Option<Arc<str>>, budget: Arc<IdBudget>) -> Self {
         RequestLog {
-            slots: Slots::default(),
+            slots: Slots::new(retention.max(1).saturating_add(1)),
             retention: retention.max(1),
             forgotten: 0,
-            account,
+            member: budget.join(account, owner),
             budget,
         }
     }
 
-    /// Forgets `request_id` for the server-wide cap: true when done (or it
-    /// was not remembered), false when it is pending and must stay.
-    pub fn forget(&mut self, request_id: &str) -> bool {
-        let Some(pos) = self.find(request_id) else {
+    /// Forgets the id in the slot at `pos` for the server-wide cap: true
+    /// when done (or nothing is remembered there any more), false when it is
+    /// pending and must stay (it goes to the back of its owner's order).
+    pub fn forget_at(&mut self, pos: u64) -> bool {
+        let Some(slot) = self.slots.at(pos) else {
             return true;
         };
-        if matches!(self.slots.get(pos).entry, Some(Entry::Pending(_))) {
-            return false;
+        let node = slot.node;
+        match slot.entry {
+            None => return true,
+            Some(Entry::Pending(_)) => {
+                self.budget.requeue(self.member, node);
+                return false;
+            }
+            Some(_) => {}
         }
         self.slots.take(pos);
         self.forgotten += 1;
-        self.budget.forgot();
+        self.budget.removed(self.member, node);
         // Drop forgotten ids from the front so the order stays bounded.
         while self
             .slots
@@ -175,8 +185,9 @@ impl RequestLog {
         };
         match before {
             None => {
+                let node = self.slots.get(pos).node;
                 self.slots.take(pos);
-                self.budget.forgot();
+                self.budget.removed(self.member, node);
             }
             Some(before) => {
                 if let Some(entry) = self.slots.entry_mut(pos) {
@@ -199,12 +210,13 @@ impl RequestLog {
             return LogUndo(Some((key, before)));
         }
         let key: Arc<str> = Arc::from(request_id);
+        let node = self.budget.added(self.member, self.slots.next_pos());
         self.slots.push_back(Slot {
             key: Arc::clone(&key),
             hash,
+            node,
             entry: Some(entry),
         });
-        self.budget.added(&self.account, &key);
         // Each id is looked at once at most, so pending ids cannot spin this.
         let mut budget = self.slots.order_len();
         while self.slots.len() > self.retention && budget > 0 {
@@ -225,20 +237,43 @@ impl RequestLog {
         };
         match holder {
             // A pending id is still in use: keep it, its place goes to the back.
-            Some(_) if pending => {
-                self.slots.push_back(slot);
+            Some(holder) if pending => {
+                let node = slot.node;
+                let pos = self.slots.push_back(slot);
+                // Only a slot that holds its entry has a node (a stale one's may be reused).
+                if holder == front {
+                    self.budget.moved(node, pos);
+                }
             }
             // Its entry is in this slot (popped with it) or in a later one.
             Some(pos) => {
-                if pos != front {
+                let node = if pos == front {
+                    slot.node
+                } else {
+                    let node = self.slots.get(pos).node;
                     self.slots.take(pos);
-                }
+                    node
+                };
                 self.forgotten += 1;
-                self.budget.forgot();
+                self.budget.removed(self.member, node);
             }
             // A key forgotten already (server-wide cap) is just dropped from the order.
             None => {}
         }
+    }
+
+    /// The id in the slot at `pos`, if it still holds one, and whether it is pending.
+    #[cfg(test)]
+    pub fn key_at(&self, pos: u64) -> Option<(Arc<str>, bool)> {
+        let slot = self.slots.at(pos)?;
+        let pending = matches!(slot.entry.as_ref()?, Entry::Pending(_));
+        Some((Arc::clone(&slot.key), pending))
+    }
+
+    /// The position of the slot holding `request_id`'s entry, if remembered.
+    #[cfg(test)]
+    pub fn position(&self, request_id: &str) -> Option<u64> {
+        self.find(request_id)
     }
 
     /// The position of the slot holding `request_id`'s entry, if remembered.

@@ -14,13 +14,13 @@ use super::storage::{op_record, Record};
 /// Ids the changes pick from: few, so that they repeat.
 const IDS: [&str; 5] = ["a", "b", "c", "d", "e"];
 /// The model's retention: small, so that ids age out all the time.
-const RETENTION: usize = 3;
+pub(super) const RETENTION: usize = 3;
 /// Changes per seed, and seeds.
 const STEPS: usize = 400;
 const SEEDS: u64 = 200;
 
 #[derive(Debug, Clone, PartialEq)]
-enum ModelEntry {
+pub(super) enum ModelEntry {
     Pending(Fingerprint),
     Done(Fingerprint, OpResult),
     Fenced,
@@ -29,8 +29,8 @@ enum ModelEntry {
 /// The log as it was: a map from id to entry, and the ids in arrival order
 /// (stale and repeated ones included).
 #[derive(Default)]
-struct Model {
-    entries: HashMap<Arc<str>, ModelEntry>,
+pub(super) struct Model {
+    pub(super) entries: HashMap<Arc<str>, ModelEntry>,
     order: VecDeque<Arc<str>>,
     forgotten: u64,
     remembered: i64,
@@ -39,7 +39,7 @@ struct Model {
 type ModelUndo = Option<(Arc<str>, Option<ModelEntry>)>;
 
 impl Model {
-    fn put(&mut self, id: &str, entry: ModelEntry) -> ModelUndo {
+    pub(super) fn put(&mut self, id: &str, entry: ModelEntry) -> ModelUndo {
         if let Some(key) = self.entries.get_key_value(id).map(|(k, _)| Arc::clone(k)) {
             let before = self.entries.insert(Arc::clone(&key), entry);
             return Some((key, before.filter(|e| !matches!(e, ModelEntry::Pending(_)))));
@@ -70,7 +70,7 @@ impl Model {
         }
     }
 
-    fn forget(&mut self, id: &str) -> bool {
+    pub(super) fn forget(&mut self, id: &str) -> bool {
         match self.entries.get(id) {
             None => return true,
             Some(ModelEntry::Pending(_)) => return false,
@@ -98,7 +98,7 @@ impl Model {
     }
 
     /// What `check` would answer, as text.
-    fn check(&self, id: &str, fp: &Fingerprint) -> String {
+    pub(super) fn check(&self, id: &str, fp: &Fingerprint) -> String {
         let replay = |r: &OpResult| {
             let r = OpResult {
                 replayed: true,
@@ -132,7 +132,7 @@ impl Model {
 }
 
 /// `check`'s answer as the model's text.
-fn checked(log: &RequestLog, id: &str, fp: &Fingerprint) -> String {
+pub(super) fn checked(log: &RequestLog, id: &str, fp: &Fingerprint) -> String {
     match log.check("acc", id, fp) {
         Ok(Lookup::Fresh) => "Ok(Fresh)".into(),
         Ok(replay) => format!("{:?}", Ok::<_, ()>(replay)),
@@ -143,10 +143,10 @@ fn checked(log: &RequestLog, id: &str, fp: &Fingerprint) -> String {
 }
 
 /// A small deterministic generator (xorshift), so a failure names its seed.
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
+    pub(super) fn below(&mut self, n: u64) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -184,7 +184,10 @@ fn step(rng: &mut Rng, log: &mut RequestLog, model: &mut Model, undos: &mut Vec<
             model.put(id, ModelEntry::Pending(fp));
         }
         3 => undos.push((log.fence(id), model.put(id, ModelEntry::Fenced))),
-        4 => assert_eq!(log.forget(id), model.forget(id), "forget {id}"),
+        4 => {
+            let pos = log.position(id).unwrap_or(u64::MAX);
+            assert_eq!(log.forget_at(pos), model.forget(id), "forget {id}");
+        }
         _ => {
             if let Some((undo, model_undo)) = undos.pop() {
                 log.undo(undo);
@@ -214,7 +217,7 @@ fn the_slots_answer_as_the_map_and_queue_did() {
     let account: Arc<str> = Arc::from("acc");
     for seed in 1..=SEEDS {
         let budget = Arc::new(IdBudget::new(1_000_000));
-        let mut log = RequestLog::new(RETENTION, Arc::clone(&account), Arc::clone(&budget));
+        let mut log = RequestLog::new(RETENTION, Arc::clone(&account), None, Arc::clone(&budget));
         let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let (mut model, mut undos) = (Model::default(), Vec::new());
         for n in 0..STEPS {
