@@ -132,7 +132,10 @@ async fn scrape(addr: SocketAddr) -> String {
         .await
         .expect("scrape answers")
         .unwrap();
-    assert!(out.starts_with("HTTP/1.0 200") || out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(
+        out.starts_with("HTTP/1.0 200") || out.starts_with("HTTP/1.1 200"),
+        "{out}"
+    );
     out
 }
 
@@ -206,7 +209,9 @@ async fn past_the_per_ip_cap_a_connection_is_closed_at_once_and_other_addresses_
     // Opened and used by the victim on its own (the last) permit.
     let mut bank = with_token(&victim);
     let opened = tokio::time::timeout(VICTIM_BOUND, bank.open_account(open_req("v", 0)));
-    ok(opened.await.expect("the victim from another address is served at once"));
+    ok(opened
+        .await
+        .expect("the victim from another address is served at once"));
     victim_is_served(&victim, "v", "v1", VICTIM_BOUND).await;
     let text = scrape(metrics).await;
     assert_eq!(refused(&text, "grpc", "per_ip"), 5, "{text}");
