@@ -231,20 +231,18 @@ impl Acceptor {
         );
         async move {
             let info = stream.connect_info();
-            match handshake::complete(stream, tls, timeout).await {
-                Ok(io) => Some(Served {
-                    io,
-                    info,
-                    _admission: admission,
-                }),
-                Err(failure) => {
-                    debug!(peer = ?info.remote_addr, ?failure, "connection closed before its handshake completed");
-                    if let Some(m) = &metrics {
-                        m.connection_refused(LISTENER, failure.reason());
-                    }
-                    None
+            let refused = |failure: &handshake::Failure| {
+                debug!(peer = ?info.remote_addr, ?failure, "connection closed before its handshake completed");
+                if let Some(m) = &metrics {
+                    m.connection_refused(LISTENER, failure.reason());
                 }
-            }
+            };
+            let io = handshake::complete(stream, tls, timeout, refused).await?;
+            Some(Served {
+                io,
+                info,
+                _admission: admission,
+            })
         }
     }
 

@@ -53,23 +53,44 @@ impl Failure {
 }
 
 /// Finishes TLS (with `tls`) and reads the preface and first SETTINGS frame
-/// of `stream`, all within `timeout`.
+/// of `stream`, all within `timeout`. On failure `refused` is told why while
+/// the socket is still open, so that whoever sees it closed sees it counted.
 pub async fn complete(
     stream: TcpStream,
     tls: Option<TlsAcceptor>,
     timeout: Duration,
-) -> Result<Replayed<Transport>, Failure> {
-    let handshake = async {
-        let mut io = match tls {
-            None => Either::Left(stream),
-            Some(acceptor) => Either::Right(acceptor.accept(stream).await?),
-        };
-        let prefix = read_preface(&mut io).await?;
-        Ok(Replayed::new(prefix, io))
+    refused: impl FnOnce(&Failure),
+) -> Option<Replayed<Transport>> {
+    let mut handshake = std::pin::pin!(establish(stream, tls));
+    let (failure, _socket) = tokio::select! {
+        done = &mut handshake => match done {
+            Ok(io) => return Some(io),
+            Err((e, socket)) => (Failure::Failed(e), Some(socket)),
+        },
+        () = tokio::time::sleep(timeout) => (Failure::TimedOut, None),
     };
-    match tokio::time::timeout(timeout, handshake).await {
-        Ok(result) => result.map_err(Failure::Failed),
-        Err(_elapsed) => Err(Failure::TimedOut),
+    // The socket (or the timed-out handshake holding it) is still open here;
+    // it closes on return.
+    refused(&failure);
+    None
+}
+
+/// TLS (when on), then the preface and SETTINGS; on failure, the error and
+/// the transport (closed when dropped).
+async fn establish(
+    stream: TcpStream,
+    tls: Option<TlsAcceptor>,
+) -> Result<Replayed<Transport>, (io::Error, Transport)> {
+    let mut io = match tls {
+        None => Either::Left(stream),
+        Some(acceptor) => match acceptor.accept(stream).into_fallible().await {
+            Ok(tls) => Either::Right(tls),
+            Err((e, tcp)) => return Err((e, Either::Left(tcp))),
+        },
+    };
+    match read_preface(&mut io).await {
+        Ok(prefix) => Ok(Replayed::new(prefix, io)),
+        Err(e) => Err((e, io)),
     }
 }
 

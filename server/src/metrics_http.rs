@@ -106,7 +106,9 @@ async fn serve_connection(stream: TcpStream, metrics: &Arc<Metrics>, sample: Sam
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .serve_connection(TokioIo::new(stream), service);
-    match tokio::time::timeout(limits.max_lifetime, conn).await {
+    // Pinned here so that the socket closes only after the refusal is counted.
+    let mut conn = std::pin::pin!(tokio::time::timeout(limits.max_lifetime, conn));
+    match conn.as_mut().await {
         Ok(Ok(())) => {}
         Ok(Err(e)) if e.is_timeout() => {
             debug!("metrics endpoint: connection closed: {e}");
