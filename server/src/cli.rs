@@ -115,6 +115,17 @@ pub struct Args {
     #[arg(long, env = "BANK_MAX_CONNECTIONS", default_value_t = d().max_connections)]
     pub max_connections: usize,
 
+    /// Connections served at once from one IP address; the next one from it is
+    /// closed at once. Default 256, or --max-connections if that is smaller;
+    /// never more than --max-connections.
+    #[arg(long, env = "BANK_MAX_CONNECTIONS_PER_IP", value_name = "N")]
+    pub max_connections_per_ip: Option<usize>,
+
+    /// A new connection must finish TLS (when on) and send the HTTP/2 preface
+    /// and its first SETTINGS frame within this, or it is closed.
+    #[arg(long, env = "BANK_HANDSHAKE_TIMEOUT", default_value_t = hd(d().handshake_timeout))]
+    pub handshake_timeout: humantime::Duration,
+
     /// How often an idle HTTP/2 connection is pinged.
     #[arg(long, env = "BANK_HTTP2_KEEPALIVE_INTERVAL", default_value_t = hd(d().http2_keepalive_interval))]
     pub http2_keepalive_interval: humantime::Duration,
@@ -222,6 +233,10 @@ impl Args {
         }
         self.check_database()?;
         self.check_quotas()?;
+        let max_connections_per_ip = self.max_connections_per_ip()?;
+        if self.handshake_timeout.is_zero() {
+            return Err("--handshake-timeout must be more than 0s".into());
+        }
         Ok(ServerConfig {
             ledger: self.ledger_config(),
             max_message_bytes: self.max_message_bytes,
@@ -230,6 +245,8 @@ impl Args {
             shutdown_grace: *self.shutdown_grace,
             max_blocking_threads: self.max_blocking_threads,
             max_connections: self.max_connections,
+            max_connections_per_ip,
+            handshake_timeout: *self.handshake_timeout,
             http2_keepalive_interval: *self.http2_keepalive_interval,
             http2_keepalive_timeout: *self.http2_keepalive_timeout,
             tls: self.tls_files(),
@@ -255,6 +272,22 @@ impl Args {
     fn accounts_per_principal(&self) -> usize {
         let default = d().ledger.max_accounts_per_principal.min(self.max_accounts);
         self.max_accounts_per_principal.unwrap_or(default)
+    }
+
+    /// `--max-connections-per-ip`: 1..=`--max-connections`; unset, the default
+    /// or `--max-connections` if that is smaller.
+    fn max_connections_per_ip(&self) -> Result<usize, String> {
+        let Some(per_ip) = self.max_connections_per_ip else {
+            let default = crate::config::DEFAULT_MAX_CONNECTIONS_PER_IP;
+            return Ok(default.min(self.max_connections));
+        };
+        if per_ip == 0 || per_ip > self.max_connections {
+            return Err(format!(
+                "--max-connections-per-ip must be 1..=--max-connections ({}), got {per_ip}",
+                self.max_connections
+            ));
+        }
+        Ok(per_ip)
     }
 
     /// The flags that do not go with `--database-url`.
@@ -392,6 +425,33 @@ mod tests {
         assert!(above.unwrap_err().contains("--max-accounts-per-principal 101"));
         let zero = quota(&["--max-accounts-per-principal", "0"]);
         assert!(zero.unwrap_err().contains("at least 1"));
+    }
+
+    #[test]
+    fn connection_limits_default_below_max_connections_and_refuse_more() {
+        let parse = |args: &[&str]| {
+            let argv = ["bank-server"].iter().chain(args).copied();
+            Args::try_parse_from(argv).unwrap().config()
+        };
+        let defaults = parse(&[]).unwrap();
+        assert_eq!(defaults.max_connections_per_ip, 256);
+        assert_eq!(defaults.handshake_timeout, Duration::from_secs(10));
+        let small = parse(&["--max-connections", "5"]).unwrap();
+        assert_eq!(
+            small.max_connections_per_ip, 5,
+            "the default never exceeds --max-connections"
+        );
+        let set = parse(&["--max-connections-per-ip", "3", "--handshake-timeout", "200ms"]).unwrap();
+        assert_eq!(set.max_connections_per_ip, 3);
+        assert_eq!(set.handshake_timeout, Duration::from_millis(200));
+        let over = parse(&["--max-connections", "5", "--max-connections-per-ip", "6"]);
+        assert!(over
+            .unwrap_err()
+            .contains("--max-connections-per-ip must be 1..=--max-connections (5)"));
+        assert!(parse(&["--max-connections-per-ip", "0"]).is_err());
+        assert!(parse(&["--handshake-timeout", "0s"])
+            .unwrap_err()
+            .contains("--handshake-timeout"));
     }
 
     #[test]

@@ -12,6 +12,9 @@ use crate::tls::TlsFiles;
 /// Where the binary listens unless told otherwise: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 
+/// `--max-connections-per-ip` unless told otherwise (or `--max-connections`, if smaller).
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 256;
+
 /// Everything `run` needs besides the listener and the shutdown signal.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -29,6 +32,11 @@ pub struct ServerConfig {
     pub max_blocking_threads: usize,
     /// Connections served at once; more wait in the kernel's backlog.
     pub max_connections: usize,
+    /// Connections served at once from one IP address; the next is closed at once.
+    pub max_connections_per_ip: usize,
+    /// How long a new connection may take to finish TLS (when on) and send the
+    /// HTTP/2 preface and first SETTINGS frame before it is closed.
+    pub handshake_timeout: Duration,
     /// How often an idle HTTP/2 connection is pinged.
     pub http2_keepalive_interval: Duration,
     /// How long a ping may go unanswered before the connection is closed.
@@ -53,6 +61,8 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(10),
             max_blocking_threads: 512,
             max_connections: 10_000,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            handshake_timeout: Duration::from_secs(10),
             http2_keepalive_interval: Duration::from_secs(30),
             http2_keepalive_timeout: Duration::from_secs(10),
             tls: None,

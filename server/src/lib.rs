@@ -12,6 +12,7 @@ pub mod drain;
 pub mod durable;
 mod fence;
 pub mod gate;
+pub mod handshake;
 pub mod ledger;
 pub mod logging;
 pub mod metrics;

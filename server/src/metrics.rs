@@ -36,6 +36,7 @@ pub struct Metrics {
     operations: IntCounterVec,
     rpc_errors: IntCounterVec,
     rpc_latency: HistogramVec,
+    connections_refused: IntCounterVec,
     lock_wait: Histogram,
     lock_hold: Histogram,
     syncs: IntCounter,
@@ -87,6 +88,13 @@ impl Metrics {
                 .buckets(buckets(LATENCY_BUCKETS)),
                 &["method"],
             )?,
+            connections_refused: IntCounterVec::new(
+                Opts::new(
+                    "bank_connections_refused_total",
+                    "Connections closed before they were served, by listener (grpc, metrics) and reason.",
+                ),
+                &["listener", "reason"],
+            )?,
             lock_wait: histogram(
                 "bank_lock_wait_seconds",
                 "Time spent waiting for an account's lock.",
@@ -132,6 +140,7 @@ impl Metrics {
         r.register(Box::new(self.operations.clone()))?;
         r.register(Box::new(self.rpc_errors.clone()))?;
         r.register(Box::new(self.rpc_latency.clone()))?;
+        r.register(Box::new(self.connections_refused.clone()))?;
         r.register(Box::new(self.lock_wait.clone()))?;
         r.register(Box::new(self.lock_hold.clone()))?;
         r.register(Box::new(self.syncs.clone()))?;
@@ -163,6 +172,13 @@ impl Metrics {
         self.rpc_latency
             .with_label_values(&[method])
             .observe(took.as_secs_f64());
+    }
+
+    /// One connection on `listener` closed before it was served, for `reason`.
+    pub fn connection_refused(&self, listener: &str, reason: &str) {
+        self.connections_refused
+            .with_label_values(&[listener, reason])
+            .inc();
     }
 
     /// The current value of `bank_operations_total{method,outcome}` (tests).

@@ -1,7 +1,8 @@
 //! The one wiring of a bank server's services, used by startup and the tests:
 //! the bank (behind the token check) with its message limits, gRPC health
 //! (SERVING for `bank.v1.Bank` and ""), reflection v1 and v1alpha, and the
-//! transport's limits: streams per connection, HTTP/2 keepalive, TLS.
+//! transport's limits: streams per connection, HTTP/2 keepalive. TLS and the
+//! connection limits are the accept path's ([`crate::conn`]).
 
 use std::sync::Arc;
 
@@ -36,14 +37,10 @@ pub async fn router(
     let bank: Bank = InterceptedService::new(bank, Authenticate::new(auth));
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, ServingStatus::Serving).await;
-    let mut builder = Server::builder()
+    let router = Server::builder()
         .max_concurrent_streams(config.max_concurrent_streams_per_connection)
         .http2_keepalive_interval(Some(config.http2_keepalive_interval))
-        .http2_keepalive_timeout(Some(config.http2_keepalive_timeout));
-    if let Some(tls) = &config.tls {
-        builder = builder.tls_config(tls.server_config()?)?;
-    }
-    let router = builder
+        .http2_keepalive_timeout(Some(config.http2_keepalive_timeout))
         .add_service(health_service)
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)

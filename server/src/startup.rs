@@ -1,5 +1,5 @@
-//! Runs a server: the services of [`crate::router`] on the gRPC port (at
-//! most `max_connections` at once), `/metrics` if asked, the token file
+//! Runs a server: the services of [`crate::router`] on the gRPC port (its
+//! connections admitted and handshaken by [`crate::conn`]), `/metrics` if asked, the token file
 //! (reloaded on SIGHUP), and a graceful shutdown that stops taking calls and
 //! lets in-flight ones finish.
 
@@ -71,6 +71,7 @@ pub async fn serve(
     let telemetry = metrics
         .as_ref()
         .map(|(_, m)| Telemetry::with_metrics(Arc::clone(m)));
+    let conn_metrics = metrics.as_ref().map(|(_, m)| Arc::clone(m));
     let _metrics_task = metrics.map(|(l, m)| {
         AbortOnDrop(tokio::spawn(metrics_http::serve(
             l,
@@ -81,7 +82,8 @@ pub async fn serve(
     let _reload_task = auth.clone().and_then(reload_on_sighup);
     let (router, health) = router(Arc::clone(&ops), &config, telemetry.unwrap_or_default(), auth).await?;
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let incoming = conn::incoming(listeners.grpc, config.max_connections);
+    let tls = config.tls.as_ref().map(|t| t.acceptor()).transpose()?;
+    let incoming = conn::incoming(listeners.grpc, connection_limits(&config), tls, conn_metrics);
     let server = router.serve_with_incoming_shutdown(incoming, async {
         let _ = stop_rx.await;
     });
@@ -94,6 +96,15 @@ pub async fn serve(
     ops.drain().begin();
     set_health(&health, ServingStatus::NotServing).await;
     drain(server, stop_tx, &ops, config.shutdown_grace).await
+}
+
+/// The gRPC port's connection limits, as configured.
+fn connection_limits(config: &ServerConfig) -> conn::Limits {
+    conn::Limits {
+        max_connections: config.max_connections,
+        max_per_ip: config.max_connections_per_ip,
+        handshake_timeout: config.handshake_timeout,
+    }
 }
 
 /// The ops over the ledger the configuration names: in PostgreSQL
