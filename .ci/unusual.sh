@@ -96,6 +96,23 @@ stop_server() {
   SERVER=""
 }
 
+# The quirks whose server must also pass `stress-client conformance` (a
+# deterministic suite: one call per step, each judged alone). The others
+# refuse or fail calls at random (fail-before/after-apply, late-answers,
+# bounded-retention run with both fail quirks) or refuse concurrent calls
+# (shed-load), which a check that sends one call and judges its answer
+# cannot tell from a wrong status; the load verdict judges those.
+declare -A CONFORM=([group-commit]=1 [follower-reads]=1 [deadlines]=1)
+
+# Case $1's server (still running on $PORT) must pass every conformance check.
+conform() {
+  local name=$1 json="target/unusual-$1-conformance.json" rc=0
+  "$CLIENT_BIN" conformance --target "http://127.0.0.1:$PORT" --json "$json" \
+    >"$WORK/$name-conformance.log" 2>&1 || rc=$?
+  [ "$rc" = 0 ] || fail "$name: conformance exit $rc: $(jq -c '[.checks[] | select(.passed == false and .skipped == false) | {id, detail}][0:3]' "$json" 2>/dev/null || tail -3 "$WORK/$name-conformance.log")"
+  printf 'unusual: %-18s conformance passed (%s)\n' "$name" "$(jq -r '"\(.passed) passed, \(.skipped) skipped"' "$json")"
+}
+
 # Case $1: the run must pass, refuse nothing wrongly, and show its quirk.
 run_case() {
   local name=$1 report="target/unusual-$1.json" rc=0
@@ -104,6 +121,7 @@ run_case() {
   # shellcheck disable=SC2086 # the flags are a list on purpose
   "$CLIENT_BIN" --target "http://127.0.0.1:$PORT" "${COMMON[@]}" ${CLIENT_FLAGS[$name]} --json "$report" \
     >"$WORK/$name-client.log" 2>&1 || rc=$?
+  [ -z "${CONFORM[$name]:-}" ] || conform "$name"
   stop_server
   local summary
   summary="$(jq -c '{verdict: .consistency.verdict, violations: [.consistency.violations[]? | .kind + ": " + .detail][0:3], undecided: .consistency.undecided}' "$report" 2>/dev/null || echo '(no report)')"
