@@ -147,11 +147,7 @@ stop_server
 # The Python server: no tokens (it has no auth), enough threads for the
 # waiters' check (128 calls at once) beside the other checks.
 if [ "${CONFORMANCE_SKIP_PYTHON:-0}" != 1 ]; then
-  if ! "$VENV/bin/python" -c 'import grpc, grpc_tools, grpc_health' >/dev/null 2>&1; then
-    python3 -m venv "$VENV" || fail "could not create a venv with python3 -m venv"
-    PIP_NO_INPUT=1 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --progress-bar off \
-      -r examples/python/requirements.txt || fail "pip install failed"
-  fi
+  need_venv
   PORT="$(free_port)"
   "$VENV/bin/python" examples/python/bank_server.py --listen "127.0.0.1:$PORT" --processing-delay 1ms \
     --max-workers 512 >"$WORK/python-server.log" 2>&1 &

@@ -50,3 +50,15 @@ await_log() {
   done
   return 1
 }
+
+# Makes sure the Python venv $VENV (default: BANK_CI_VENV or target/ci-venv,
+# the one .ci/interop.sh makes) has examples/python/requirements.txt
+# (grpcio, grpcio-tools, grpcio-health-checking), making it when missing.
+need_venv() {
+  VENV="${VENV:-${BANK_CI_VENV:-target/ci-venv}}"
+  "$VENV/bin/python" -c 'import grpc, grpc_tools, grpc_health' >/dev/null 2>&1 && return 0
+  rm -rf "$VENV"
+  python3 -m venv "$VENV" || fail "could not create a venv with python3 -m venv ($VENV)"
+  PIP_NO_INPUT=1 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --progress-bar off \
+    -r examples/python/requirements.txt || fail "pip install into $VENV failed"
+}

@@ -73,12 +73,7 @@ COMMON=(--connections 2 --streams 16 --initial-balance 300 --warmup 0s --duratio
   --invalid-ratio 0.05 --quiet)
 
 need_tools "$CLIENT_BIN"
-if ! "$VENV/bin/python" -c 'import grpc, grpc_tools' >/dev/null 2>&1; then
-  rm -rf "$VENV"
-  python3 -m venv "$VENV" || fail "could not create a venv with python3 -m venv"
-  PIP_NO_INPUT=1 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --progress-bar off \
-    -r examples/python/requirements.txt || fail "pip install failed"
-fi
+need_venv
 
 # Starts the server with quirk flags $2 (case $1); sets SERVER and PORT.
 start_server() {

@@ -34,11 +34,7 @@ FAIL_PREFIX="SIEGE principals"
 . .ci/lib.sh
 [ -x "$SERVER_BIN" ] || fail "$SERVER_BIN is missing: run cargo build --release --bins first"
 
-if ! "$VENV/bin/python" -c 'import grpc, grpc_tools' >/dev/null 2>&1; then
-  python3 -m venv "$VENV" || fail "could not create a venv with python3 -m venv"
-  PIP_NO_INPUT=1 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-    --progress-bar off -r examples/python/requirements.txt || fail "pip install failed"
-fi
+need_venv
 
 printf 'alice alice-siege-token-0123456789\nbob bob-siege-token-9876543210\n' >"$WORK/tokens"
 PORT="$(free_port)"

@@ -28,12 +28,7 @@ cleanup() {
 trap cleanup EXIT
 need_tools "$SERVER_BIN"
 
-if ! "$VENV/bin/python" -c 'import grpc, grpc_tools' >/dev/null 2>&1; then
-  echo "siege request-ids: making the Python venv $VENV (grpcio, grpcio-tools)"
-  python3 -m venv "$VENV" || fail "python3 -m venv $VENV failed"
-  PIP_NO_INPUT=1 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --progress-bar off \
-    -r examples/python/requirements.txt || fail "pip install into $VENV failed"
-fi
+need_venv
 
 ALICE="alice-token-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
 BOB="bob-token-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"

@@ -31,11 +31,7 @@ trap cleanup EXIT
 . .ci/lib.sh
 need_tools "$SERVER_BIN"
 
-if ! "$VENV/bin/python" -c 'import grpc, grpc_tools' >/dev/null 2>&1; then
-  python3 -m venv "$VENV" || fail "could not create a venv with python3 -m venv"
-  PIP_NO_INPUT=1 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-    --progress-bar off -r examples/python/requirements.txt || fail "pip install failed"
-fi
+need_venv
 PY="$VENV/bin/python"
 
 # Starts bank-server on data dir $1, log $2, port $PORT, plus the auth flags;

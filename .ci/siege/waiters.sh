@@ -26,11 +26,7 @@ cleanup() {
 trap cleanup EXIT
 [ -x "$SERVER_BIN" ] || fail "$SERVER_BIN is missing: run cargo build --release --bins first"
 
-if ! "$VENV/bin/python" -c 'import grpc, grpc_tools' >/dev/null 2>&1; then
-  python3 -m venv "$VENV" || fail "could not create a venv with python3 -m venv"
-  PIP_NO_INPUT=1 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-    --progress-bar off -r examples/python/requirements.txt || fail "pip install failed"
-fi
+need_venv
 PY="$VENV/bin/python"
 
 # Starts the server with extra flags "$@"; sets SERVER, ADDR and METRICS.
