@@ -25,17 +25,16 @@ mod stream;
 mod transfer;
 mod wait;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bank_server::cli::parse_duration;
 use futures::future::BoxFuture;
 use futures::StreamExt;
 
 pub use ctx::{Cx, Shared, Step, Stop};
 pub use report::{CheckReport, Report};
 
+use crate::cli::ConformanceArgs;
 use crate::run::Exit;
 use crate::transport::{self, TransportArgs};
 
@@ -44,68 +43,6 @@ use crate::transport::{self, TransportArgs};
 const CONCURRENT_CHECKS: usize = 12;
 /// The longest one check may take, whatever its calls' deadlines.
 const CHECK_BUDGET: Duration = Duration::from_secs(30);
-
-/// The flags of `stress-client conformance`.
-#[derive(Clone, clap::Args)]
-pub struct ConformanceArgs {
-    /// The server to check (e.g. http://127.0.0.1:50051, https://localhost:50051).
-    #[arg(long)]
-    pub target: String,
-
-    /// CA certificate(s) (PEM) that an `https://` target's certificate must
-    /// chain to; without it the webpki roots are trusted.
-    #[arg(long, value_name = "PATH")]
-    pub tls_ca: Option<PathBuf>,
-
-    /// DANGER: do not verify an `https://` target's certificate (self-signed
-    /// labs only). Prefer --tls-ca.
-    #[arg(long, conflicts_with = "tls_ca")]
-    pub tls_insecure: bool,
-
-    /// The first principal's bearer token, sent with every call.
-    #[arg(long, value_name = "TOKEN", env = "BANK_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-
-    /// A second principal's token (with `--token`): enables the ownership checks.
-    #[arg(
-        long,
-        value_name = "TOKEN",
-        requires = "token",
-        env = "BANK_SECOND_TOKEN",
-        hide_env_values = true
-    )]
-    pub second_token: Option<String>,
-
-    /// Extra metadata sent with every call (repeatable).
-    #[arg(long, value_name = "KEY=VALUE")]
-    pub metadata: Vec<String>,
-
-    /// Deadline of each call.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
-    pub timeout: Duration,
-
-    /// Write the report as JSON here.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-
-    /// Run only the checks whose id starts with this prefix (repeatable).
-    #[arg(long = "only", value_name = "PREFIX")]
-    pub only: Vec<String>,
-}
-
-impl std::fmt::Debug for ConformanceArgs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never the tokens.
-        f.debug_struct("ConformanceArgs")
-            .field("target", &self.target)
-            .field("tls_ca", &self.tls_ca)
-            .field("tls_insecure", &self.tls_insecure)
-            .field("tokens", &(self.token.is_some(), self.second_token.is_some()))
-            .field("timeout", &self.timeout)
-            .field("json", &self.json)
-            .finish_non_exhaustive()
-    }
-}
 
 /// A check of the suite.
 pub struct Check {
