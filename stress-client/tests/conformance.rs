@@ -129,12 +129,21 @@ enum Breakage {
     ReplayNotFlagged,
     /// ALREADY_EXISTS is answered as NOT_FOUND.
     ExistsAsNotFound,
+    /// No lie: a few money calls (the [`FAILED_CALLS`]-th of the run) are
+    /// answered UNAVAILABLE before anything is applied, as a correct server
+    /// may answer any call.
+    FailsSomeCalls,
 }
+
+/// Which money calls of the run `Breakage::FailsSomeCalls` fails (0-based).
+const FAILED_CALLS: [u32; 3] = [3, 40, 90];
 
 /// The real service, with one lie on the wire.
 struct Broken {
     inner: BankService,
     breakage: Breakage,
+    /// Money calls so far (for `Breakage::FailsSomeCalls`).
+    calls: std::sync::atomic::AtomicU32,
 }
 
 type Answers = Pin<Box<dyn Stream<Item = Result<pb::OperationResult, Status>> + Send>>;
@@ -160,6 +169,16 @@ fn lie(
 }
 
 impl Broken {
+    /// UNAVAILABLE, before anything is applied, if this money call is one
+    /// that `Breakage::FailsSomeCalls` fails.
+    fn fail_now(&self) -> Result<(), Status> {
+        let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match self.breakage == Breakage::FailsSomeCalls && FAILED_CALLS.contains(&n) {
+            true => Err(Status::unavailable("failed before applying (test server)")),
+            false => Ok(()),
+        }
+    }
+
     fn status(&self, status: Status) -> Status {
         lie_status(self.breakage, status)
     }
@@ -186,6 +205,7 @@ impl Bank for Broken {
     }
 
     async fn deposit(&self, r: Request<pb::DepositRequest>) -> Result<Response<pb::OperationResult>, Status> {
+        self.fail_now()?;
         self.op(self.inner.deposit(r).await)
     }
 
@@ -193,6 +213,7 @@ impl Bank for Broken {
         &self,
         r: Request<pb::WithdrawRequest>,
     ) -> Result<Response<pb::OperationResult>, Status> {
+        self.fail_now()?;
         self.op(self.inner.withdraw(r).await)
     }
 
@@ -211,6 +232,7 @@ impl Bank for Broken {
         &self,
         r: Request<pb::TransferRequest>,
     ) -> Result<Response<pb::OperationResult>, Status> {
+        self.fail_now()?;
         self.op(self.inner.transfer(r).await)
     }
 
@@ -233,6 +255,7 @@ async fn broken_server(breakage: Breakage) -> String {
     let broken = Broken {
         inner: BankService::new(ops, 64),
         breakage,
+        calls: std::sync::atomic::AtomicU32::new(0),
     };
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let server = tonic::transport::Server::builder()
@@ -298,4 +321,15 @@ async fn already_exists_answered_as_not_found_fails_the_conflict_checks_only() {
     ] {
         assert!(!failed.iter().any(|f| f == id), "{id} in {failed:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_fails_a_few_calls_before_applying_them_passes() {
+    // A check that met UNAVAILABLE where it expected an answer is run again
+    // on fresh accounts: a correct server may fail any call.
+    let target = broken_server(Breakage::FailsSomeCalls).await;
+    let (code, report) = conformance(&["--target", &target]).await;
+    let report = report.expect("a report");
+    assert_eq!(failed(&report), Vec::<String>::new());
+    assert_eq!(code, 0);
 }

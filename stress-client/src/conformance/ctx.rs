@@ -56,23 +56,29 @@ pub struct Shared {
 pub struct Cx {
     pub shared: Arc<Shared>,
     tag: &'static str,
+    /// Which attempt of the check this is (0: the first).
+    attempt: u32,
     next: AtomicU32,
 }
 
 impl Cx {
-    /// The view of check `tag` over `shared`.
-    pub fn new(shared: Arc<Shared>, tag: &'static str) -> Cx {
+    /// The view of attempt `attempt` of check `tag` over `shared`.
+    pub fn new(shared: Arc<Shared>, tag: &'static str, attempt: u32) -> Cx {
         Cx {
             shared,
             tag,
+            attempt,
             next: AtomicU32::new(0),
         }
     }
 
-    /// A fresh account id no other check or run uses.
+    /// A fresh account id no other check, attempt or run uses.
     pub fn account(&self) -> String {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        format!("{}.{}.{n}", self.shared.run, self.tag)
+        match self.attempt {
+            0 => format!("{}.{}.{n}", self.shared.run, self.tag),
+            a => format!("{}.{}.{n}.a{a}", self.shared.run, self.tag),
+        }
     }
 
     /// The primary client.

@@ -28,6 +28,26 @@ pub fn show_status(status: &Status) -> String {
     format!("status {:?} ({:?})", status.code(), status.message())
 }
 
+/// The statuses a correct server may answer to any call, whatever it is:
+/// it shed load (RESOURCE_EXHAUSTED), failed before or after applying
+/// (UNAVAILABLE: GetOperation or a retry tells which), or answered after the
+/// deadline (DEADLINE_EXCEEDED, or CANCELLED as tonic's client reports it).
+const RETRYABLE: [Code; 4] = [
+    Code::Unavailable,
+    Code::ResourceExhausted,
+    Code::DeadlineExceeded,
+    Code::Cancelled,
+];
+
+/// Whether a failure's `detail` shows a call answered with a retryable
+/// status (as [`show_status`] writes it) where the check expected another
+/// answer: a fault of the moment, not by itself a broken contract.
+pub fn met_retryable(detail: &str) -> bool {
+    RETRYABLE
+        .iter()
+        .any(|code| detail.contains(&format!("got status {code:?} (")))
+}
+
 /// What an `OperationResult` must say; `None` fields are not checked.
 #[derive(Debug, Clone, Default)]
 pub struct Want {

@@ -41,8 +41,10 @@ use crate::transport::{self, TransportArgs};
 /// Checks run at once: enough to finish fast, few enough for a server
 /// with a small thread pool (one check alone holds up to 128 calls).
 const CONCURRENT_CHECKS: usize = 12;
-/// The longest one check may take, whatever its calls' deadlines.
+/// The longest one attempt of a check may take, whatever its calls' deadlines.
 const CHECK_BUDGET: Duration = Duration::from_secs(30);
+/// Attempts of one check whose attempts fail on retryable statuses.
+const ATTEMPTS_MAX: u32 = 4;
 
 /// A check of the suite.
 pub struct Check {
@@ -190,14 +192,34 @@ async fn run_checks(shared: Arc<Shared>, checks: Vec<Check>) -> Vec<CheckReport>
     results.into_iter().map(|(_, r)| r).collect()
 }
 
+/// Runs `check`; an attempt that failed on a retryable status (see
+/// [`ctx::met_retryable`]) is run again from the start on fresh accounts,
+/// up to [`ATTEMPTS_MAX`] attempts: a server may shed, fail or answer late
+/// any call, and a check that sends one call and judges its answer cannot
+/// tell that from a wrong status. A server that answers so every time still
+/// fails, with the last attempt's exchange.
 async fn run_one(shared: Arc<Shared>, check: Check) -> CheckReport {
-    let cx = Cx::new(shared, check.id);
     let started = Instant::now();
-    let outcome = match tokio::time::timeout(CHECK_BUDGET, (check.run)(cx)).await {
-        Ok(outcome) => outcome,
-        Err(_) => Err(Stop::Fail(format!(
-            "the check did not finish within {CHECK_BUDGET:?}"
-        ))),
+    let mut attempt = 0;
+    let outcome = loop {
+        let cx = Cx::new(Arc::clone(&shared), check.id, attempt);
+        let outcome = match tokio::time::timeout(CHECK_BUDGET, (check.run)(cx)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(Stop::Fail(format!(
+                "the check did not finish within {CHECK_BUDGET:?}"
+            ))),
+        };
+        match outcome {
+            Err(Stop::Fail(detail)) if ctx::met_retryable(&detail) => {
+                attempt += 1;
+                if attempt == ATTEMPTS_MAX {
+                    break Err(Stop::Fail(format!(
+                        "each of {ATTEMPTS_MAX} attempts met a retryable status; the last: {detail}"
+                    )));
+                }
+            }
+            outcome => break outcome,
+        }
     };
     CheckReport::new(check.id, check.description, outcome, started.elapsed())
 }
