@@ -341,7 +341,10 @@ def main():
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bank-stubs-") as out_dir:
         bank_server.pb, pb_grpc = generate_stubs(DEFAULT_PROTO_DIR, out_dir)
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=args.max_workers))
+        # grpcio's own message limit far above the contract's, as bank_server.py
+        # sets it, so an oversized request is the contract's OUT_OF_RANGE.
+        limits = [("grpc.max_receive_message_length", bank_server.GRPCIO_MAX_MESSAGE_BYTES)]
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=args.max_workers), options=limits)
         pb_grpc.add_BankServicer_to_server(servicer(Unusual(args), pb_grpc), server)
         port = server.add_insecure_port(args.listen)
         if port == 0:
