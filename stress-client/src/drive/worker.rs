@@ -240,12 +240,27 @@ impl Worker {
     }
 
     /// Drops the stream (the server abandons what is queued) and records every
-    /// op still in flight on it as failed with `status`.
+    /// op still in flight on it as failed: the oldest with `status` (the
+    /// contract ends a stream with the status of its first unanswered request,
+    /// after every earlier one was answered), the ones sent after it as
+    /// CANCELLED, never answered. Their outcome is unknown either way, but a
+    /// status that says something about a request (ABORTED: it waits for
+    /// funds; NOT_FOUND: its account is gone) must not be pinned on requests
+    /// the server never answered.
     fn fail_stream(&mut self, status: Status) {
         let Some(stream) = self.stream.take() else { return };
         let received = Instant::now();
-        for f in stream.inflight {
-            self.record(&f, received, Err(status.clone()));
+        let mut inflight = stream.inflight.into_iter();
+        if let Some(first) = inflight.next() {
+            self.record(&first, received, Err(status.clone()));
+        }
+        let cut = Status::cancelled(format!(
+            "the stream ended ({:?}: {}) before this request was answered",
+            status.code(),
+            status.message()
+        ));
+        for f in inflight {
+            self.record(&f, received, Err(cut.clone()));
         }
     }
 
