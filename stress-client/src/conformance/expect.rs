@@ -39,13 +39,21 @@ const RETRYABLE: [Code; 4] = [
     Code::Cancelled,
 ];
 
+/// Whether `code` is one a correct server may answer to any call (see [`RETRYABLE`]).
+pub fn is_retryable(code: Code) -> bool {
+    RETRYABLE.contains(&code)
+}
+
 /// Whether a failure's `detail` shows a call answered with a retryable
 /// status (as [`show_status`] writes it) where the check expected another
 /// answer: a fault of the moment, not by itself a broken contract.
 pub fn met_retryable(detail: &str) -> bool {
-    RETRYABLE
-        .iter()
-        .any(|code| detail.contains(&format!("got status {code:?} (")))
+    RETRYABLE.iter().any(|code| {
+        // "got status …" for a call; "then status …" for a stream's end.
+        ["got", "then"]
+            .iter()
+            .any(|how| detail.contains(&format!("{how} status {code:?} (")))
+    })
 }
 
 /// What an `OperationResult` must say; `None` fields are not checked.
