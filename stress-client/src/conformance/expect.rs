@@ -49,8 +49,9 @@ pub fn is_retryable(code: Code) -> bool {
 /// answer: a fault of the moment, not by itself a broken contract.
 pub fn met_retryable(detail: &str) -> bool {
     RETRYABLE.iter().any(|code| {
-        // "got status …" for a call; "then status …" for a stream's end.
-        ["got", "then"]
+        // "got status …" for a call; "then status …" or "with status …"
+        // for a stream's end.
+        ["got", "then", "with"]
             .iter()
             .any(|how| detail.contains(&format!("{how} status {code:?} (")))
     })

@@ -44,7 +44,7 @@ const CONCURRENT_CHECKS: usize = 12;
 /// The longest one attempt of a check may take, whatever its calls' deadlines.
 const CHECK_BUDGET: Duration = Duration::from_secs(30);
 /// Attempts of one check whose attempts fail on retryable statuses.
-const ATTEMPTS_MAX: u32 = 4;
+const ATTEMPTS_MAX: u32 = 8;
 
 /// A check of the suite.
 pub struct Check {
