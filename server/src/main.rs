@@ -1,12 +1,33 @@
 //! The `bank-server` binary: parse flags, set up tracing, build the runtime,
 //! bind, and hand over to `bank_server::run` until SIGINT or SIGTERM.
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use bank_server::cli::Args;
 use clap::Parser;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tracing::{error, info};
+
+/// Connections the kernel may hold completed for the gRPC port before the
+/// accept loop takes them (capped by `net.core.somaxconn`). std's and tokio's
+/// 128 overflows when a burst of sockets arrives at once (a thousand idle
+/// ones, or every client reconnecting after a restart): the kernel then drops
+/// the handshake's last ACK and the client, which thinks it is connected,
+/// waits for SYN-ACK retransmits (1 s, 3 s, 7 s ...) before the server sees it.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds the gRPC port with [`LISTEN_BACKLOG`] (and SO_REUSEADDR, as
+/// `TcpListener::bind` sets it).
+fn bind_grpc(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
 
 /// mimalloc: ~10% more requests per CPU-second than glibc malloc here, whose
 /// free-list consolidation shows up in profiles of the gRPC path (bench/).
@@ -31,7 +52,7 @@ fn main() -> ExitCode {
         rt.block_on(async {
             // Signals are caught from here on: one during startup still drains cleanly.
             let shutdown = bank_server::signal::shutdown();
-            let listener = TcpListener::bind(args.listen).await?;
+            let listener = bind_grpc(args.listen)?;
             info!(addr = %listener.local_addr()?, delay = ?config.ledger.processing_delay, "bank-server listening");
             let metrics = match args.metrics_listen {
                 Some(addr) => Some(TcpListener::bind(addr).await?),
