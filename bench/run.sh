@@ -535,6 +535,7 @@ case_PW() {
     '{rss_before_kb: $a, rss_parked_kb: $b, waiters: $n}')
   record PW "memory per parked waiter ($PW_WAITERS parked, server RSS delta)" "$per" "bytes/waiter" \
     16384 "16 KiB" le 1.0 "$detail"
+}
 
 # M1: what one remembered request id costs (the docs' sizing of
 # --request-id-retention and --max-request-ids). No server: bench/src/bin/
