@@ -38,7 +38,10 @@ WARMUP="${BENCH_WARMUP:-1}"
 source bench/pg.sh
 CASES="${BENCH_CASES:-P1 P2 P3 P4 P5 P6 P7 P8 P9 PW M1$(pg_available && echo " $PG_CASES")}"
 OUT="${BENCH_OUT:-bench/results/latest.json}"
-PORT="${BENCH_PORT:-50700}"
+# Servers listen on PORT, PORT+1, ...: below Linux's ephemeral range (32768-60999),
+# where a client's own outbound connections could hold the next one and the
+# server's bind fail with "Address already in use".
+PORT="${BENCH_PORT:-20700}"
 SMOKE="${BENCH_SMOKE:-0}"
 REPS="${BENCH_REPS:-1}"
 RUNS="${BENCH_RUNS:-5}"
