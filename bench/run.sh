@@ -18,7 +18,7 @@
 #                   machine only ever lowers a throughput, so on a shared
 #                   machine best-of-3 is the fairer number.
 #   BENCH_OUT       JSON report path (default bench/results/latest.json)
-#   BENCH_PORT      first loopback port to use (default 50700)
+#   BENCH_PORT      first loopback port to use (default 20700)
 #   BENCH_SMOKE     1: exit 0 even when a target is missed; only broken
 #                   machinery (a tool failing, a check failing, a missing
 #                   number) fails the script. Used by bench/smoke.sh.
