@@ -5,22 +5,8 @@
 
 mod common;
 
-use bank_checker::{check, Op, Report, Verdict, ViolationKind as V};
+use bank_checker::{check, Op, ViolationKind as V};
 use common::*;
-
-/// Asserts that `kind` was found and returns its first detail.
-fn found(report: &Report, kind: V) -> String {
-    assert!(report.count(kind) >= 1, "no {kind} in {report:#?}");
-    assert_eq!(report.verdict, Verdict::Failed);
-    let v = report.violations.iter().find(|v| v.kind == kind);
-    v.map(|v| v.detail.clone()).unwrap_or_default()
-}
-
-fn passes(b: &Builder) -> Report {
-    let report = check(&b.build());
-    assert_eq!(report.verdict, Verdict::Passed, "{report:#?}");
-    report
-}
 
 /// Two opposite transfers of a non-atomic server: each debited under one
 /// lock and credited under the other, so each account saw them in the

@@ -178,3 +178,18 @@ impl Builder {
         self.h.ops.last_mut().expect("an op was recorded")
     }
 }
+
+/// Asserts that `kind` was found (the verdict failed) and returns its first detail.
+pub fn found(report: &bank_checker::Report, kind: bank_checker::ViolationKind) -> String {
+    assert!(report.count(kind) >= 1, "no {kind} in {report:#?}");
+    assert_eq!(report.verdict, bank_checker::Verdict::Failed);
+    let v = report.violations.iter().find(|v| v.kind == kind);
+    v.map(|v| v.detail.clone()).unwrap_or_default()
+}
+
+/// Checks `b`'s history, which must pass; its report.
+pub fn passes(b: &Builder) -> bank_checker::Report {
+    let report = bank_checker::check(&b.build());
+    assert_eq!(report.verdict, bank_checker::Verdict::Passed, "{report:#?}");
+    report
+}
