@@ -38,34 +38,23 @@
 //! op), two sorted arrays of op indices and a byte per op for the global
 //! order; O(n log n) time, no per-op allocation.
 
-mod ambiguous;
-mod cands;
-mod conservation;
-mod describe;
-mod finals;
+mod answers;
 pub mod history;
-mod index;
-mod invalid;
-mod leg;
 mod order;
-mod place;
-mod protocol;
-mod readnodes;
-mod reads;
-mod realtime;
-mod replays;
+mod placement;
 mod report;
-mod search;
-pub mod synth;
-mod timeline;
-mod walk;
 
+pub use history::synth;
 pub use history::{
     AccountIdx, AccountState, Duplicate, History, Invalid, InvalidCall, Kind, Op, Outcome, Read, TransferLeg,
 };
 pub use report::{CheckStats, Checked, Report, Verdict, Violation, ViolationKind, MAX_REPORTED_VIOLATIONS};
 
-use index::{Index, Pass};
+use answers::{invalid, protocol, replays};
+use order::global;
+use order::index::{Index, Pass};
+use order::reads;
+use placement::{conservation, finals, place, walk};
 use report::Sink;
 
 /// The checker's own bounds: past them it answers inconclusive, never passed.
@@ -93,7 +82,7 @@ struct Trial {
     /// The index with the placed ops (`None`: nothing placed, the first one serves).
     index: Option<Index>,
     sink: Sink,
-    order: order::Order,
+    order: global::Order,
 }
 
 /// Places the ops of unknown outcome and checks the global order. While a
@@ -115,15 +104,15 @@ fn place_in_order(
     while let Some((forbidden, guessed)) = queue.pop_front() {
         tries += 1;
         let t = trial(h, &index, gaps, &forbidden, budget, stats);
-        let failed = t.sink.failed() || matches!(t.order, order::Order::Cycle);
-        if let order::Order::Misplaced { spots, sure } = &t.order {
+        let failed = t.sink.failed() || matches!(t.order, global::Order::Cycle);
+        if let global::Order::Misplaced { spots, sure } = &t.order {
             for &spot in spots.iter().take(if *sure { 1 } else { spots.len() }) {
                 let mut more = forbidden.clone();
                 more.push(spot);
                 queue.push_back((more, guessed || !sure));
             }
         }
-        let settled = !matches!(t.order, order::Order::Misplaced { .. }) && (!failed || !guessed);
+        let settled = !matches!(t.order, global::Order::Misplaced { .. }) && (!failed || !guessed);
         if settled || tries >= REPLACEMENTS_MAX || (first.is_none() && queue.is_empty()) {
             let chosen = if settled { t } else { first.unwrap_or(t) };
             let (placement, placed) = finish(chosen, sink, stats);
@@ -155,8 +144,8 @@ fn trial(
         false => Index::build(h, &placement.placed, Pass::Placed, &mut sink, stats),
     };
     let order = match placement.complete {
-        true => order::check(h, placed_index.as_ref().unwrap_or(index), &mut sink),
-        false => order::Order::Acyclic,
+        true => global::check(h, placed_index.as_ref().unwrap_or(index), &mut sink),
+        false => global::Order::Acyclic,
     };
     Trial {
         placement,
@@ -171,11 +160,11 @@ fn trial(
 fn finish(t: Trial, sink: &mut Sink, stats: &mut CheckStats) -> (place::Outcome, Option<Index>) {
     let mut trial_sink = t.sink;
     match t.order {
-        order::Order::Misplaced { .. } => trial_sink.undecided(
+        global::Order::Misplaced { .. } => trial_sink.undecided(
             "the ops of unknown outcome could not be placed in one global order within the tries allowed (a cycle runs through them)".to_owned(),
         ),
-        order::Order::Acyclic => stats.order_checked = t.placement.complete,
-        order::Order::Cycle => {}
+        global::Order::Acyclic => stats.order_checked = t.placement.complete,
+        global::Order::Cycle => {}
     }
     sink.absorb(trial_sink);
     (t.placement, t.index)

@@ -13,10 +13,10 @@
 //! balance did not move, else `unexplained_change`) with every explanation
 //! in the detail ("either …, or …"), never as `double_apply`.
 
-use crate::describe;
+use crate::history::leg::find_leg;
 use crate::history::{History, Kind, Outcome};
-use crate::leg::find_leg;
-use crate::place::Gap;
+use crate::placement::place::Gap;
+use crate::report::describe;
 
 /// The ops answered NOT_APPLIED, sorted by (account, kind, amount), so a
 /// reapplied op finds its look-alikes by binary search.

@@ -20,11 +20,11 @@
 //! time (released while they were sent no later than that op's reply), so
 //! the whole check is two sorts and a linear sweep: O(n log n).
 
-use crate::describe;
+use crate::history::leg::decode;
 use crate::history::{History, Read};
-use crate::index::{entry_op, key_entry, key_seq, Index};
-use crate::leg::decode;
-use crate::readnodes::ReadNodes;
+use crate::order::index::{entry_op, key_entry, key_seq, Index};
+use crate::order::readnodes::ReadNodes;
+use crate::report::describe;
 use crate::report::{Sink, ViolationKind};
 
 /// `pending` marks: not a node, and done.

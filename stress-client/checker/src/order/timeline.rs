@@ -12,9 +12,9 @@
 //! ops took effect after every read that missed them was sent and before
 //! every read that saw them was answered.
 
+use crate::history::leg::decode;
 use crate::history::{History, Read};
-use crate::index::{key_entry, key_seq, Index};
-use crate::leg::decode;
+use crate::order::index::{key_entry, key_seq, Index};
 
 /// The answers for one account. Only views of ops whose outcome is known
 /// count: an op of unknown outcome has no reply, and where the search placed

@@ -16,13 +16,13 @@
 
 use std::cell::OnceCell;
 
-use crate::ambiguous::{alternatives, Disowned};
-use crate::cands::{candidates, set_windows};
-use crate::describe;
 use crate::history::History;
-use crate::index::Index;
+use crate::order::index::Index;
+use crate::placement::ambiguous::{alternatives, Disowned};
+use crate::placement::cands::{candidates, set_windows};
+use crate::placement::search::{Mode, Run, Search};
+use crate::report::describe;
 use crate::report::{Sink, ViolationKind};
-use crate::search::{Mode, Run, Search};
 
 /// Steps one gap alone may take (of the whole check's budget).
 const GAP_STEPS_MAX: u64 = 200_000;

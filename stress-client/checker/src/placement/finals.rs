@@ -3,11 +3,11 @@
 //! state; sequence numbers past the last recorded one are a trailing gap for
 //! the exact search; otherwise the final balance must be the replayed one.
 
-use crate::describe;
 use crate::history::History;
-use crate::place::{Gap, NO_SLOT_WINDOWS};
+use crate::placement::place::{Gap, NO_SLOT_WINDOWS};
+use crate::placement::walk::AccountEnd;
+use crate::report::describe;
 use crate::report::{CheckStats, Sink, ViolationKind};
-use crate::walk::AccountEnd;
 
 /// Checks account `a`'s final state against the end of its replay, adding
 /// its trailing gap (if any) to `gaps`.

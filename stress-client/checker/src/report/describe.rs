@@ -2,10 +2,10 @@
 //! op, a replay. Only called for violations whose detail is kept, so none of
 //! this formatting runs per op.
 
+use crate::history::leg::{decode, Leg};
 use crate::history::{History, Kind, Outcome, TransferLeg};
-use crate::index::Problem;
-use crate::leg::{decode, Leg};
-use crate::walk::{Anchor, Origin};
+use crate::order::index::Problem;
+use crate::placement::walk::{Anchor, Origin};
 
 /// The account name used for problems with the history as a whole.
 pub(crate) const HISTORY: &str = "(history)";
@@ -82,7 +82,7 @@ pub(crate) fn list(h: &History, keys: &[u64], from: usize, to: usize) -> String 
     let mut names: Vec<String> = legs
         .iter()
         .take(SHOWN)
-        .filter_map(|k| decode(h, crate::index::key_entry(*k)))
+        .filter_map(|k| decode(h, crate::order::index::key_entry(*k)))
         .map(|l| leg(h, &l))
         .collect();
     if legs.len() > SHOWN {

@@ -14,7 +14,7 @@
 use std::ops::Range;
 
 use crate::history::History;
-use crate::index::Index;
+use crate::order::index::Index;
 
 /// A read id (index into [`History::reads`]) that is not a node.
 const NOT_NODE: u32 = u32::MAX;

@@ -9,13 +9,13 @@
 //! reads going backwards, `stale_read`). Across accounts, reads are nodes of
 //! the one order (`order`, `readnodes`), which catches read skew.
 
-use crate::describe;
+use crate::history::leg::decode;
 use crate::history::{History, Read};
-use crate::index::{key_entry, key_seq, Index};
-use crate::leg::decode;
-use crate::place::Placed;
+use crate::order::index::{key_entry, key_seq, Index};
+use crate::order::timeline::Timeline;
+use crate::placement::place::Placed;
+use crate::report::describe;
 use crate::report::{Sink, ViolationKind};
-use crate::timeline::Timeline;
 
 /// Checks every read, account by account.
 pub(crate) fn check(h: &History, index: &Index, placed: &[Placed], sink: &mut Sink) {

@@ -2,7 +2,7 @@
 //! sent, A must have the lower sequence number. Checked in one linear sweep
 //! over the sequence-sorted views, so the whole check stays O(n log n).
 
-use crate::leg::Leg;
+use crate::history::leg::Leg;
 
 /// The sweep's state. Visiting views in increasing sequence order, it keeps
 /// the latest send time among the views already seen (all of which have a

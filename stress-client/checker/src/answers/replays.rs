@@ -9,9 +9,9 @@
 //! answer (then the original was no longer waiting); else `protocol`. A copy
 //! answered with another error says nothing.
 
-use crate::describe;
+use crate::history::leg::find_leg;
 use crate::history::{Duplicate, History, Op, Outcome};
-use crate::leg::find_leg;
+use crate::report::describe;
 use crate::report::{Sink, ViolationKind};
 
 /// Checks every duplicate send against its original.

@@ -8,8 +8,8 @@
 //! call or on the GetOperation that asked about it (`lost_ack`). Never
 //! folded into "unknown": counted and shown.
 
-use crate::describe;
 use crate::history::{History, Op, Outcome};
+use crate::report::describe;
 use crate::report::{Sink, ViolationKind};
 
 /// Checks every op's answer against the contract.

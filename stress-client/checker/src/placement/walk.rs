@@ -5,12 +5,12 @@
 //! of unknown outcome (`place`). After a mismatch it carries on from the
 //! reported balance, so one lost update is one violation.
 
-use crate::describe;
+use crate::history::leg::{decode, Leg};
 use crate::history::{History, Outcome};
-use crate::index::{key_entry, Index};
-use crate::leg::{decode, Leg};
-use crate::place::{Gap, NO_SLOT_WINDOWS};
-use crate::realtime::RealTime;
+use crate::order::index::{key_entry, Index};
+use crate::order::realtime::RealTime;
+use crate::placement::place::{Gap, NO_SLOT_WINDOWS};
+use crate::report::describe;
 use crate::report::{CheckStats, Sink, ViolationKind};
 
 /// How far back (in sequence order) to look for the stale balance a lost
@@ -314,10 +314,10 @@ fn stale_reason(h: &History, keys: &[u64], pos: usize, base: Option<usize>, leg:
         None => format!("the initial balance {}", leg.implied_before()),
     };
     let lost = describe::list(h, keys, first, pos);
-    let first_seq = keys.get(first).map_or(0, |k| crate::index::key_seq(*k));
+    let first_seq = keys.get(first).map_or(0, |k| crate::order::index::key_seq(*k));
     let last_seq = keys
         .get(pos.saturating_sub(1))
-        .map_or(0, |k| crate::index::key_seq(*k));
+        .map_or(0, |k| crate::order::index::key_seq(*k));
     let range = describe::seq_range(first_seq, last_seq);
     let verb = if pos - first == 1 { "was" } else { "were" };
     format!(": it acted on {acted_on}, so {range} ({lost}) {verb} lost")

@@ -3,9 +3,9 @@
 //! balances must sum to the initial ones plus the net of the approved ops,
 //! those of unknown outcome counted exactly where the search placed them.
 
-use crate::describe;
 use crate::history::{History, Kind, Outcome};
-use crate::place::Placed;
+use crate::placement::place::Placed;
+use crate::report::describe;
 use crate::report::{CheckStats, Sink, ViolationKind};
 
 /// Sums of money, in u128 so a million u64 amounts cannot overflow.

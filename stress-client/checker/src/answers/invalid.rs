@@ -7,8 +7,8 @@
 //! applied something also leaves a gap in the account's sequence, which the
 //! replay reports on its own.
 
-use crate::describe;
 use crate::history::{History, Invalid, InvalidCall, Kind};
+use crate::report::describe;
 use crate::report::{Sink, ViolationKind};
 
 /// Reports every invalid call the server answered wrongly.

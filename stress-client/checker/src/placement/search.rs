@@ -13,9 +13,9 @@
 //! a slot whose choices all failed further on steps back one slot. A step
 //! budget bounds it all.
 
-use crate::cands::{meets, Cand};
 use crate::history::{History, Kind};
-use crate::place::{Gap, Placed, NO_SLOT_WINDOWS};
+use crate::placement::cands::{meets, Cand};
+use crate::placement::place::{Gap, Placed, NO_SLOT_WINDOWS};
 
 /// A `placed_at` entry that names no frame, and a slot without a predecessor.
 const NO_FRAME: u32 = u32::MAX;
@@ -376,7 +376,7 @@ impl<'a> Search<'a> {
         }
         self.used[i] += 1;
         self.mark(c, depth, true);
-        if self.mode == Mode::Together && self.cands[i].to != crate::cands::NONE {
+        if self.mode == Mode::Together && self.cands[i].to != crate::placement::cands::NONE {
             if self.used[i] == 1 {
                 self.open.push(c);
             } else {
@@ -393,7 +393,7 @@ impl<'a> Search<'a> {
         let i = c as usize;
         self.used[i] = self.used[i].saturating_sub(1);
         self.mark(c, depth, false);
-        if self.mode == Mode::Together && self.cands[i].to != crate::cands::NONE {
+        if self.mode == Mode::Together && self.cands[i].to != crate::placement::cands::NONE {
             if self.used[i] == 1 {
                 self.open.push(c);
             } else {

@@ -5,11 +5,11 @@
 //! or seen by a read, before it was sent), and each gap a window (when its
 //! ops can have taken effect, reads included).
 
+use crate::history::leg::find_leg;
 use crate::history::{History, Kind, Outcome};
-use crate::index::{Index, LegCursor};
-use crate::leg::find_leg;
-use crate::place::{Gap, NO_SLOT_WINDOWS};
-use crate::timeline::{reads_by_account, Timeline};
+use crate::order::index::{Index, LegCursor};
+use crate::order::timeline::{reads_by_account, Timeline};
+use crate::placement::place::{Gap, NO_SLOT_WINDOWS};
 
 /// The account field of a candidate without a second leg.
 pub(crate) const NONE: u32 = u32::MAX;

@@ -5,10 +5,10 @@
 //! adds the ops of unknown outcome where it placed them (for the global
 //! order, the reads and the final checks). It also rejects malformed records.
 
-use crate::describe;
+use crate::history::leg::{leg_is_valid, Leg};
 use crate::history::{History, Kind, Outcome};
-use crate::leg::{leg_is_valid, Leg};
-use crate::place::Placed;
+use crate::placement::place::Placed;
+use crate::report::describe;
 use crate::report::{CheckStats, Sink, ViolationKind};
 
 /// The per-account, sequence-sorted views of a history.
@@ -24,7 +24,7 @@ pub(crate) fn key_seq(key: u64) -> u64 {
     key >> 32
 }
 
-/// The entry number (see [`crate::leg::decode`]) packed in a key.
+/// The entry number (see [`crate::history::leg::decode`]) packed in a key.
 pub(crate) fn key_entry(key: u64) -> u32 {
     key as u32
 }
