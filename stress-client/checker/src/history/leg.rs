@@ -1,6 +1,7 @@
 //! One account's view of one op: a deposit, a withdrawal, or one side of a
 //! transfer. The checker stores only a 32-bit entry number per view and
-//! decodes it here on demand, which keeps its memory at a few bytes per op.
+//! decodes it here on demand, which keeps its memory at a few bytes per op;
+//! the index sorts views as 8-byte keys, a sequence number and an entry.
 
 use crate::history::{AccountIdx, History, Kind, Op, Outcome, TransferLeg};
 
@@ -90,6 +91,23 @@ pub(crate) fn leg_is_valid(h: &History, t: usize) -> bool {
         && sorted
         && (leg.to_account as usize) < h.accounts.len()
         && leg.to_account != op.account
+}
+
+/// A view packed in 8 bytes, the index's unit: `sequence << 32 | entry`,
+/// so sorting keys sorts views by sequence. The sequence must fit in 32 bits
+/// (the index leaves out views whose number does not).
+pub(crate) fn key(seq: u64, entry: u32) -> u64 {
+    (seq << 32) | u64::from(entry)
+}
+
+/// The sequence number packed in a key.
+pub(crate) fn key_seq(key: u64) -> u64 {
+    key >> 32
+}
+
+/// The entry number (see [`decode`]) packed in a key.
+pub(crate) fn key_entry(key: u64) -> u32 {
+    key as u32
 }
 
 /// Decodes an entry number: below `ops.len()` it is the source view of that

@@ -21,8 +21,9 @@
 //! the whole check is two sorts and a linear sweep: O(n log n).
 
 use crate::history::leg::decode;
+use crate::history::leg::{key_entry, key_seq};
 use crate::history::{History, Read};
-use crate::order::index::{entry_op, key_entry, key_seq, Index};
+use crate::order::index::{entry_op, Index};
 use crate::order::readnodes::ReadNodes;
 use crate::report::describe;
 use crate::report::{Sink, ViolationKind};

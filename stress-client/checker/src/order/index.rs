@@ -5,7 +5,7 @@
 //! adds the ops of unknown outcome where it placed them (for the global
 //! order, the reads and the final checks). It also rejects malformed records.
 
-use crate::history::leg::{leg_is_valid, Leg};
+use crate::history::leg::{key, key_seq, leg_is_valid, Leg};
 use crate::history::{History, Kind, Outcome};
 use crate::placement::place::Placed;
 use crate::report::describe;
@@ -17,16 +17,6 @@ pub(crate) struct Index {
     keys: Vec<u64>,
     starts: Vec<u32>,
     ends: Vec<u32>,
-}
-
-/// The sequence number packed in a key.
-pub(crate) fn key_seq(key: u64) -> u64 {
-    key >> 32
-}
-
-/// The entry number (see [`crate::history::leg::decode`]) packed in a key.
-pub(crate) fn key_entry(key: u64) -> u32 {
-    key as u32
 }
 
 /// The op an entry number belongs to (a transfer's target view names its op).
@@ -153,7 +143,7 @@ impl Index {
         }
         let end = &mut self.ends[view.account];
         if let Some(slot) = self.keys.get_mut(*end as usize) {
-            *slot = (view.seq << 32) | u64::from(view.entry);
+            *slot = key(view.seq, view.entry);
             *end += 1;
         }
     }

@@ -10,8 +10,9 @@
 //! the one order (`order`, `readnodes`), which catches read skew.
 
 use crate::history::leg::decode;
+use crate::history::leg::{key_entry, key_seq};
 use crate::history::{History, Read};
-use crate::order::index::{key_entry, key_seq, Index};
+use crate::order::index::Index;
 use crate::order::timeline::Timeline;
 use crate::placement::place::Placed;
 use crate::report::describe;

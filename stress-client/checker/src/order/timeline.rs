@@ -13,8 +13,9 @@
 //! every read that saw them was answered.
 
 use crate::history::leg::decode;
+use crate::history::leg::{key_entry, key_seq};
 use crate::history::{History, Read};
-use crate::order::index::{key_entry, key_seq, Index};
+use crate::order::index::Index;
 
 /// The answers for one account. Only views of ops whose outcome is known
 /// count: an op of unknown outcome has no reply, and where the search placed

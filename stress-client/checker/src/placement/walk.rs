@@ -6,8 +6,9 @@
 //! reported balance, so one lost update is one violation.
 
 use crate::history::leg::{decode, Leg};
+use crate::history::leg::{key_entry, key_seq};
 use crate::history::{History, Outcome};
-use crate::order::index::{key_entry, Index};
+use crate::order::index::Index;
 use crate::order::realtime::RealTime;
 use crate::placement::place::{Gap, NO_SLOT_WINDOWS};
 use crate::report::describe;
@@ -314,10 +315,8 @@ fn stale_reason(h: &History, keys: &[u64], pos: usize, base: Option<usize>, leg:
         None => format!("the initial balance {}", leg.implied_before()),
     };
     let lost = describe::list(h, keys, first, pos);
-    let first_seq = keys.get(first).map_or(0, |k| crate::order::index::key_seq(*k));
-    let last_seq = keys
-        .get(pos.saturating_sub(1))
-        .map_or(0, |k| crate::order::index::key_seq(*k));
+    let first_seq = keys.get(first).map_or(0, |k| key_seq(*k));
+    let last_seq = keys.get(pos.saturating_sub(1)).map_or(0, |k| key_seq(*k));
     let range = describe::seq_range(first_seq, last_seq);
     let verb = if pos - first == 1 { "was" } else { "were" };
     format!(": it acted on {acted_on}, so {range} ({lost}) {verb} lost")

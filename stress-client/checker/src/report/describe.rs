@@ -2,7 +2,7 @@
 //! op, a replay. Only called for violations whose detail is kept, so none of
 //! this formatting runs per op.
 
-use crate::history::leg::{decode, Leg};
+use crate::history::leg::{decode, key_entry, Leg};
 use crate::history::{History, Kind, Outcome, TransferLeg};
 use crate::order::index::Problem;
 use crate::placement::walk::{Anchor, Origin};
@@ -82,7 +82,7 @@ pub(crate) fn list(h: &History, keys: &[u64], from: usize, to: usize) -> String 
     let mut names: Vec<String> = legs
         .iter()
         .take(SHOWN)
-        .filter_map(|k| decode(h, crate::order::index::key_entry(*k)))
+        .filter_map(|k| decode(h, key_entry(*k)))
         .map(|l| leg(h, &l))
         .collect();
     if legs.len() > SHOWN {
