@@ -9,6 +9,7 @@ use crate::history::leg::{key, key_seq, leg_is_valid, Leg};
 use crate::history::{History, Kind, Outcome};
 use crate::placement::place::Placed;
 use crate::report::describe;
+use crate::report::problem::{self, Problem};
 use crate::report::{CheckStats, Sink, ViolationKind};
 
 /// The per-account, sequence-sorted views of a history.
@@ -136,7 +137,7 @@ impl Index {
             if pass == Pass::First {
                 let id = describe::account(h, view.account);
                 sink.report(ViolationKind::Malformed, &id, || {
-                    describe::impossible_sequence(h, view.entry, view.seq)
+                    problem::impossible_sequence(h, view.entry, view.seq)
                 });
             }
             return;
@@ -166,7 +167,7 @@ fn report_bad_legs(h: &History, sink: &mut Sink) {
     for (t, leg) in h.transfers.iter().enumerate() {
         if !leg_is_valid(h, t) {
             sink.report(ViolationKind::Malformed, describe::HISTORY, || {
-                describe::bad_leg(h, t, leg)
+                problem::bad_leg(h, t, leg)
             });
         }
     }
@@ -230,29 +231,6 @@ struct View {
     seq: u64,
 }
 
-/// Why an op's record cannot be (fully) used.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Problem {
-    AccountOutOfRange,
-    MissingLeg,
-    DeniedDeposit,
-    ZeroSequence,
-    ZeroTargetSequence,
-    RecvBeforeSend,
-}
-
-impl Problem {
-    /// Answers the contract forbids are `protocol`; broken records `malformed`.
-    fn kind(self) -> ViolationKind {
-        match self {
-            Problem::DeniedDeposit | Problem::ZeroSequence | Problem::ZeroTargetSequence => {
-                ViolationKind::Protocol
-            }
-            _ => ViolationKind::Malformed,
-        }
-    }
-}
-
 /// The usable views of op `i` and the first problem found with it.
 #[derive(Debug, Default)]
 struct Views {
@@ -314,5 +292,5 @@ fn report_problem(h: &History, i: usize, problem: Problem, sink: &mut Sink) {
     let op = &h.ops[i];
     let id = describe::account(h, op.account as usize);
     let leg = Leg::source(i as u32, op);
-    sink.report(problem.kind(), &id, || describe::problem(h, &leg, problem));
+    sink.report(problem.kind(), &id, || problem.detail(h, &leg));
 }

@@ -3,8 +3,7 @@
 //! this formatting runs per op.
 
 use crate::history::leg::{decode, key_entry, Leg};
-use crate::history::{History, Kind, Outcome, TransferLeg};
-use crate::order::index::Problem;
+use crate::history::{History, Kind, Outcome};
 use crate::placement::walk::{Anchor, Origin};
 
 /// The account name used for problems with the history as a whole.
@@ -96,39 +95,6 @@ pub(crate) fn op_label(h: &History, l: &Leg) -> String {
     format!("op #{} ({})", l.op, leg(h, l))
 }
 
-/// Why an op's record was left out of the checks.
-pub(crate) fn problem(h: &History, l: &Leg, problem: Problem) -> String {
-    let op = op_label(h, l);
-    match problem {
-        Problem::AccountOutOfRange => match h.ops.get(l.op as usize) {
-            Some(o) => format!(
-                "op #{} names account index {}, but the history has only {} accounts",
-                l.op,
-                o.account,
-                h.accounts.len()
-            ),
-            None => format!("op #{} names no account", l.op),
-        },
-        Problem::MissingLeg => format!(
-            "{op} is a transfer without a valid entry in the transfer table, so its target cannot be checked"
-        ),
-        Problem::DeniedDeposit => {
-            format!("{op} is recorded as denied for insufficient funds, which a deposit cannot be")
-        }
-        Problem::ZeroSequence => format!(
-            "{op} is recorded as {} with sequence 0, which the server never hands out",
-            outcome(l.outcome)
-        ),
-        Problem::ZeroTargetSequence => {
-            format!("{op} is recorded with target sequence 0, which the server never hands out")
-        }
-        Problem::RecvBeforeSend => format!(
-            "{op} got its reply at {} ns, before it was sent at {} ns",
-            l.recv_ns, l.send_ns
-        ),
-    }
-}
-
 /// An outcome in words.
 pub(crate) fn outcome(o: Outcome) -> &'static str {
     match o {
@@ -138,37 +104,6 @@ pub(crate) fn outcome(o: Outcome) -> &'static str {
         Outcome::Unknown => "of unknown outcome",
         Outcome::Invalid => "answered an outcome outside the contract",
     }
-}
-
-/// Why a transfer-table entry cannot be trusted.
-pub(crate) fn bad_leg(h: &History, t: usize, leg: &TransferLeg) -> String {
-    let this = format!("transfer-table entry #{t} (for op #{})", leg.op);
-    let Some(op) = h.ops.get(leg.op as usize) else {
-        return format!("{this} points past the {} recorded ops", h.ops.len());
-    };
-    if op.kind != Kind::Transfer {
-        return format!("{this} points at a {:?} op, not a transfer", op.kind);
-    }
-    if leg.to_account as usize >= h.accounts.len() {
-        return format!(
-            "{this} names target account index {}, but the history has only {} accounts",
-            leg.to_account,
-            h.accounts.len()
-        );
-    }
-    if leg.to_account == op.account {
-        return format!("{this} transfers from an account to itself");
-    }
-    format!("{this} is out of order or repeats an op: the table must be sorted by op, one entry each")
-}
-
-/// Why a view's sequence number is impossible.
-pub(crate) fn impossible_sequence(h: &History, entry: u32, seq: u64) -> String {
-    let what = decode(h, entry).map_or_else(|| format!("entry #{entry}"), |l| op_label(h, &l));
-    format!(
-        "{what} claims seq {seq}, which would take more than {} ops on one account; the record is corrupt",
-        u32::MAX
-    )
 }
 
 /// "op #12 (deposit of 5)" from an op index.
