@@ -11,31 +11,12 @@ use crate::history::{History, Outcome};
 use crate::order::index::Index;
 use crate::order::realtime::RealTime;
 use crate::placement::place::{Gap, NO_SLOT_WINDOWS};
-use crate::report::describe;
+use crate::report::describe::{self, Anchor, Origin};
 use crate::report::{CheckStats, Sink, ViolationKind};
 
 /// How far back (in sequence order) to look for the stale balance a lost
 /// update acted on. Only bounds the explanation, never the detection.
 const LOOKBACK: usize = 64;
-
-/// Where the current stretch of replay started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Origin {
-    /// The account's opening balance, before seq 1.
-    Initial,
-    /// A balance an op reported (the replay restarted there after a mismatch).
-    Reported,
-    /// The balance implied by the first op after a gap in the sequence.
-    Gap,
-}
-
-/// The replay's starting point: the balance after sequence number `seq`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Anchor {
-    pub seq: u64,
-    pub balance: i128,
-    pub origin: Origin,
-}
 
 /// The replay's state once every view of the account has been walked.
 #[derive(Debug, Clone, Copy)]

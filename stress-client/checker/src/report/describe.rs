@@ -4,7 +4,6 @@
 
 use crate::history::leg::{decode, key_entry, Leg};
 use crate::history::{History, Kind, Outcome};
-use crate::placement::walk::{Anchor, Origin};
 
 /// The account name used for problems with the history as a whole.
 pub(crate) const HISTORY: &str = "(history)";
@@ -47,6 +46,26 @@ pub(crate) fn seq_range(from: u64, to: u64) -> String {
     } else {
         format!("seq {from}..{to}")
     }
+}
+
+/// Where the current stretch of replay started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// The account's opening balance, before seq 1.
+    Initial,
+    /// A balance an op reported (the replay restarted there after a mismatch).
+    Reported,
+    /// The balance implied by the first op after a gap in the sequence.
+    Gap,
+}
+
+/// A replay's starting point: the balance after sequence number `seq`. The
+/// replay (`placement::walk`) keeps it only to say where its numbers came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Anchor {
+    pub seq: u64,
+    pub balance: i128,
+    pub origin: Origin,
 }
 
 /// Where a replay starts: "the initial balance 100", "the balance 30 reported at seq 4".
