@@ -7,10 +7,23 @@
 
 use crate::history::leg::{key, key_seq, leg_is_valid, Leg};
 use crate::history::{History, Kind, Outcome};
-use crate::placement::place::Placed;
 use crate::report::describe;
 use crate::report::problem::{self, Problem};
 use crate::report::{CheckStats, Sink, ViolationKind};
+
+/// Where the exact search (`placement`) put one op of unknown outcome: what
+/// the second build adds to the index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Placed {
+    pub op: u32,
+    pub approved: bool,
+    /// Sequence number and balance after it, on the op's account (a
+    /// transfer's source) and on a transfer's target.
+    pub seq: u64,
+    pub balance: u64,
+    pub to_seq: u64,
+    pub to_balance: u64,
+}
 
 /// The per-account, sequence-sorted views of a history.
 #[derive(Debug, Default)]

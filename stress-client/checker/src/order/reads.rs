@@ -13,8 +13,8 @@ use crate::history::leg::decode;
 use crate::history::leg::{key_entry, key_seq};
 use crate::history::{History, Read};
 use crate::order::index::Index;
+use crate::order::index::Placed;
 use crate::order::timeline::Timeline;
-use crate::placement::place::Placed;
 use crate::report::describe;
 use crate::report::{Sink, ViolationKind};
 

@@ -4,7 +4,7 @@
 //! those of unknown outcome counted exactly where the search placed them.
 
 use crate::history::{History, Kind, Outcome};
-use crate::placement::place::Placed;
+use crate::order::index::Placed;
 use crate::report::describe;
 use crate::report::{CheckStats, Sink, ViolationKind};
 

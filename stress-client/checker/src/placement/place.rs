@@ -17,7 +17,7 @@
 use std::cell::OnceCell;
 
 use crate::history::History;
-use crate::order::index::Index;
+use crate::order::index::{Index, Placed};
 use crate::placement::ambiguous::{alternatives, Disowned};
 use crate::placement::cands::{candidates, set_windows};
 use crate::placement::search::{Mode, Run, Search};
@@ -59,19 +59,6 @@ impl Gap {
     pub(crate) fn last_seq(&self) -> u64 {
         self.first_seq.saturating_add(self.missing.max(1) - 1)
     }
-}
-
-/// Where the search put one op of unknown outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Placed {
-    pub op: u32,
-    pub approved: bool,
-    /// Sequence number and balance after it, on the op's account (a
-    /// transfer's source) and on a transfer's target.
-    pub seq: u64,
-    pub balance: u64,
-    pub to_seq: u64,
-    pub to_balance: u64,
 }
 
 /// What the search ended with.
