@@ -54,6 +54,7 @@ use answers::{invalid, protocol, replays};
 use order::global;
 use order::index::{Index, Pass};
 use order::reads;
+use placement::gap::Gap;
 use placement::{conservation, finals, place, walk};
 use report::Sink;
 
@@ -93,7 +94,7 @@ struct Trial {
 fn place_in_order(
     h: &History,
     index: Index,
-    gaps: &mut [place::Gap],
+    gaps: &mut [Gap],
     budget: &mut u64,
     sink: &mut Sink,
     stats: &mut CheckStats,
@@ -131,7 +132,7 @@ fn place_in_order(
 fn trial(
     h: &History,
     index: &Index,
-    gaps: &mut [place::Gap],
+    gaps: &mut [Gap],
     forbidden: &[(u32, u32, u64)],
     budget: &mut u64,
     stats: &mut CheckStats,
@@ -223,7 +224,7 @@ pub fn check_with(history: &History, limits: &Limits) -> Report {
 
 /// Replays every account and compares it with its final read; returns the
 /// sequence gaps found (sorted by account, then sequence).
-fn replay_accounts(h: &History, index: &Index, sink: &mut Sink, stats: &mut CheckStats) -> Vec<place::Gap> {
+fn replay_accounts(h: &History, index: &Index, sink: &mut Sink, stats: &mut CheckStats) -> Vec<Gap> {
     let mut gaps = Vec::new();
     for a in 0..h.accounts.len() {
         let end = walk::walk_account(h, index, a, &mut gaps, sink, stats);

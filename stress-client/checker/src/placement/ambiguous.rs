@@ -15,7 +15,7 @@
 
 use crate::history::leg::find_leg;
 use crate::history::{History, Kind, Outcome};
-use crate::placement::place::Gap;
+use crate::placement::gap::Gap;
 use crate::report::describe;
 
 /// The ops answered NOT_APPLIED, sorted by (account, kind, amount), so a

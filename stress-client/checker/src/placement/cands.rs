@@ -9,7 +9,7 @@ use crate::history::leg::find_leg;
 use crate::history::{History, Kind, Outcome};
 use crate::order::index::{Index, LegCursor};
 use crate::order::timeline::{reads_by_account, Timeline};
-use crate::placement::place::{Gap, NO_SLOT_WINDOWS};
+use crate::placement::gap::{Gap, NO_SLOT_WINDOWS};
 
 /// The account field of a candidate without a second leg.
 pub(crate) const NONE: u32 = u32::MAX;

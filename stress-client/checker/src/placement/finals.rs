@@ -4,7 +4,7 @@
 //! the exact search; otherwise the final balance must be the replayed one.
 
 use crate::history::History;
-use crate::placement::place::{Gap, NO_SLOT_WINDOWS};
+use crate::placement::gap::{Gap, NO_SLOT_WINDOWS};
 use crate::placement::walk::AccountEnd;
 use crate::report::describe;
 use crate::report::{CheckStats, Sink, ViolationKind};

@@ -7,6 +7,7 @@ pub(crate) mod ambiguous;
 pub(crate) mod cands;
 pub(crate) mod conservation;
 pub(crate) mod finals;
+pub(crate) mod gap;
 pub(crate) mod place;
 pub(crate) mod search;
 pub(crate) mod walk;

@@ -16,7 +16,7 @@
 use crate::history::{History, Kind};
 use crate::order::index::Placed;
 use crate::placement::cands::{meets, Cand};
-use crate::placement::place::{Gap, NO_SLOT_WINDOWS};
+use crate::placement::gap::{Gap, NO_SLOT_WINDOWS};
 
 /// A `placed_at` entry that names no frame, and a slot without a predecessor.
 const NO_FRAME: u32 = u32::MAX;

@@ -10,7 +10,7 @@ use crate::history::leg::{key_entry, key_seq};
 use crate::history::{History, Outcome};
 use crate::order::index::Index;
 use crate::order::realtime::RealTime;
-use crate::placement::place::{Gap, NO_SLOT_WINDOWS};
+use crate::placement::gap::{Gap, NO_SLOT_WINDOWS};
 use crate::report::describe::{self, Anchor, Origin};
 use crate::report::{CheckStats, Sink, ViolationKind};
 
