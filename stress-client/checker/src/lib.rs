@@ -14,7 +14,7 @@
 //! - **Ops of unknown outcome** (`sequence_gap`, `unexplained_change`,
 //!   `double_apply`): each took effect exactly once, as itself, no earlier
 //!   than it was sent, or not at all; the gaps in the sequence numbers must
-//!   be filled exactly by such placements (see `place`).
+//!   be filled exactly by such placements (see `placement`).
 //! - **One order for everything** (`order_cycle`): every op, a transfer as
 //!   one node with two legs, and every read, right after the op whose
 //!   sequence it saw, in one order that respects each account's sequence
@@ -26,11 +26,22 @@
 //!   cause (a skipped number, a false NOT_APPLIED) explains it as well.
 //! - **Conservation** across all accounts, with the exact placement.
 //! - **Invalid calls** (`protocol`): calls that break the contract on
-//!   purpose must be refused with its status (see `invalid`).
+//!   purpose must be refused with its status (see `answers`).
 //!
 //! The verdict is `passed` only when everything was decided; `inconclusive`
 //! says what could not be (an unread final state, the search budget);
 //! `failed` when any violation was found.
+//!
+//! # Layers
+//!
+//! The data flows from the records through the index and the order of ops
+//! and reads to the placement of ops of unknown outcome, and every step
+//! hands its findings to the report. Files import only downward, one
+//! folder a layer (each `mod.rs` says what lives there and what it may
+//! import): `history` (the records; imports nothing) <- `report` (the
+//! verdict and its words) <- `answers` and `order` (answers one by one; the
+//! index, real time, the one order, the reads) <- `placement` (the replay
+//! and the exact search) <- this file, the pipeline.
 //!
 //! # Cost
 //!

@@ -6,7 +6,7 @@
 //! A waits for the whole group; the group waits for the op before it.
 //!
 //! Only reads of an existing account that answered (not NOT_FOUND) are
-//! nodes. Kept apart from `order` so the op sweep stays readable. Reads
+//! nodes. Kept apart from `global` so the op sweep stays readable. Reads
 //! cost O(r log r) to build; an account's views finish in sequence order,
 //! so the sweep finds the group after each view with one cursor per
 //! account, O(1) amortised.

@@ -7,7 +7,7 @@
 //! Reads are also judged against each other: a read sent after another read
 //! of the same account was answered must not see an older sequence (two
 //! reads going backwards, `stale_read`). Across accounts, reads are nodes of
-//! the one order (`order`, `readnodes`), which catches read skew.
+//! the one order (`global`, `readnodes`), which catches read skew.
 
 use crate::history::leg::decode;
 use crate::history::leg::{key_entry, key_seq};
