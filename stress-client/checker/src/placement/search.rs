@@ -15,7 +15,7 @@
 
 use crate::history::{History, Kind};
 use crate::order::index::Placed;
-use crate::placement::cands::{meets, Cand};
+use crate::placement::cands::{meets, Cand, NONE};
 use crate::placement::gap::{Gap, NO_SLOT_WINDOWS};
 
 /// A `placed_at` entry that names no frame, and a slot without a predecessor.
@@ -377,13 +377,7 @@ impl<'a> Search<'a> {
         }
         self.used[i] += 1;
         self.mark(c, depth, true);
-        if self.mode == Mode::Together && self.cands[i].to != crate::placement::cands::NONE {
-            if self.used[i] == 1 {
-                self.open.push(c);
-            } else {
-                self.open.retain(|&o| o != c);
-            }
-        }
+        self.track_open(c);
     }
 
     /// Takes back the choice in force at frame `depth`, if any.
@@ -394,7 +388,14 @@ impl<'a> Search<'a> {
         let i = c as usize;
         self.used[i] = self.used[i].saturating_sub(1);
         self.mark(c, depth, false);
-        if self.mode == Mode::Together && self.cands[i].to != crate::placement::cands::NONE {
+        self.track_open(c);
+    }
+
+    /// Keeps `open` (the transfers owed their second leg, in a joint run)
+    /// up to date after candidate `c` gained or lost a leg.
+    fn track_open(&mut self, c: u32) {
+        let i = c as usize;
+        if self.mode == Mode::Together && self.cands[i].to != NONE {
             if self.used[i] == 1 {
                 self.open.push(c);
             } else {
