@@ -11,10 +11,10 @@ use clap::builder::PossibleValue;
 use clap::{Parser, ValueEnum};
 
 use crate::config::ServerConfig;
-use crate::ledger::{InjectedBug, LedgerConfig};
-pub use crate::logging::LogFormat;
-use crate::pg::{DbSettings, Isolation};
-use crate::tls::TlsFiles;
+use crate::backend::ledger::{InjectedBug, LedgerConfig};
+pub use crate::observe::logging::LogFormat;
+use crate::backend::pg::{DbSettings, Isolation};
+use crate::admission::tls::TlsFiles;
 
 /// The longest wait for funds the server accepts as a setting.
 const MAX_WAIT_LIMIT: Duration = Duration::from_secs(3600);
@@ -188,7 +188,7 @@ pub struct Args {
 
     /// Connections to the database at most (with --database-url); an op
     /// holds one for its whole transaction, processing delay included.
-    #[arg(long, env = "BANK_DATABASE_POOL", default_value_t = crate::pg::DEFAULT_POOL_SIZE)]
+    #[arg(long, env = "BANK_DATABASE_POOL", default_value_t = crate::backend::pg::DEFAULT_POOL_SIZE)]
     pub database_pool: u32,
 
     /// Isolation level of the ledger's transactions (with --database-url).
@@ -298,13 +298,13 @@ impl Args {
         if self.data_dir.is_some() {
             return Err("--database-url and --data-dir are two places for one ledger: pick one".into());
         }
-        if self.database_pool == 0 || self.database_pool > crate::pg::POOL_SIZE_MAX {
+        if self.database_pool == 0 || self.database_pool > crate::backend::pg::POOL_SIZE_MAX {
             return Err(format!(
                 "--database-pool must be 1..={}",
-                crate::pg::POOL_SIZE_MAX
+                crate::backend::pg::POOL_SIZE_MAX
             ));
         }
-        if let Some(bug) = self.inject_bug.filter(|b| !crate::pg::supports(*b)) {
+        if let Some(bug) = self.inject_bug.filter(|b| !crate::backend::pg::supports(*b)) {
             return Err(format!(
                 "--inject-bug {} is not planted by the PostgreSQL backend (only lost-update is)",
                 bug.name()
@@ -483,7 +483,7 @@ mod tests {
         ]);
         let db = args.unwrap().config().unwrap().database.expect("a database");
         assert_eq!((db.url.as_str(), db.isolation), (url, Isolation::Serializable));
-        assert_eq!(db.pool_size, crate::pg::DEFAULT_POOL_SIZE);
+        assert_eq!(db.pool_size, crate::backend::pg::DEFAULT_POOL_SIZE);
         let lost = Args::try_parse_from([
             "bank-server",
             "--database-url",

@@ -36,7 +36,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    bank_server::logging::init_with("info", args.log_format);
+    bank_server::observe::logging::init_with("info", args.log_format);
     let config = match args.config() {
         Ok(config) => config,
         Err(e) => {

@@ -1,5 +1,5 @@
-//! Runs a server: the services of [`crate::router`] on the gRPC port (its
-//! connections admitted and handshaken by [`crate::conn`]), `/metrics` if asked, the token file
+//! Runs a server: the services of [`crate::rpc::router`] on the gRPC port (its
+//! connections admitted and handshaken by [`crate::admission::conn`]), `/metrics` if asked, the token file
 //! (reloaded on SIGHUP), and a graceful shutdown that stops taking calls and
 //! lets in-flight ones finish.
 
@@ -13,16 +13,16 @@ use tokio::sync::oneshot;
 use tonic_health::ServingStatus;
 use tracing::{info, warn};
 
-use crate::auth::Auth;
+use crate::admission::auth::Auth;
 use crate::config::ServerConfig;
-use crate::conn;
-use crate::ledger::{InjectedBug, Ledger, LedgerObserver, Observer};
-use crate::metrics::{Metrics, StateSample};
-use crate::metrics_http;
-use crate::ops::Ops;
-use crate::pg::PgLedger;
-use crate::router::{router, set_health};
-use crate::telemetry::Telemetry;
+use crate::admission::conn;
+use crate::backend::ledger::{InjectedBug, Ledger, LedgerObserver, Observer};
+use crate::observe::metrics::{Metrics, StateSample};
+use crate::observe::metrics_http;
+use crate::admission::ops::Ops;
+use crate::backend::pg::PgLedger;
+use crate::rpc::router::{router, set_health};
+use crate::observe::telemetry::Telemetry;
 
 /// Any startup or transport failure.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -110,9 +110,9 @@ fn connection_limits(config: &ServerConfig) -> conn::Limits {
 /// The ops over the ledger the configuration names: in PostgreSQL
 /// (`--database-url`, connected and migrated here), or in this process
 /// (memory, or the journal of `--data-dir`, which is kept for the closing report).
-async fn open_ledger(config: &ServerConfig) -> Result<(Ops, Option<crate::durable::Durable>), BoxError> {
+async fn open_ledger(config: &ServerConfig) -> Result<(Ops, Option<crate::backend::durable::Durable>), BoxError> {
     let Some(settings) = config.database.clone() else {
-        let durable = crate::durable::open(&config.ledger, config.data_dir.as_deref())?;
+        let durable = crate::backend::durable::open(&config.ledger, config.data_dir.as_deref())?;
         return Ok((Ops::new(Arc::clone(&durable.ledger)), Some(durable)));
     };
     let ledger_config = config.ledger.clone();
@@ -125,7 +125,7 @@ async fn open_ledger(config: &ServerConfig) -> Result<(Ops, Option<crate::durabl
     let (pool, isolation) = settings.unwrap_or_default();
     info!(
         schema_found = found,
-        schema = crate::pg::SCHEMA_VERSION,
+        schema = crate::backend::pg::SCHEMA_VERSION,
         pool,
         isolation,
         "ledger in PostgreSQL: every op is one transaction, committed before it is answered; other servers on the same database serve the same accounts"
@@ -215,7 +215,7 @@ impl Drop for AbortOnDrop {
 }
 
 /// Samples the server's state for a scrape.
-fn sampler(ops: &Arc<Ops>, journal: Option<crate::durable::JournalStats>) -> metrics_http::Sampler {
+fn sampler(ops: &Arc<Ops>, journal: Option<crate::backend::durable::JournalStats>) -> metrics_http::Sampler {
     let ops = Arc::clone(ops);
     Arc::new(move || StateSample {
         open_accounts: ops.ledger().account_count(),

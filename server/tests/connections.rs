@@ -14,8 +14,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bank_server::metrics::{Metrics, StateSample};
-use bank_server::metrics_http::{serve_limited, ScrapeLimits};
+use bank_server::observe::metrics::{Metrics, StateSample};
+use bank_server::observe::metrics_http::{serve_limited, ScrapeLimits};
 use bank_server::ServerConfig;
 use common::*;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
@@ -252,7 +252,7 @@ async fn on_a_tls_port_sockets_without_a_client_hello_are_closed_at_the_timeout_
     const MAX: usize = 3;
     let pki = Pki::new();
     let mut config = limited(MAX, MAX);
-    config.tls = Some(bank_server::tls::TlsFiles {
+    config.tls = Some(bank_server::admission::tls::TlsFiles {
         cert: pki.path("server.pem"),
         key: pki.path("server.key"),
         client_ca: None,
@@ -288,7 +288,7 @@ async fn the_metrics_listener_closes_past_its_cap_at_once_and_cuts_slow_clients_
         max_lifetime: PATIENCE,
     };
     let metrics = Arc::new(Metrics::new().unwrap());
-    let sampler: bank_server::metrics_http::Sampler = Arc::new(StateSample::default);
+    let sampler: bank_server::observe::metrics_http::Sampler = Arc::new(StateSample::default);
     tokio::spawn(serve_limited(listener, metrics, sampler, limits));
     // The slow-loris: one sends nothing, one half a request.
     let mut loris = idle_sockets(addr, CAP).await;

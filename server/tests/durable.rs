@@ -13,8 +13,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bank_server::ledger::storage::{DataDir, Journal, StorageHandle, REPAIR_INTERVAL};
-use bank_server::ledger::{
+use bank_server::backend::ledger::storage::{DataDir, Journal, StorageHandle, REPAIR_INTERVAL};
+use bank_server::backend::ledger::{
     Attempt, BatchOp, CallContext, Deposit, Ledger, LedgerConfig, LedgerError, LedgerResult, OpResult,
     Outcome, Pending, Transfer, Withdrawal,
 };
@@ -73,7 +73,7 @@ fn run(l: &Ledger, i: usize, op: Op) -> LedgerResult<OpResult> {
     let request_id = format!("r{i}");
     let ctx = CallContext::detached();
     let account =
-        |k: usize| -> LedgerResult<std::sync::Arc<bank_server::ledger::Account>> { l.account(ACCOUNTS[k]) };
+        |k: usize| -> LedgerResult<std::sync::Arc<bank_server::backend::ledger::Account>> { l.account(ACCOUNTS[k]) };
     match op {
         Op::Deposit(a, amount) => {
             let d = Deposit {
@@ -696,7 +696,7 @@ fn clean_life(dir: &Path, ops: &[Op]) -> u64 {
         processing_delay: Duration::ZERO,
         ..LedgerConfig::default()
     };
-    let durable = bank_server::durable::open(&config, Some(dir)).unwrap();
+    let durable = bank_server::backend::durable::open(&config, Some(dir)).unwrap();
     let l = Arc::clone(&durable.ledger);
     for (i, id) in ACCOUNTS.iter().enumerate() {
         if l.account(id).is_err() {
@@ -712,7 +712,7 @@ fn clean_life(dir: &Path, ops: &[Op]) -> u64 {
 
 /// Starts over `dir` through `durable::open`; the refusal if refused.
 fn start_durable(dir: &Path) -> Result<Vec<(u64, u64)>, String> {
-    let durable = bank_server::durable::open(&LedgerConfig::default(), Some(dir))?;
+    let durable = bank_server::backend::durable::open(&LedgerConfig::default(), Some(dir))?;
     Ok(state(&durable.ledger))
 }
 

@@ -7,7 +7,7 @@ use std::sync::Barrier;
 use std::thread;
 use std::time::Duration;
 
-use bank_server::ledger::{
+use bank_server::backend::ledger::{
     CallContext, Deposit, Ledger, LedgerConfig, LedgerError, LedgerResult, OpResult, Outcome, Transfer,
     Withdrawal,
 };

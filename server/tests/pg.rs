@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use bank_server::ledger::{
+use bank_server::backend::ledger::{
     BatchOp, CallContext, Deposit, InjectedBug, LedgerConfig, LedgerError, Outcome, Transfer, Withdrawal,
 };
-use bank_server::pg::{DbSettings, Isolation, PgLedger, SCHEMA_VERSION};
+use bank_server::backend::pg::{DbSettings, Isolation, PgLedger, SCHEMA_VERSION};
 
 #[path = "support/pg_url.rs"]
 mod pg_url;

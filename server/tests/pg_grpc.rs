@@ -8,7 +8,7 @@
 #[allow(dead_code, unused_imports)]
 mod common;
 
-use bank_server::pg::{DbSettings, Isolation};
+use bank_server::backend::pg::{DbSettings, Isolation};
 use common::*;
 
 #[path = "support/pg_url.rs"]

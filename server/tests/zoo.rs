@@ -10,11 +10,11 @@ use std::sync::Barrier;
 use std::thread;
 use std::time::Duration;
 
-use bank_server::ledger::{
+use bank_server::backend::ledger::{
     CallContext, Deposit, InjectedBug, Ledger, LedgerConfig, LedgerError, OpResult, Outcome as LedgerOutcome,
     Transfer, Withdrawal, PARTIAL_APPLY_EVERY, PARTIAL_APPLY_MESSAGE, STALE_READ_LAG,
 };
-use bank_server::zoo::{BAD_OUTCOME_EVERY, BAD_OUTCOME_VALUE};
+use bank_server::rpc::zoo::{BAD_OUTCOME_EVERY, BAD_OUTCOME_VALUE};
 use common::*;
 use futures::future::join_all;
 

@@ -18,7 +18,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::try_parse_checked(std::env::args_os()).unwrap_or_else(|e| e.exit());
-    bank_server::logging::init("warn");
+    bank_server::observe::logging::init("warn");
     let exit = match cli.command {
         Some(Command::Merge { logs }) => merge(&logs),
         Some(Command::Compare { a, b, fail_if_slower }) => compare_reports(&a, &b, fail_if_slower),

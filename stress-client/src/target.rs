@@ -5,7 +5,7 @@
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use bank_server::ledger::InjectedBug;
+use bank_server::backend::ledger::InjectedBug;
 use bank_server::ServerConfig;
 use tokio::sync::oneshot;
 

@@ -13,9 +13,9 @@ use std::sync::Arc;
 
 use bank::v1 as pb;
 use bank::v1::bank_server::{Bank, BankServer};
-use bank_server::ledger::Ledger;
-use bank_server::ops::Ops;
-use bank_server::service::BankService;
+use bank_server::backend::ledger::Ledger;
+use bank_server::admission::ops::Ops;
+use bank_server::rpc::service::BankService;
 use futures::{Stream, StreamExt};
 use serde_json::Value;
 use tonic::{Code, Request, Response, Status, Streaming};
@@ -247,7 +247,7 @@ impl Bank for Broken {
 /// Serves the real service behind `breakage` on 127.0.0.1:0.
 async fn broken_server(breakage: Breakage) -> String {
     let (listener, addr) = servers::listener().await;
-    let config = bank_server::ledger::LedgerConfig {
+    let config = bank_server::backend::ledger::LedgerConfig {
         processing_delay: std::time::Duration::ZERO,
         ..Default::default()
     };

@@ -16,7 +16,7 @@ use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
 
-use bank_server::ledger::{CallContext, Deposit, Ledger, LedgerConfig};
+use bank_server::backend::ledger::{CallContext, Deposit, Ledger, LedgerConfig};
 use clap::Parser;
 use mimalloc::MiMalloc;
 
@@ -183,7 +183,7 @@ fn main() -> std::process::ExitCode {
         return each_in_its_own_process(&args);
     }
     for &len in &args.id_bytes {
-        for m in measure(&args, len.clamp(1, bank_server::ledger::REQUEST_ID_MAX_BYTES)) {
+        for m in measure(&args, len.clamp(1, bank_server::backend::ledger::REQUEST_ID_MAX_BYTES)) {
             if args.json {
                 println!(
                     "{{\"id_bytes\":{},\"phase\":\"{}\",\"remembered\":{},\"alloc_bytes_per_id\":{:.1},\"rss_bytes_per_id\":{:.1}}}",

@@ -69,7 +69,7 @@ struct Pending {
     flushing: bool,
 }
 
-/// Group commit as `server/src/ledger/storage/journal.rs` did it at 88686da.
+/// Group commit as `server/src/backend/ledger/storage/journal.rs` did it at 88686da.
 pub struct Grouped {
     engine: Box<dyn Engine>,
     inner: Mutex<Pending>,

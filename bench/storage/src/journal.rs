@@ -1,6 +1,6 @@
 //! Engine 1: the bank-server journal, re-implemented here (its codec is
 //! private to the server crate). The frame is the server's byte for byte
-//! (`server/src/ledger/storage/codec.rs`): `len` u32 LE, `!len` u32 LE,
+//! (`server/src/backend/ledger/storage/codec.rs`): `len` u32 LE, `!len` u32 LE,
 //! CRC-32 of the payload, then the op payload (tag, length-prefixed account
 //! and request id, kind, amount, balance, sequence, to_balance, to_sequence,
 //! outcome). A group is one `write` + one `fdatasync`, as `journal.rs` does;

@@ -1,0 +1,368 @@
+//! The per-account admission gate: an async FIFO in front of the blocking pool.
+//! At most `max_blocking` ops of one account are admitted to run; the rest
+//! wait here as futures, at no thread cost, up to `max_queued` in all.
+//!
+//! Admitted ops that lock only this account run on the account's *runner*
+//! (a withdrawal short of funds parks as a future, never on it): one
+//! blocking-pool thread that runs them one after another, in order, for as long as any are queued, then goes back to the
+//! pool. So on a hot account the next op starts on the thread that just let
+//! go of the lock: no thread wake-up and no lock hand-off between threads per
+//! op (a sleeping waiter takes tens of microseconds to wake), and one thread
+//! per busy account instead of `max_blocking`.
+//!
+//! With `--batch-max N` > 1 the runner takes up to N queued deposits and
+//! withdrawals at once and hands them to [`Ledger::run_batch`]: one lock
+//! hold, one processing delay, one sync for all of them (group commit); or,
+//! with the ledger in PostgreSQL, to a [`BatchApply`]: one transaction.
+//!
+//! The gates live here, in the service layer, beside the ledger's accounts
+//! ([`Gates`] maps an account id to its gate): the ledger knows nothing of
+//! admission, async or runners.
+
+use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+
+use crate::backend::ledger::{
+    Account, BatchOp, CallContext, IdHasher, Ledger, LedgerError, LedgerResult, OpResult, Pending,
+};
+
+/// Every account's gate, made on the account's first op. Accounts are never
+/// closed, so this holds at most one gate per open account.
+#[derive(Debug)]
+pub struct Gates {
+    /// Looked up on every op: hashed with [`IdHasher`].
+    gates: RwLock<HashMap<Arc<str>, Arc<Gate>, IdHasher>>,
+    max_blocking: usize,
+    max_queued: usize,
+    batch_max: usize,
+}
+
+impl Gates {
+    /// Gates that each let `max_blocking` ops run and `max_queued` be admitted.
+    pub fn new(max_blocking: usize, max_queued: usize) -> Self {
+        Gates {
+            gates: RwLock::default(),
+            max_blocking,
+            max_queued,
+            batch_max: 1,
+        }
+    }
+
+    /// Gates whose runners apply up to `batch_max` ops at once; each admits
+    /// that many at least, or no batch could ever fill.
+    pub fn with_batch_max(mut self, batch_max: usize) -> Self {
+        self.batch_max = batch_max.max(1);
+        self.max_blocking = self.max_blocking.max(self.batch_max);
+        self
+    }
+
+    /// Ops admitted now over all gates (queued or running); one look per gate.
+    pub fn admitted(&self) -> usize {
+        self.gates.read().values().map(|g| g.admitted()).sum()
+    }
+
+    /// The gate of the account `id`.
+    pub fn of(&self, id: &Arc<str>) -> Arc<Gate> {
+        if let Some(gate) = self.gates.read().get(id) {
+            return Arc::clone(gate);
+        }
+        let mut gates = self.gates.write();
+        let gate = gates.entry(Arc::clone(id)).or_insert_with(|| {
+            Arc::new(Gate::new(self.max_blocking, self.max_queued).with_batch_max(self.batch_max))
+        });
+        Arc::clone(gate)
+    }
+}
+
+/// Admission to one account's critical section, and its runner.
+#[derive(Debug)]
+pub struct Gate {
+    permits: Arc<Semaphore>,
+    admitted: Arc<AtomicUsize>,
+    max_queued: usize,
+    runner: Arc<Mutex<Runner>>,
+}
+
+/// An op handed to the runner; it sends its own result back.
+type Task = Box<dyn FnOnce() + Send>;
+
+/// Applies a batch of one account's ops outside the in-process ledger (the
+/// PostgreSQL ledger, `crate::backend::pg`): one answer per op, in order.
+pub trait BatchApply: Send + Sync {
+    fn apply(&self, ops: &mut [(BatchOp, CallContext)]) -> Vec<LedgerResult<OpResult>>;
+}
+
+/// Who applies a batch: the ledger (on this account), or another applier.
+#[derive(Clone)]
+enum Applier {
+    Ledger(Arc<Ledger>, Arc<Account>),
+    Other(Arc<dyn BatchApply>),
+}
+
+/// A deposit or withdrawal the runner may batch with its neighbours.
+struct Batched {
+    applier: Applier,
+    op: BatchOp,
+    ctx: CallContext,
+    reply: oneshot::Sender<LedgerResult<Pending<OpResult>>>,
+}
+
+/// What waits in the runner's queue.
+enum Job {
+    One(Task),
+    Batched(Batched),
+}
+
+/// The runner's queue, whether a thread is draining it, and the largest batch.
+#[derive(Default)]
+struct Runner {
+    jobs: VecDeque<Job>,
+    running: bool,
+    batch_max: usize,
+}
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner")
+            .field("jobs", &self.jobs.len())
+            .field("running", &self.running)
+            .finish()
+    }
+}
+
+/// Proof of admission: while it lives the op counts against the gate's limits.
+#[derive(Debug)]
+pub struct Admission {
+    _permit: OwnedSemaphorePermit,
+    _slot: Slot,
+}
+
+/// One of the `max_queued` places, given back on drop (also when cancelled).
+#[derive(Debug)]
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Gate {
+    /// A gate that lets `max_blocking` ops run and `max_queued` be admitted at once.
+    pub fn new(max_blocking: usize, max_queued: usize) -> Self {
+        Gate {
+            permits: Arc::new(Semaphore::new(max_blocking.max(1))),
+            admitted: Arc::new(AtomicUsize::new(0)),
+            max_queued: max_queued.max(1),
+            runner: Arc::default(),
+        }
+    }
+
+    /// Waits (FIFO, asynchronously) for a turn on the account, or refuses at
+    /// once with `LimitReached` when `max_queued` ops are already admitted.
+    pub async fn admit(&self) -> LedgerResult<Admission> {
+        let before = self.admitted.fetch_add(1, Ordering::AcqRel);
+        let slot = Slot(Arc::clone(&self.admitted));
+        if before >= self.max_queued {
+            return Err(LedgerError::LimitReached(format!(
+                "{before} operations are already queued on this account (max_queued_per_account)"
+            )));
+        }
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| LedgerError::ShuttingDown)?;
+        Ok(Admission {
+            _permit: permit,
+            _slot: slot,
+        })
+    }
+
+    /// Ops admitted now (queued at the gate or running).
+    pub fn admitted(&self) -> usize {
+        self.admitted.load(Ordering::Acquire)
+    }
+
+    /// Sets the largest batch the runner applies at once (`--batch-max`).
+    pub fn with_batch_max(self, batch_max: usize) -> Self {
+        self.runner.lock().batch_max = batch_max.max(1);
+        self
+    }
+
+    /// Runs a deposit or withdrawal (never one that waits for funds) on the
+    /// account's runner, in a batch with the ops queued beside it.
+    pub async fn run_batched(
+        &self,
+        ledger: Arc<Ledger>,
+        account: Arc<Account>,
+        op: BatchOp,
+        ctx: CallContext,
+    ) -> LedgerResult<OpResult> {
+        self.queue_batched(Applier::Ledger(ledger, account), op, ctx)
+            .await
+    }
+
+    /// [`Gate::run_batched`] for ops that `applier` applies (the PostgreSQL ledger).
+    pub async fn run_batched_with(
+        &self,
+        applier: Arc<dyn BatchApply>,
+        op: BatchOp,
+        ctx: CallContext,
+    ) -> LedgerResult<OpResult> {
+        self.queue_batched(Applier::Other(applier), op, ctx).await
+    }
+
+    async fn queue_batched(&self, applier: Applier, op: BatchOp, ctx: CallContext) -> LedgerResult<OpResult> {
+        let (reply, rx) = oneshot::channel();
+        self.enqueue(Job::Batched(Batched {
+            applier,
+            op,
+            ctx,
+            reply,
+        }));
+        let pending = rx
+            .await
+            .map_err(|_| LedgerError::Internal("blocking task failed: the batch panicked".into()))??;
+        // The runner is free meanwhile: the next batch forms during this sync.
+        pending.settled().await
+    }
+
+    fn enqueue(&self, job: Job) {
+        let start = {
+            let mut runner = self.runner.lock();
+            runner.jobs.push_back(job);
+            !std::mem::replace(&mut runner.running, true)
+        };
+        if start {
+            let runner = Arc::clone(&self.runner);
+            tokio::task::spawn_blocking(move || drain(&runner));
+        }
+    }
+
+    /// Queues `task` on the account's runner and returns at once (nobody
+    /// waits for it): how a parked withdrawal whose caller left is ended.
+    /// Needs a tokio runtime (any thread of one).
+    pub fn submit(&self, task: impl FnOnce() + Send + 'static) {
+        self.enqueue(Job::One(Box::new(task)));
+    }
+
+    /// Runs `op` on the account's runner, after the ops queued before it, and
+    /// returns its result. For blocking ops that lock only this account
+    /// (a withdrawal short of funds parks as a future, never here): anything
+    /// else would hold up the ops behind it.
+    pub async fn run<T, F>(&self, op: F) -> LedgerResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> LedgerResult<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let task: Task = Box::new(move || {
+            // The caller may be gone (client left); the op has run regardless.
+            let _ = tx.send(op());
+        });
+        self.enqueue(Job::One(task));
+        rx.await
+            .map_err(|_| LedgerError::Internal("blocking task failed: the operation panicked".into()))?
+    }
+}
+
+/// What the runner does next: one op, or a batch of neighbouring ones.
+enum Work {
+    One(Task),
+    Batch(Vec<Batched>),
+}
+
+/// The runner's loop: runs queued jobs in order until none is left.
+fn drain(runner: &Mutex<Runner>) {
+    loop {
+        let work = {
+            let mut runner = runner.lock();
+            match next(&mut runner) {
+                Some(work) => work,
+                None => {
+                    runner.running = false;
+                    return;
+                }
+            }
+        };
+        // A panicking op must not stop the runner: its sender is dropped,
+        // so its caller hears INTERNAL, and the next job runs.
+        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| match work {
+            Work::One(task) => task(),
+            Work::Batch(batch) => run_batch(batch),
+        }));
+    }
+}
+
+/// Takes the next job, and with a batchable one up to `batch_max` in all of
+/// the batchable jobs right behind it (queue order is kept).
+fn next(runner: &mut Runner) -> Option<Work> {
+    let first = match runner.jobs.pop_front()? {
+        Job::One(task) => return Some(Work::One(task)),
+        Job::Batched(b) => b,
+    };
+    let mut batch = vec![first];
+    while batch.len() < runner.batch_max.max(1) {
+        match runner.jobs.pop_front() {
+            Some(Job::Batched(b)) => batch.push(b),
+            Some(other) => {
+                runner.jobs.push_front(other);
+                break;
+            }
+            None => break,
+        }
+    }
+    Some(Work::Batch(batch))
+}
+
+fn run_batch(batch: Vec<Batched>) {
+    let applier = batch[0].applier.clone();
+    let (mut ops, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|b| ((b.op, b.ctx), b.reply)).unzip();
+    let answers = match applier {
+        Applier::Ledger(ledger, account) => ledger.run_batch(&account, &mut ops),
+        Applier::Other(other) => other
+            .apply(&mut ops)
+            .into_iter()
+            .map(|r| r.map(Pending::ready))
+            .collect(),
+    };
+    for (reply, answer) in replies.into_iter().zip(answers) {
+        // The caller may be gone (client left); the op has run regardless.
+        let _ = reply.send(answer);
+    }
+    // The contexts (and their admissions) go only once every answer is out.
+    drop(ops);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_runner_runs_ops_in_order_and_survives_a_panic() {
+        let gate = Arc::new(Gate::new(4, 100));
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let runs = (0..20).map(|i| {
+            let order = Arc::clone(&order);
+            gate.run(move || {
+                order.lock().push(i);
+                Ok(i)
+            })
+        });
+        // Queued in this order (each `run` queues when first polled).
+        let results = futures::future::join_all(runs).await;
+        assert_eq!(results, (0..20).map(Ok).collect::<Vec<_>>());
+        assert_eq!(*order.lock(), (0..20).collect::<Vec<_>>());
+
+        let panicked = gate
+            .run(|| -> LedgerResult<()> { panic!("a bug in an op") })
+            .await;
+        assert!(matches!(panicked, Err(LedgerError::Internal(_))), "{panicked:?}");
+        assert_eq!(gate.run(|| Ok(7)).await, Ok(7));
+    }
+}

@@ -1,0 +1,201 @@
+//! The shared ledger (`--database-url`): accounts and request ids live in
+//! PostgreSQL, so several bank-servers serve the same accounts. Every
+//! money-moving op is one transaction run on the blocking thread under the
+//! account's in-process monitor: it locks the account row(s) (`FOR UPDATE`,
+//! transfers in id order), reads fresh state (another server may have changed
+//! it), holds the processing delay, decides by the in-memory ledger's rules
+//! (sequence numbers, replays, conflicts, fences), writes balance, sequence
+//! and request-id record, and commits before anyone is answered.
+//!
+//! Plain sync Rust (the sync `postgres` driver through an r2d2 pool); no
+//! gRPC types. Failures are the ledger's own errors (`LedgerError`):
+//! an unreachable database is `Unavailable`.
+
+mod batch;
+mod monitor;
+mod pool;
+mod rows;
+mod schema;
+mod single;
+mod statements;
+mod transfer;
+mod txn;
+
+use std::time::Duration;
+
+use crate::backend::ledger::{validate_account_id, InjectedBug, LedgerConfig, LedgerError, LedgerResult, Snapshot};
+use monitor::Monitors;
+use pool::ClosingPool;
+pub use pool::{CONNECT_TIMEOUT, POOL_CHECKOUT_TIMEOUT, STATEMENT_TIMEOUT};
+pub use schema::SCHEMA_VERSION;
+use statements::Stmt;
+pub use txn::{Isolation, SERIALIZATION_RETRIES_MAX};
+
+/// Connections per server unless `--database-pool` says otherwise.
+pub const DEFAULT_POOL_SIZE: u32 = 16;
+/// The largest `--database-pool` accepted.
+pub const POOL_SIZE_MAX: u32 = 1024;
+/// Taken by every OpenAccount for its transaction, so that the account
+/// count it checks against `--max-accounts` cannot change under it.
+const OPEN_LOCK: &str = "SELECT pg_advisory_xact_lock(7302829178040561)";
+/// How often a withdrawal waiting for funds looks at the balance again
+/// (a deposit through another server wakes nobody here).
+pub const WAIT_FOR_FUNDS_POLL: Duration = Duration::from_millis(10);
+
+/// How to reach the database and run its transactions.
+#[derive(Debug, Clone)]
+pub struct DbSettings {
+    /// `postgres://user@host:port/db` (libpq key=value strings work too).
+    pub url: String,
+    /// Connections at most (`--database-pool`).
+    pub pool_size: u32,
+    /// `--isolation`.
+    pub isolation: Isolation,
+}
+
+/// The ledger in PostgreSQL, shared by every server on the same database.
+#[derive(Debug)]
+pub struct PgLedger {
+    pool: ClosingPool,
+    isolation: Isolation,
+    config: LedgerConfig,
+    monitors: Monitors,
+}
+
+impl PgLedger {
+    /// Connects, migrates the schema (refusing a newer one) and returns the
+    /// ledger; `Err` says why it cannot start. Blocks: call it off the async
+    /// workers. Returns the schema version found before migrating, too.
+    pub fn open(settings: &DbSettings, config: &LedgerConfig) -> Result<(Self, i32), String> {
+        if settings.pool_size == 0 || settings.pool_size > POOL_SIZE_MAX {
+            return Err(format!("--database-pool must be 1..={POOL_SIZE_MAX}"));
+        }
+        let config_db = pool::settings(&settings.url)?;
+        let mut client = config_db
+            .connect(postgres::NoTls)
+            .map_err(|e| format!("cannot connect to the ledger database: {e}"))?;
+        let found = schema::migrate(&mut client)?;
+        drop(client);
+        let pool = pool::connect(config_db, settings.pool_size);
+        let ledger = PgLedger {
+            pool: ClosingPool::new(pool),
+            isolation: settings.isolation,
+            config: config.clone(),
+            monitors: Monitors::new(config.max_accounts),
+        };
+        Ok((ledger, found))
+    }
+
+    /// The ledger's settings (delay, retention, the zoo).
+    pub fn config(&self) -> &LedgerConfig {
+        &self.config
+    }
+
+    /// The isolation level in force.
+    pub fn isolation(&self) -> Isolation {
+        self.isolation
+    }
+
+    /// Whether `id` is known to exist here (no database call).
+    pub fn knows(&self, id: &str) -> bool {
+        self.monitors.knows(id)
+    }
+
+    /// Accounts this server has seen (opened or used).
+    pub fn known_accounts(&self) -> usize {
+        self.monitors.count()
+    }
+
+    /// Checks that `id` exists in the database (once per server and account).
+    pub fn account(&self, id: &str) -> LedgerResult<()> {
+        validate_account_id(id)?;
+        if self.monitors.knows(id) {
+            return Ok(());
+        }
+        let mut conn = pool::checkout(self.pool.get())?;
+        let row = conn
+            .query(Stmt::Exists, &[&id])
+            .map_err(|e| pool::unavailable(&e))?;
+        if row.is_empty() {
+            return Err(LedgerError::AccountNotFound(id.to_owned()));
+        }
+        self.monitors.add(id);
+        Ok(())
+    }
+
+    /// Opens `id` with `balance` (on behalf of `owner`); it takes no
+    /// sequence number. `--max-accounts` bounds the accounts in the
+    /// database, over every server on it: opens take one advisory lock, so
+    /// the count they check is exact (opens are rare; the count is a scan).
+    pub fn open_account(&self, id: &str, balance: u64, owner: Option<&str>) -> LedgerResult<Snapshot> {
+        validate_account_id(id)?;
+        let text = balance.to_string();
+        let max = i64::try_from(self.config.max_accounts).unwrap_or(i64::MAX);
+        // Read committed whatever --isolation says: the count must see every
+        // open committed before the lock was granted.
+        txn::run(self.pool.get(), Isolation::ReadCommitted, |tx| {
+            tx.tx.batch_execute(OPEN_LOCK).map_err(|e| pool::classify(&e))?;
+            let inserted = tx
+                .query(Stmt::Open, &[&id, &text, &owner, &max])
+                .map_err(|e| pool::classify(&e))?;
+            if !inserted.is_empty() {
+                return Ok(());
+            }
+            let exists = tx.query(Stmt::Exists, &[&id]).map_err(|e| pool::classify(&e))?;
+            Err(pool::DbFailure::Ledger(if exists.is_empty() {
+                LedgerError::LimitReached(format!(
+                    "the database holds {max} accounts or more; the limit is {max} (--max-accounts)"
+                ))
+            } else {
+                LedgerError::AccountExists(id.to_owned())
+            }))
+        })?;
+        self.monitors.add(id);
+        Ok(Snapshot {
+            account_id: id.to_owned(),
+            balance,
+            sequence: 0,
+        })
+    }
+
+    /// `GetBalance`: the last committed balance and sequence (no lock: a
+    /// read never sees what is not committed, and every op commits before it
+    /// answers).
+    pub fn balance(&self, id: &str) -> LedgerResult<Snapshot> {
+        validate_account_id(id)?;
+        let mut conn = pool::checkout(self.pool.get())?;
+        let row = conn
+            .query(Stmt::Balance, &[&id])
+            .map_err(|e| pool::unavailable(&e))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| LedgerError::AccountNotFound(id.to_owned()))?;
+        let balance: &str = row.get(0);
+        let sequence: i64 = row.get(1);
+        Ok(Snapshot {
+            account_id: id.to_owned(),
+            balance: balance
+                .parse()
+                .map_err(|_| LedgerError::Internal(format!("balance {balance:?} is not a u64")))?,
+            sequence: u64::try_from(sequence).unwrap_or(0),
+        })
+    }
+
+    /// Whether withdrawals take the zoo's lost-update path (no row lock).
+    fn racy(&self) -> bool {
+        self.config.racy_withdrawals()
+    }
+
+    /// The processing delay, held inside the transaction (and the monitor).
+    fn delay(&self) {
+        if !self.config.processing_delay.is_zero() {
+            std::thread::sleep(self.config.processing_delay);
+        }
+    }
+}
+
+/// The bugs of the zoo this backend can plant: only `lost-update` (and
+/// `--unsafe-no-lock`, the same race); the others live in the in-memory monitor.
+pub fn supports(bug: InjectedBug) -> bool {
+    matches!(bug, InjectedBug::None | InjectedBug::LostUpdate)
+}

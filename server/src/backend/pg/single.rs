@@ -1,0 +1,284 @@
+//! Deposits, withdrawals (waiting for funds too, and the zoo's lost update)
+//! and `GetOperation`'s lookup-or-fence on the PostgreSQL ledger: each one
+//! transaction under the account's monitor, decided by the in-memory
+//! ledger's rules on the row it locked.
+
+use std::time::Instant;
+
+use super::pool::DbFailure;
+use super::rows::{self, AccountRow, Kind, NewRecord, Stored};
+use super::statements::Tx;
+use super::{txn, PgLedger, WAIT_FOR_FUNDS_POLL};
+use crate::backend::ledger::{
+    validate_request_id, CallContext, Deposit, LedgerError, LedgerResult, OpResult, Outcome, Withdrawal,
+};
+
+/// One deposit or withdrawal, as the transaction sees it.
+struct Single<'a> {
+    account: &'a str,
+    request_id: &'a str,
+    kind: Kind,
+    amount: u64,
+}
+
+/// What one try of a waiting withdrawal came to.
+enum Step {
+    Done(OpResult),
+    /// Not enough money yet: nothing written, try again later.
+    Wait,
+}
+
+impl PgLedger {
+    /// A deposit, committed before it returns.
+    pub fn deposit(&self, d: &Deposit, ctx: &CallContext) -> LedgerResult<OpResult> {
+        d.validate()?;
+        let op = Single {
+            account: &d.account_id,
+            request_id: &d.request_id,
+            kind: Kind::Deposit,
+            amount: d.amount,
+        };
+        let monitor = self.monitors.of(op.account);
+        let _held = monitor.lock();
+        let step = txn::run(self.pool.get(), self.isolation, |tx| {
+            self.try_single(tx, &op, ctx, None)
+        });
+        done(step)
+    }
+
+    /// A withdrawal, committed before it returns; one that may wait for
+    /// funds looks again every [`WAIT_FOR_FUNDS_POLL`] until its wait ends.
+    pub fn withdraw(&self, w: &Withdrawal, ctx: &mut CallContext) -> LedgerResult<OpResult> {
+        w.validate()?;
+        let op = Single {
+            account: &w.account_id,
+            request_id: &w.request_id,
+            kind: Kind::Withdraw,
+            amount: w.amount,
+        };
+        if self.racy() {
+            // BUG (zoo): lost-update reads without FOR UPDATE and no monitor.
+            return txn::run(self.pool.get(), self.isolation, |tx| {
+                self.racy_withdrawal(tx, &op, ctx)
+            });
+        }
+        let until = w
+            .wait_for_funds
+            .then(|| ctx.wait_until(self.config.max_wait, self.config.processing_delay));
+        loop {
+            let step = {
+                let monitor = self.monitors.of(op.account);
+                let _held = monitor.lock();
+                txn::run(self.pool.get(), self.isolation, |tx| {
+                    self.try_single(tx, &op, ctx, until)
+                })?
+            };
+            match step {
+                Step::Done(result) => return Ok(result),
+                Step::Wait => {
+                    // A waiter keeps no admission slot: the deposit it waits for must get in.
+                    ctx.release_admission();
+                    std::thread::sleep(WAIT_FOR_FUNDS_POLL);
+                }
+            }
+        }
+    }
+
+    /// One try of `op` in `tx`: replay, abandon, wait (short of funds before
+    /// `wait_until`) or decide, hold the delay, and write.
+    fn try_single(
+        &self,
+        tx: &mut Tx<'_>,
+        op: &Single<'_>,
+        ctx: &CallContext,
+        wait_until: Option<Instant>,
+    ) -> Result<Step, DbFailure> {
+        let row = rows::lock(tx, op.account)?;
+        if let Some(replayed) = replay(tx, op.account, op.request_id, &op.kind, op.amount)? {
+            return Ok(Step::Done(replayed));
+        }
+        if ctx.abandoned() {
+            return self.not_applied(tx, op, &row).map(Step::Done);
+        }
+        let short = op.kind == Kind::Withdraw && row.balance < op.amount;
+        if short && wait_until.is_some_and(|until| Instant::now() < until) {
+            return Ok(Step::Wait);
+        }
+        let (outcome, balance) = decide(op.account, row.balance, &op.kind, op.amount)?;
+        self.delay();
+        self.commit_single(tx, op, &row, (outcome, balance))
+            .map(Step::Done)
+    }
+
+    /// The seed's race in SQL: read the balance WITHOUT `FOR UPDATE`, hold
+    /// the delay, write back `read - amount` and `read sequence + 1`.
+    fn racy_withdrawal(
+        &self,
+        tx: &mut Tx<'_>,
+        op: &Single<'_>,
+        ctx: &CallContext,
+    ) -> Result<OpResult, DbFailure> {
+        let row = rows::read_unlocked(tx, op.account)?;
+        if let Some(replayed) = replay(tx, op.account, op.request_id, &op.kind, op.amount)? {
+            return Ok(replayed);
+        }
+        if ctx.abandoned() {
+            return self.not_applied(tx, op, &row);
+        }
+        let decided = decide(op.account, row.balance, &op.kind, op.amount)?;
+        self.delay();
+        self.commit_single(tx, op, &row, decided)
+    }
+
+    /// Takes the next sequence number for `op` ending in `outcome` with `balance`.
+    fn commit_single(
+        &self,
+        tx: &mut Tx<'_>,
+        op: &Single<'_>,
+        row: &AccountRow,
+        (outcome, balance): (Outcome, u64),
+    ) -> Result<OpResult, DbFailure> {
+        let result = OpResult {
+            request_id: op.request_id.to_owned(),
+            outcome,
+            balance,
+            sequence: row.sequence.saturating_add(1),
+            replayed: false,
+            to_balance: 0,
+            to_sequence: 0,
+        };
+        self.write_one(tx, op, row, (balance, result.sequence), &result)?;
+        Ok(result)
+    }
+
+    /// Writes the account's new (balance, sequence) and `op`'s record of `result`.
+    fn write_one(
+        &self,
+        tx: &mut Tx<'_>,
+        op: &Single<'_>,
+        row: &AccountRow,
+        after: (u64, u64),
+        result: &OpResult,
+    ) -> Result<(), DbFailure> {
+        let record = NewRecord {
+            kind: op.kind.clone(),
+            amount: op.amount,
+            result: result.clone(),
+        };
+        let retention = self.config.request_id_retention;
+        rows::write(tx, op.account, row, after, &[record], retention)
+    }
+
+    /// Records an abandoned op as not applied (no sequence number).
+    fn not_applied(&self, tx: &mut Tx<'_>, op: &Single<'_>, row: &AccountRow) -> Result<OpResult, DbFailure> {
+        let result = OpResult::not_applied(op.request_id);
+        self.write_one(tx, op, row, (row.balance, row.sequence), &result)?;
+        Ok(result)
+    }
+
+    /// `GetOperation`: the stored result of `request_id` on `account`, or,
+    /// for an unseen id, a fence written in the same table (so every server
+    /// refuses a late copy): NOT_APPLIED, or `OutcomeUnknown` when the
+    /// account has forgotten older ids.
+    pub fn operation(&self, account: &str, request_id: &str) -> LedgerResult<OpResult> {
+        validate_request_id(request_id)?;
+        if request_id.is_empty() {
+            return Err(LedgerError::InvalidArgument(
+                "request_id must not be empty".into(),
+            ));
+        }
+        let monitor = self.monitors.of(account);
+        let _held = monitor.lock();
+        let (result, forgotten) = txn::run(self.pool.get(), self.isolation, |tx| {
+            let row = rows::lock(tx, account)?;
+            let stored = rows::lookup(tx, account, &[request_id.to_owned()])?;
+            if let Some(s) = stored.into_iter().next() {
+                return Ok((s.result, 0));
+            }
+            let record = NewRecord {
+                kind: Kind::Fence,
+                amount: 0,
+                result: OpResult::not_applied(request_id),
+            };
+            let retention = self.config.request_id_retention;
+            rows::write(
+                tx,
+                account,
+                &row,
+                (row.balance, row.sequence),
+                &[record],
+                retention,
+            )?;
+            Ok((OpResult::not_applied(request_id), row.forgotten))
+        })?;
+        match forgotten {
+            0 => Ok(result),
+            forgotten => Err(LedgerError::OutcomeUnknown {
+                account_id: account.to_owned(),
+                request_id: request_id.to_owned(),
+                forgotten: u64::try_from(forgotten).unwrap_or(0),
+            }),
+        }
+    }
+}
+
+fn done(step: LedgerResult<Step>) -> LedgerResult<OpResult> {
+    match step? {
+        Step::Done(result) => Ok(result),
+        Step::Wait => Err(LedgerError::Internal("a deposit cannot wait".into())),
+    }
+}
+
+/// The stored answer for `request_id` if it was seen: a replay, a conflict
+/// (same id, other parameters), or NOT_APPLIED for a fenced id.
+pub(super) fn replay(
+    tx: &mut Tx<'_>,
+    account: &str,
+    request_id: &str,
+    kind: &Kind,
+    amount: u64,
+) -> Result<Option<OpResult>, DbFailure> {
+    if request_id.is_empty() {
+        return Ok(None);
+    }
+    let stored = rows::lookup(tx, account, &[request_id.to_owned()])?;
+    match stored.into_iter().next() {
+        None => Ok(None),
+        Some(s) => check(account, s, kind, amount).map(Some),
+    }
+}
+
+/// A stored record against a new request with the same id.
+pub(super) fn check(account: &str, s: Stored, kind: &Kind, amount: u64) -> Result<OpResult, DbFailure> {
+    if s.kind == Kind::Fence || (s.kind == *kind && s.amount == amount) {
+        return Ok(s.result);
+    }
+    Err(DbFailure::Ledger(LedgerError::RequestIdConflict {
+        account_id: account.to_owned(),
+        request_id: s.result.request_id,
+    }))
+}
+
+/// What `kind` of `amount` does to `balance`: its outcome and the balance it leaves.
+pub(super) fn decide(
+    account: &str,
+    balance: u64,
+    kind: &Kind,
+    amount: u64,
+) -> Result<(Outcome, u64), DbFailure> {
+    match kind {
+        Kind::Deposit => balance
+            .checked_add(amount)
+            .map(|credited| (Outcome::Approved, credited))
+            .ok_or_else(|| {
+                DbFailure::Ledger(LedgerError::BalanceOverflow {
+                    account_id: account.to_owned(),
+                    amount,
+                })
+            }),
+        _ => Ok(match balance.checked_sub(amount) {
+            Some(left) => (Outcome::Approved, left),
+            None => (Outcome::InsufficientFunds, balance),
+        }),
+    }
+}
