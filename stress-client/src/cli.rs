@@ -6,8 +6,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bank_server::cli::parse_duration;
 use bank_server::backend::ledger::InjectedBug;
+use bank_server::cli::parse_duration;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
@@ -20,7 +20,8 @@ use crate::workload::Amounts;
 /// Exit codes: 0 run completed and the consistency check passed;
 /// 1 consistency violation; 2 usage, connection or setup failure;
 /// 3 inconclusive (the run completed, but what it observed cannot decide
-/// the check, e.g. the server stopped answering mid-run).
+/// the check, e.g. the server stopped answering mid-run); 4 a --threshold
+/// was crossed. When several apply: 2 > 1 > 4 > 3 > 0.
 #[derive(Debug, Parser)]
 #[command(name = "stress-client", version, about, long_about)]
 pub struct Cli {
@@ -48,6 +49,8 @@ pub enum Command {
         logs: Vec<PathBuf>,
     },
     /// Compare two --json reports side by side (B against A, with ratios).
+    /// Exit 1 when B fails a gate (a worse verdict than A's, or a flag
+    /// below), saying why; 2 when a report cannot be read.
     Compare {
         /// The baseline report.
         a: PathBuf,
@@ -57,6 +60,14 @@ pub enum Command {
         /// by more than PCT percent (a regression gate for CI).
         #[arg(long, value_name = "PCT")]
         fail_if_slower: Option<f64>,
+        /// Exit 1 when B's error rate (errors / ops) exceeds A's by more
+        /// than PCT percentage points.
+        #[arg(long, value_name = "PCT")]
+        fail_if_errors_up: Option<f64>,
+        /// Do not exit 1 when B's verdict is worse than A's (passed, then
+        /// inconclusive, then failed).
+        #[arg(long)]
+        ignore_verdict: bool,
     },
     /// Check a bank.v1 server against the contract: a deterministic suite of
     /// named checks (every RPC and status, idempotency, fencing, waiting,
@@ -94,9 +105,11 @@ impl Cli {
         I: IntoIterator<Item = T>,
         T: Into<OsString> + Clone,
     {
-        let matches = Cli::command().try_get_matches_from(args)?;
+        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        let matches = Cli::command().try_get_matches_from(&args)?;
         let mut cli = Cli::from_arg_matches(&matches)?;
         let run = &mut cli.run;
+        run.command_line = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
         run.given = Given::from_matches(&matches);
         if !run.given.warmup && (run.requests.is_some() || run.stages.is_some()) {
             run.warmup = Duration::ZERO;
@@ -262,6 +275,16 @@ pub struct RunArgs {
     /// How long to keep asking GetOperation about an op whose outcome is unknown.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub resolve_timeout: Duration,
+
+    /// A CI gate on the run's numbers (repeatable): `p50|p90|p99|p99.9|max <
+    /// DURATION` (e.g. 5ms, 250us), `error_rate < PCT%`, `throughput > OPS`.
+    /// Any crossed: exit 4 (unless a worse code applies).
+    #[arg(long, value_name = "EXPR", value_parser = crate::threshold::parse)]
+    pub threshold: Vec<crate::threshold::Threshold>,
+
+    /// The arguments as given, program name first (for the report).
+    #[arg(skip)]
+    pub command_line: Vec<String>,
 
     /// Which defaulted flags were given (set by [`Cli::try_parse_checked`]).
     #[arg(skip)]

@@ -1,13 +1,14 @@
 //! The `stress-client` binary: parse flags, set up tracing, run (or merge
 //! interval logs, compare two reports, or run the conformance suite), print
-//! the report, exit 0 (passed),
-//! 1 (violation), 2 (failure) or 3 (inconclusive).
+//! the report, exit with the code `exit::decide` picks: 0 (passed),
+//! 1 (violation), 2 (failure), 3 (inconclusive) or 4 (a --threshold crossed).
 
 use std::process::ExitCode;
 
 use std::path::Path;
 
 use stress_client::cli::{Cli, Command};
+use stress_client::report::units::{duration, us};
 use stress_client::report::{compare, human, latency};
 use stress_client::run::{execute, exit_for, Exit};
 
@@ -21,7 +22,20 @@ fn main() -> ExitCode {
     bank_server::observe::logging::init("warn");
     let exit = match cli.command {
         Some(Command::Merge { logs }) => merge(&logs),
-        Some(Command::Compare { a, b, fail_if_slower }) => compare_reports(&a, &b, fail_if_slower),
+        Some(Command::Compare {
+            a,
+            b,
+            fail_if_slower,
+            fail_if_errors_up,
+            ignore_verdict,
+        }) => {
+            let gates = compare::Gates {
+                fail_if_slower,
+                fail_if_errors_up,
+                ignore_verdict,
+            };
+            compare_reports(&a, &b, gates)
+        }
         Some(Command::Conformance(args)) => stress_client::conformance::run(&args),
         None => run(&cli.run),
     };
@@ -55,13 +69,19 @@ fn merge(logs: &[std::path::PathBuf]) -> Exit {
         Ok((h, intervals)) => {
             let l = latency(&h);
             println!(
-                "merged {intervals} intervals from {} log(s), {} samples (us):",
+                "merged {intervals} intervals from {} log(s), {} samples:",
                 logs.len(),
                 l.count
             );
             println!(
-                "  p50 {}  p90 {}  p99 {}  p99.9 {}  p99.99 {}  max {}  mean {:.1}",
-                l.p50, l.p90, l.p99, l.p999, l.p9999, l.max, l.mean
+                "  p50 {}  p90 {}  p99 {}  p99.9 {}  p99.99 {}  max {}  mean {}",
+                us(l.p50),
+                us(l.p90),
+                us(l.p99),
+                us(l.p999),
+                us(l.p9999),
+                us(l.max),
+                duration(l.mean)
             );
             Exit::Passed
         }
@@ -72,11 +92,12 @@ fn merge(logs: &[std::path::PathBuf]) -> Exit {
     }
 }
 
-/// `compare`: 0 when B is within the gate (or there is none), 1 when it is
-/// slower, 2 when a report cannot be read.
-fn compare_reports(a: &Path, b: &Path, fail_if_slower: Option<f64>) -> Exit {
-    let loaded =
-        compare::check_gate(fail_if_slower).and_then(|()| Ok((compare::load(a)?, compare::load(b)?)));
+/// `compare`: 0 when B passes every gate, 1 when it fails one (each reason
+/// printed), 2 when a report cannot be read or a gate's flag is wrong.
+fn compare_reports(a: &Path, b: &Path, gates: compare::Gates) -> Exit {
+    let loaded = compare::check_gate(gates.fail_if_slower)
+        .and_then(|()| Ok((compare::load(a)?, compare::load(b)?)))
+        .and_then(|(x, y)| compare::check_gates(&gates, &x, &y).map(|()| (x, y)));
     let (run_a, run_b) = match loaded {
         Ok(runs) => runs,
         Err(e) => {
@@ -85,13 +106,13 @@ fn compare_reports(a: &Path, b: &Path, fail_if_slower: Option<f64>) -> Exit {
         }
     };
     println!("A = {}\nB = {}", a.display(), b.display());
-    let c = compare::compare(&run_a, &run_b, fail_if_slower);
+    let c = compare::compare(&run_a, &run_b, gates);
     print!("{}", c.table);
     if c.regressions.is_empty() {
         return Exit::Passed;
     }
     for r in &c.regressions {
-        println!("SLOWER: {r}");
+        println!("{r}");
     }
     Exit::Violation
 }

@@ -18,21 +18,8 @@ use crate::target::Target;
 use crate::timeline::{Interval, Intervals};
 use crate::workload::{account_id, Amounts};
 use crate::{outputs, settle, setup};
-use bank_checker::Verdict;
 
-/// The process exit codes (documented in the README and `--help`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    /// The run completed and the consistency check passed.
-    Passed = 0,
-    /// The consistency check found a violation.
-    Violation = 1,
-    /// Usage, connection or setup failure.
-    Failure = 2,
-    /// The run completed but what was observed cannot decide the check
-    /// (e.g. the server stopped answering mid-run).
-    Inconclusive = 3,
-}
+pub use crate::exit::Exit;
 
 /// Setup and settle calls get `--timeout`, but at least this: a `--timeout`
 /// short enough to provoke unknown outcomes under load must neither fail the
@@ -78,17 +65,14 @@ pub fn execute(args: &RunArgs) -> Result<Summary, String> {
     result
 }
 
-/// The exit code a summary calls for. A run that completed no op proves
-/// nothing, so it is a failure, not a pass.
+/// The exit code a summary calls for (the most severe finding wins; a run
+/// that completed no op proves nothing, so it is a failure, not a pass).
 pub fn exit_for(summary: &Summary) -> Exit {
-    if summary.operations.total == 0 {
-        return Exit::Failure;
-    }
-    match summary.consistency.verdict {
-        Verdict::Passed => Exit::Passed,
-        Verdict::Failed => Exit::Violation,
-        Verdict::Inconclusive => Exit::Inconclusive,
-    }
+    crate::exit::decide(crate::exit::Findings {
+        operations: summary.operations.total,
+        verdict: summary.consistency.verdict,
+        thresholds_crossed: summary.thresholds.iter().any(|t| !t.passed),
+    })
 }
 
 async fn run_against(args: &RunArgs, endpoints: &[String]) -> Result<Summary, String> {
@@ -124,7 +108,10 @@ async fn run_against(args: &RunArgs, endpoints: &[String]) -> Result<Summary, St
         names: &names,
         setup_took,
     };
-    let (merged, summary) = finish.settle_and_check(recorders, measured).await;
+    let (merged, mut summary) = finish.settle_and_check(recorders, measured).await;
+    summary.started_at = humantime::format_rfc3339_millis(wall_start).to_string();
+    summary.command_line = args.command_line.clone();
+    summary.thresholds = crate::threshold::check_all(&args.threshold, &report::measured(&summary));
     let timeline = collected(collector).await?;
     outputs::write(args, &summary, &merged, &timeline, wall_start)?;
     Ok(summary)

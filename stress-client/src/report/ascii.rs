@@ -7,6 +7,8 @@ use std::fmt::Write as _;
 
 use hdrhistogram::Histogram;
 
+use super::units;
+
 /// Buckets of the printed histogram.
 pub const BUCKETS: usize = 12;
 /// Characters of the longest bar.
@@ -36,17 +38,18 @@ pub fn buckets(h: &Histogram<u64>, n: usize) -> Vec<(u64, u64)> {
     bounds.into_iter().zip(counts).collect()
 }
 
-/// The buckets as text lines: `  <= 1234 us  [   567] |■■■■`.
+/// The buckets as text lines: `  <=  1.23 ms [   567] |■■■■`.
 pub fn render(buckets: &[(u64, u64)]) -> String {
     let mut out = String::new();
     let most = buckets.iter().map(|b| b.1).max().unwrap_or(0).max(1);
-    let width = buckets.iter().map(|b| b.0.to_string().len()).max().unwrap_or(1);
+    let labels: Vec<String> = buckets.iter().map(|b| units::us(b.0)).collect();
+    let width = labels.iter().map(|l| l.chars().count()).max().unwrap_or(1);
     let count_width = most.to_string().len();
-    for (bound, count) in buckets {
+    for ((_, count), bound) in buckets.iter().zip(labels) {
         let bar = usize::try_from(count.saturating_mul(BAR_WIDTH as u64) / most).unwrap_or(BAR_WIDTH);
         let _ = writeln!(
             out,
-            "  <= {bound:>width$} us [{count:>count_width$}] |{}",
+            "  <= {bound:>width$} [{count:>count_width$}] |{}",
             "■".repeat(bar)
         );
     }
@@ -81,6 +84,7 @@ mod tests {
         assert_eq!(lines[1].matches('■').count(), BAR_WIDTH);
         assert_eq!(lines[0].matches('■').count(), BAR_WIDTH / 2);
         assert!(lines[2].ends_with('|'), "{}", lines[2]);
-        assert!(lines[0].contains("<=   10 us [ 5]"), "{}", lines[0]);
+        assert!(lines[0].contains("<=   10 µs [ 5]"), "{}", lines[0]);
+        assert!(lines[2].contains("<= 1.00 ms [ 0]"), "{}", lines[2]);
     }
 }

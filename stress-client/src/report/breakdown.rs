@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 
+use super::units::{duration, us};
 use super::{Latency, Summary};
 use crate::rpc::Rpc;
 
@@ -14,7 +15,7 @@ pub const ERROR_GROUPS_SHOWN: usize = 10;
 pub fn per_rpc(out: &mut String, s: &Summary) {
     let _ = writeln!(
         out,
-        "per RPC (us)        {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "per RPC             {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "calls", "p50", "p90", "p99", "p99.9", "p99.99", "max"
     );
     for rpc in Rpc::ALL {
@@ -24,15 +25,15 @@ pub fn per_rpc(out: &mut String, s: &Summary) {
         let l = &r.latency_us;
         let _ = writeln!(
             out,
-            "  {:<17} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "  {:<17} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
             rpc.label(),
             r.count,
-            l.p50,
-            l.p90,
-            l.p99,
-            l.p999,
-            l.p9999,
-            l.max
+            us(l.p50),
+            us(l.p90),
+            us(l.p99),
+            us(l.p999),
+            us(l.p9999),
+            us(l.max)
         );
     }
 }
@@ -73,8 +74,8 @@ pub fn rate_and_stages(out: &mut String, s: &Summary) {
     let Some(stages) = &s.stages else { return };
     let _ = writeln!(
         out,
-        "stages          {:>8} {:>15} {:>10} {:>9} {:>8} {:>8} {:>8}",
-        "length", "requested/s", "sent/s", "ops", "p50 us", "p99 us", "max us"
+        "stages          {:>8} {:>15} {:>10} {:>9} {:>10} {:>10} {:>10}",
+        "length", "requested/s", "sent/s", "ops", "p50", "p99", "max"
     );
     for (i, st) in stages.iter().enumerate() {
         let requested = if st.rate_from == st.rate_to {
@@ -84,19 +85,24 @@ pub fn rate_and_stages(out: &mut String, s: &Summary) {
         };
         let _ = writeln!(
             out,
-            "  {:>2}            {:>7.1}s {requested:>15} {:>10.1} {:>9} {:>8} {:>8} {:>8}",
+            "  {:>2}            {:>7.1}s {requested:>15} {:>10.1} {:>9} {:>10} {:>10} {:>10}",
             i + 1,
             st.duration_s,
             st.rate_achieved,
             st.ops,
-            st.latency_us.p50,
-            st.latency_us.p99,
-            st.latency_us.max
+            us(st.latency_us.p50),
+            us(st.latency_us.p99),
+            us(st.latency_us.max)
         );
     }
 }
 
 /// min / mean / stddev of a latency, for the line under its percentiles.
 pub fn spread(l: &Latency) -> String {
-    format!("min {}  mean {:.1}  stddev {:.1}", l.min, l.mean, l.stddev)
+    format!(
+        "min {}  mean {}  stddev {}",
+        us(l.min),
+        duration(l.mean),
+        duration(l.stddev)
+    )
 }

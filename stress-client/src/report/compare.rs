@@ -1,14 +1,18 @@
 //! `stress-client compare A.json B.json`: two `--json` reports side by side,
-//! B against A with ratios, and an optional regression gate
-//! (`--fail-if-slower PCT`: B's throughput lower, or its p99 higher, than
-//! A's by more than PCT percent). The files are external input: anything
-//! missing or malformed is a clear error, never a panic.
+//! B against A with ratios, and the gates of a CI regression check: B's
+//! verdict worse than A's (passed → inconclusive → failed; off with
+//! `--ignore-verdict`), `--fail-if-slower PCT` (B's throughput lower, or its
+//! p99 higher, than A's by more than PCT percent) and `--fail-if-errors-up
+//! PCT` (B's error rate above A's by more than PCT percentage points). The
+//! files are external input: anything missing or malformed is a clear error,
+//! never a panic.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use serde_json::Value;
 
+use super::units;
 use crate::rpc::Rpc;
 
 /// The largest report file compare reads.
@@ -16,12 +20,12 @@ pub const REPORT_BYTES_MAX: u64 = 64 << 20;
 
 /// The latency rows: label and key under `latency_us`.
 const LATENCY_ROWS: [(&str, &str); 6] = [
-    ("p50 us", "p50"),
-    ("p90 us", "p90"),
-    ("p99 us", "p99"),
-    ("p99.9 us", "p999"),
-    ("p99.99 us", "p9999"),
-    ("max us", "max"),
+    ("p50", "p50"),
+    ("p90", "p90"),
+    ("p99", "p99"),
+    ("p99.9", "p999"),
+    ("p99.99", "p9999"),
+    ("max", "max"),
 ];
 
 /// The numbers compare reads from one report.
@@ -31,6 +35,9 @@ pub struct Run {
     /// In the order of [`LATENCY_ROWS`].
     pub latency: [f64; 6],
     pub errors: f64,
+    /// `operations.total`; `None` in hand-made reports without it.
+    pub total: Option<f64>,
+    /// "passed", "inconclusive" or "failed".
     pub verdict: String,
     /// p99 per kind of call, for the kinds the report has calls of (older
     /// reports have no `per_rpc`: none).
@@ -41,9 +48,23 @@ pub struct Run {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Comparison {
     pub table: String,
-    /// Why B counts as slower than the gate allows (empty: it does not).
+    /// Why B fails a gate, one line each (empty: it passes them all).
     pub regressions: Vec<String>,
 }
+
+/// The gates a comparison checks.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Gates {
+    /// Percent: B's throughput lower or p99 higher than that is a regression.
+    pub fail_if_slower: Option<f64>,
+    /// Percentage points: B's error rate above A's by more is a regression.
+    pub fail_if_errors_up: Option<f64>,
+    /// Do not fail on a worse verdict (the behaviour before the gate).
+    pub ignore_verdict: bool,
+}
+
+/// The verdicts from best to worst.
+const VERDICTS: [&str; 3] = ["passed", "inconclusive", "failed"];
 
 /// Reads a report file.
 pub fn load(path: &Path) -> Result<Run, String> {
@@ -76,10 +97,16 @@ pub fn parse(json: &Value) -> Result<Run, String> {
         .pointer("/consistency/verdict")
         .and_then(Value::as_str)
         .ok_or("no text at /consistency/verdict")?;
+    if !VERDICTS.contains(&verdict) {
+        return Err(format!(
+            "/consistency/verdict is {verdict:?}, not one of {VERDICTS:?}"
+        ));
+    }
     Ok(Run {
         throughput: number("/throughput_ops_per_s")?,
         latency,
         errors: number("/operations/errors")?,
+        total: number("/operations/total").ok(),
         verdict: verdict.to_owned(),
         per_rpc_p99: per_rpc_p99(json),
     })
@@ -98,31 +125,85 @@ fn per_rpc_p99(json: &Value) -> Vec<(&'static str, f64)> {
         .collect()
 }
 
-/// Compares B with A; `fail_if_slower` (percent) turns on the gate.
-pub fn compare(a: &Run, b: &Run, fail_if_slower: Option<f64>) -> Comparison {
+impl Run {
+    /// Calls ended in an error status, in percent of all ops.
+    fn error_rate_pct(&self) -> Option<f64> {
+        let total = self.total?;
+        Some(if total > 0.0 {
+            100.0 * self.errors / total
+        } else {
+            0.0
+        })
+    }
+
+    fn verdict_rank(&self) -> usize {
+        VERDICTS
+            .iter()
+            .position(|v| *v == self.verdict)
+            .unwrap_or(VERDICTS.len())
+    }
+}
+
+/// Compares B with A and checks the gates.
+pub fn compare(a: &Run, b: &Run, gates: Gates) -> Comparison {
     let mut table = format!("{:<20} {:>14} {:>14} {:>9}\n", "", "A", "B", "B/A");
     row(&mut table, "throughput/s", a.throughput, b.throughput);
     for ((label, _), (x, y)) in LATENCY_ROWS.iter().zip(a.latency.iter().zip(&b.latency)) {
-        row(&mut table, label, *x, *y);
+        latency_row(&mut table, label, *x, *y);
     }
     for (key, x) in &a.per_rpc_p99 {
         if let Some((_, y)) = b.per_rpc_p99.iter().find(|(k, _)| k == key) {
-            row(&mut table, &format!("p99 {key}"), *x, *y);
+            latency_row(&mut table, &format!("p99 {key}"), *x, *y);
         }
     }
     row(&mut table, "errors", a.errors, b.errors);
+    if let (Some(x), Some(y)) = (a.error_rate_pct(), b.error_rate_pct()) {
+        let _ = writeln!(table, "{:<20} {:>13.3}% {:>13.3}%", "error rate", x, y);
+    }
     let _ = writeln!(table, "{:<20} {:>14} {:>14}", "verdict", a.verdict, b.verdict);
-    let regressions = fail_if_slower.map_or_else(Vec::new, |pct| regressions(a, b, pct));
-    Comparison { table, regressions }
+    let mut found = Vec::new();
+    if !gates.ignore_verdict && b.verdict_rank() > a.verdict_rank() {
+        found.push(format!(
+            "WORSE VERDICT: {} in A, {} in B (B's consistency check is worse; --ignore-verdict skips this gate)",
+            a.verdict, b.verdict
+        ));
+    }
+    if let Some(pct) = gates.fail_if_slower {
+        found.extend(regressions(a, b, pct).into_iter().map(|r| format!("SLOWER: {r}")));
+    }
+    if let Some(points) = gates.fail_if_errors_up {
+        found.extend(errors_up(a, b, points));
+    }
+    Comparison {
+        table,
+        regressions: found,
+    }
 }
 
-fn row(out: &mut String, label: &str, a: f64, b: f64) {
-    let ratio = if a > 0.0 {
+/// B's error rate above A's by more than `points` percentage points.
+fn errors_up(a: &Run, b: &Run, points: f64) -> Option<String> {
+    let (x, y) = (a.error_rate_pct()?, b.error_rate_pct()?);
+    (y - x > points).then(|| {
+        format!("MORE ERRORS: error rate rose from {x:.3}% to {y:.3}%, more than {points} percentage points")
+    })
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if a > 0.0 {
         format!("{:.3}", b / a)
     } else {
         "-".to_owned()
-    };
-    let _ = writeln!(out, "{label:<20} {a:>14.1} {b:>14.1} {ratio:>9}");
+    }
+}
+
+fn row(out: &mut String, label: &str, a: f64, b: f64) {
+    let _ = writeln!(out, "{label:<20} {a:>14.1} {b:>14.1} {:>9}", ratio(a, b));
+}
+
+/// A row of latencies (µs in the reports), in human units.
+fn latency_row(out: &mut String, label: &str, a: f64, b: f64) {
+    let (x, y) = (units::duration(a), units::duration(b));
+    let _ = writeln!(out, "{label:<20} {x:>14} {y:>14} {:>9}", ratio(a, b));
 }
 
 /// B's throughput or p99 worse than A's by more than `pct` percent.
@@ -137,17 +218,36 @@ fn regressions(a: &Run, b: &Run, pct: f64) -> Vec<String> {
     }
     let (p99_a, p99_b) = (a.latency[2], b.latency[2]);
     if p99_b > p99_a * (1.0 + share) {
-        found.push(format!("p99 rose from {p99_a} to {p99_b} us, more than {pct}%"));
+        found.push(format!(
+            "p99 rose from {} to {}, more than {pct}%",
+            units::duration(p99_a),
+            units::duration(p99_b)
+        ));
     }
     found
 }
 
 /// Checks `--fail-if-slower`: a finite percentage, 0 or more.
 pub fn check_gate(pct: Option<f64>) -> Result<(), String> {
+    check_percent("--fail-if-slower", pct)
+}
+
+/// Checks the gates' flags, and that both reports hold what they need.
+pub fn check_gates(gates: &Gates, a: &Run, b: &Run) -> Result<(), String> {
+    check_gate(gates.fail_if_slower)?;
+    check_percent("--fail-if-errors-up", gates.fail_if_errors_up)?;
+    let no_total = a.total.is_none() || b.total.is_none();
+    if gates.fail_if_errors_up.is_some() && no_total {
+        return Err("--fail-if-errors-up needs /operations/total in both reports".into());
+    }
+    Ok(())
+}
+
+fn check_percent(flag: &str, pct: Option<f64>) -> Result<(), String> {
     match pct {
-        Some(p) if !(p.is_finite() && p >= 0.0) => Err(format!(
-            "--fail-if-slower must be a percentage, 0 or more, got {p}"
-        )),
+        Some(p) if !(p.is_finite() && p >= 0.0) => {
+            Err(format!("{flag} must be a percentage, 0 or more, got {p}"))
+        }
         _ => Ok(()),
     }
 }
@@ -160,7 +260,7 @@ mod tests {
         serde_json::json!({
             "throughput_ops_per_s": throughput,
             "latency_us": {"p50": 100, "p90": 200, "p99": p99, "p999": 900, "p9999": 990, "max": 1000},
-            "operations": {"errors": 3},
+            "operations": {"errors": 3, "total": 300},
             "consistency": {"verdict": verdict, "passed": verdict == "passed"},
             "per_rpc": {"deposit": {"count": 5, "latency_us": {"p99": p99 * 2}},
                         "transfer": {"count": 0, "latency_us": {"p99": 0}}},
@@ -171,7 +271,15 @@ mod tests {
     fn ratios_and_the_gate() {
         let a = parse(&report(1000.0, 500, "passed")).unwrap();
         let b = parse(&report(800.0, 500, "failed")).unwrap();
-        let c = compare(&a, &b, None);
+        let ignore = Gates {
+            ignore_verdict: true,
+            ..Gates::default()
+        };
+        let slower = |pct| Gates {
+            fail_if_slower: Some(pct),
+            ..ignore
+        };
+        let c = compare(&a, &b, ignore);
         assert!(c.regressions.is_empty());
         assert!(
             c.table.contains("throughput/s") && c.table.contains("0.800"),
@@ -184,11 +292,78 @@ mod tests {
             "{}",
             c.table
         );
-        assert_eq!(compare(&a, &b, Some(10.0)).regressions.len(), 1);
-        assert!(compare(&a, &b, Some(25.0)).regressions.is_empty());
+        assert_eq!(compare(&a, &b, slower(10.0)).regressions.len(), 1);
+        assert!(compare(&a, &b, slower(25.0)).regressions.is_empty());
         let slow = parse(&report(1000.0, 700, "passed")).unwrap();
-        let r = compare(&a, &slow, Some(20.0)).regressions;
+        let r = compare(&a, &slow, slower(20.0)).regressions;
         assert!(r.len() == 1 && r[0].contains("p99"), "{r:?}");
+    }
+
+    #[test]
+    fn a_worse_verdict_fails_unless_ignored() {
+        let run = |verdict| parse(&report(1000.0, 500, verdict)).unwrap();
+        let worse = |a, b, ignore_verdict| {
+            let gates = Gates {
+                ignore_verdict,
+                ..Gates::default()
+            };
+            compare(&run(a), &run(b), gates).regressions
+        };
+        for (a, b) in [
+            ("passed", "failed"),
+            ("passed", "inconclusive"),
+            ("inconclusive", "failed"),
+        ] {
+            let r = worse(a, b, false);
+            assert!(
+                r.len() == 1 && r[0].contains("WORSE VERDICT") && r[0].contains(b),
+                "{a} {b}: {r:?}"
+            );
+            assert!(worse(a, b, true).is_empty());
+        }
+        for (a, b) in [
+            ("passed", "passed"),
+            ("failed", "passed"),
+            ("failed", "inconclusive"),
+        ] {
+            assert!(worse(a, b, false).is_empty(), "{a} {b}");
+        }
+        let mut odd = report(1.0, 1, "passed");
+        odd["consistency"]["verdict"] = "fine".into();
+        assert!(parse(&odd).unwrap_err().contains("\"fine\""));
+    }
+
+    #[test]
+    fn errors_up_is_in_percentage_points() {
+        let with_errors = |errors: u64| {
+            let mut r = report(1000.0, 500, "passed");
+            r["operations"] = serde_json::json!({"errors": errors, "total": 1000});
+            parse(&r).unwrap()
+        };
+        let gate = |points| Gates {
+            fail_if_errors_up: Some(points),
+            ..Gates::default()
+        };
+        // 1.0% → 3.5%: up 2.5 points.
+        let (a, b) = (with_errors(10), with_errors(35));
+        let r = compare(&a, &b, gate(2.0)).regressions;
+        assert!(r.len() == 1 && r[0].contains("1.000% to 3.500%"), "{r:?}");
+        assert!(compare(&a, &b, gate(2.5)).regressions.is_empty());
+        assert!(
+            compare(&b, &a, gate(0.0)).regressions.is_empty(),
+            "fewer errors pass"
+        );
+        assert!(compare(&a, &b, Gates::default()).regressions.is_empty());
+        let mut old = report(1.0, 1, "passed");
+        old["operations"] = serde_json::json!({"errors": 0});
+        let old = parse(&old).unwrap();
+        assert!(check_gates(&gate(1.0), &a, &old)
+            .unwrap_err()
+            .contains("/operations/total"));
+        assert!(check_gates(&gate(-1.0), &a, &b)
+            .unwrap_err()
+            .contains("--fail-if-errors-up"));
+        assert!(check_gates(&gate(1.0), &a, &b).is_ok());
     }
 
     #[test]

@@ -7,7 +7,9 @@ use std::fmt::Write as _;
 
 use bank_checker::Verdict;
 
+use super::units::{self, us};
 use super::{ascii, breakdown, Latency, Summary};
+use crate::threshold::Outcome;
 
 /// Violations printed in full; the rest are counted.
 const VIOLATIONS_SHOWN: usize = 10;
@@ -33,6 +35,7 @@ pub fn render(s: &Summary, open_loop: bool) -> String {
     breakdown::per_rpc(&mut out, s);
     breakdown::errors(&mut out, s);
     breakdown::rate_and_stages(&mut out, s);
+    thresholds(&mut out, s);
     verdict(&mut out, s);
     out
 }
@@ -77,13 +80,45 @@ fn counts(out: &mut String, s: &Summary) {
 }
 
 fn latency_line(out: &mut String, label: &str, l: &Latency) {
-    let _ = writeln!(out, "{label} in us over {} samples:", l.count);
+    let _ = writeln!(out, "{label} over {} samples:", l.count);
     let _ = writeln!(
         out,
         "  p50 {}  p90 {}  p99 {}  p99.9 {}  p99.99 {}  max {}",
-        l.p50, l.p90, l.p99, l.p999, l.p9999, l.max
+        us(l.p50),
+        us(l.p90),
+        us(l.p99),
+        us(l.p999),
+        us(l.p9999),
+        us(l.max)
     );
     let _ = writeln!(out, "  {}", breakdown::spread(l));
+}
+
+/// Each `--threshold`, passed or crossed, with the measured value.
+fn thresholds(out: &mut String, s: &Summary) {
+    if s.thresholds.is_empty() {
+        return;
+    }
+    let crossed = s.thresholds.iter().filter(|t| !t.passed).count();
+    let _ = writeln!(
+        out,
+        "thresholds      {} of {} crossed",
+        crossed,
+        s.thresholds.len()
+    );
+    for t in &s.thresholds {
+        let mark = if t.passed { "ok     " } else { "CROSSED" };
+        let _ = writeln!(out, "  {mark} {:<24} measured {}", t.expression, measured(t));
+    }
+}
+
+/// The measured value in the threshold's own unit.
+fn measured(t: &Outcome) -> String {
+    match t.unit {
+        "us" => units::duration(t.value),
+        "percent" => format!("{:.3}%", t.value),
+        unit => format!("{:.1} {unit}", t.value),
+    }
 }
 
 fn verdict(out: &mut String, s: &Summary) {

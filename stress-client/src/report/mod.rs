@@ -10,6 +10,7 @@ pub mod html;
 pub mod human;
 pub mod sections;
 pub mod svg;
+pub mod units;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -25,6 +26,7 @@ use crate::rpc::PerRpc;
 use crate::settle::Settlement;
 use crate::stage_tally::StageTally;
 use crate::stages::Plan;
+use crate::threshold::{Measured, Outcome};
 pub use sections::{RateReport, RpcReport, StageReport};
 
 /// Latency percentiles in microseconds.
@@ -112,6 +114,13 @@ pub struct Extras {
 /// The whole report: what `--json` writes.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
+    /// When the load started (after setup), RFC 3339 in UTC.
+    pub started_at: String,
+    /// The stress-client version (`CARGO_PKG_VERSION`).
+    pub tool_version: &'static str,
+    /// The program's arguments as given, program name first, one string
+    /// each (values from `--config` are not spelled out here).
+    pub command_line: Vec<String>,
     pub throughput_ops_per_s: f64,
     /// The measured window (after warmup), in seconds.
     pub measured_s: f64,
@@ -134,6 +143,8 @@ pub struct Summary {
     /// Under `--stages`: each stage on its own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stages: Option<Vec<StageReport>>,
+    /// Each `--threshold` with its measured value (empty without any).
+    pub thresholds: Vec<Outcome>,
     /// The corrected latency in log-spaced buckets (upper bound µs, count), for people.
     #[serde(skip)]
     pub histogram: Vec<(u64, u64)>,
@@ -236,6 +247,10 @@ pub fn summarize(
     let secs = measured.as_secs_f64();
     let throughput = if secs > 0.0 { c.measured as f64 / secs } else { 0.0 };
     Summary {
+        started_at: String::new(),
+        tool_version: env!("CARGO_PKG_VERSION"),
+        command_line: Vec::new(),
+        thresholds: Vec::new(),
         throughput_ops_per_s: throughput,
         measured_s: secs,
         latency_us: latency(&merged.corrected),
@@ -262,6 +277,27 @@ pub fn summarize(
         rate: sections::rate(shape, throughput),
         stages: sections::stages(shape.stages, merged.stages.as_ref()),
         histogram: ascii::buckets(&merged.corrected, ascii::BUCKETS),
+    }
+}
+
+/// The numbers `--threshold` expressions are checked against: the corrected
+/// latency, calls ended in an error status in percent of all ops, ops/s.
+pub fn measured(s: &Summary) -> Measured {
+    let l = &s.latency_us;
+    let o = &s.operations;
+    let error_rate_pct = if o.total > 0 {
+        100.0 * o.errors as f64 / o.total as f64
+    } else {
+        0.0
+    };
+    Measured {
+        p50_us: l.p50,
+        p90_us: l.p90,
+        p99_us: l.p99,
+        p999_us: l.p999,
+        max_us: l.max,
+        error_rate_pct,
+        throughput_ops_per_s: s.throughput_ops_per_s,
     }
 }
 
