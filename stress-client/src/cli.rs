@@ -106,7 +106,7 @@ impl Cli {
         T: Into<OsString> + Clone,
     {
         let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-        let matches = Cli::command().try_get_matches_from(&args)?;
+        let matches = with_config(Cli::command().try_get_matches_from(&args)?, &args)?;
         let mut cli = Cli::from_arg_matches(&matches)?;
         let run = &mut cli.run;
         run.command_line = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
@@ -116,6 +116,25 @@ impl Cli {
         }
         Ok(cli)
     }
+}
+
+/// With `--config FILE`, parses again with the file's flags placed before
+/// the command line's (which win: the file's value of a flag the command
+/// line gives is dropped).
+fn with_config(matches: ArgMatches, args: &[OsString]) -> Result<ArgMatches, clap::Error> {
+    let Some(path) = matches.get_one::<PathBuf>("config") else {
+        return Ok(matches);
+    };
+    let on_command_line = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+    let from_file = crate::config::args_from_file(path, &Cli::command(), on_command_line)
+        .map_err(|e| Cli::command().error(clap::error::ErrorKind::InvalidValue, e))?;
+    let Some((program, rest)) = args.split_first() else {
+        return Ok(matches);
+    };
+    let merged = std::iter::once(program.clone())
+        .chain(from_file)
+        .chain(rest.iter().cloned());
+    Cli::command().try_get_matches_from(merged)
 }
 
 /// How requests travel.
@@ -281,6 +300,12 @@ pub struct RunArgs {
     /// Any crossed: exit 4 (unless a worse code applies).
     #[arg(long, value_name = "EXPR", value_parser = crate::threshold::parse)]
     pub threshold: Vec<crate::threshold::Threshold>,
+
+    /// Read run flags from this TOML file (keys are long flag names:
+    /// `connections = 4`, `threshold = ["p99 < 5ms"]`); flags given on the
+    /// command line override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
     /// The arguments as given, program name first (for the report).
     #[arg(skip)]
@@ -520,6 +545,68 @@ mod tests {
             warmup("stress-client --requests 10 --warmup 2s"),
             Duration::from_secs(2)
         );
+    }
+
+    /// Parses `line` with a config file holding `toml`.
+    fn with_config_file(toml: &str, line: &str) -> Result<Cli, clap::Error> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.toml");
+        std::fs::write(&path, toml).unwrap();
+        let mut args: Vec<String> = line.split_whitespace().map(String::from).collect();
+        args.extend(["--config".into(), path.display().to_string()]);
+        Cli::try_parse_checked(args)
+    }
+
+    #[test]
+    fn a_config_file_sets_flags_and_the_command_line_wins() {
+        let toml = "connections = 3\nserver-delay = \"0s\"\nquiet = true\ndeposit-ratio = 0.5\n\
+                    threshold = [\"p99 < 5ms\", \"error_rate < 1%\"]\ntarget = [\"http://a:1\"]\n";
+        let run = with_config_file(toml, "stress-client").unwrap().run;
+        assert_eq!((run.connections, run.quiet, run.deposit_ratio), (3, true, 0.5));
+        assert_eq!(run.server_delay, Duration::ZERO);
+        assert!(run.given.server_delay, "a flag from the file counts as given");
+        assert_eq!(run.threshold.len(), 2);
+        assert_eq!(run.target, ["http://a:1"]);
+        let line = "stress-client --connections 5 --threshold p50<1s --target http://b:2";
+        let run = with_config_file(toml, line).unwrap().run;
+        assert_eq!(run.connections, 5);
+        assert_eq!(
+            run.threshold.len(),
+            1,
+            "a list on the command line replaces the file's"
+        );
+        assert_eq!(run.target, ["http://b:2"]);
+        assert_eq!(
+            run.server_delay,
+            Duration::ZERO,
+            "the rest still comes from the file"
+        );
+        assert_eq!(
+            run.command_line.len(),
+            9,
+            "the argv as given: {:?}",
+            run.command_line
+        );
+    }
+
+    #[test]
+    fn a_bad_config_is_a_usage_error_naming_the_key() {
+        let err = |toml: &str| with_config_file(toml, "stress-client").unwrap_err();
+        for (toml, named) in [
+            ("conections = 4", "\"conections\""),
+            ("server_delay = \"1s\"", "did you mean \"server-delay\""),
+            ("config = \"x.toml\"", "\"config\""),
+            ("quiet = \"yes\"", "quiet is a switch"),
+            ("connections = \"many\"", "many"),
+            ("[compare]\nfail-if-slower = 1", "\"compare\""),
+            ("connections = ", "not TOML"),
+        ] {
+            let e = err(toml);
+            assert_eq!(e.exit_code(), 2, "{toml}");
+            assert!(e.to_string().contains(named), "{toml}: {e}");
+        }
+        let missing = Cli::try_parse_checked(["stress-client", "--config", "/nonexistent.toml"]);
+        assert!(missing.unwrap_err().to_string().contains("/nonexistent.toml"));
     }
 
     #[test]

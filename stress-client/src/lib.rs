@@ -4,6 +4,7 @@
 
 pub mod bound;
 pub mod cli;
+pub mod config;
 pub mod conformance;
 pub mod drive;
 pub mod errors;
