@@ -12,6 +12,8 @@ OUT="${HTML_CI_DIR:-target/ci-html}"
 # Charts whose series must hold data: latency p50/p99/max, ops/s, errors/s,
 # corrected and uncorrected spectrum.
 MIN_SERIES=7
+# Two latency charts, each with at least two labelled y ticks.
+MIN_UNIT_TICKS=4
 mkdir -p "$OUT"
 
 printf '\n==== HTML report in headless Chromium ====\n'
@@ -44,6 +46,10 @@ echo "rendered: $charts charts, $series series with data, $dots points"
 [ "$series" -ge "$MIN_SERIES" ] || fail "expected $MIN_SERIES series with data, got $series"
 [ "$dots" -gt 0 ] || fail "no data points drawn"
 grep -q 'id="verdict"' "$OUT/dom.html" || fail "no verdict in the DOM"
+# Latency axes (latency per second, spectrum) carry their unit on every tick: "2.5 ms", not "2.5k".
+unit_ticks=$(grep -oE 'class="tick"[^>]*>[0-9.]+ (µs|ms|s)</text>' "$OUT/dom.html" | wc -l)
+echo "latency axis ticks with a unit: $unit_ticks"
+[ "$unit_ticks" -ge "$MIN_UNIT_TICKS" ] || fail "expected $MIN_UNIT_TICKS latency ticks with a unit (µs, ms, s), got $unit_ticks"
 # The page has no script: any console message (Chromium logs them as
 # "CONSOLE" lines at every level, errors and "Uncaught ..." included) is a fault.
 if grep -E 'CONSOLE|Uncaught' "$OUT/console.log"; then

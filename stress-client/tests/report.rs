@@ -202,9 +202,9 @@ fn the_human_report_shows_histogram_breakdown_rate_and_stages() {
     for wanted in [
         "min ",
         "stddev ",
-        "us [",
+        "s [",
         "■",
-        "per RPC (us)",
+        "per RPC      ",
         "withdraw (stream)",
         "read (GetBalance)",
         "rate            requested 100.0 ops/s, achieved",

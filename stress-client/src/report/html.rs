@@ -12,6 +12,7 @@ use bank_checker::Verdict;
 use hdrhistogram::Histogram;
 
 use super::svg::{bar_chart, escape, line_chart, LineChart, Series};
+use super::units::{duration, us};
 use super::Summary;
 use crate::rpc::Rpc;
 use crate::timeline::Row;
@@ -23,22 +24,26 @@ const SPECTRUM_NINES_MAX: f64 = 6.0;
 /// Violations listed on the page; the rest are counted.
 const VIOLATIONS_SHOWN: usize = 100;
 
-/// Series colours.
-const BLUE: &str = "#2563eb";
-const RED: &str = "#dc2626";
-const ORANGE: &str = "#ea580c";
-const GREEN: &str = "#16a34a";
+/// Series colours: the Okabe–Ito palette, whose colours stay apart for
+/// readers with any common colour-vision deficiency (p50, p99 and max are
+/// blue, orange and reddish purple; max is also dotted).
+const BLUE: &str = "#0072B2";
+const VERMILLION: &str = "#D55E00";
+const ORANGE: &str = "#E69F00";
+const GREEN: &str = "#009E73";
+const PURPLE: &str = "#CC79A7";
+const SKY: &str = "#56B4E9";
 const GREY: &str = "#6b7280";
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:24px auto;max-width:820px;color:#111}\
 h1{font-size:22px}h2{font-size:17px;margin-top:28px}\
 .verdict{margin-top:8px;padding:10px 14px;border-radius:6px;font-weight:600;color:#fff}\
-.passed{background:#16a34a}.failed{background:#dc2626}.inconclusive{background:#d97706}\
+.passed{background:#007a5a}.failed{background:#b84f00}.inconclusive{background:#8a6100}\
 table{border-collapse:collapse;font-size:13px}td,th{padding:3px 10px;text-align:right;border-bottom:1px solid #e5e7eb}\
 td:first-child,th:first-child{text-align:left}\
 .chart{width:100%;height:auto;margin:8px 0}.chart .series{fill:none;stroke-width:2}\
 .chart .grid{stroke:#e5e7eb}.chart text{font-size:11px;fill:#374151}.chart .title{font-size:13px;font-weight:600}\
-.chart path[data-series=\"requested/s\"]{stroke-dasharray:6 4}\
+.chart path[data-series=\"requested/s\"]{stroke-dasharray:6 4}.chart path[data-series=\"max\"]{stroke-dasharray:2 3}\
 .small{color:#6b7280;font-size:13px;overflow-wrap:anywhere}";
 
 /// What the HTML report shows.
@@ -88,8 +93,8 @@ fn header(out: &mut String, s: &Summary) {
         out,
         "<h1>stress-client report</h1><details class=\"small\"><summary>{}</summary><pre>{}</pre></details>\
          <div class=\"verdict {class}\" id=\"verdict\">consistency {word}: {} violation(s), {} ops checked</div>\
-         <p>{:.1} ops/s over {:.2} s measured; {} ops, {} errors. Latency (us): p50 {} · p99 {} · \
-         p99.9 {} · max {} · min {} · mean {:.1} · stddev {:.1}</p>",
+         <p>{:.1} ops/s over {:.2} s measured; {} ops, {} errors. Latency: p50 {} · p99 {} · \
+         p99.9 {} · max {} · min {} · mean {} · stddev {}</p>",
         escape(&config_line(&s.config)),
         escape(&serde_json::to_string_pretty(&s.config).unwrap_or_default()),
         s.consistency.total_violations,
@@ -98,13 +103,13 @@ fn header(out: &mut String, s: &Summary) {
         s.measured_s,
         s.operations.total,
         s.operations.errors,
-        l.p50,
-        l.p99,
-        l.p999,
-        l.max,
-        l.min,
-        l.mean,
-        l.stddev
+        us(l.p50),
+        us(l.p99),
+        us(l.p999),
+        us(l.max),
+        us(l.min),
+        duration(l.mean),
+        duration(l.stddev)
     );
     if let Some(r) = &s.rate {
         let _ = write!(
@@ -165,7 +170,7 @@ fn latency_over_time(rows: &[Row]) -> String {
     line_chart(&LineChart {
         title: "Corrected latency per second",
         x_label: "seconds since start",
-        y_label: "latency (us)",
+        y_label: "latency",
         series: vec![
             Series {
                 name: "p50",
@@ -179,12 +184,13 @@ fn latency_over_time(rows: &[Row]) -> String {
             },
             Series {
                 name: "max",
-                color: RED,
+                color: PURPLE,
                 points: points(|r| r.max_us),
             },
         ],
         x_ticks: None,
         x_range: time_range(rows),
+        y_durations: true,
     })
 }
 
@@ -203,7 +209,7 @@ fn throughput_over_time(rows: &[Row], requested: &[(f64, f64)]) -> String {
             },
             Series {
                 name: "errors/s",
-                color: RED,
+                color: VERMILLION,
                 points: points(|r| r.errors),
             },
             Series {
@@ -214,6 +220,7 @@ fn throughput_over_time(rows: &[Row], requested: &[(f64, f64)]) -> String {
         ],
         x_ticks: None,
         x_range: time_range(rows),
+        y_durations: false,
     })
 }
 
@@ -251,17 +258,18 @@ fn spectrum_chart(p: &Page<'_>) -> String {
     if p.open_loop {
         series.push(Series {
             name: "uncorrected",
-            color: GREY,
+            color: SKY,
             points: spectrum(p.uncorrected),
         });
     }
     line_chart(&LineChart {
         title: "Latency by percentile (log axis)",
         x_label: "percentile",
-        y_label: "latency (us)",
+        y_label: "latency",
         series,
         x_ticks: Some(ticks),
         x_range: None,
+        y_durations: true,
     })
 }
 
@@ -271,7 +279,7 @@ fn outcomes(s: &Summary) -> String {
         ("approved".to_owned(), o.approved, GREEN),
         ("insufficient funds".to_owned(), o.insufficient_funds, BLUE),
         ("not applied".to_owned(), o.not_applied, GREY),
-        ("errors".to_owned(), o.errors, RED),
+        ("errors".to_owned(), o.errors, VERMILLION),
     ];
     bars.extend(
         s.status_codes
@@ -283,7 +291,7 @@ fn outcomes(s: &Summary) -> String {
 
 fn per_rpc_table(out: &mut String, s: &Summary) {
     out.push_str(
-        "<h2>Per RPC</h2><table id=\"per-rpc\"><tr><th>call</th><th>calls</th><th>p50 us</th>\
+        "<h2>Per RPC</h2><table id=\"per-rpc\"><tr><th>call</th><th>calls</th><th>p50</th>\
         <th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>mean</th></tr>",
     );
     for rpc in Rpc::ALL {
@@ -293,15 +301,15 @@ fn per_rpc_table(out: &mut String, s: &Summary) {
         let l = &r.latency_us;
         let _ = write!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(rpc.label()),
             r.count,
-            l.p50,
-            l.p90,
-            l.p99,
-            l.p999,
-            l.max,
-            l.mean
+            us(l.p50),
+            us(l.p90),
+            us(l.p99),
+            us(l.p999),
+            us(l.max),
+            duration(l.mean)
         );
     }
     out.push_str("</table>");
@@ -331,7 +339,7 @@ fn stages_table(out: &mut String, s: &Summary) {
     let Some(stages) = &s.stages else { return };
     out.push_str(
         "<h2>Stages</h2><table id=\"stages\"><tr><th>stage</th><th>length s</th><th>requested/s</th>\
-        <th>sent/s</th><th>ops</th><th>p50 us</th><th>p99</th><th>max</th></tr>",
+        <th>sent/s</th><th>ops</th><th>p50</th><th>p99</th><th>max</th></tr>",
     );
     for (i, st) in stages.iter().enumerate() {
         let _ = write!(
@@ -343,9 +351,9 @@ fn stages_table(out: &mut String, s: &Summary) {
             st.rate_to,
             st.rate_achieved,
             st.ops,
-            st.latency_us.p50,
-            st.latency_us.p99,
-            st.latency_us.max
+            us(st.latency_us.p50),
+            us(st.latency_us.p99),
+            us(st.latency_us.max)
         );
     }
     out.push_str("</table>");

@@ -2,9 +2,12 @@
 //! no script library: a line chart (several series over shared axes, with
 //! optional fixed x ticks for the percentile spectrum's log axis) and a
 //! horizontal bar chart. Every series path carries `data-points` (how many
-//! points it draws) so a browser check can tell a chart holds data.
+//! points it draws) so a browser check can tell a chart holds data. A y axis
+//! of latencies (µs) is labelled in µs, ms or s, the unit on every tick.
 
 use std::fmt::Write as _;
+
+use super::units::{self, Unit};
 
 /// Chart size in SVG user units, and the margins around the plot area.
 const WIDTH: f64 = 760.0;
@@ -41,6 +44,8 @@ pub struct LineChart<'a> {
     pub x_ticks: Option<Vec<(f64, String)>>,
     /// The x range; the data's when `None`.
     pub x_range: Option<(f64, f64)>,
+    /// The y values are durations in µs: ticks and tooltips carry a unit.
+    pub y_durations: bool,
 }
 
 /// Escapes text for HTML and SVG.
@@ -108,11 +113,23 @@ fn ticks(from: f64, to: f64, count: usize) -> Vec<(f64, String)> {
         .collect()
 }
 
+/// Round ticks from 0 to `to_us` µs, labelled in the unit that suits the
+/// axis's top (`500 µs`, `1.5 ms`, `2 s`): one unit along the axis.
+fn duration_ticks(to_us: f64, count: usize) -> Vec<(f64, String)> {
+    let unit = Unit::for_us(to_us);
+    let scale = unit.scale();
+    ticks(0.0, to_us / scale, count)
+        .into_iter()
+        .map(|(v, label)| (v * scale, format!("{label} {}", unit.symbol())))
+        .collect()
+}
+
 /// Maps data coordinates to the plot area.
 struct Frame {
     x0: f64,
     x1: f64,
     y1: f64,
+    y_durations: bool,
 }
 
 impl Frame {
@@ -139,7 +156,12 @@ pub fn number(v: f64) -> String {
 /// Renders a line chart as an `<svg>` element.
 pub fn line_chart(c: &LineChart<'_>) -> String {
     let (x0, x1, y1) = bounds(&c.series, c.x_range);
-    let f = Frame { x0, x1, y1 };
+    let f = Frame {
+        x0,
+        x1,
+        y1,
+        y_durations: c.y_durations,
+    };
     let mut out = format!(
         "<svg class=\"chart\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\" aria-label=\"{0}\">\
          <text class=\"title\" x=\"{LEFT}\" y=\"20\">{0}</text>",
@@ -156,7 +178,12 @@ pub fn line_chart(c: &LineChart<'_>) -> String {
 
 fn grid(out: &mut String, f: &Frame, c: &LineChart<'_>) {
     let (bottom, right) = (HEIGHT - BOTTOM, WIDTH - RIGHT);
-    for (v, label) in ticks(0.0, f.y1, Y_TICKS) {
+    let y_ticks = if f.y_durations {
+        duration_ticks(f.y1, Y_TICKS)
+    } else {
+        ticks(0.0, f.y1, Y_TICKS)
+    };
+    for (v, label) in y_ticks {
         let y = f.y(v);
         let _ = write!(
             out,
@@ -221,7 +248,7 @@ fn series(out: &mut String, f: &Frame, s: &Series<'_>) {
                 f.y(*y),
                 s.color,
                 escape(s.name),
-                number(*y),
+                if f.y_durations { units::duration(*y) } else { number(*y) },
                 number(*x)
             );
         }
@@ -299,6 +326,7 @@ mod tests {
             ],
             x_ticks: None,
             x_range: None,
+            y_durations: false,
         };
         let svg = line_chart(&chart);
         assert_eq!(svg.matches("<path").count(), 1);
@@ -335,6 +363,38 @@ mod tests {
         assert_eq!(labels, ["2", "4", "6", "8", "10"]);
         let labels: Vec<String> = ticks(1.0, 2.0, 4).into_iter().map(|t| t.1).collect();
         assert_eq!(labels, ["1.0", "1.5", "2.0"]);
+    }
+
+    #[test]
+    fn a_latency_axis_carries_its_unit() {
+        let labels = |to_us| -> Vec<String> { duration_ticks(to_us, 5).into_iter().map(|t| t.1).collect() };
+        assert_eq!(
+            labels(500.0),
+            ["0 µs", "100 µs", "200 µs", "300 µs", "400 µs", "500 µs"]
+        );
+        assert_eq!(
+            labels(2500.0),
+            ["0.0 ms", "0.5 ms", "1.0 ms", "1.5 ms", "2.0 ms", "2.5 ms"]
+        );
+        assert_eq!(labels(3e6), ["0 s", "1 s", "2 s", "3 s"]);
+        let at: Vec<f64> = duration_ticks(2500.0, 5).into_iter().map(|t| t.0).collect();
+        assert_eq!(at[1], 500.0, "positions stay in µs");
+        let chart = LineChart {
+            title: "latency",
+            x_label: "s",
+            y_label: "latency",
+            series: vec![Series {
+                name: "p99",
+                color: "#000",
+                points: vec![(1.0, 800.0), (2.0, 2_400.0)],
+            }],
+            x_ticks: None,
+            x_range: None,
+            y_durations: true,
+        };
+        let svg = line_chart(&chart);
+        assert!(svg.contains(">2.5 ms</text>"), "{svg}");
+        assert!(svg.contains("p99: 2.40 ms at"), "{svg}");
     }
 
     #[test]
