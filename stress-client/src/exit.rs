@@ -21,9 +21,9 @@ pub enum Exit {
 }
 
 impl Exit {
-    /// Severity: 2 (usage, connection, setup) > 1 (violation) > 4 (thresholds)
-    /// > 3 (inconclusive) > 0. A wrong ledger outranks slow answers; slow
-    /// answers outrank "could not decide", which is not a finding.
+    /// Severity, highest first: 2 (usage, connection, setup), 1 (violation),
+    /// 4 (thresholds), 3 (inconclusive), 0. A wrong ledger outranks slow
+    /// answers; slow answers outrank "could not decide", which is not a finding.
     fn severity(self) -> u8 {
         match self {
             Exit::Passed => 0,

@@ -31,7 +31,7 @@ const SECTIONS: [(&str, &str); 3] = [
 ];
 
 /// The `###` section whose heading contains `heading`, up to the next heading.
-fn section<'d>(docs: &'d str, heading: &str) -> (usize, usize) {
+fn section(docs: &str, heading: &str) -> (usize, usize) {
     let start = docs
         .match_indices("\n### ")
         .map(|(at, _)| at + 1)
