@@ -52,6 +52,13 @@ fn run(args: &stress_client::cli::RunArgs) -> Exit {
                 );
             }
             let exit = exit_for(&summary);
+            // On stderr too, so a --quiet CI log says which gate failed.
+            for t in summary.thresholds.iter().filter(|t| !t.passed) {
+                eprintln!(
+                    "stress-client: threshold crossed: {} (measured {} {})",
+                    t.expression, t.value, t.unit
+                );
+            }
             if exit == Exit::Failure {
                 eprintln!("stress-client: the run completed no operation, so there is nothing to check");
             }

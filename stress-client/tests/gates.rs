@@ -43,6 +43,11 @@ fn a_crossed_threshold_exits_4_and_the_report_says_which() {
     assert_eq!(t[1]["value"].as_f64(), Some(0.0));
     assert!(stdout.contains("CROSSED p99 < 1us"), "{stdout}");
     assert!(stdout.contains("thresholds      1 of 2 crossed"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("threshold crossed: p99 < 1us (measured "),
+        "{stderr}"
+    );
 }
 
 #[test]
