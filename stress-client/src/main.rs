@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::path::Path;
 
 use stress_client::cli::{Cli, Command};
-use stress_client::report::units::{duration, us};
+use stress_client::report::units::{duration, us, with_unit};
 use stress_client::report::{compare, human, latency};
 use stress_client::run::{execute, exit_for, Exit};
 
@@ -55,8 +55,9 @@ fn run(args: &stress_client::cli::RunArgs) -> Exit {
             // On stderr too, so a --quiet CI log says which gate failed.
             for t in summary.thresholds.iter().filter(|t| !t.passed) {
                 eprintln!(
-                    "stress-client: threshold crossed: {} (measured {} {})",
-                    t.expression, t.value, t.unit
+                    "stress-client: threshold crossed: {} (measured {})",
+                    t.expression,
+                    with_unit(t.value, t.unit)
                 );
             }
             if exit == Exit::Failure {

@@ -29,7 +29,15 @@ fn load(extra: &[&str], dir: &Path) -> (Output, Value) {
 #[test]
 fn a_crossed_threshold_exits_4_and_the_report_says_which() {
     let dir = tempfile::tempdir().unwrap();
-    let gates = ["--threshold", "p99 < 1us", "--threshold", "error_rate < 1%"];
+    let html = dir.path().join("r.html");
+    let gates = [
+        "--threshold",
+        "p99 < 1us",
+        "--threshold",
+        "error_rate < 1%",
+        "--html",
+        html.to_str().unwrap(),
+    ];
     let (out, r) = load(&gates, dir.path());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(4), "{stdout}");
@@ -48,6 +56,9 @@ fn a_crossed_threshold_exits_4_and_the_report_says_which() {
         stderr.contains("threshold crossed: p99 < 1us (measured "),
         "{stderr}"
     );
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("id=\"thresholds\"") && page.contains("<td>p99 &lt; 1us</td>"));
+    assert!(page.contains("CROSSED") && page.contains(r["started_at"].as_str().unwrap()));
 }
 
 #[test]

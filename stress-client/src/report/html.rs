@@ -12,7 +12,7 @@ use bank_checker::Verdict;
 use hdrhistogram::Histogram;
 
 use super::svg::{bar_chart, escape, line_chart, LineChart, Series};
-use super::units::{duration, us};
+use super::units::{duration, us, with_unit};
 use super::Summary;
 use crate::rpc::Rpc;
 use crate::timeline::Row;
@@ -66,6 +66,7 @@ pub fn render(p: &Page<'_>) -> String {
          <title>stress-client report</title><style>{STYLE}</style></head><body>"
     );
     header(&mut out, p.summary);
+    thresholds_table(&mut out, p.summary);
     out.push_str("<h2>Latency over time</h2>");
     out.push_str(&latency_over_time(p.rows));
     out.push_str("<h2>Throughput and errors over time</h2>");
@@ -287,6 +288,30 @@ fn outcomes(s: &Summary) -> String {
             .map(|(code, n)| (format!("status {code}"), *n, ORANGE)),
     );
     bar_chart("Outcomes and status codes of the money ops", &bars)
+}
+
+/// Each `--threshold` with its measured value, and when and by what the run was made.
+fn thresholds_table(out: &mut String, s: &Summary) {
+    let _ = write!(
+        out,
+        "<p class=\"small\">started {} · stress-client {}</p>",
+        escape(&s.started_at),
+        escape(s.tool_version)
+    );
+    if s.thresholds.is_empty() {
+        return;
+    }
+    out.push_str("<table id=\"thresholds\"><tr><th>threshold</th><th>measured</th><th>result</th></tr>");
+    for t in &s.thresholds {
+        let measured = with_unit(t.value, t.unit);
+        let result = if t.passed { "ok" } else { "CROSSED" };
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{measured}</td><td>{result}</td></tr>",
+            escape(&t.expression)
+        );
+    }
+    out.push_str("</table>");
 }
 
 fn per_rpc_table(out: &mut String, s: &Summary) {

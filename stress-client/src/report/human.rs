@@ -9,7 +9,6 @@ use bank_checker::Verdict;
 
 use super::units::{self, us};
 use super::{ascii, breakdown, Latency, Summary};
-use crate::threshold::Outcome;
 
 /// Violations printed in full; the rest are counted.
 const VIOLATIONS_SHOWN: usize = 10;
@@ -108,16 +107,12 @@ fn thresholds(out: &mut String, s: &Summary) {
     );
     for t in &s.thresholds {
         let mark = if t.passed { "ok     " } else { "CROSSED" };
-        let _ = writeln!(out, "  {mark} {:<24} measured {}", t.expression, measured(t));
-    }
-}
-
-/// The measured value in the threshold's own unit.
-fn measured(t: &Outcome) -> String {
-    match t.unit {
-        "us" => units::duration(t.value),
-        "percent" => format!("{:.3}%", t.value),
-        unit => format!("{:.1} {unit}", t.value),
+        let _ = writeln!(
+            out,
+            "  {mark} {:<24} measured {}",
+            t.expression,
+            units::with_unit(t.value, t.unit)
+        );
     }
 }
 

@@ -58,6 +58,16 @@ pub fn us(v: u64) -> String {
     duration(v as f64)
 }
 
+/// A value in a unit named as `thresholds[].unit` says: `us` (shown as a
+/// duration), `percent`, or any other (e.g. `ops/s`) after the number.
+pub fn with_unit(value: f64, unit: &str) -> String {
+    match unit {
+        "us" => duration(value),
+        "percent" => format!("{value:.3}%"),
+        unit => format!("{value:.1} {unit}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +86,8 @@ mod tests {
         assert_eq!(us(1_002_495), "1.00 s");
         assert_eq!(us(62_500_000), "62.50 s");
         assert_eq!(duration(12.34), "12.3 µs");
+        assert_eq!(with_unit(2500.0, "us"), "2.50 ms");
+        assert_eq!(with_unit(0.25, "percent"), "0.250%");
+        assert_eq!(with_unit(990.04, "ops/s"), "990.0 ops/s");
     }
 }
