@@ -69,6 +69,11 @@ pub async fn serve(
     let auth = load_auth(&config)?;
     let tls = tls_acceptor(&config)?;
     let (ops, durable) = open_ledger(&config).await?;
+    if let Some((_, m)) = &metrics {
+        let m = Arc::clone(m);
+        ops.gates()
+            .observe_waits(Arc::new(move |wait| m.gate_waited(wait)));
+    }
     let ops = Arc::new(ops);
     let telemetry = metrics
         .as_ref()
