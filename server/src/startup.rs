@@ -70,9 +70,7 @@ pub async fn serve(
     let tls = tls_acceptor(&config)?;
     let (ops, durable) = open_ledger(&config).await?;
     if let Some((_, m)) = &metrics {
-        let m = Arc::clone(m);
-        ops.gates()
-            .observe_waits(Arc::new(move |wait| m.gate_waited(wait)));
+        time_gate_waits(&ops, m);
     }
     let ops = Arc::new(ops);
     let telemetry = metrics
@@ -102,6 +100,13 @@ pub async fn serve(
     ops.drain().begin();
     set_health(&health, ServingStatus::NotServing).await;
     drain(server, stop_tx, &ops, config.shutdown_grace).await
+}
+
+/// Reports how long ops wait at their accounts' gates (`bank_gate_wait_seconds`).
+fn time_gate_waits(ops: &Ops, metrics: &Arc<Metrics>) {
+    let metrics = Arc::clone(metrics);
+    ops.gates()
+        .observe_waits(Arc::new(move |wait| metrics.gate_waited(wait)));
 }
 
 /// The gRPC port's connection limits, as configured.
