@@ -14,15 +14,15 @@ use tonic_health::ServingStatus;
 use tracing::{info, warn};
 
 use crate::admission::auth::Auth;
-use crate::config::ServerConfig;
 use crate::admission::conn;
+use crate::admission::ops::Ops;
 use crate::backend::ledger::{InjectedBug, Ledger, LedgerObserver, Observer};
+use crate::backend::pg::PgLedger;
+use crate::config::ServerConfig;
 use crate::observe::metrics::{Metrics, StateSample};
 use crate::observe::metrics_http;
-use crate::admission::ops::Ops;
-use crate::backend::pg::PgLedger;
-use crate::rpc::router::{router, set_health};
 use crate::observe::telemetry::Telemetry;
+use crate::rpc::router::{router, set_health};
 
 /// Any startup or transport failure.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -65,8 +65,13 @@ pub async fn serve(
     if let Some((_, m)) = &metrics {
         config.ledger.observer = Observer::new(Arc::clone(m) as Arc<dyn LedgerObserver>);
     }
+    // Files are read before the ledger is opened: a bad one changes nothing.
     let auth = load_auth(&config)?;
+    let tls = tls_acceptor(&config)?;
     let (ops, durable) = open_ledger(&config).await?;
+    if let Some((_, m)) = &metrics {
+        time_gate_waits(&ops, m);
+    }
     let ops = Arc::new(ops);
     let telemetry = metrics
         .as_ref()
@@ -82,7 +87,6 @@ pub async fn serve(
     let _reload_task = auth.clone().and_then(reload_on_sighup);
     let (router, health) = router(Arc::clone(&ops), &config, telemetry.unwrap_or_default(), auth).await?;
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let tls = config.tls.as_ref().map(|t| t.acceptor()).transpose()?;
     let incoming = conn::incoming(listeners.grpc, connection_limits(&config), tls, conn_metrics);
     let server = router.serve_with_incoming_shutdown(incoming, async {
         let _ = stop_rx.await;
@@ -98,6 +102,13 @@ pub async fn serve(
     drain(server, stop_tx, &ops, config.shutdown_grace).await
 }
 
+/// Reports how long ops wait at their accounts' gates (`bank_gate_wait_seconds`).
+fn time_gate_waits(ops: &Ops, metrics: &Arc<Metrics>) {
+    let metrics = Arc::clone(metrics);
+    ops.gates()
+        .observe_waits(Arc::new(move |wait| metrics.gate_waited(wait)));
+}
+
 /// The gRPC port's connection limits, as configured.
 fn connection_limits(config: &ServerConfig) -> conn::Limits {
     conn::Limits {
@@ -110,9 +121,12 @@ fn connection_limits(config: &ServerConfig) -> conn::Limits {
 /// The ops over the ledger the configuration names: in PostgreSQL
 /// (`--database-url`, connected and migrated here), or in this process
 /// (memory, or the journal of `--data-dir`, which is kept for the closing report).
-async fn open_ledger(config: &ServerConfig) -> Result<(Ops, Option<crate::backend::durable::Durable>), BoxError> {
+async fn open_ledger(
+    config: &ServerConfig,
+) -> Result<(Ops, Option<crate::backend::durable::Durable>), BoxError> {
     let Some(settings) = config.database.clone() else {
-        let durable = crate::backend::durable::open(&config.ledger, config.data_dir.as_deref())?;
+        let durable = crate::backend::durable::open(&config.ledger, config.data_dir.as_deref())
+            .map_err(|e| format!("--data-dir: {e}"))?;
         return Ok((Ops::new(Arc::clone(&durable.ledger)), Some(durable)));
     };
     let ledger_config = config.ledger.clone();
@@ -139,9 +153,25 @@ fn load_auth(config: &ServerConfig) -> Result<Option<Arc<Auth>>, BoxError> {
     let Some(path) = &config.auth_tokens else {
         return Ok(None);
     };
-    let auth = Auth::load(path)?;
+    let auth = Auth::load(path).map_err(|e| format!("--auth-tokens: {e}"))?;
     info!(path = %path.display(), "bearer tokens loaded; SIGHUP reloads them");
     Ok(Some(Arc::new(auth)))
+}
+
+/// The TLS acceptor of `--tls-cert`/`--tls-key` (and `--tls-client-ca`), if set;
+/// an error names each flag with its file, then what is wrong with which file.
+fn tls_acceptor(config: &ServerConfig) -> Result<Option<tokio_rustls::TlsAcceptor>, String> {
+    let Some(files) = &config.tls else {
+        return Ok(None);
+    };
+    files.acceptor().map(Some).map_err(|e| {
+        let ca = files.client_ca.as_ref();
+        let ca = ca
+            .map(|p| format!(", --tls-client-ca {}", p.display()))
+            .unwrap_or_default();
+        let (cert, key) = (files.cert.display(), files.key.display());
+        format!("TLS files (--tls-cert {cert}, --tls-key {key}{ca}): {e}")
+    })
 }
 
 /// Reloads the token file on every SIGHUP (a bad file keeps the old tokens).

@@ -132,3 +132,95 @@ async fn a_durable_ledger_reports_its_syncs() {
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_server_follows_prometheus_conventions() {
+    let (_bank, metrics, _stop) = start_with_metrics().await;
+    let text = http_get(metrics, "/metrics").await;
+    let body = text.split_once("\r\n\r\n").map_or(text.as_str(), |(_, b)| b);
+    let mut families = 0;
+    for name in sample_names(body) {
+        let family = family_of(body, &name);
+        let kind = body
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("# TYPE {family} ")))
+            .unwrap_or_else(|| panic!("no # TYPE for {name}"));
+        assert!(
+            body.contains(&format!("# HELP {family} ")),
+            "no # HELP for {name}"
+        );
+        if kind == "counter" {
+            assert!(family.ends_with("_total"), "counter {family} must end in _total");
+        }
+        families += 1;
+    }
+    assert!(families > 20, "{body}");
+    // Every error series a call can produce is there before any call: a
+    // rate() over it works from the first error on.
+    for method in bank_server::observe::metrics::METHODS {
+        for code in bank_server::observe::metrics::ERROR_CODES {
+            let series = format!("bank_rpc_errors_total{{code=\"{code}\",method=\"{method}\"}} 0");
+            assert!(body.lines().any(|l| l == series), "{series} missing");
+        }
+    }
+    for series in [
+        "bank_operations_total{method=\"Withdraw\",outcome=\"insufficient_funds\"} 0",
+        "bank_connections_refused_total{listener=\"grpc\",reason=\"per_ip\"} 0",
+        "bank_gate_wait_seconds_count 0",
+    ] {
+        assert!(body.lines().any(|l| l == series), "{series} missing");
+    }
+    #[cfg(target_os = "linux")]
+    assert!(
+        body.contains("# TYPE process_cpu_seconds_total counter"),
+        "{body}"
+    );
+}
+
+/// The names of the samples in a text exposition (labels cut off).
+fn sample_names(body: &str) -> std::collections::BTreeSet<String> {
+    let names = body.lines().filter(|l| !l.starts_with('#') && !l.is_empty());
+    names
+        .map(|l| l.split(['{', ' ']).next().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The family a sample belongs to: a histogram's `_bucket`, `_sum` and
+/// `_count` samples belong to the histogram.
+fn family_of(body: &str, name: &str) -> String {
+    for suffix in ["_bucket", "_sum", "_count"] {
+        if let Some(base) = name.strip_suffix(suffix) {
+            if body.contains(&format!("# TYPE {base} histogram")) {
+                return base.to_owned();
+            }
+        }
+    }
+    name.to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ops_queued_at_the_gate_show_in_the_gate_wait_histogram() {
+    // One op of an account runs at a time and each holds the lock 10 ms, so
+    // of 6 deposits sent at once 5 wait at the gate, the last about 50 ms.
+    let (mut bank, metrics, _stop) = start_with_metrics_in(config(|c| {
+        c.ledger.processing_delay = std::time::Duration::from_millis(10);
+        c.ledger.max_blocking_per_account = 1;
+    }))
+    .await;
+    open_all(&mut bank, &[("hot", 0)]).await;
+    let before = http_get(metrics, "/metrics").await;
+    let count_before = sample(&before, "bank_gate_wait_seconds_count");
+    let deposits = (0..6).map(|i| {
+        let mut bank = bank.clone();
+        async move { ok(bank.deposit(deposit("hot", 1, &format!("g{i}"))).await) }
+    });
+    futures::future::join_all(deposits).await;
+    let text = http_get(metrics, "/metrics").await;
+    let count = sample(&text, "bank_gate_wait_seconds_count") - count_before;
+    let sum = sample(&text, "bank_gate_wait_seconds_sum");
+    assert_eq!(count, 6.0, "every deposit passed the gate once: {text}");
+    // 10 + 20 + 30 + 40 + 50 ms of waiting, give or take the runner's start.
+    assert!(sum >= 0.1, "the queue shows as wait: sum {sum} s");
+    let at_once = "bank_gate_wait_seconds_bucket{le=\"0.000001\"}";
+    assert!(sample(&text, at_once) <= count_before + 1.0, "{text}");
+}

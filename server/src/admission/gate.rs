@@ -15,6 +15,11 @@
 //! hold, one processing delay, one sync for all of them (group commit); or,
 //! with the ledger in PostgreSQL, to a [`BatchApply`]: one transaction.
 //!
+//! How long ops wait at a gate before they are admitted is reported to a
+//! [`WaitObserver`] if one is set (`bank_gate_wait_seconds`): with the
+//! default `--max-blocking-per-account` 2, this is where a hot account's ops
+//! queue, not at its lock.
+//!
 //! The gates live here, in the service layer, beside the ledger's accounts
 //! ([`Gates`] maps an account id to its gate): the ledger knows nothing of
 //! admission, async or runners.
@@ -22,7 +27,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
@@ -30,6 +36,25 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use crate::backend::ledger::{
     Account, BatchOp, CallContext, IdHasher, Ledger, LedgerError, LedgerResult, OpResult, Pending,
 };
+
+/// Told how long each admitted op waited at its gate (from its arrival at
+/// [`Gate::admit`] to its admission); refused ops are not reported.
+pub type WaitObserver = Arc<dyn Fn(Duration) + Send + Sync>;
+
+/// The observer every gate of a [`Gates`] shares, set once (or never).
+#[derive(Clone, Default)]
+struct SharedObserver(Arc<OnceLock<WaitObserver>>);
+
+impl std::fmt::Debug for SharedObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = self.0.get().is_some();
+        f.write_str(if set {
+            "WaitObserver(set)"
+        } else {
+            "WaitObserver(none)"
+        })
+    }
+}
 
 /// Every account's gate, made on the account's first op. Accounts are never
 /// closed, so this holds at most one gate per open account.
@@ -40,6 +65,7 @@ pub struct Gates {
     max_blocking: usize,
     max_queued: usize,
     batch_max: usize,
+    observer: SharedObserver,
 }
 
 impl Gates {
@@ -50,7 +76,14 @@ impl Gates {
             max_blocking,
             max_queued,
             batch_max: 1,
+            observer: SharedObserver::default(),
         }
+    }
+
+    /// Reports every gate's admission waits, now and later, to `observer`;
+    /// only the first call counts (false for a later one).
+    pub fn observe_waits(&self, observer: WaitObserver) -> bool {
+        self.observer.0.set(observer).is_ok()
     }
 
     /// Gates whose runners apply up to `batch_max` ops at once; each admits
@@ -73,7 +106,8 @@ impl Gates {
         }
         let mut gates = self.gates.write();
         let gate = gates.entry(Arc::clone(id)).or_insert_with(|| {
-            Arc::new(Gate::new(self.max_blocking, self.max_queued).with_batch_max(self.batch_max))
+            let gate = Gate::new(self.max_blocking, self.max_queued).with_batch_max(self.batch_max);
+            Arc::new(gate.with_observer(self.observer.clone()))
         });
         Arc::clone(gate)
     }
@@ -86,6 +120,7 @@ pub struct Gate {
     admitted: Arc<AtomicUsize>,
     max_queued: usize,
     runner: Arc<Mutex<Runner>>,
+    observer: SharedObserver,
 }
 
 /// An op handed to the runner; it sends its own result back.
@@ -160,7 +195,14 @@ impl Gate {
             admitted: Arc::new(AtomicUsize::new(0)),
             max_queued: max_queued.max(1),
             runner: Arc::default(),
+            observer: SharedObserver::default(),
         }
+    }
+
+    /// Reports admission waits to whatever `observer` holds (its [`Gates`]' one).
+    fn with_observer(mut self, observer: SharedObserver) -> Self {
+        self.observer = observer;
+        self
     }
 
     /// Waits (FIFO, asynchronously) for a turn on the account, or refuses at
@@ -173,10 +215,15 @@ impl Gate {
                 "{before} operations are already queued on this account (max_queued_per_account)"
             )));
         }
+        // Timed only when someone listens (a clock read per op otherwise saved).
+        let arrived = self.observer.0.get().map(|o| (o, Instant::now()));
         let permit = Arc::clone(&self.permits)
             .acquire_owned()
             .await
             .map_err(|_| LedgerError::ShuttingDown)?;
+        if let Some((observer, arrived)) = arrived {
+            observer(arrived.elapsed());
+        }
         Ok(Admission {
             _permit: permit,
             _slot: slot,

@@ -4,6 +4,12 @@
 //! Counters and histograms are updated as calls finish ([`crate::observe::telemetry`]);
 //! gauges of the server's state (open accounts, calls in flight, ...) are
 //! sampled when `/metrics` is scraped ([`crate::observe::metrics_http`]).
+//!
+//! Prometheus conventions: durations in seconds, counters end in `_total`,
+//! every family has `# HELP` and `# TYPE`, and every labelled series the
+//! server can produce is there at 0 from the start (a rate over an error
+//! counter works from its first error, and an absent series means "never
+//! possible", not "not yet").
 
 use std::time::Duration;
 
@@ -16,6 +22,48 @@ use prometheus::{
 const LATENCY_BUCKETS: (f64, f64, usize) = (0.000_05, 2.0, 20);
 /// Lock wait and hold buckets, in seconds: 1 µs to about 16 s.
 const LOCK_BUCKETS: (f64, f64, usize) = (0.000_001, 4.0, 13);
+
+/// The bank.v1 methods (the `method` label), as the proto names them.
+pub const METHODS: [&str; 7] = [
+    "OpenAccount",
+    "GetBalance",
+    "Deposit",
+    "Withdraw",
+    "WithdrawStream",
+    "Transfer",
+    "GetOperation",
+];
+
+/// Every error code a bank.v1 call can be answered with (the `code` label,
+/// tonic's name of the code): the statuses of `crate::rpc::status`, and
+/// `Cancelled` for a call whose client left.
+pub const ERROR_CODES: [&str; 11] = [
+    "InvalidArgument",
+    "NotFound",
+    "AlreadyExists",
+    "FailedPrecondition",
+    "ResourceExhausted",
+    "Aborted",
+    "Unavailable",
+    "Internal",
+    "Unauthenticated",
+    "PermissionDenied",
+    "Cancelled",
+];
+
+/// The outcomes each money-moving method can apply (`bank_operations_total`).
+const OUTCOMES: [(&str, &[&str]); 4] = [
+    ("Deposit", &["approved"]),
+    ("Withdraw", &["approved", "insufficient_funds"]),
+    ("WithdrawStream", &["approved", "insufficient_funds"]),
+    ("Transfer", &["approved", "insufficient_funds"]),
+];
+
+/// The reasons each listener refuses a connection (`bank_connections_refused_total`).
+const REFUSALS: [(&str, &[&str]); 2] = [
+    ("grpc", &["handshake_timeout", "handshake_failed", "per_ip"]),
+    ("metrics", &["max_connections", "header_timeout"]),
+];
 
 /// The server's state, sampled at scrape time.
 #[derive(Debug, Clone, Copy, Default)]
@@ -39,6 +87,7 @@ pub struct Metrics {
     connections_refused: IntCounterVec,
     lock_wait: Histogram,
     lock_hold: Histogram,
+    gate_wait: Histogram,
     syncs: IntCounter,
     synced_records: IntCounter,
     open_accounts: IntGauge,
@@ -105,6 +154,11 @@ impl Metrics {
                 "Time an account's lock was held.",
                 LOCK_BUCKETS,
             )?,
+            gate_wait: histogram(
+                "bank_gate_wait_seconds",
+                "Time an operation waited at its account's admission gate before it was admitted to run.",
+                LOCK_BUCKETS,
+            )?,
             syncs: IntCounter::new(
                 "bank_ledger_syncs_total",
                 "Durable ledger syncs (0 without --data-dir).",
@@ -132,6 +186,7 @@ impl Metrics {
             )?,
         };
         m.register_all()?;
+        m.zero_all();
         Ok(m)
     }
 
@@ -143,6 +198,7 @@ impl Metrics {
         r.register(Box::new(self.connections_refused.clone()))?;
         r.register(Box::new(self.lock_wait.clone()))?;
         r.register(Box::new(self.lock_hold.clone()))?;
+        r.register(Box::new(self.gate_wait.clone()))?;
         r.register(Box::new(self.syncs.clone()))?;
         r.register(Box::new(self.synced_records.clone()))?;
         r.register(Box::new(self.open_accounts.clone()))?;
@@ -151,10 +207,33 @@ impl Metrics {
         r.register(Box::new(self.queued.clone()))?;
         r.register(Box::new(self.waiting.clone()))?;
         #[cfg(target_os = "linux")]
-        r.register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        ))?;
+        r.register(Box::new(crate::observe::process::PreciseProcess::for_self()))?;
         Ok(())
+    }
+
+    /// Makes every labelled series the server can produce, at 0.
+    fn zero_all(&self) {
+        for method in METHODS {
+            self.rpc_latency.with_label_values(&[method]);
+            for code in ERROR_CODES {
+                self.rpc_errors.with_label_values(&[method, code]);
+            }
+        }
+        for (method, outcomes) in OUTCOMES {
+            for outcome in outcomes {
+                self.operations.with_label_values(&[method, outcome]);
+            }
+        }
+        for (listener, reasons) in REFUSALS {
+            for reason in reasons {
+                self.connections_refused.with_label_values(&[listener, reason]);
+            }
+        }
+    }
+
+    /// One op waited `wait` at its account's gate before it was admitted.
+    pub fn gate_waited(&self, wait: Duration) {
+        self.gate_wait.observe(wait.as_secs_f64());
     }
 
     /// One first application of `method` with `outcome`.

@@ -5,4 +5,6 @@
 pub mod logging;
 pub mod metrics;
 pub mod metrics_http;
+#[cfg(target_os = "linux")]
+pub mod process;
 pub mod telemetry;

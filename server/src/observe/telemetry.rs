@@ -160,3 +160,60 @@ impl Drop for Observed {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::ledger::LedgerError;
+    use crate::observe::metrics::{ERROR_CODES, METHODS};
+
+    #[test]
+    fn every_method_and_error_code_a_call_can_report_is_zeroed_at_start() {
+        use Method::*;
+        for method in [
+            OpenAccount,
+            GetBalance,
+            Deposit,
+            Withdraw,
+            WithdrawStream,
+            Transfer,
+            GetOperation,
+        ] {
+            assert!(METHODS.contains(&method.name()), "{method:?}");
+        }
+        let s = String::new;
+        let errors = [
+            LedgerError::InvalidArgument(s()),
+            LedgerError::AccountNotFound(s()),
+            LedgerError::AccountExists(s()),
+            LedgerError::RequestIdConflict {
+                account_id: s(),
+                request_id: s(),
+            },
+            LedgerError::BalanceOverflow {
+                account_id: s(),
+                amount: 1,
+            },
+            LedgerError::LimitReached(s()),
+            LedgerError::InProgress(s()),
+            LedgerError::OutcomeUnknown {
+                account_id: s(),
+                request_id: s(),
+                forgotten: 1,
+            },
+            LedgerError::Internal(s()),
+            LedgerError::Unavailable(s()),
+            LedgerError::ShuttingDown,
+        ];
+        let statuses = errors.into_iter().map(Status::from);
+        // Tokens (the auth layer's statuses) and a client that left.
+        let others = [
+            Status::unauthenticated(""),
+            Status::permission_denied(""),
+            Status::cancelled(""),
+        ];
+        for status in statuses.chain(others) {
+            assert!(ERROR_CODES.contains(&code_name(&status).as_str()), "{status:?}");
+        }
+    }
+}
