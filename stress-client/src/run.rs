@@ -127,6 +127,9 @@ async fn run_against(args: &RunArgs, endpoints: &[String]) -> Result<Summary, St
     let (merged, summary) = finish.settle_and_check(recorders, measured).await;
     let timeline = collected(collector).await?;
     outputs::write(args, &summary, &merged, &timeline, wall_start)?;
+    for warning in &summary.warnings {
+        eprintln!("stress-client: WARNING: {warning}");
+    }
     Ok(summary)
 }
 
@@ -213,6 +216,8 @@ fn check_and_summarize(
         Shape {
             rate: args.rate,
             stages: args.stages.as_ref(),
+            workers: args.streams,
+            window: args.requests.is_none().then_some(args.duration),
         },
     );
     (merged, summary)
