@@ -30,6 +30,9 @@ pub const STATUS_CODES: usize = 17;
 pub struct Live {
     pub ops: AtomicU64,
     pub errors: AtomicU64,
+    /// The p99 (µs) of the last whole second the timeline collected, plus
+    /// one (0: none yet).
+    pub last_second_p99_us_plus_1: AtomicU64,
 }
 
 /// Outcome and status counts of one worker.

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use crate::recorder::new_histogram;
+use crate::recorder::{new_histogram, Live};
 
 /// One worker's (or, added up, the run's) share of one interval.
 #[derive(Debug, Clone)]
@@ -50,6 +50,19 @@ impl Interval {
 
 /// Intervals by index (interval k covers [k, k+1) × the interval length).
 pub type Intervals = BTreeMap<u64, Interval>;
+
+/// Once interval `index` has begun arriving, the one before it is (nearly)
+/// whole: its p99 goes to the progress line.
+pub fn publish_last_p99(intervals: &Intervals, index: u64, live: &Live) {
+    let Some(prev) = index.checked_sub(1).and_then(|k| intervals.get(&k)) else {
+        return;
+    };
+    if !prev.latency.is_empty() {
+        let p99 = prev.latency.value_at_quantile(0.99);
+        live.last_second_p99_us_plus_1
+            .store(p99.saturating_add(1), std::sync::atomic::Ordering::Relaxed);
+    }
+}
 
 /// Which part of the run a second belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,6 +207,21 @@ mod tests {
         // The empty second has no latency cells; the last is the drain (no end given).
         assert_eq!(text.lines().nth(2), Some("2,0,0,,,,measured"));
         assert!(text.ends_with(",drain\n"), "{text}");
+    }
+
+    #[test]
+    fn the_last_whole_second_p99_goes_live() {
+        let live = Live::default();
+        let mut intervals = Intervals::new();
+        let mut a = Interval::default();
+        for v in 1..=100 {
+            a.latency.record(v).unwrap();
+        }
+        intervals.insert(3, a);
+        publish_last_p99(&intervals, 3, &live);
+        assert_eq!(live.last_second_p99_us_plus_1.load(std::sync::atomic::Ordering::Relaxed), 0);
+        publish_last_p99(&intervals, 4, &live);
+        assert_eq!(live.last_second_p99_us_plus_1.load(std::sync::atomic::Ordering::Relaxed), 100);
     }
 
     #[test]
