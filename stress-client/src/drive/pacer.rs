@@ -9,14 +9,20 @@
 //! On Linux each worker owns a `timerfd` (a kernel hrtimer, which has no
 //! timer slack) registered with the worker's runtime: the runtime's
 //! `epoll_wait` returns when it fires, so the worker wakes within the
-//! scheduler's latency of the deadline and no thread spins. Measured on the
-//! 2-core shared machine at `--rate 5000`, 64 workers, zero-delay server
-//! (bench/RESULTS.md, P13): the alternative — tokio's sleep to 1 ms before,
-//! then a `yield_now` tail — was about as punctual but each yield is a
-//! trip through the runtime's I/O poll, so at 5,000/s with the tails of
-//! 64 workers overlapping it kept a load thread busy all the time: a core
-//! taken from the server under test. Elsewhere (or if a `timerfd` cannot be
-//! made) that tail is the fallback, with the margin [`COARSE_MARGIN`].
+//! scheduler's latency of the deadline and no thread spins. Measured
+//! (release, 2-core machine shared with other builds, load average ~17,
+//! client and server at nice -10; `--rate 500`, 4 s, zero-delay server,
+//! three runs each), corrected p50 − uncorrected p50 and the lateness p50:
+//!   timerfd           57–97 µs,   lateness p50 47–55 µs,  client CPU 0.2 s
+//!   sleep + yield   288–796 µs,  lateness p50 214–323 µs, client CPU 0.5 s
+//!   tokio sleep   753–1,183 µs,  lateness p50 720–1,115 µs
+//! The yield tail loses on a busy machine: a thread that keeps yielding
+//! uses up its share, so the scheduler runs it late, and each yield is a
+//! trip through the runtime's I/O poll that burns the core the server
+//! under test needs. (At `--rate 5000` all three were 0.5–5 ms late on this
+//! overloaded machine: the wake-ups wait for a core; see bench P13.) The
+//! tail stays as the fallback where a `timerfd` cannot be made, and
+//! [`PACER_ENV`] picks a timer to compare them.
 
 use std::time::{Duration, Instant};
 
@@ -56,9 +62,35 @@ pub fn precise_plan(now: Instant, due: Instant) -> Plan {
     }
 }
 
+/// Environment variable that picks the timer, to measure the choices side
+/// by side (bench): `timerfd` (the default), `tail` (the fallback) or
+/// `tokio` (tokio's sleep alone, the old pacer).
+pub const PACER_ENV: &str = "STRESS_CLIENT_PACER";
+
+/// Which timer the workers use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    TimerFd,
+    Tail,
+    Tokio,
+}
+
+impl Kind {
+    /// The kind [`PACER_ENV`] names (read once); the default for anything else.
+    pub fn from_env() -> Kind {
+        static KIND: std::sync::OnceLock<Kind> = std::sync::OnceLock::new();
+        *KIND.get_or_init(|| match std::env::var(PACER_ENV).as_deref() {
+            Ok("tail") => Kind::Tail,
+            Ok("tokio") => Kind::Tokio,
+            _ => Kind::TimerFd,
+        })
+    }
+}
+
 /// One worker's timer.
 #[derive(Debug)]
 pub struct Pacer {
+    kind: Kind,
     #[cfg(target_os = "linux")]
     fd: Option<timerfd::TimerFd>,
 }
@@ -67,9 +99,13 @@ impl Pacer {
     /// A precise timer if the platform has one, else the fallback. Must be
     /// made inside the runtime the worker runs on.
     pub fn new() -> Self {
+        let kind = Kind::from_env();
         Pacer {
+            kind,
             #[cfg(target_os = "linux")]
-            fd: timerfd::TimerFd::new().ok(),
+            fd: (kind == Kind::TimerFd)
+                .then(timerfd::TimerFd::new)
+                .and_then(Result::ok),
         }
     }
 
@@ -80,6 +116,9 @@ impl Pacer {
         #[cfg(target_os = "linux")]
         if let Some(fd) = self.fd.as_mut() {
             return fd.until(due).await;
+        }
+        if self.kind == Kind::Tokio {
+            return tokio::time::sleep_until(due.into()).await;
         }
         fallback(due).await;
     }
