@@ -122,6 +122,9 @@ mod tests {
             line(1200, 499.6, Some(830), 2),
             "1200 ops  500 ops/s  p99 830 us (last second)  2 errors"
         );
-        assert_eq!(line(0, 0.0, None, 0), "0 ops  0 ops/s  p99 - (last second)  0 errors");
+        assert_eq!(
+            line(0, 0.0, None, 0),
+            "0 ops  0 ops/s  p99 - (last second)  0 errors"
+        );
     }
 }

@@ -396,7 +396,10 @@ impl Recorder {
     /// the warmup is over.
     pub fn record_lateness(&mut self, intended: Instant, sent: Instant) {
         if sent >= self.warmup_end {
-            record_us(&mut self.lateness, micros(sent.saturating_duration_since(intended)));
+            record_us(
+                &mut self.lateness,
+                micros(sent.saturating_duration_since(intended)),
+            );
         }
     }
 
@@ -518,10 +521,20 @@ mod tests {
 
     fn op(rec: &mut Recorder, start: Instant, intended_us: u64, sent_us: u64, received_us: u64) {
         // ABORTED: an answer from the server (it says something about the op).
-        op_ending(rec, start, (intended_us, sent_us, received_us), tonic::Code::Aborted);
+        op_ending(
+            rec,
+            start,
+            (intended_us, sent_us, received_us),
+            tonic::Code::Aborted,
+        );
     }
 
-    fn op_ending(rec: &mut Recorder, start: Instant, (intended_us, sent_us, received_us): (u64, u64, u64), code: tonic::Code) {
+    fn op_ending(
+        rec: &mut Recorder,
+        start: Instant,
+        (intended_us, sent_us, received_us): (u64, u64, u64),
+        code: tonic::Code,
+    ) {
         let at = |us| start + Duration::from_micros(us);
         let planned = Planned {
             kind: Kind::Withdraw,
@@ -568,7 +581,10 @@ mod tests {
         rec.record_lateness(at(0), at(900));
         rec.record_lateness(at(1_000), at(1_040));
         rec.record_lateness(at(2_000), at(2_000));
-        assert_eq!((rec.lateness.len(), rec.lateness.max(), rec.lateness.min()), (2, 40, 0));
+        assert_eq!(
+            (rec.lateness.len(), rec.lateness.max(), rec.lateness.min()),
+            (2, 40, 0)
+        );
     }
 
     /// The histograms hold every measured op once the worker finishes.

@@ -227,7 +227,10 @@ fn check_and_summarize(
 type IntervalSender = mpsc::UnboundedSender<(u64, Interval)>;
 
 /// A task that adds up the workers' intervals as they arrive.
-fn interval_collector(enabled: bool, live: &Arc<Live>) -> (Option<IntervalSender>, Option<JoinHandle<Intervals>>) {
+fn interval_collector(
+    enabled: bool,
+    live: &Arc<Live>,
+) -> (Option<IntervalSender>, Option<JoinHandle<Intervals>>) {
     if !enabled {
         return (None, None);
     }

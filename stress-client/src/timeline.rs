@@ -174,7 +174,14 @@ pub fn csv(rows: &[Row]) -> String {
         } else {
             format!("{},{},{}", r.p50_us, r.p99_us, r.max_us)
         };
-        let _ = writeln!(out, "{},{},{},{latency},{}", r.time_s, r.ops, r.errors, r.phase.as_str());
+        let _ = writeln!(
+            out,
+            "{},{},{},{latency},{}",
+            r.time_s,
+            r.ops,
+            r.errors,
+            r.phase.as_str()
+        );
     }
     out
 }
@@ -219,9 +226,17 @@ mod tests {
         }
         intervals.insert(3, a);
         publish_last_p99(&intervals, 3, &live);
-        assert_eq!(live.last_second_p99_us_plus_1.load(std::sync::atomic::Ordering::Relaxed), 0);
+        assert_eq!(
+            live.last_second_p99_us_plus_1
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
         publish_last_p99(&intervals, 4, &live);
-        assert_eq!(live.last_second_p99_us_plus_1.load(std::sync::atomic::Ordering::Relaxed), 100);
+        assert_eq!(
+            live.last_second_p99_us_plus_1
+                .load(std::sync::atomic::Ordering::Relaxed),
+            100
+        );
     }
 
     #[test]
@@ -232,16 +247,34 @@ mod tests {
             load_end: Some(Duration::from_secs(4)),
         };
         let phases: Vec<_> = (0..6).map(|k| edges.phase(k, 5, s).as_str()).collect();
-        assert_eq!(phases, ["warmup", "warmup", "measured", "measured", "drain", "drain"]);
+        assert_eq!(
+            phases,
+            ["warmup", "warmup", "measured", "measured", "drain", "drain"]
+        );
         let mut intervals = Intervals::new();
-        intervals.insert(0, Interval { ops: 5, ..Interval::default() });
-        intervals.insert(5, Interval { ops: 1, ..Interval::default() });
+        intervals.insert(
+            0,
+            Interval {
+                ops: 5,
+                ..Interval::default()
+            },
+        );
+        intervals.insert(
+            5,
+            Interval {
+                ops: 1,
+                ..Interval::default()
+            },
+        );
         let text = csv(&rows(&intervals, s, edges));
         let lines: Vec<_> = text.lines().collect();
         // Warmup: ops counted, latency cells empty, never zeros.
         assert_eq!(lines[1], "1,5,0,,,,warmup");
         assert_eq!(lines[6], "6,1,0,,,,drain");
-        let no_warmup = Edges { warmup: Duration::ZERO, load_end: Some(Duration::from_secs(6)) };
+        let no_warmup = Edges {
+            warmup: Duration::ZERO,
+            load_end: Some(Duration::from_secs(6)),
+        };
         assert_eq!(no_warmup.phase(0, 5, s), Phase::Measured);
         assert_eq!(no_warmup.phase(5, 5, s), Phase::Measured);
     }

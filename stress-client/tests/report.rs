@@ -180,7 +180,10 @@ fn html_and_csv_are_written_and_parse_back() {
     let number = |c: &str| -> f64 { c.parse().expect("a number") };
     let ops: f64 = cells.iter().map(|r| number(r[1])).sum();
     assert_eq!(ops as u64, u(&r, "/operations/total"));
-    let measured: Vec<Vec<f64>> = cells[1..3].iter().map(|r| r[..6].iter().map(|c| number(c)).collect()).collect();
+    let measured: Vec<Vec<f64>> = cells[1..3]
+        .iter()
+        .map(|r| r[..6].iter().map(|c| number(c)).collect())
+        .collect();
     assert!(measured.iter().all(|r| r[3] <= r[4] && r[4] <= r[5]), "{text}");
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.starts_with("<!DOCTYPE html>") && page.trim_end().ends_with("</html>"));
@@ -191,7 +194,11 @@ fn html_and_csv_are_written_and_parse_back() {
     assert!(!page.contains("<script") && !page.contains("src=") && !page.contains("href="));
     assert!(page.contains("id=\"verdict\"") && page.contains("PASSED"));
     // The warmup second is shaded in both timeline charts.
-    assert_eq!(page.matches("<rect class=\"phase\" data-phase=\"warmup\"").count(), 2);
+    assert_eq!(
+        page.matches("<rect class=\"phase\" data-phase=\"warmup\"")
+            .count(),
+        2
+    );
 }
 
 #[test]

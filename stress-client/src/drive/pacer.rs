@@ -195,10 +195,10 @@ mod timerfd {
                 let Ok(mut guard) = self.fd.readable().await else {
                     return;
                 };
-                match guard.try_io(|fd| read_expirations(fd.as_raw_fd())) {
-                    // Fired: for this deadline or an older one; the loop checks.
-                    Ok(Ok(_)) => self.armed = None,
-                    Ok(Err(_)) | Err(_) => {}
+                // Fired: for this deadline or an older one; the loop checks.
+                // (Not yet: `try_io` cleared the readiness; wait again.)
+                if let Ok(Ok(_)) = guard.try_io(|fd| read_expirations(fd.as_raw_fd())) {
+                    self.armed = None;
                 }
             }
         }
@@ -209,7 +209,10 @@ mod timerfd {
         // Zero disarms a timerfd: at least 1 ns.
         let left = left.max(Duration::from_nanos(1));
         let spec = libc::itimerspec {
-            it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 },
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
             it_value: libc::timespec {
                 tv_sec: libc::time_t::try_from(left.as_secs()).unwrap_or(libc::time_t::MAX),
                 tv_nsec: libc::c_long::from(i32::try_from(left.subsec_nanos()).unwrap_or(0)),

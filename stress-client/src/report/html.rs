@@ -158,7 +158,9 @@ fn time_range(rows: &[Row]) -> Option<(f64, f64)> {
 /// A timeline chart with its warmup and drain seconds shaded: partial
 /// seconds whose low counts are the run's edges, not the server's.
 fn shaded(chart: String, rows: &[Row]) -> String {
-    let Some(range) = time_range(rows) else { return chart };
+    let Some(range) = time_range(rows) else {
+        return chart;
+    };
     // Points sit at each second's end; a band spans half a step each side.
     let half = match rows {
         [a, b, ..] => (b.time_s - a.time_s) / 2.0,

@@ -30,7 +30,11 @@ pub fn render(s: &Summary, open_loop: bool) -> String {
         );
     }
     if s.latency_failed_us.count > 0 {
-        latency_line(&mut out, "latency of failed calls (no answer from the server)", &s.latency_failed_us);
+        latency_line(
+            &mut out,
+            "latency of failed calls (no answer from the server)",
+            &s.latency_failed_us,
+        );
     }
     schedule::render(&mut out, s.schedule.as_ref(), &s.warnings);
     out.push_str(&ascii::render(&s.histogram));

@@ -78,7 +78,13 @@ pub fn warnings(k: &Kept<'_>) -> Vec<String> {
         behind(&mut out, "the run", requested, sent, k.workers);
     }
     for (i, s) in k.stages.unwrap_or_default().iter().enumerate() {
-        behind(&mut out, &format!("stage {}", i + 1), s.rate_requested, s.rate_achieved, k.workers);
+        behind(
+            &mut out,
+            &format!("stage {}", i + 1),
+            s.rate_requested,
+            s.rate_achieved,
+            k.workers,
+        );
     }
     out
 }
@@ -157,9 +163,15 @@ mod tests {
         );
         record_us(&mut h, 5_000);
         record_us(&mut h, 5_000);
-        let w = warnings(&Kept { stages: None, ..k(&h, &stages) });
+        let w = warnings(&Kept {
+            stages: None,
+            ..k(&h, &stages)
+        });
         assert_eq!(w.len(), 1);
-        assert!(w[0].starts_with("scheduled sends left late (lateness p99 500"), "{w:?}");
+        assert!(
+            w[0].starts_with("scheduled sends left late (lateness p99 500"),
+            "{w:?}"
+        );
         // --rate: 102 sends over 1 s against 100/s is on time; against 200/s behind.
         let on_time = Kept {
             lateness: &new_histogram(),
@@ -172,7 +184,12 @@ mod tests {
         for _ in 0..102 {
             record_us(&mut sends, 10);
         }
-        let rate = |r| Kept { lateness: &sends, workers: 8, rate: Some((r, Some(Duration::from_secs(1)))), stages: None };
+        let rate = |r| Kept {
+            lateness: &sends,
+            workers: 8,
+            rate: Some((r, Some(Duration::from_secs(1)))),
+            stages: None,
+        };
         assert!(warnings(&rate(100.0)).is_empty());
         assert_eq!(warnings(&rate(200.0)).len(), 1);
     }

@@ -291,7 +291,11 @@ const BAND_FILL: &str = "#e5e7eb";
 /// behind everything but the title. (Kept apart from `line_chart`: charts
 /// without phases do not change.)
 pub fn with_bands(chart: String, x_range: (f64, f64), bands: &[Band<'_>]) -> String {
-    let (x0, x1) = if x_range.0.is_finite() && x_range.1 > x_range.0 { x_range } else { (0.0, 1.0) };
+    let (x0, x1) = if x_range.0.is_finite() && x_range.1 > x_range.0 {
+        x_range
+    } else {
+        (0.0, 1.0)
+    };
     let f = Frame { x0, x1, y1: 1.0 };
     let mut rects = String::new();
     for b in bands {
@@ -359,19 +363,45 @@ mod tests {
             title: "t",
             x_label: "x",
             y_label: "y",
-            series: vec![Series { name: "a", color: "#000", points: vec![(1.0, 1.0), (5.0, 2.0)] }],
+            series: vec![Series {
+                name: "a",
+                color: "#000",
+                points: vec![(1.0, 1.0), (5.0, 2.0)],
+            }],
             x_ticks: None,
             x_range: Some((1.0, 5.0)),
         });
         let bands = [
-            Band { from: 0.5, to: 1.5, phase: "warmup" },
-            Band { from: 4.5, to: 5.5, phase: "drain" },
-            Band { from: 9.0, to: 10.0, phase: "drain" },
+            Band {
+                from: 0.5,
+                to: 1.5,
+                phase: "warmup",
+            },
+            Band {
+                from: 4.5,
+                to: 5.5,
+                phase: "drain",
+            },
+            Band {
+                from: 9.0,
+                to: 10.0,
+                phase: "drain",
+            },
         ];
         let svg = with_bands(chart, (1.0, 5.0), &bands);
-        assert_eq!(svg.matches("<rect class=\"phase\"").count(), 2, "the third is off the axis");
-        assert!(svg.contains("data-phase=\"warmup\" x=\"70.0\""), "clipped to the axis start: {svg}");
-        assert!(svg.find("class=\"phase\"") < svg.find("class=\"series\""), "behind the lines");
+        assert_eq!(
+            svg.matches("<rect class=\"phase\"").count(),
+            2,
+            "the third is off the axis"
+        );
+        assert!(
+            svg.contains("data-phase=\"warmup\" x=\"70.0\""),
+            "clipped to the axis start: {svg}"
+        );
+        assert!(
+            svg.find("class=\"phase\"") < svg.find("class=\"series\""),
+            "behind the lines"
+        );
     }
 
     #[test]
