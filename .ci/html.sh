@@ -3,7 +3,7 @@
 # writes --html and --csv; headless Chromium (Debian's package) loads the
 # page offline, dumps the DOM and a screenshot, and logs the console. The
 # page must be self-contained (no script, no external URL), hold its charts
-# with data points, and log nothing to the console.
+# with data points and the warmup shaded, and log nothing to the console.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,7 +30,11 @@ fail() { echo "html.sh: $*" >&2; exit 1; }
 if grep -qiE '<script|(src|href)=|@import|url\(' "$OUT/report.html"; then
   fail "the page references external resources or scripts"
 fi
-head -1 "$OUT/report.csv" | grep -qx 'time_s,ops,errors,p50_us,p99_us,max_us' || fail "bad CSV header"
+head -1 "$OUT/report.csv" | grep -qx 'time_s,ops,errors,p50_us,p99_us,max_us,phase' || fail "bad CSV header"
+# The warmup second is marked in the CSV (its latency cells hold only what
+# was measured after the warmup, empty rather than 0 when nothing was).
+sed -n 2p "$OUT/report.csv" | grep -qE ',warmup$' || fail "the CSV's first second is not marked warmup"
+
 
 page="file://$(realpath "$OUT/report.html")"
 chrome=(chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run --disable-extensions
@@ -45,6 +49,10 @@ echo "rendered: $charts charts, $series series with data, $dots points"
 [ "$charts" -ge 4 ] || fail "expected 4 charts in the DOM, got $charts"
 [ "$series" -ge "$MIN_SERIES" ] || fail "expected $MIN_SERIES series with data, got $series"
 [ "$dots" -gt 0 ] || fail "no data points drawn"
+# Warmup (and drain) seconds are drawn shaded in both timeline charts, in the rendered DOM.
+shaded=$(grep -o '<rect class="phase" data-phase="warmup"' "$OUT/dom.html" | wc -l)
+echo "shaded: $shaded warmup bands"
+[ "$shaded" -ge 2 ] || fail "expected the warmup second shaded in both timeline charts, got $shaded bands"
 grep -q 'id="verdict"' "$OUT/dom.html" || fail "no verdict in the DOM"
 # Latency axes (latency per second, spectrum) carry their unit on every tick: "2.5 ms", not "2.5k".
 unit_ticks=$(grep -oE 'class="tick"[^>]*>[0-9.]+ (µs|ms|s)</text>' "$OUT/dom.html" | wc -l)

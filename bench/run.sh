@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/run.sh — the performance cases P1..P12 of bank, measured in one run
+# bench/run.sh — the performance cases P1..P15 of bank, measured in one run
 # (P10-P12 need PostgreSQL: bench/pg.sh).
 #
 # Builds the release binaries, installs h2load (and jq) if missing, starts a
@@ -36,7 +36,7 @@ WARMUP="${BENCH_WARMUP:-1}"
 # The PostgreSQL cases (P10-P12, bench/pg.sh) join the default list only
 # where PostgreSQL is installed.
 source bench/pg.sh
-CASES="${BENCH_CASES:-P1 P2 P3 P4 P5 P6 P7 P8 P9 PW M1$(pg_available && echo " $PG_CASES")}"
+CASES="${BENCH_CASES:-P1 P2 P3 P4 P5 P6 P7 P8 P9 P15 PW M1$(pg_available && echo " $PG_CASES")}"
 OUT="${BENCH_OUT:-bench/results/latest.json}"
 # Servers listen on PORT, PORT+1, ...: below Linux's ephemeral range (32768-60999),
 # where a client's own outbound connections could hold the next one and the
@@ -510,6 +510,30 @@ waiting_on() {
 
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
+# P15: the open-model pacer's precision. At each rate, an idle zero-delay
+# server: corrected p50 (from the intended send) minus uncorrected p50 (from
+# the actual send) is the generator's own lateness at the median; it must
+# stay within 50 µs. The schedule's lateness is in the detail.
+P15_RATES=(500 5000)
+case_P13() {
+  local rate worst=0 diff detail="{}" labels=()
+  for rate in "${P15_RATES[@]}"; do
+    say "P15: --rate $rate, delay 0, 8 accounts: corrected p50 - uncorrected p50"
+    bank_server "p13-$rate-server" 0s
+    stress "p13-$rate" --rate "$rate" --accounts 8
+    stop "$SERVER"
+    diff=$(jq '.latency_us.p50 - .latency_us_uncorrected.p50' "$TMP/p13-$rate.json")
+    detail=$(jq -c --arg r "$rate" --argjson d "$diff" --slurpfile j "$TMP/p13-$rate.json" \
+      '. + {("rate_" + $r): {p50_gap_us: $d, corrected_p50_us: $j[0].latency_us.p50,
+             uncorrected_p50_us: $j[0].latency_us_uncorrected.p50, lateness_us: $j[0].schedule.lateness_us,
+             warnings: $j[0].warnings}}' <<<"$detail")
+    [ "$diff" -gt "$worst" ] && worst=$diff
+    labels+=("p13-$rate")
+  done
+  record P15 "pacer precision: corrected - uncorrected p50, --rate ${P15_RATES[*]}, delay 0 (worst)" \
+    "$worst" "us gap" 50 "50 us" le 1.0 "$detail" "${labels[@]}"
+}
+
 case_PW() {
   say "PW: server RSS before and with $PW_WAITERS withdrawals parked waiting for funds"
   local metrics rss0 rss1 parker waiting="" per detail
@@ -561,7 +585,7 @@ case_M1() {
 install_tools
 build
 for case in $CASES; do
-  declare -F "case_$case" >/dev/null || die "unknown case $case (P1..P12, P3T, PW, M1)"
+  declare -F "case_$case" >/dev/null || die "unknown case $case (P1..P15, P3T, PW, M1)"
   "case_$case"
 done
 

@@ -41,7 +41,7 @@ pub fn write(
             .collect();
         histlog::write(path, &histograms, HISTOGRAM_LOG_INTERVAL, wall_start)?;
     }
-    let rows = timeline::rows(timeline, HISTOGRAM_LOG_INTERVAL);
+    let rows = timeline::rows(timeline, HISTOGRAM_LOG_INTERVAL, edges(args));
     if let Some(path) = &args.csv {
         save(path, timeline::csv(&rows))?;
     }
@@ -57,6 +57,19 @@ pub fn write(
         save(path, html::render(&page))?;
     }
     Ok(())
+}
+
+/// Where warmup ends and sends stop, for the timeline's phases.
+fn edges(args: &RunArgs) -> timeline::Edges {
+    let load_end = match (args.requests, &args.stages) {
+        (Some(_), _) => None,
+        (None, Some(plan)) => Some(plan.total()),
+        (None, None) => Some(args.warmup + args.duration),
+    };
+    timeline::Edges {
+        warmup: args.warmup,
+        load_end,
+    }
 }
 
 /// The requested rate at the middle of each row's interval (open loop only).

@@ -1,6 +1,8 @@
 //! The live progress lines on stderr (only when it is a terminal and not
-//! `--quiet`): during the load, elapsed time, ops/s over the last tick and
-//! errors so far; during setup and settle, a counted bar per phase.
+//! `--quiet`): during the load, elapsed time, ops/s over the last tick, the
+//! corrected p99 of the last whole second (from the timeline collector,
+//! which runs whenever the line is shown) and errors so far; during setup
+//! and settle, a counted bar per phase.
 
 use std::io::IsTerminal;
 use std::sync::atomic::Ordering;
@@ -24,9 +26,14 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// Starts the line if stderr is a terminal and `quiet` is off.
+    /// Whether the line is shown: stderr is a terminal and `quiet` is off.
+    pub fn shown(quiet: bool) -> bool {
+        !quiet && std::io::stderr().is_terminal()
+    }
+
+    /// Starts the line if it is [shown](Progress::shown).
     pub fn start(live: Arc<Live>, quiet: bool) -> Option<Self> {
-        if quiet || !std::io::stderr().is_terminal() {
+        if !Progress::shown(quiet) {
             return None;
         }
         let bar = ProgressBar::new_spinner();
@@ -84,6 +91,12 @@ impl PhaseBar {
     }
 }
 
+/// The load's progress line.
+fn line(ops: u64, rate: f64, p99_us: Option<u64>, errors: u64) -> String {
+    let p99 = p99_us.map_or_else(|| "-".to_owned(), |us| format!("{us} us"));
+    format!("{ops} ops  {rate:.0} ops/s  p99 {p99} (last second)  {errors} errors")
+}
+
 async fn tick(bar: ProgressBar, live: Arc<Live>) {
     let mut last = (Instant::now(), 0u64);
     loop {
@@ -91,9 +104,27 @@ async fn tick(bar: ProgressBar, live: Arc<Live>) {
         let now = Instant::now();
         let ops = live.ops.load(Ordering::Relaxed);
         let errors = live.errors.load(Ordering::Relaxed);
-        let rate = (ops - last.1) as f64 / now.duration_since(last.0).as_secs_f64().max(1e-9);
-        bar.set_message(format!("{ops} ops  {rate:.0} ops/s  {errors} errors"));
+        let rate = ops.saturating_sub(last.1) as f64 / now.duration_since(last.0).as_secs_f64().max(1e-9);
+        let p99 = live.last_second_p99_us_plus_1.load(Ordering::Relaxed);
+        bar.set_message(line(ops, rate, p99.checked_sub(1), errors));
         bar.tick();
         last = (now, ops);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_line_shows_rate_p99_and_errors() {
+        assert_eq!(
+            line(1200, 499.6, Some(830), 2),
+            "1200 ops  500 ops/s  p99 830 us (last second)  2 errors"
+        );
+        assert_eq!(
+            line(0, 0.0, None, 0),
+            "0 ops  0 ops/s  p99 - (last second)  0 errors"
+        );
     }
 }

@@ -30,6 +30,9 @@ pub const STATUS_CODES: usize = 17;
 pub struct Live {
     pub ops: AtomicU64,
     pub errors: AtomicU64,
+    /// The p99 (µs) of the last whole second the timeline collected, plus
+    /// one (0: none yet).
+    pub last_second_p99_us_plus_1: AtomicU64,
 }
 
 /// Outcome and status counts of one worker.
@@ -98,6 +101,12 @@ pub struct Recorder {
     /// is sent when due, the two are equal, and one histogram does for both.
     /// See [`Recorder::uncorrected`].
     uncorrected: Option<Histogram<u64>>,
+    /// Corrected latency of the measured calls that got no answer from the
+    /// server (see [`answered`]): kept out of `corrected`, which is for answers.
+    pub failed: Histogram<u64>,
+    /// How late each scheduled send left (µs after its intended time), for
+    /// the sends after warmup; empty in a closed loop.
+    pub lateness: Histogram<u64>,
     /// Latencies not yet in the histograms (see [`Recorder::finish`]).
     samples: Samples,
     interval: Option<IntervalSink>,
@@ -179,6 +188,8 @@ impl Recorder {
             warmup_end,
             corrected: new_histogram(),
             uncorrected: None,
+            failed: new_histogram(),
+            lateness: new_histogram(),
             samples: Samples::default(),
             interval,
             streamed: false,
@@ -216,7 +227,11 @@ impl Recorder {
         reply: Result<pb::OperationResult, tonic::Status>,
         id_ok: bool,
     ) -> u32 {
-        self.measure(timing, Rpc::of(planned.kind, self.streamed), reply.is_err());
+        let outcome = Answer {
+            error: reply.is_err(),
+            answered: answered(&reply),
+        };
+        self.measure(timing, Rpc::of(planned.kind, self.streamed), outcome);
         // Loud, not saturating: a wrapped index would pair legs with the wrong op.
         let index = u32::try_from(self.ops.len()).expect("fewer than 2^32 ops per worker");
         let mut op = Op {
@@ -377,7 +392,18 @@ impl Recorder {
         leg.to_sequence = r.to_sequence;
     }
 
-    fn measure(&mut self, timing: Timing, rpc: Rpc, error: bool) {
+    /// Counts how late a scheduled send left (`sent` − `intended`), once
+    /// the warmup is over.
+    pub fn record_lateness(&mut self, intended: Instant, sent: Instant) {
+        if sent >= self.warmup_end {
+            record_us(
+                &mut self.lateness,
+                micros(sent.saturating_duration_since(intended)),
+            );
+        }
+    }
+
+    fn measure(&mut self, timing: Timing, rpc: Rpc, answer: Answer) {
         // Throughput counts every op completed in the measured window, which
         // runs from the end of warmup to the last reply; latency only ops sent
         // in it. (Counting ops by send time would leave out the replies to ops
@@ -386,15 +412,20 @@ impl Recorder {
         if timing.received >= self.warmup_end {
             self.counts.measured += 1;
         }
-        let corrected = (timing.sent >= self.warmup_end)
+        let measured = (timing.sent >= self.warmup_end)
             .then(|| micros(timing.received.saturating_duration_since(timing.intended)));
+        if let (Some(us), false) = (measured, answer.answered) {
+            record_us(&mut self.failed, us);
+        }
+        // Latency (overall, per stage, per second) is for answers only.
+        let corrected = measured.filter(|_| answer.answered);
         self.per_rpc.record(rpc, None);
         let (sent_ns, at_ns) = (self.clock_ns(timing.sent), self.clock_ns(timing.received));
         if let Some(stages) = self.stages.as_mut() {
             stages.record(sent_ns, corrected);
         }
         if let Some(sink) = self.interval.as_mut() {
-            sink.record(at_ns, corrected, error);
+            sink.record(at_ns, corrected, answer.error);
         }
         if let Some(corrected) = corrected {
             let uncorrected = micros(timing.received.saturating_duration_since(timing.sent));
@@ -419,6 +450,33 @@ impl Recorder {
             sink.flush();
         }
         self.interval = None;
+    }
+}
+
+/// How a call ended, for the statistics.
+#[derive(Debug, Clone, Copy)]
+struct Answer {
+    /// It ended with an error status (counted as an error).
+    error: bool,
+    /// The server answered it (see [`answered`]).
+    answered: bool,
+}
+
+/// Whether a call was answered by the server: a reply, or a status other
+/// than the ones that say no answer came — UNAVAILABLE (transport errors,
+/// reconnect back-off, a server going away), DEADLINE_EXCEEDED (`--timeout`
+/// on the client's clock, or the server giving up on the deadline),
+/// CANCELLED (a stream cut before the call's turn) and UNKNOWN (a stream
+/// that ended early, an unparsable answer). Their time measures the failure,
+/// not the server's service, so it goes to `latency_failed_us`.
+pub fn answered(reply: &Result<pb::OperationResult, tonic::Status>) -> bool {
+    use tonic::Code;
+    match reply {
+        Ok(_) => true,
+        Err(s) => !matches!(
+            s.code(),
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown
+        ),
     }
 }
 
@@ -462,6 +520,21 @@ mod tests {
     use std::time::Duration;
 
     fn op(rec: &mut Recorder, start: Instant, intended_us: u64, sent_us: u64, received_us: u64) {
+        // ABORTED: an answer from the server (it says something about the op).
+        op_ending(
+            rec,
+            start,
+            (intended_us, sent_us, received_us),
+            tonic::Code::Aborted,
+        );
+    }
+
+    fn op_ending(
+        rec: &mut Recorder,
+        start: Instant,
+        (intended_us, sent_us, received_us): (u64, u64, u64),
+        code: tonic::Code,
+    ) {
         let at = |us| start + Duration::from_micros(us);
         let planned = Planned {
             kind: Kind::Withdraw,
@@ -476,7 +549,42 @@ mod tests {
             sent: at(sent_us),
             received: at(received_us),
         };
-        rec.record(&planned, timing, Err(tonic::Status::unavailable("x")), true);
+        rec.record(&planned, timing, Err(tonic::Status::new(code, "x")), true);
+    }
+
+    /// Calls the server never answered (transport errors, `--timeout`, cut
+    /// streams) are timed apart; the latency is for answers.
+    #[test]
+    fn failed_calls_have_their_own_histogram() {
+        let start = Instant::now();
+        let mut rec = Recorder::new(0, start, start, None, Arc::new(Live::default()));
+        op_ending(&mut rec, start, (0, 0, 100), tonic::Code::Aborted);
+        op_ending(&mut rec, start, (0, 0, 1_000_000), tonic::Code::DeadlineExceeded);
+        op_ending(&mut rec, start, (0, 10, 7), tonic::Code::Unavailable);
+        op_ending(&mut rec, start, (0, 10, 9), tonic::Code::Cancelled);
+        rec.finish();
+        assert_eq!(rec.corrected.len(), 1);
+        assert_eq!(rec.corrected.max(), 100);
+        assert_eq!(rec.failed.len(), 3);
+        assert_eq!(rec.failed.min(), 7);
+        assert_eq!(rec.failed.max(), rec.failed.highest_equivalent(1_000_000));
+        assert_eq!(rec.counts.errors, 4, "all four are errors still");
+        assert_eq!(rec.per_rpc.latency[Rpc::Withdraw as usize].len(), 1);
+    }
+
+    /// Lateness is counted from the end of warmup, in µs after the intended time.
+    #[test]
+    fn lateness_counts_sends_after_warmup() {
+        let start = Instant::now();
+        let at = |us| start + Duration::from_micros(us);
+        let mut rec = Recorder::new(0, start, at(1_000), None, Arc::new(Live::default()));
+        rec.record_lateness(at(0), at(900));
+        rec.record_lateness(at(1_000), at(1_040));
+        rec.record_lateness(at(2_000), at(2_000));
+        assert_eq!(
+            (rec.lateness.len(), rec.lateness.max(), rec.lateness.min()),
+            (2, 40, 0)
+        );
     }
 
     /// The histograms hold every measured op once the worker finishes.

@@ -84,7 +84,8 @@ async fn run_against(args: &RunArgs, endpoints: &[String]) -> Result<Summary, St
     tracing::info!("opened {} accounts in {setup_took:?}", args.accounts);
     let live = Arc::new(Live::default());
     let timeline = args.histogram_log.is_some() || args.html.is_some() || args.csv.is_some();
-    let (intervals, collector) = interval_collector(timeline);
+    // The progress line's p99 of the last second comes from the collector.
+    let (intervals, collector) = interval_collector(timeline || Progress::shown(args.quiet), &live);
     let progress = Progress::start(Arc::clone(&live), args.quiet);
     let (start, wall_start) = (Instant::now(), SystemTime::now());
     let load = Load {
@@ -114,6 +115,9 @@ async fn run_against(args: &RunArgs, endpoints: &[String]) -> Result<Summary, St
     summary.thresholds = crate::threshold::check_all(&args.threshold, &report::measured(&summary));
     let timeline = collected(collector).await?;
     outputs::write(args, &summary, &merged, &timeline, wall_start)?;
+    for warning in &summary.warnings {
+        eprintln!("stress-client: WARNING: {warning}");
+    }
     Ok(summary)
 }
 
@@ -200,6 +204,8 @@ fn check_and_summarize(
         Shape {
             rate: args.rate,
             stages: args.stages.as_ref(),
+            workers: args.streams,
+            window: args.requests.is_none().then_some(args.duration),
         },
     );
     (merged, summary)
@@ -208,15 +214,20 @@ fn check_and_summarize(
 type IntervalSender = mpsc::UnboundedSender<(u64, Interval)>;
 
 /// A task that adds up the workers' intervals as they arrive.
-fn interval_collector(enabled: bool) -> (Option<IntervalSender>, Option<JoinHandle<Intervals>>) {
+fn interval_collector(
+    enabled: bool,
+    live: &Arc<Live>,
+) -> (Option<IntervalSender>, Option<JoinHandle<Intervals>>) {
     if !enabled {
         return (None, None);
     }
     let (tx, mut rx) = mpsc::unbounded_channel::<(u64, Interval)>();
+    let live = Arc::clone(live);
     let task = tokio::spawn(async move {
         let mut intervals = Intervals::new();
         while let Some((index, interval)) = rx.recv().await {
             intervals.entry(index).or_default().add(&interval);
+            crate::timeline::publish_last_p99(&intervals, index, &live);
         }
         intervals
     });

@@ -161,7 +161,7 @@ fn html_and_csv_are_written_and_parse_back() {
     let dir = tempfile::tempdir().unwrap();
     let (html, csv) = (dir.path().join("r.html"), dir.path().join("r.csv"));
     let flags = format!(
-        "--server-delay 0s --duration 2s --warmup 0s --rate 200 --html {} --csv {}",
+        "--server-delay 0s --duration 2s --warmup 1s --rate 200 --html {} --csv {}",
         html.display(),
         csv.display()
     );
@@ -169,14 +169,22 @@ fn html_and_csv_are_written_and_parse_back() {
     assert_eq!(code, 0, "{r:#}");
     let text = std::fs::read_to_string(&csv).unwrap();
     let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("time_s,ops,errors,p50_us,p99_us,max_us"));
-    let rows: Vec<Vec<f64>> = lines
-        .map(|l| l.split(',').map(|c| c.parse().expect("a number")).collect())
-        .collect();
-    assert!(rows.len() >= 2 && rows.iter().all(|r| r.len() == 6), "{text}");
-    let ops: f64 = rows.iter().map(|r| r[1]).sum();
+    assert_eq!(lines.next(), Some("time_s,ops,errors,p50_us,p99_us,max_us,phase"));
+    let cells: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert!(cells.len() >= 3 && cells.iter().all(|r| r.len() == 7), "{text}");
+    // The warmup second: its ops, no latency (empty cells, never zeros).
+    assert_eq!(cells[0][6], "warmup", "{text}");
+    assert_eq!(&cells[0][3..6], ["", "", ""], "{text}");
+    assert!(cells[1..3].iter().all(|r| r[6] == "measured"), "{text}");
+    assert!(cells[3..].iter().all(|r| r[6] == "drain"), "{text}");
+    let number = |c: &str| -> f64 { c.parse().expect("a number") };
+    let ops: f64 = cells.iter().map(|r| number(r[1])).sum();
     assert_eq!(ops as u64, u(&r, "/operations/total"));
-    assert!(rows.iter().all(|r| r[3] <= r[4] && r[4] <= r[5]), "{text}");
+    let measured: Vec<Vec<f64>> = cells[1..3]
+        .iter()
+        .map(|r| r[..6].iter().map(|c| number(c)).collect())
+        .collect();
+    assert!(measured.iter().all(|r| r[3] <= r[4] && r[4] <= r[5]), "{text}");
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.starts_with("<!DOCTYPE html>") && page.trim_end().ends_with("</html>"));
     assert_eq!(page.matches("<svg").count(), page.matches("</svg>").count());
@@ -185,6 +193,12 @@ fn html_and_csv_are_written_and_parse_back() {
     assert!(series >= 7, "latency x3, throughput x2, spectrum x2: {series}");
     assert!(!page.contains("<script") && !page.contains("src=") && !page.contains("href="));
     assert!(page.contains("id=\"verdict\"") && page.contains("PASSED"));
+    // The warmup second is shaded in both timeline charts.
+    assert_eq!(
+        page.matches("<rect class=\"phase\" data-phase=\"warmup\"")
+            .count(),
+        2
+    );
 }
 
 #[test]

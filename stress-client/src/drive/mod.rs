@@ -6,6 +6,7 @@
 
 pub mod extras;
 pub mod invalid;
+pub mod pacer;
 pub mod requests;
 pub mod schedule;
 pub mod stream;

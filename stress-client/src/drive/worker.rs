@@ -27,6 +27,7 @@ use futures::StreamExt;
 use tonic::Status;
 
 use super::extras::Extras;
+use super::pacer::Pacer;
 use super::requests::{call_fast, call_unary, InFlight, Names, Scratch};
 use super::schedule::Schedule;
 use super::stream::{next_event, OpenStream, StreamEvent};
@@ -67,6 +68,7 @@ struct Worker {
     spec: WorkerSpec,
     generator: Generator,
     schedule: Schedule,
+    pacer: Pacer,
     rec: Recorder,
     extras: Extras,
     unary: FuturesUnordered<UnaryFuture>,
@@ -103,6 +105,8 @@ pub async fn run(
         spec,
         generator,
         schedule,
+        // Made here, inside the runtime the worker runs on (its timer is registered there).
+        pacer: Pacer::new(),
         rec,
         extras,
         unary: FuturesUnordered::new(),
@@ -152,7 +156,7 @@ impl Worker {
             () = sleep_until(stream_deadline), if stream_front.is_some() => {
                 self.fail_stream(Status::deadline_exceeded("no stream reply within --timeout"));
             }
-            () = sleep_until(wake), if can_send => self.send_next(),
+            () = pace(&mut self.pacer, wake), if can_send => self.send_next(),
         }
         true
     }
@@ -162,7 +166,11 @@ impl Worker {
         if !self.spec.budget.allows(self.sent, now) {
             return;
         }
+        let paced = self.schedule.due().is_some();
         let intended = self.schedule.take(now);
+        if paced {
+            self.rec.record_lateness(intended, now);
+        }
         let planned = self.generator.next_op();
         self.sent += 1;
         let f = InFlight {
@@ -280,6 +288,13 @@ impl Worker {
 async fn sleep_until(at: Option<Instant>) {
     if let Some(at) = at {
         tokio::time::sleep_until(at.into()).await;
+    }
+}
+
+/// Waits for the next scheduled send (closed loop: none, go now).
+async fn pace(pacer: &mut Pacer, at: Option<Instant>) {
+    if let Some(at) = at {
+        pacer.until(at).await;
     }
 }
 

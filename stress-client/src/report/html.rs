@@ -11,11 +11,11 @@ use std::fmt::Write as _;
 use bank_checker::Verdict;
 use hdrhistogram::Histogram;
 
-use super::svg::{bar_chart, escape, line_chart, LineChart, Series};
+use super::svg::{bar_chart, escape, line_chart, with_bands, Band, LineChart, Series};
 use super::units::{duration, us, with_unit};
 use super::Summary;
 use crate::rpc::Rpc;
-use crate::timeline::Row;
+use crate::timeline::{Phase, Row};
 
 /// Quantile steps per half-distance to 100% in the spectrum (as `.hgrm`).
 const SPECTRUM_TICKS: u32 = 5;
@@ -68,9 +68,9 @@ pub fn render(p: &Page<'_>) -> String {
     header(&mut out, p.summary);
     thresholds_table(&mut out, p.summary);
     out.push_str("<h2>Latency over time</h2>");
-    out.push_str(&latency_over_time(p.rows));
+    out.push_str(&shaded(latency_over_time(p.rows), p.rows));
     out.push_str("<h2>Throughput and errors over time</h2>");
-    out.push_str(&throughput_over_time(p.rows, &p.requested));
+    out.push_str(&shaded(throughput_over_time(p.rows, &p.requested), p.rows));
     out.push_str("<h2>Percentile spectrum</h2>");
     out.push_str(&spectrum_chart(p));
     out.push_str("<h2>Outcomes</h2>");
@@ -159,6 +159,29 @@ fn config_line(config: &serde_json::Value) -> String {
 /// The time axis of the timeline charts: every row, data or not.
 fn time_range(rows: &[Row]) -> Option<(f64, f64)> {
     Some((rows.first()?.time_s, rows.last()?.time_s))
+}
+
+/// A timeline chart with its warmup and drain seconds shaded: partial
+/// seconds whose low counts are the run's edges, not the server's.
+fn shaded(chart: String, rows: &[Row]) -> String {
+    let Some(range) = time_range(rows) else {
+        return chart;
+    };
+    // Points sit at each second's end; a band spans half a step each side.
+    let half = match rows {
+        [a, b, ..] => (b.time_s - a.time_s) / 2.0,
+        _ => 0.5,
+    };
+    let bands: Vec<Band<'_>> = rows
+        .iter()
+        .filter(|r| r.phase != Phase::Measured)
+        .map(|r| Band {
+            from: r.time_s - half,
+            to: r.time_s + half,
+            phase: r.phase.as_str(),
+        })
+        .collect();
+    with_bands(chart, range, &bands)
 }
 
 fn latency_over_time(rows: &[Row]) -> String {

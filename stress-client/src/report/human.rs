@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use bank_checker::Verdict;
 
 use super::units::{self, us};
-use super::{ascii, breakdown, Latency, Summary};
+use super::{ascii, breakdown, schedule, Latency, Summary};
 
 /// Violations printed in full; the rest are counted.
 const VIOLATIONS_SHOWN: usize = 10;
@@ -30,6 +30,14 @@ pub fn render(s: &Summary, open_loop: bool) -> String {
             &s.latency_us_uncorrected,
         );
     }
+    if s.latency_failed_us.count > 0 {
+        latency_line(
+            &mut out,
+            "latency of failed calls (no answer from the server)",
+            &s.latency_failed_us,
+        );
+    }
+    schedule::render(&mut out, s.schedule.as_ref(), &s.warnings);
     out.push_str(&ascii::render(&s.histogram));
     breakdown::per_rpc(&mut out, s);
     breakdown::errors(&mut out, s);

@@ -8,6 +8,7 @@ pub mod compare;
 pub mod hgrm;
 pub mod html;
 pub mod human;
+pub mod schedule;
 pub mod sections;
 pub mod svg;
 pub mod units;
@@ -128,6 +129,14 @@ pub struct Summary {
     pub latency_us: Latency,
     /// Latency from the actual send time.
     pub latency_us_uncorrected: Latency,
+    /// Latency of the measured calls the server did not answer (transport
+    /// errors, client-side timeouts, cut streams): kept out of `latency_us`.
+    pub latency_failed_us: Latency,
+    /// Under `--rate` or `--stages`: how late the scheduled sends left.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<schedule::ScheduleReport>,
+    /// What to know before trusting the numbers (the generator fell behind).
+    pub warnings: Vec<String>,
     pub operations: Operations,
     pub status_codes: BTreeMap<String, u64>,
     pub extras: Extras,
@@ -155,12 +164,18 @@ pub struct Summary {
 pub struct Shape<'a> {
     pub rate: Option<f64>,
     pub stages: Option<&'a Plan>,
+    /// `--streams`: the workers (named in the falling-behind warning).
+    pub workers: usize,
+    /// Under `--rate` with `--duration`: how long sends were due after warmup.
+    pub window: Option<Duration>,
 }
 
 /// Recorders merged: histograms and counts of the whole run.
 pub struct Merged {
     pub corrected: Histogram<u64>,
     pub uncorrected: Histogram<u64>,
+    pub failed: Histogram<u64>,
+    pub lateness: Histogram<u64>,
     pub counts: Counts,
     pub per_rpc: PerRpc,
     pub errors: ErrorTally,
@@ -172,6 +187,8 @@ pub fn merge(recorders: &[Recorder]) -> Merged {
     let mut merged = Merged {
         corrected: new_histogram(),
         uncorrected: new_histogram(),
+        failed: new_histogram(),
+        lateness: new_histogram(),
         counts: Counts::default(),
         per_rpc: PerRpc::default(),
         errors: ErrorTally::default(),
@@ -188,6 +205,8 @@ pub fn merge(recorders: &[Recorder]) -> Merged {
         // Auto-resizing histograms of equal precision always add.
         let _ = merged.corrected.add(&rec.corrected);
         let _ = merged.uncorrected.add(rec.uncorrected());
+        let _ = merged.failed.add(&rec.failed);
+        let _ = merged.lateness.add(&rec.lateness);
         let (c, r) = (&mut merged.counts, &rec.counts);
         c.approved += r.approved;
         c.insufficient_funds += r.insufficient_funds;
@@ -246,6 +265,14 @@ pub fn summarize(
     let c = &merged.counts;
     let secs = measured.as_secs_f64();
     let throughput = if secs > 0.0 { c.measured as f64 / secs } else { 0.0 };
+    let stages = sections::stages(shape.stages, merged.stages.as_ref());
+    let open_loop = shape.rate.is_some() || shape.stages.is_some();
+    let warnings = schedule::warnings(&schedule::Kept {
+        lateness: &merged.lateness,
+        workers: shape.workers,
+        rate: shape.rate.map(|r| (r, shape.window)),
+        stages: stages.as_deref(),
+    });
     Summary {
         started_at: String::new(),
         tool_version: env!("CARGO_PKG_VERSION"),
@@ -255,6 +282,9 @@ pub fn summarize(
         measured_s: secs,
         latency_us: latency(&merged.corrected),
         latency_us_uncorrected: latency(&merged.uncorrected),
+        latency_failed_us: latency(&merged.failed),
+        schedule: schedule::report(open_loop, &merged.lateness),
+        warnings,
         operations: operations(c, &settlement),
         status_codes: status_codes(&c.by_status),
         extras: Extras {
@@ -275,7 +305,7 @@ pub fn summarize(
             .errors
             .groups(|code| status_name(usize::try_from(code).unwrap_or(2))),
         rate: sections::rate(shape, throughput),
-        stages: sections::stages(shape.stages, merged.stages.as_ref()),
+        stages,
         histogram: ascii::buckets(&merged.corrected, ascii::BUCKETS),
     }
 }

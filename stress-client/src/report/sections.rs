@@ -120,8 +120,8 @@ mod tests {
         );
         let r = rate(
             Shape {
-                rate: None,
                 stages: Some(&plan),
+                ..Shape::default()
             },
             9.0,
         )

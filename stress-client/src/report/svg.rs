@@ -302,6 +302,54 @@ pub fn bar_chart(title: &str, bars: &[(String, u64, &str)]) -> String {
     out
 }
 
+/// A stretch of a line chart's x axis drawn shaded behind its lines (the
+/// timeline's warmup and drain seconds), with its phase as the class.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Band<'a> {
+    pub from: f64,
+    pub to: f64,
+    pub phase: &'a str,
+}
+
+/// Colour of a shaded band (light grey: it must not read as data).
+const BAND_FILL: &str = "#e5e7eb";
+
+/// `chart`, drawn by [`line_chart`] over `x_range`, with `bands` shaded
+/// behind everything but the title. (Kept apart from `line_chart`: charts
+/// without phases do not change.)
+pub fn with_bands(chart: String, x_range: (f64, f64), bands: &[Band<'_>]) -> String {
+    let (x0, x1) = if x_range.0.is_finite() && x_range.1 > x_range.0 {
+        x_range
+    } else {
+        (0.0, 1.0)
+    };
+    let f = Frame { x0, x1, y1: 1.0 };
+    let mut rects = String::new();
+    for b in bands {
+        let (from, to) = (b.from.max(x0), b.to.min(x1));
+        if to <= from {
+            continue;
+        }
+        let _ = write!(
+            rects,
+            "<rect class=\"phase\" data-phase=\"{}\" x=\"{:.1}\" y=\"{TOP}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{BAND_FILL}\"><title>{}</title></rect>",
+            escape(b.phase),
+            f.x(from),
+            f.x(to) - f.x(from),
+            HEIGHT - TOP - BOTTOM,
+            escape(b.phase)
+        );
+    }
+    // After the title, before the grid: the lines stay on top.
+    match chart.find("</text>") {
+        Some(i) => {
+            let at = i + "</text>".len();
+            format!("{}{rects}{}", &chart[..at], &chart[at..])
+        }
+        None => chart,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,6 +383,53 @@ mod tests {
         assert_eq!(svg.matches("<circle").count(), 3);
         assert!(svg.contains("t &lt;&amp;&gt;") && !svg.contains("t <&>"));
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
+    }
+
+    #[test]
+    fn bands_are_drawn_behind_the_lines_and_clipped() {
+        let chart = line_chart(&LineChart {
+            title: "t",
+            x_label: "x",
+            y_label: "y",
+            series: vec![Series {
+                name: "a",
+                color: "#000",
+                points: vec![(1.0, 1.0), (5.0, 2.0)],
+            }],
+            x_ticks: None,
+            x_range: Some((1.0, 5.0)),
+        });
+        let bands = [
+            Band {
+                from: 0.5,
+                to: 1.5,
+                phase: "warmup",
+            },
+            Band {
+                from: 4.5,
+                to: 5.5,
+                phase: "drain",
+            },
+            Band {
+                from: 9.0,
+                to: 10.0,
+                phase: "drain",
+            },
+        ];
+        let svg = with_bands(chart, (1.0, 5.0), &bands);
+        assert_eq!(
+            svg.matches("<rect class=\"phase\"").count(),
+            2,
+            "the third is off the axis"
+        );
+        assert!(
+            svg.contains("data-phase=\"warmup\" x=\"70.0\""),
+            "clipped to the axis start: {svg}"
+        );
+        assert!(
+            svg.find("class=\"phase\"") < svg.find("class=\"series\""),
+            "behind the lines"
+        );
     }
 
     #[test]
