@@ -109,12 +109,49 @@ impl Cli {
         let matches = with_config(Cli::command().try_get_matches_from(&args)?, &args)?;
         let mut cli = Cli::from_arg_matches(&matches)?;
         let run = &mut cli.run;
-        run.command_line = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        run.command_line = redacted(&args);
         run.given = Given::from_matches(&matches);
         if !run.given.warmup && (run.requests.is_some() || run.stages.is_some()) {
             run.warmup = Duration::ZERO;
         }
         Ok(cli)
+    }
+}
+
+/// Flags whose value is a secret: the report's `command_line` shows `***`.
+const SECRET_FLAGS: [&str; 2] = ["--token", "--second-token"];
+/// Flags whose `KEY=VALUE` may carry a secret: the report shows `KEY=***`.
+const SECRET_VALUE_FLAGS: [&str; 1] = ["--metadata"];
+
+/// The arguments for the report, secrets replaced by `***` (a report is
+/// shared; a token in it would be too).
+fn redacted(args: &[OsString]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(args.len());
+    for arg in args.iter().map(|a| a.to_string_lossy().into_owned()) {
+        let previous = out.last().map(String::as_str).unwrap_or("");
+        let text = if SECRET_FLAGS.contains(&previous) {
+            "***".to_owned()
+        } else if SECRET_VALUE_FLAGS.contains(&previous) {
+            hide_value(&arg)
+        } else if let Some((flag, value)) = arg.split_once('=').filter(|(f, _)| f.starts_with("--")) {
+            match (SECRET_FLAGS.contains(&flag), SECRET_VALUE_FLAGS.contains(&flag)) {
+                (true, _) => format!("{flag}=***"),
+                (_, true) => format!("{flag}={}", hide_value(value)),
+                _ => arg,
+            }
+        } else {
+            arg
+        };
+        out.push(text);
+    }
+    out
+}
+
+/// `KEY=VALUE` as `KEY=***`.
+fn hide_value(pair: &str) -> String {
+    match pair.split_once('=') {
+        Some((key, _)) => format!("{key}=***"),
+        None => "***".to_owned(),
     }
 }
 
@@ -607,6 +644,24 @@ mod tests {
         }
         let missing = Cli::try_parse_checked(["stress-client", "--config", "/nonexistent.toml"]);
         assert!(missing.unwrap_err().to_string().contains("/nonexistent.toml"));
+    }
+
+    #[test]
+    fn the_reported_command_line_hides_tokens_and_metadata_values() {
+        let line = "stress-client --target https://b:1 --token s3cret --metadata x-key=abc --seed 7";
+        let cli = Cli::try_parse_checked(line.split_whitespace()).unwrap();
+        assert_eq!(
+            cli.run.command_line.join(" "),
+            "stress-client --target https://b:1 --token *** --metadata x-key=*** --seed 7"
+        );
+        let joined: Vec<OsString> = ["x", "--token=s3cret", "--metadata=tenant=t1", "--seed=7"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        assert_eq!(
+            redacted(&joined),
+            ["x", "--token=***", "--metadata=tenant=***", "--seed=7"]
+        );
     }
 
     #[test]

@@ -77,7 +77,8 @@ pub fn parse(text: &str) -> Result<Threshold, String> {
              `error_rate < PCT%` or `throughput > OPS`)"
         )
     };
-    let (name, op, limit) = split(&expression).ok_or_else(|| bad("no `<` or `>`"))?;
+    let (name, op, limit) =
+        split(&expression).ok_or_else(|| bad("not one metric, one `<` or `>`, one limit"))?;
     let gate = match (name, op) {
         ("error_rate", '<') => Gate::ErrorRateBelow(percent(limit).map_err(|e| bad(&e))?),
         ("throughput", '>') => Gate::ThroughputAbove(ops(limit).map_err(|e| bad(&e))?),

@@ -179,3 +179,22 @@ fn compare_fails_when_errors_go_up_by_more_than_the_points_given() {
         Some(2)
     );
 }
+
+#[test]
+fn a_config_file_drives_a_run_and_the_command_line_overrides_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("run.toml");
+    let toml = "server-delay = \"0s\"\nstreams = 4\nrequests = 100\nquiet = true\n\
+                threshold = [\"p99 < 1us\"]\n";
+    std::fs::write(&config, toml).unwrap();
+    let config = config.to_str().unwrap();
+    let crossed = run(&["--config", config]);
+    assert_eq!(crossed.status.code(), Some(4), "{crossed:?}");
+    assert!(crossed.stdout.is_empty(), "quiet = true came from the file");
+    let overridden = run(&["--config", config, "--threshold", "p99 < 60s"]);
+    assert_eq!(overridden.status.code(), Some(0), "{overridden:?}");
+    std::fs::write(dir.path().join("bad.toml"), "streams = 4\nstreemz = 1\n").unwrap();
+    let bad = run(&["--config", dir.path().join("bad.toml").to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown key \"streemz\""));
+}

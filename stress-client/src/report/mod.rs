@@ -120,7 +120,8 @@ pub struct Summary {
     /// The stress-client version (`CARGO_PKG_VERSION`).
     pub tool_version: &'static str,
     /// The program's arguments as given, program name first, one string
-    /// each (values from `--config` are not spelled out here).
+    /// each, token and metadata values as `***` (values from `--config` are
+    /// not spelled out here).
     pub command_line: Vec<String>,
     pub throughput_ops_per_s: f64,
     /// The measured window (after warmup), in seconds.
