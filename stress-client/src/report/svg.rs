@@ -323,7 +323,12 @@ pub fn with_bands(chart: String, x_range: (f64, f64), bands: &[Band<'_>]) -> Str
     } else {
         (0.0, 1.0)
     };
-    let f = Frame { x0, x1, y1: 1.0 };
+    let f = Frame {
+        x0,
+        x1,
+        y1: 1.0,
+        y_durations: false,
+    };
     let mut rects = String::new();
     for b in bands {
         let (from, to) = (b.from.max(x0), b.to.min(x1));
@@ -398,6 +403,7 @@ mod tests {
             }],
             x_ticks: None,
             x_range: Some((1.0, 5.0)),
+            y_durations: false,
         });
         let bands = [
             Band {
