@@ -15,7 +15,10 @@ pub enum Command {
 pub fn parse(bytes: &[u8]) -> Result<Command, String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_owned())?;
     let words: Vec<&str> = text.split_whitespace().collect();
-    let seed = |w: &str| w.parse::<u64>().map_err(|_| format!("seed {w:?} is not a number"));
+    let seed = |w: &str| {
+        w.parse::<u64>()
+            .map_err(|_| format!("seed {w:?} is not a number"))
+    };
     match words.as_slice() {
         ["powerloss"] | ["powerloss", "all"] => Ok(Command::PowerLoss(Loss::All)),
         ["powerloss", "random", s] => Ok(Command::PowerLoss(Loss::Random(seed(s)?))),
@@ -33,8 +36,14 @@ mod tests {
     #[test]
     fn commands_parse_and_garbage_is_refused() {
         assert_eq!(parse(b"powerloss\n"), Ok(Command::PowerLoss(Loss::All)));
-        assert_eq!(parse(b"powerloss random 5"), Ok(Command::PowerLoss(Loss::Random(5))));
-        assert_eq!(parse(b"powerloss torn 9\n"), Ok(Command::PowerLoss(Loss::Torn(9))));
+        assert_eq!(
+            parse(b"powerloss random 5"),
+            Ok(Command::PowerLoss(Loss::Random(5)))
+        );
+        assert_eq!(
+            parse(b"powerloss torn 9\n"),
+            Ok(Command::PowerLoss(Loss::Torn(9)))
+        );
         assert!(parse(b"powerloss torn x").is_err());
         assert!(parse(b"reboot").is_err());
     }

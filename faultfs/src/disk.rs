@@ -21,9 +21,10 @@ fn load_dir(model: &mut Model, path: &Path, dir: Ino) -> io::Result<()> {
     let mut entries: Vec<_> = fs::read_dir(path)?.collect::<Result<_, _>>()?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
-        let name = entry.file_name().into_string().map_err(|n| {
-            io::Error::other(format!("{}: a name that is not UTF-8: {n:?}", path.display()))
-        })?;
+        let name = entry
+            .file_name()
+            .into_string()
+            .map_err(|n| io::Error::other(format!("{}: a name that is not UTF-8: {n:?}", path.display())))?;
         let kind = entry.file_type()?;
         let node = if kind.is_dir() {
             crate::model::Node::Dir(Default::default())
@@ -35,7 +36,9 @@ fn load_dir(model: &mut Model, path: &Path, dir: Ino) -> io::Result<()> {
                 entry.path().display()
             )));
         };
-        let ino = model.insert_loaded(dir, &name, node).map_err(io::Error::from_raw_os_error)?;
+        let ino = model
+            .insert_loaded(dir, &name, node)
+            .map_err(io::Error::from_raw_os_error)?;
         if kind.is_dir() {
             load_dir(model, &entry.path(), ino)?;
         }

@@ -10,9 +10,9 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
-    OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty,
-    ReplyEntry, ReplyOpen, ReplyWrite, Request, TimeOrNow, WriteFlags,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner, OpenFlags,
+    RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen,
+    ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 
 use crate::control::{self, Command};
@@ -113,9 +113,14 @@ impl FaultFs {
                 }
                 let report = s.model.power_loss(loss);
                 s.dead = true;
-                eprintln!("faultfs: POWER LOSS ({loss:?}): {report:?}; every request fails (EIO) until a remount");
+                eprintln!(
+                    "faultfs: POWER LOSS ({loss:?}): {report:?}; every request fails (EIO) until a remount"
+                );
                 disk::save(&s.model, &self.backing).map_err(|e| {
-                    eprintln!("faultfs: cannot write the backing dir {}: {e}", self.backing.display());
+                    eprintln!(
+                        "faultfs: cannot write the backing dir {}: {e}",
+                        self.backing.display()
+                    );
                     Errno::EIO
                 })
             }
@@ -125,7 +130,10 @@ impl FaultFs {
     fn status(&self) -> String {
         let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let (changes, dirs) = s.model.unsynced();
-        format!("dead={} unsynced_changes={changes} unsynced_dirs={dirs}\n", s.dead)
+        format!(
+            "dead={} unsynced_changes={changes} unsynced_dirs={dirs}\n",
+            s.dead
+        )
     }
 }
 
@@ -149,7 +157,10 @@ impl Filesystem for FaultFs {
         // A clean unmount: the OS writes back everything it holds.
         s.model.sync_all();
         if let Err(e) = disk::save(&s.model, &self.backing) {
-            eprintln!("faultfs: cannot write the backing dir {}: {e}", self.backing.display());
+            eprintln!(
+                "faultfs: cannot write the backing dir {}: {e}",
+                self.backing.display()
+            );
         }
     }
 
@@ -215,17 +226,31 @@ impl Filesystem for FaultFs {
         self.entry(reply, r)
     }
 
-    fn mkdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, _mode: u32, _umask: u32, reply: ReplyEntry) {
+    fn mkdir(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
         let r = name_of(name).and_then(|n| self.with(|m| m.mkdir(parent.0, n)));
         self.entry(reply, r)
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        empty(reply, name_of(name).and_then(|n| self.with(|m| m.unlink(parent.0, n))))
+        empty(
+            reply,
+            name_of(name).and_then(|n| self.with(|m| m.unlink(parent.0, n))),
+        )
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        empty(reply, name_of(name).and_then(|n| self.with(|m| m.rmdir(parent.0, n))))
+        empty(
+            reply,
+            name_of(name).and_then(|n| self.with(|m| m.rmdir(parent.0, n))),
+        )
     }
 
     fn rename(
@@ -303,7 +328,14 @@ impl Filesystem for FaultFs {
         }
     }
 
-    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
         reply.ok();
     }
 
@@ -374,7 +406,13 @@ impl Filesystem for FaultFs {
             })
         });
         match r {
-            Ok(a) => reply.created(&TTL, &a, Generation(0), FileHandle(0), FopenFlags::FOPEN_DIRECT_IO),
+            Ok(a) => reply.created(
+                &TTL,
+                &a,
+                Generation(0),
+                FileHandle(0),
+                FopenFlags::FOPEN_DIRECT_IO,
+            ),
             Err(e) => reply.error(e),
         }
     }

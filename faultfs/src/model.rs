@@ -96,7 +96,10 @@ impl Default for Model {
     fn default() -> Self {
         let mut nodes = HashMap::new();
         nodes.insert(ROOT, Node::Dir(DirNode::default()));
-        Model { nodes, next_ino: ROOT + 1 }
+        Model {
+            nodes,
+            next_ino: ROOT + 1,
+        }
     }
 }
 
@@ -208,7 +211,10 @@ impl Model {
     pub fn write(&mut self, ino: Ino, offset: u64, data: &[u8]) -> Result<(), Errno> {
         let f = self.file_mut(ino)?;
         write_at(&mut f.data, offset, data).ok_or(libc::EFBIG)?;
-        f.pending.push(Pending::Write { offset, data: data.to_vec() });
+        f.pending.push(Pending::Write {
+            offset,
+            data: data.to_vec(),
+        });
         Ok(())
     }
 
@@ -321,7 +327,10 @@ fn lose_file(
                     "inode {ino}: write of {} bytes at {offset} torn after {kept} bytes",
                     data.len()
                 ));
-                Some(Pending::Write { offset: *offset, data: data[..*kept].to_vec() })
+                Some(Pending::Write {
+                    offset: *offset,
+                    data: data[..*kept].to_vec(),
+                })
             }
             (Some((t, at, _)), _) if *t == ino && i < *at => Some(p),
             _ if keep(rng) => Some(p),
@@ -396,7 +405,11 @@ impl Model {
 
     /// A loaded file: its data is durable.
     pub fn loaded_file(data: Vec<u8>) -> Node {
-        Node::File(FileNode { durable: data.clone(), data, pending: Vec::new() })
+        Node::File(FileNode {
+            durable: data.clone(),
+            data,
+            pending: Vec::new(),
+        })
     }
 
     /// How many changes wait for a sync (for the control file's status).

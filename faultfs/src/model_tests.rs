@@ -33,7 +33,11 @@ fn a_write_without_fsync_is_lost() {
     let (mut m, d, f) = with_synced_file(b"abc");
     m.write(f, 3, b"def").unwrap();
     m.write(f, 0, b"X").unwrap();
-    assert_eq!(contents(&m, d, "f").unwrap(), b"Xbcdef", "reads see the unsynced writes");
+    assert_eq!(
+        contents(&m, d, "f").unwrap(),
+        b"Xbcdef",
+        "reads see the unsynced writes"
+    );
     let report = m.power_loss(Loss::All);
     assert_eq!(contents(&m, d, "f").unwrap(), b"abc");
     assert_eq!(report.dropped_changes, 2);
@@ -113,8 +117,15 @@ fn a_torn_write_keeps_its_first_sectors_and_the_changes_before_it() {
     let torn = report.torn.expect("a write was torn");
     if torn.contains("at 150") {
         // The second write, cut at a 4 KiB boundary of the file: 4096, 8192 or 12288.
-        assert!([4096, 8192, 12288].contains(&after.len()), "{torn}: {} bytes", after.len());
-        assert!(after[100..150].iter().all(|&b| b == b'b'), "the write before it survives");
+        assert!(
+            [4096, 8192, 12288].contains(&after.len()),
+            "{torn}: {} bytes",
+            after.len()
+        );
+        assert!(
+            after[100..150].iter().all(|&b| b == b'b'),
+            "the write before it survives"
+        );
         assert!(after[150..].iter().all(|&b| b == b'c'));
     } else {
         // The first write crosses no boundary: it is lost whole, and so is the second.
@@ -146,7 +157,11 @@ fn a_random_loss_keeps_some_and_drops_some_and_is_seeded() {
     let (mut b, _) = build();
     let ra = a.power_loss(Loss::Random(3));
     b.power_loss(Loss::Random(3));
-    assert_eq!(contents(&a, d, "f"), contents(&b, d, "f"), "same seed, same survivors");
+    assert_eq!(
+        contents(&a, d, "f"),
+        contents(&b, d, "f"),
+        "same seed, same survivors"
+    );
     assert!(ra.kept_changes > 0 && ra.dropped_changes > 0, "{ra:?}");
 }
 

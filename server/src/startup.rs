@@ -110,9 +110,15 @@ fn connection_limits(config: &ServerConfig) -> conn::Limits {
 /// The ops over the ledger the configuration names: in PostgreSQL
 /// (`--database-url`, connected and migrated here), or in this process
 /// (memory, or the journal of `--data-dir`, which is kept for the closing report).
-async fn open_ledger(config: &ServerConfig) -> Result<(Ops, Option<crate::backend::durable::Durable>), BoxError> {
+async fn open_ledger(
+    config: &ServerConfig,
+) -> Result<(Ops, Option<crate::backend::durable::Durable>), BoxError> {
     let Some(settings) = config.database.clone() else {
-        let durable = crate::backend::durable::open(&config.ledger, config.data_dir.as_deref())?;
+        let durable = crate::backend::durable::open(
+            &config.ledger,
+            config.data_dir.as_deref(),
+            config.journal_rollover_bytes,
+        )?;
         return Ok((Ops::new(Arc::clone(&durable.ledger)), Some(durable)));
     };
     let ledger_config = config.ledger.clone();

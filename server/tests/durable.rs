@@ -13,7 +13,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bank_server::backend::ledger::storage::{DataDir, Journal, StorageHandle, REPAIR_INTERVAL};
+use bank_server::backend::ledger::storage::{
+    DataDir, Journal, StorageHandle, REPAIR_INTERVAL, SNAPSHOT_AFTER_BYTES,
+};
 use bank_server::backend::ledger::{
     Attempt, BatchOp, CallContext, Deposit, Ledger, LedgerConfig, LedgerError, LedgerResult, OpResult,
     Outcome, Pending, Transfer, Withdrawal,
@@ -72,8 +74,9 @@ fn op_strategy() -> impl Strategy<Value = Op> {
 fn run(l: &Ledger, i: usize, op: Op) -> LedgerResult<OpResult> {
     let request_id = format!("r{i}");
     let ctx = CallContext::detached();
-    let account =
-        |k: usize| -> LedgerResult<std::sync::Arc<bank_server::backend::ledger::Account>> { l.account(ACCOUNTS[k]) };
+    let account = |k: usize| -> LedgerResult<std::sync::Arc<bank_server::backend::ledger::Account>> {
+        l.account(ACCOUNTS[k])
+    };
     match op {
         Op::Deposit(a, amount) => {
             let d = Deposit {
@@ -696,7 +699,7 @@ fn clean_life(dir: &Path, ops: &[Op]) -> u64 {
         processing_delay: Duration::ZERO,
         ..LedgerConfig::default()
     };
-    let durable = bank_server::backend::durable::open(&config, Some(dir)).unwrap();
+    let durable = bank_server::backend::durable::open(&config, Some(dir), SNAPSHOT_AFTER_BYTES).unwrap();
     let l = Arc::clone(&durable.ledger);
     for (i, id) in ACCOUNTS.iter().enumerate() {
         if l.account(id).is_err() {
@@ -712,7 +715,8 @@ fn clean_life(dir: &Path, ops: &[Op]) -> u64 {
 
 /// Starts over `dir` through `durable::open`; the refusal if refused.
 fn start_durable(dir: &Path) -> Result<Vec<(u64, u64)>, String> {
-    let durable = bank_server::backend::durable::open(&LedgerConfig::default(), Some(dir))?;
+    let durable =
+        bank_server::backend::durable::open(&LedgerConfig::default(), Some(dir), SNAPSHOT_AFTER_BYTES)?;
     Ok(state(&durable.ledger))
 }
 

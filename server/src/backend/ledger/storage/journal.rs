@@ -47,8 +47,22 @@ use super::{Record, Storage, StorageError};
 
 /// How often a broken journal may try to repair itself.
 pub const REPAIR_INTERVAL: Duration = Duration::from_millis(500);
-/// The journal grows to at least this before a snapshot replaces it.
+/// The journal grows to at least this before a snapshot replaces it (the
+/// default of `--journal-rollover-bytes`).
 pub const SNAPSHOT_AFTER_BYTES: u64 = 64 * 1024 * 1024;
+/// The least `--journal-rollover-bytes`: below it a busy server would spend
+/// its time writing snapshots (each one takes every account's lock).
+pub const ROLLOVER_MIN_BYTES: u64 = 64 * 1024;
+
+/// Refuses a rollover size below [`ROLLOVER_MIN_BYTES`].
+pub fn check_rollover_bytes(bytes: u64) -> Result<(), String> {
+    if bytes < ROLLOVER_MIN_BYTES {
+        return Err(format!(
+            "--journal-rollover-bytes must be at least {ROLLOVER_MIN_BYTES} (64 KiB), got {bytes}: a smaller journal would be snapshotted almost every op"
+        ));
+    }
+    Ok(())
+}
 
 /// How many times a snapshot waits for the pending batch to be flushed
 /// before it gives up for now (ops keep coming; the next try is soon).

@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 pub use codec::Record;
 pub use dir::{DataDir, Recovered};
-pub use journal::{Journal, REPAIR_INTERVAL, SNAPSHOT_AFTER_BYTES};
+pub use journal::{check_rollover_bytes, Journal, REPAIR_INTERVAL, ROLLOVER_MIN_BYTES, SNAPSHOT_AFTER_BYTES};
 pub use marker::CLEAN_FILE;
 pub use ticket::{Flushed, Ticket};
 
