@@ -19,6 +19,7 @@ mod dir;
 mod ident;
 mod journal;
 mod marker;
+pub mod planted;
 mod scan;
 mod ticket;
 
