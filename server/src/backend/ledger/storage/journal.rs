@@ -133,6 +133,7 @@ impl Journal {
     /// The journal of a recovered data dir, appending after its valid
     /// records, with its flusher thread running.
     pub fn open(dir: DataDir, recovered: &Recovered, snapshot_after: u64) -> Result<Journal, String> {
+        planted::announce();
         let shared = Arc::new(Shared::open(dir, recovered, snapshot_after)?);
         let flusher = {
             let shared = Arc::clone(&shared);

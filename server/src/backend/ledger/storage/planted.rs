@@ -31,6 +31,12 @@ pub fn skip(_which: Skip) -> bool {
     false
 }
 
+/// Reads the variable now, so that a planted bug is logged at startup.
+pub fn announce() {
+    #[cfg(debug_assertions)]
+    planted();
+}
+
 /// The planted skip, read once (and said loudly once).
 #[cfg(debug_assertions)]
 fn planted() -> Option<Skip> {
