@@ -36,6 +36,9 @@ pub struct FaultFs {
     state: Mutex<State>,
     backing: PathBuf,
     started: SystemTime,
+    /// How long each fsync takes (a slow disk), outside the model's lock, so
+    /// that a power loss can land while a sync is in flight.
+    sync_delay: Duration,
 }
 
 type Res<T> = Result<T, Errno>;
@@ -45,12 +48,22 @@ fn errno(e: i32) -> Errno {
 }
 
 impl FaultFs {
-    pub fn new(model: Model, backing: PathBuf) -> FaultFs {
+    pub fn new(model: Model, backing: PathBuf, sync_delay: Duration) -> FaultFs {
         FaultFs {
             state: Mutex::new(State { model, dead: false }),
             backing,
             started: SystemTime::now(),
+            sync_delay,
         }
+    }
+
+    /// A sync: the flush takes `sync_delay`, then what it covers is durable
+    /// (unless the power went out meanwhile: then it fails with EIO).
+    fn sync(&self, ino: Ino) -> Res<()> {
+        if !self.sync_delay.is_zero() {
+            std::thread::sleep(self.sync_delay);
+        }
+        self.with(|m| m.sync(ino))
     }
 
     /// Runs `f` on the model unless the power is gone.
@@ -343,7 +356,7 @@ impl Filesystem for FaultFs {
         if ino.0 == CONTROL_INO {
             return reply.ok();
         }
-        empty(reply, self.with(|m| m.sync(ino.0)))
+        empty(reply, self.sync(ino.0))
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -380,7 +393,7 @@ impl Filesystem for FaultFs {
     }
 
     fn fsyncdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
-        empty(reply, self.with(|m| m.sync(ino.0)))
+        empty(reply, self.sync(ino.0))
     }
 
     fn create(
