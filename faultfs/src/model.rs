@@ -284,6 +284,13 @@ impl Model {
             }
         }
         candidates.sort_unstable();
+        // Prefer a write that a 4 KiB boundary can tear (else one is lost whole).
+        let crosses = |&(_, _, offset, len): &(Ino, usize, u64, u64)| {
+            offset / SECTOR_BYTES + 1 < (offset + len).div_ceil(SECTOR_BYTES)
+        };
+        if candidates.iter().any(crosses) {
+            candidates.retain(crosses);
+        }
         let mut rng = SmallRng::seed_from_u64(seed);
         let &(ino, i, offset, len) = candidates.get(rng.random_range(0..candidates.len().max(1)))?;
         // The 4 KiB boundaries strictly inside the write; none: it is lost whole.
@@ -337,6 +344,7 @@ fn lose_file(
             _ => None,
         };
         match survivor {
+            Some(Pending::Write { data, .. }) if data.is_empty() => report.dropped_changes += 1,
             Some(p) => {
                 apply(&mut f.durable, &p);
                 report.kept_changes += 1;

@@ -185,3 +185,25 @@ fn errors_are_errnos() {
     assert_eq!(m.rmdir(ROOT, "d"), Err(libc::ENOTEMPTY));
     assert_eq!(m.unlink(ROOT, "d"), Err(libc::EISDIR));
 }
+
+#[test]
+fn a_torn_loss_prefers_a_write_that_a_boundary_can_tear() {
+    for seed in 0..16 {
+        let (mut m, d, f) = with_synced_file(b"");
+        m.write(f, 0, &[1; 100]).unwrap();
+        m.write(f, 4000, &[2; 200]).unwrap();
+        m.write(f, 4200, &[3; 100]).unwrap();
+        let report = m.power_loss(Loss::Torn(seed));
+        let after = contents(&m, d, "f").unwrap();
+        assert_eq!(after.len(), 4096, "seed {seed}: {report:?}");
+        assert_eq!(
+            &after[4000..],
+            &[2; 96],
+            "seed {seed}: the second write, cut at 4096"
+        );
+        assert_eq!(
+            report.kept_changes, 2,
+            "the first write and the torn part of the second"
+        );
+    }
+}
