@@ -13,11 +13,15 @@
 #       survived, the server restarted on it. --journal-rollover-bytes 65536
 #       makes the run cross several snapshots and journal generations. The
 #       verdict must pass and every in-flight op be settled.
-#   (2) Each planted sync bug (BANK_TEST_SKIP_SYNC=answer, dir, snapshot: a
+#   (2) Three more power losses, each armed to strike at a directory fsync
+#       (1st, 2nd or 3rd from then on): in the middle of a generation change
+#       (journal.G+1 created, snapshot.G+1 renamed, the old generation
+#       deleted); the verdict must pass.
+#   (3) Each planted sync bug (BANK_TEST_SKIP_SYNC=answer, dir, snapshot: a
 #       debug server) must be caught: the verdict fails, or the server
 #       refuses to start naming the damage.
 #
-# POWERLOSS_SECTIONS="1" runs only some; POWERLOSS_SEED fixes the moments.
+# POWERLOSS_SECTIONS="1 3" runs only some; POWERLOSS_SEED fixes the moments.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -186,19 +190,47 @@ section_1() {
 }
 
 # ---------------------------------------------------------------------------
+section_2() {
+  step "(2) power lost at a directory fsync, mid generation change, 3 times: the verdict must pass"
+  PORT=$(free_port)
+  rm -rf "$DISK" && mount_fs 2
+  start_server "$SERVER_BIN" "$WORK/2-server-0.log"
+  [ "$STARTED" = yes ] || fail "bank-server did not start on faultfs"
+  start_load mid 30s
+  local n k
+  for n in 1 2 3; do
+    k=$((1 + RANDOM % 3))
+    echo "powerloss at-dirsync $k" >"$MNT/.faultfs" || fail "faultfs refused at-dirsync"
+    await_log "$MNT/.faultfs" 'dead=true' 300 || fail "no generation change within 15 s (power loss $n armed for dir fsync $k)"
+    kill_pid "$SERVER_PID"
+    unmount_fs
+    mount_fs 2
+    start_server "$SERVER_BIN" "$WORK/2-server-$n.log"
+    [ "$STARTED" = yes ] || fail "after a power loss at dir fsync $k the real server refused to start: $(grep -m1 -i 'refus' "$WORK/2-server-$n.log")"
+    echo "power loss $n at directory fsync #$k of a generation change: restarted at generation $(generation_of "$WORK/2-server-$n.log"), $(grep -o 'journal_records=[0-9]*' "$WORK/2-server-$n.log")"
+  done
+  wait_client
+  echo "stress-client exit $RC: $(verdict "$WORK/mid.json")"
+  [ "$RC" = 0 ] || fail "the run through power losses mid generation change exited $RC"
+  [ "$(jq -r .operations.unresolved "$WORK/mid.json")" = 0 ] || fail "in-flight ops were never settled"
+  kill_pid "$SERVER_PID"
+  unmount_fs
+}
+
+# ---------------------------------------------------------------------------
 # One planted bug ($1: answer, dir or snapshot) must be caught.
 planted() {
   local bug=$1 log
   PORT=$(free_port)
-  rm -rf "$DISK" && mount_fs "2-$bug"
-  BANK_TEST_SKIP_SYNC=$bug start_server "$DEBUG_SERVER_BIN" "$WORK/2-$bug-server-0.log"
-  [ "$STARTED" = yes ] || fail "the debug server did not start: $(tail -2 "$WORK/2-$bug-server-0.log")"
-  grep -q 'PLANTED BUG' "$WORK/2-$bug-server-0.log" || fail "BANK_TEST_SKIP_SYNC=$bug was not honoured by the debug build"
+  rm -rf "$DISK" && mount_fs "3-$bug"
+  BANK_TEST_SKIP_SYNC=$bug start_server "$DEBUG_SERVER_BIN" "$WORK/3-$bug-server-0.log"
+  [ "$STARTED" = yes ] || fail "the debug server did not start: $(tail -2 "$WORK/3-$bug-server-0.log")"
+  grep -q 'PLANTED BUG' "$WORK/3-$bug-server-0.log" || fail "BANK_TEST_SKIP_SYNC=$bug was not honoured by the debug build"
   start_load "two-$bug" 12s
   # Past a few rollovers (the 64 KiB journal fills in well under a second).
   sleep 5
-  power_cycle "powerloss" "2-$bug"
-  log="$WORK/2-$bug-server-1.log"
+  power_cycle "powerloss" "3-$bug"
+  log="$WORK/3-$bug-server-1.log"
   BANK_TEST_SKIP_SYNC=$bug start_server "$DEBUG_SERVER_BIN" "$log"
   if [ "$STARTED" = no ]; then
     kill_pid "$CLIENT_PID"
@@ -213,12 +245,12 @@ planted() {
   unmount_fs
 }
 
-section_2() {
-  step "(2) the three planted sync bugs (debug build, BANK_TEST_SKIP_SYNC) must each be caught"
+section_3() {
+  step "(3) the three planted sync bugs (debug build, BANK_TEST_SKIP_SYNC) must each be caught"
   for bug in ${POWERLOSS_BUGS:-answer dir snapshot}; do planted "$bug"; done
 }
 
-for s in ${POWERLOSS_SECTIONS:-1 2}; do
+for s in ${POWERLOSS_SECTIONS:-1 2 3}; do
   "section_$s"
 done
 step "passed"

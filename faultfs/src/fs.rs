@@ -17,7 +17,7 @@ use fuser::{
 
 use crate::control::{self, Command};
 use crate::disk;
-use crate::model::{Ino, Model, Node, ROOT};
+use crate::model::{Ino, Loss, Model, Node, ROOT};
 
 /// The control file's name (in the root) and inode number.
 pub const CONTROL_NAME: &str = ".faultfs";
@@ -29,6 +29,8 @@ struct State {
     model: Model,
     /// Set by a power loss: the disk is gone until a remount.
     dead: bool,
+    /// An armed power loss: it strikes at the n-th directory fsync from now.
+    armed_dir_syncs: Option<u32>,
 }
 
 /// The mounted filesystem.
@@ -50,7 +52,11 @@ fn errno(e: i32) -> Errno {
 impl FaultFs {
     pub fn new(model: Model, backing: PathBuf, sync_delay: Duration) -> FaultFs {
         FaultFs {
-            state: Mutex::new(State { model, dead: false }),
+            state: Mutex::new(State {
+                model,
+                dead: false,
+                armed_dir_syncs: None,
+            }),
             backing,
             started: SystemTime::now(),
             sync_delay,
@@ -105,7 +111,7 @@ impl FaultFs {
     }
 
     fn entry(&self, reply: ReplyEntry, r: Res<Ino>) {
-        let attr = r.and_then(|ino| self.with(|m| self.attr(m, ino)));
+        let attr = r.and_then(|ino| self.attr_of(ino));
         match attr {
             Ok(a) => reply.entry(&TTL, &a, Generation(0)),
             Err(e) => reply.error(e),
@@ -119,32 +125,63 @@ impl FaultFs {
             Errno::EINVAL
         })?;
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if s.dead {
+            return Err(Errno::EIO);
+        }
         match cmd {
-            Command::PowerLoss(loss) => {
-                if s.dead {
-                    return Err(Errno::EIO);
-                }
-                let report = s.model.power_loss(loss);
-                s.dead = true;
-                eprintln!(
-                    "faultfs: POWER LOSS ({loss:?}): {report:?}; every request fails (EIO) until a remount"
-                );
-                disk::save(&s.model, &self.backing).map_err(|e| {
-                    eprintln!(
-                        "faultfs: cannot write the backing dir {}: {e}",
-                        self.backing.display()
-                    );
-                    Errno::EIO
-                })
+            Command::PowerLoss(loss) => self.lose_power(&mut s, loss),
+            Command::AtDirSync(n) => {
+                s.armed_dir_syncs = Some(n);
+                Ok(())
             }
         }
+    }
+
+    /// The power goes out: the model keeps what `loss` says, the backing dir
+    /// gets it, and every later request fails.
+    fn lose_power(&self, s: &mut State, loss: Loss) -> Res<()> {
+        let report = s.model.power_loss(loss);
+        s.dead = true;
+        eprintln!("faultfs: POWER LOSS ({loss:?}): {report:?}; every request fails (EIO) until a remount");
+        disk::save(&s.model, &self.backing).map_err(|e| {
+            eprintln!(
+                "faultfs: cannot write the backing dir {}: {e}",
+                self.backing.display()
+            );
+            Errno::EIO
+        })
+    }
+
+    /// A directory fsync, unless an armed power loss strikes before it counts.
+    fn sync_dir(&self, ino: Ino) -> Res<()> {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = s.armed_dir_syncs.filter(|_| !s.dead) {
+            s.armed_dir_syncs = n.checked_sub(1).filter(|&left| left > 0);
+            if n <= 1 {
+                eprintln!("faultfs: the armed power loss strikes at a directory fsync");
+                self.lose_power(&mut s, Loss::All)?;
+                return Err(Errno::EIO);
+            }
+        }
+        drop(s);
+        self.sync(ino)
+    }
+
+    /// The attributes of `ino`; the control file's even after a power loss.
+    fn attr_of(&self, ino: Ino) -> Res<FileAttr> {
+        if ino == CONTROL_INO {
+            let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            return self.attr(&s.model, ino).map_err(errno);
+        }
+        self.with(|m| self.attr(m, ino))
     }
 
     fn status(&self) -> String {
         let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let (changes, dirs) = s.model.unsynced();
+        let armed = s.armed_dir_syncs.unwrap_or(0);
         format!(
-            "dead={} unsynced_changes={changes} unsynced_dirs={dirs}\n",
+            "dead={} unsynced_changes={changes} unsynced_dirs={dirs} armed_dir_syncs={armed}\n",
             s.dead
         )
     }
@@ -186,7 +223,7 @@ impl Filesystem for FaultFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.with(|m| self.attr(m, ino.0)) {
+        match self.attr_of(ino.0) {
             Ok(a) => reply.attr(&TTL, &a),
             Err(e) => reply.error(e),
         }
@@ -393,7 +430,7 @@ impl Filesystem for FaultFs {
     }
 
     fn fsyncdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
-        empty(reply, self.sync(ino.0))
+        empty(reply, self.sync_dir(ino.0))
     }
 
     fn create(
