@@ -196,12 +196,12 @@ section_2() {
   rm -rf "$DISK" && mount_fs 2
   start_server "$SERVER_BIN" "$WORK/2-server-0.log"
   [ "$STARTED" = yes ] || fail "bank-server did not start on faultfs"
-  start_load mid 30s
+  start_load mid 40s
   local n k
   for n in 1 2 3; do
     k=$((1 + RANDOM % 3))
     echo "powerloss at-dirsync $k" >"$MNT/.faultfs" || fail "faultfs refused at-dirsync"
-    await_log "$MNT/.faultfs" 'dead=true' 300 || fail "no generation change within 15 s (power loss $n armed for dir fsync $k)"
+    await_log "$MNT/.faultfs" 'dead=true' 400 || fail "no generation change within 20 s (power loss $n armed for dir fsync $k)"
     kill_pid "$SERVER_PID"
     unmount_fs
     mount_fs 2
