@@ -12,7 +12,8 @@
 #       boundary), the server killed, the filesystem remounted with what
 #       survived, the server restarted on it. --journal-rollover-bytes 65536
 #       makes the run cross several snapshots and journal generations. The
-#       verdict must pass and every in-flight op be settled.
+#       verdict must pass and every in-flight op be settled. Then a clean
+#       stop (CLEAN marker) and a power loss: the restart recovers the same state.
 #   (2) Three more power losses, each armed to strike at a directory fsync
 #       (1st, 2nd or 3rd from then on): in the middle of a generation change
 #       (journal.G+1 created, snapshot.G+1 renamed, the old generation
@@ -185,6 +186,31 @@ section_1() {
   echo "power losses that found unsynced writes: $dropping of $POWER_LOSSES"
   [ "$dropping" -ge 1 ] || fail "no power loss found an unsynced write: the run proved little"
   [ "${last:-0}" -ge 3 ] || fail "the run crossed fewer than 3 journal rollovers (last generation ${last:-0})"
+  after_clean_stop
+}
+
+# Total balance and accounts a server log says it recovered.
+state_of() { echo "$(grep -o 'accounts=[0-9]*' "$1" | head -1) $(grep -o 'total_balance=[0-9]*' "$1" | head -1)"; }
+
+# A clean stop (the CLEAN marker), then a power loss: the restart must
+# accept the marker and recover the same state.
+after_clean_stop() {
+  local before after
+  kill -TERM "$SERVER_PID"
+  wait "$SERVER_PID" || fail "bank-server did not stop cleanly"
+  [ -e "$MNT/data/CLEAN" ] || fail "a clean stop left no CLEAN marker"
+  start_server "$SERVER_BIN" "$WORK/1-server-clean.log"
+  before=$(state_of "$WORK/1-server-clean.log")
+  kill -TERM "$SERVER_PID"
+  wait "$SERVER_PID" || fail "bank-server did not stop cleanly"
+  echo powerloss >"$MNT/.faultfs"
+  unmount_fs
+  mount_fs 1
+  start_server "$SERVER_BIN" "$WORK/1-server-after.log"
+  [ "$STARTED" = yes ] || fail "after a clean stop and a power loss the server refused: $(grep -m1 -i 'refus' "$WORK/1-server-after.log")"
+  after=$(state_of "$WORK/1-server-after.log")
+  echo "clean stop, power loss, restart: $after (before the power loss: $before)"
+  [ "$before" = "$after" ] || fail "a clean stop then a power loss changed the state: $before -> $after"
   kill_pid "$SERVER_PID"
   unmount_fs
 }
