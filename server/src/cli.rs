@@ -170,6 +170,12 @@ pub struct Args {
     #[arg(long, env = "BANK_DATA_DIR", value_name = "PATH")]
     pub data_dir: Option<PathBuf>,
 
+    /// With --data-dir: once the journal grows past this many bytes (and
+    /// past the last snapshot), a snapshot starts a new journal generation.
+    #[arg(long, env = "BANK_JOURNAL_ROLLOVER_BYTES", value_name = "BYTES",
+        default_value_t = crate::backend::ledger::storage::SNAPSHOT_AFTER_BYTES)]
+    pub journal_rollover_bytes: u64,
+
     /// Group commit: an account's runner applies up to N queued deposits and
     /// withdrawals under one lock hold, one processing delay and one sync.
     #[arg(long, env = "BANK_BATCH_MAX", default_value_t = 1)]
@@ -237,6 +243,7 @@ impl Args {
         if self.handshake_timeout.is_zero() {
             return Err("--handshake-timeout must be more than 0s".into());
         }
+        crate::backend::ledger::storage::check_rollover_bytes(self.journal_rollover_bytes)?;
         Ok(ServerConfig {
             ledger: self.ledger_config(),
             max_message_bytes: self.max_message_bytes,
@@ -252,6 +259,7 @@ impl Args {
             tls: self.tls_files(),
             auth_tokens: self.auth_tokens.clone(),
             data_dir: self.data_dir.clone(),
+            journal_rollover_bytes: self.journal_rollover_bytes,
             database: self.database_settings(),
         })
     }
@@ -394,6 +402,22 @@ mod tests {
         assert_eq!(config.shutdown_grace, defaults.shutdown_grace);
         assert_eq!(config.max_connections, defaults.max_connections);
         assert!(config.tls.is_none() && config.auth_tokens.is_none());
+    }
+
+    #[test]
+    fn the_journal_rollover_defaults_to_64_mib_and_refuses_below_its_minimum() {
+        let parse = |args: &[&str]| {
+            let all = [&["bank-server"], args].concat();
+            Args::try_parse_from(all).unwrap().config()
+        };
+        assert_eq!(parse(&[]).unwrap().journal_rollover_bytes, 64 * 1024 * 1024);
+        let small = parse(&["--journal-rollover-bytes", "65536"]).unwrap();
+        assert_eq!(small.journal_rollover_bytes, 65536);
+        let below = parse(&["--journal-rollover-bytes", "65535"]).unwrap_err();
+        assert!(
+            below.contains("--journal-rollover-bytes must be at least 65536"),
+            "{below}"
+        );
     }
 
     #[test]

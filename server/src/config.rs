@@ -47,6 +47,8 @@ pub struct ServerConfig {
     pub auth_tokens: Option<PathBuf>,
     /// Where the ledger is kept durably (`--data-dir`); memory when `None`.
     pub data_dir: Option<PathBuf>,
+    /// The journal size that starts a snapshot (`--journal-rollover-bytes`).
+    pub journal_rollover_bytes: u64,
     /// The shared ledger in PostgreSQL (`--database-url`), if any.
     pub database: Option<DbSettings>,
 }
@@ -68,6 +70,7 @@ impl Default for ServerConfig {
             tls: None,
             auth_tokens: None,
             data_dir: None,
+            journal_rollover_bytes: crate::backend::ledger::storage::SNAPSHOT_AFTER_BYTES,
             database: None,
         }
     }

@@ -125,8 +125,12 @@ async fn open_ledger(
     config: &ServerConfig,
 ) -> Result<(Ops, Option<crate::backend::durable::Durable>), BoxError> {
     let Some(settings) = config.database.clone() else {
-        let durable = crate::backend::durable::open(&config.ledger, config.data_dir.as_deref())
-            .map_err(|e| format!("--data-dir: {e}"))?;
+        let durable = crate::backend::durable::open(
+            &config.ledger,
+            config.data_dir.as_deref(),
+            config.journal_rollover_bytes,
+        )
+        .map_err(|e| format!("--data-dir: {e}"))?;
         return Ok((Ops::new(Arc::clone(&durable.ledger)), Some(durable)));
     };
     let ledger_config = config.ledger.clone();

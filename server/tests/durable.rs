@@ -13,7 +13,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bank_server::backend::ledger::storage::{DataDir, Journal, StorageHandle, REPAIR_INTERVAL};
+use bank_server::backend::ledger::storage::{
+    DataDir, Journal, StorageHandle, REPAIR_INTERVAL, SNAPSHOT_AFTER_BYTES,
+};
 use bank_server::backend::ledger::{
     Attempt, BatchOp, CallContext, Deposit, Ledger, LedgerConfig, LedgerError, LedgerResult, OpResult,
     Outcome, Pending, Transfer, Withdrawal,
@@ -697,7 +699,7 @@ fn clean_life(dir: &Path, ops: &[Op]) -> u64 {
         processing_delay: Duration::ZERO,
         ..LedgerConfig::default()
     };
-    let durable = bank_server::backend::durable::open(&config, Some(dir)).unwrap();
+    let durable = bank_server::backend::durable::open(&config, Some(dir), SNAPSHOT_AFTER_BYTES).unwrap();
     let l = Arc::clone(&durable.ledger);
     for (i, id) in ACCOUNTS.iter().enumerate() {
         if l.account(id).is_err() {
@@ -713,7 +715,8 @@ fn clean_life(dir: &Path, ops: &[Op]) -> u64 {
 
 /// Starts over `dir` through `durable::open`; the refusal if refused.
 fn start_durable(dir: &Path) -> Result<Vec<(u64, u64)>, String> {
-    let durable = bank_server::backend::durable::open(&LedgerConfig::default(), Some(dir))?;
+    let durable =
+        bank_server::backend::durable::open(&LedgerConfig::default(), Some(dir), SNAPSHOT_AFTER_BYTES)?;
     Ok(state(&durable.ledger))
 }
 

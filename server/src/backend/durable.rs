@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use tracing::info;
 
-use crate::backend::ledger::storage::{DataDir, Journal, StorageHandle, SNAPSHOT_AFTER_BYTES};
+use crate::backend::ledger::storage::{DataDir, Journal, StorageHandle};
 use crate::backend::ledger::{spawn_snapshotter, Ledger, LedgerConfig};
 
 /// The ledger and, when durable, its journal (for the closing report).
@@ -21,8 +21,9 @@ pub struct Durable {
     journal: Option<Arc<Journal>>,
 }
 
-/// Builds the ledger `config` and `data_dir` describe.
-pub fn open(config: &LedgerConfig, data_dir: Option<&Path>) -> Result<Durable, String> {
+/// Builds the ledger `config` and `data_dir` describe; the journal rolls
+/// over (a snapshot, a new generation) past `rollover_bytes`.
+pub fn open(config: &LedgerConfig, data_dir: Option<&Path>, rollover_bytes: u64) -> Result<Durable, String> {
     let Some(path) = data_dir else {
         info!("ledger in memory, not durable: a restart loses every account (--data-dir PATH keeps them)");
         let ledger = Arc::new(Ledger::new(config.clone()));
@@ -33,7 +34,7 @@ pub fn open(config: &LedgerConfig, data_dir: Option<&Path>) -> Result<Durable, S
     };
     let dir = DataDir::lock(path)?;
     let recovered = dir.recover()?;
-    let journal = Arc::new(Journal::open(dir, &recovered, SNAPSHOT_AFTER_BYTES)?);
+    let journal = Arc::new(Journal::open(dir, &recovered, rollover_bytes)?);
     let mut config = config.clone();
     config.storage = StorageHandle(Arc::clone(&journal) as _);
     let ledger = Ledger::recover(config, &recovered.snapshot, &recovered.journal.records)

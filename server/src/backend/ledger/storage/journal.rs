@@ -42,13 +42,28 @@ use super::codec::encode;
 use super::dir::{DataDir, Recovered};
 use super::ident::FileId;
 use super::marker::{self, Clean};
+use super::planted::{self, Skip};
 use super::ticket::Ticket;
 use super::{Record, Storage, StorageError};
 
 /// How often a broken journal may try to repair itself.
 pub const REPAIR_INTERVAL: Duration = Duration::from_millis(500);
-/// The journal grows to at least this before a snapshot replaces it.
+/// The journal grows to at least this before a snapshot replaces it (the
+/// default of `--journal-rollover-bytes`).
 pub const SNAPSHOT_AFTER_BYTES: u64 = 64 * 1024 * 1024;
+/// The least `--journal-rollover-bytes`: below it a busy server would spend
+/// its time writing snapshots (each one takes every account's lock).
+pub const ROLLOVER_MIN_BYTES: u64 = 64 * 1024;
+
+/// Refuses a rollover size below [`ROLLOVER_MIN_BYTES`].
+pub fn check_rollover_bytes(bytes: u64) -> Result<(), String> {
+    if bytes < ROLLOVER_MIN_BYTES {
+        return Err(format!(
+            "--journal-rollover-bytes must be at least {ROLLOVER_MIN_BYTES} (64 KiB), got {bytes}: a smaller journal would be snapshotted almost every op"
+        ));
+    }
+    Ok(())
+}
 
 /// How many times a snapshot waits for the pending batch to be flushed
 /// before it gives up for now (ops keep coming; the next try is soon).
@@ -118,6 +133,7 @@ impl Journal {
     /// The journal of a recovered data dir, appending after its valid
     /// records, with its flusher thread running.
     pub fn open(dir: DataDir, recovered: &Recovered, snapshot_after: u64) -> Result<Journal, String> {
+        planted::announce();
         let shared = Arc::new(Shared::open(dir, recovered, snapshot_after)?);
         let flusher = {
             let shared = Arc::clone(&shared);
@@ -333,7 +349,9 @@ impl Shared {
         if injected {
             return Err(Failure::Io(std::io::Error::other("injected fdatasync failure")));
         }
-        file.sync_data().map_err(Failure::Io)?;
+        if !planted::skip(Skip::Answer) {
+            file.sync_data().map_err(Failure::Io)?;
+        }
         self.dir
             .check()
             .and_then(|()| watch.journal_id.check(&watch.journal, "journal"))
@@ -469,7 +487,9 @@ impl Shared {
         let file = File::create(&journal)?;
         file.sync_all()?;
         let journal_id = id_of(&file)?;
-        self.dir.sync()?;
+        if !planted::skip(Skip::Dir) {
+            self.dir.sync()?;
+        }
         let written = self.dir.write_snapshot(next, snapshot);
         if written.is_err() && !self.dir.file(true, next).exists() {
             // Not renamed into place: the old generation stays in force.
@@ -493,7 +513,9 @@ impl Shared {
         g.file = Some(file);
         let _ = std::fs::remove_file(self.dir.file(false, old));
         let _ = std::fs::remove_file(self.dir.file(true, old));
-        let _ = self.dir.sync();
+        if !planted::skip(Skip::Dir) {
+            let _ = self.dir.sync();
+        }
         Ok(())
     }
 }

@@ -19,6 +19,7 @@ mod dir;
 mod ident;
 mod journal;
 mod marker;
+pub mod planted;
 mod scan;
 mod ticket;
 
@@ -27,7 +28,7 @@ use std::sync::Arc;
 
 pub use codec::Record;
 pub use dir::{DataDir, Recovered};
-pub use journal::{Journal, REPAIR_INTERVAL, SNAPSHOT_AFTER_BYTES};
+pub use journal::{check_rollover_bytes, Journal, REPAIR_INTERVAL, ROLLOVER_MIN_BYTES, SNAPSHOT_AFTER_BYTES};
 pub use marker::CLEAN_FILE;
 pub use ticket::{Flushed, Ticket};
 
