@@ -63,16 +63,48 @@ pub fn precise_plan(now: Instant, due: Instant) -> Plan {
 }
 
 /// Environment variable that picks the timer, to measure the choices side
-/// by side (bench): `timerfd` (the default), `tail` (the fallback) or
-/// `tokio` (tokio's sleep alone, the old pacer).
+/// by side (bench): `timerfd` (the default), `timerfd-tail` (the timerfd
+/// set early by a learned wake-up delay, then a short yield tail), `tail`
+/// (the fallback) or `tokio` (tokio's sleep alone, the old pacer).
 pub const PACER_ENV: &str = "STRESS_CLIENT_PACER";
+
+/// The most `timerfd-tail` wakes early, so the longest tail it yields out.
+pub const MAX_EARLY: Duration = Duration::from_micros(50);
 
 /// Which timer the workers use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     TimerFd,
+    TimerFdTail,
     Tail,
     Tokio,
+}
+
+/// How early to set the timer: a low running quantile of how late it woke
+/// (down fast by 1/4 of the gap, up slowly by 1/64, at most [`MAX_EARLY`]),
+/// as the server's processing delay learns its sleep's overshoot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EarlyWake {
+    early_ns: u64,
+}
+
+impl EarlyWake {
+    /// How long before a deadline to set the timer.
+    pub fn early(&self) -> Duration {
+        Duration::from_nanos(self.early_ns)
+    }
+
+    /// Folds in one wake-up that came `late` after the timer's deadline.
+    pub fn learn(&mut self, late: Duration) {
+        let cap = u64::try_from(MAX_EARLY.as_nanos()).unwrap_or(u64::MAX);
+        let late = u64::try_from(late.as_nanos()).unwrap_or(u64::MAX).min(cap);
+        let old = self.early_ns;
+        self.early_ns = if late < old {
+            old - (old - late) / 4
+        } else {
+            old + (late - old) / 64
+        };
+    }
 }
 
 impl Kind {
@@ -81,6 +113,7 @@ impl Kind {
         static KIND: std::sync::OnceLock<Kind> = std::sync::OnceLock::new();
         *KIND.get_or_init(|| match std::env::var(PACER_ENV).as_deref() {
             Ok("tail") => Kind::Tail,
+            Ok("timerfd-tail") => Kind::TimerFdTail,
             Ok("tokio") => Kind::Tokio,
             _ => Kind::TimerFd,
         })
@@ -103,8 +136,8 @@ impl Pacer {
         Pacer {
             kind,
             #[cfg(target_os = "linux")]
-            fd: (kind == Kind::TimerFd)
-                .then(timerfd::TimerFd::new)
+            fd: matches!(kind, Kind::TimerFd | Kind::TimerFdTail)
+                .then(|| timerfd::TimerFd::new(kind == Kind::TimerFdTail))
                 .and_then(Result::ok),
         }
     }
@@ -153,7 +186,7 @@ mod timerfd {
     use tokio::io::unix::AsyncFd;
     use tokio::io::Interest;
 
-    use super::{precise_plan, Plan};
+    use super::{precise_plan, EarlyWake, Plan};
 
     #[derive(Debug)]
     pub struct TimerFd {
@@ -161,10 +194,12 @@ mod timerfd {
         /// The deadline the timer is armed for (re-arming costs a syscall,
         /// and a worker waits for the same deadline over many events).
         armed: Option<Instant>,
+        /// `timerfd-tail`: how early to wake, then yield to the deadline.
+        early: Option<EarlyWake>,
     }
 
     impl TimerFd {
-        pub fn new() -> io::Result<Self> {
+        pub fn new(tail: bool) -> io::Result<Self> {
             // SAFETY: timerfd_create takes two integer flags and returns a
             // new descriptor or -1; no memory is passed.
             let raw = unsafe {
@@ -179,19 +214,32 @@ mod timerfd {
             // for as long as the `AsyncFd` owns it.
             let fd = unsafe { AsyncFd::register_with_interest(owned, Interest::READABLE) }
                 .map_err(|e| io::Error::other(format!("cannot register a timerfd: {e}")))?;
-            Ok(TimerFd { fd, armed: None })
+            Ok(TimerFd {
+                fd,
+                armed: None,
+                early: tail.then(EarlyWake::default),
+            })
         }
 
         pub async fn until(&mut self, due: Instant) {
             loop {
+                let early = self.early.map_or(Duration::ZERO, |e| e.early());
                 let Plan::Precise(left) = precise_plan(Instant::now(), due) else {
                     return;
                 };
-                if self.armed != Some(due) && arm(self.fd.as_raw_fd(), left).is_err() {
+                if left <= early {
+                    // The tail: at most MAX_EARLY of yielding to other tasks.
+                    while Instant::now() < due {
+                        tokio::task::yield_now().await;
+                    }
+                    return;
+                }
+                let target = due - early;
+                if self.armed != Some(target) && arm(self.fd.as_raw_fd(), left - early).is_err() {
                     // Cannot arm (never seen): do not spin, go now.
                     return;
                 }
-                self.armed = Some(due);
+                self.armed = Some(target);
                 let Ok(mut guard) = self.fd.readable().await else {
                     return;
                 };
@@ -199,6 +247,9 @@ mod timerfd {
                 // (Not yet: `try_io` cleared the readiness; wait again.)
                 if let Ok(Ok(_)) = guard.try_io(|fd| read_expirations(fd.as_raw_fd())) {
                     self.armed = None;
+                    if let Some(e) = self.early.as_mut() {
+                        e.learn(Instant::now().saturating_duration_since(target));
+                    }
                 }
             }
         }
@@ -258,6 +309,23 @@ mod tests {
         assert_eq!(precise_plan(now, now), Plan::Now);
     }
 
+    #[test]
+    fn the_early_wake_tracks_a_low_quantile_and_is_capped() {
+        let us = Duration::from_micros;
+        let mut e = EarlyWake::default();
+        for _ in 0..2_000 {
+            e.learn(us(40));
+        }
+        assert!(e.early() > us(38) && e.early() <= us(40), "{:?}", e.early());
+        // One slow wake-up moves it little; fast ones pull it down quickly.
+        e.learn(us(5_000));
+        assert!(e.early() <= MAX_EARLY, "{:?}", e.early());
+        for _ in 0..20 {
+            e.learn(us(10));
+        }
+        assert!(e.early() < us(12), "{:?}", e.early());
+    }
+
     /// The waits end at or after their deadline, in order (no timing bound:
     /// punctuality is measured in bench/run.sh P13, not asserted here).
     #[test]
@@ -281,6 +349,16 @@ mod tests {
             pacer.until(due).await;
             assert!(Instant::now() >= due);
             fallback(Instant::now() + Duration::from_micros(50)).await;
+            #[cfg(target_os = "linux")]
+            {
+                let mut tail = timerfd::TimerFd::new(true).unwrap();
+                let start = Instant::now();
+                for k in 0..50u64 {
+                    let due = start + Duration::from_micros(100 * k);
+                    tail.until(due).await;
+                    assert!(Instant::now() >= due, "op {k} left early (timerfd-tail)");
+                }
+            }
         });
     }
 }
