@@ -128,25 +128,31 @@ impl Kind {
     }
 }
 
-/// One worker's timer.
+/// The most `timerfd`s open at once (one per open-loop worker): each is a
+/// file descriptor, and a run of thousands of streams must keep its
+/// descriptors for connections. Workers past it use tokio's timer (1 ms
+/// granularity, no spinning); the reported lateness shows what that costs.
+pub const MAX_TIMERFDS: usize = 512;
+
+/// One worker's timer. Its `timerfd` is made at the first wait, so a
+/// closed-loop worker, which never waits, holds none.
 #[derive(Debug)]
 pub struct Pacer {
     kind: Kind,
+    tried: bool,
     #[cfg(target_os = "linux")]
     fd: Option<timerfd::TimerFd>,
 }
 
 impl Pacer {
-    /// A precise timer if the platform has one, else the fallback. Must be
-    /// made inside the runtime the worker runs on.
+    /// The timer [`PACER_ENV`] picks (a `timerfd` by default). Must wait
+    /// inside the runtime the worker runs on.
     pub fn new() -> Self {
-        let kind = Kind::from_env();
         Pacer {
-            kind,
+            kind: Kind::from_env(),
+            tried: false,
             #[cfg(target_os = "linux")]
-            fd: matches!(kind, Kind::TimerFd | Kind::TimerFdTail)
-                .then(|| timerfd::TimerFd::new(kind == Kind::TimerFdTail))
-                .and_then(Result::ok),
+            fd: None,
         }
     }
 
@@ -155,8 +161,17 @@ impl Pacer {
     /// next wait re-arms.
     pub async fn until(&mut self, due: Instant) {
         #[cfg(target_os = "linux")]
-        if let Some(fd) = self.fd.as_mut() {
-            return fd.until(due).await;
+        {
+            if !std::mem::replace(&mut self.tried, true) {
+                self.fd = timerfd::TimerFd::new(self.kind).ok().flatten();
+            }
+            if let Some(fd) = self.fd.as_mut() {
+                return fd.until(due).await;
+            }
+            // No timerfd here (the cap, or none could be made): tokio's timer.
+            if self.kind != Kind::Tail {
+                return tokio::time::sleep_until(due.into()).await;
+            }
         }
         if self.kind == Kind::Tokio {
             return tokio::time::sleep_until(due.into()).await;
@@ -194,7 +209,12 @@ mod timerfd {
     use tokio::io::unix::AsyncFd;
     use tokio::io::Interest;
 
-    use super::{precise_plan, EarlyWake, Plan};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::{precise_plan, EarlyWake, Kind, Plan, MAX_TIMERFDS};
+
+    /// `timerfd`s open now, against [`MAX_TIMERFDS`].
+    static OPEN: AtomicUsize = AtomicUsize::new(0);
 
     #[derive(Debug)]
     pub struct TimerFd {
@@ -207,7 +227,23 @@ mod timerfd {
     }
 
     impl TimerFd {
-        pub fn new(tail: bool) -> io::Result<Self> {
+        /// The timer of `kind` (None: not a timerfd kind, or [`MAX_TIMERFDS`] are open).
+        pub fn new(kind: Kind) -> io::Result<Option<Self>> {
+            if !matches!(kind, Kind::TimerFd | Kind::TimerFdTail) {
+                return Ok(None);
+            }
+            if OPEN.fetch_add(1, Ordering::Relaxed) >= MAX_TIMERFDS {
+                OPEN.fetch_sub(1, Ordering::Relaxed);
+                return Ok(None);
+            }
+            let made = TimerFd::open(kind == Kind::TimerFdTail);
+            if made.is_err() {
+                OPEN.fetch_sub(1, Ordering::Relaxed);
+            }
+            made.map(Some)
+        }
+
+        fn open(tail: bool) -> io::Result<Self> {
             // SAFETY: timerfd_create takes two integer flags and returns a
             // new descriptor or -1; no memory is passed.
             let raw = unsafe {
@@ -260,6 +296,12 @@ mod timerfd {
                     }
                 }
             }
+        }
+    }
+
+    impl Drop for TimerFd {
+        fn drop(&mut self) {
+            OPEN.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -358,8 +400,8 @@ mod tests {
             assert!(Instant::now() >= due);
             fallback(Instant::now() + Duration::from_micros(50)).await;
             #[cfg(target_os = "linux")]
-            {
-                let mut tail = timerfd::TimerFd::new(true).unwrap();
+            // (None only while the cap test holds every timerfd.)
+            if let Some(mut tail) = timerfd::TimerFd::new(Kind::TimerFdTail).unwrap() {
                 let start = Instant::now();
                 for k in 0..50u64 {
                     let due = start + Duration::from_micros(100 * k);
@@ -367,6 +409,29 @@ mod tests {
                     assert!(Instant::now() >= due, "op {k} left early (timerfd-tail)");
                 }
             }
+        });
+    }
+
+    /// A worker past [`MAX_TIMERFDS`] gets none (it uses tokio's timer);
+    /// dropped ones are given back.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn timerfds_are_capped_and_given_back() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let mut held = Vec::new();
+            while let Some(t) = timerfd::TimerFd::new(Kind::TimerFd).unwrap() {
+                held.push(t);
+                assert!(held.len() <= MAX_TIMERFDS);
+            }
+            // Other tests may hold a few at the same time.
+            assert!(held.len() + 4 >= MAX_TIMERFDS, "{}", held.len());
+            drop(held);
+            assert!(timerfd::TimerFd::new(Kind::TimerFd).unwrap().is_some());
+            assert!(timerfd::TimerFd::new(Kind::Tokio).unwrap().is_none());
         });
     }
 }
