@@ -156,6 +156,53 @@ fn compare_prints_ratios_and_gates_regressions() {
     assert_eq!(missing.status.code(), Some(2));
 }
 
+/// One worker, one op in flight, 5 ms per op: at most 200 ops/s of the
+/// 1,000 asked for. The report says so, and why, instead of falling behind
+/// silently; the scheduled sends' lateness is reported.
+#[test]
+fn a_generator_that_falls_behind_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let out = run(&[
+        "--server-delay",
+        "5ms",
+        "--accounts",
+        "1",
+        "--streams",
+        "1",
+        "--connections",
+        "1",
+        "--rate",
+        "1000",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0s",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let behind = "of 1000 requested: all 1 workers busy: add --streams";
+    let warnings = r["warnings"].as_array().expect("warnings");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.as_str().is_some_and(|w| w.contains(behind))),
+        "{r:#}"
+    );
+    assert!(stderr.contains("WARNING") && stderr.contains(behind), "{stderr}");
+    assert!(
+        stdout.contains("WARNING") && stdout.contains("schedule        sends left late"),
+        "{stdout}"
+    );
+    // Sends waited for the one worker: far behind their schedule.
+    assert!(u(&r, "/schedule/lateness_us/max") > 100_000, "{r:#}");
+    assert!(u(&r, "/schedule/lateness_us/count") > 0);
+}
+
 #[test]
 fn html_and_csv_are_written_and_parse_back() {
     let dir = tempfile::tempdir().unwrap();

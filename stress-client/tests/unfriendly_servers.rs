@@ -246,6 +246,13 @@ async fn a_server_that_stops_answering_mid_run_ends_within_the_bound_as_inconclu
         // Nothing was answered, so nothing can be decided: inconclusive, never passed.
         let code = output.status.code();
         assert_eq!(code, Some(3), "{mode}: {report:#?} {}", stderr(&output));
+        // Latency is for answers: the calls cut at --timeout are timed apart.
+        let report = report.unwrap_or_else(|| panic!("{mode}: a report"));
+        assert_eq!(report["latency_us"]["count"], 0, "{mode}: {report:#}");
+        assert!(
+            report["latency_failed_us"]["count"].as_u64() > Some(0),
+            "{mode}: {report:#}"
+        );
     }
 }
 
