@@ -10,6 +10,7 @@ pub mod errors;
 pub mod fanout;
 pub mod h2fast;
 pub mod histlog;
+pub mod tls;
 pub mod insecure;
 pub mod outputs;
 pub mod progress;
