@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/run.sh — the performance cases P1..P12 of bank, measured in one run
+# bench/run.sh — the performance cases P1..P13 of bank, measured in one run
 # (P10-P12 need PostgreSQL: bench/pg.sh).
 #
 # Builds the release binaries, installs h2load (and jq) if missing, starts a
@@ -36,7 +36,7 @@ WARMUP="${BENCH_WARMUP:-1}"
 # The PostgreSQL cases (P10-P12, bench/pg.sh) join the default list only
 # where PostgreSQL is installed.
 source bench/pg.sh
-CASES="${BENCH_CASES:-P1 P2 P3 P4 P5 P6 P7 P8 P9 PW M1$(pg_available && echo " $PG_CASES")}"
+CASES="${BENCH_CASES:-P1 P2 P3 P4 P5 P6 P7 P8 P9 P13 PW M1$(pg_available && echo " $PG_CASES")}"
 OUT="${BENCH_OUT:-bench/results/latest.json}"
 # Servers listen on PORT, PORT+1, ...: below Linux's ephemeral range (32768-60999),
 # where a client's own outbound connections could hold the next one and the
@@ -72,6 +72,7 @@ install_tools() {
   local missing=()
   command -v h2load >/dev/null || missing+=(nghttp2-client)
   command -v jq >/dev/null || missing+=(jq)
+  command -v openssl >/dev/null || missing+=(openssl)
   [ ${#missing[@]} -eq 0 ] && return
   say "installing ${missing[*]}"
   local sudo=""
@@ -167,10 +168,13 @@ measure() {
 # $TMP/LABEL.json, and it must end with a passed consistency check. The
 # extra reads and retries are off: the cases measure money ops, and h2load,
 # which some of them are compared with, sends nothing else either.
+# TARGET_SCHEME and TARGET_HOST: how it reaches the server (P13: https, localhost).
+TARGET_SCHEME=http
+TARGET_HOST=127.0.0.1
 stress() {
   local label=$1
   shift
-  measure "$label" "$BIN/stress-client" --target "http://127.0.0.1:$PORT" \
+  measure "$label" "$BIN/stress-client" --target "$TARGET_SCHEME://$TARGET_HOST:$PORT" \
     --duration "${DURATION}s" --warmup "${WARMUP}s" --read-ratio 0 --duplicate-ratio 0 \
     --quiet --json "$TMP/$label.json" "$@"
   [ "$(jq .consistency.passed "$TMP/$label.json")" = true ] || die "$label: consistency check failed"
@@ -357,6 +361,33 @@ case_P3T() {
   stress_best unary-tonic 0s --mode unary --client-stack tonic "${ZERO_DELAY_LOAD[@]}"
   record P3T "load generator on tonic (unary Withdraw, delay 0, ${CONNS}x$((STREAMS / CONNS)) streams)" \
     "$(rate unary-tonic)" "stress-client ops/s" "$(rate h2-bank)" "h2load req/s" ge 0.75 "{}" unary-tonic h2-bank
+}
+
+# The lab certificate of P13, made the usual way: `openssl req -x509`
+# (self-signed, CA:TRUE), for localhost; the client pins it with --tls-ca.
+tls_cert() {
+  [ -f "$TMP/tls.pem" ] && return
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -keyout "$TMP/tls.key" -out "$TMP/tls.pem" -subj /CN=localhost \
+    -addext "subjectAltName=DNS:localhost" >/dev/null 2>&1 || die "openssl cannot make a certificate"
+}
+
+# P13: P3's stress-client load over TLS (fast path, rustls) ÷ the same load
+# in plaintext, each on a fresh bank-server of the same build.
+case_P13() {
+  stress_unary
+  tls_cert
+  say "stress-client --mode unary over TLS -> bank-server --tls-cert (delay 0)"
+  SERVER_FLAGS=(--tls-cert "$TMP/tls.pem" --tls-key "$TMP/tls.key")
+  TARGET_SCHEME=https
+  TARGET_HOST=localhost
+  stress_best unary-tls 0s --mode unary --tls-ca "$TMP/tls.pem" "${ZERO_DELAY_LOAD[@]}"
+  SERVER_FLAGS=()
+  TARGET_SCHEME=http
+  TARGET_HOST=127.0.0.1
+  record P13 "TLS (unary Withdraw, delay 0, ${CONNS}x$((STREAMS / CONNS)) streams) vs plaintext" \
+    "$(rate unary-tls)" "stress-client TLS ops/s" "$(rate unary)" "stress-client plaintext ops/s" ge 0.8 "{}" \
+    unary-tls unary
 }
 
 # median_of FILE: the median of the numbers in FILE (one per line).
@@ -561,7 +592,7 @@ case_M1() {
 install_tools
 build
 for case in $CASES; do
-  declare -F "case_$case" >/dev/null || die "unknown case $case (P1..P12, P3T, PW, M1)"
+  declare -F "case_$case" >/dev/null || die "unknown case $case (P1..P13, P3T, PW, M1)"
   "case_$case"
 done
 

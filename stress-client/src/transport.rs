@@ -17,10 +17,10 @@ use std::time::Duration;
 use bank::v1::bank_client::BankClient;
 use clap::{Args, ValueEnum};
 use http::{HeaderName, HeaderValue};
+use hyper_util::rt::TokioIo;
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
-use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 

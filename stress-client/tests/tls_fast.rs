@@ -91,7 +91,16 @@ async fn stress(args: &[String]) -> (i32, String, Duration) {
     let started = Instant::now();
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_stress-client"))
         .args(args)
-        .args(["--duration", "1s", "--warmup", "0s", "--connections", "2", "--streams", "8"])
+        .args([
+            "--duration",
+            "1s",
+            "--warmup",
+            "0s",
+            "--connections",
+            "2",
+            "--streams",
+            "8",
+        ])
         .args(["--accounts", "4", "--quiet"])
         .output()
         .await
@@ -148,16 +157,32 @@ async fn the_fast_path_says_why_tls_failed() {
     let pki = Pki::new();
     let port = tls_bank(&pki, None).await;
     let cases = [
-        (format!("https://localhost:{port}"), "other-ca.pem", "unknown issuer"),
-        (format!("https://127.0.0.1:{port}"), "server.pem", "not valid for name 127.0.0.1"),
-        (format!("http://localhost:{port}"), "server.pem", "the server speaks TLS: use https://"),
+        (
+            format!("https://localhost:{port}"),
+            "other-ca.pem",
+            "unknown issuer",
+        ),
+        (
+            format!("https://127.0.0.1:{port}"),
+            "server.pem",
+            "not valid for name 127.0.0.1",
+        ),
+        (
+            format!("http://localhost:{port}"),
+            "server.pem",
+            "the server speaks TLS: use https://",
+        ),
     ];
     for (target, ca, want) in cases {
         let headers = fast_headers(&ca_args(pki.path(ca)));
         let started = Instant::now();
         let err = h2fast::connect(&target, &headers).await.expect_err(&target);
         assert!(err.contains(want), "{target} with {ca}: {err}");
-        assert!(started.elapsed() < FAIL_FAST_LIMIT, "{target}: {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < FAIL_FAST_LIMIT,
+            "{target}: {:?}",
+            started.elapsed()
+        );
     }
 }
 
@@ -167,7 +192,14 @@ async fn a_run_over_tls_passes_on_both_stacks_with_the_pinned_certificate() {
     let port = tls_bank(&pki, None).await;
     let target = format!("https://localhost:{port}");
     for stack in ["fast", "tonic"] {
-        let args = strings(&["--target", &target, "--tls-ca", &pki.arg("server.pem"), "--client-stack", stack]);
+        let args = strings(&[
+            "--target",
+            &target,
+            "--tls-ca",
+            &pki.arg("server.pem"),
+            "--client-stack",
+            stack,
+        ]);
         let (code, stderr, _) = stress(&args).await;
         assert_eq!(code, 0, "{stack}: {stderr}");
     }
@@ -180,7 +212,12 @@ async fn mutual_tls_passes_with_a_client_certificate_and_says_why_without() {
     let target = format!("https://localhost:{port}");
     let base = strings(&["--target", &target, "--tls-ca", &pki.arg("server.pem")]);
     let mut with = base.clone();
-    with.extend(strings(&["--tls-cert", &pki.arg("client.pem"), "--tls-key", &pki.arg("client.key")]));
+    with.extend(strings(&[
+        "--tls-cert",
+        &pki.arg("client.pem"),
+        "--tls-key",
+        &pki.arg("client.key"),
+    ]));
     let (code, stderr, _) = stress(&with).await;
     assert_eq!(code, 0, "{stderr}");
     let (code, stderr, _) = stress(&base).await;
@@ -196,7 +233,10 @@ async fn connection_failures_of_a_run_print_their_cause() {
     let pki = Pki::new();
     let port = tls_bank(&pki, None).await;
     let cases = [
-        (format!("http://localhost:{port}"), "the server speaks TLS: use https://"),
+        (
+            format!("http://localhost:{port}"),
+            "the server speaks TLS: use https://",
+        ),
         (format!("https://localhost:{port}"), "unknown issuer"),
     ];
     for (target, want) in cases {
@@ -207,4 +247,3 @@ async fn connection_failures_of_a_run_print_their_cause() {
         assert!(took < FAIL_FAST_LIMIT, "{target}: took {took:?}");
     }
 }
-

@@ -188,7 +188,11 @@ pub async fn connect(target: &str, headers: &CallHeaders) -> Result<Conn, String
 /// HTTP/2 handshake on it, proven by one PING answered (a server that does
 /// not speak HTTP/2 fails here, not at the first call), within
 /// [`CONNECT_TIMEOUT`]; spawns the connection's task.
-async fn handshake(authority: &str, heads: &Encoder, tls: Option<&crate::tls::Tls>) -> Result<Arc<Link>, String> {
+async fn handshake(
+    authority: &str,
+    heads: &Encoder,
+    tls: Option<&crate::tls::Tls>,
+) -> Result<Arc<Link>, String> {
     let handshake = async {
         let io = dial(authority, tls).await.map_err(|e| e.to_string())?;
         let link = Link::new(heads.clone());
@@ -212,7 +216,11 @@ fn heads(target: &str, headers: &CallHeaders) -> Result<(Encoder, String), Strin
     let https = match uri.scheme_str() {
         Some("http") => false,
         Some("https") if headers.tls.is_some() => true,
-        _ => return Err(format!("the fast path speaks http:// and https:// (with TLS set up), not {target:?}")),
+        _ => {
+            return Err(format!(
+                "the fast path speaks http:// and https:// (with TLS set up), not {target:?}"
+            ))
+        }
     };
     let authority = uri
         .authority()

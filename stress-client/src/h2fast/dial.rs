@@ -63,9 +63,7 @@ pub async fn dial(authority: &str, tls: Option<&Tls>) -> Result<Io, DialError> {
         .parse()
         .map_err(|e| DialError(format!("bad address {authority:?}: {e}")))?;
     let host = parsed.host().trim_matches(['[', ']']).to_owned();
-    let port = parsed
-        .port_u16()
-        .unwrap_or(if tls.is_some() { 443 } else { 80 });
+    let port = parsed.port_u16().unwrap_or(if tls.is_some() { 443 } else { 80 });
     let tcp = TcpStream::connect((host.as_str(), port))
         .await
         .map_err(|e| DialError(format!("TCP connect to {host}:{port}: {}", tcp_error(&e))))?;

@@ -49,8 +49,13 @@ fn alert_received(alert: AlertDescription, client_cert: bool) -> String {
         CertificateRequired | HandshakeFailure if !client_cert => {
             "the server asked for a client certificate: use --tls-cert/--tls-key".into()
         }
-        BadCertificate | UnknownCA | CertificateUnknown | UnsupportedCertificate | CertificateExpired
-        | CertificateRevoked | AccessDenied
+        BadCertificate
+        | UnknownCA
+        | CertificateUnknown
+        | UnsupportedCertificate
+        | CertificateExpired
+        | CertificateRevoked
+        | AccessDenied
             if client_cert =>
         {
             "the server refused our client certificate (--tls-cert)".into()

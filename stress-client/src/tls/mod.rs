@@ -50,7 +50,9 @@ pub fn from_args(args: &TransportArgs) -> Result<Tls, String> {
         .map_err(|e| format!("TLS: {e}"))?;
     let builder = if args.tls_insecure {
         let verifier = crate::insecure::AcceptAnyCertificate::new(Arc::clone(&provider));
-        builder.dangerous().with_custom_certificate_verifier(Arc::new(verifier))
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
     } else {
         let verifier = verifier(args.tls_ca.as_deref(), Arc::clone(&provider))?;
         builder.dangerous().with_custom_certificate_verifier(verifier)
@@ -125,7 +127,9 @@ fn certificates(path: &Path, flag: &str) -> Result<Vec<CertificateDer<'static>>,
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("{flag} {shown}: not PEM certificates: {e}"))?;
     if certs.is_empty() {
-        return Err(format!("{flag} {shown}: no certificate (-----BEGIN CERTIFICATE-----) in it"));
+        return Err(format!(
+            "{flag} {shown}: no certificate (-----BEGIN CERTIFICATE-----) in it"
+        ));
     }
     Ok(certs)
 }

@@ -51,7 +51,11 @@ pub async fn drive<T: AsyncRead + AsyncWrite + Unpin>(link: Arc<Link>, tcp: T) {
     poll_fn(|cx| poll_drive(&link, &mut io, cx)).await;
 }
 
-fn poll_drive<T: AsyncRead + AsyncWrite + Unpin>(link: &Link, io: &mut Io<T>, cx: &mut Context<'_>) -> Poll<()> {
+fn poll_drive<T: AsyncRead + AsyncWrite + Unpin>(
+    link: &Link,
+    io: &mut Io<T>,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
     for _ in 0..ROUNDS_PER_POLL {
         let read = poll_read(link, io, cx);
         let wrote = poll_write(link, io, cx);
