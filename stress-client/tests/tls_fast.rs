@@ -4,7 +4,8 @@
 //! carries money ops on the fast path and a whole run on both client
 //! stacks; mutual TLS passes with a client certificate and is refused
 //! without one, saying so; plaintext against the TLS port says "use
-//! https://" at once; a wrong CA says "unknown issuer"; a wrong name says so.
+//! https://" at once; a wrong CA says "unknown issuer"; a wrong name says
+//! so; a closed port says "connection refused".
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -84,6 +85,12 @@ async fn tls_bank(pki: &Pki, client_ca: Option<&Path>) -> u16 {
     let listeners = bank_server::Listeners { grpc, metrics: None };
     tokio::spawn(bank_server::serve(listeners, config, std::future::pending()));
     port
+}
+
+/// A port nothing listens on (bound, then closed).
+async fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap().port()
 }
 
 /// A short run of the binary; its exit code, stderr and how long it took.
@@ -203,6 +210,9 @@ async fn a_run_over_tls_passes_on_both_stacks_with_the_pinned_certificate() {
         let (code, stderr, _) = stress(&args).await;
         assert_eq!(code, 0, "{stack}: {stderr}");
     }
+    // --tls-insecure dials through the same path, verifying nothing.
+    let (code, stderr, _) = stress(&strings(&["--target", &target, "--tls-insecure"])).await;
+    assert_eq!(code, 0, "--tls-insecure: {stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,6 +248,10 @@ async fn connection_failures_of_a_run_print_their_cause() {
             "the server speaks TLS: use https://",
         ),
         (format!("https://localhost:{port}"), "unknown issuer"),
+        (
+            format!("http://127.0.0.1:{}", closed_port().await),
+            "connection refused",
+        ),
     ];
     for (target, want) in cases {
         let args = strings(&["--target", &target, "--tls-ca", &pki.arg("other-ca.pem")]);

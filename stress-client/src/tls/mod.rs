@@ -63,7 +63,7 @@ pub fn from_args(args: &TransportArgs) -> Result<Tls, String> {
             let key = private_key(key)?;
             builder
                 .with_client_auth_cert(chain, key)
-                .map_err(|e| format!("--tls-cert/--tls-key: {e}"))?
+                .map_err(|e| format!("--tls-cert/--tls-key: not a usable certificate and key ({e})"))?
         }
         (None, None) => builder.with_no_client_auth(),
         _ => return Err("--tls-cert and --tls-key go together".into()),
