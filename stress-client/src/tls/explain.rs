@@ -46,9 +46,13 @@ fn certificate(e: &CertificateError, host: &str) -> String {
 fn alert_received(alert: AlertDescription, client_cert: bool) -> String {
     use AlertDescription::*;
     match alert {
-        CertificateRequired | HandshakeFailure if !client_cert => {
+        CertificateRequired if !client_cert => {
             "the server asked for a client certificate: use --tls-cert/--tls-key".into()
         }
+        // TLS 1.2 says only this when a client certificate is missing.
+        HandshakeFailure if !client_cert => "the server ended the handshake (handshake_failure): \
+             if it wants a client certificate, use --tls-cert/--tls-key"
+            .into(),
         BadCertificate
         | UnknownCA
         | CertificateUnknown
@@ -70,5 +74,50 @@ pub fn io_error(e: &io::Error, host: &str, client_cert: bool) -> String {
     match e.get_ref().and_then(|inner| inner.downcast_ref::<Error>()) {
         Some(tls) => tls_error(tls, host, client_cert),
         None => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_failure_says_what_to_do() {
+        let cert = |e| Error::InvalidCertificate(e);
+        let cases = [
+            (cert(CertificateError::UnknownIssuer), false, "unknown issuer"),
+            (
+                cert(CertificateError::NotValidForName),
+                false,
+                "not valid for name h.example",
+            ),
+            (
+                Error::AlertReceived(AlertDescription::CertificateRequired),
+                false,
+                "use --tls-cert/--tls-key",
+            ),
+            (
+                Error::AlertReceived(AlertDescription::HandshakeFailure),
+                false,
+                "use --tls-cert/--tls-key",
+            ),
+            (
+                Error::AlertReceived(AlertDescription::BadCertificate),
+                true,
+                "refused our client certificate",
+            ),
+            (
+                Error::AlertReceived(AlertDescription::BadCertificate),
+                false,
+                "alert BadCertificate",
+            ),
+            (Error::NoApplicationProtocol, false, "ALPN h2"),
+        ];
+        for (e, client_cert, want) in cases {
+            let text = tls_error(&e, "h.example", client_cert);
+            assert!(text.contains(want), "{e:?}: {text}");
+        }
+        let wrapped = io::Error::new(io::ErrorKind::InvalidData, cert(CertificateError::UnknownIssuer));
+        assert!(io_error(&wrapped, "h", false).contains("unknown issuer"));
     }
 }
