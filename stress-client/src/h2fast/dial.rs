@@ -8,7 +8,7 @@
 //! first read with "the server speaks TLS: use https://" instead of waiting
 //! for a SETTINGS frame that never comes.
 
-use std::io;
+use std::io::{self, BufRead};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
@@ -108,6 +108,9 @@ impl AsyncRead for Io {
             Io::Plain(plain) => plain.poll_read(cx, buf),
             Io::Tls(secure) => {
                 let read = ready!(Pin::new(&mut secure.stream).poll_read(cx, buf));
+                if read.is_ok() {
+                    secure.drain(buf);
+                }
                 Poll::Ready(read.map_err(|e| secure.told(e)))
             }
         }
@@ -131,6 +134,22 @@ impl Plain {
 }
 
 impl Secure {
+    /// Moves into `buf` what else rustls holds decrypted: tokio-rustls
+    /// returns one record per read, and each read costs the driver a turn
+    /// under the connection's lock, where one socket read brings many.
+    fn drain(&mut self, buf: &mut ReadBuf<'_>) {
+        let mut reader = self.stream.get_mut().1.reader();
+        while buf.remaining() > 0 {
+            let chunk = match reader.fill_buf() {
+                Ok(chunk) if !chunk.is_empty() => chunk,
+                _ => return, // nothing more now (WouldBlock), or the end
+            };
+            let n = chunk.len().min(buf.remaining());
+            buf.put_slice(&chunk[..n]);
+            reader.consume(n);
+        }
+    }
+
     /// `e` with its TLS cause in words.
     fn told(&self, e: io::Error) -> io::Error {
         match e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
