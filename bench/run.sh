@@ -36,7 +36,7 @@ WARMUP="${BENCH_WARMUP:-1}"
 # The PostgreSQL cases (P10-P12, bench/pg.sh) join the default list only
 # where PostgreSQL is installed.
 source bench/pg.sh
-CASES="${BENCH_CASES:-P1 P2 P3 P4 P5 P6 P7 P8 P9 P15 PW M1$(pg_available && echo " $PG_CASES")}"
+CASES="${BENCH_CASES:-P1 P2 P3 P4 P5 P6 P7 P8 P9 P13 P15 PW M1$(pg_available && echo " $PG_CASES")}"
 OUT="${BENCH_OUT:-bench/results/latest.json}"
 # Servers listen on PORT, PORT+1, ...: below Linux's ephemeral range (32768-60999),
 # where a client's own outbound connections could hold the next one and the
@@ -72,6 +72,7 @@ install_tools() {
   local missing=()
   command -v h2load >/dev/null || missing+=(nghttp2-client)
   command -v jq >/dev/null || missing+=(jq)
+  command -v openssl >/dev/null || missing+=(openssl)
   [ ${#missing[@]} -eq 0 ] && return
   say "installing ${missing[*]}"
   local sudo=""
@@ -167,10 +168,13 @@ measure() {
 # $TMP/LABEL.json, and it must end with a passed consistency check. The
 # extra reads and retries are off: the cases measure money ops, and h2load,
 # which some of them are compared with, sends nothing else either.
+# TARGET_SCHEME and TARGET_HOST: how it reaches the server (P13: https, localhost).
+TARGET_SCHEME=http
+TARGET_HOST=127.0.0.1
 stress() {
   local label=$1
   shift
-  measure "$label" "$BIN/stress-client" --target "http://127.0.0.1:$PORT" \
+  measure "$label" "$BIN/stress-client" --target "$TARGET_SCHEME://$TARGET_HOST:$PORT" \
     --duration "${DURATION}s" --warmup "${WARMUP}s" --read-ratio 0 --duplicate-ratio 0 \
     --quiet --json "$TMP/$label.json" "$@"
   [ "$(jq .consistency.passed "$TMP/$label.json")" = true ] || die "$label: consistency check failed"
@@ -359,6 +363,33 @@ case_P3T() {
     "$(rate unary-tonic)" "stress-client ops/s" "$(rate h2-bank)" "h2load req/s" ge 0.75 "{}" unary-tonic h2-bank
 }
 
+# The lab certificate of P13, made the usual way: `openssl req -x509`
+# (self-signed, CA:TRUE), for localhost; the client pins it with --tls-ca.
+tls_cert() {
+  [ -f "$TMP/tls.pem" ] && return
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -keyout "$TMP/tls.key" -out "$TMP/tls.pem" -subj /CN=localhost \
+    -addext "subjectAltName=DNS:localhost" >/dev/null 2>&1 || die "openssl cannot make a certificate"
+}
+
+# P13: P3's stress-client load over TLS (fast path, rustls) ÷ the same load
+# in plaintext, each on a fresh bank-server of the same build.
+case_P13() {
+  stress_unary
+  tls_cert
+  say "stress-client --mode unary over TLS -> bank-server --tls-cert (delay 0)"
+  SERVER_FLAGS=(--tls-cert "$TMP/tls.pem" --tls-key "$TMP/tls.key")
+  TARGET_SCHEME=https
+  TARGET_HOST=localhost
+  stress_best unary-tls 0s --mode unary --tls-ca "$TMP/tls.pem" "${ZERO_DELAY_LOAD[@]}"
+  SERVER_FLAGS=()
+  TARGET_SCHEME=http
+  TARGET_HOST=127.0.0.1
+  record P13 "TLS (unary Withdraw, delay 0, ${CONNS}x$((STREAMS / CONNS)) streams) vs plaintext" \
+    "$(rate unary-tls)" "stress-client TLS ops/s" "$(rate unary)" "stress-client plaintext ops/s" ge 0.8 "{}" \
+    unary-tls unary
+}
+
 # median_of FILE: the median of the numbers in FILE (one per line).
 median_of() { sort -g "$1" | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
@@ -515,7 +546,7 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 # the actual send) is the generator's own lateness at the median; it must
 # stay within 50 µs. The schedule's lateness is in the detail.
 P15_RATES=(500 5000)
-case_P13() {
+case_P15() {
   local rate worst=0 diff detail="{}" labels=()
   for rate in "${P15_RATES[@]}"; do
     say "P15: --rate $rate, delay 0, 8 accounts: corrected p50 - uncorrected p50"

@@ -27,5 +27,6 @@ pub mod stages;
 pub mod target;
 pub mod threshold;
 pub mod timeline;
+pub mod tls;
 pub mod transport;
 pub mod workload;

@@ -366,7 +366,15 @@ impl Recorder {
 
     /// Counts a failed call and remembers it for `GetOperation`.
     fn fail(&mut self, op: u32, number: u64, status: &tonic::Status) {
-        self.errors.add(i32::from(status.code()), status.message(), 1);
+        // A transport failure's causes are below its message ("transport error").
+        match std::error::Error::source(status) {
+            None => self.errors.add(i32::from(status.code()), status.message(), 1),
+            Some(_) => self.errors.add(
+                i32::from(status.code()),
+                &crate::transport::status_text(status),
+                1,
+            ),
+        }
         self.counts.errors += 1;
         self.live.errors.fetch_add(1, Ordering::Relaxed);
         self.failures.push(Failure {

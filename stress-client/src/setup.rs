@@ -27,20 +27,21 @@ pub const SETUP_CONCURRENCY: usize = 256;
 pub async fn connect(targets: &[String], count: usize) -> Result<Vec<Channel>, String> {
     let mut endpoints = Vec::with_capacity(targets.len());
     for target in targets {
+        transport::probe(target).await?;
         let endpoint = transport::endpoint(target)?
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true);
-        endpoints.push(transport::secure(endpoint)?);
+        endpoints.push((endpoint, target));
     }
     if endpoints.is_empty() {
         return Err("no server to connect to".into());
     }
     let mut channels = Vec::with_capacity(count);
     for i in 0..count {
-        let endpoint = &endpoints[i % endpoints.len()];
-        let channel = transport::connect(endpoint)
+        let (endpoint, target) = &endpoints[i % endpoints.len()];
+        let channel = transport::connect(endpoint, target)
             .await
-            .map_err(|e| format!("cannot connect to {}: {e}", endpoint.uri()))?;
+            .map_err(|e| format!("cannot connect to {target}: {}", transport::causes(&e)))?;
         channels.push(channel);
     }
     Ok(channels)
@@ -95,12 +96,12 @@ fn open_failed(id: &str, status: &Status, timeout: Duration) -> String {
         return format!(
             "the server accepted the connection but did not answer OpenAccount {id:?} within \
              {timeout:?} ({})",
-            status.message()
+            transport::status_text(status)
         );
     }
     format!(
         "OpenAccount {id:?} failed: {:?}: {}",
         status.code(),
-        status.message()
+        transport::status_text(status)
     )
 }

@@ -1,11 +1,14 @@
 //! How the stress-client reaches a real server: TLS for `https://` targets
-//! (`--tls-ca`, else the webpki roots), a bearer token (`--token`, sent as
+//! ([`crate::tls`]: `--tls-ca`, else the webpki roots; `--tls-cert` and
+//! `--tls-key` for mutual TLS), made by [`crate::h2fast::dial`] for both
+//! client stacks (tonic gets the open connection), a bearer token (`--token`, sent as
 //! `authorization: Bearer TOKEN`) and extra metadata (`--metadata KEY=VALUE`)
 //! on every call, added by one client interceptor ([`Bank`]). Installed once
 //! per process from the flags ([`install`]); the embedded demo sets none.
 //! `--tls-insecure` skips certificate verification ([`crate::insecure`]).
 //! `--client-stack` picks how money ops travel: the fast path
-//! ([`crate::h2fast`], plaintext only; the default) or tonic.
+//! ([`crate::h2fast`], the default) or tonic. A connection that fails says
+//! why, with every cause ([`causes`]).
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -14,14 +17,15 @@ use std::time::Duration;
 use bank::v1::bank_client::BankClient;
 use clap::{Args, ValueEnum};
 use http::{HeaderName, HeaderValue};
+use hyper_util::rt::TokioIo;
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
-/// The largest CA file read, in bytes.
-const MAX_CA_BYTES: u64 = 1 << 20;
+use crate::tls::Tls;
+
 /// The most `--metadata` pairs accepted.
 const MAX_METADATA: usize = 64;
 
@@ -29,9 +33,19 @@ const MAX_METADATA: usize = 64;
 #[derive(Clone, Default, Args)]
 pub struct TransportArgs {
     /// CA certificate(s) (PEM) that an `https://` target's certificate must
-    /// chain to; without it the webpki roots are trusted.
+    /// chain to, or the server's own certificate (pinned: accepted as it is,
+    /// even self-signed CA:TRUE; its name is still checked); without it the
+    /// webpki roots are trusted.
     #[arg(long, value_name = "PATH")]
     pub tls_ca: Option<PathBuf>,
+
+    /// Client certificate chain (PEM) for mutual TLS, with --tls-key.
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The client certificate's private key (PEM), with --tls-cert.
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 
     /// DANGER: do not verify an `https://` target's certificate (self-signed
     /// labs only: anyone on the path can impersonate the server). Prefer --tls-ca.
@@ -47,8 +61,7 @@ pub struct TransportArgs {
     pub metadata: Vec<String>,
 
     /// How money ops travel: `fast` (HTTP/2 driven directly, a few µs of
-    /// client CPU per op; plaintext http:// targets only, TLS runs use tonic)
-    /// or `tonic` (tonic's client stack, as every other call).
+    /// client CPU per op; http:// and https://) or `tonic` (tonic's client stack, as every other call).
     #[arg(long, value_enum, default_value_t = ClientStack::Fast)]
     pub client_stack: ClientStack,
 
@@ -72,6 +85,8 @@ impl std::fmt::Debug for TransportArgs {
         // Never the token.
         f.debug_struct("TransportArgs")
             .field("tls_ca", &self.tls_ca)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
             .field("tls_insecure", &self.tls_insecure)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("metadata", &self.metadata.len())
@@ -100,9 +115,8 @@ pub type Bank = BankClient<InterceptedService<Channel, Metadata>>;
 /// What [`install`] set up for the process.
 struct Installed {
     metadata: Metadata,
-    tls: Option<ClientTlsConfig>,
-    /// `--tls-insecure`: connections are made by [`crate::insecure`].
-    insecure: Option<tokio_rustls::TlsConnector>,
+    /// The TLS of `https://` targets.
+    tls: Tls,
     stack: ClientStack,
     threads: Option<u16>,
 }
@@ -114,19 +128,15 @@ pub fn install(args: &TransportArgs) -> Result<(), String> {
     if INSTALLED.get().is_some() {
         return Ok(());
     }
-    let insecure = args
-        .tls_insecure
-        .then(crate::insecure::tls_connector)
-        .transpose()?;
-    if insecure.is_some() {
+    let tls = crate::tls::from_args(args)?;
+    if tls.insecure {
         tracing::warn!(
             "--tls-insecure: the server's certificate is NOT verified; anyone on the path can impersonate it"
         );
     }
     let installed = Installed {
         metadata: metadata(args)?,
-        tls: tls(args)?,
-        insecure,
+        tls,
         stack: args.client_stack,
         threads: args.client_threads,
     };
@@ -160,13 +170,15 @@ pub fn bank_with_token(channel: Channel, token: Option<&str>) -> Result<Bank, St
     Ok(BankClient::with_interceptor(channel, Metadata(Arc::new(pairs))))
 }
 
-/// The headers of the fast path's calls to `targets` (the deadline and the
-/// installed metadata), or `None` when money ops go over tonic: with
-/// `--client-stack tonic`, or when a target is not plaintext `http://`.
+/// The headers of the fast path's calls to `targets` (the deadline, the
+/// installed metadata and TLS), or `None` when money ops go over tonic:
+/// with `--client-stack tonic`, or for a target neither `http://` nor
+/// `https://`.
 pub fn fast_path(targets: &[String], timeout: Duration) -> Option<crate::h2fast::CallHeaders> {
     let installed = INSTALLED.get();
     let stack = installed.map_or(ClientStack::Fast, |i| i.stack);
-    if stack != ClientStack::Fast || !targets.iter().all(|t| t.starts_with("http://")) {
+    let known = |t: &String| t.starts_with("http://") || t.starts_with("https://");
+    if stack != ClientStack::Fast || !targets.iter().all(known) {
         return None;
     }
     let metadata = installed.map_or(&[][..], |i| i.metadata.0.as_slice());
@@ -180,6 +192,7 @@ pub fn fast_path(targets: &[String], timeout: Duration) -> Option<crate::h2fast:
     Some(crate::h2fast::CallHeaders {
         timeout: Some(timeout),
         metadata,
+        tls: installed.map(|i| i.tls.clone()),
     })
 }
 
@@ -188,37 +201,79 @@ pub fn client_threads() -> Option<usize> {
     INSTALLED.get().and_then(|i| i.threads).map(usize::from)
 }
 
-/// The endpoint of `target`. With `--tls-insecure` an `https://` target is
-/// dialled as `http://`: [`connect`] then does the TLS itself.
+/// The endpoint of `target`. An `https://` target is dialled as `http://`:
+/// [`connect`] does the TLS itself.
 pub fn endpoint(target: &str) -> Result<Endpoint, String> {
-    let insecure = INSTALLED.get().is_some_and(|i| i.insecure.is_some());
     let uri = match target.strip_prefix("https://") {
-        Some(rest) if insecure => format!("http://{rest}"),
-        _ => target.to_owned(),
+        Some(rest) => format!("http://{rest}"),
+        None => target.to_owned(),
     };
     Endpoint::from_shared(uri).map_err(|e| format!("bad --target {target:?}: {e}"))
 }
 
-/// A connection to `endpoint`: tonic's own, or with `--tls-insecure` one
-/// whose TLS does not verify the server.
-pub async fn connect(endpoint: &Endpoint) -> Result<Channel, tonic::transport::Error> {
-    match INSTALLED.get().and_then(|i| i.insecure.clone()) {
-        Some(tls) => {
-            let dial = tower::service_fn(move |uri| crate::insecure::connect(tls.clone(), uri));
-            endpoint.connect_with_connector(dial).await
+/// A tonic connection to `endpoint` (made by [`endpoint`] from `target`),
+/// dialled by [`crate::h2fast::dial`]: with TLS when `target` is `https://`.
+pub async fn connect(endpoint: &Endpoint, target: &str) -> Result<Channel, tonic::transport::Error> {
+    let tls = match target.starts_with("https://") {
+        true => INSTALLED.get().map(|i| i.tls.clone()),
+        false => None,
+    };
+    let dial = tower::service_fn(move |uri: http::Uri| {
+        let tls = tls.clone();
+        async move {
+            let authority = uri.authority().map(|a| a.as_str().to_owned()).unwrap_or_default();
+            let io = crate::h2fast::dial::dial(&authority, tls.as_ref()).await?;
+            Ok::<_, crate::h2fast::dial::DialError>(TokioIo::new(io))
         }
-        None => endpoint.connect().await,
-    }
+    });
+    endpoint.connect_with_connector(dial).await
 }
 
-/// `endpoint` with TLS when the target is `https://`.
-pub fn secure(endpoint: Endpoint) -> Result<Endpoint, String> {
-    if endpoint.uri().scheme_str() != Some("https") {
-        return Ok(endpoint);
+/// Proves `target` reachable before tonic connects to it: one connection
+/// of the fast path's ([`crate::h2fast::connect`]: TCP, TLS, the HTTP/2
+/// handshake and a PING answered), whose failure says exactly why (a TLS
+/// alert such as "client certificate required" reaches tonic's first
+/// call only as "connection closed").
+pub async fn probe(target: &str) -> Result<(), String> {
+    if !(target.starts_with("http://") || target.starts_with("https://")) {
+        return Ok(()); // tonic says what is wrong with it
     }
-    let tls = INSTALLED.get().and_then(|i| i.tls.clone());
-    let tls = tls.unwrap_or_else(|| ClientTlsConfig::new().with_webpki_roots());
-    endpoint.tls_config(tls).map_err(|e| format!("TLS: {e}"))
+    let headers = crate::h2fast::CallHeaders {
+        tls: INSTALLED.get().map(|i| i.tls.clone()),
+        ..Default::default()
+    };
+    crate::h2fast::connect(target, &headers).await.map(drop)
+}
+
+/// A status's message and the causes beneath it (a transport failure's
+/// status says only "transport error" by itself).
+pub fn status_text(status: &Status) -> String {
+    let mut text = status.message().to_owned();
+    if let Some(source) = std::error::Error::source(status) {
+        for line in causes(source).split(": ") {
+            if !text.contains(line) {
+                text.push_str(": ");
+                text.push_str(line);
+            }
+        }
+    }
+    text
+}
+
+/// `e` and its causes, each once: tonic's "transport error" says nothing
+/// by itself.
+pub fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let line = cause.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 fn metadata(args: &TransportArgs) -> Result<Metadata, String> {
@@ -246,25 +301,6 @@ fn metadata(args: &TransportArgs) -> Result<Metadata, String> {
         pairs.push((key, value));
     }
     Ok(Metadata(Arc::new(pairs)))
-}
-
-fn tls(args: &TransportArgs) -> Result<Option<ClientTlsConfig>, String> {
-    let Some(path) = &args.tls_ca else {
-        return Ok(None);
-    };
-    let shown = path.display();
-    let len = std::fs::metadata(path)
-        .map_err(|e| format!("--tls-ca {shown}: {e}"))?
-        .len();
-    if len > MAX_CA_BYTES {
-        return Err(format!(
-            "--tls-ca {shown}: {len} bytes; the limit is {MAX_CA_BYTES}"
-        ));
-    }
-    let pem = std::fs::read(path).map_err(|e| format!("--tls-ca {shown}: {e}"))?;
-    Ok(Some(
-        ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
-    ))
 }
 
 #[cfg(test)]

@@ -68,6 +68,7 @@ async fn conn(addr: SocketAddr) -> Conn {
     let headers = CallHeaders {
         timeout: Some(Duration::from_secs(10)),
         metadata: Vec::new(),
+        tls: None,
     };
     h2fast::connect(&format!("http://{addr}"), &headers)
         .await

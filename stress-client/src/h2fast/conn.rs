@@ -1,4 +1,4 @@
-//! One fast-path HTTP/2 connection: a TCP connection (no delay) and a
+//! One fast-path HTTP/2 connection: a TCP or TLS connection ([`super::dial`]) and a
 //! [`wire::Link`] on it, with wide flow-control windows, whose task runs on
 //! the runtime that opened it; plus the request heads of the calls the load
 //! makes, built once (path, authority, content type, `te`, the deadline,
@@ -16,10 +16,10 @@ use std::time::Duration;
 
 use http::header::{HeaderName, HeaderValue};
 use http::Uri;
-use tokio::net::TcpStream;
 use tonic::Status;
 
 use super::backoff::Backoff;
+use super::dial::dial;
 use super::wire::hpack::{Encoder, Field};
 use super::wire::{driver, Link};
 
@@ -66,6 +66,8 @@ struct Shared {
     heads: Encoder,
     target: String,
     authority: String,
+    /// TLS for an `https://` target.
+    tls: Option<crate::tls::Tls>,
     /// The live connection and how many times it was made.
     current: Mutex<Current>,
     /// Held while a new connection is being made; when the next may be tried.
@@ -88,11 +90,13 @@ impl Drop for Shared {
     }
 }
 
-/// What every call of the run carries: the deadline and the metadata.
+/// What every call of the run carries: the deadline and the metadata; and
+/// the TLS of `https://` targets.
 #[derive(Debug, Clone, Default)]
 pub struct CallHeaders {
     pub timeout: Option<Duration>,
     pub metadata: Vec<(HeaderName, HeaderValue)>,
+    pub tls: Option<crate::tls::Tls>,
 }
 
 impl std::fmt::Debug for Conn {
@@ -136,7 +140,7 @@ impl Conn {
             if let Some(why) = backoff.failed_since(since) {
                 return Err(Status::unavailable(why.to_owned()));
             }
-            let link = match handshake(&shared.authority, &shared.heads).await {
+            let link = match handshake(&shared.authority, &shared.heads, shared.tls.as_ref()).await {
                 Ok(link) => link,
                 Err(e) => {
                     let why = format!("cannot reconnect to {}: {e}", shared.authority);
@@ -158,17 +162,20 @@ impl Conn {
     }
 }
 
-/// Connects to `target` (`http://host:port`); the connection's task runs
-/// on the current runtime.
+/// Connects to `target` (`http://host:port`, or `https://` with
+/// `headers.tls`); the connection's task runs on the current runtime.
 pub async fn connect(target: &str, headers: &CallHeaders) -> Result<Conn, String> {
     let (heads, authority) = heads(target, headers)?;
-    let link = handshake(&authority, &heads)
+    // TLS only for an https:// target (heads() refused any other scheme).
+    let tls = headers.tls.clone().filter(|_| target.starts_with("https://"));
+    let link = handshake(&authority, &heads, tls.as_ref())
         .await
         .map_err(|e| format!("cannot connect to {target}: {e}"))?;
     let shared = Shared {
         heads,
         target: target.to_owned(),
         authority,
+        tls,
         current: Mutex::new(Current { generation: 0, link }),
         reconnecting: tokio::sync::Mutex::new(Backoff::default()),
     };
@@ -177,16 +184,19 @@ pub async fn connect(target: &str, headers: &CallHeaders) -> Result<Conn, String
     })
 }
 
-/// A TCP connection to `authority` and the HTTP/2 handshake on it, proven
-/// by one PING answered (a server that does not speak HTTP/2 fails here,
-/// not at the first call), within [`CONNECT_TIMEOUT`]; spawns the
-/// connection's task.
-async fn handshake(authority: &str, heads: &Encoder) -> Result<Arc<Link>, String> {
+/// A connection to `authority` ([`dial`]: TCP, TLS with `tls`) and the
+/// HTTP/2 handshake on it, proven by one PING answered (a server that does
+/// not speak HTTP/2 fails here, not at the first call), within
+/// [`CONNECT_TIMEOUT`]; spawns the connection's task.
+async fn handshake(
+    authority: &str,
+    heads: &Encoder,
+    tls: Option<&crate::tls::Tls>,
+) -> Result<Arc<Link>, String> {
     let handshake = async {
-        let tcp = TcpStream::connect(authority).await.map_err(|e| e.to_string())?;
-        tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+        let io = dial(authority, tls).await.map_err(|e| e.to_string())?;
         let link = Link::new(heads.clone());
-        tokio::spawn(driver::drive(Arc::clone(&link), tcp));
+        tokio::spawn(driver::drive(Arc::clone(&link), io));
         match std::future::poll_fn(|cx| link.poll_handshake(cx)).await {
             Ok(()) => Ok(link),
             Err(e) => Err(format!("HTTP/2 handshake: {e}")),
@@ -203,11 +213,15 @@ fn heads(target: &str, headers: &CallHeaders) -> Result<(Encoder, String), Strin
     let uri = format!("{base}{}", Rpc::Withdraw.path())
         .parse::<Uri>()
         .map_err(|e| format!("bad --target {target:?}: {e}"))?;
-    if uri.scheme_str() != Some("http") {
-        return Err(format!(
-            "the fast path speaks plaintext http:// only, not {target:?}"
-        ));
-    }
+    let https = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") if headers.tls.is_some() => true,
+        _ => {
+            return Err(format!(
+                "the fast path speaks http:// and https:// (with TLS set up), not {target:?}"
+            ))
+        }
+    };
     let authority = uri
         .authority()
         .map(|a| a.as_str().to_owned())
@@ -238,7 +252,8 @@ fn heads(target: &str, headers: &CallHeaders) -> Result<(Encoder, String), Strin
         ids
     };
     let blocks = RPCS.map(block);
-    Ok((Encoder::new(fields, blocks), authority))
+    let encoder = Encoder::new(fields, blocks);
+    Ok((if https { encoder.https() } else { encoder }, authority))
 }
 
 /// A `grpc-timeout` value: the finest unit whose count fits the 8 digits
@@ -295,6 +310,7 @@ mod tests {
         let headers = CallHeaders {
             timeout: Some(Duration::from_secs(2)),
             metadata: vec![(HeaderName::from_static("x-run"), HeaderValue::from_static("7"))],
+            tls: None,
         };
         let (mut e, authority) = heads("http://127.0.0.1:9/", &headers).unwrap();
         assert_eq!(authority, "127.0.0.1:9");

@@ -5,7 +5,7 @@
 //! client stack, so the load generator spends a few µs of CPU per op rather
 //! than tens — CPU a server on the same cores would otherwise lose.
 //! Everything off the hot path (setup, reads, retries, settling) stays on
-//! tonic. Plaintext `http://` only; TLS runs go through tonic.
+//! tonic. `http://` and `https://` ([`dial`]: rustls, ALPN h2).
 //!
 //! What is sent and how answers are read follows gRPC over HTTP/2, and
 //! every failure comes back as the `tonic::Status` tonic's client would
@@ -13,6 +13,7 @@
 
 pub mod backoff;
 pub mod conn;
+pub mod dial;
 pub mod framing;
 pub mod status;
 pub mod stream;

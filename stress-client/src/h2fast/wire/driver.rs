@@ -3,7 +3,9 @@
 //! what callers queued — everything queued since its last write in one
 //! write, so many calls share one syscall. It ends when the connection
 //! does: closed by either side, or a protocol error (its GOAWAY flushed
-//! first).
+//! first). It runs on any byte stream: plaintext TCP or TLS
+//! ([`crate::h2fast::dial::Io`]); with TLS, bytes a write left encrypted
+//! but unsent are flushed whenever nothing else is queued.
 
 use std::future::poll_fn;
 use std::pin::Pin;
@@ -11,8 +13,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::BytesMut;
-use tokio::io::AsyncWrite;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tonic::Status;
 
 use super::link::Link;
@@ -22,12 +23,14 @@ const READ_CHUNK: usize = 64 << 10;
 /// Rounds of reading and writing before the task yields to the callers it woke.
 const ROUNDS_PER_POLL: usize = 16;
 
-/// The socket and its buffers.
-struct Io {
-    tcp: TcpStream,
+/// The connection and its buffers.
+struct Io<T> {
+    tcp: T,
     input: BytesMut,
     output: BytesMut,
     written: usize,
+    /// Written since the last flush.
+    unflushed: bool,
 }
 
 enum Step {
@@ -37,17 +40,22 @@ enum Step {
 }
 
 /// Runs the connection `link` on `tcp` until it ends.
-pub async fn drive(link: Arc<Link>, tcp: TcpStream) {
+pub async fn drive<T: AsyncRead + AsyncWrite + Unpin>(link: Arc<Link>, tcp: T) {
     let mut io = Io {
         tcp,
         input: BytesMut::with_capacity(READ_CHUNK),
         output: BytesMut::with_capacity(READ_CHUNK),
         written: 0,
+        unflushed: false,
     };
     poll_fn(|cx| poll_drive(&link, &mut io, cx)).await;
 }
 
-fn poll_drive(link: &Link, io: &mut Io, cx: &mut Context<'_>) -> Poll<()> {
+fn poll_drive<T: AsyncRead + AsyncWrite + Unpin>(
+    link: &Link,
+    io: &mut Io<T>,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
     for _ in 0..ROUNDS_PER_POLL {
         let read = poll_read(link, io, cx);
         let wrote = poll_write(link, io, cx);
@@ -61,7 +69,7 @@ fn poll_drive(link: &Link, io: &mut Io, cx: &mut Context<'_>) -> Poll<()> {
     Poll::Pending
 }
 
-fn poll_read(link: &Link, io: &mut Io, cx: &mut Context<'_>) -> Step {
+fn poll_read<T: AsyncRead + Unpin>(link: &Link, io: &mut Io<T>, cx: &mut Context<'_>) -> Step {
     if link.lock().closed.is_some() {
         return Step::Idle; // only the last writes remain
     }
@@ -81,10 +89,19 @@ fn poll_read(link: &Link, io: &mut Io, cx: &mut Context<'_>) -> Step {
     }
 }
 
-fn poll_write(link: &Link, io: &mut Io, cx: &mut Context<'_>) -> Step {
+fn poll_write<T: AsyncWrite + Unpin>(link: &Link, io: &mut Io<T>, cx: &mut Context<'_>) -> Step {
     if io.written == io.output.len() {
         io.output.clear();
         io.written = 0;
+        if io.unflushed {
+            // TLS may hold records a short write left behind (a no-op for
+            // TCP); when pending, the socket wakes this task.
+            match Pin::new(&mut io.tcp).poll_flush(cx) {
+                Poll::Ready(Ok(())) => io.unflushed = false,
+                Poll::Pending => {}
+                Poll::Ready(Err(e)) => return broken(link, &e.to_string()),
+            }
+        }
         let mut st = link.lock();
         if st.out.is_empty() {
             st.flush_scheduled = false;
@@ -98,11 +115,17 @@ fn poll_write(link: &Link, io: &mut Io, cx: &mut Context<'_>) -> Step {
         }
         std::mem::swap(&mut st.out, &mut io.output);
     }
+    poll_write_out(link, io, cx)
+}
+
+/// Writes what is left of `io.output`.
+fn poll_write_out<T: AsyncWrite + Unpin>(link: &Link, io: &mut Io<T>, cx: &mut Context<'_>) -> Step {
     match Pin::new(&mut io.tcp).poll_write(cx, &io.output[io.written..]) {
         Poll::Pending => Step::Idle,
         Poll::Ready(Ok(0)) => broken(link, "the connection takes no more bytes"),
         Poll::Ready(Ok(n)) => {
             io.written += n;
+            io.unflushed = true;
             Step::Progress
         }
         Poll::Ready(Err(e)) => broken(link, &e.to_string()),

@@ -55,7 +55,13 @@ pub struct Encoder {
     /// The table size this encoder holds itself to.
     table_max: usize,
     size_update: Option<usize>,
+    /// `:scheme` as a static-table index byte: http, or https over TLS.
+    scheme: u8,
 }
+
+/// `:scheme http` and `:scheme https` in the static table (indexed form).
+const SCHEME_HTTP: u8 = 0x86;
+const SCHEME_HTTPS: u8 = 0x87;
 
 impl Encoder {
     /// `fields` are every field any call sends; `blocks[rpc]` the ones (by
@@ -69,6 +75,7 @@ impl Encoder {
             indexing: true,
             table_max: DEFAULT_TABLE_SIZE,
             size_update: None,
+            scheme: SCHEME_HTTP,
         };
         encoder.indexing = encoder.needed() <= encoder.table_max;
         encoder
@@ -89,13 +96,19 @@ impl Encoder {
         }
     }
 
+    /// Calls say `:scheme https` (the connection is TLS).
+    pub fn https(mut self) -> Encoder {
+        self.scheme = SCHEME_HTTPS;
+        self
+    }
+
     /// Writes the header block of a call of `rpc`.
     pub fn encode(&mut self, rpc: Rpc, out: &mut BytesMut) {
         if let Some(size) = self.size_update.take() {
             put_int(out, 0x20, 5, size);
         }
-        // :method POST and :scheme http, from the static table.
-        out.put_slice(&[0x83, 0x86]);
+        // :method POST and :scheme, from the static table.
+        out.put_slice(&[0x83, self.scheme]);
         for &id in &self.blocks[rpc as usize] {
             let field = &self.fields[id];
             match (self.indexing, self.inserted_as[id]) {
