@@ -10,7 +10,7 @@ use hdrhistogram::serialization::interval_log::{IntervalLogIterator, IntervalLog
 use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 
-use crate::recorder::new_histogram;
+use crate::histogram::new_histogram;
 
 /// What a reader of the log needs to know about its unit.
 pub const UNIT_COMMENT: &str = "HistogramLogProcessor assumes nanoseconds: \

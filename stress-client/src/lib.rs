@@ -12,6 +12,7 @@ pub mod exit;
 pub mod fanout;
 pub mod h2fast;
 pub mod histlog;
+pub mod histogram;
 pub mod insecure;
 pub mod outputs;
 pub mod progress;

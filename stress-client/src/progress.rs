@@ -5,14 +5,22 @@
 //! and settle, a counted bar per phase.
 
 use std::io::IsTerminal;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::task::JoinHandle;
 
-use crate::recorder::Live;
+/// Counters the progress line reads while the run goes on.
+#[derive(Debug, Default)]
+pub struct Live {
+    pub ops: AtomicU64,
+    pub errors: AtomicU64,
+    /// The p99 (µs) of the last whole second the timeline collected, plus
+    /// one (0: none yet).
+    pub last_second_p99_us_plus_1: AtomicU64,
+}
 
 /// How often the line is redrawn.
 const TICK: Duration = Duration::from_millis(250);

@@ -4,7 +4,7 @@
 //! their recorder, so the hot path takes no lock; buffers grow amortised,
 //! histograms merge at the end.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,26 +14,16 @@ use hdrhistogram::Histogram;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::errors::ErrorTally;
+use crate::histogram::{new_histogram, record_us};
+use crate::progress::Live;
 use crate::rpc::{PerRpc, Rpc};
 use crate::samples::{Histograms, Samples};
 use crate::stage_tally::StageTally;
 use crate::timeline::Interval;
 use crate::workload::Planned;
 
-/// Significant figures of every latency histogram.
-pub const HISTOGRAM_SIGFIGS: u8 = 3;
 /// gRPC status codes 0..=16.
 pub const STATUS_CODES: usize = 17;
-
-/// Counters the progress line reads while the run goes on.
-#[derive(Debug, Default)]
-pub struct Live {
-    pub ops: AtomicU64,
-    pub errors: AtomicU64,
-    /// The p99 (µs) of the last whole second the timeline collected, plus
-    /// one (0: none yet).
-    pub last_second_p99_us_plus_1: AtomicU64,
-}
 
 /// Outcome and status counts of one worker.
 #[derive(Debug, Clone, Default)]
@@ -124,19 +114,6 @@ pub struct Recorder {
     pub failures: Vec<Failure>,
     pub counts: Counts,
     live: Arc<Live>,
-}
-
-/// A fresh latency histogram (microseconds, auto-resizing).
-pub fn new_histogram() -> Histogram<u64> {
-    Histogram::new(HISTOGRAM_SIGFIGS).expect("3 significant figures is a valid histogram")
-}
-
-/// Records `value_us`, growing the histogram as needed. (`saturating_record`
-/// alone would clamp to the current, small, range of an auto-resizing histogram.)
-pub fn record_us(h: &mut Histogram<u64>, value_us: u64) {
-    if h.record(value_us).is_err() {
-        h.saturating_record(value_us);
-    }
 }
 
 impl IntervalSink {

@@ -6,7 +6,7 @@
 use bank_checker::Kind;
 use hdrhistogram::Histogram;
 
-use crate::recorder::record_us;
+use crate::histogram::record_us;
 
 /// Significant figures of the breakdown histograms (per RPC, per stage):
 /// two (1% precision) keep a worker's share small (~2 KB each instead of

@@ -11,8 +11,9 @@ use tonic::transport::Channel;
 
 use crate::cli::RunArgs;
 use crate::drive::{self, Load, Names};
+use crate::progress::Live;
 use crate::progress::{PhaseBar, Progress};
-use crate::recorder::{Live, Recorder};
+use crate::recorder::Recorder;
 use crate::report::{self, Consistency, Merged, Shape, Summary};
 use crate::target::Target;
 use crate::timeline::{Interval, Intervals};

@@ -7,7 +7,7 @@
 //! the load generator about a quarter of a core, taken from the server it
 //! measures.
 
-use crate::recorder::record_us;
+use crate::histogram::record_us;
 use crate::rpc::{PerRpc, Rpc};
 use hdrhistogram::Histogram;
 
@@ -62,7 +62,7 @@ impl Samples {
         if let Some(uncorrected) = samples.uncorrected_us {
             let h = into
                 .uncorrected
-                .get_or_insert_with(crate::recorder::new_histogram);
+                .get_or_insert_with(crate::histogram::new_histogram);
             for us in uncorrected {
                 record_us(h, u64::from(us));
             }
@@ -73,7 +73,7 @@ impl Samples {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recorder::new_histogram;
+    use crate::histogram::new_histogram;
 
     /// What recording each call into its histograms at once would hold.
     #[test]

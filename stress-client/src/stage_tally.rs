@@ -5,7 +5,7 @@
 
 use hdrhistogram::Histogram;
 
-use crate::recorder::record_us;
+use crate::histogram::record_us;
 use crate::rpc::new_breakdown_histogram;
 
 /// Per-stage counts and latencies of one worker (or, merged, of the run).

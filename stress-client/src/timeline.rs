@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use crate::recorder::{new_histogram, Live};
+use crate::histogram::new_histogram;
+use crate::progress::Live;
 
 /// One worker's (or, added up, the run's) share of one interval.
 #[derive(Debug, Clone)]

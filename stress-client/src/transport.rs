@@ -80,6 +80,18 @@ pub enum ClientStack {
     Tonic,
 }
 
+impl TransportArgs {
+    /// The four TLS flags, as `crate::tls` takes them.
+    pub fn tls_flags(&self) -> crate::tls::TlsFlags<'_> {
+        crate::tls::TlsFlags {
+            tls_ca: self.tls_ca.as_deref(),
+            tls_cert: self.tls_cert.as_deref(),
+            tls_key: self.tls_key.as_deref(),
+            tls_insecure: self.tls_insecure,
+        }
+    }
+}
+
 impl std::fmt::Debug for TransportArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the token.
@@ -128,7 +140,7 @@ pub fn install(args: &TransportArgs) -> Result<(), String> {
     if INSTALLED.get().is_some() {
         return Ok(());
     }
-    let tls = crate::tls::from_args(args)?;
+    let tls = crate::tls::from_args(args.tls_flags())?;
     if tls.insecure {
         tracing::warn!(
             "--tls-insecure: the server's certificate is NOT verified; anyone on the path can impersonate it"

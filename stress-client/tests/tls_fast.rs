@@ -129,7 +129,7 @@ fn fast_headers(args: &TransportArgs) -> CallHeaders {
     CallHeaders {
         timeout: Some(Duration::from_secs(10)),
         metadata: Vec::new(),
-        tls: Some(stress_client::tls::from_args(args).expect("TLS set up")),
+        tls: Some(stress_client::tls::from_args(args.tls_flags()).expect("TLS set up")),
     }
 }
 

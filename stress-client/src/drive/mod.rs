@@ -20,7 +20,8 @@ use tokio::sync::mpsc::UnboundedSender;
 use tonic::transport::Channel;
 
 use crate::cli::{Mode, RunArgs};
-use crate::recorder::{IntervalSink, Live, Recorder};
+use crate::progress::Live;
+use crate::recorder::{IntervalSink, Recorder};
 use crate::stage_tally::StageTally;
 use crate::timeline::Interval;
 use crate::workload::{Generator, Mix};

@@ -59,7 +59,7 @@ pub fn render(buckets: &[(u64, u64)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recorder::new_histogram;
+    use crate::histogram::new_histogram;
 
     #[test]
     fn buckets_cover_every_sample_and_end_at_the_max() {

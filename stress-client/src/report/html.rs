@@ -437,7 +437,7 @@ fn violations(out: &mut String, s: &Summary) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recorder::new_histogram;
+    use crate::histogram::new_histogram;
 
     #[test]
     fn the_spectrum_climbs_the_nines_to_the_max() {

@@ -22,7 +22,8 @@ use serde::Serialize;
 use tonic::Code;
 
 use crate::errors::{ErrorGroup, ErrorTally};
-use crate::recorder::{new_histogram, Counts, Recorder, STATUS_CODES};
+use crate::histogram::new_histogram;
+use crate::recorder::{Counts, Recorder, STATUS_CODES};
 use crate::rpc::PerRpc;
 use crate::settle::Settlement;
 use crate::stage_tally::StageTally;

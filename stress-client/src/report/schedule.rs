@@ -116,7 +116,7 @@ pub fn render(out: &mut String, schedule: Option<&ScheduleReport>, warnings: &[S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recorder::{new_histogram, record_us};
+    use crate::histogram::{new_histogram, record_us};
     use crate::report::latency;
 
     fn stage(requested: f64, achieved: f64) -> StageReport {

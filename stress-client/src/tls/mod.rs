@@ -18,8 +18,6 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore};
 use tokio_rustls::TlsConnector;
 
-use crate::transport::TransportArgs;
-
 /// The largest PEM file read (`--tls-ca`, `--tls-cert`, `--tls-key`), in bytes.
 pub const MAX_PEM_BYTES: u64 = 1 << 20;
 
@@ -42,8 +40,19 @@ impl std::fmt::Debug for Tls {
     }
 }
 
+/// The TLS flags (`--tls-ca`, `--tls-cert`, `--tls-key`, `--tls-insecure`),
+/// as the transport's arguments hold them. (Passed in rather than read from
+/// `TransportArgs`: the transport imports this module, not the other way.)
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TlsFlags<'a> {
+    pub tls_ca: Option<&'a Path>,
+    pub tls_cert: Option<&'a Path>,
+    pub tls_key: Option<&'a Path>,
+    pub tls_insecure: bool,
+}
+
 /// The TLS configuration the flags ask for.
-pub fn from_args(args: &TransportArgs) -> Result<Tls, String> {
+pub fn from_args(args: TlsFlags<'_>) -> Result<Tls, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
@@ -54,10 +63,10 @@ pub fn from_args(args: &TransportArgs) -> Result<Tls, String> {
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verifier))
     } else {
-        let verifier = verifier(args.tls_ca.as_deref(), Arc::clone(&provider))?;
+        let verifier = verifier(args.tls_ca, Arc::clone(&provider))?;
         builder.dangerous().with_custom_certificate_verifier(verifier)
     };
-    let mut config = match (&args.tls_cert, &args.tls_key) {
+    let mut config = match (args.tls_cert, args.tls_key) {
         (Some(cert), Some(key)) => {
             let chain = certificates(cert, "--tls-cert")?;
             let key = private_key(key)?;
