@@ -5,6 +5,7 @@
 pub mod bound;
 pub mod cli;
 pub mod conformance;
+pub mod connections;
 pub mod drive;
 pub mod errors;
 pub mod fanout;

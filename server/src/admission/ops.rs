@@ -8,7 +8,6 @@
 
 use std::sync::Arc;
 
-use crate::rpc::call::Call;
 use crate::admission::drain::{Drain, Entered};
 use crate::admission::fence::Fence;
 use crate::admission::gate::{Gate, Gates};
@@ -17,6 +16,7 @@ use crate::backend::ledger::{
     Ledger, LedgerConfig, LedgerError, LedgerResult, OpResult, Pending, Snapshot, Transfer, Withdrawal,
 };
 use crate::backend::pg::PgLedger;
+use crate::rpc::call::Call;
 use crate::rpc::zoo::Answers;
 
 /// The state every handler shares.

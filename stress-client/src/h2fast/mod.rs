@@ -14,6 +14,7 @@
 pub mod backoff;
 pub mod conn;
 pub mod framing;
+pub mod reconnect;
 pub mod status;
 pub mod stream;
 pub mod unary;

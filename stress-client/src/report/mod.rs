@@ -134,6 +134,8 @@ pub struct Summary {
     /// Under `--stages`: each stage on its own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stages: Option<Vec<StageReport>>,
+    /// Connections opened and GOAWAYs received over the run.
+    pub connections: crate::connections::Connections,
     /// The corrected latency in log-spaced buckets (upper bound µs, count), for people.
     #[serde(skip)]
     pub histogram: Vec<(u64, u64)>,
@@ -261,6 +263,7 @@ pub fn summarize(
             .groups(|code| status_name(usize::try_from(code).unwrap_or(2))),
         rate: sections::rate(shape, throughput),
         stages: sections::stages(shape.stages, merged.stages.as_ref()),
+        connections: crate::connections::counted(),
         histogram: ascii::buckets(&merged.corrected, ascii::BUCKETS),
     }
 }

@@ -128,6 +128,9 @@ pub struct State {
     pub settings_seen: bool,
     pub pong: bool,
     pub handshake_waker: Option<Waker>,
+    /// The connection's reconnect task, woken once this connection takes
+    /// no new streams (see [`Link::poll_unusable`]).
+    pub unusable_waker: Option<Waker>,
     /// Wakers to call once the lock is released.
     pub wake: Vec<Waker>,
     scratch: BytesMut,
@@ -180,6 +183,7 @@ impl Link {
             settings_seen: false,
             pong: false,
             handshake_waker: None,
+            unusable_waker: None,
             wake: Vec::new(),
             scratch: BytesMut::new(),
         };
@@ -205,6 +209,23 @@ impl Link {
             return Poll::Ready(Ok(()));
         }
         st.handshake_waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// Ready once the connection takes no new streams (a GOAWAY, ids used
+    /// up, closed, shut down): then it is time for a new one.
+    pub fn poll_unusable(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut st = self.lock();
+        if st.draining || st.closed.is_some() {
+            return Poll::Ready(());
+        }
+        if !st
+            .unusable_waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            st.unusable_waker = Some(cx.waker().clone());
+        }
         Poll::Pending
     }
 
@@ -313,7 +334,7 @@ impl Link {
     /// No new streams; the connection ends once its streams are done.
     pub fn shutdown(&self) {
         let mut st = self.lock();
-        st.draining = true;
+        st.drain();
         st.finish_if_drained();
         st.wake_all();
     }
@@ -332,7 +353,7 @@ impl State {
             return Err(Refused::Unusable(why.clone()));
         }
         if self.draining || self.next_id > frame::MAX_STREAM_ID {
-            self.draining = true;
+            self.drain();
             return Err(Refused::Unusable(Status::unavailable(
                 "connection error: the connection takes no new streams",
             )));
@@ -562,12 +583,18 @@ impl State {
             self.end_stream(id, End::Failed(status.clone()));
         }
         self.closed = Some(status);
-        self.draining = true;
+        self.drain();
         self.wake_whole_line();
         self.wake.extend(self.handshake_waker.take());
         self.flush_scheduled = false;
         self.schedule_flush();
         self.wake.extend(self.flush_waker.take());
+    }
+
+    /// No new streams from now on; the reconnect task is told.
+    pub fn drain(&mut self) {
+        self.draining = true;
+        self.wake.extend(self.unusable_waker.take());
     }
 
     /// Calls the wakers collected (the lock is still held; waking only
