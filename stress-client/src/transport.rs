@@ -204,11 +204,39 @@ pub fn endpoint(target: &str) -> Result<Endpoint, String> {
 pub async fn connect(endpoint: &Endpoint) -> Result<Channel, tonic::transport::Error> {
     match INSTALLED.get().and_then(|i| i.insecure.clone()) {
         Some(tls) => {
-            let dial = tower::service_fn(move |uri| crate::insecure::connect(tls.clone(), uri));
+            let dial = tower::service_fn(move |uri| {
+                let connecting = crate::insecure::connect(tls.clone(), uri);
+                async move {
+                    let io = connecting.await?;
+                    crate::connections::opened();
+                    Ok::<_, crate::insecure::BoxError>(io)
+                }
+            });
             endpoint.connect_with_connector(dial).await
         }
-        None => endpoint.connect().await,
+        None => endpoint.connect_with_connector(counted_tcp()).await,
     }
+}
+
+/// tonic's own TCP connector (TLS, if any, is added by tonic on top), each
+/// connection counted in the report's `connections.opened`.
+fn counted_tcp() -> impl tower::Service<
+    tonic::transport::Uri,
+    Response = hyper_util::rt::TokioIo<tokio::net::TcpStream>,
+    Error = crate::insecure::BoxError,
+    Future = impl Send,
+> + Clone {
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    tower::service_fn(move |uri| {
+        let mut http = http.clone();
+        async move {
+            let io = tower::Service::call(&mut http, uri).await?;
+            crate::connections::opened();
+            Ok(io)
+        }
+    })
 }
 
 /// `endpoint` with TLS when the target is `https://`.
