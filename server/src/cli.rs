@@ -10,11 +10,11 @@ use std::time::Duration;
 use clap::builder::PossibleValue;
 use clap::{Parser, ValueEnum};
 
-use crate::admission::tls::TlsFiles;
-use crate::backend::ledger::{InjectedBug, LedgerConfig};
-use crate::backend::pg::{DbSettings, Isolation};
 use crate::config::ServerConfig;
+use crate::backend::ledger::{InjectedBug, LedgerConfig};
 pub use crate::observe::logging::LogFormat;
+use crate::backend::pg::{DbSettings, Isolation};
+use crate::admission::tls::TlsFiles;
 
 /// The longest wait for funds the server accepts as a setting.
 const MAX_WAIT_LIMIT: Duration = Duration::from_secs(3600);

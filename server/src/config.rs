@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::admission::tls::TlsFiles;
 use crate::backend::ledger::LedgerConfig;
 use crate::backend::pg::DbSettings;
+use crate::admission::tls::TlsFiles;
 
 /// Where the binary listens unless told otherwise: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";

@@ -14,15 +14,15 @@ use tonic_health::ServingStatus;
 use tracing::{info, warn};
 
 use crate::admission::auth::Auth;
-use crate::admission::conn;
-use crate::admission::ops::Ops;
-use crate::backend::ledger::{InjectedBug, Ledger, LedgerObserver, Observer};
-use crate::backend::pg::PgLedger;
 use crate::config::ServerConfig;
+use crate::admission::conn;
+use crate::backend::ledger::{InjectedBug, Ledger, LedgerObserver, Observer};
 use crate::observe::metrics::{Metrics, StateSample};
 use crate::observe::metrics_http;
-use crate::observe::telemetry::Telemetry;
+use crate::admission::ops::Ops;
+use crate::backend::pg::PgLedger;
 use crate::rpc::router::{router, set_health};
+use crate::observe::telemetry::Telemetry;
 
 /// Any startup or transport failure.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -110,9 +110,7 @@ fn connection_limits(config: &ServerConfig) -> conn::Limits {
 /// The ops over the ledger the configuration names: in PostgreSQL
 /// (`--database-url`, connected and migrated here), or in this process
 /// (memory, or the journal of `--data-dir`, which is kept for the closing report).
-async fn open_ledger(
-    config: &ServerConfig,
-) -> Result<(Ops, Option<crate::backend::durable::Durable>), BoxError> {
+async fn open_ledger(config: &ServerConfig) -> Result<(Ops, Option<crate::backend::durable::Durable>), BoxError> {
     let Some(settings) = config.database.clone() else {
         let durable = crate::backend::durable::open(&config.ledger, config.data_dir.as_deref())?;
         return Ok((Ops::new(Arc::clone(&durable.ledger)), Some(durable)));

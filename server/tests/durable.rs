@@ -72,9 +72,8 @@ fn op_strategy() -> impl Strategy<Value = Op> {
 fn run(l: &Ledger, i: usize, op: Op) -> LedgerResult<OpResult> {
     let request_id = format!("r{i}");
     let ctx = CallContext::detached();
-    let account = |k: usize| -> LedgerResult<std::sync::Arc<bank_server::backend::ledger::Account>> {
-        l.account(ACCOUNTS[k])
-    };
+    let account =
+        |k: usize| -> LedgerResult<std::sync::Arc<bank_server::backend::ledger::Account>> { l.account(ACCOUNTS[k]) };
     match op {
         Op::Deposit(a, amount) => {
             let d = Deposit {

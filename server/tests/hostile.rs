@@ -19,8 +19,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bank::v1::Account;
-use bank_server::admission::ops::Ops;
 use bank_server::backend::ledger::Ledger;
+use bank_server::admission::ops::Ops;
 use bank_server::ServerConfig;
 use bytes::{Buf, Bytes, BytesMut};
 use common::*;

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use bank::v1 as pb;
 use bank::v1::bank_server::Bank;
-use bank_server::admission::ops::Ops;
 use bank_server::backend::ledger::{Ledger, LedgerConfig, ACCOUNT_ID_MAX_BYTES, REQUEST_ID_MAX_BYTES};
+use bank_server::admission::ops::Ops;
 use bank_server::rpc::service::BankService;
 use bytes::Bytes;
 use futures::StreamExt;

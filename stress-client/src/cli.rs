@@ -6,8 +6,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bank_server::backend::ledger::InjectedBug;
 use bank_server::cli::parse_duration;
+use bank_server::backend::ledger::InjectedBug;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use bank::v1 as pb;
 use bank::v1::bank_server::{Bank, BankServer};
-use bank_server::admission::ops::Ops;
 use bank_server::backend::ledger::Ledger;
+use bank_server::admission::ops::Ops;
 use bank_server::rpc::service::BankService;
 use futures::{Stream, StreamExt};
 use serde_json::Value;

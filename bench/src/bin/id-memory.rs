@@ -183,10 +183,7 @@ fn main() -> std::process::ExitCode {
         return each_in_its_own_process(&args);
     }
     for &len in &args.id_bytes {
-        for m in measure(
-            &args,
-            len.clamp(1, bank_server::backend::ledger::REQUEST_ID_MAX_BYTES),
-        ) {
+        for m in measure(&args, len.clamp(1, bank_server::backend::ledger::REQUEST_ID_MAX_BYTES)) {
             if args.json {
                 println!(
                     "{{\"id_bytes\":{},\"phase\":\"{}\",\"remembered\":{},\"alloc_bytes_per_id\":{:.1},\"rss_bytes_per_id\":{:.1}}}",

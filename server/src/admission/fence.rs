@@ -12,8 +12,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::admission::gate::Gate;
-use crate::admission::ops::blocking;
 use crate::backend::ledger::{Account, Ledger};
+use crate::admission::ops::blocking;
 
 /// Armed from lookup until the op is handed to the blocking pool. It only
 /// borrows what it would need: nearly every call is admitted and disarms

@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use crate::rpc::call::Call;
 use crate::admission::drain::{Drain, Entered};
 use crate::admission::fence::Fence;
 use crate::admission::gate::{Gate, Gates};
@@ -16,7 +17,6 @@ use crate::backend::ledger::{
     Ledger, LedgerConfig, LedgerError, LedgerResult, OpResult, Pending, Snapshot, Transfer, Withdrawal,
 };
 use crate::backend::pg::PgLedger;
-use crate::rpc::call::Call;
 use crate::rpc::zoo::Answers;
 
 /// The state every handler shares.

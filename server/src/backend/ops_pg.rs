@@ -9,14 +9,14 @@
 
 use std::sync::Arc;
 
+use crate::rpc::call::Call;
 use crate::admission::gate::{BatchApply, Gate};
-use crate::admission::ops::{blocking, Ops};
 use crate::backend::ledger::{
     validate_account_id, BatchOp, CallContext, Deposit, InjectedBug, LedgerResult, OpResult, Snapshot,
     Transfer, Withdrawal,
 };
+use crate::admission::ops::{blocking, Ops};
 use crate::backend::pg::PgLedger;
-use crate::rpc::call::Call;
 
 /// `OpenAccount` in the database.
 pub async fn open(

@@ -14,11 +14,11 @@ use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
 use crate::admission::auth::{Auth, Authenticate};
-use crate::admission::ops::Ops;
 use crate::config::ServerConfig;
-use crate::observe::telemetry::Telemetry;
+use crate::admission::ops::Ops;
 use crate::rpc::service::BankService;
 use crate::startup::BoxError;
+use crate::observe::telemetry::Telemetry;
 
 /// The bank service as served: behind the token check.
 pub type Bank = InterceptedService<BankServer<BankService>, Authenticate>;

@@ -11,11 +11,11 @@ use bank::v1::bank_server::Bank;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::admission::auth::{authorize, Authenticated, Principal, Session};
-use crate::admission::ops::Ops;
-use crate::backend::ledger::LedgerError;
-use crate::observe::telemetry::{Method, Telemetry};
 use crate::rpc::call::Call;
+use crate::backend::ledger::LedgerError;
+use crate::admission::ops::Ops;
 use crate::rpc::stream::{withdraw_stream, ResultStream};
+use crate::observe::telemetry::{Method, Telemetry};
 
 /// The service handed to tonic; cheap to clone.
 #[derive(Debug, Clone)]

@@ -15,11 +15,11 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 
 use crate::admission::auth::{AuthError, Session};
-use crate::admission::ops::Ops;
-use crate::backend::ledger::{LedgerError, OpResult};
-use crate::observe::telemetry::{Method, Telemetry};
 use crate::rpc::call::Call;
+use crate::backend::ledger::{LedgerError, OpResult};
+use crate::admission::ops::Ops;
 use crate::rpc::service::check_owner;
+use crate::observe::telemetry::{Method, Telemetry};
 
 /// The answer stream handed to tonic.
 pub type ResultStream = Pin<Box<dyn Stream<Item = Result<pb::OperationResult, Status>> + Send>>;

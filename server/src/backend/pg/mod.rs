@@ -23,9 +23,7 @@ mod txn;
 
 use std::time::Duration;
 
-use crate::backend::ledger::{
-    validate_account_id, InjectedBug, LedgerConfig, LedgerError, LedgerResult, Snapshot,
-};
+use crate::backend::ledger::{validate_account_id, InjectedBug, LedgerConfig, LedgerError, LedgerResult, Snapshot};
 use monitor::Monitors;
 use pool::ClosingPool;
 pub use pool::{CONNECT_TIMEOUT, POOL_CHECKOUT_TIMEOUT, STATEMENT_TIMEOUT};
