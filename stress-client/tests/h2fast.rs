@@ -708,3 +708,50 @@ async fn a_call_that_gives_up_waiting_for_a_stream_does_not_hold_up_the_next() {
         .expect("the third call gets the freed stream");
     assert_eq!(third.unwrap().unwrap().request_id, "third");
 }
+
+#[tokio::test]
+async fn a_graceful_goaway_lets_the_call_in_flight_finish_and_the_connection_reconnects_by_itself() {
+    let (listener, addr) = listener().await;
+    let accepted = Arc::new(tokio::sync::Notify::new());
+    let on_accept = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        let mut first = true;
+        while let Ok((socket, _)) = listener.accept().await {
+            on_accept.notify_one();
+            tokio::spawn(answer_after_goaway(socket, std::mem::take(&mut first)));
+        }
+    });
+    let conn = conn(addr).await;
+    accepted.notified().await;
+    // The server sends GOAWAY once the call is open, then answers it.
+    let answered = tokio::time::timeout(HANG_LIMIT, call(&conn, withdraw("x", "in-flight")))
+        .await
+        .expect("no hang");
+    assert_eq!(answered.unwrap().request_id, "in-flight");
+    // No call asked for it: the connection's own task opens the next one.
+    tokio::time::timeout(HANG_LIMIT, accepted.notified())
+        .await
+        .expect("a new connection after the GOAWAY");
+    let next = call(&conn, withdraw("x", "next")).await.unwrap();
+    assert_eq!(next.request_id, "next");
+}
+
+/// Answers every call with its request id; on the `draining` connection
+/// a graceful GOAWAY (which keeps the streams already open) goes out
+/// before the first answer.
+async fn answer_after_goaway(socket: tokio::net::TcpStream, draining: bool) {
+    let Ok(mut conn) = h2::server::handshake(socket).await else {
+        return;
+    };
+    while let Some(Ok((request, mut respond))) = conn.accept().await {
+        if draining {
+            conn.graceful_shutdown();
+        }
+        tokio::spawn(async move {
+            let id = request_id(request).await;
+            let mut tx = respond.send_response(ok_head(), false).unwrap();
+            tx.send_data(framed(&answer(&id, 1)), false).unwrap();
+            tx.send_trailers(trailers(0, "")).unwrap();
+        });
+    }
+}
