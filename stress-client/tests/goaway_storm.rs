@@ -211,10 +211,12 @@ async fn a_server_that_goes_away_after_resets_gets_one_new_connection_per_goaway
         goaways >= 2,
         "the server went away only {goaways} times: the test tests nothing"
     );
-    assert_eq!(
-        count(&fast, "opened"),
-        opened,
-        "the report counts what the server accepted"
+    // What the client counted is what the server accepted, give or take a
+    // connection made (or accepted) as the run ended.
+    let counted = count(&fast, "opened");
+    assert!(
+        counted.abs_diff(opened) <= CONNECTIONS,
+        "the report counts {counted} connections opened, the server accepted {opened}"
     );
     let received = count(&fast, "goaways");
     assert!(
