@@ -755,3 +755,49 @@ async fn answer_after_goaway(socket: tokio::net::TcpStream, draining: bool) {
         });
     }
 }
+
+#[tokio::test]
+async fn a_server_that_closes_every_connection_after_the_handshake_gets_spaced_out_attempts() {
+    // Backoff waits of the first attempts: 10 + 20 + 40 + 80 ms at least.
+    const ATTEMPTS: usize = 6;
+    const SPACED_AT_LEAST: Duration = Duration::from_millis(150);
+    let (listener, addr) = listener().await;
+    let (tx, mut accepted) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let _ = tx.send(Instant::now());
+            tokio::spawn(handshake_then_goaway(socket));
+        }
+    });
+    let _conn = conn(addr).await;
+    let first = accepted.recv().await.expect("the first connection");
+    let mut last = first;
+    for _ in 0..ATTEMPTS {
+        last = tokio::time::timeout(HANG_LIMIT, accepted.recv())
+            .await
+            .expect("the connection keeps trying")
+            .expect("accepted");
+    }
+    let spent = last - first;
+    assert!(
+        spent >= SPACED_AT_LEAST,
+        "{} connections in {spent:?}: reconnects are not spaced out",
+        ATTEMPTS + 1
+    );
+}
+
+/// Completes the client's handshake (SETTINGS, the answer to its PING),
+/// then goes away at once (GOAWAY, no stream processed).
+async fn handshake_then_goaway(mut socket: tokio::net::TcpStream) {
+    use tokio::io::AsyncReadExt;
+    let mut reply = vec![0, 0, 0, 4, 0, 0, 0, 0, 0];
+    reply.extend_from_slice(&[0, 0, 8, 6, 1, 0, 0, 0, 0]);
+    reply.extend_from_slice(b"bankping");
+    reply.extend_from_slice(&[0, 0, 8, 7, 0, 0, 0, 0, 0]);
+    reply.extend_from_slice(&[0; 8]);
+    if socket.write_all(&reply).await.is_err() {
+        return;
+    }
+    let mut sink = [0u8; 4096];
+    while matches!(socket.read(&mut sink).await, Ok(n) if n > 0) {}
+}

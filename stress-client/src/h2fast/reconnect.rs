@@ -8,8 +8,10 @@
 //! 10 ms timeout and a server slower than that to answer a handshake, a
 //! call-owned attempt was dropped half-made by every call in turn (7,156
 //! connections in a 6 s run against grpc-js, issue 22). Every failed
-//! attempt counts in the back-off; one cut short only when the
-//! connection's last handle is gone.
+//! attempt counts in the back-off, and so does a connection that ended
+//! before it carried a call; the back-off resets once a connection has
+//! carried calls. An attempt is cut short only when the connection's last
+//! handle is gone.
 
 use std::future::{poll_fn, Future};
 use std::sync::Arc;
@@ -116,6 +118,14 @@ where
                 return;
             }
         }
+        // A connection the server ends before it carried a single call (it
+        // accepts, then closes) is no success: reconnecting at once would
+        // be a storm of its own.
+        if link.carried_streams() {
+            backoff.succeeded();
+        } else {
+            backoff.failed(tokio::time::Instant::now());
+        }
         tokio::select! {
             replaced = reconnect(&slot, &dial, &mut backoff) => replaced,
             () = slot.stop.notified() => return,
@@ -136,7 +146,6 @@ where
         }
         match dial().await {
             Ok(link) => {
-                backoff.succeeded();
                 slot.published.send_modify(|p| {
                     p.current = Current {
                         generation: p.current.generation + 1,

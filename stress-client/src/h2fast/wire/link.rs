@@ -202,11 +202,14 @@ impl Link {
     /// HTTP/2); the reason when the connection ended first.
     pub fn poll_handshake(&self, cx: &mut Context<'_>) -> Poll<Result<(), String>> {
         let mut st = self.lock();
-        if let Some(why) = &st.closed {
-            return Poll::Ready(Err(why.message().to_owned()));
-        }
+        // A handshake that was answered succeeded, even if the connection
+        // has ended since: its reconnect task tells a connection that
+        // carried no call from a failed attempt.
         if st.pong && st.settings_seen {
             return Poll::Ready(Ok(()));
+        }
+        if let Some(why) = &st.closed {
+            return Poll::Ready(Err(why.message().to_owned()));
         }
         st.handshake_waker = Some(cx.waker().clone());
         Poll::Pending
@@ -227,6 +230,12 @@ impl Link {
             st.unusable_waker = Some(cx.waker().clone());
         }
         Poll::Pending
+    }
+
+    /// Whether any stream was opened here: a connection that ends before
+    /// carrying one counts as a failed attempt (see [`crate::h2fast::reconnect`]).
+    pub fn carried_streams(&self) -> bool {
+        self.lock().next_id > 1
     }
 
     /// Opens a stream of `rpc`, its first DATA (`body`) and, with `end`,
