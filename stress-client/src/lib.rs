@@ -6,6 +6,7 @@ pub mod bound;
 pub mod cli;
 pub mod config;
 pub mod conformance;
+pub mod connections;
 pub mod drive;
 pub mod errors;
 pub mod exit;

@@ -710,3 +710,96 @@ async fn a_call_that_gives_up_waiting_for_a_stream_does_not_hold_up_the_next() {
         .expect("the third call gets the freed stream");
     assert_eq!(third.unwrap().unwrap().request_id, "third");
 }
+
+#[tokio::test]
+async fn a_graceful_goaway_lets_the_call_in_flight_finish_and_the_connection_reconnects_by_itself() {
+    let (listener, addr) = listener().await;
+    let accepted = Arc::new(tokio::sync::Notify::new());
+    let on_accept = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        let mut first = true;
+        while let Ok((socket, _)) = listener.accept().await {
+            on_accept.notify_one();
+            tokio::spawn(answer_after_goaway(socket, std::mem::take(&mut first)));
+        }
+    });
+    let conn = conn(addr).await;
+    accepted.notified().await;
+    // The server sends GOAWAY once the call is open, then answers it.
+    let answered = tokio::time::timeout(HANG_LIMIT, call(&conn, withdraw("x", "in-flight")))
+        .await
+        .expect("no hang");
+    assert_eq!(answered.unwrap().request_id, "in-flight");
+    // No call asked for it: the connection's own task opens the next one.
+    tokio::time::timeout(HANG_LIMIT, accepted.notified())
+        .await
+        .expect("a new connection after the GOAWAY");
+    let next = call(&conn, withdraw("x", "next")).await.unwrap();
+    assert_eq!(next.request_id, "next");
+}
+
+/// Answers every call with its request id; on the `draining` connection
+/// a graceful GOAWAY (which keeps the streams already open) goes out
+/// before the first answer.
+async fn answer_after_goaway(socket: tokio::net::TcpStream, draining: bool) {
+    let Ok(mut conn) = h2::server::handshake(socket).await else {
+        return;
+    };
+    while let Some(Ok((request, mut respond))) = conn.accept().await {
+        if draining {
+            conn.graceful_shutdown();
+        }
+        tokio::spawn(async move {
+            let id = request_id(request).await;
+            let mut tx = respond.send_response(ok_head(), false).unwrap();
+            tx.send_data(framed(&answer(&id, 1)), false).unwrap();
+            tx.send_trailers(trailers(0, "")).unwrap();
+        });
+    }
+}
+
+#[tokio::test]
+async fn a_server_that_closes_every_connection_after_the_handshake_gets_spaced_out_attempts() {
+    // Backoff waits of the first attempts: 10 + 20 + 40 + 80 ms at least.
+    const ATTEMPTS: usize = 6;
+    const SPACED_AT_LEAST: Duration = Duration::from_millis(150);
+    let (listener, addr) = listener().await;
+    let (tx, mut accepted) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let _ = tx.send(Instant::now());
+            tokio::spawn(handshake_then_goaway(socket));
+        }
+    });
+    let _conn = conn(addr).await;
+    let first = accepted.recv().await.expect("the first connection");
+    let mut last = first;
+    for _ in 0..ATTEMPTS {
+        last = tokio::time::timeout(HANG_LIMIT, accepted.recv())
+            .await
+            .expect("the connection keeps trying")
+            .expect("accepted");
+    }
+    let spent = last - first;
+    assert!(
+        spent >= SPACED_AT_LEAST,
+        "{} connections in {spent:?}: reconnects are not spaced out",
+        ATTEMPTS + 1
+    );
+}
+
+/// Completes the client's handshake (SETTINGS, the answer to its PING),
+/// then goes away at once (GOAWAY, no stream processed).
+async fn handshake_then_goaway(mut socket: tokio::net::TcpStream) {
+    use tokio::io::AsyncReadExt;
+    let mut reply = vec![0, 0, 0, 4, 0, 0, 0, 0, 0];
+    reply.extend_from_slice(&[0, 0, 8, 6, 1, 0, 0, 0, 0]);
+    reply.extend_from_slice(b"bankping");
+    reply.extend_from_slice(&[0, 0, 8, 7, 0, 0, 0, 0, 0]);
+    reply.extend_from_slice(&[0; 8]);
+    if socket.write_all(&reply).await.is_err() {
+        return;
+    }
+    let mut sink = [0u8; 4096];
+    while matches!(socket.read(&mut sink).await, Ok(n) if n > 0) {}
+}

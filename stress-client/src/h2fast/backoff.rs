@@ -1,13 +1,13 @@
 //! How often a fast-path connection may try to reconnect: after a failed
 //! attempt the next one waits, twice as long after each failure in a row
 //! (from [`RECONNECT_BACKOFF_MIN`] to [`RECONNECT_BACKOFF_MAX`]), and the
-//! first success resets it. A call that finds the connection broken waits
-//! out the backoff (beside the other calls, not behind them); one of them
-//! then tries, and the others take its outcome: a call that waited while an
-//! attempt failed fails with that attempt's error without one of its own.
-//! Without it a dead target turns a closed loop into a flood: every op
-//! fails at once with a refused connect, tens of thousands a second, each
-//! of unknown outcome and settled afterwards.
+//! first success resets it. The connection's reconnect task
+//! ([`super::reconnect`]) keeps it; calls that find the connection broken
+//! wait for the task's next outcome and take it, so a call that waited
+//! while an attempt failed fails with that attempt's error. Without it a
+//! dead target turns a closed loop into a flood: every op fails at once
+//! with a refused connect, tens of thousands a second, each of unknown
+//! outcome and settled afterwards.
 
 use std::time::Duration;
 
@@ -18,13 +18,11 @@ pub const RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 /// The longest wait between two attempts.
 pub const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-/// The failures in a row, when the next attempt may be made, and the last
-/// failure (when and why).
+/// The failures in a row, and when the next attempt may be made.
 #[derive(Debug, Default)]
 pub struct Backoff {
     failures: u32,
     retry_at: Option<Instant>,
-    last_failure: Option<(Instant, String)>,
 }
 
 impl Backoff {
@@ -33,18 +31,10 @@ impl Backoff {
         self.retry_at
     }
 
-    /// Why an attempt made after `since` failed, if one did: a caller that
-    /// waited since then takes that outcome instead of trying again.
-    pub fn failed_since(&self, since: Instant) -> Option<&str> {
-        let (at, why) = self.last_failure.as_ref()?;
-        (*at >= since).then_some(why.as_str())
-    }
-
-    /// Books a failed attempt made at `now`, and why it failed.
-    pub fn failed(&mut self, now: Instant, why: String) {
+    /// Books a failed attempt that ended at `now`.
+    pub fn failed(&mut self, now: Instant) {
         self.failures = self.failures.saturating_add(1);
         self.retry_at = Some(now + self.delay());
-        self.last_failure = Some((now, why));
     }
 
     /// Books a success: the next failure starts from the shortest wait.
@@ -72,16 +62,14 @@ mod tests {
         assert!(b.retry_at.is_none());
         let waits: Vec<u128> = (0..10)
             .map(|_| {
-                b.failed(now, "refused".into());
+                b.failed(now);
                 (b.retry_at.unwrap() - now).as_millis()
             })
             .collect();
         assert_eq!(waits, [10, 20, 40, 80, 160, 320, 640, 1000, 1000, 1000]);
-        assert_eq!(b.failed_since(now), Some("refused"));
-        assert_eq!(b.failed_since(now + Duration::from_millis(1)), None);
         b.succeeded();
-        assert_eq!(b.failed_since(now), None);
-        b.failed(now, "refused".into());
+        assert!(b.retry_at.is_none());
+        b.failed(now);
         assert_eq!((b.retry_at.unwrap() - now).as_millis(), 10);
     }
 }

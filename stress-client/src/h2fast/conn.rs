@@ -4,22 +4,25 @@
 //! makes, built once (path, authority, content type, `te`, the deadline,
 //! the run's metadata) and sent as HPACK indices after the first call.
 //!
-//! Like tonic's channels it reconnects lazily: a call that finds the
-//! connection unusable (closed, reset, after a GOAWAY) waits for one new
-//! connection, shared by every call that found the same one broken, and
-//! fails with UNAVAILABLE only if that cannot be made. Attempts after a
-//! failure are spaced out (see [`super::backoff`]).
+//! Like tonic's channels it reconnects by itself: each connection slot has
+//! a task ([`super::reconnect`]) that makes the new connection when the
+//! live one takes no new streams (closed, reset, after a GOAWAY — the
+//! streams it still finishes stay on the old one); a call that finds the
+//! connection unusable waits for that one attempt, shared by every call,
+//! and fails with UNAVAILABLE only if it fails. Attempts after a failure
+//! are spaced out (see [`super::backoff`]).
 
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{HeaderName, HeaderValue};
 use http::Uri;
 use tonic::Status;
 
-use super::backoff::Backoff;
 use super::dial::dial;
+pub use super::reconnect::Current;
+use super::reconnect::Slot;
 use super::wire::hpack::{Encoder, Field};
 use super::wire::{driver, Link};
 
@@ -62,31 +65,16 @@ pub struct Conn {
 
 /// What the clones of one connection share.
 struct Shared {
-    /// The request heads; each new connection starts from this (empty) table.
-    heads: Encoder,
     target: String,
-    authority: String,
-    /// TLS for an `https://` target.
-    tls: Option<crate::tls::Tls>,
-    /// The live connection and how many times it was made.
-    current: Mutex<Current>,
-    /// Held while a new connection is being made; when the next may be tried.
-    reconnecting: tokio::sync::Mutex<Backoff>,
-}
-
-/// A connection, and which one it is.
-#[derive(Clone)]
-pub struct Current {
-    pub generation: u64,
-    pub link: Arc<Link>,
+    /// The live connection, replaced by the slot's task.
+    slot: Arc<Slot>,
 }
 
 impl Drop for Shared {
-    /// The last handle is gone: the live connection ends once its streams have.
+    /// The last handle is gone: the live connection ends once its streams
+    /// have, and no new one is made.
     fn drop(&mut self) {
-        if let Ok(current) = self.current.get_mut() {
-            current.link.shutdown();
-        }
+        self.slot.stop();
     }
 }
 
@@ -110,60 +98,21 @@ impl std::fmt::Debug for Conn {
 impl Conn {
     /// The live connection.
     pub fn current(&self) -> Result<Current, Status> {
-        self.shared
-            .current
-            .lock()
-            .map(|c| c.clone())
-            .map_err(|_| Status::internal("a fast-path connection's state was poisoned"))
+        Ok(self.shared.slot.current())
     }
 
-    /// A sender on a new connection, replacing `broken` (the generation
-    /// found unusable); a caller that comes after another already replaced
-    /// it gets that one. UNAVAILABLE when the server cannot be reached.
+    /// A newer connection than `broken` (the generation found unusable),
+    /// once the connection's task has made it; UNAVAILABLE when its
+    /// attempt fails. A caller may stop waiting at any time: the attempt
+    /// goes on.
     pub fn reconnect(&self, broken: u64) -> impl Future<Output = Result<Current, Status>> + Send + 'static {
-        let shared = Arc::clone(&self.shared);
-        async move {
-            let since = tokio::time::Instant::now();
-            // Wait out the backoff beside the other callers, not behind them.
-            let retry_at = shared.reconnecting.lock().await.retry_at();
-            if let Some(at) = retry_at {
-                tokio::time::sleep_until(at).await;
-            }
-            let mut backoff = shared.reconnecting.lock().await;
-            let now = Conn {
-                shared: Arc::clone(&shared),
-            }
-            .current()?;
-            if now.generation != broken {
-                return Ok(now);
-            }
-            if let Some(why) = backoff.failed_since(since) {
-                return Err(Status::unavailable(why.to_owned()));
-            }
-            let link = match handshake(&shared.authority, &shared.heads, shared.tls.as_ref()).await {
-                Ok(link) => link,
-                Err(e) => {
-                    let why = format!("cannot reconnect to {}: {e}", shared.authority);
-                    backoff.failed(tokio::time::Instant::now(), why.clone());
-                    return Err(Status::unavailable(why));
-                }
-            };
-            backoff.succeeded();
-            let mut current = shared
-                .current
-                .lock()
-                .map_err(|_| Status::internal("a fast-path connection's state was poisoned"))?;
-            *current = Current {
-                generation: broken + 1,
-                link,
-            };
-            Ok(current.clone())
-        }
+        self.shared.slot.newer_than(broken)
     }
 }
 
 /// Connects to `target` (`http://host:port`, or `https://` with
-/// `headers.tls`); the connection's task runs on the current runtime.
+/// `headers.tls`); the connection's task and its reconnect task run on the
+/// current runtime.
 pub async fn connect(target: &str, headers: &CallHeaders) -> Result<Conn, String> {
     let (heads, authority) = heads(target, headers)?;
     // TLS only for an https:// target (heads() refused any other scheme).
@@ -171,13 +120,17 @@ pub async fn connect(target: &str, headers: &CallHeaders) -> Result<Conn, String
     let link = handshake(&authority, &heads, tls.as_ref())
         .await
         .map_err(|e| format!("cannot connect to {target}: {e}"))?;
+    let redial = move || {
+        let (authority, heads, tls) = (authority.clone(), heads.clone(), tls.clone());
+        async move {
+            handshake(&authority, &heads, tls.as_ref())
+                .await
+                .map_err(|e| format!("cannot reconnect to {authority}: {e}"))
+        }
+    };
     let shared = Shared {
-        heads,
         target: target.to_owned(),
-        authority,
-        tls,
-        current: Mutex::new(Current { generation: 0, link }),
-        reconnecting: tokio::sync::Mutex::new(Backoff::default()),
+        slot: Slot::start(link, redial),
     };
     Ok(Conn {
         shared: Arc::new(shared),
@@ -187,7 +140,9 @@ pub async fn connect(target: &str, headers: &CallHeaders) -> Result<Conn, String
 /// A connection to `authority` ([`dial`]: TCP, TLS with `tls`) and the
 /// HTTP/2 handshake on it, proven by one PING answered (a server that does
 /// not speak HTTP/2 fails here, not at the first call), within
-/// [`CONNECT_TIMEOUT`]; spawns the connection's task.
+/// [`CONNECT_TIMEOUT`]; spawns the connection's task. A handshake that
+/// fails or is dropped half-way ends the connection it made: nothing is
+/// left open behind it.
 async fn handshake(
     authority: &str,
     heads: &Encoder,
@@ -197,14 +152,35 @@ async fn handshake(
         let io = dial(authority, tls).await.map_err(|e| e.to_string())?;
         let link = Link::new(heads.clone());
         tokio::spawn(driver::drive(Arc::clone(&link), io));
-        match std::future::poll_fn(|cx| link.poll_handshake(cx)).await {
-            Ok(()) => Ok(link),
-            Err(e) => Err(format!("HTTP/2 handshake: {e}")),
-        }
+        let unfinished = Unfinished(Some(Arc::clone(&link)));
+        std::future::poll_fn(|cx| link.poll_handshake(cx))
+            .await
+            .map_err(|e| format!("HTTP/2 handshake: {e}"))?;
+        unfinished.done();
+        Ok(link)
     };
     tokio::time::timeout(CONNECT_TIMEOUT, handshake)
         .await
         .map_err(|_| format!("no HTTP/2 connection within {CONNECT_TIMEOUT:?}"))?
+}
+
+/// A connection whose handshake has not finished: ended if dropped so.
+struct Unfinished(Option<Arc<Link>>);
+
+impl Unfinished {
+    fn done(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(link) = self.0.take() {
+            link.fail(Status::unavailable(
+                "connection error: the handshake was not finished",
+            ));
+        }
+    }
 }
 
 /// The request heads of `target`'s calls, and its authority.

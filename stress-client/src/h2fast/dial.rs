@@ -69,6 +69,8 @@ pub async fn dial(authority: &str, tls: Option<&Tls>) -> Result<Io, DialError> {
         .map_err(|e| DialError(format!("TCP connect to {host}:{port}: {}", tcp_error(&e))))?;
     tcp.set_nodelay(true)
         .map_err(|e| DialError(format!("TCP_NODELAY: {e}")))?;
+    // Every connection of either stack is made here: count it once.
+    crate::connections::opened();
     let Some(tls) = tls else {
         return Ok(Io::Plain(Plain { tcp, answered: false }));
     };

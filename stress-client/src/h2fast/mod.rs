@@ -15,6 +15,7 @@ pub mod backoff;
 pub mod conn;
 pub mod dial;
 pub mod framing;
+pub mod reconnect;
 pub mod status;
 pub mod stream;
 pub mod unary;

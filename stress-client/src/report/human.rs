@@ -84,6 +84,11 @@ fn counts(out: &mut String, s: &Summary) {
         "invalid calls   {} sent on purpose ({} refused as the contract says, {} answered wrongly, {} not answered)",
         x.invalid_sent, x.invalid_refused_as_expected, x.invalid_wrong, x.invalid_unanswered
     );
+    let _ = writeln!(
+        out,
+        "connections     {} opened, {} GOAWAYs received",
+        s.connections.opened, s.connections.goaways
+    );
 }
 
 fn latency_line(out: &mut String, label: &str, l: &Latency) {

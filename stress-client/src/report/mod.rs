@@ -156,6 +156,8 @@ pub struct Summary {
     pub stages: Option<Vec<StageReport>>,
     /// Each `--threshold` with its measured value (empty without any).
     pub thresholds: Vec<Outcome>,
+    /// Connections opened and GOAWAYs received over the run.
+    pub connections: crate::connections::Connections,
     /// The corrected latency in log-spaced buckets (upper bound µs, count), for people.
     #[serde(skip)]
     pub histogram: Vec<(u64, u64)>,
@@ -308,6 +310,7 @@ pub fn summarize(
             .groups(|code| status_name(usize::try_from(code).unwrap_or(2))),
         rate: sections::rate(shape, throughput),
         stages,
+        connections: crate::connections::counted(),
         histogram: ascii::buckets(&merged.corrected, ascii::BUCKETS),
     }
 }

@@ -128,6 +128,9 @@ pub struct State {
     pub settings_seen: bool,
     pub pong: bool,
     pub handshake_waker: Option<Waker>,
+    /// The connection's reconnect task, woken once this connection takes
+    /// no new streams (see [`Link::poll_unusable`]).
+    pub unusable_waker: Option<Waker>,
     /// Wakers to call once the lock is released.
     pub wake: Vec<Waker>,
     scratch: BytesMut,
@@ -180,6 +183,7 @@ impl Link {
             settings_seen: false,
             pong: false,
             handshake_waker: None,
+            unusable_waker: None,
             wake: Vec::new(),
             scratch: BytesMut::new(),
         };
@@ -198,14 +202,40 @@ impl Link {
     /// HTTP/2); the reason when the connection ended first.
     pub fn poll_handshake(&self, cx: &mut Context<'_>) -> Poll<Result<(), String>> {
         let mut st = self.lock();
-        if let Some(why) = &st.closed {
-            return Poll::Ready(Err(why.message().to_owned()));
-        }
+        // A handshake that was answered succeeded, even if the connection
+        // has ended since: its reconnect task tells a connection that
+        // carried no call from a failed attempt.
         if st.pong && st.settings_seen {
             return Poll::Ready(Ok(()));
         }
+        if let Some(why) = &st.closed {
+            return Poll::Ready(Err(why.message().to_owned()));
+        }
         st.handshake_waker = Some(cx.waker().clone());
         Poll::Pending
+    }
+
+    /// Ready once the connection takes no new streams (a GOAWAY, ids used
+    /// up, closed, shut down): then it is time for a new one.
+    pub fn poll_unusable(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut st = self.lock();
+        if st.draining || st.closed.is_some() {
+            return Poll::Ready(());
+        }
+        if !st
+            .unusable_waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            st.unusable_waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    /// Whether any stream was opened here: a connection that ends before
+    /// carrying one counts as a failed attempt (see [`crate::h2fast::reconnect`]).
+    pub fn carried_streams(&self) -> bool {
+        self.lock().next_id > 1
     }
 
     /// Opens a stream of `rpc`, its first DATA (`body`) and, with `end`,
@@ -313,7 +343,7 @@ impl Link {
     /// No new streams; the connection ends once its streams are done.
     pub fn shutdown(&self) {
         let mut st = self.lock();
-        st.draining = true;
+        st.drain();
         st.finish_if_drained();
         st.wake_all();
     }
@@ -332,7 +362,7 @@ impl State {
             return Err(Refused::Unusable(why.clone()));
         }
         if self.draining || self.next_id > frame::MAX_STREAM_ID {
-            self.draining = true;
+            self.drain();
             return Err(Refused::Unusable(Status::unavailable(
                 "connection error: the connection takes no new streams",
             )));
@@ -562,12 +592,18 @@ impl State {
             self.end_stream(id, End::Failed(status.clone()));
         }
         self.closed = Some(status);
-        self.draining = true;
+        self.drain();
         self.wake_whole_line();
         self.wake.extend(self.handshake_waker.take());
         self.flush_scheduled = false;
         self.schedule_flush();
         self.wake.extend(self.flush_waker.take());
+    }
+
+    /// No new streams from now on; the reconnect task is told.
+    pub fn drain(&mut self) {
+        self.draining = true;
+        self.wake.extend(self.unusable_waker.take());
     }
 
     /// Calls the wakers collected (the lock is still held; waking only

@@ -271,7 +271,8 @@ impl State {
         let last =
             u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]) & frame::MAX_STREAM_ID;
         let code = u32::from_be_bytes([payload[4], payload[5], payload[6], payload[7]]);
-        self.draining = true;
+        crate::connections::goaway_received();
+        self.drain();
         let doomed: Vec<u32> = self.streams.keys().copied().filter(|&id| id > last).collect();
         for id in doomed {
             let status = from_reason(
