@@ -63,6 +63,31 @@ pub enum Command {
     /// transfers, streams, limits, ownership). Exit 0 all passed, 1 some
     /// failed, 2 the server could not be reached. See docs/conformance.md.
     Conformance(ConformanceArgs),
+    /// Judge history files (--history, setup) offline: one run, from one or
+    /// several processes, merged onto one time line. Exit 0 passed, 1 failed,
+    /// 3 inconclusive, 2 unreadable files, mixed runs or usage. See docs/history.md.
+    Check(CheckArgs),
+}
+
+/// The flags of `check`.
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// History files of one run (.jsonl or .jsonl.zst).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Server to read final balances from and settle in-doubt ops with.
+    #[arg(long)]
+    pub target: Vec<String>,
+    /// How far apart two processes' clocks may be: real-time order between
+    /// processes is used only where the gap exceeds it.
+    #[arg(long, default_value = "10ms", value_parser = parse_duration, value_name = "DURATION")]
+    pub max_clock_skew: Duration,
+    /// Write the verdict as JSON (`consistency`, `histories`) here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the verdict as an HTML page here.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
 }
 
 /// Which defaulted flags were given on the command line (clap's defaults
@@ -226,6 +251,12 @@ pub struct RunArgs {
     /// Write the machine-readable report here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+
+    /// Write the history the checker judged (every op, read, duplicate, invalid
+    /// call, final read) here as JSON Lines, for `stress-client check`
+    /// (docs/history.md); a name ending in .zst is written zstd-compressed.
+    #[arg(long, value_name = "PATH")]
+    pub history: Option<PathBuf>,
 
     /// Write the latency distribution in HdrHistogram .hgrm text format here.
     #[arg(long)]

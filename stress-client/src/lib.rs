@@ -3,6 +3,7 @@
 //! final verdict says whether the server kept every account correct.
 
 pub mod bound;
+pub mod check;
 pub mod cli;
 pub mod conformance;
 pub mod drive;
@@ -10,6 +11,7 @@ pub mod errors;
 pub mod fanout;
 pub mod h2fast;
 pub mod histlog;
+pub mod history;
 pub mod insecure;
 pub mod outputs;
 pub mod progress;

@@ -103,6 +103,7 @@ async fn run_against(args: &RunArgs, endpoints: &[String]) -> Result<Summary, St
     let (intervals, collector) = interval_collector(timeline);
     let progress = Progress::start(Arc::clone(&live), args.quiet);
     let (start, wall_start) = (Instant::now(), SystemTime::now());
+    let start_anchor = crate::history::Anchor::now(start);
     let load = Load {
         args,
         channels: &channels,
@@ -123,8 +124,9 @@ async fn run_against(args: &RunArgs, endpoints: &[String]) -> Result<Summary, St
         channels: &channels,
         names: &names,
         setup_took,
+        clock: (start, start_anchor),
     };
-    let (merged, summary) = finish.settle_and_check(recorders, measured).await;
+    let (merged, summary) = finish.settle_and_check(recorders, measured).await?;
     let timeline = collected(collector).await?;
     outputs::write(args, &summary, &merged, &timeline, wall_start)?;
     Ok(summary)
@@ -164,11 +166,17 @@ struct Finish<'a> {
     names: &'a Names,
     /// How long opening the accounts took: the final reads are as many calls.
     setup_took: Duration,
+    /// The run clock's zero and the wall clock then (for `--history`).
+    clock: (Instant, crate::history::Anchor),
 }
 
 impl Finish<'_> {
     /// Settles unknown ops, reads final states, checks the history, summarises.
-    async fn settle_and_check(&self, mut recorders: Vec<Recorder>, measured: Duration) -> (Merged, Summary) {
+    async fn settle_and_check(
+        &self,
+        mut recorders: Vec<Recorder>,
+        measured: Duration,
+    ) -> Result<(Merged, Summary), String> {
         let (args, names) = (self.args, self.names);
         let failed = recorders.iter().map(|r| r.failures.len() as u64).sum();
         let bar = PhaseBar::start("settling unknown ops", failed, args.quiet);
@@ -185,7 +193,32 @@ impl Finish<'_> {
         let finals = settle::final_states(&calls, names, args.initial_balance, &bar).await;
         bar.finish();
         tracing::info!("read {} final states in {:?}", finals.len(), started.elapsed());
-        check_and_summarize(args, self.endpoints, recorders, finals, settlement, measured)
+        let merged = report::merge(&recorders);
+        let history = settle::history(&mut recorders, finals);
+        // The records moved into the history; the rest of the recorders can go.
+        drop(recorders);
+        if let Some(path) = &args.history {
+            crate::history::write(path, &history, &self.history_meta())?;
+        }
+        Ok(check_and_summarize(
+            args,
+            self.endpoints,
+            merged,
+            history,
+            settlement,
+            measured,
+        ))
+    }
+
+    /// Who writes the `--history` file, and the clock anchors.
+    fn history_meta(&self) -> crate::history::Meta {
+        crate::history::Meta {
+            run_id: self.names.run_id.clone(),
+            process_id: 0,
+            role: "run".to_owned(),
+            start_anchor: self.clock.1,
+            end_anchor: crate::history::Anchor::now(self.clock.0),
+        }
     }
 }
 
@@ -193,15 +226,11 @@ impl Finish<'_> {
 fn check_and_summarize(
     args: &RunArgs,
     endpoints: &[String],
-    mut recorders: Vec<Recorder>,
-    finals: Vec<bank_checker::AccountState>,
+    merged: Merged,
+    history: bank_checker::History,
     settlement: settle::Settlement,
     measured: Duration,
 ) -> (Merged, Summary) {
-    let merged = report::merge(&recorders);
-    let history = settle::history(&mut recorders, finals);
-    // The records moved into the history; the rest of the recorders can go.
-    drop(recorders);
     let consistency = Consistency::from(bank_checker::check(&history));
     drop(history);
     let summary = report::summarize(

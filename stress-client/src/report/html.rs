@@ -12,7 +12,7 @@ use bank_checker::Verdict;
 use hdrhistogram::Histogram;
 
 use super::svg::{bar_chart, escape, line_chart, LineChart, Series};
-use super::Summary;
+use super::{Consistency, Summary};
 use crate::rpc::Rpc;
 use crate::timeline::Row;
 
@@ -72,7 +72,7 @@ pub fn render(p: &Page<'_>) -> String {
     per_rpc_table(&mut out, p.summary);
     errors_table(&mut out, p.summary);
     stages_table(&mut out, p.summary);
-    violations(&mut out, p.summary);
+    violations(&mut out, &p.summary.consistency);
     out.push_str("</body></html>\n");
     out
 }
@@ -351,8 +351,8 @@ fn stages_table(out: &mut String, s: &Summary) {
     out.push_str("</table>");
 }
 
-fn violations(out: &mut String, s: &Summary) {
-    let c = &s.consistency;
+/// The verdict section (also written by `check --html`).
+pub fn violations(out: &mut String, c: &Consistency) {
     out.push_str("<h2>Verdict</h2>");
     for reason in &c.undecided {
         let _ = write!(out, "<p>Undecided: {}</p>", escape(reason));

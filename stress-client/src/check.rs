@@ -1,0 +1,132 @@
+//! `stress-client check`: judges history files offline. Reads every file
+//! (one run, distinct processes), merges them onto one time line, runs the
+//! same checker as a live run, prints the same verdict section and exits
+//! with the same codes: 0 passed, 1 failed, 3 inconclusive, 2 when a file
+//! cannot be read, the files come from different runs, or the usage is wrong.
+
+use std::path::{Path, PathBuf};
+
+use bank_checker::Verdict;
+
+use crate::cli::CheckArgs;
+use crate::history::{self, merge, Parsed};
+use crate::report::{html, human, Consistency};
+use crate::run::Exit;
+
+/// Runs `check`; prints the verdict (or why there is none) and returns the exit code.
+pub fn run(args: &CheckArgs) -> Exit {
+    match judge(args) {
+        Ok(c) => {
+            let mut out = String::new();
+            human::verdict(&mut out, &c);
+            print!("{out}");
+            exit_for(c.verdict)
+        }
+        Err(e) => {
+            eprintln!("stress-client check: {e}");
+            Exit::Failure
+        }
+    }
+}
+
+/// The exit code of a verdict.
+pub fn exit_for(v: Verdict) -> Exit {
+    match v {
+        Verdict::Passed => Exit::Passed,
+        Verdict::Failed => Exit::Violation,
+        Verdict::Inconclusive => Exit::Inconclusive,
+    }
+}
+
+/// Reads, merges and checks; writes `--json` and `--html`.
+pub fn judge(args: &CheckArgs) -> Result<Consistency, String> {
+    if !args.target.is_empty() {
+        return Err(
+            "--target (final reads and GetOperation by check itself) is not built yet; \
+             check judges what the files hold"
+                .into(),
+        );
+    }
+    let files = read_all(&args.paths)?;
+    let summaries: Vec<serde_json::Value> = files.iter().map(|(n, p)| file_json(n, p)).collect();
+    let history = merge::merge(files, args.max_clock_skew)?;
+    let consistency = Consistency::from(bank_checker::check(&history));
+    drop(history);
+    if let Some(path) = &args.json {
+        let doc = serde_json::json!({
+            "consistency": &consistency,
+            "histories": summaries,
+            "max_clock_skew_s": args.max_clock_skew.as_secs_f64(),
+        });
+        let text =
+            serde_json::to_string_pretty(&doc).map_err(|e| format!("cannot encode the report: {e}"))?;
+        write(path, &text)?;
+    }
+    if let Some(path) = &args.html {
+        write(path, &page(&consistency, &args.paths))?;
+    }
+    Ok(consistency)
+}
+
+/// Reads every file; all must belong to one run, each to its own process.
+fn read_all(paths: &[PathBuf]) -> Result<Vec<(String, Parsed)>, String> {
+    let mut files: Vec<(String, Parsed)> = Vec::with_capacity(paths.len());
+    for path in paths {
+        let parsed = history::read(path)?;
+        let name = path.display().to_string();
+        if let Some((first, p)) = files.first() {
+            if p.header.run_id != parsed.header.run_id {
+                return Err(format!(
+                    "mixed runs: {first} is run {}, {name} is run {}",
+                    p.header.run_id, parsed.header.run_id
+                ));
+            }
+        }
+        let same_process = files.iter().find(|(_, p)| same_process(p, &parsed));
+        if let Some((other, _)) = same_process {
+            return Err(format!(
+                "{other} and {name} are both process {} of run {}",
+                parsed.header.process_id, parsed.header.run_id
+            ));
+        }
+        files.push((name, parsed));
+    }
+    Ok(files)
+}
+
+/// Two loads of one process (a setup history is no load: it may share an id).
+fn same_process(a: &Parsed, b: &Parsed) -> bool {
+    a.header.process_id == b.header.process_id && a.header.role != "setup" && b.header.role != "setup"
+}
+
+fn file_json(name: &str, p: &Parsed) -> serde_json::Value {
+    serde_json::json!({
+        "path": name,
+        "run_id": p.header.run_id,
+        "process_id": p.header.process_id,
+        "role": p.header.role,
+        "accounts": p.end.accounts,
+        "ops": p.end.ops,
+        "reads": p.end.reads,
+        "duplicates": p.end.duplicates,
+    })
+}
+
+fn page(c: &Consistency, paths: &[PathBuf]) -> String {
+    let mut body = String::new();
+    html::violations(&mut body, c);
+    let files: Vec<String> = paths
+        .iter()
+        .map(|p| crate::report::svg::escape(&p.display().to_string()))
+        .collect();
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>stress-client check</title></head>\
+         <body><h1>stress-client check: {}</h1><p>Histories: {}</p>{body}</body></html>\n",
+        c.verdict.as_str(),
+        files.join(", ")
+    )
+}
+
+fn write(path: &Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
