@@ -28,15 +28,11 @@ pub fn merge(mut files: Vec<(String, Parsed)>, max_clock_skew: Duration) -> Resu
     let mut out = Merger::default();
     for (name, parsed) in files {
         let a = parsed.header.start_anchor;
-        // Process time t is wall time base + shift + t; `half_ns` more keeps
-        // the widened sends above zero.
-        let shift = a.wall_unix_ns.saturating_sub(base_wall).saturating_add(half_ns);
-        let clock = Clock {
-            origin_ns: a.mono_ns,
-            shift_ns: shift,
-            half_ns,
-        };
-        out.add(&name, parsed.history, clock)?;
+        // Process time t is wall time base + (wall - base) + (t - mono) on the
+        // merged line; `half_ns` more keeps the widened sends above zero.
+        let wall = i128::from(a.wall_unix_ns) - i128::from(base_wall);
+        let offset_ns = wall - i128::from(a.mono_ns) + i128::from(half_ns);
+        out.add(&name, parsed.history, Clock { offset_ns, half_ns })?;
     }
     Ok(out.h)
 }
@@ -44,14 +40,16 @@ pub fn merge(mut files: Vec<(String, Parsed)>, max_clock_skew: Duration) -> Resu
 /// How one process's times map onto the merged time line.
 #[derive(Debug, Clone, Copy)]
 struct Clock {
-    origin_ns: u64,
-    shift_ns: u64,
+    /// Added to a process time to put it on the merged line.
+    offset_ns: i128,
     half_ns: u64,
 }
 
 impl Clock {
+    /// On the merged line, kept within 0 .. u64::MAX - 1 (MAX means never).
     fn at(&self, t: u64) -> u64 {
-        t.saturating_sub(self.origin_ns).saturating_add(self.shift_ns)
+        let moved = (i128::from(t) + self.offset_ns).clamp(0, i128::from(u64::MAX - 1));
+        u64::try_from(moved).unwrap_or(0)
     }
     /// A send, moved half the skew earlier.
     fn send(&self, t: u64) -> u64 {
