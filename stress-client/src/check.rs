@@ -1,17 +1,23 @@
 //! `stress-client check`: judges history files offline. Reads every file
 //! (one run, distinct processes), merges them onto one time line, runs the
 //! same checker as a live run, prints the same verdict section and exits
-//! with the same codes: 0 passed, 1 failed, 3 inconclusive, 2 when a file
+//! with the same codes. With `--target` it reads the final balances itself,
+//! after every process has finished. It exits: 0 passed, 1 failed, 3 inconclusive, 2 when a file
 //! cannot be read, the files come from different runs, or the usage is wrong.
 
 use std::path::{Path, PathBuf};
 
-use bank_checker::Verdict;
+use std::time::{Duration, Instant};
+
+use bank_checker::{History, Verdict};
 
 use crate::cli::CheckArgs;
+use crate::drive::Names;
 use crate::history::{self, merge, Parsed};
+use crate::progress::PhaseBar;
 use crate::report::{html, human, Consistency};
 use crate::run::Exit;
+use crate::settle;
 
 /// Runs `check`; prints the verdict (or why there is none) and returns the exit code.
 pub fn run(args: &CheckArgs) -> Exit {
@@ -40,16 +46,12 @@ pub fn exit_for(v: Verdict) -> Exit {
 
 /// Reads, merges and checks; writes `--json` and `--html`.
 pub fn judge(args: &CheckArgs) -> Result<Consistency, String> {
-    if !args.target.is_empty() {
-        return Err(
-            "--target (final reads and GetOperation by check itself) is not built yet; \
-             check judges what the files hold"
-                .into(),
-        );
-    }
     let files = read_all(&args.paths)?;
     let summaries: Vec<serde_json::Value> = files.iter().map(|(n, p)| file_json(n, p)).collect();
-    let history = merge::merge(files, args.max_clock_skew)?;
+    let mut history = merge::merge(files, args.max_clock_skew)?;
+    if !args.target.is_empty() {
+        read_finals(args, &mut history)?;
+    }
     let consistency = Consistency::from(bank_checker::check(&history));
     drop(history);
     if let Some(path) = &args.json {
@@ -66,6 +68,40 @@ pub fn judge(args: &CheckArgs) -> Result<Consistency, String> {
         write(path, &page(&consistency, &args.paths))?;
     }
     Ok(consistency)
+}
+
+/// How long `check --target` may take to read all final states.
+const FINAL_READS_BUDGET: Duration = Duration::from_secs(120);
+/// Deadline of each final read.
+const FINAL_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections `check --target` opens for its reads.
+const FINAL_READ_CONNECTIONS: usize = 4;
+
+/// Reads every account's final state from `--target` into `h`.
+fn read_finals(args: &CheckArgs, h: &mut History) -> Result<(), String> {
+    let names = Names {
+        run_id: String::new(),
+        accounts: h.accounts.iter().map(|a| a.account_id.clone()).collect(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let finals = runtime.block_on(async {
+        crate::transport::install(&args.transport)?;
+        let count = FINAL_READ_CONNECTIONS.max(args.target.len());
+        let channels = crate::setup::connect(&args.target, count).await?;
+        let calls = settle::Calls::new(&channels, FINAL_READ_TIMEOUT, Instant::now() + FINAL_READS_BUDGET);
+        let bar = PhaseBar::start("reading final states", names.accounts.len() as u64, false);
+        let finals = settle::final_states(&calls, &names, 0, &bar).await;
+        bar.finish();
+        Ok::<_, String>(finals)
+    })?;
+    for (a, f) in h.accounts.iter_mut().zip(finals) {
+        (a.final_balance, a.final_sequence, a.final_not_found) =
+            (f.final_balance, f.final_sequence, f.final_not_found);
+    }
+    Ok(())
 }
 
 /// Reads every file; all must belong to one run, each to its own process.

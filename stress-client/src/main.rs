@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         Some(Command::Compare { a, b, fail_if_slower }) => compare_reports(&a, &b, fail_if_slower),
         Some(Command::Conformance(args)) => stress_client::conformance::run(&args),
         Some(Command::Check(args)) => stress_client::check::run(&args),
+        Some(Command::Setup(args)) => stress_client::history::setup::run(&args),
         None => run(&cli.run),
     };
     ExitCode::from(exit as u8)

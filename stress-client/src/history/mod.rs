@@ -8,6 +8,7 @@ pub mod merge;
 pub mod names;
 pub mod read;
 pub mod schema;
+pub mod setup;
 pub mod write;
 
 pub use read::{read, Parsed};
