@@ -6,7 +6,8 @@
 # the example checks); unreadable histories (truncated, another run, garbage)
 # must exit 2 naming the file; the Kubernetes manifest must parse as YAML.
 # Needs the release binaries (cargo build --release --bins), jq and python3
-# with PyYAML for the manifest (skipped, said so, without it). About 30 s.
+# with PyYAML for the manifest (skipped, said so, without it), and the venv
+# of .ci/interop.sh (grpcio, made when missing). About 30 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK="$(mktemp -d)"
@@ -50,6 +51,31 @@ for bad in "cut.jsonl:truncated" "garbage.jsonl:garbage.jsonl:1" "mixed:mixed ru
   grep -q "$want" "$WORK/bad.log" || fail "check on $file did not say '$want': $(cat "$WORK/bad.log")"
   echo "multi: unreadable $file -> exit 2"
 done
+
+# Another client: examples/python/history_client.py writes the same format;
+# check passes it on a correct server and fails it on a zoo bug.
+python_case() {
+  local name=$1 flags=$2 want=$3 addr="" pid code=0
+  # shellcheck disable=SC2086
+  "$SERVER_BIN" --listen 127.0.0.1:0 --processing-delay 1ms $flags >"$WORK/py-$name-server.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 200); do
+    addr="$(grep -o 'listening addr=127\.0\.0\.1:[0-9]*' "$WORK/py-$name-server.log" 2>/dev/null | head -1 || true)"
+    [ -n "$addr" ] && break
+    sleep 0.05
+  done
+  [ -n "$addr" ] || fail "bank-server $flags did not start"
+  "$VENV/bin/python" examples/python/history_client.py --target "127.0.0.1:${addr##*:}" \
+    --history "$WORK/py-$name.jsonl" --accounts 1 --threads 8 --ops 800 >"$WORK/py-$name.log" 2>&1 \
+    || { kill "$pid"; fail "history_client.py against $name"; }
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  "$STRESS_BIN" check "$WORK/py-$name.jsonl" >>"$WORK/py-$name.log" 2>&1 || code=$?
+  [ "$code" = "$want" ] || fail "check of the Python history ($name) exited $code, expected $want"
+  echo "multi: python history ($name) -> exit $code"
+}
+need_venv
+python_case correct "" 0
+python_case lost_update "--inject-bug lost-update" 1
 
 if python3 -c 'import yaml' 2>/dev/null; then
   python3 -c 'import sys, yaml; docs = list(yaml.safe_load_all(open(sys.argv[1]))); assert [d["kind"] for d in docs] == ["PersistentVolumeClaim", "Job", "Job", "Job"], docs' \
