@@ -8,6 +8,7 @@ use std::time::Duration;
 use bank_checker::{synth, AccountState, History, Kind, Op, Outcome, Verdict, ViolationKind};
 use stress_client::history::merge::merge;
 use stress_client::history::schema::{EndLine, Header};
+use stress_client::history::split::split;
 use stress_client::history::{Anchor, Parsed};
 
 const WALL_NS: u64 = 1_700_000_000_000_000_000;
@@ -67,44 +68,6 @@ fn shift(h: &mut History, by_ns: u64) {
         mv(&mut c.send_ns);
         mv(&mut c.recv_ns);
     }
-}
-
-/// Splits a one-clock history over `n` processes (ops, with their legs and
-/// duplicates, round-robin; reads too); process 0 keeps the final states.
-fn split(h: &History, n: usize) -> Vec<History> {
-    let mut parts: Vec<History> = (0..n)
-        .map(|p| History {
-            accounts: h
-                .accounts
-                .iter()
-                .map(|a| match p {
-                    0 => a.clone(),
-                    _ => AccountState::opened(a.account_id.clone(), a.initial_balance),
-                })
-                .collect(),
-            ..History::default()
-        })
-        .collect();
-    let mut new_index = vec![(0usize, 0u32); h.ops.len()];
-    for (i, op) in h.ops.iter().enumerate() {
-        let part = &mut parts[i % n];
-        new_index[i] = (i % n, part.ops.len() as u32);
-        part.ops.push(*op);
-    }
-    for leg in &h.transfers {
-        let (p, j) = new_index[leg.op as usize];
-        parts[p]
-            .transfers
-            .push(bank_checker::TransferLeg { op: j, ..*leg });
-    }
-    for d in &h.duplicates {
-        let (p, j) = new_index[d.op as usize];
-        parts[p].duplicates.push(bank_checker::Duplicate { op: j, ..*d });
-    }
-    for (i, r) in h.reads.iter().enumerate() {
-        parts[i % n].reads.push(*r);
-    }
-    parts
 }
 
 /// Merges the parts, process p's monotonic clock reading p seconds at true

@@ -9,6 +9,7 @@ pub mod names;
 pub mod read;
 pub mod schema;
 pub mod setup;
+pub mod split;
 pub mod write;
 
 pub use read::{read, Parsed};
