@@ -114,8 +114,8 @@ fn read_finals(args: &CheckArgs, h: &mut History) -> Result<(), String> {
 /// Reads every file; all must belong to one run, each to its own process.
 fn read_all(paths: &[PathBuf]) -> Result<Vec<(String, Parsed)>, String> {
     let mut files: Vec<(String, Parsed)> = Vec::with_capacity(paths.len());
-    for path in paths {
-        let parsed = history::read(path)?;
+    for (path, parsed) in paths.iter().zip(read_parallel(paths)) {
+        let parsed = parsed?;
         let name = path.display().to_string();
         if let Some((first, p)) = files.first() {
             if p.header.run_id != parsed.header.run_id {
@@ -136,6 +136,25 @@ fn read_all(paths: &[PathBuf]) -> Result<Vec<(String, Parsed)>, String> {
     }
     Ok(files)
 }
+
+/// Parses the files at once, one thread each (parsing is most of a big
+/// check's time: P14), at most `READ_THREADS_MAX` at a time.
+fn read_parallel(paths: &[PathBuf]) -> Vec<Result<Parsed, String>> {
+    let mut out = Vec::with_capacity(paths.len());
+    for chunk in paths.chunks(READ_THREADS_MAX) {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = chunk.iter().map(|p| s.spawn(move || history::read(p))).collect();
+            for (h, p) in handles.into_iter().zip(chunk) {
+                let panicked = || Err(format!("{}: the reader thread panicked", p.display()));
+                out.push(h.join().unwrap_or_else(|_| panicked()));
+            }
+        });
+    }
+    out
+}
+
+/// Files parsed at once by `check`.
+const READ_THREADS_MAX: usize = 8;
 
 /// Two loads of one process (a setup history is no load: it may share an id).
 fn same_process(a: &Parsed, b: &Parsed) -> bool {

@@ -22,6 +22,33 @@ fn main() {
     }
 }
 
+/// The synthetic ledger takes a turn every 100 ns; × 100 makes it 10 µs,
+/// 100k ops/s, what one server serves: against a 10 ms clock skew the
+/// widened intervals then overlap as they would in a real run.
+const TIME_SCALE: u64 = 100;
+
+fn slow_down(h: &mut bank_checker::History) {
+    let scale = |t: &mut u64| {
+        *t = if *t == u64::MAX {
+            u64::MAX
+        } else {
+            t.saturating_mul(TIME_SCALE)
+        }
+    };
+    for op in &mut h.ops {
+        scale(&mut op.send_ns);
+        scale(&mut op.recv_ns);
+    }
+    for r in &mut h.reads {
+        scale(&mut r.send_ns);
+        scale(&mut r.recv_ns);
+    }
+    for d in &mut h.duplicates {
+        scale(&mut d.send_ns);
+        scale(&mut d.recv_ns);
+    }
+}
+
 fn flag(args: &[String], name: &str, default: u64) -> Result<u64, String> {
     match args.iter().position(|a| a == name) {
         None => Ok(default),
@@ -51,7 +78,8 @@ fn run() -> Result<(), String> {
         "jsonl"
     };
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let h = synth::random_history(1, total as usize, accounts as u32);
+    let mut h = synth::random_history(1, total as usize, accounts as u32);
+    slow_down(&mut h);
     for (p, part) in split(&h, processes as usize).into_iter().enumerate() {
         // One machine, one clock: each process's anchor is the same instant.
         let anchor = Anchor {
