@@ -36,7 +36,7 @@ WARMUP="${BENCH_WARMUP:-1}"
 # The PostgreSQL cases (P10-P12, bench/pg.sh) join the default list only
 # where PostgreSQL is installed.
 source bench/pg.sh
-CASES="${BENCH_CASES:-P1 P2 P3 P4 P5 P6 P7 P8 P9 P13 P15 PW M1$(pg_available && echo " $PG_CASES")}"
+CASES="${BENCH_CASES:-P1 P2 P3 P4 P5 P6 P7 P8 P9 P13 P15 PW M1 P14$(pg_available && echo " $PG_CASES")}"
 OUT="${BENCH_OUT:-bench/results/latest.json}"
 # Servers listen on PORT, PORT+1, ...: below Linux's ephemeral range (32768-60999),
 # where a client's own outbound connections could hold the next one and the
@@ -89,6 +89,25 @@ build() {
 }
 
 # ---------------------------------------------------------------- processes
+
+# P14: `stress-client check` merging 3 histories × P14_OPS ops (a correct
+# synthetic run with transfers, reads, duplicates, split over 3 processes by
+# history-bench), parsing included: wall time ≤ 5 s, peak RSS ≤ 200 B per op.
+# The detail says how much of the time is parsing (check's timing_s).
+P14_OPS="${BENCH_P14_OPS:-1000000}"
+case_P14() {
+  local dir="$TMP/p14" ops secs kb
+  "$BIN/history-bench" "$dir" --ops-per-process "$P14_OPS" --processes 3 >"$TMP/p14.gen" || die "P14: history-bench failed"
+  ops=$((P14_OPS * 3))
+  /usr/bin/time -f '%e %M' -o "$TMP/p14.time" "$BIN/stress-client" check "$dir"/h*.jsonl --json "$TMP/p14.json" \
+    >"$TMP/p14.out" || die "P14: check did not pass: $(tail -3 "$TMP/p14.out")"
+  read -r secs kb <"$TMP/p14.time"
+  local detail
+  detail=$(jq -c --argjson ops "$ops" --argjson kb "$kb" --argjson s "$secs" \
+    '{ops: $ops, wall_s: $s, peak_rss_bytes: ($kb * 1024), bytes_per_op: ($kb * 1024 / $ops), timing_s: .timing_s}' "$TMP/p14.json")
+  record P14 "merged check of 3 histories x $P14_OPS ops (parsing included)" "$secs" "s" 5 "s target" le 1 "$detail"
+  record P14M "memory of that check, peak RSS per op" "$(jq .bytes_per_op <<<"$detail")" "B/op" 200 "B/op target" le 1 "$detail"
+}
 
 next_port() { PORT=$((PORT + 1)); }
 

@@ -8,4 +8,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # P4's pairs and P6's repeats: 2 each (the machinery, not the median).
 BENCH_SMOKE=1 BENCH_DURATION="${BENCH_DURATION:-1}" BENCH_WARMUP="${BENCH_WARMUP:-1}" \
-  BENCH_RUNS="${BENCH_RUNS:-2}" BENCH_OUT="${BENCH_OUT:-bench/results/smoke.json}" exec bench/run.sh
+  BENCH_RUNS="${BENCH_RUNS:-2}" BENCH_P14_OPS="${BENCH_P14_OPS:-20000}" BENCH_OUT="${BENCH_OUT:-bench/results/smoke.json}" exec bench/run.sh

@@ -74,6 +74,80 @@ pub enum Command {
     /// transfers, streams, limits, ownership). Exit 0 all passed, 1 some
     /// failed, 2 the server could not be reached. See docs/conformance.md.
     Conformance(ConformanceArgs),
+    /// Judge history files (--history, setup) offline: one run, from one or
+    /// several processes, merged onto one time line. Exit 0 passed, 1 failed,
+    /// 3 inconclusive, 2 unreadable files, mixed runs or usage. See docs/history.md.
+    Check(CheckArgs),
+    /// Open the shared accounts of a multi-process run and write them to a
+    /// history file for `check`; load processes then run with --attach.
+    Setup(SetupArgs),
+}
+
+/// The largest `--run-id` of `setup`/`--attach`: it goes into every request
+/// id, which the contract bounds at 64 bytes.
+pub const RUN_ID_MAX: usize = 24;
+
+/// Checks a run id given on the command line: 1..=RUN_ID_MAX of [A-Za-z0-9_].
+pub fn check_run_id(id: &str) -> Result<(), String> {
+    let fine = !id.is_empty()
+        && id.len() <= RUN_ID_MAX
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    match fine {
+        true => Ok(()),
+        false => Err(format!(
+            "a run id is 1 to {RUN_ID_MAX} of A-Z, a-z, 0-9 and _, got {id:?}"
+        )),
+    }
+}
+
+/// The flags of `setup`.
+#[derive(Debug, Clone, Args)]
+pub struct SetupArgs {
+    /// Server to open the accounts on (repeat for several on one ledger).
+    #[arg(long, required = true)]
+    pub target: Vec<String>,
+    #[command(flatten)]
+    pub transport: crate::transport::TransportArgs,
+    /// The run's id: the load processes pass it to --attach, and it names the accounts.
+    #[arg(long, value_name = "ID")]
+    pub run_id: String,
+    /// Accounts to open (ids stress-<ID>-0 … stress-<ID>-<N-1>).
+    #[arg(long, default_value_t = 1)]
+    pub accounts: usize,
+    /// Opening balance of every account, in minor units (pass the same to every --attach).
+    #[arg(long, default_value_t = 10_000)]
+    pub initial_balance: u64,
+    /// Write the accounts (ids, opening balances) here, for `check`.
+    #[arg(long, value_name = "PATH")]
+    pub history: PathBuf,
+    /// Deadline of each OpenAccount call.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+/// The flags of `check`.
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// History files of one run (.jsonl or .jsonl.zst).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Server to read the accounts' final balances from (after every
+    /// process has finished); they replace any final reads in the files.
+    #[arg(long)]
+    pub target: Vec<String>,
+    /// TLS, token and metadata for `--target` (the run's token: the accounts' owner).
+    #[command(flatten)]
+    pub transport: crate::transport::TransportArgs,
+    /// How far apart two processes' clocks may be: real-time order between
+    /// processes is used only where the gap exceeds it.
+    #[arg(long, default_value = "10ms", value_parser = parse_duration, value_name = "DURATION")]
+    pub max_clock_skew: Duration,
+    /// Write the verdict as JSON (`consistency`, `histories`) here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the verdict as an HTML page here.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
 }
 
 /// Which defaulted flags were given on the command line (clap's defaults
@@ -296,6 +370,23 @@ pub struct RunArgs {
     #[arg(long)]
     pub json: Option<PathBuf>,
 
+    /// Write the history the checker judged (every op, read, duplicate, invalid
+    /// call, final read) here as JSON Lines, for `stress-client check`
+    /// (docs/history.md); a name ending in .zst is written zstd-compressed.
+    #[arg(long, value_name = "PATH")]
+    pub history: Option<PathBuf>,
+
+    /// Drive load on the accounts `stress-client setup --run-id ID` opened,
+    /// without opening any (same --accounts and --initial-balance as setup).
+    /// Its own verdict is inconclusive: judge all processes with `check`.
+    #[arg(long, value_name = "ID", requires = "process_id")]
+    pub attach: Option<String>,
+
+    /// With --attach: this process's number, distinct per process; it goes
+    /// into every request id and the seed, so processes never collide.
+    #[arg(long, value_name = "K", requires = "attach")]
+    pub process_id: Option<u32>,
+
     /// Write the latency distribution in HdrHistogram .hgrm text format here.
     #[arg(long)]
     pub hgrm: Option<PathBuf>,
@@ -396,6 +487,12 @@ impl RunArgs {
         }
         if self.deposit_ratio + self.transfer_ratio > 1.0 {
             return Err("--deposit-ratio + --transfer-ratio must not exceed 1".into());
+        }
+        if let Some(id) = &self.attach {
+            check_run_id(id).map_err(|e| format!("--attach: {e}"))?;
+            if self.target.is_empty() {
+                return Err("--attach needs --target (the server the accounts were opened on)".into());
+            }
         }
         if self.connections == 0 || self.streams == 0 || self.pipeline == 0 || self.accounts == 0 {
             return Err("--connections, --streams, --pipeline and --accounts must be at least 1".into());

@@ -3,6 +3,7 @@
 //! final verdict says whether the server kept every account correct.
 
 pub mod bound;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod conformance;
@@ -14,6 +15,7 @@ pub mod fanout;
 pub mod h2fast;
 pub mod histlog;
 pub mod histogram;
+pub mod history;
 pub mod insecure;
 pub mod outputs;
 pub mod progress;

@@ -37,6 +37,8 @@ fn main() -> ExitCode {
             compare_reports(&a, &b, gates)
         }
         Some(Command::Conformance(args)) => stress_client::conformance::run(&args),
+        Some(Command::Check(args)) => stress_client::check::run(&args),
+        Some(Command::Setup(args)) => stress_client::history::setup::run(&args),
         None => run(&cli.run),
     };
     ExitCode::from(exit as u8)

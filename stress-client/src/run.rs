@@ -34,6 +34,8 @@ const FINAL_READS_SETUP_FACTOR: u32 = 2;
 /// Runs a whole stress run; the summary, or why it could not run.
 pub fn execute(args: &RunArgs) -> Result<Summary, String> {
     args.validate()?;
+    let attached = attached_args(args);
+    let args = attached.as_ref().unwrap_or(args);
     let target = match args.target.is_empty() {
         false => Target::external(args.target.clone()),
         true => Target::embedded(
@@ -66,6 +68,17 @@ pub fn execute(args: &RunArgs) -> Result<Summary, String> {
     result
 }
 
+/// With `--process-id K`, the run's flags with K mixed into the seed, so
+/// attached processes given one `--seed` still send different ops.
+fn attached_args(args: &RunArgs) -> Option<RunArgs> {
+    let k = args.process_id?;
+    let seed = args.seed ^ u64::from(k).wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    Some(RunArgs { seed, ..args.clone() })
+}
+
+/// What an attached process says of its own history.
+pub const ATTACHED_UNDECIDED: &str = "other processes share these accounts: run `check`";
+
 /// The exit code a summary calls for (the most severe finding wins; a run
 /// that completed no op proves nothing, so it is a failure, not a pass).
 pub fn exit_for(summary: &Summary) -> Exit {
@@ -89,6 +102,7 @@ async fn run_against(args: &RunArgs, endpoints: &[String]) -> Result<Summary, St
     let (intervals, collector) = interval_collector(timeline || Progress::shown(args.quiet), &live);
     let progress = Progress::start(Arc::clone(&live), args.quiet);
     let (start, wall_start) = (Instant::now(), SystemTime::now());
+    let start_anchor = crate::history::Anchor::now(start);
     let load = Load {
         args,
         channels: &channels,
@@ -109,8 +123,9 @@ async fn run_against(args: &RunArgs, endpoints: &[String]) -> Result<Summary, St
         channels: &channels,
         names: &names,
         setup_took,
+        clock: (start, start_anchor),
     };
-    let (merged, mut summary) = finish.settle_and_check(recorders, measured).await;
+    let (merged, mut summary) = finish.settle_and_check(recorders, measured).await?;
     summary.started_at = humantime::format_rfc3339_millis(wall_start).to_string();
     summary.command_line = args.command_line.clone();
     summary.thresholds = crate::threshold::check_all(&args.threshold, &report::measured(&summary));
@@ -132,8 +147,16 @@ async fn collected(collector: Option<JoinHandle<Intervals>>) -> Result<Intervals
 
 /// Names this run's fresh accounts and opens them over all `channels`.
 async fn prepare_accounts(args: &RunArgs, channels: &[Channel]) -> Result<Names, String> {
-    let run_id = format!("{:016x}", rand::random::<u64>());
     let count = u32::try_from(args.accounts).expect("--accounts is bounded by validate");
+    if let (Some(id), Some(k)) = (&args.attach, args.process_id) {
+        // Accounts named as `setup` named them; request ids carry the process.
+        let accounts = (0..count).map(|i| account_id(id, i)).collect();
+        return Ok(Names {
+            run_id: format!("{id}-p{k:x}"),
+            accounts,
+        });
+    }
+    let run_id = format!("{:016x}", rand::random::<u64>());
     let accounts: Vec<String> = (0..count).map(|i| account_id(&run_id, i)).collect();
     let bar = PhaseBar::start("opening accounts", accounts.len() as u64, args.quiet);
     let timeout = bookkeeping_timeout(args);
@@ -156,11 +179,17 @@ struct Finish<'a> {
     names: &'a Names,
     /// How long opening the accounts took: the final reads are as many calls.
     setup_took: Duration,
+    /// The run clock's zero and the wall clock then (for `--history`).
+    clock: (Instant, crate::history::Anchor),
 }
 
 impl Finish<'_> {
     /// Settles unknown ops, reads final states, checks the history, summarises.
-    async fn settle_and_check(&self, mut recorders: Vec<Recorder>, measured: Duration) -> (Merged, Summary) {
+    async fn settle_and_check(
+        &self,
+        mut recorders: Vec<Recorder>,
+        measured: Duration,
+    ) -> Result<(Merged, Summary), String> {
         let (args, names) = (self.args, self.names);
         let failed = recorders.iter().map(|r| r.failures.len() as u64).sum();
         let bar = PhaseBar::start("settling unknown ops", failed, args.quiet);
@@ -170,14 +199,61 @@ impl Finish<'_> {
         let settlement = settle::resolve(&calls, names, &mut recorders, &bar).await;
         bar.finish();
         tracing::info!("settled {failed} unknown op(s) in {:?}", started.elapsed());
+        let finals = self.final_states().await;
+        let merged = report::merge(&recorders);
+        let history = settle::history(&mut recorders, finals);
+        // The records moved into the history; the rest of the recorders can go.
+        drop(recorders);
+        if let Some(path) = &args.history {
+            crate::history::write(path, &history, &self.history_meta())?;
+        }
+        Ok(check_and_summarize(
+            args,
+            self.endpoints,
+            merged,
+            history,
+            settlement,
+            measured,
+        ))
+    }
+
+    /// Reads every account's final state; an attached process reads none
+    /// (the other processes may still be sending): `check --target` does.
+    async fn final_states(&self) -> Vec<bank_checker::AccountState> {
+        let (args, names) = (self.args, self.names);
+        if args.attach.is_some() {
+            let opened = |id: &String| bank_checker::AccountState::opened(id.clone(), args.initial_balance);
+            return names.accounts.iter().map(opened).collect();
+        }
         let bar = PhaseBar::start("reading final states", names.accounts.len() as u64, args.quiet);
+        let timeout = bookkeeping_timeout(args);
         let until = Instant::now() + timeout + self.setup_took * FINAL_READS_SETUP_FACTOR;
         let calls = settle::Calls::new(self.channels, timeout, until);
         let started = Instant::now();
         let finals = settle::final_states(&calls, names, args.initial_balance, &bar).await;
         bar.finish();
         tracing::info!("read {} final states in {:?}", finals.len(), started.elapsed());
-        check_and_summarize(args, self.endpoints, recorders, finals, settlement, measured)
+        finals
+    }
+
+    /// Who writes the `--history` file, and the clock anchors.
+    fn history_meta(&self) -> crate::history::Meta {
+        crate::history::Meta {
+            run_id: self
+                .args
+                .attach
+                .clone()
+                .unwrap_or_else(|| self.names.run_id.clone()),
+            process_id: self.args.process_id.unwrap_or(0),
+            role: if self.args.attach.is_some() {
+                "attached"
+            } else {
+                "run"
+            }
+            .to_owned(),
+            start_anchor: self.clock.1,
+            end_anchor: crate::history::Anchor::now(self.clock.0),
+        }
     }
 }
 
@@ -185,16 +261,17 @@ impl Finish<'_> {
 fn check_and_summarize(
     args: &RunArgs,
     endpoints: &[String],
-    mut recorders: Vec<Recorder>,
-    finals: Vec<bank_checker::AccountState>,
+    merged: Merged,
+    history: bank_checker::History,
     settlement: settle::Settlement,
     measured: Duration,
 ) -> (Merged, Summary) {
-    let merged = report::merge(&recorders);
-    let history = settle::history(&mut recorders, finals);
-    // The records moved into the history; the rest of the recorders can go.
-    drop(recorders);
-    let consistency = Consistency::from(bank_checker::check(&history));
+    let consistency = match args.attach.is_some() {
+        // Other processes' ops interleave with these on the same accounts:
+        // alone, this history proves nothing either way.
+        true => Consistency::undecided(&history, ATTACHED_UNDECIDED),
+        false => Consistency::from(bank_checker::check(&history)),
+    };
     drop(history);
     let summary = report::summarize(
         &merged,

@@ -13,7 +13,7 @@ use hdrhistogram::Histogram;
 
 use super::svg::{bar_chart, escape, line_chart, with_bands, Band, LineChart, Series};
 use super::units::{duration, us, with_unit};
-use super::Summary;
+use super::{Consistency, Summary};
 use crate::rpc::Rpc;
 use crate::timeline::{Phase, Row};
 
@@ -78,7 +78,7 @@ pub fn render(p: &Page<'_>) -> String {
     per_rpc_table(&mut out, p.summary);
     errors_table(&mut out, p.summary);
     stages_table(&mut out, p.summary);
-    violations(&mut out, p.summary);
+    violations(&mut out, &p.summary.consistency);
     out.push_str("</body></html>\n");
     out
 }
@@ -407,8 +407,8 @@ fn stages_table(out: &mut String, s: &Summary) {
     out.push_str("</table>");
 }
 
-fn violations(out: &mut String, s: &Summary) {
-    let c = &s.consistency;
+/// The verdict section (also written by `check --html`).
+pub fn violations(out: &mut String, c: &Consistency) {
     out.push_str("<h2>Verdict</h2>");
     for reason in &c.undecided {
         let _ = write!(out, "<p>Undecided: {}</p>", escape(reason));

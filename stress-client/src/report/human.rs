@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use bank_checker::Verdict;
 
 use super::units::{self, us};
-use super::{ascii, breakdown, schedule, Latency, Summary};
+use super::{ascii, breakdown, schedule, Consistency, Latency, Summary};
 
 /// Violations printed in full; the rest are counted.
 const VIOLATIONS_SHOWN: usize = 10;
@@ -43,7 +43,7 @@ pub fn render(s: &Summary, open_loop: bool) -> String {
     breakdown::errors(&mut out, s);
     breakdown::rate_and_stages(&mut out, s);
     thresholds(&mut out, s);
-    verdict(&mut out, s);
+    verdict(&mut out, &s.consistency);
     out
 }
 
@@ -129,8 +129,8 @@ fn thresholds(out: &mut String, s: &Summary) {
     }
 }
 
-fn verdict(out: &mut String, s: &Summary) {
-    let c = &s.consistency;
+/// The verdict section (also printed by `check`).
+pub fn verdict(out: &mut String, c: &Consistency) {
     let k = &c.checked;
     let checked = format!(
         "checked {} ops ({} transfers), {} reads, {} retries; of the ops of unknown outcome {} took effect and {} did not",
@@ -152,13 +152,12 @@ fn verdict(out: &mut String, s: &Summary) {
                 "consistency     FAILED: {} violation(s); {checked}",
                 c.total_violations
             );
-            violations(out, s);
+            violations(out, c);
         }
     }
 }
 
-fn violations(out: &mut String, s: &Summary) {
-    let c = &s.consistency;
+fn violations(out: &mut String, c: &Consistency) {
     for v in c.violations.iter().take(VIOLATIONS_SHOWN) {
         let _ = writeln!(
             out,

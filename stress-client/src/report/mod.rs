@@ -81,6 +81,25 @@ pub struct Consistency {
     pub checked: Checked,
 }
 
+impl Consistency {
+    /// An inconclusive verdict on `h` for `reason`, without running the checker.
+    pub fn undecided(h: &bank_checker::History, reason: &str) -> Consistency {
+        Consistency {
+            verdict: Verdict::Inconclusive,
+            passed: false,
+            total_violations: 0,
+            violations: Vec::new(),
+            undecided: vec![reason.to_owned()],
+            checked: Checked {
+                ops: h.ops.len() as u64,
+                reads: h.reads.len() as u64,
+                duplicates: h.duplicates.len() as u64,
+                ..Checked::default()
+            },
+        }
+    }
+}
+
 impl From<Report> for Consistency {
     fn from(r: Report) -> Self {
         Consistency {

@@ -1,0 +1,194 @@
+//! `stress-client check`: judges history files offline. Reads every file
+//! (one run, distinct processes), merges them onto one time line, runs the
+//! same checker as a live run, prints the same verdict section and exits
+//! with the same codes. With `--target` it reads the final balances itself,
+//! after every process has finished. It exits: 0 passed, 1 failed, 3 inconclusive, 2 when a file
+//! cannot be read, the files come from different runs, or the usage is wrong.
+
+use std::path::{Path, PathBuf};
+
+use std::time::{Duration, Instant};
+
+use bank_checker::{History, Verdict};
+
+use crate::cli::CheckArgs;
+use crate::drive::Names;
+use crate::history::{self, merge, Parsed};
+use crate::progress::PhaseBar;
+use crate::report::{html, human, Consistency};
+use crate::run::Exit;
+use crate::settle;
+
+/// Runs `check`; prints the verdict (or why there is none) and returns the exit code.
+pub fn run(args: &CheckArgs) -> Exit {
+    match judge(args) {
+        Ok(c) => {
+            let mut out = String::new();
+            human::verdict(&mut out, &c);
+            print!("{out}");
+            exit_for(c.verdict)
+        }
+        Err(e) => {
+            eprintln!("stress-client check: {e}");
+            Exit::Failure
+        }
+    }
+}
+
+/// The exit code of a verdict.
+pub fn exit_for(v: Verdict) -> Exit {
+    match v {
+        Verdict::Passed => Exit::Passed,
+        Verdict::Failed => Exit::Violation,
+        Verdict::Inconclusive => Exit::Inconclusive,
+    }
+}
+
+/// Reads, merges and checks; writes `--json` and `--html`.
+pub fn judge(args: &CheckArgs) -> Result<Consistency, String> {
+    let started = Instant::now();
+    let files = read_all(&args.paths)?;
+    let read_s = started.elapsed().as_secs_f64();
+    let summaries: Vec<serde_json::Value> = files.iter().map(|(n, p)| file_json(n, p)).collect();
+    let mut history = merge::merge(files, args.max_clock_skew)?;
+    let merged_s = started.elapsed().as_secs_f64();
+    if !args.target.is_empty() {
+        read_finals(args, &mut history)?;
+    }
+    let checking = Instant::now();
+    let consistency = Consistency::from(bank_checker::check(&history));
+    let check_s = checking.elapsed().as_secs_f64();
+    drop(history);
+    if let Some(path) = &args.json {
+        let doc = serde_json::json!({
+            "consistency": &consistency,
+            "histories": summaries,
+            "max_clock_skew_s": args.max_clock_skew.as_secs_f64(),
+            // Where the time goes (P14 says how much is parsing).
+            "timing_s": { "read": read_s, "merge": merged_s - read_s, "check": check_s },
+        });
+        let text =
+            serde_json::to_string_pretty(&doc).map_err(|e| format!("cannot encode the report: {e}"))?;
+        write(path, &text)?;
+    }
+    if let Some(path) = &args.html {
+        write(path, &page(&consistency, &args.paths))?;
+    }
+    Ok(consistency)
+}
+
+/// How long `check --target` may take to read all final states.
+const FINAL_READS_BUDGET: Duration = Duration::from_secs(120);
+/// Deadline of each final read.
+const FINAL_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections `check --target` opens for its reads.
+const FINAL_READ_CONNECTIONS: usize = 4;
+
+/// Reads every account's final state from `--target` into `h`.
+fn read_finals(args: &CheckArgs, h: &mut History) -> Result<(), String> {
+    let names = Names {
+        run_id: String::new(),
+        accounts: h.accounts.iter().map(|a| a.account_id.clone()).collect(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let finals = runtime.block_on(async {
+        crate::transport::install(&args.transport)?;
+        let count = FINAL_READ_CONNECTIONS.max(args.target.len());
+        let channels = crate::setup::connect(&args.target, count).await?;
+        let calls = settle::Calls::new(&channels, FINAL_READ_TIMEOUT, Instant::now() + FINAL_READS_BUDGET);
+        let bar = PhaseBar::start("reading final states", names.accounts.len() as u64, false);
+        let finals = settle::final_states(&calls, &names, 0, &bar).await;
+        bar.finish();
+        Ok::<_, String>(finals)
+    })?;
+    for (a, f) in h.accounts.iter_mut().zip(finals) {
+        (a.final_balance, a.final_sequence, a.final_not_found) =
+            (f.final_balance, f.final_sequence, f.final_not_found);
+    }
+    Ok(())
+}
+
+/// Reads every file; all must belong to one run, each to its own process.
+fn read_all(paths: &[PathBuf]) -> Result<Vec<(String, Parsed)>, String> {
+    let mut files: Vec<(String, Parsed)> = Vec::with_capacity(paths.len());
+    for (path, parsed) in paths.iter().zip(read_parallel(paths)) {
+        let parsed = parsed?;
+        let name = path.display().to_string();
+        if let Some((first, p)) = files.first() {
+            if p.header.run_id != parsed.header.run_id {
+                return Err(format!(
+                    "mixed runs: {first} is run {}, {name} is run {}",
+                    p.header.run_id, parsed.header.run_id
+                ));
+            }
+        }
+        let same_process = files.iter().find(|(_, p)| same_process(p, &parsed));
+        if let Some((other, _)) = same_process {
+            return Err(format!(
+                "{other} and {name} are both process {} of run {}",
+                parsed.header.process_id, parsed.header.run_id
+            ));
+        }
+        files.push((name, parsed));
+    }
+    Ok(files)
+}
+
+/// Parses the files at once, one thread each (parsing is most of a big
+/// check's time: P14), at most `READ_THREADS_MAX` at a time.
+fn read_parallel(paths: &[PathBuf]) -> Vec<Result<Parsed, String>> {
+    let mut out = Vec::with_capacity(paths.len());
+    for chunk in paths.chunks(READ_THREADS_MAX) {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = chunk.iter().map(|p| s.spawn(move || history::read(p))).collect();
+            for (h, p) in handles.into_iter().zip(chunk) {
+                let panicked = || Err(format!("{}: the reader thread panicked", p.display()));
+                out.push(h.join().unwrap_or_else(|_| panicked()));
+            }
+        });
+    }
+    out
+}
+
+/// Files parsed at once by `check`.
+const READ_THREADS_MAX: usize = 8;
+
+/// Two loads of one process (a setup history is no load: it may share an id).
+fn same_process(a: &Parsed, b: &Parsed) -> bool {
+    a.header.process_id == b.header.process_id && a.header.role != "setup" && b.header.role != "setup"
+}
+
+fn file_json(name: &str, p: &Parsed) -> serde_json::Value {
+    serde_json::json!({
+        "path": name,
+        "run_id": p.header.run_id,
+        "process_id": p.header.process_id,
+        "role": p.header.role,
+        "accounts": p.end.accounts,
+        "ops": p.end.ops,
+        "reads": p.end.reads,
+        "duplicates": p.end.duplicates,
+    })
+}
+
+fn page(c: &Consistency, paths: &[PathBuf]) -> String {
+    let mut body = String::new();
+    html::violations(&mut body, c);
+    let files: Vec<String> = paths
+        .iter()
+        .map(|p| crate::report::svg::escape(&p.display().to_string()))
+        .collect();
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>stress-client check</title></head>\
+         <body><h1>stress-client check: {}</h1><p>Histories: {}</p>{body}</body></html>\n",
+        c.verdict.as_str(),
+        files.join(", ")
+    )
+}
+
+fn write(path: &Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}

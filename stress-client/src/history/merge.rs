@@ -1,0 +1,164 @@
+//! Several processes' histories of one run as one history for the checker.
+//! Accounts are matched by id, op numbers shifted, and every time moved onto
+//! one time line by each process's wall-clock anchor. The clocks of two
+//! machines differ by up to `max_clock_skew`, so each interval is widened by
+//! half of it on both sides: then A's answer precedes B's send only where the
+//! gap exceeds the skew, and no order the clocks cannot vouch for is used.
+//! (Within one process this drops the short gaps too: weaker, never wrong.)
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bank_checker::{AccountState, History, InvalidCall};
+
+use super::read::Parsed;
+
+/// Merges `files` (one run, distinct process ids: checked by the caller).
+/// One file is returned as it is: its clock is its own, nothing to align.
+pub fn merge(mut files: Vec<(String, Parsed)>, max_clock_skew: Duration) -> Result<History, String> {
+    if files.len() == 1 {
+        return Ok(files.pop().expect("one file").1.history);
+    }
+    let half_ns = u64::try_from(max_clock_skew.as_nanos().div_ceil(2)).unwrap_or(u64::MAX / 4);
+    let base_wall = files
+        .iter()
+        .map(|(_, p)| p.header.start_anchor.wall_unix_ns)
+        .min()
+        .unwrap_or(0);
+    let mut out = Merger::default();
+    for (name, parsed) in files {
+        let a = parsed.header.start_anchor;
+        // Process time t is wall time base + (wall - base) + (t - mono) on the
+        // merged line; `half_ns` more keeps the widened sends above zero.
+        let wall = i128::from(a.wall_unix_ns) - i128::from(base_wall);
+        let offset_ns = wall - i128::from(a.mono_ns) + i128::from(half_ns);
+        out.add(&name, parsed.history, Clock { offset_ns, half_ns })?;
+    }
+    Ok(out.h)
+}
+
+/// How one process's times map onto the merged time line.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    /// Added to a process time to put it on the merged line.
+    offset_ns: i128,
+    half_ns: u64,
+}
+
+impl Clock {
+    /// On the merged line, kept within 0 .. u64::MAX - 1 (MAX means never).
+    fn at(&self, t: u64) -> u64 {
+        let moved = (i128::from(t) + self.offset_ns).clamp(0, i128::from(u64::MAX - 1));
+        u64::try_from(moved).unwrap_or(0)
+    }
+    /// A send, moved half the skew earlier.
+    fn send(&self, t: u64) -> u64 {
+        self.at(t).saturating_sub(self.half_ns)
+    }
+    /// An answer, moved half the skew later (never stays never).
+    fn recv(&self, t: u64) -> u64 {
+        match t {
+            u64::MAX => u64::MAX,
+            t => self.at(t).saturating_add(self.half_ns).min(u64::MAX - 1),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Merger {
+    h: History,
+    by_id: HashMap<String, u32>,
+}
+
+impl Merger {
+    fn add(&mut self, name: &str, mut h: History, c: Clock) -> Result<(), String> {
+        let map = self.accounts(name, std::mem::take(&mut h.accounts))?;
+        let offset = u32::try_from(self.h.ops.len()).map_err(|_| "more than 2^32 ops in all".to_owned())?;
+        let shift_op = |op: u32| {
+            op.checked_add(offset)
+                .ok_or("more than 2^32 ops in all".to_owned())
+        };
+        if u32::try_from(self.h.ops.len() + h.ops.len()).is_err() {
+            return Err("more than 2^32 ops in all".into());
+        }
+        for mut op in h.ops {
+            op.account = map[op.account as usize];
+            (op.send_ns, op.recv_ns) = (c.send(op.send_ns), c.recv(op.recv_ns));
+            self.h.ops.push(op);
+        }
+        for mut leg in h.transfers {
+            (leg.op, leg.to_account) = (shift_op(leg.op)?, map[leg.to_account as usize]);
+            self.h.transfers.push(leg);
+        }
+        for mut r in h.reads {
+            (r.account, r.send_ns, r.recv_ns) =
+                (map[r.account as usize], c.send(r.send_ns), c.recv(r.recv_ns));
+            self.h.reads.push(r);
+        }
+        for mut d in h.duplicates {
+            (d.op, d.send_ns, d.recv_ns) = (shift_op(d.op)?, c.send(d.send_ns), c.recv(d.recv_ns));
+            self.h.duplicates.push(d);
+        }
+        for mut call in h.invalid {
+            if call.account != InvalidCall::NO_INDEX {
+                call.account = map[call.account as usize];
+            }
+            if call.op != InvalidCall::NO_INDEX {
+                call.op = shift_op(call.op)?;
+            }
+            (call.send_ns, call.recv_ns) = (c.send(call.send_ns), c.recv(call.recv_ns));
+            self.h.invalid.push(call);
+        }
+        Ok(())
+    }
+
+    /// Maps the file's accounts onto the merged ones (by id), adding new ones;
+    /// opening balances must agree, and so must final states read twice.
+    fn accounts(&mut self, name: &str, accounts: Vec<AccountState>) -> Result<Vec<u32>, String> {
+        let mut map = Vec::with_capacity(accounts.len());
+        for a in accounts {
+            let index = match self.by_id.get(&a.account_id) {
+                Some(&i) => i,
+                None => {
+                    let i = u32::try_from(self.h.accounts.len())
+                        .map_err(|_| "more than 2^32 accounts".to_owned())?;
+                    self.by_id.insert(a.account_id.clone(), i);
+                    self.h
+                        .accounts
+                        .push(AccountState::opened(a.account_id.clone(), a.initial_balance));
+                    i
+                }
+            };
+            let have = &mut self.h.accounts[index as usize];
+            if have.initial_balance != a.initial_balance {
+                return Err(format!(
+                    "{name}: account {} opens with {}, another history says {}",
+                    a.account_id, a.initial_balance, have.initial_balance
+                ));
+            }
+            take_final(name, have, &a)?;
+            map.push(index);
+        }
+        Ok(map)
+    }
+}
+
+/// Takes `from`'s final state into `into` when it has one.
+fn take_final(name: &str, into: &mut AccountState, from: &AccountState) -> Result<(), String> {
+    let told = from.final_balance.is_some() || from.final_not_found;
+    if !told {
+        return Ok(());
+    }
+    let had = into.final_balance.is_some() || into.final_not_found;
+    let same = (into.final_balance, into.final_sequence, into.final_not_found)
+        == (from.final_balance, from.final_sequence, from.final_not_found);
+    if had && !same {
+        return Err(format!(
+            "{name}: account {} has another final state than an earlier history",
+            from.account_id
+        ));
+    }
+    (into.final_balance, into.final_sequence, into.final_not_found) =
+        (from.final_balance, from.final_sequence, from.final_not_found);
+    Ok(())
+}

@@ -1,0 +1,250 @@
+//! Reads a history file back into the checker's [`History`]: the inverse of
+//! `write`. Whatever is wrong (not JSON, a line out of place, a count that
+//! does not match the end line, a reference to nothing, a truncated file)
+//! is an error naming the file and the line; nothing is guessed.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+use bank_checker::{AccountState, Duplicate, History, InvalidCall, Op, Read, TransferLeg};
+
+use super::names::{flags, invalid, kind, outcome};
+use super::schema::{
+    DuplicateLine, EndLine, FinalLine, Header, InvalidLine, Line, OpLine, ReadLine, FORMAT, VERSION,
+};
+
+/// The first bytes of a zstd frame.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// One file, read.
+#[derive(Debug, Clone)]
+pub struct Parsed {
+    pub header: Header,
+    pub end: EndLine,
+    pub history: History,
+}
+
+/// Reads the history at `path` (zstd-compressed or not, told by its first bytes).
+pub fn read(path: &Path) -> Result<Parsed, String> {
+    let fail = |e: std::io::Error| format!("{}: cannot read: {e}", path.display());
+    let mut file = BufReader::new(File::open(path).map_err(fail)?);
+    let compressed = file.fill_buf().map_err(fail)?.starts_with(&ZSTD_MAGIC);
+    let input: Box<dyn BufRead> = match compressed {
+        true => Box::new(BufReader::new(zstd::Decoder::with_buffer(file).map_err(fail)?)),
+        false => Box::new(file),
+    };
+    parse(input, &path.display().to_string())
+}
+
+/// Parses the lines of one history; `name` is used in the messages.
+pub fn parse(mut input: impl BufRead, name: &str) -> Result<Parsed, String> {
+    let mut state = Builder::default();
+    let mut buf = String::new();
+    let mut number = 0u64;
+    loop {
+        buf.clear();
+        let at = |n: u64, msg: String| format!("{name}:{n}: {msg}");
+        let bytes = input
+            .read_line(&mut buf)
+            .map_err(|e| at(number + 1, format!("cannot read: {e}")))?;
+        if bytes == 0 {
+            break;
+        }
+        number += 1;
+        if state.end.is_some() {
+            return Err(at(number, "text after the end line".into()));
+        }
+        let line: Line = serde_json::from_str(buf.trim_end())
+            .map_err(|e| at(number, format!("not a history line: {e}")))?;
+        state.take(line).map_err(|m| at(number, m))?;
+    }
+    state.finish().map_err(|m| format!("{name}:{}: {m}", number + 1))
+}
+
+/// The history as it is being read.
+#[derive(Default)]
+struct Builder {
+    header: Option<Header>,
+    end: Option<EndLine>,
+    h: History,
+    finals: u64,
+}
+
+impl Builder {
+    fn take(&mut self, line: Line) -> Result<(), String> {
+        let Some(_) = &self.header else {
+            return match line {
+                Line::Header(h) => self.start(h),
+                _ => Err("the first line must be the header (type \"header\")".into()),
+            };
+        };
+        match line {
+            Line::Header(_) => Err("a second header".into()),
+            Line::Account(a) => {
+                if !self.h.ops.is_empty() {
+                    return Err("account lines must come before the ops".into());
+                }
+                self.h
+                    .accounts
+                    .push(AccountState::opened(a.id, a.initial_balance));
+                Ok(())
+            }
+            Line::Op(o) => self.op(o),
+            Line::Read(r) => self.read(r),
+            Line::Duplicate(d) => self.duplicate(d),
+            Line::Invalid(c) => self.invalid(c),
+            Line::Final(f) => self.final_state(f),
+            Line::End(e) => {
+                self.end = Some(e);
+                Ok(())
+            }
+        }
+    }
+
+    fn start(&mut self, h: Header) -> Result<(), String> {
+        if h.format != FORMAT {
+            return Err(format!("format {:?} is not {FORMAT:?}", h.format));
+        }
+        if h.version != VERSION {
+            return Err(format!(
+                "version {} is not supported (this build reads version {VERSION})",
+                h.version
+            ));
+        }
+        self.header = Some(h);
+        Ok(())
+    }
+
+    fn account(&self, a: u32) -> Result<u32, String> {
+        match (a as usize) < self.h.accounts.len() {
+            true => Ok(a),
+            false => Err(format!(
+                "account {a} is not declared (there are {})",
+                self.h.accounts.len()
+            )),
+        }
+    }
+
+    fn op(&mut self, o: OpLine) -> Result<(), String> {
+        let index = u32::try_from(self.h.ops.len()).map_err(|_| "more than 2^32 ops".to_owned())?;
+        let op = Op {
+            account: self.account(o.account)?,
+            kind: kind(&o.kind)?,
+            outcome: outcome(&o.outcome)?,
+            resolved: o.resolved,
+            flags: flags(&o.flags)?,
+            amount: o.amount,
+            send_ns: o.send_ns,
+            recv_ns: o.recv_ns.unwrap_or(u64::MAX),
+            balance: o.balance,
+            sequence: o.sequence,
+        };
+        match (op.kind == bank_checker::Kind::Transfer, o.to_account) {
+            (true, Some(to)) => self.h.transfers.push(TransferLeg {
+                op: index,
+                to_account: self.account(to)?,
+                to_balance: o.to_balance,
+                to_sequence: o.to_sequence,
+            }),
+            (true, None) => return Err("a transfer needs to_account".into()),
+            (false, Some(_)) => return Err("only a transfer has to_account".into()),
+            (false, None) => {}
+        }
+        self.h.ops.push(op);
+        Ok(())
+    }
+
+    fn read(&mut self, r: ReadLine) -> Result<(), String> {
+        self.h.reads.push(Read {
+            account: self.account(r.account)?,
+            not_found: r.not_found,
+            send_ns: r.send_ns,
+            recv_ns: r.recv_ns,
+            balance: r.balance,
+            sequence: r.sequence,
+        });
+        Ok(())
+    }
+
+    /// Duplicates and invalid calls name ops by number, so they come after them.
+    fn op_ref(&self, op: u32) -> Result<u32, String> {
+        match (op as usize) < self.h.ops.len() {
+            true => Ok(op),
+            false => Err(format!(
+                "op {op} does not come before this line (ops so far: {})",
+                self.h.ops.len()
+            )),
+        }
+    }
+
+    fn duplicate(&mut self, d: DuplicateLine) -> Result<(), String> {
+        self.h.duplicates.push(Duplicate {
+            op: self.op_ref(d.op)?,
+            at_once: d.at_once,
+            outcome: outcome(&d.outcome)?,
+            aborted: d.aborted,
+            flags: flags(&d.flags)?,
+            send_ns: d.send_ns,
+            recv_ns: d.recv_ns.unwrap_or(u64::MAX),
+            balance: d.balance,
+            sequence: d.sequence,
+            to_balance: d.to_balance,
+            to_sequence: d.to_sequence,
+        });
+        Ok(())
+    }
+
+    fn invalid(&mut self, c: InvalidLine) -> Result<(), String> {
+        let account = c.account.map(|a| self.account(a)).transpose()?;
+        let op = c.op.map(|o| self.op_ref(o)).transpose()?;
+        self.h.invalid.push(InvalidCall {
+            what: invalid(&c.what)?,
+            kind: kind(&c.kind)?,
+            account: account.unwrap_or(InvalidCall::NO_INDEX),
+            op: op.unwrap_or(InvalidCall::NO_INDEX),
+            amount: c.amount,
+            expected: c.expected,
+            also: c.also.unwrap_or(InvalidCall::NO_CODE),
+            got: c.got,
+            send_ns: c.send_ns,
+            recv_ns: c.recv_ns,
+        });
+        Ok(())
+    }
+
+    fn final_state(&mut self, f: FinalLine) -> Result<(), String> {
+        let index = self.account(f.account)? as usize;
+        let a = &mut self.h.accounts[index];
+        if a.final_balance.is_some() || a.final_not_found {
+            return Err(format!("a second final line for account {}", f.account));
+        }
+        (a.final_balance, a.final_sequence, a.final_not_found) = (f.balance, f.sequence, f.not_found);
+        self.finals += 1;
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Parsed, String> {
+        let header = self.header.ok_or("empty file: no header line")?;
+        let end = self
+            .end
+            .ok_or("truncated: no end line (the writer did not finish)")?;
+        let h = self.h;
+        let counted = [
+            ("accounts", h.accounts.len() as u64, end.accounts),
+            ("ops", h.ops.len() as u64, end.ops),
+            ("reads", h.reads.len() as u64, end.reads),
+            ("duplicates", h.duplicates.len() as u64, end.duplicates),
+            ("invalid", h.invalid.len() as u64, end.invalid),
+            ("finals", self.finals, end.finals),
+        ];
+        if let Some((what, got, said)) = counted.iter().find(|(_, got, said)| got != said) {
+            return Err(format!("the end line counts {said} {what}, the file holds {got}"));
+        }
+        Ok(Parsed {
+            header,
+            end,
+            history: h,
+        })
+    }
+}

@@ -1,0 +1,179 @@
+//! The merge of several processes' histories under clock skew: an order
+//! closer than `--max-clock-skew` is not used, a correct history split over
+//! three processes passes whatever their clock errors within the window, and
+//! a planted real-time violation wider than the window is caught.
+
+use std::time::Duration;
+
+use bank_checker::{synth, AccountState, History, Kind, Op, Outcome, Verdict, ViolationKind};
+use stress_client::history::merge::merge;
+use stress_client::history::schema::{EndLine, Header};
+use stress_client::history::split::split;
+use stress_client::history::{Anchor, Parsed};
+
+const WALL_NS: u64 = 1_700_000_000_000_000_000;
+
+/// `h` as process `p`'s file: its monotonic clock reads `origin_ns` at true
+/// time 0, it took its anchor at true time `at_ns`, and its wall clock is
+/// `error_ns` off the truth.
+fn file(p: u32, h: History, origin_ns: u64, at_ns: u64, error_ns: i64) -> (String, Parsed) {
+    let wall = (WALL_NS + at_ns).saturating_add_signed(error_ns);
+    let anchor = Anchor {
+        mono_ns: origin_ns + at_ns,
+        wall_unix_ns: wall,
+    };
+    let header = Header {
+        format: "bank-history".into(),
+        version: 1,
+        run_id: "r".into(),
+        process_id: p,
+        role: "attached".into(),
+        start_anchor: anchor,
+    };
+    let end = EndLine {
+        accounts: 0,
+        ops: 0,
+        reads: 0,
+        duplicates: 0,
+        invalid: 0,
+        finals: 0,
+        end_anchor: anchor,
+    };
+    (
+        format!("p{p}.jsonl"),
+        Parsed {
+            header,
+            end,
+            history: h,
+        },
+    )
+}
+
+/// Moves every time of `h` by `by_ns` (never stays never).
+fn shift(h: &mut History, by_ns: u64) {
+    let mv = |t: &mut u64| *t = if *t == u64::MAX { u64::MAX } else { *t + by_ns };
+    for op in &mut h.ops {
+        mv(&mut op.send_ns);
+        mv(&mut op.recv_ns);
+    }
+    for r in &mut h.reads {
+        mv(&mut r.send_ns);
+        mv(&mut r.recv_ns);
+    }
+    for d in &mut h.duplicates {
+        mv(&mut d.send_ns);
+        mv(&mut d.recv_ns);
+    }
+    for c in &mut h.invalid {
+        mv(&mut c.send_ns);
+        mv(&mut c.recv_ns);
+    }
+}
+
+/// Merges the parts, process p's monotonic clock reading p seconds at true
+/// time 0, its anchor taken p × 50 µs later, its wall clock off by `errors[p]`.
+fn merged(parts: Vec<History>, errors: &[i64], window: Duration) -> History {
+    let files = parts
+        .into_iter()
+        .enumerate()
+        .map(|(p, mut h)| {
+            let origin = p as u64 * 1_000_000_000;
+            shift(&mut h, origin);
+            file(p as u32, h, origin, p as u64 * 50_000, errors[p])
+        })
+        .collect();
+    merge(files, window).expect("merges")
+}
+
+#[test]
+fn a_correct_history_over_three_processes_passes_for_any_skew_within_the_window() {
+    let window = Duration::from_nanos(2_000);
+    let w = window.as_nanos() as i64;
+    let errors = [
+        [0, 0, 0],
+        [0, w, 0],
+        [w / 2, -w / 2, 0],
+        [-w / 2, w / 2, w / 2],
+        [0, 0, -w],
+    ];
+    for seed in 0..6 {
+        let h = synth::random_history(seed, 3_000, 4);
+        for e in errors {
+            let report = bank_checker::check(&merged(split(&h, 3), &e, window));
+            assert_eq!(
+                report.verdict,
+                Verdict::Passed,
+                "seed {seed} errors {e:?}: {:?}",
+                report.violations
+            );
+        }
+    }
+}
+
+/// Process 0's withdrawal took seq 2 and was answered; process 1's, with
+/// seq 1, was sent `gap_ns` after that answer: a real-time violation.
+fn planted(gap_ns: u64) -> Vec<History> {
+    let account = AccountState {
+        final_balance: Some(80),
+        final_sequence: Some(2),
+        ..AccountState::opened("acct-0".into(), 100)
+    };
+    let op = |send_ns, balance, sequence| Op {
+        account: 0,
+        kind: Kind::Withdraw,
+        outcome: Outcome::Approved,
+        resolved: false,
+        flags: 0,
+        amount: 10,
+        send_ns,
+        recv_ns: send_ns + 1_000,
+        balance,
+        sequence,
+    };
+    let one = |ops: Vec<Op>, a: &AccountState| History {
+        accounts: vec![a.clone()],
+        ops,
+        ..History::default()
+    };
+    let bare = AccountState::opened("acct-0".into(), 100);
+    vec![
+        one(vec![op(5_000, 80, 2)], &account),
+        one(vec![op(6_000 + gap_ns, 90, 1)], &bare),
+    ]
+}
+
+#[test]
+fn an_order_inside_the_window_is_dropped_and_one_beyond_it_is_caught() {
+    let window = Duration::from_millis(10);
+    let w = window.as_nanos() as u64;
+    let inside = bank_checker::check(&merged(planted(w / 2), &[0, 0], window));
+    assert_eq!(inside.verdict, Verdict::Passed, "{:?}", inside.violations);
+    // One process's clock half a window fast still leaves it inside.
+    let inside = bank_checker::check(&merged(planted(w / 2), &[0, w as i64 / 2], window));
+    assert_eq!(inside.verdict, Verdict::Passed, "{:?}", inside.violations);
+    for e in [[0, 0], [0, w as i64 / 2], [w as i64 / 2, 0]] {
+        let beyond = bank_checker::check(&merged(planted(2 * w + 1), &e, window));
+        assert_eq!(beyond.verdict, Verdict::Failed, "errors {e:?}");
+        assert!(
+            beyond
+                .violations
+                .iter()
+                .any(|v| v.kind == ViolationKind::RealTimeOrder),
+            "{:?}",
+            beyond.violations
+        );
+    }
+}
+
+#[test]
+fn accounts_that_disagree_on_their_opening_balance_do_not_merge() {
+    let mut parts = planted(0);
+    parts[1].accounts[0].initial_balance = 99;
+    let files = parts
+        .into_iter()
+        .enumerate()
+        .map(|(p, h)| file(p as u32, h, 0, 0, 0))
+        .collect();
+    let err = merge(files, Duration::from_millis(10)).unwrap_err();
+    assert!(err.contains("acct-0") && err.contains("99"), "{err}");
+}
