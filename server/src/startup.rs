@@ -14,18 +14,18 @@ use tonic_health::ServingStatus;
 use tracing::{info, warn};
 
 use crate::admission::auth::Auth;
-use crate::config::ServerConfig;
 use crate::admission::conn;
-use crate::backend::ledger::{InjectedBug, Ledger, LedgerObserver, Observer};
+use crate::admission::ops::Ops;
+use crate::backend::api::Backend;
+use crate::backend::ledger::{InjectedBug, LedgerObserver, Observer};
+use crate::backend::pg::PgLedger;
+use crate::config::ServerConfig;
 use crate::observe::metrics::{Metrics, StateSample};
 use crate::observe::metrics_http;
-use crate::admission::ops::Ops;
-use crate::backend::pg::PgLedger;
-use crate::rpc::router::{router, set_health};
 use crate::observe::telemetry::Telemetry;
+use crate::rpc::router::{router, set_health};
 
-/// Any startup or transport failure.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub use crate::rpc::router::BoxError;
 
 /// Where the server listens: the gRPC port and, optionally, `/metrics`.
 #[derive(Debug)]
@@ -110,10 +110,15 @@ fn connection_limits(config: &ServerConfig) -> conn::Limits {
 /// The ops over the ledger the configuration names: in PostgreSQL
 /// (`--database-url`, connected and migrated here), or in this process
 /// (memory, or the journal of `--data-dir`, which is kept for the closing report).
-async fn open_ledger(config: &ServerConfig) -> Result<(Ops, Option<crate::backend::durable::Durable>), BoxError> {
+async fn open_ledger(
+    config: &ServerConfig,
+) -> Result<(Ops, Option<crate::backend::durable::Durable>), BoxError> {
     let Some(settings) = config.database.clone() else {
         let durable = crate::backend::durable::open(&config.ledger, config.data_dir.as_deref())?;
-        return Ok((Ops::new(Arc::clone(&durable.ledger)), Some(durable)));
+        return Ok((
+            Ops::new(Arc::clone(&durable.ledger) as Arc<dyn Backend>),
+            Some(durable),
+        ));
     };
     let ledger_config = config.ledger.clone();
     let opened = tokio::task::spawn_blocking(move || PgLedger::open(&settings, &ledger_config)).await?;
@@ -130,8 +135,7 @@ async fn open_ledger(config: &ServerConfig) -> Result<(Ops, Option<crate::backen
         isolation,
         "ledger in PostgreSQL: every op is one transaction, committed before it is answered; other servers on the same database serve the same accounts"
     );
-    let ledger = Arc::new(Ledger::new(config.ledger.clone()));
-    Ok((Ops::new(ledger).with_database(Arc::new(db)), None))
+    Ok((Ops::new(Arc::new(db)), None))
 }
 
 /// The token file, if `--auth-tokens` is set.
@@ -217,13 +221,16 @@ impl Drop for AbortOnDrop {
 /// Samples the server's state for a scrape.
 fn sampler(ops: &Arc<Ops>, journal: Option<crate::backend::durable::JournalStats>) -> metrics_http::Sampler {
     let ops = Arc::clone(ops);
-    Arc::new(move || StateSample {
-        open_accounts: ops.ledger().account_count(),
-        inflight_calls: ops.drain().inflight(),
-        remembered_request_ids: ops.ledger().remembered_request_ids(),
-        admission_queued: ops.gates().admitted(),
-        waiting_withdrawals: ops.ledger().waiting_withdrawals(),
-        journal: journal.as_ref().map(|stats| stats()),
+    Arc::new(move || {
+        let ledger = ops.backend().state();
+        StateSample {
+            open_accounts: ledger.open_accounts,
+            inflight_calls: ops.drain().inflight(),
+            remembered_request_ids: ledger.remembered_request_ids,
+            admission_queued: ops.gates().admitted(),
+            waiting_withdrawals: ledger.waiting_withdrawals,
+            journal: journal.as_ref().map(|stats| stats()),
+        }
     })
 }
 

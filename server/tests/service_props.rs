@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use bank::v1 as pb;
 use bank::v1::bank_server::Bank;
-use bank_server::backend::ledger::{Ledger, LedgerConfig, ACCOUNT_ID_MAX_BYTES, REQUEST_ID_MAX_BYTES};
 use bank_server::admission::ops::Ops;
+use bank_server::backend::ledger::{Ledger, LedgerConfig, ACCOUNT_ID_MAX_BYTES, REQUEST_ID_MAX_BYTES};
 use bank_server::rpc::service::BankService;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -134,15 +134,15 @@ fn ledger_state(ops: &Ops, model: &Model) -> (Model, usize) {
     let accounts = model
         .keys()
         .map(|id| {
-            let s = ops
-                .ledger()
-                .account(id)
-                .expect("a known account exists")
-                .snapshot();
+            let account = ops
+                .backend()
+                .account_blocking(id)
+                .expect("a known account exists");
+            let s = ops.backend().balance_blocking(&account).expect("a balance");
             (id.clone(), (s.balance, s.sequence))
         })
         .collect();
-    (accounts, ops.ledger().account_count())
+    (accounts, ops.backend().state().open_accounts)
 }
 
 fn valid_account(id: &str) -> bool {

@@ -14,11 +14,13 @@ use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
 use crate::admission::auth::{Auth, Authenticate};
-use crate::config::ServerConfig;
 use crate::admission::ops::Ops;
-use crate::rpc::service::BankService;
-use crate::startup::BoxError;
+use crate::config::ServerConfig;
 use crate::observe::telemetry::Telemetry;
+use crate::rpc::service::BankService;
+
+/// Any startup or transport failure.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The bank service as served: behind the token check.
 pub type Bank = InterceptedService<BankServer<BankService>, Authenticate>;

@@ -127,7 +127,9 @@ fn decide_one(
         return match check(account, s.clone(), &kind, amount) {
             Ok(replayed) => Decided::Answered(Ok(replayed)),
             Err(DbFailure::Ledger(e)) => Decided::Answered(Err(e)),
-            Err(DbFailure::Retry(why)) => Decided::Answered(Err(crate::backend::ledger::LedgerError::Internal(why))),
+            Err(DbFailure::Retry(why)) => {
+                Decided::Answered(Err(crate::backend::ledger::LedgerError::Internal(why)))
+            }
         };
     }
     if ctx.abandoned() {

@@ -11,7 +11,9 @@
 //! gRPC types. Failures are the ledger's own errors (`LedgerError`):
 //! an unreachable database is `Unavailable`.
 
+mod backend;
 mod batch;
+mod gauges;
 mod monitor;
 mod pool;
 mod rows;
@@ -23,7 +25,11 @@ mod txn;
 
 use std::time::Duration;
 
-use crate::backend::ledger::{validate_account_id, InjectedBug, LedgerConfig, LedgerError, LedgerResult, Snapshot};
+use crate::backend::api::AccountRef;
+use crate::backend::ledger::{
+    validate_account_id, InjectedBug, LedgerConfig, LedgerError, LedgerResult, Snapshot,
+};
+use gauges::Gauges;
 use monitor::Monitors;
 use pool::ClosingPool;
 pub use pool::{CONNECT_TIMEOUT, POOL_CHECKOUT_TIMEOUT, STATEMENT_TIMEOUT};
@@ -60,6 +66,7 @@ pub struct PgLedger {
     isolation: Isolation,
     config: LedgerConfig,
     monitors: Monitors,
+    gauges: Gauges,
 }
 
 impl PgLedger {
@@ -82,6 +89,7 @@ impl PgLedger {
             isolation: settings.isolation,
             config: config.clone(),
             monitors: Monitors::new(config.max_accounts),
+            gauges: Gauges::default(),
         };
         Ok((ledger, found))
     }
@@ -101,26 +109,33 @@ impl PgLedger {
         self.monitors.knows(id)
     }
 
+    /// `id`, if it is known to exist here (no database call).
+    pub fn known(&self, id: &str) -> Option<AccountRef> {
+        let known = self.monitors.known(id)?;
+        Some(AccountRef::new(known.id, known.owner, None))
+    }
+
     /// Accounts this server has seen (opened or used).
     pub fn known_accounts(&self) -> usize {
         self.monitors.count()
     }
 
-    /// Checks that `id` exists in the database (once per server and account).
-    pub fn account(&self, id: &str) -> LedgerResult<()> {
+    /// `id` as it is in the database (asked once per server and account).
+    pub fn account(&self, id: &str) -> LedgerResult<AccountRef> {
         validate_account_id(id)?;
-        if self.monitors.knows(id) {
-            return Ok(());
+        if let Some(known) = self.known(id) {
+            return Ok(known);
         }
         let mut conn = pool::checkout(self.pool.get())?;
-        let row = conn
+        let rows = conn
             .query(Stmt::Exists, &[&id])
             .map_err(|e| pool::unavailable(&e))?;
-        if row.is_empty() {
-            return Err(LedgerError::AccountNotFound(id.to_owned()));
-        }
-        self.monitors.add(id);
-        Ok(())
+        let row = rows
+            .first()
+            .ok_or_else(|| LedgerError::AccountNotFound(id.to_owned()))?;
+        let owner: Option<&str> = row.get(0);
+        let known = self.monitors.add(id, owner);
+        Ok(AccountRef::new(known.id, known.owner, None))
     }
 
     /// Opens `id` with `balance` (on behalf of `owner`); it takes no
@@ -150,7 +165,7 @@ impl PgLedger {
                 LedgerError::AccountExists(id.to_owned())
             }))
         })?;
-        self.monitors.add(id);
+        self.monitors.add(id, owner);
         Ok(Snapshot {
             account_id: id.to_owned(),
             balance,

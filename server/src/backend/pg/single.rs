@@ -65,6 +65,7 @@ impl PgLedger {
         let until = w
             .wait_for_funds
             .then(|| ctx.wait_until(self.config.max_wait, self.config.processing_delay));
+        let mut waiting = None;
         loop {
             let step = {
                 let monitor = self.monitors.of(op.account);
@@ -78,6 +79,7 @@ impl PgLedger {
                 Step::Wait => {
                     // A waiter keeps no admission slot: the deposit it waits for must get in.
                     ctx.release_admission();
+                    waiting.get_or_insert_with(|| self.gauges.waiting());
                     std::thread::sleep(WAIT_FOR_FUNDS_POLL);
                 }
             }

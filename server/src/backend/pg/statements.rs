@@ -44,7 +44,8 @@ const TRIM: &str = "DELETE FROM bank_operations WHERE account_id = $1 AND positi
     SELECT position FROM bank_operations WHERE account_id = $1 ORDER BY position LIMIT $2)";
 const SET: &str = "UPDATE bank_accounts SET balance = $2::numeric, sequence = $3 WHERE id = $1";
 const BALANCE: &str = "SELECT balance::text, sequence FROM bank_accounts WHERE id = $1";
-const EXISTS: &str = "SELECT 1 FROM bank_accounts WHERE id = $1";
+/// The account's owner (NULL without tokens); no row when it does not exist.
+const EXISTS: &str = "SELECT owner FROM bank_accounts WHERE id = $1";
 /// $4: `--max-accounts`; no row when the id exists or the database holds that many.
 const OPEN: &str = "INSERT INTO bank_accounts (id, balance, owner)
     SELECT $1, $2::numeric, $3 WHERE (SELECT count(*) FROM bank_accounts) < $4

@@ -1,0 +1,68 @@
+//! What `/metrics` shows of the PostgreSQL ledger: open accounts and
+//! remembered request ids counted in the database (every server on it sees
+//! the same numbers), and this server's withdrawals waiting for funds. A
+//! scrape asks the database once; it never runs on an async worker's
+//! thread as such (`block_in_place` hands the worker's other tasks on).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::{pool, PgLedger};
+use crate::backend::api::BackendState;
+
+/// One scan for both database-wide counts.
+const COUNTS: &str = "SELECT count(*), coalesce(sum(remembered), 0)::bigint FROM bank_accounts";
+
+/// This server's counts the database does not hold.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    waiting: AtomicUsize,
+}
+
+/// Counts one withdrawal as waiting for funds while it lives.
+pub struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Gauges {
+    /// Counts a waiter in until the guard is dropped.
+    pub fn waiting(&self) -> Waiting<'_> {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        Waiting(&self.waiting)
+    }
+}
+
+impl PgLedger {
+    /// The ledger's numbers now (the database's counts: 0 if it cannot be reached).
+    pub fn sampled_state(&self) -> BackendState {
+        let (open_accounts, remembered_request_ids) = off_worker(|| self.counts()).unwrap_or((0, 0));
+        BackendState {
+            open_accounts,
+            remembered_request_ids,
+            waiting_withdrawals: self.gauges.waiting.load(Ordering::Relaxed),
+        }
+    }
+
+    fn counts(&self) -> Option<(usize, usize)> {
+        let mut conn = pool::checkout(self.pool.get()).ok()?;
+        let row = conn.client.query_one(COUNTS, &[]).ok()?;
+        let (accounts, remembered): (i64, i64) = (row.get(0), row.get(1));
+        Some((
+            usize::try_from(accounts).unwrap_or(0),
+            usize::try_from(remembered).unwrap_or(0),
+        ))
+    }
+}
+
+/// Runs blocking `f`; on a multi-threaded runtime's worker, through
+/// `block_in_place` so that the worker's other tasks move on meanwhile.
+fn off_worker<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
