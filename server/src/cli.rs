@@ -10,11 +10,11 @@ use std::time::Duration;
 use clap::builder::PossibleValue;
 use clap::{Parser, ValueEnum};
 
-use crate::config::ServerConfig;
-use crate::backend::ledger::{InjectedBug, LedgerConfig};
-pub use crate::observe::logging::LogFormat;
-use crate::backend::pg::{DbSettings, Isolation};
 use crate::admission::tls::TlsFiles;
+use crate::backend::ledger::{InjectedBug, LedgerConfig};
+use crate::backend::pg::{DbSettings, Isolation};
+use crate::config::ServerConfig;
+pub use crate::observe::logging::LogFormat;
 
 /// The longest wait for funds the server accepts as a setting.
 const MAX_WAIT_LIMIT: Duration = Duration::from_secs(3600);
@@ -309,9 +309,6 @@ impl Args {
                 "--inject-bug {} is not planted by the PostgreSQL backend (only lost-update is)",
                 bug.name()
             ));
-        }
-        if self.auth_tokens.is_some() {
-            return Err("--auth-tokens is not supported with --database-url yet (account owners are not checked through the database)".into());
         }
         Ok(())
     }

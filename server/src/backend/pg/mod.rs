@@ -27,7 +27,8 @@ use std::time::Duration;
 
 use crate::backend::api::AccountRef;
 use crate::backend::ledger::{
-    validate_account_id, InjectedBug, LedgerConfig, LedgerError, LedgerResult, Snapshot,
+    hold_processing_delay, validate_account_id, InjectedBug, LedgerConfig, LedgerError, LedgerResult,
+    Snapshot,
 };
 use gauges::Gauges;
 use monitor::Monitors;
@@ -140,30 +141,30 @@ impl PgLedger {
 
     /// Opens `id` with `balance` (on behalf of `owner`); it takes no
     /// sequence number. `--max-accounts` bounds the accounts in the
-    /// database, over every server on it: opens take one advisory lock, so
-    /// the count they check is exact (opens are rare; the count is a scan).
+    /// database, and `--max-accounts-per-principal` each owner's there, over
+    /// every server on it: opens take one advisory lock, so the counts they
+    /// check are exact (opens are rare; a count is a scan).
     pub fn open_account(&self, id: &str, balance: u64, owner: Option<&str>) -> LedgerResult<Snapshot> {
         validate_account_id(id)?;
         let text = balance.to_string();
         let max = i64::try_from(self.config.max_accounts).unwrap_or(i64::MAX);
+        let per_owner = i64::try_from(self.config.max_accounts_per_principal).unwrap_or(i64::MAX);
         // Read committed whatever --isolation says: the count must see every
         // open committed before the lock was granted.
         txn::run(self.pool.get(), Isolation::ReadCommitted, |tx| {
             tx.tx.batch_execute(OPEN_LOCK).map_err(|e| pool::classify(&e))?;
             let inserted = tx
-                .query(Stmt::Open, &[&id, &text, &owner, &max])
+                .query(Stmt::Open, &[&id, &text, &owner, &max, &per_owner])
                 .map_err(|e| pool::classify(&e))?;
             if !inserted.is_empty() {
                 return Ok(());
             }
-            let exists = tx.query(Stmt::Exists, &[&id]).map_err(|e| pool::classify(&e))?;
-            Err(pool::DbFailure::Ledger(if exists.is_empty() {
-                LedgerError::LimitReached(format!(
-                    "the database holds {max} accounts or more; the limit is {max} (--max-accounts)"
-                ))
-            } else {
-                LedgerError::AccountExists(id.to_owned())
-            }))
+            Err(pool::DbFailure::Ledger(why_not_opened(
+                tx,
+                id,
+                owner,
+                (max, per_owner),
+            )?))
         })?;
         self.monitors.add(id, owner);
         Ok(Snapshot {
@@ -201,12 +202,32 @@ impl PgLedger {
         self.config.racy_withdrawals()
     }
 
-    /// The processing delay, held inside the transaction (and the monitor).
+    /// The processing delay, held inside the transaction (and the monitor),
+    /// as precisely as the in-memory ledger holds it (the same `hold`).
     fn delay(&self) {
-        if !self.config.processing_delay.is_zero() {
-            std::thread::sleep(self.config.processing_delay);
-        }
+        hold_processing_delay(self.config.processing_delay);
     }
+}
+
+/// Why an open inserted nothing: the id exists, or a limit (`max` in all,
+/// `per_owner` for `owner`) is reached; the messages are memory's.
+fn why_not_opened(
+    tx: &mut statements::Tx<'_>,
+    id: &str,
+    owner: Option<&str>,
+    (max, per_owner): (i64, i64),
+) -> Result<LedgerError, pool::DbFailure> {
+    if !tx.query(Stmt::Exists, &[&id])?.is_empty() {
+        return Ok(LedgerError::AccountExists(id.to_owned()));
+    }
+    let row = tx.query(Stmt::Held, &[&owner])?;
+    let (total, held): (i64, i64) = row.first().map_or((0, 0), |r| (r.get(0), r.get(1)));
+    Ok(LedgerError::LimitReached(match owner {
+        Some(owner) if total < max => format!(
+            "principal {owner:?} holds {held} accounts; the limit is {per_owner} (--max-accounts-per-principal)"
+        ),
+        _ => format!("the database holds {total} accounts; the limit is {max} (--max-accounts)"),
+    }))
 }
 
 /// The bugs of the zoo this backend can plant: only `lost-update` (and

@@ -19,6 +19,7 @@ pub enum Stmt {
     Balance,
     Exists,
     Open,
+    Held,
 }
 
 const LOCK: &str =
@@ -46,13 +47,18 @@ const SET: &str = "UPDATE bank_accounts SET balance = $2::numeric, sequence = $3
 const BALANCE: &str = "SELECT balance::text, sequence FROM bank_accounts WHERE id = $1";
 /// The account's owner (NULL without tokens); no row when it does not exist.
 const EXISTS: &str = "SELECT owner FROM bank_accounts WHERE id = $1";
-/// $4: `--max-accounts`; no row when the id exists or the database holds that many.
+/// $3 the owner (NULL without tokens), $4 `--max-accounts`, $5
+/// `--max-accounts-per-principal`; no row when the id exists, the database
+/// holds $4 accounts, or the owner $5.
 const OPEN: &str = "INSERT INTO bank_accounts (id, balance, owner)
     SELECT $1, $2::numeric, $3 WHERE (SELECT count(*) FROM bank_accounts) < $4
+        AND ($3::text IS NULL OR (SELECT count(*) FROM bank_accounts WHERE owner = $3) < $5)
     ON CONFLICT (id) DO NOTHING RETURNING 1";
+/// Accounts in the database, and those `$1` holds.
+const HELD: &str = "SELECT count(*), count(*) FILTER (WHERE owner = $1) FROM bank_accounts";
 
 /// Each statement's SQL and parameter types, in [`Stmt`] order.
-fn all() -> [(&'static str, Vec<Type>); 10] {
+fn all() -> [(&'static str, Vec<Type>); 11] {
     use Type as T;
     let write = [
         vec![T::TEXT, T::TEXT, T::INT8, T::INT8, T::INT8],
@@ -76,7 +82,8 @@ fn all() -> [(&'static str, Vec<Type>); 10] {
         (SET, vec![T::TEXT, T::TEXT, T::INT8]),
         (BALANCE, vec![T::TEXT]),
         (EXISTS, vec![T::TEXT]),
-        (OPEN, vec![T::TEXT, T::TEXT, T::TEXT, T::INT8]),
+        (OPEN, vec![T::TEXT, T::TEXT, T::TEXT, T::INT8, T::INT8]),
+        (HELD, vec![T::TEXT]),
     ]
 }
 
