@@ -86,6 +86,11 @@ fn precise_timers() {
 #[cfg(not(target_os = "linux"))]
 fn precise_timers() {}
 
+/// The simulated processing time, held while the caller holds the lock.
+pub(super) fn processing_delay(cfg: &LedgerConfig) {
+    hold(cfg.processing_delay);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,9 +110,4 @@ mod tests {
         hold(Duration::ZERO);
         assert!(t.elapsed() < Duration::from_millis(1));
     }
-}
-
-/// The simulated processing time, held while the caller holds the lock.
-pub(super) fn processing_delay(cfg: &LedgerConfig) {
-    hold(cfg.processing_delay);
 }

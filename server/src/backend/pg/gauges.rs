@@ -4,36 +4,11 @@
 //! scrape asks the database once; it never runs on an async worker's
 //! thread as such (`block_in_place` hands the worker's other tasks on).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use super::{pool, PgLedger};
 use crate::backend::api::BackendState;
 
 /// One scan for both database-wide counts.
 const COUNTS: &str = "SELECT count(*), coalesce(sum(remembered), 0)::bigint FROM bank_accounts";
-
-/// This server's counts the database does not hold.
-#[derive(Debug, Default)]
-pub struct Gauges {
-    waiting: AtomicUsize,
-}
-
-/// Counts one withdrawal as waiting for funds while it lives.
-pub struct Waiting<'a>(&'a AtomicUsize);
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-impl Gauges {
-    /// Counts a waiter in until the guard is dropped.
-    pub fn waiting(&self) -> Waiting<'_> {
-        self.waiting.fetch_add(1, Ordering::Relaxed);
-        Waiting(&self.waiting)
-    }
-}
 
 impl PgLedger {
     /// The ledger's numbers now (the database's counts: 0 if it cannot be reached).
@@ -42,8 +17,13 @@ impl PgLedger {
         BackendState {
             open_accounts,
             remembered_request_ids,
-            waiting_withdrawals: self.gauges.waiting.load(Ordering::Relaxed),
+            waiting_withdrawals: self.funds.waiting(),
         }
+    }
+
+    /// This server's withdrawals waiting for funds now.
+    pub fn waiting_withdrawals(&self) -> usize {
+        self.funds.waiting()
     }
 
     fn counts(&self) -> Option<(usize, usize)> {

@@ -13,6 +13,7 @@
 
 mod backend;
 mod batch;
+mod funds;
 mod gauges;
 mod monitor;
 mod pool;
@@ -23,14 +24,14 @@ mod statements;
 mod transfer;
 mod txn;
 
-use std::time::Duration;
+use std::sync::Arc;
 
 use crate::backend::api::AccountRef;
 use crate::backend::ledger::{
     hold_processing_delay, validate_account_id, InjectedBug, LedgerConfig, LedgerError, LedgerResult,
     Snapshot,
 };
-use gauges::Gauges;
+use funds::Funds;
 use monitor::Monitors;
 use pool::ClosingPool;
 pub use pool::{CONNECT_TIMEOUT, POOL_CHECKOUT_TIMEOUT, STATEMENT_TIMEOUT};
@@ -45,9 +46,7 @@ pub const POOL_SIZE_MAX: u32 = 1024;
 /// Taken by every OpenAccount for its transaction, so that the account
 /// count it checks against `--max-accounts` cannot change under it.
 const OPEN_LOCK: &str = "SELECT pg_advisory_xact_lock(7302829178040561)";
-/// How often a withdrawal waiting for funds looks at the balance again
-/// (a deposit through another server wakes nobody here).
-pub const WAIT_FOR_FUNDS_POLL: Duration = Duration::from_millis(10);
+pub use funds::{FUNDS_CHANNEL, RECHECK};
 
 /// How to reach the database and run its transactions.
 #[derive(Debug, Clone)]
@@ -67,7 +66,7 @@ pub struct PgLedger {
     isolation: Isolation,
     config: LedgerConfig,
     monitors: Monitors,
-    gauges: Gauges,
+    funds: Arc<Funds>,
 }
 
 impl PgLedger {
@@ -84,13 +83,15 @@ impl PgLedger {
             .map_err(|e| format!("cannot connect to the ledger database: {e}"))?;
         let found = schema::migrate(&mut client)?;
         drop(client);
+        let funds = Arc::new(Funds::default());
+        funds::listen(config_db.clone(), &funds);
         let pool = pool::connect(config_db, settings.pool_size);
         let ledger = PgLedger {
             pool: ClosingPool::new(pool),
             isolation: settings.isolation,
             config: config.clone(),
             monitors: Monitors::new(config.max_accounts),
-            gauges: Gauges::default(),
+            funds,
         };
         Ok((ledger, found))
     }

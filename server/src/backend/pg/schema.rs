@@ -9,7 +9,7 @@
 use postgres::Client;
 
 /// The schema version this binary writes.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Taken by every migrating server for the length of its migration
 /// (`pg_advisory_xact_lock`; the bytes of "bank").
@@ -42,8 +42,21 @@ CREATE TABLE bank_operations (
 CREATE INDEX bank_operations_age ON bank_operations (account_id, position);
 ";
 
+/// Version 2: every credit is announced on the `bank_funds` channel (the
+/// account id as payload, delivered at commit), so that withdrawals waiting
+/// for funds on any server are woken without polling (`funds.rs`).
+const V2: &str = "
+CREATE FUNCTION bank_notify_funds() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('bank_funds', NEW.id);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER bank_funds AFTER UPDATE OF balance ON bank_accounts FOR EACH ROW
+    WHEN (NEW.balance > OLD.balance) EXECUTE FUNCTION bank_notify_funds();
+";
+
 /// Every migration, in order: (the version it leads to, its SQL).
-const MIGRATIONS: &[(i32, &str)] = &[(1, V1)];
+const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2)];
 
 /// Brings the database to [`SCHEMA_VERSION`]; returns the version found.
 pub fn migrate(client: &mut Client) -> Result<i32, String> {

@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::pool::DbFailure;
 use super::rows::{self, AccountRow, Kind, NewRecord, Stored};
 use super::statements::Tx;
-use super::{txn, PgLedger, WAIT_FOR_FUNDS_POLL};
+use super::{txn, PgLedger};
 use crate::backend::ledger::{
     validate_request_id, CallContext, Deposit, LedgerError, LedgerResult, OpResult, Outcome, Withdrawal,
 };
@@ -47,7 +47,8 @@ impl PgLedger {
     }
 
     /// A withdrawal, committed before it returns; one that may wait for
-    /// funds looks again every [`WAIT_FOR_FUNDS_POLL`] until its wait ends.
+    /// funds sleeps until a credit of its account is heard (see `funds`),
+    /// then looks again, until its wait ends.
     pub fn withdraw(&self, w: &Withdrawal, ctx: &mut CallContext) -> LedgerResult<OpResult> {
         w.validate()?;
         let op = Single {
@@ -65,8 +66,10 @@ impl PgLedger {
         let until = w
             .wait_for_funds
             .then(|| ctx.wait_until(self.config.max_wait, self.config.processing_delay));
-        let mut waiting = None;
+        // Watched before the first look, so that no credit after it is missed.
+        let mut watch = until.map(|_| self.funds.watch(op.account));
         loop {
+            let seen = watch.as_ref().map(|w| w.seen());
             let step = {
                 let monitor = self.monitors.of(op.account);
                 let _held = monitor.lock();
@@ -74,15 +77,19 @@ impl PgLedger {
                     self.try_single(tx, &op, ctx, until)
                 })?
             };
-            match step {
-                Step::Done(result) => return Ok(result),
-                Step::Wait => {
-                    // A waiter keeps no admission slot: the deposit it waits for must get in.
-                    ctx.release_admission();
-                    waiting.get_or_insert_with(|| self.gauges.waiting());
-                    std::thread::sleep(WAIT_FOR_FUNDS_POLL);
-                }
-            }
+            let (Step::Wait, Some(watch), Some(seen), Some(until)) = (&step, &mut watch, seen, until) else {
+                let Step::Done(result) = step else {
+                    return Err(LedgerError::Internal(
+                        "a withdrawal waits without a deadline".into(),
+                    ));
+                };
+                return Ok(result);
+            };
+            let owner = self.monitors.known(op.account).and_then(|k| k.owner);
+            watch.enroll(owner.as_ref(), &self.config)?;
+            // A waiter keeps no admission slot: the deposit it waits for must get in.
+            ctx.release_admission();
+            watch.wait(seen, until);
         }
     }
 
