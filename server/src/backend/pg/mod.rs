@@ -23,6 +23,7 @@ mod single;
 mod statements;
 mod transfer;
 mod txn;
+mod zoo;
 
 use std::sync::Arc;
 
@@ -67,6 +68,7 @@ pub struct PgLedger {
     config: LedgerConfig,
     monitors: Monitors,
     funds: Arc<Funds>,
+    zoo: zoo::PgZoo,
 }
 
 impl PgLedger {
@@ -92,6 +94,7 @@ impl PgLedger {
             config: config.clone(),
             monitors: Monitors::new(config.max_accounts),
             funds,
+            zoo: zoo::PgZoo::default(),
         };
         Ok((ledger, found))
     }
@@ -180,6 +183,15 @@ impl PgLedger {
     /// answers).
     pub fn balance(&self, id: &str) -> LedgerResult<Snapshot> {
         validate_account_id(id)?;
+        if self.config.inject_bug == InjectedBug::StaleRead {
+            // BUG (zoo): stale-read answers a snapshot up to 50 ms old.
+            return self.zoo.stale_read(id, || self.fresh_balance(id));
+        }
+        self.fresh_balance(id)
+    }
+
+    /// The last committed balance and sequence of `id`.
+    fn fresh_balance(&self, id: &str) -> LedgerResult<Snapshot> {
         let mut conn = pool::checkout(self.pool.get())?;
         let row = conn
             .query(Stmt::Balance, &[&id])
@@ -231,8 +243,7 @@ fn why_not_opened(
     }))
 }
 
-/// The bugs of the zoo this backend can plant: only `lost-update` (and
-/// `--unsafe-no-lock`, the same race); the others live in the in-memory monitor.
-pub fn supports(bug: InjectedBug) -> bool {
-    matches!(bug, InjectedBug::None | InjectedBug::LostUpdate)
+/// The bugs of the zoo this backend can plant: all of them (see `zoo`).
+pub fn supports(_bug: InjectedBug) -> bool {
+    true
 }

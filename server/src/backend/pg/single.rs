@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::pool::DbFailure;
 use super::rows::{self, AccountRow, Kind, NewRecord, Stored};
 use super::statements::Tx;
-use super::{txn, PgLedger};
+use super::{txn, zoo, PgLedger};
 use crate::backend::ledger::{
     validate_request_id, CallContext, Deposit, LedgerError, LedgerResult, OpResult, Outcome, Withdrawal,
 };
@@ -24,6 +24,8 @@ struct Single<'a> {
 /// What one try of a waiting withdrawal came to.
 enum Step {
     Done(OpResult),
+    /// BUG (zoo): partial-apply committed half an op and answers this error.
+    Broken(LedgerError),
     /// Not enough money yet: nothing written, try again later.
     Wait,
 }
@@ -104,6 +106,8 @@ impl PgLedger {
     ) -> Result<Step, DbFailure> {
         let row = rows::lock(tx, op.account)?;
         if let Some(replayed) = replay(tx, op.account, op.request_id, &op.kind, op.amount)? {
+            // BUG (zoo): double-apply-retry applies an approved replay again.
+            zoo::reapply(&self.config, tx, (op.account, &row), (&op.kind, op.amount), &replayed)?;
             return Ok(Step::Done(replayed));
         }
         if ctx.abandoned() {
@@ -115,6 +119,11 @@ impl PgLedger {
         }
         let (outcome, balance) = decide(op.account, row.balance, &op.kind, op.amount)?;
         self.delay();
+        // BUG (zoo): partial-apply.
+        let half = (&op.kind, op.amount, outcome);
+        if let Some(e) = self.zoo.partial(&self.config, tx, (op.account, &row), half)? {
+            return Ok(Step::Broken(e));
+        }
         self.commit_single(tx, op, &row, (outcome, balance))
             .map(Step::Done)
     }
@@ -234,6 +243,7 @@ impl PgLedger {
 fn done(step: LedgerResult<Step>) -> LedgerResult<OpResult> {
     match step? {
         Step::Done(result) => Ok(result),
+        Step::Broken(e) => Err(e),
         Step::Wait => Err(LedgerError::Internal("a deposit cannot wait".into())),
     }
 }
