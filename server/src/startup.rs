@@ -230,6 +230,7 @@ fn sampler(ops: &Arc<Ops>, journal: Option<crate::backend::durable::JournalStats
             admission_queued: ops.gates().admitted(),
             waiting_withdrawals: ledger.waiting_withdrawals,
             journal: journal.as_ref().map(|stats| stats()),
+            db_pool: ledger.db_pool,
         }
     })
 }

@@ -75,6 +75,32 @@ impl Place {
         .await
     }
 
+    /// [`Place::start`] with `/metrics` served too: the bank, the metrics address, the stop.
+    async fn start_with_metrics(&self) -> (Bank, std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+        let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (grpc_addr, metrics_addr) = (grpc.local_addr().unwrap(), metrics.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let listeners = bank_server::Listeners {
+            grpc,
+            metrics: Some(metrics),
+        };
+        let config = config(|c| {
+            c.ledger.batch_max = if self.kind == Kind::Batched { 8 } else { 1 };
+            c.data_dir = (self.kind == Kind::DataDir).then(|| self.dir.path().join("data-metrics"));
+            c.database = self.database.clone().map(|url| DbSettings {
+                url,
+                pool_size: 4,
+                isolation: Isolation::ReadCommitted,
+            });
+        });
+        tokio::spawn(bank_server::serve(listeners, config, async {
+            let _ = stopped.await;
+        }));
+        let channel = connect(grpc_addr).await.unwrap();
+        (BankClient::new(channel), metrics_addr, stop)
+    }
+
     /// A token file naming alice and bob.
     fn tokens(&self) -> PathBuf {
         let path = self.dir.path().join("tokens");
@@ -125,6 +151,7 @@ contract!(
     one_principal_cannot_take_every_account_slot,
     max_accounts_bounds_the_accounts,
     a_waiting_withdrawal_is_served_by_a_later_deposit,
+    metrics_read_the_ledger,
 );
 
 const ALICE: &str = "alice-token-0123456789";
@@ -136,6 +163,26 @@ fn as_<T>(token: &str, message: T) -> Request<T> {
     let value: MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
     request.metadata_mut().insert("authorization", value);
     request
+}
+
+/// The body of `GET /metrics` at `addr`.
+async fn scrape(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    stream.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+/// The value of the series `series` (name with labels), 0 if absent.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
 }
 
 mod checks {
@@ -332,6 +379,30 @@ mod checks {
         let w = ok(join(waiter).await);
         assert_eq!((w.outcome(), w.balance), (Outcome::Approved, 0));
         assert_eq!(state(&mut s.bank, "a").await, (0, 4));
+    }
+
+    pub async fn metrics_read_the_ledger(place: &Place) {
+        let (mut bank, metrics, _stop) = place.start_with_metrics().await;
+        open_all(&mut bank, &[("a", 10), ("b", 0), ("c", 0)]).await;
+        ok(bank.deposit(deposit("b", 1, "d1")).await);
+        ok(bank.withdraw(withdraw("a", 1, "w1")).await);
+        let text = scrape(metrics).await;
+        assert_eq!(sample(&text, "bank_open_accounts "), 3.0, "{:?}", place.kind);
+        assert_eq!(
+            sample(&text, "bank_remembered_request_ids "),
+            2.0,
+            "{:?}",
+            place.kind
+        );
+        let statements = sample(&text, "bank_db_statement_seconds_count ");
+        let pooled = sample(&text, "bank_db_pool_connections{state=\"idle\"} ")
+            + sample(&text, "bank_db_pool_connections{state=\"in_use\"} ");
+        if place.kind == Kind::Postgres {
+            assert!(statements >= 4.0 && pooled >= 1.0, "{text}");
+        } else {
+            assert_eq!((statements, pooled), (0.0, 0.0));
+        }
+        assert!(text.contains("bank_db_serialization_retries_total 0"), "{text}");
     }
 }
 

@@ -74,6 +74,8 @@ pub struct BackendState {
     pub remembered_request_ids: usize,
     /// `bank_waiting_withdrawals` (this server's waiters).
     pub waiting_withdrawals: usize,
+    /// `bank_db_pool_connections`: (idle, in use), for a database backend.
+    pub db_pool: Option<(usize, usize)>,
 }
 
 /// A ledger backend. Object safe: admission holds an `Arc<dyn Backend>`.

@@ -129,6 +129,7 @@ impl Backend for Ledger {
             open_accounts: self.account_count(),
             remembered_request_ids: self.remembered_request_ids(),
             waiting_withdrawals: self.waiting_withdrawals(),
+            db_pool: None,
         }
     }
 }

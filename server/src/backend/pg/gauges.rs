@@ -18,12 +18,20 @@ impl PgLedger {
             open_accounts,
             remembered_request_ids,
             waiting_withdrawals: self.funds.waiting(),
+            db_pool: Some(self.pool_state()),
         }
     }
 
     /// This server's withdrawals waiting for funds now.
     pub fn waiting_withdrawals(&self) -> usize {
         self.funds.waiting()
+    }
+
+    /// Pooled connections now: (idle, in use).
+    fn pool_state(&self) -> (usize, usize) {
+        let state = self.pool.get().state();
+        let idle = state.idle_connections as usize;
+        (idle, (state.connections as usize).saturating_sub(idle))
     }
 
     fn counts(&self) -> Option<(usize, usize)> {

@@ -87,7 +87,7 @@ impl PgLedger {
         drop(client);
         let funds = Arc::new(Funds::default());
         funds::listen(config_db.clone(), &funds);
-        let pool = pool::connect(config_db, settings.pool_size);
+        let pool = pool::connect(config_db, settings.pool_size, config.observer.clone());
         let ledger = PgLedger {
             pool: ClosingPool::new(pool),
             isolation: settings.isolation,

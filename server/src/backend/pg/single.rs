@@ -107,7 +107,13 @@ impl PgLedger {
         let row = rows::lock(tx, op.account)?;
         if let Some(replayed) = replay(tx, op.account, op.request_id, &op.kind, op.amount)? {
             // BUG (zoo): double-apply-retry applies an approved replay again.
-            zoo::reapply(&self.config, tx, (op.account, &row), (&op.kind, op.amount), &replayed)?;
+            zoo::reapply(
+                &self.config,
+                tx,
+                (op.account, &row),
+                (&op.kind, op.amount),
+                &replayed,
+            )?;
             return Ok(Step::Done(replayed));
         }
         if ctx.abandoned() {

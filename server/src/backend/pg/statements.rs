@@ -3,8 +3,12 @@
 //! PostgreSQL's CPU per op), and the two handles that run it: a pooled
 //! connection ([`PgConn`], autocommit) and a transaction on one ([`Tx`]).
 
+use std::time::Instant;
+
 use postgres::types::{ToSql, Type};
 use postgres::{Client, Row, Statement, Transaction};
+
+use crate::backend::ledger::Observer;
 
 /// One statement of the ledger.
 #[derive(Debug, Clone, Copy)]
@@ -109,13 +113,18 @@ impl Statements {
 pub struct PgConn {
     pub client: Client,
     pub statements: Statements,
+    /// Where statement latencies go (`bank_db_statement_seconds`).
+    pub observer: Observer,
 }
 
 impl PgConn {
     /// Runs `s` outside a transaction (autocommit).
     pub fn query(&mut self, s: Stmt, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, postgres::Error> {
         let statement = self.statements.get(s).clone();
-        self.client.query(&statement, params)
+        let started = Instant::now();
+        let rows = self.client.query(&statement, params);
+        self.observer.db_statement(started.elapsed());
+        rows
     }
 }
 
@@ -123,12 +132,16 @@ impl PgConn {
 pub struct Tx<'a> {
     pub tx: Transaction<'a>,
     pub statements: &'a Statements,
+    pub observer: &'a Observer,
 }
 
 impl Tx<'_> {
     /// Runs `s` in the transaction.
     pub fn query(&mut self, s: Stmt, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, postgres::Error> {
-        self.tx.query(self.statements.get(s), params)
+        let started = Instant::now();
+        let rows = self.tx.query(self.statements.get(s), params);
+        self.observer.db_statement(started.elapsed());
+        rows
     }
 
     /// Runs `s`, which returns at most one row.
@@ -137,6 +150,9 @@ impl Tx<'_> {
         s: Stmt,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Row>, postgres::Error> {
-        self.tx.query_opt(self.statements.get(s), params)
+        let started = Instant::now();
+        let row = self.tx.query_opt(self.statements.get(s), params);
+        self.observer.db_statement(started.elapsed());
+        row
     }
 }

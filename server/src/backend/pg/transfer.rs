@@ -89,8 +89,10 @@ impl PgLedger {
         if self.config.inject_bug != InjectedBug::DoubleApplyRetry || replayed.outcome != Outcome::Approved {
             return Ok(());
         }
-        let (Some(left), Some(credited)) = (src.balance.checked_sub(t.amount), dst.balance.checked_add(t.amount))
-        else {
+        let (Some(left), Some(credited)) = (
+            src.balance.checked_sub(t.amount),
+            dst.balance.checked_add(t.amount),
+        ) else {
             return Ok(());
         };
         rows::set(tx, &t.from_account_id, (left, src.sequence.saturating_add(1)))?;
@@ -116,7 +118,11 @@ impl PgLedger {
         let _held = monitor.lock();
         let (to_balance, to_sequence) = txn::run(self.pool.get(), self.isolation, |tx| {
             let dst = rows::lock(tx, to)?;
-            let credited = if approved { dst.balance.saturating_add(t.amount) } else { dst.balance };
+            let credited = if approved {
+                dst.balance.saturating_add(t.amount)
+            } else {
+                dst.balance
+            };
             let after = (credited, dst.sequence.saturating_add(1));
             rows::set(tx, to, after)?;
             Ok(after)
@@ -136,7 +142,14 @@ impl PgLedger {
         let retention = self.config.request_id_retention;
         if ctx.abandoned() {
             let result = OpResult::not_applied(&t.request_id);
-            rows::write(tx, from, &src, (src.balance, src.sequence), &[record(kind, t.amount, &result)], retention)?;
+            rows::write(
+                tx,
+                from,
+                &src,
+                (src.balance, src.sequence),
+                &[record(kind, t.amount, &result)],
+                retention,
+            )?;
             return Ok(result);
         }
         self.delay();
