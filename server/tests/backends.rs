@@ -77,6 +77,14 @@ impl Place {
 
     /// [`Place::start`] with `/metrics` served too: the bank, the metrics address, the stop.
     async fn start_with_metrics(&self) -> (Bank, std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+        self.start_with_metrics_in(|_| {}).await
+    }
+
+    /// [`Place::start_with_metrics`], configured as `tweak` says too.
+    async fn start_with_metrics_in(
+        &self,
+        tweak: impl FnOnce(&mut ServerConfig),
+    ) -> (Bank, std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
         let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (grpc_addr, metrics_addr) = (grpc.local_addr().unwrap(), metrics.local_addr().unwrap());
@@ -93,6 +101,7 @@ impl Place {
                 pool_size: 4,
                 isolation: Isolation::ReadCommitted,
             });
+            tweak(c);
         });
         tokio::spawn(bank_server::serve(listeners, config, async {
             let _ = stopped.await;
@@ -152,6 +161,7 @@ contract!(
     max_accounts_bounds_the_accounts,
     a_waiting_withdrawal_is_served_by_a_later_deposit,
     metrics_read_the_ledger,
+    max_request_ids_forgets_the_oldest_ids,
 );
 
 const ALICE: &str = "alice-token-0123456789";
@@ -379,6 +389,37 @@ mod checks {
         let w = ok(join(waiter).await);
         assert_eq!((w.outcome(), w.balance), (Outcome::Approved, 0));
         assert_eq!(state(&mut s.bank, "a").await, (0, 4));
+    }
+
+    pub async fn max_request_ids_forgets_the_oldest_ids(place: &Place) {
+        let (mut bank, metrics, _stop) = place
+            .start_with_metrics_in(|c| c.ledger.max_request_ids = 5)
+            .await;
+        open_all(&mut bank, &[("a", 0), ("b", 0)]).await;
+        for i in 0..12 {
+            let id = if i % 2 == 0 { "a" } else { "b" };
+            ok(bank.deposit(deposit(id, 1, &format!("r{i}"))).await);
+        }
+        // PostgreSQL forgets past the cap within a second (id_cap.rs); memory at once.
+        let patience = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while sample(&scrape(metrics).await, "bank_remembered_request_ids ") > 5.0 {
+            assert!(
+                std::time::Instant::now() < patience,
+                "{:?}: the cap never held",
+                place.kind
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            code(bank.get_operation(get_op("a", "r0")).await),
+            Code::FailedPrecondition
+        );
+        assert_eq!(ok(bank.get_operation(get_op("b", "r11")).await).sequence, 6);
+        assert_eq!(
+            state(&mut bank, "a").await,
+            (6, 6),
+            "forgetting ids changes no money"
+        );
     }
 
     pub async fn metrics_read_the_ledger(place: &Place) {

@@ -15,6 +15,7 @@ mod backend;
 mod batch;
 mod funds;
 mod gauges;
+mod id_cap;
 mod monitor;
 mod pool;
 mod rows;
@@ -88,6 +89,7 @@ impl PgLedger {
         let funds = Arc::new(Funds::default());
         funds::listen(config_db.clone(), &funds);
         let pool = pool::connect(config_db, settings.pool_size, config.observer.clone());
+        id_cap::spawn(pool.clone(), Arc::downgrade(&funds), config.max_request_ids);
         let ledger = PgLedger {
             pool: ClosingPool::new(pool),
             isolation: settings.isolation,

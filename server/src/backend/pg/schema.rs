@@ -44,7 +44,8 @@ CREATE INDEX bank_operations_age ON bank_operations (account_id, position);
 
 /// Version 2: every credit is announced on the `bank_funds` channel (the
 /// account id as payload, delivered at commit), so that withdrawals waiting
-/// for funds on any server are woken without polling (`funds.rs`).
+/// for funds on any server are woken without polling (`funds.rs`); and the
+/// database's oldest request ids are found by index (`id_cap.rs`).
 const V2: &str = "
 CREATE FUNCTION bank_notify_funds() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -53,6 +54,7 @@ BEGIN
 END $$;
 CREATE TRIGGER bank_funds AFTER UPDATE OF balance ON bank_accounts FOR EACH ROW
     WHEN (NEW.balance > OLD.balance) EXECUTE FUNCTION bank_notify_funds();
+CREATE INDEX bank_operations_position ON bank_operations (position);
 ";
 
 /// Every migration, in order: (the version it leads to, its SQL).
