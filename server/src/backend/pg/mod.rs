@@ -17,6 +17,7 @@ mod funds;
 mod gauges;
 mod id_cap;
 mod monitor;
+mod one_trip;
 mod pool;
 mod rows;
 mod schema;

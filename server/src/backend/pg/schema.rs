@@ -9,7 +9,7 @@
 use postgres::Client;
 
 /// The schema version this binary writes.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// Taken by every migrating server for the length of its migration
 /// (`pg_advisory_xact_lock`; the bytes of "bank").
@@ -57,8 +57,72 @@ CREATE TRIGGER bank_funds AFTER UPDATE OF balance ON bank_accounts FOR EACH ROW
 CREATE INDEX bank_operations_position ON bank_operations (position);
 ";
 
+/// Version 3: a deposit or withdrawal in one call (`bank_single`), so that
+/// an op that needs no delay is one round trip (`one_trip.rs`): lock the
+/// row, look the request id up (a stored record is returned as it is, for
+/// the server to judge: replay, conflict or fence), decide, write the row
+/// and the record, forget the oldest ids past the retention. Status: 0
+/// applied, 1 stored, 2 no such account, 3 the credit would overflow.
+const V3: &str = "
+CREATE FUNCTION bank_single(p_id text, p_rid text, p_kind int2, p_amount numeric, p_retention bigint)
+RETURNS TABLE (status int2, request_id text, kind int2, to_account text, amount text, outcome int2,
+               balance text, sequence bigint, to_balance text, to_sequence bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    a bank_accounts%ROWTYPE;
+    o bank_operations%ROWTYPE;
+    after numeric;
+    code int2 := 0;
+    forget bigint := 0;
+BEGIN
+    SELECT * INTO a FROM bank_accounts WHERE id = p_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT 2::int2, p_rid, NULL::int2, NULL::text, NULL::text, NULL::int2, NULL::text,
+            NULL::bigint, NULL::text, NULL::bigint;
+        RETURN;
+    END IF;
+    IF p_rid <> '' THEN
+        SELECT * INTO o FROM bank_operations WHERE account_id = p_id AND bank_operations.request_id = p_rid;
+        IF FOUND THEN
+            RETURN QUERY SELECT 1::int2, o.request_id, o.kind, o.to_account, o.amount::text, o.outcome,
+                o.balance::text, o.sequence, o.to_balance::text, o.to_sequence;
+            RETURN;
+        END IF;
+    END IF;
+    IF p_kind = 0 THEN
+        after := a.balance + p_amount;
+        IF after > 18446744073709551615 THEN
+            RETURN QUERY SELECT 3::int2, p_rid, NULL::int2, NULL::text, NULL::text, NULL::int2, NULL::text,
+                NULL::bigint, NULL::text, NULL::bigint;
+            RETURN;
+        END IF;
+    ELSIF a.balance >= p_amount THEN
+        after := a.balance - p_amount;
+    ELSE
+        after := a.balance;
+        code := 1;
+    END IF;
+    IF p_rid = '' THEN
+        UPDATE bank_accounts SET balance = after, sequence = a.sequence + 1 WHERE id = p_id;
+    ELSE
+        forget := LEAST(GREATEST(a.remembered + 1 - p_retention, 0), GREATEST(a.remembered, 0));
+        UPDATE bank_accounts SET balance = after, sequence = a.sequence + 1,
+            remembered = a.remembered + 1 - forget, forgotten = a.forgotten + forget WHERE id = p_id;
+        INSERT INTO bank_operations (account_id, request_id, kind, to_account, amount, outcome,
+            balance, sequence, to_balance, to_sequence)
+            VALUES (p_id, p_rid, p_kind, NULL, p_amount, code, after, a.sequence + 1, 0, 0);
+        IF forget > 0 THEN
+            DELETE FROM bank_operations WHERE account_id = p_id AND position IN (
+                SELECT position FROM bank_operations WHERE account_id = p_id ORDER BY position LIMIT forget);
+        END IF;
+    END IF;
+    RETURN QUERY SELECT 0::int2, p_rid, p_kind, NULL::text, p_amount::text, code, after::text,
+        a.sequence + 1, '0'::text, 0::bigint;
+END $$;
+";
+
 /// Every migration, in order: (the version it leads to, its SQL).
-const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2)];
+const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2), (3, V3)];
 
 /// Brings the database to [`SCHEMA_VERSION`]; returns the version found.
 pub fn migrate(client: &mut Client) -> Result<i32, String> {

@@ -42,6 +42,11 @@ impl PgLedger {
         };
         let monitor = self.monitors.of(op.account);
         let _held = monitor.lock();
+        if self.one_trip_allowed(ctx) {
+            if let Some(answer) = self.one_trip(op.account, op.request_id, (&op.kind, op.amount)) {
+                return answer;
+            }
+        }
         let step = txn::run(self.pool.get(), self.isolation, |tx| {
             self.try_single(tx, &op, ctx, None)
         });
@@ -64,6 +69,13 @@ impl PgLedger {
             return txn::run(self.pool.get(), self.isolation, |tx| {
                 self.racy_withdrawal(tx, &op, ctx)
             });
+        }
+        if !w.wait_for_funds && self.one_trip_allowed(ctx) {
+            let monitor = self.monitors.of(op.account);
+            let _held = monitor.lock();
+            if let Some(answer) = self.one_trip(op.account, op.request_id, (&op.kind, op.amount)) {
+                return answer;
+            }
         }
         let until = w
             .wait_for_funds

@@ -24,6 +24,7 @@ pub enum Stmt {
     Exists,
     Open,
     Held,
+    Single,
 }
 
 const LOCK: &str =
@@ -58,11 +59,13 @@ const OPEN: &str = "INSERT INTO bank_accounts (id, balance, owner)
     SELECT $1, $2::numeric, $3 WHERE (SELECT count(*) FROM bank_accounts) < $4
         AND ($3::text IS NULL OR (SELECT count(*) FROM bank_accounts WHERE owner = $3) < $5)
     ON CONFLICT (id) DO NOTHING RETURNING 1";
+/// A deposit or withdrawal in one round trip (schema version 3, `one_trip.rs`).
+const SINGLE: &str = "SELECT * FROM bank_single($1, $2, $3, $4::numeric, $5)";
 /// Accounts in the database, and those `$1` holds.
 const HELD: &str = "SELECT count(*), count(*) FILTER (WHERE owner = $1) FROM bank_accounts";
 
 /// Each statement's SQL and parameter types, in [`Stmt`] order.
-fn all() -> [(&'static str, Vec<Type>); 11] {
+fn all() -> [(&'static str, Vec<Type>); 12] {
     use Type as T;
     let write = [
         vec![T::TEXT, T::TEXT, T::INT8, T::INT8, T::INT8],
@@ -88,6 +91,7 @@ fn all() -> [(&'static str, Vec<Type>); 11] {
         (EXISTS, vec![T::TEXT]),
         (OPEN, vec![T::TEXT, T::TEXT, T::TEXT, T::INT8, T::INT8]),
         (HELD, vec![T::TEXT]),
+        (SINGLE, vec![T::TEXT, T::TEXT, T::INT2, T::TEXT, T::INT8]),
     ]
 }
 

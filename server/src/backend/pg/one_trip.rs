@@ -1,0 +1,93 @@
+//! A deposit or withdrawal in one round trip to the database: one call of
+//! `bank_single` (schema version 3), run as its own transaction (autocommit),
+//! instead of BEGIN, lock, look-up, write, COMMIT. Taken only where the op
+//! allows it: no processing delay to hold inside the transaction, no wait
+//! for funds, no bug of the zoo, read-committed isolation, a call not
+//! abandoned; otherwise, or when the database asks for a rerun
+//! (serialization failure, deadlock: the call changed nothing), the op runs
+//! as a transaction of several statements (`single.rs`). The decision is the
+//! same: the function applies the ledger's rules, and a stored record comes
+//! back for the server to judge (replay, conflict, fence).
+
+use super::pool::{self, DbFailure};
+use super::rows::{self, Kind};
+use super::single::check;
+use super::statements::Stmt;
+use super::{Isolation, PgLedger};
+use crate::backend::ledger::{CallContext, InjectedBug, LedgerError, LedgerResult, OpResult};
+
+impl PgLedger {
+    /// Whether an op on this ledger may take one round trip now.
+    pub(super) fn one_trip_allowed(&self, ctx: &CallContext) -> bool {
+        self.config.processing_delay.is_zero()
+            && self.config.inject_bug == InjectedBug::None
+            && !self.config.racy_withdrawals()
+            && self.isolation == Isolation::ReadCommitted
+            && !ctx.abandoned()
+    }
+
+    /// `kind` (a deposit or withdrawal) of `amount` on `account` under
+    /// `request_id`, in one call; `None` when it must run as a transaction.
+    pub(super) fn one_trip(
+        &self,
+        account: &str,
+        request_id: &str,
+        (kind, amount): (&Kind, u64),
+    ) -> Option<LedgerResult<OpResult>> {
+        let code: i16 = match kind {
+            Kind::Deposit => 0,
+            Kind::Withdraw => 1,
+            _ => return None,
+        };
+        let retention = i64::try_from(self.config.request_id_retention).unwrap_or(i64::MAX);
+        let mut conn = match pool::checkout(self.pool.get()) {
+            Ok(conn) => conn,
+            Err(e) => return Some(Err(e)),
+        };
+        let params: [&(dyn postgres::types::ToSql + Sync); 5] =
+            [&account, &request_id, &code, &amount.to_string(), &retention];
+        let rows = match conn.query(Stmt::Single, &params) {
+            Ok(rows) => rows,
+            Err(e) => {
+                return match pool::classify(&e) {
+                    DbFailure::Retry(_) => None,
+                    DbFailure::Ledger(e) => Some(Err(e)),
+                }
+            }
+        };
+        Some(answer(account, rows.first(), (kind, amount)))
+    }
+}
+
+/// The ledger's answer from `bank_single`'s row.
+fn answer(
+    account: &str,
+    row: Option<&postgres::Row>,
+    (kind, amount): (&Kind, u64),
+) -> LedgerResult<OpResult> {
+    let row = row.ok_or_else(|| LedgerError::Internal("bank_single answered no row".into()))?;
+    let status: i16 = row.get(0);
+    let read = |row| rows::stored(row, 1).map_err(ledger_error);
+    match status {
+        0 => Ok(OpResult {
+            replayed: false,
+            ..read(row)?.result
+        }),
+        1 => check(account, read(row)?, kind, amount).map_err(ledger_error),
+        2 => Err(LedgerError::AccountNotFound(account.to_owned())),
+        3 => Err(LedgerError::BalanceOverflow {
+            account_id: account.to_owned(),
+            amount,
+        }),
+        other => Err(LedgerError::Internal(format!(
+            "bank_single answered status {other}"
+        ))),
+    }
+}
+
+fn ledger_error(failure: DbFailure) -> LedgerError {
+    match failure {
+        DbFailure::Ledger(e) => e,
+        DbFailure::Retry(why) => LedgerError::Unavailable(why),
+    }
+}
