@@ -28,12 +28,15 @@ impl PgLedger {
 
     /// `kind` (a deposit or withdrawal) of `amount` on `account` under
     /// `request_id`, in one call; `None` when it must run as a transaction.
+    /// A withdrawal that may `wait` and is short of funds writes nothing
+    /// and comes back as [`Trip::Short`].
     pub(super) fn one_trip(
         &self,
         account: &str,
         request_id: &str,
         (kind, amount): (&Kind, u64),
-    ) -> Option<LedgerResult<OpResult>> {
+        wait: bool,
+    ) -> Option<LedgerResult<Trip>> {
         let code: i16 = match kind {
             Kind::Deposit => 0,
             Kind::Withdraw => 1,
@@ -44,8 +47,14 @@ impl PgLedger {
             Ok(conn) => conn,
             Err(e) => return Some(Err(e)),
         };
-        let params: [&(dyn postgres::types::ToSql + Sync); 5] =
-            [&account, &request_id, &code, &amount.to_string(), &retention];
+        let params: [&(dyn postgres::types::ToSql + Sync); 6] = [
+            &account,
+            &request_id,
+            &code,
+            &amount.to_string(),
+            &retention,
+            &wait,
+        ];
         let rows = match conn.query(Stmt::Single, &params) {
             Ok(rows) => rows,
             Err(e) => {
@@ -59,21 +68,27 @@ impl PgLedger {
     }
 }
 
+/// What one call came to.
+pub(super) enum Trip {
+    Done(OpResult),
+    /// A withdrawal that may wait is short of funds; nothing was written.
+    Short,
+}
+
 /// The ledger's answer from `bank_single`'s row.
-fn answer(
-    account: &str,
-    row: Option<&postgres::Row>,
-    (kind, amount): (&Kind, u64),
-) -> LedgerResult<OpResult> {
+fn answer(account: &str, row: Option<&postgres::Row>, (kind, amount): (&Kind, u64)) -> LedgerResult<Trip> {
     let row = row.ok_or_else(|| LedgerError::Internal("bank_single answered no row".into()))?;
     let status: i16 = row.get(0);
     let read = |row| rows::stored(row, 1).map_err(ledger_error);
     match status {
-        0 => Ok(OpResult {
+        0 => Ok(Trip::Done(OpResult {
             replayed: false,
             ..read(row)?.result
-        }),
-        1 => check(account, read(row)?, kind, amount).map_err(ledger_error),
+        })),
+        1 => check(account, read(row)?, kind, amount)
+            .map(Trip::Done)
+            .map_err(ledger_error),
+        4 => Ok(Trip::Short),
         2 => Err(LedgerError::AccountNotFound(account.to_owned())),
         3 => Err(LedgerError::BalanceOverflow {
             account_id: account.to_owned(),

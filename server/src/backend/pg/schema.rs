@@ -42,18 +42,22 @@ CREATE TABLE bank_operations (
 CREATE INDEX bank_operations_age ON bank_operations (account_id, position);
 ";
 
-/// Version 2: every credit is announced on the `bank_funds` channel (the
-/// account id as payload, delivered at commit), so that withdrawals waiting
-/// for funds on any server are woken without polling (`funds.rs`); and the
-/// database's oldest request ids are found by index (`id_cap.rs`).
+/// Version 2: a credit of an account someone waits on (`waiting` > 0: the
+/// withdrawals waiting for funds on it, over every server) is announced on
+/// the `bank_funds` channel (the account id as payload, delivered at
+/// commit), so that they are woken without polling (`funds.rs`). Only then:
+/// a NOTIFY serializes the commits that send one (measured: notifying every
+/// credit cut P10 by 40%). And the database's oldest request ids are found by
+/// index (`id_cap.rs`).
 const V2: &str = "
+ALTER TABLE bank_accounts ADD COLUMN waiting integer NOT NULL DEFAULT 0;
 CREATE FUNCTION bank_notify_funds() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_notify('bank_funds', NEW.id);
     RETURN NULL;
 END $$;
 CREATE TRIGGER bank_funds AFTER UPDATE OF balance ON bank_accounts FOR EACH ROW
-    WHEN (NEW.balance > OLD.balance) EXECUTE FUNCTION bank_notify_funds();
+    WHEN (NEW.balance > OLD.balance AND NEW.waiting > 0) EXECUTE FUNCTION bank_notify_funds();
 CREATE INDEX bank_operations_position ON bank_operations (position);
 ";
 
@@ -62,9 +66,11 @@ CREATE INDEX bank_operations_position ON bank_operations (position);
 /// row, look the request id up (a stored record is returned as it is, for
 /// the server to judge: replay, conflict or fence), decide, write the row
 /// and the record, forget the oldest ids past the retention. Status: 0
-/// applied, 1 stored, 2 no such account, 3 the credit would overflow.
+/// applied, 1 stored, 2 no such account, 3 the credit would overflow, 4 a
+/// withdrawal that may wait (`p_wait`) is short of funds: nothing written.
 const V3: &str = "
-CREATE FUNCTION bank_single(p_id text, p_rid text, p_kind int2, p_amount numeric, p_retention bigint)
+CREATE FUNCTION bank_single(p_id text, p_rid text, p_kind int2, p_amount numeric, p_retention bigint,
+                            p_wait boolean)
 RETURNS TABLE (status int2, request_id text, kind int2, to_account text, amount text, outcome int2,
                balance text, sequence bigint, to_balance text, to_sequence bigint)
 LANGUAGE plpgsql AS $$
@@ -88,6 +94,11 @@ BEGIN
                 o.balance::text, o.sequence, o.to_balance::text, o.to_sequence;
             RETURN;
         END IF;
+    END IF;
+    IF p_wait AND p_kind = 1 AND a.balance < p_amount THEN
+        RETURN QUERY SELECT 4::int2, p_rid, NULL::int2, NULL::text, NULL::text, NULL::int2, NULL::text,
+            NULL::bigint, NULL::text, NULL::bigint;
+        RETURN;
     END IF;
     IF p_kind = 0 THEN
         after := a.balance + p_amount;

@@ -5,9 +5,10 @@
 
 use std::time::Instant;
 
-use super::pool::DbFailure;
+use super::one_trip::Trip;
+use super::pool::{self, DbFailure};
 use super::rows::{self, AccountRow, Kind, NewRecord, Stored};
-use super::statements::Tx;
+use super::statements::{Stmt, Tx};
 use super::{txn, zoo, PgLedger};
 use crate::backend::ledger::{
     validate_request_id, CallContext, Deposit, LedgerError, LedgerResult, OpResult, Outcome, Withdrawal,
@@ -42,15 +43,7 @@ impl PgLedger {
         };
         let monitor = self.monitors.of(op.account);
         let _held = monitor.lock();
-        if self.one_trip_allowed(ctx) {
-            if let Some(answer) = self.one_trip(op.account, op.request_id, (&op.kind, op.amount)) {
-                return answer;
-            }
-        }
-        let step = txn::run(self.pool.get(), self.isolation, |tx| {
-            self.try_single(tx, &op, ctx, None)
-        });
-        done(step)
+        done(self.look(&op, ctx, None))
     }
 
     /// A withdrawal, committed before it returns; one that may wait for
@@ -70,26 +63,19 @@ impl PgLedger {
                 self.racy_withdrawal(tx, &op, ctx)
             });
         }
-        if !w.wait_for_funds && self.one_trip_allowed(ctx) {
-            let monitor = self.monitors.of(op.account);
-            let _held = monitor.lock();
-            if let Some(answer) = self.one_trip(op.account, op.request_id, (&op.kind, op.amount)) {
-                return answer;
-            }
-        }
         let until = w
             .wait_for_funds
             .then(|| ctx.wait_until(self.config.max_wait, self.config.processing_delay));
-        // Watched before the first look, so that no credit after it is missed.
+        // Watched (here, and in the database: its credits then notify)
+        // before the first look, so that no credit after it is missed.
         let mut watch = until.map(|_| self.funds.watch(op.account));
+        let _counted = until.map(|_| self.count_waiting(op.account));
         loop {
             let seen = watch.as_ref().map(|w| w.seen());
             let step = {
                 let monitor = self.monitors.of(op.account);
                 let _held = monitor.lock();
-                txn::run(self.pool.get(), self.isolation, |tx| {
-                    self.try_single(tx, &op, ctx, until)
-                })?
+                self.look(&op, ctx, until)?
             };
             let (Step::Wait, Some(watch), Some(seen), Some(until)) = (&step, &mut watch, seen, until) else {
                 let Step::Done(result) = step else {
@@ -104,6 +90,39 @@ impl PgLedger {
             // A waiter keeps no admission slot: the deposit it waits for must get in.
             ctx.release_admission();
             watch.wait(seen, until);
+        }
+    }
+
+    /// One look at `op` under its monitor: in one round trip where the op
+    /// allows it (`one_trip.rs`), else as a transaction of several statements.
+    fn look(&self, op: &Single<'_>, ctx: &CallContext, until: Option<Instant>) -> LedgerResult<Step> {
+        if self.one_trip_allowed(ctx) {
+            let wait = until.is_some_and(|until| Instant::now() < until);
+            match self.one_trip(op.account, op.request_id, (&op.kind, op.amount), wait) {
+                Some(Ok(Trip::Done(result))) => return Ok(Step::Done(result)),
+                Some(Ok(Trip::Short)) => return Ok(Step::Wait),
+                Some(Err(e)) => return Err(e),
+                None => {}
+            }
+        }
+        txn::run(self.pool.get(), self.isolation, |tx| {
+            self.try_single(tx, op, ctx, until)
+        })
+    }
+
+    /// Counts a withdrawal as waiting on `account` in the database until the
+    /// guard is dropped (a failure only costs promptness: the recheck remains).
+    fn count_waiting<'a>(&'a self, account: &'a str) -> CountedWaiting<'a> {
+        self.add_waiting(account, 1);
+        CountedWaiting { db: self, account }
+    }
+
+    fn add_waiting(&self, account: &str, delta: i32) {
+        let Ok(mut conn) = pool::checkout(self.pool.get()) else {
+            return;
+        };
+        if let Err(e) = conn.query(Stmt::Waiting, &[&account, &delta]) {
+            tracing::debug!(account, "counting a waiter in the database failed: {e}");
         }
     }
 
@@ -255,6 +274,18 @@ impl PgLedger {
                 forgotten: u64::try_from(forgotten).unwrap_or(0),
             }),
         }
+    }
+}
+
+/// A withdrawal counted as waiting in the database; counted out on drop.
+struct CountedWaiting<'a> {
+    db: &'a PgLedger,
+    account: &'a str,
+}
+
+impl Drop for CountedWaiting<'_> {
+    fn drop(&mut self) {
+        self.db.add_waiting(self.account, -1);
     }
 }
 
