@@ -14,7 +14,7 @@ use super::rows::{self, Kind};
 use super::single::check;
 use super::statements::Stmt;
 use super::{Isolation, PgLedger};
-use crate::backend::ledger::{CallContext, InjectedBug, LedgerError, LedgerResult, OpResult};
+use crate::backend::ledger::{CallContext, InjectedBug, LedgerError, LedgerResult, OpResult, Transfer};
 
 impl PgLedger {
     /// Whether an op on this ledger may take one round trip now.
@@ -68,6 +68,40 @@ impl PgLedger {
     }
 }
 
+impl PgLedger {
+    /// A transfer in one call; `None` when it must run as a transaction.
+    pub(super) fn one_trip_transfer(&self, t: &Transfer) -> Option<LedgerResult<OpResult>> {
+        let retention = i64::try_from(self.config.request_id_retention).unwrap_or(i64::MAX);
+        let mut conn = match pool::checkout(self.pool.get()) {
+            Ok(conn) => conn,
+            Err(e) => return Some(Err(e)),
+        };
+        let amount = t.amount.to_string();
+        let params: [&(dyn postgres::types::ToSql + Sync); 5] = [
+            &t.from_account_id,
+            &t.to_account_id,
+            &t.request_id,
+            &amount,
+            &retention,
+        ];
+        let rows = match conn.query(Stmt::Transfer, &params) {
+            Ok(rows) => rows,
+            Err(e) => {
+                return match pool::classify(&e) {
+                    DbFailure::Retry(_) => None,
+                    DbFailure::Ledger(e) => Some(Err(e)),
+                }
+            }
+        };
+        let kind = Kind::Transfer(t.to_account_id.clone());
+        let answer = answer(&t.from_account_id, rows.first(), (&kind, t.amount));
+        Some(answer.and_then(|trip| match trip {
+            Trip::Done(result) => Ok(result),
+            Trip::Short => Err(LedgerError::Internal("a transfer does not wait".into())),
+        }))
+    }
+}
+
 /// What one call came to.
 pub(super) enum Trip {
     Done(OpResult),
@@ -89,15 +123,22 @@ fn answer(account: &str, row: Option<&postgres::Row>, (kind, amount): (&Kind, u6
             .map(Trip::Done)
             .map_err(ledger_error),
         4 => Ok(Trip::Short),
-        2 => Err(LedgerError::AccountNotFound(account.to_owned())),
+        // For a transfer the account named in `to_account` (the missing one, the one that would overflow).
+        2 => Err(LedgerError::AccountNotFound(named(row, account))),
         3 => Err(LedgerError::BalanceOverflow {
-            account_id: account.to_owned(),
+            account_id: named(row, account),
             amount,
         }),
         other => Err(LedgerError::Internal(format!(
             "bank_single answered status {other}"
         ))),
     }
+}
+
+/// The account `row` names in its `to_account` column, else `account`.
+fn named(row: &postgres::Row, account: &str) -> String {
+    row.get::<_, Option<String>>(3)
+        .unwrap_or_else(|| account.to_owned())
 }
 
 fn ledger_error(failure: DbFailure) -> LedgerError {

@@ -61,7 +61,8 @@ CREATE TRIGGER bank_funds AFTER UPDATE OF balance ON bank_accounts FOR EACH ROW
 CREATE INDEX bank_operations_position ON bank_operations (position);
 ";
 
-/// Version 3: a deposit or withdrawal in one call (`bank_single`), so that
+/// Version 3: a deposit or withdrawal in one call (`bank_single`), and a
+/// transfer (`bank_transfer`: both rows locked in id order), so that
 /// an op that needs no delay is one round trip (`one_trip.rs`): lock the
 /// row, look the request id up (a stored record is returned as it is, for
 /// the server to judge: replay, conflict or fence), decide, write the row
@@ -129,6 +130,65 @@ BEGIN
     END IF;
     RETURN QUERY SELECT 0::int2, p_rid, p_kind, NULL::text, p_amount::text, code, after::text,
         a.sequence + 1, '0'::text, 0::bigint;
+END $$;
+CREATE FUNCTION bank_transfer(p_from text, p_to text, p_rid text, p_amount numeric, p_retention bigint)
+RETURNS TABLE (status int2, request_id text, kind int2, to_account text, amount text, outcome int2,
+               balance text, sequence bigint, to_balance text, to_sequence bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    r bank_accounts%ROWTYPE;
+    src bank_accounts%ROWTYPE;
+    dst bank_accounts%ROWTYPE;
+    o bank_operations%ROWTYPE;
+    code int2 := 0;
+    forget bigint := 0;
+BEGIN
+    FOR r IN SELECT * FROM bank_accounts WHERE id IN (p_from, p_to) ORDER BY id COLLATE \"C\" FOR UPDATE LOOP
+        IF r.id = p_from THEN src := r; ELSE dst := r; END IF;
+    END LOOP;
+    IF src.id IS NULL OR dst.id IS NULL THEN
+        RETURN QUERY SELECT 2::int2, p_rid, NULL::int2, CASE WHEN src.id IS NULL THEN p_from ELSE p_to END,
+            NULL::text, NULL::int2, NULL::text, NULL::bigint, NULL::text, NULL::bigint;
+        RETURN;
+    END IF;
+    IF p_rid <> '' THEN
+        SELECT * INTO o FROM bank_operations WHERE account_id = p_from AND bank_operations.request_id = p_rid;
+        IF FOUND THEN
+            RETURN QUERY SELECT 1::int2, o.request_id, o.kind, o.to_account, o.amount::text, o.outcome,
+                o.balance::text, o.sequence, o.to_balance::text, o.to_sequence;
+            RETURN;
+        END IF;
+    END IF;
+    IF src.balance >= p_amount THEN
+        IF dst.balance + p_amount > 18446744073709551615 THEN
+            RETURN QUERY SELECT 3::int2, p_rid, NULL::int2, p_to, NULL::text, NULL::int2, NULL::text,
+                NULL::bigint, NULL::text, NULL::bigint;
+            RETURN;
+        END IF;
+        src.balance := src.balance - p_amount;
+        dst.balance := dst.balance + p_amount;
+    ELSE
+        code := 1;
+    END IF;
+    IF p_rid <> '' THEN
+        forget := LEAST(GREATEST(src.remembered + 1 - p_retention, 0), GREATEST(src.remembered, 0));
+    END IF;
+    UPDATE bank_accounts SET balance = src.balance, sequence = src.sequence + 1,
+        remembered = src.remembered + (CASE WHEN p_rid <> '' THEN 1 ELSE 0 END) - forget,
+        forgotten = src.forgotten + forget WHERE id = p_from;
+    UPDATE bank_accounts SET balance = dst.balance, sequence = dst.sequence + 1 WHERE id = p_to;
+    IF p_rid <> '' THEN
+        INSERT INTO bank_operations (account_id, request_id, kind, to_account, amount, outcome,
+            balance, sequence, to_balance, to_sequence)
+            VALUES (p_from, p_rid, 2, p_to, p_amount, code, src.balance, src.sequence + 1,
+                dst.balance, dst.sequence + 1);
+        IF forget > 0 THEN
+            DELETE FROM bank_operations WHERE account_id = p_from AND position IN (
+                SELECT position FROM bank_operations WHERE account_id = p_from ORDER BY position LIMIT forget);
+        END IF;
+    END IF;
+    RETURN QUERY SELECT 0::int2, p_rid, 2::int2, p_to, p_amount::text, code, src.balance::text,
+        src.sequence + 1, dst.balance::text, dst.sequence + 1;
 END $$;
 ";
 

@@ -26,6 +26,7 @@ pub enum Stmt {
     Held,
     Single,
     Waiting,
+    Transfer,
 }
 
 const LOCK: &str =
@@ -62,13 +63,15 @@ const OPEN: &str = "INSERT INTO bank_accounts (id, balance, owner)
     ON CONFLICT (id) DO NOTHING RETURNING 1";
 /// A deposit or withdrawal in one round trip (schema version 3, `one_trip.rs`).
 const SINGLE: &str = "SELECT * FROM bank_single($1, $2, $3, $4::numeric, $5, $6)";
+/// A transfer in one round trip (schema version 3, `one_trip.rs`).
+const TRANSFER: &str = "SELECT * FROM bank_transfer($1, $2, $3, $4::numeric, $5)";
 /// Counts `$2` (+1 or -1) withdrawals waiting for funds on `$1` (so that its credits notify).
 const WAITING: &str = "UPDATE bank_accounts SET waiting = greatest(waiting + $2, 0) WHERE id = $1";
 /// Accounts in the database, and those `$1` holds.
 const HELD: &str = "SELECT count(*), count(*) FILTER (WHERE owner = $1) FROM bank_accounts";
 
 /// Each statement's SQL and parameter types, in [`Stmt`] order.
-fn all() -> [(&'static str, Vec<Type>); 13] {
+fn all() -> [(&'static str, Vec<Type>); 14] {
     use Type as T;
     let write = [
         vec![T::TEXT, T::TEXT, T::INT8, T::INT8, T::INT8],
@@ -96,6 +99,7 @@ fn all() -> [(&'static str, Vec<Type>); 13] {
         (HELD, vec![T::TEXT]),
         (SINGLE, vec![T::TEXT, T::TEXT, T::INT2, T::TEXT, T::INT8, T::BOOL]),
         (WAITING, vec![T::TEXT, T::INT4]),
+        (TRANSFER, vec![T::TEXT, T::TEXT, T::TEXT, T::TEXT, T::INT8]),
     ]
 }
 

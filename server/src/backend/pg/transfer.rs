@@ -26,6 +26,11 @@ impl PgLedger {
         let (first, second) = if from < to { (from, to) } else { (to, from) };
         let (m1, m2) = (self.monitors.of(first), self.monitors.of(second));
         let _held = (m1.lock(), m2.lock());
+        if self.one_trip_allowed(ctx) {
+            if let Some(answer) = self.one_trip_transfer(t) {
+                return answer;
+            }
+        }
         txn::run(self.pool.get(), self.isolation, |tx| {
             self.try_transfer(tx, t, ctx)
         })
