@@ -20,6 +20,7 @@ mod monitor;
 mod one_trip;
 mod pool;
 mod rows;
+mod rules;
 mod schema;
 mod single;
 mod statements;

@@ -11,7 +11,7 @@
 
 use super::pool::{self, DbFailure};
 use super::rows::{self, Kind};
-use super::single::check;
+use super::rules::check;
 use super::statements::Stmt;
 use super::{Isolation, PgLedger};
 use crate::backend::ledger::{CallContext, InjectedBug, LedgerError, LedgerResult, OpResult, Transfer};

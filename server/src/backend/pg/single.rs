@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use super::one_trip::Trip;
 use super::pool::{self, DbFailure};
-use super::rows::{self, AccountRow, Kind, NewRecord, Stored};
+use super::rows::{self, AccountRow, Kind, NewRecord};
+use super::rules::{decide, replay};
 use super::statements::{Stmt, Tx};
 use super::{txn, zoo, PgLedger};
 use crate::backend::ledger::{
@@ -294,59 +295,5 @@ fn done(step: LedgerResult<Step>) -> LedgerResult<OpResult> {
         Step::Done(result) => Ok(result),
         Step::Broken(e) => Err(e),
         Step::Wait => Err(LedgerError::Internal("a deposit cannot wait".into())),
-    }
-}
-
-/// The stored answer for `request_id` if it was seen: a replay, a conflict
-/// (same id, other parameters), or NOT_APPLIED for a fenced id.
-pub(super) fn replay(
-    tx: &mut Tx<'_>,
-    account: &str,
-    request_id: &str,
-    kind: &Kind,
-    amount: u64,
-) -> Result<Option<OpResult>, DbFailure> {
-    if request_id.is_empty() {
-        return Ok(None);
-    }
-    let stored = rows::lookup(tx, account, &[request_id.to_owned()])?;
-    match stored.into_iter().next() {
-        None => Ok(None),
-        Some(s) => check(account, s, kind, amount).map(Some),
-    }
-}
-
-/// A stored record against a new request with the same id.
-pub(super) fn check(account: &str, s: Stored, kind: &Kind, amount: u64) -> Result<OpResult, DbFailure> {
-    if s.kind == Kind::Fence || (s.kind == *kind && s.amount == amount) {
-        return Ok(s.result);
-    }
-    Err(DbFailure::Ledger(LedgerError::RequestIdConflict {
-        account_id: account.to_owned(),
-        request_id: s.result.request_id,
-    }))
-}
-
-/// What `kind` of `amount` does to `balance`: its outcome and the balance it leaves.
-pub(super) fn decide(
-    account: &str,
-    balance: u64,
-    kind: &Kind,
-    amount: u64,
-) -> Result<(Outcome, u64), DbFailure> {
-    match kind {
-        Kind::Deposit => balance
-            .checked_add(amount)
-            .map(|credited| (Outcome::Approved, credited))
-            .ok_or_else(|| {
-                DbFailure::Ledger(LedgerError::BalanceOverflow {
-                    account_id: account.to_owned(),
-                    amount,
-                })
-            }),
-        _ => Ok(match balance.checked_sub(amount) {
-            Some(left) => (Outcome::Approved, left),
-            None => (Outcome::InsufficientFunds, balance),
-        }),
     }
 }

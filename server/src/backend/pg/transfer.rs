@@ -7,7 +7,7 @@
 
 use super::pool::DbFailure;
 use super::rows::{self, AccountRow, Kind, NewRecord};
-use super::single::replay;
+use super::rules::replay;
 use super::statements::Tx;
 use super::{txn, PgLedger};
 use crate::backend::ledger::{
