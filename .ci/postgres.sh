@@ -12,7 +12,9 @@
 #       the same bug under --isolation repeatable-read passes (the conflict
 #       is a serialization failure, retried);
 #   (5) the database stopped mid-run: writes answer UNAVAILABLE, nothing
-#       acknowledged is lost, and the server serves again once it is back.
+#       acknowledged is lost, and the server serves again once it is back;
+#   (6) the bug zoo on PostgreSQL (.ci/zoo.sh with --database-url): each of
+#       the six --inject-bug names is caught, the correct server passes.
 #
 # Needs the release binaries (cargo build --release --bins) and jq.
 # PG_SECTIONS="1 5" runs only some. Everything started is stopped on exit.
@@ -148,7 +150,8 @@ WORKLOAD=(--accounts 16 --transfer-ratio 0.3 --deposit-ratio 0.3 --read-ratio 0.
 # ---------------------------------------------------------------------------
 section_0() {
   step "(0) integration tests with BANK_TEST_DATABASE_URL"
-  BANK_TEST_DATABASE_URL="$DB_URL" cargo test -q -p bank-server --test pg --test pg_grpc >"$WORK/tests.out" 2>&1 ||
+  BANK_TEST_DATABASE_URL="$DB_URL" cargo test -q -p bank-server --test pg --test pg_grpc --test backends \
+    --test pg_wake >"$WORK/tests.out" 2>&1 ||
     { tail -40 "$WORK/tests.out"; fail "the PostgreSQL integration tests failed"; }
   grep "test result" "$WORK/tests.out"
   ! grep -q "skipped" "$WORK/tests.out" || fail "the PostgreSQL tests were skipped with the URL set"
@@ -240,9 +243,15 @@ section_5() {
   stop_server one
 }
 
+section_6() {
+  step "(6) the bug zoo on PostgreSQL: six bugs caught, the correct server passes"
+  ZOO_SERVER_ARGS="--database-url $DB_URL" ZOO_SERVER_BIN="$SERVER_BIN" ZOO_CLIENT_BIN="$CLIENT_BIN" .ci/zoo.sh ||
+    fail "the zoo on PostgreSQL"
+}
+
 install_postgres
 start_cluster
-for section in ${PG_SECTIONS:-0 1 2 3 4 5}; do
+for section in ${PG_SECTIONS:-0 1 2 3 4 5 6}; do
   "section_$section"
 done
 step "all sections passed"

@@ -8,7 +8,9 @@
 # (cargo build --release --bins) and jq. Takes about a minute.
 #
 # ZOO_BUGS="stale-read partial-apply" runs only some; ZOO_SERVER_BIN and
-# ZOO_CLIENT_BIN point at other binaries. Everything started is killed on exit.
+# ZOO_CLIENT_BIN point at other binaries; ZOO_SERVER_ARGS adds flags to every
+# server (.ci/postgres.sh runs the zoo with --database-url this way).
+# Everything started is killed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -84,7 +86,8 @@ command -v jq >/dev/null || fail "jq is needed to read the stress-client --json 
 start_server() {
   SERVER_LOG="$WORK/$1-server.log"
   shift
-  "$SERVER_BIN" --listen 127.0.0.1:0 --processing-delay 1ms "$@" >"$SERVER_LOG" 2>&1 &
+  # shellcheck disable=SC2086 # ZOO_SERVER_ARGS is a list of flags on purpose
+  "$SERVER_BIN" --listen 127.0.0.1:0 --processing-delay 1ms ${ZOO_SERVER_ARGS:-} "$@" >"$SERVER_LOG" 2>&1 &
   SERVER_PID=$!
   local addr=""
   for _ in $(seq 1 200); do

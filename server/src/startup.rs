@@ -16,7 +16,8 @@ use tracing::{info, warn};
 use crate::admission::auth::Auth;
 use crate::admission::conn;
 use crate::admission::ops::Ops;
-use crate::backend::ledger::{InjectedBug, Ledger, LedgerObserver, Observer};
+use crate::backend::api::Backend;
+use crate::backend::ledger::{InjectedBug, LedgerObserver, Observer};
 use crate::backend::pg::PgLedger;
 use crate::config::ServerConfig;
 use crate::observe::metrics::{Metrics, StateSample};
@@ -24,8 +25,7 @@ use crate::observe::metrics_http;
 use crate::observe::telemetry::Telemetry;
 use crate::rpc::router::{router, set_health};
 
-/// Any startup or transport failure.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub use crate::rpc::router::BoxError;
 
 /// Where the server listens: the gRPC port and, optionally, `/metrics`.
 #[derive(Debug)]
@@ -131,7 +131,10 @@ async fn open_ledger(
             config.journal_rollover_bytes,
         )
         .map_err(|e| format!("--data-dir: {e}"))?;
-        return Ok((Ops::new(Arc::clone(&durable.ledger)), Some(durable)));
+        return Ok((
+            Ops::new(Arc::clone(&durable.ledger) as Arc<dyn Backend>),
+            Some(durable),
+        ));
     };
     let ledger_config = config.ledger.clone();
     let opened = tokio::task::spawn_blocking(move || PgLedger::open(&settings, &ledger_config)).await?;
@@ -148,8 +151,7 @@ async fn open_ledger(
         isolation,
         "ledger in PostgreSQL: every op is one transaction, committed before it is answered; other servers on the same database serve the same accounts"
     );
-    let ledger = Arc::new(Ledger::new(config.ledger.clone()));
-    Ok((Ops::new(ledger).with_database(Arc::new(db)), None))
+    Ok((Ops::new(Arc::new(db)), None))
 }
 
 /// The token file, if `--auth-tokens` is set.
@@ -251,13 +253,17 @@ impl Drop for AbortOnDrop {
 /// Samples the server's state for a scrape.
 fn sampler(ops: &Arc<Ops>, journal: Option<crate::backend::durable::JournalStats>) -> metrics_http::Sampler {
     let ops = Arc::clone(ops);
-    Arc::new(move || StateSample {
-        open_accounts: ops.ledger().account_count(),
-        inflight_calls: ops.drain().inflight(),
-        remembered_request_ids: ops.ledger().remembered_request_ids(),
-        admission_queued: ops.gates().admitted(),
-        waiting_withdrawals: ops.ledger().waiting_withdrawals(),
-        journal: journal.as_ref().map(|stats| stats()),
+    Arc::new(move || {
+        let ledger = ops.backend().state();
+        StateSample {
+            open_accounts: ledger.open_accounts,
+            inflight_calls: ops.drain().inflight(),
+            remembered_request_ids: ledger.remembered_request_ids,
+            admission_queued: ops.gates().admitted(),
+            waiting_withdrawals: ledger.waiting_withdrawals,
+            journal: journal.as_ref().map(|stats| stats()),
+            db_pool: ledger.db_pool,
+        }
     })
 }
 

@@ -879,7 +879,11 @@ async fn request_ids_past_the_retention_bound_are_forgotten_oldest_first() {
     const SENT: u64 = 1_000;
     let (ops, mut bank, _stop) = serve_with_ops(config(|c| c.ledger.request_id_retention = RETENTION)).await;
     open_all(&mut bank, &[(VICTIM, 0), (OTHER, 0)]).await;
-    let log = |id: &str| ops.ledger().account(id).unwrap().request_log_len();
+    let log = |id: &str| {
+        let account = ops.backend().account_blocking(id).unwrap();
+        let account = account.handle::<bank_server::backend::ledger::Account>().unwrap();
+        account.request_log_len()
+    };
     for i in 0..SENT {
         let d = ok(bank.deposit(deposit(VICTIM, 1, &format!("r{i}"))).await);
         assert_eq!(d.sequence, i + 1);

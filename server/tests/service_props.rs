@@ -134,15 +134,15 @@ fn ledger_state(ops: &Ops, model: &Model) -> (Model, usize) {
     let accounts = model
         .keys()
         .map(|id| {
-            let s = ops
-                .ledger()
-                .account(id)
-                .expect("a known account exists")
-                .snapshot();
+            let account = ops
+                .backend()
+                .account_blocking(id)
+                .expect("a known account exists");
+            let s = ops.backend().balance_blocking(&account).expect("a balance");
             (id.clone(), (s.balance, s.sequence))
         })
         .collect();
-    (accounts, ops.ledger().account_count())
+    (accounts, ops.backend().state().open_accounts)
 }
 
 fn valid_account(id: &str) -> bool {

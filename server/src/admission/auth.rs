@@ -19,8 +19,6 @@ use tonic::metadata::MetadataMap;
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
 
-use crate::backend::ledger::Account;
-
 /// The largest token file accepted, in bytes.
 pub const MAX_TOKEN_FILE_BYTES: u64 = 1 << 20;
 /// The most principals (lines) a token file may hold.
@@ -289,13 +287,13 @@ impl Interceptor for Authenticate {
 pub fn authorize(
     principal: Option<&Principal>,
     account_id: &str,
-    account: Option<&Account>,
+    owner: Option<&str>,
 ) -> Result<(), AuthError> {
     let Some(Principal(caller)) = principal else {
         return Ok(());
     };
-    match account.and_then(Account::owner) {
-        Some(owner) if owner == caller => Ok(()),
+    match owner {
+        Some(owner) if owner == &**caller => Ok(()),
         _ => Err(AuthError::PermissionDenied(account_id.to_owned())),
     }
 }

@@ -12,8 +12,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::admission::gate::Gate;
-use crate::admission::ops::blocking;
-use crate::backend::ledger::{Account, Ledger};
+use crate::backend::api::{AccountRef, Backend};
+use crate::backend::runner::blocking;
 
 /// Armed from lookup until the op is handed to the blocking pool. It only
 /// borrows what it would need: nearly every call is admitted and disarms
@@ -27,16 +27,16 @@ pub struct Fence<'a> {
 /// What a fired fence needs, borrowed from the call.
 #[derive(Debug)]
 struct Armed<'a> {
-    ledger: &'a Arc<Ledger>,
-    account: &'a Arc<Account>,
+    backend: &'a Arc<dyn Backend>,
+    account: &'a AccountRef,
     gate: &'a Arc<Gate>,
     request_id: &'a str,
 }
 
 /// [`Armed`], owned by the task that fences.
 struct Fired {
-    ledger: Arc<Ledger>,
-    account: Arc<Account>,
+    backend: Arc<dyn Backend>,
+    account: AccountRef,
     gate: Arc<Gate>,
     request_id: String,
 }
@@ -44,13 +44,13 @@ struct Fired {
 impl<'a> Fence<'a> {
     /// A fence for `request_id` on `account` (behind `gate`); inert for an empty id.
     pub fn new(
-        ledger: &'a Arc<Ledger>,
-        account: &'a Arc<Account>,
+        backend: &'a Arc<dyn Backend>,
+        account: &'a AccountRef,
         gate: &'a Arc<Gate>,
         request_id: &'a str,
     ) -> Self {
         let armed = (!request_id.is_empty()).then_some(Armed {
-            ledger,
+            backend,
             account,
             gate,
             request_id,
@@ -76,8 +76,8 @@ impl Drop for Fence<'_> {
         // Without a runtime (process teardown) there is nobody left to send a late copy.
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(fire(Fired {
-                ledger: Arc::clone(armed.ledger),
-                account: Arc::clone(armed.account),
+                backend: Arc::clone(armed.backend),
+                account: armed.account.clone(),
                 gate: Arc::clone(armed.gate),
                 request_id: armed.request_id.to_owned(),
             }));
@@ -92,7 +92,7 @@ async fn fire(fired: Fired) {
         return;
     };
     let Fired {
-        ledger,
+        backend,
         account,
         request_id,
         ..
@@ -100,7 +100,7 @@ async fn fire(fired: Fired) {
     // An error (say the id raced in meanwhile) leaves the ledger as it is.
     let _ = blocking(move || {
         let _admitted = admission;
-        ledger.operation(&account, &request_id)
+        backend.operation(&account, &request_id)
     })
     .await;
 }

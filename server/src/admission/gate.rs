@@ -11,18 +11,18 @@
 //! per busy account instead of `max_blocking`.
 //!
 //! With `--batch-max N` > 1 the runner takes up to N queued deposits and
-//! withdrawals at once and hands them to [`Ledger::run_batch`]: one lock
-//! hold, one processing delay, one sync for all of them (group commit); or,
-//! with the ledger in PostgreSQL, to a [`BatchApply`]: one transaction.
+//! withdrawals at once and hands them to the backend's [`BatchApply`] (in
+//! memory: one lock hold, one processing delay, one sync for all of them,
+//! group commit; in PostgreSQL: one transaction).
+//!
+//! The gates live here, in admission ([`Gates`] maps an account id to its
+//! gate); a gate is the backend's [`backend::Runner`]: the backends know nothing of
+//! admission, only that a runner runs tasks in order.
 //!
 //! How long ops wait at a gate before they are admitted is reported to a
 //! [`WaitObserver`] if one is set (`bank_gate_wait_seconds`): with the
 //! default `--max-blocking-per-account` 2, this is where a hot account's ops
 //! queue, not at its lock.
-//!
-//! The gates live here, in the service layer, beside the ledger's accounts
-//! ([`Gates`] maps an account id to its gate): the ledger knows nothing of
-//! admission, async or runners.
 
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
@@ -31,11 +31,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::backend::ledger::{
-    Account, BatchOp, CallContext, IdHasher, Ledger, LedgerError, LedgerResult, OpResult, Pending,
-};
+use crate::backend::ledger::{IdHasher, LedgerError, LedgerResult};
+use crate::backend::runner::{self as backend, run_on, Batched, Task};
 
 /// Told how long each admitted op waited at its gate (from its arrival at
 /// [`Gate::admit`] to its admission); refused ops are not reported.
@@ -121,30 +120,6 @@ pub struct Gate {
     max_queued: usize,
     runner: Arc<Mutex<Runner>>,
     observer: SharedObserver,
-}
-
-/// An op handed to the runner; it sends its own result back.
-type Task = Box<dyn FnOnce() + Send>;
-
-/// Applies a batch of one account's ops outside the in-process ledger (the
-/// PostgreSQL ledger, `crate::backend::pg`): one answer per op, in order.
-pub trait BatchApply: Send + Sync {
-    fn apply(&self, ops: &mut [(BatchOp, CallContext)]) -> Vec<LedgerResult<OpResult>>;
-}
-
-/// Who applies a batch: the ledger (on this account), or another applier.
-#[derive(Clone)]
-enum Applier {
-    Ledger(Arc<Ledger>, Arc<Account>),
-    Other(Arc<dyn BatchApply>),
-}
-
-/// A deposit or withdrawal the runner may batch with its neighbours.
-struct Batched {
-    applier: Applier,
-    op: BatchOp,
-    ctx: CallContext,
-    reply: oneshot::Sender<LedgerResult<Pending<OpResult>>>,
 }
 
 /// What waits in the runner's queue.
@@ -241,44 +216,6 @@ impl Gate {
         self
     }
 
-    /// Runs a deposit or withdrawal (never one that waits for funds) on the
-    /// account's runner, in a batch with the ops queued beside it.
-    pub async fn run_batched(
-        &self,
-        ledger: Arc<Ledger>,
-        account: Arc<Account>,
-        op: BatchOp,
-        ctx: CallContext,
-    ) -> LedgerResult<OpResult> {
-        self.queue_batched(Applier::Ledger(ledger, account), op, ctx)
-            .await
-    }
-
-    /// [`Gate::run_batched`] for ops that `applier` applies (the PostgreSQL ledger).
-    pub async fn run_batched_with(
-        &self,
-        applier: Arc<dyn BatchApply>,
-        op: BatchOp,
-        ctx: CallContext,
-    ) -> LedgerResult<OpResult> {
-        self.queue_batched(Applier::Other(applier), op, ctx).await
-    }
-
-    async fn queue_batched(&self, applier: Applier, op: BatchOp, ctx: CallContext) -> LedgerResult<OpResult> {
-        let (reply, rx) = oneshot::channel();
-        self.enqueue(Job::Batched(Batched {
-            applier,
-            op,
-            ctx,
-            reply,
-        }));
-        let pending = rx
-            .await
-            .map_err(|_| LedgerError::Internal("blocking task failed: the batch panicked".into()))??;
-        // The runner is free meanwhile: the next batch forms during this sync.
-        pending.settled().await
-    }
-
     fn enqueue(&self, job: Job) {
         let start = {
             let mut runner = self.runner.lock();
@@ -295,7 +232,7 @@ impl Gate {
     /// waits for it): how a parked withdrawal whose caller left is ended.
     /// Needs a tokio runtime (any thread of one).
     pub fn submit(&self, task: impl FnOnce() + Send + 'static) {
-        self.enqueue(Job::One(Box::new(task)));
+        backend::Runner::submit(self, Box::new(task));
     }
 
     /// Runs `op` on the account's runner, after the ops queued before it, and
@@ -307,14 +244,17 @@ impl Gate {
         T: Send + 'static,
         F: FnOnce() -> LedgerResult<T> + Send + 'static,
     {
-        let (tx, rx) = oneshot::channel();
-        let task: Task = Box::new(move || {
-            // The caller may be gone (client left); the op has run regardless.
-            let _ = tx.send(op());
-        });
+        run_on(self, op).await
+    }
+}
+
+impl backend::Runner for Gate {
+    fn submit(&self, task: Task) {
         self.enqueue(Job::One(task));
-        rx.await
-            .map_err(|_| LedgerError::Internal("blocking task failed: the operation panicked".into()))?
+    }
+
+    fn submit_batched(&self, job: Batched) {
+        self.enqueue(Job::Batched(job));
     }
 }
 
@@ -368,16 +308,9 @@ fn next(runner: &mut Runner) -> Option<Work> {
 }
 
 fn run_batch(batch: Vec<Batched>) {
-    let applier = batch[0].applier.clone();
+    let applier = Arc::clone(&batch[0].applier);
     let (mut ops, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|b| ((b.op, b.ctx), b.reply)).unzip();
-    let answers = match applier {
-        Applier::Ledger(ledger, account) => ledger.run_batch(&account, &mut ops),
-        Applier::Other(other) => other
-            .apply(&mut ops)
-            .into_iter()
-            .map(|r| r.map(Pending::ready))
-            .collect(),
-    };
+    let answers = applier.apply(&mut ops);
     for (reply, answer) in replies.into_iter().zip(answers) {
         // The caller may be gone (client left); the op has run regardless.
         let _ = reply.send(answer);

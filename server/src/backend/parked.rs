@@ -2,7 +2,7 @@
 //! while it waits. Each step that takes the account's lock (the first try,
 //! and each re-check once woken or timed out) runs like any single-account
 //! op: on the async worker when nothing can block, else on the account's
-//! runner (see [`crate::admission::gate`]); in between, the parked withdrawal is only
+//! runner (see [`super::runner`]); in between, the parked withdrawal is only
 //! its ledger [`Waiter`], awaited here next to a timer for the end of its
 //! wait. Its admission slot was given back when it parked.
 //!
@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use crate::admission::gate::Gate;
+use super::runner::{run_on, Runner};
 use crate::backend::ledger::{
     Account, CallContext, Ledger, LedgerError, LedgerResult, OpResult, Pending, WaitAttempt, Waiter,
     Withdrawal,
@@ -25,7 +25,7 @@ use crate::backend::ledger::{
 struct Job {
     ledger: Arc<Ledger>,
     account: Arc<Account>,
-    gate: Arc<Gate>,
+    runner: Arc<dyn Runner>,
     w: Arc<Withdrawal>,
 }
 
@@ -44,14 +44,14 @@ enum Next {
 /// A withdrawal with `wait_for_funds`, admitted (`ctx` holds the admission),
 /// end to end: answered once its record is synced, however long it waited.
 pub async fn withdraw(
-    (ledger, account, gate): (Arc<Ledger>, Arc<Account>, Arc<Gate>),
+    (ledger, account, runner): (Arc<Ledger>, Arc<Account>, Arc<dyn Runner>),
     w: Withdrawal,
     mut ctx: CallContext,
 ) -> LedgerResult<OpResult> {
     let job = Job {
         ledger,
         account,
-        gate,
+        runner,
         w: Arc::new(w),
     };
     ctx.set_may_block(false);
@@ -94,16 +94,15 @@ impl Job {
     /// the re-check of a parked withdrawal. `ctx` comes back with the result.
     async fn on_runner(&self, ctx: CallContext, parked: Option<Parked>) -> LedgerResult<(Next, CallContext)> {
         let job = self.clone();
-        self.gate
-            .run(move || {
-                let mut ctx = ctx;
-                let attempt = match parked.and_then(Parked::take) {
-                    None => job.ledger.withdraw_or_wait(&job.account, &job.w, &mut ctx)?,
-                    Some(waiter) => job.ledger.resume_withdrawal(&job.account, &job.w, waiter, &ctx)?,
-                };
-                Ok((job.next(attempt)?, ctx))
-            })
-            .await
+        run_on(&*self.runner, move || {
+            let mut ctx = ctx;
+            let attempt = match parked.and_then(Parked::take) {
+                None => job.ledger.withdraw_or_wait(&job.account, &job.w, &mut ctx)?,
+                Some(waiter) => job.ledger.resume_withdrawal(&job.account, &job.w, waiter, &ctx)?,
+            };
+            Ok((job.next(attempt)?, ctx))
+        })
+        .await
     }
 }
 
@@ -134,11 +133,11 @@ impl Drop for Parked {
             return;
         }
         let job = self.job.clone();
-        self.job.gate.submit(move || {
+        self.job.runner.submit(Box::new(move || {
             if let Err(e) = job.ledger.abandon_waiter(&job.account, &job.w, waiter) {
                 tracing::warn!(account = %job.w.account_id, request_id = %job.w.request_id,
                     "ending an abandoned wait for funds failed: {e}");
             }
-        });
+        }));
     }
 }

@@ -75,6 +75,8 @@ pub struct StateSample {
     pub waiting_withdrawals: usize,
     /// With `--data-dir`: journal syncs and records written since start.
     pub journal: Option<(u64, u64)>,
+    /// With `--database-url`: pooled connections (idle, in use).
+    pub db_pool: Option<(usize, usize)>,
 }
 
 /// Every metric the server exports, in one registry.
@@ -95,6 +97,7 @@ pub struct Metrics {
     inflight: IntGauge,
     queued: IntGauge,
     waiting: IntGauge,
+    db: super::db_metrics::DbMetrics,
 }
 
 fn buckets((start, factor, count): (f64, f64, usize)) -> Vec<f64> {
@@ -113,8 +116,11 @@ fn gauge(name: &str, help: &str) -> prometheus::Result<IntGauge> {
 impl Metrics {
     /// A registry with every metric, plus the process collector on Linux.
     pub fn new() -> prometheus::Result<Self> {
+        let registry = Registry::new();
+        let db = super::db_metrics::DbMetrics::register(&registry)?;
         let m = Metrics {
-            registry: Registry::new(),
+            registry,
+            db,
             operations: IntCounterVec::new(
                 Opts::new(
                     "bank_operations_total",
@@ -272,6 +278,7 @@ impl Metrics {
         self.inflight.set(clamp(state.inflight_calls));
         self.queued.set(clamp(state.admission_queued));
         self.waiting.set(clamp(state.waiting_withdrawals));
+        self.db.sample_pool(state.db_pool);
         if let Some((syncs, records)) = state.journal {
             catch_up(&self.syncs, syncs);
             catch_up(&self.synced_records, records);
@@ -291,6 +298,14 @@ impl crate::backend::ledger::LedgerObserver for Metrics {
 
     fn lock_held(&self, held: Duration) {
         self.lock_hold.observe(held.as_secs_f64());
+    }
+
+    fn db_statement(&self, took: Duration) {
+        self.db.statement(took);
+    }
+
+    fn db_retry(&self) {
+        self.db.retry();
     }
 
     // Syncs are read from the journal's own counters at scrape time

@@ -6,6 +6,7 @@
 
 pub mod call;
 pub(crate) mod convert;
+pub(crate) mod owner;
 pub mod router;
 pub mod service;
 pub(crate) mod status;

@@ -18,7 +18,9 @@ use crate::admission::ops::Ops;
 use crate::config::ServerConfig;
 use crate::observe::telemetry::Telemetry;
 use crate::rpc::service::BankService;
-use crate::startup::BoxError;
+
+/// Any startup or transport failure.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The bank service as served: behind the token check.
 pub type Bank = InterceptedService<BankServer<BankService>, Authenticate>;

@@ -10,11 +10,11 @@ use bank::v1 as pb;
 use bank::v1::bank_server::Bank;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::admission::auth::{authorize, Authenticated, Principal, Session};
+use crate::admission::auth::{Authenticated, Session};
 use crate::admission::ops::Ops;
-use crate::backend::ledger::LedgerError;
 use crate::observe::telemetry::{Method, Telemetry};
 use crate::rpc::call::Call;
+use crate::rpc::owner::check_owner;
 use crate::rpc::stream::{withdraw_stream, ResultStream};
 
 /// The service handed to tonic; cheap to clone.
@@ -44,26 +44,10 @@ impl BankService {
     /// Refuses an unauthenticated call, or one on `account_id` by a principal
     /// that did not open it (nothing to check without tokens). Runs before
     /// anything is recorded.
-    fn check_owner(&self, caller: &Caller, account_id: &str) -> Result<(), Status> {
+    async fn check_owner(&self, caller: &Caller, account_id: &str) -> Result<(), Status> {
         let caller = caller.as_ref().map_err(Clone::clone)?;
-        check_owner(&self.ops, caller.as_ref().map(Session::principal), account_id)
+        check_owner(&self.ops, caller.as_ref().map(Session::principal), account_id).await
     }
-}
-
-/// See [`BankService::check_owner`]; shared with `WithdrawStream`. An
-/// account that does not exist is refused like another principal's
-/// (PERMISSION_DENIED), so that a caller cannot probe which ids exist; a
-/// malformed id is INVALID_ARGUMENT for everyone.
-pub(crate) fn check_owner(ops: &Ops, caller: Option<&Principal>, account_id: &str) -> Result<(), Status> {
-    if caller.is_none() {
-        return Ok(());
-    }
-    let account = match ops.ledger().account(account_id) {
-        Ok(account) => Some(account),
-        Err(LedgerError::AccountNotFound(_)) => None,
-        Err(e) => return Err(e.into()),
-    };
-    Ok(authorize(caller, account_id, account.as_deref())?)
 }
 
 /// Who calls: `Ok(None)` without tokens, else the session of the token,
@@ -106,7 +90,7 @@ impl Bank for BankService {
         let account_id = &request.get_ref().account_id;
         let observed = self.telemetry.start(Method::GetBalance, account_id, "");
         let result = async {
-            self.check_owner(&caller, account_id)?;
+            self.check_owner(&caller, account_id).await?;
             self.ops.balance(account_id).await.map_err(Status::from)
         }
         .await;
@@ -124,7 +108,7 @@ impl Bank for BankService {
             .telemetry
             .start(Method::Deposit, &r.account_id, &r.request_id);
         let result = async {
-            self.check_owner(&caller, &r.account_id)?;
+            self.check_owner(&caller, &r.account_id).await?;
             self.ops.deposit(r.into(), &call).await.map_err(Status::from)
         }
         .await;
@@ -142,7 +126,7 @@ impl Bank for BankService {
             .telemetry
             .start(Method::Withdraw, &r.account_id, &r.request_id);
         let result = async {
-            self.check_owner(&caller, &r.account_id)?;
+            self.check_owner(&caller, &r.account_id).await?;
             self.ops.withdraw(r.into(), &call).await.map_err(Status::from)
         }
         .await;
@@ -187,7 +171,7 @@ impl Bank for BankService {
             .start(Method::Transfer, &r.from_account_id, &r.request_id);
         // The source must be the caller's; the target may be anyone's.
         let result = async {
-            self.check_owner(&caller, &r.from_account_id)?;
+            self.check_owner(&caller, &r.from_account_id).await?;
             self.ops.transfer(r.into(), &call).await.map_err(Status::from)
         }
         .await;
@@ -205,7 +189,7 @@ impl Bank for BankService {
             .telemetry
             .start(Method::GetOperation, &r.account_id, &r.request_id);
         let result = async {
-            self.check_owner(&caller, &r.account_id)?;
+            self.check_owner(&caller, &r.account_id).await?;
             self.ops
                 .operation(r.account_id, r.request_id)
                 .await

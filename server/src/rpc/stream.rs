@@ -19,7 +19,7 @@ use crate::admission::ops::Ops;
 use crate::backend::ledger::{LedgerError, OpResult};
 use crate::observe::telemetry::{Method, Telemetry};
 use crate::rpc::call::Call;
-use crate::rpc::service::check_owner;
+use crate::rpc::owner::check_owner;
 
 /// The answer stream handed to tonic.
 pub type ResultStream = Pin<Box<dyn Stream<Item = Result<pb::OperationResult, Status>> + Send>>;
@@ -103,7 +103,7 @@ async fn answer(
         .telemetry
         .start(Method::WithdrawStream, &request.account_id, &request.request_id);
     let caller = s.caller.as_ref().map(Session::principal);
-    if let Err(status) = check_owner(&s.ops, caller, &request.account_id) {
+    if let Err(status) = check_owner(&s.ops, caller, &request.account_id).await {
         let result: Result<OpResult, Status> = Err(status);
         observed.finish_op(&result);
         return Some(result.map(|r| s.ops.answers().wire(r)));

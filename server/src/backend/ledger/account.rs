@@ -11,28 +11,19 @@ use parking_lot::Mutex;
 
 use super::config::LedgerConfig;
 use super::context::CallContext;
+use super::delay::processing_delay;
 use super::error::{LedgerError, LedgerResult};
 use super::id_budget::IdBudget;
 use super::locked::Locked;
 use super::observer::Observer;
 use super::op::Attempt;
-use super::op::{Deposit, Fingerprint, OpKind, OpResult, Outcome, Snapshot, Withdrawal};
+use super::op::{Deposit, Fingerprint, OpKind, OpResult, Snapshot, Withdrawal};
 use super::pending::Pending;
 use super::request_log::{Lookup, RequestLog};
+use super::state::State;
 use super::unsynced::Unsynced;
 use super::waiters::{WaitAttempt, WaitList, Waiter, Waiters};
 use super::zoo::{self, AccountZoo, InjectedBug};
-
-/// The state the account's mutex guards.
-#[derive(Debug)]
-pub(super) struct State {
-    pub(super) balance: u64,
-    pub(super) sequence: u64,
-    pub(super) waiters: WaitList,
-    pub(super) log: RequestLog,
-    /// Changes applied to memory whose records are not synced yet.
-    pub(super) unsynced: Unsynced,
-}
 
 /// An account: its id and its monitor.
 #[derive(Debug)]
@@ -45,115 +36,6 @@ pub struct Account {
     observer: Observer,
     /// State of the bug zoo; untouched unless a bug is injected.
     zoo: AccountZoo,
-}
-
-impl State {
-    /// Wakes the waiters the balance can serve now (call after adding funds,
-    /// or after a woken waiter gave its share back).
-    pub(super) fn wake_waiters(&mut self) {
-        self.waiters.wake_served(self.balance);
-    }
-
-    /// Hands out the next sequence number. Gapless by construction: this is
-    /// the only place that changes `sequence`, always under the lock.
-    pub(super) fn next_sequence(&mut self) -> u64 {
-        // 2^64 ops cannot happen in practice; saturate rather than panic.
-        self.sequence = self.sequence.saturating_add(1);
-        self.sequence
-    }
-
-    /// The sequence number the next op will take (taken only once it is durable).
-    pub(super) fn peek_sequence(&self) -> u64 {
-        self.sequence.saturating_add(1)
-    }
-
-    /// Records an abandoned op as not applied and returns that result (to
-    /// give once the record is durable).
-    pub(super) fn abandon(
-        &mut self,
-        cfg: &LedgerConfig,
-        account: &Arc<str>,
-        request_id: &str,
-        fingerprint: &Fingerprint,
-    ) -> LedgerResult<Pending<OpResult>> {
-        let result = OpResult::not_applied(request_id);
-        if request_id.is_empty() {
-            return Ok(Pending::ready(result));
-        }
-        let ticket = cfg
-            .storage
-            .append_op(account, fingerprint, &result, self.last_ticket().as_slice())?;
-        let undo = self.log.record(fingerprint, &result);
-        self.push_unsynced(ticket.clone(), (self.balance, self.sequence), [undo]);
-        Ok(Pending::after(result, ticket))
-    }
-
-    /// A stored answer replayed: given once what the account holds is synced.
-    pub(super) fn replay(&self, result: OpResult) -> Pending<OpResult> {
-        Pending::after(result, self.last_ticket().cloned())
-    }
-
-    /// Takes a sequence number and credits a deposit (leaving `balance`):
-    /// made durable first, since memory never shows what storage could lose.
-    fn settle_deposit(
-        &mut self,
-        cfg: &LedgerConfig,
-        account: &Arc<str>,
-        request_id: &str,
-        fp: &Fingerprint,
-        balance: u64,
-    ) -> LedgerResult<Pending<OpResult>> {
-        self.commit_single(cfg, account, fp, request_id, (Outcome::Approved, balance))
-    }
-
-    /// Takes a sequence number, applies a withdrawal if funds allow, records
-    /// it: decided on `seen`, made durable, only then applied to memory.
-    fn settle_withdrawal(
-        &mut self,
-        cfg: &LedgerConfig,
-        account: &Arc<str>,
-        w: &Withdrawal,
-        fp: &Fingerprint,
-        seen: u64,
-    ) -> LedgerResult<Pending<OpResult>> {
-        let (outcome, balance) = match seen.checked_sub(w.amount) {
-            Some(left) => (Outcome::Approved, left),
-            None => (Outcome::InsufficientFunds, self.balance),
-        };
-        self.commit_single(cfg, account, fp, &w.request_id, (outcome, balance))
-    }
-
-    /// Takes the next sequence number for a single-account op that ends
-    /// with `outcome` and `balance`: queued for storage, applied to memory
-    /// (the state before it kept until synced) and remembered under its
-    /// request id; answered once its flush is synced.
-    fn commit_single(
-        &mut self,
-        cfg: &LedgerConfig,
-        account: &Arc<str>,
-        fp: &Fingerprint,
-        request_id: &str,
-        (outcome, balance): (Outcome, u64),
-    ) -> LedgerResult<Pending<OpResult>> {
-        let result = OpResult {
-            request_id: request_id.to_owned(),
-            outcome,
-            balance,
-            sequence: self.peek_sequence(),
-            replayed: false,
-            to_balance: 0,
-            to_sequence: 0,
-        };
-        let ticket = cfg
-            .storage
-            .append_op(account, fp, &result, self.last_ticket().as_slice())?;
-        let before = (self.balance, self.sequence);
-        self.balance = balance;
-        self.next_sequence();
-        let undo = self.log.record(fp, &result);
-        self.push_unsynced(ticket.clone(), before, [undo]);
-        Ok(Pending::after(result, ticket))
-    }
 }
 
 impl Account {
@@ -475,9 +357,4 @@ impl Account {
             .settle_withdrawal(cfg, &self.id, w, &fp, seen)
             .map(Attempt::Done)
     }
-}
-
-/// The simulated processing time, held while the caller holds the lock.
-pub(super) fn processing_delay(cfg: &LedgerConfig) {
-    super::delay::hold(cfg.processing_delay);
 }

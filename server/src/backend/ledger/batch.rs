@@ -11,8 +11,9 @@
 
 use std::collections::HashSet;
 
-use super::account::{processing_delay, Account};
+use super::account::Account;
 use super::context::CallContext;
+use super::delay::processing_delay;
 use super::error::{LedgerError, LedgerResult};
 use super::op::{Deposit, Fingerprint, OpKind, OpResult, Outcome, Withdrawal};
 use super::pending::Pending;

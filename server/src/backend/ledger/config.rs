@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use super::bug::InjectedBug;
 use super::observer::Observer;
 use super::storage::StorageHandle;
-use super::zoo::InjectedBug;
 
 /// Everything that shapes the ledger's behaviour and bounds its memory.
 #[derive(Debug, Clone)]

@@ -11,6 +11,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use super::config::LedgerConfig;
+
 /// How late `thread::sleep` wakes up, in nanoseconds: a low running
 /// quantile, shared by all threads since they all sleep the same delay.
 static OVERSHOOT_NS: AtomicU64 = AtomicU64::new(0);
@@ -22,7 +24,7 @@ const MAX_EARLY_NS: u64 = 100_000;
 const MIN_SLEEP: Duration = Duration::from_micros(5);
 
 /// Holds the calling thread for at least `delay` (nothing for zero).
-pub(super) fn hold(delay: Duration) {
+pub fn hold(delay: Duration) {
     if delay.is_zero() {
         return;
     }
@@ -83,6 +85,11 @@ fn precise_timers() {
 
 #[cfg(not(target_os = "linux"))]
 fn precise_timers() {}
+
+/// The simulated processing time, held while the caller holds the lock.
+pub(super) fn processing_delay(cfg: &LedgerConfig) {
+    hold(cfg.processing_delay);
+}
 
 #[cfg(test)]
 mod tests {

@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use parking_lot::{Mutex, MutexGuard};
 
-use super::account::State;
 use super::observer::Observer;
+use super::state::State;
 
 /// A held account lock; the hold is reported when it is dropped.
 pub(super) struct Locked<'a> {

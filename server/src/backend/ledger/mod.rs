@@ -4,6 +4,7 @@
 
 mod account;
 mod batch;
+mod bug;
 mod config;
 mod context;
 mod delay;
@@ -23,6 +24,7 @@ mod recover;
 mod request_log;
 #[cfg(test)]
 mod request_log_model;
+mod state;
 pub mod storage;
 #[cfg(test)]
 mod tests;
@@ -30,6 +32,7 @@ mod unsynced;
 mod waiters;
 mod waiting;
 mod zoo;
+mod zoo_transfer;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -37,10 +40,11 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 pub use account::Account;
-use account::{processing_delay, State};
 pub use batch::BatchOp;
 pub use config::LedgerConfig;
 pub use context::{CallContext, Release};
+pub use delay::hold as hold_processing_delay;
+use delay::processing_delay;
 pub use error::{LedgerError, LedgerResult};
 use id_budget::IdBudget;
 pub use id_hash::IdHasher;
@@ -54,6 +58,7 @@ use op::{Fingerprint, OpKind};
 pub use pending::Pending;
 pub use recover::spawn_snapshotter;
 use request_log::Lookup;
+use state::State;
 use storage::{Record, Ticket};
 use waiters::Waiters;
 pub use waiters::{WaitAttempt, Waiter, Woken};
@@ -325,7 +330,7 @@ impl Ledger {
         let fp = Fingerprint::new(OpKind::TransferTo(Arc::clone(to.id())), t.amount);
         if self.config.inject_bug == InjectedBug::NonAtomicTransfer {
             // BUG (zoo): non-atomic-transfer debits and credits in two critical sections.
-            return zoo::transfer_in_two_steps(from, to, t, &fp, ctx, &self.config);
+            return zoo_transfer::transfer_in_two_steps(from, to, t, &fp, ctx, &self.config);
         }
         let Some((mut src, mut dst)) = lock_pair(from, to, ctx, &self.config) else {
             return Ok(Attempt::WouldBlock);

@@ -15,6 +15,10 @@ pub trait LedgerObserver: Send + Sync {
     fn lock_held(&self, _held: Duration) {}
     /// A durable ledger wrote and synced `batch` records in `took` (hook for `--data-dir`).
     fn synced(&self, _batch: usize, _took: Duration) {}
+    /// A database ledger ran one SQL statement in `took`.
+    fn db_statement(&self, _took: Duration) {}
+    /// A database ledger runs a transaction again (serialization failure, deadlock).
+    fn db_retry(&self) {}
 }
 
 /// The observer a ledger reports to, if any; cheap to clone.
@@ -50,6 +54,22 @@ impl Observer {
     pub fn synced(&self, batch: usize, took: Duration) {
         if let Some(o) = &self.0 {
             o.synced(batch, took);
+        }
+    }
+}
+
+impl Observer {
+    /// See [`LedgerObserver::db_statement`].
+    pub fn db_statement(&self, took: Duration) {
+        if let Some(o) = &self.0 {
+            o.db_statement(took);
+        }
+    }
+
+    /// See [`LedgerObserver::db_retry`].
+    pub fn db_retry(&self) {
+        if let Some(o) = &self.0 {
+            o.db_retry();
         }
     }
 }

@@ -6,9 +6,10 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use super::account::{Account, State};
+use super::account::Account;
 use super::config::LedgerConfig;
 use super::op::{Fingerprint, OpKind, OpResult, Outcome};
+use super::state::State;
 use super::storage::{Record, Stored};
 use super::Ledger;
 

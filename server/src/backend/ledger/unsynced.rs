@@ -12,8 +12,8 @@
 
 use std::collections::VecDeque;
 
-use super::account::State;
 use super::request_log::LogUndo;
+use super::request_log::RequestLog;
 use super::storage::Ticket;
 
 /// One unsynced change of an account (see the module doc).
@@ -29,10 +29,12 @@ pub(super) struct Undo {
 #[derive(Debug, Default)]
 pub(super) struct Unsynced(VecDeque<Undo>);
 
-impl State {
-    /// Drops synced entries and rolls back failed ones (see the module doc).
-    pub(super) fn settle_unsynced(&mut self) {
-        let queue = &mut self.unsynced.0;
+impl Unsynced {
+    /// Drops synced entries; from the first failed one, rolls every entry
+    /// back into `balance`, `sequence` and `log`, newest first. True when
+    /// anything was rolled back (see the module doc).
+    pub(super) fn settle(&mut self, balance: &mut u64, sequence: &mut u64, log: &mut RequestLog) -> bool {
+        let queue = &mut self.0;
         while queue
             .front()
             .is_some_and(|u| matches!(u.ticket.status(), Some(Ok(()))))
@@ -40,36 +42,24 @@ impl State {
             queue.pop_front();
         }
         let Some(first_failed) = queue.iter().position(|u| u.ticket.failed()) else {
-            return;
+            return false;
         };
-        while self.unsynced.0.len() > first_failed {
-            let Some(undo) = self.unsynced.0.pop_back() else {
+        while queue.len() > first_failed {
+            let Some(undo) = queue.pop_back() else {
                 break;
             };
-            self.balance = undo.balance;
-            self.sequence = undo.sequence;
-            undo.log.into_iter().rev().for_each(|l| self.log.undo(l));
+            *balance = undo.balance;
+            *sequence = undo.sequence;
+            undo.log.into_iter().rev().for_each(|l| log.undo(l));
         }
-        // A rolled-back debit may have given money back to those waiting.
-        self.wake_waiters();
-    }
-
-    /// Waits (lock held) until every unsynced change is synced or rolled
-    /// back; then memory holds synced state only. Flushes complete in
-    /// order, so waiting for the newest one waits for them all.
-    pub(super) fn wait_unsynced(&mut self) {
-        if let Some(ticket) = self.last_ticket().cloned() {
-            let _ = ticket.wait();
-        }
-        self.settle_unsynced();
-        debug_assert!(self.unsynced.0.is_empty());
+        true
     }
 
     /// Remembers a change applied before `ticket`'s flush, made from
     /// `before` = (balance, sequence); nothing when already durable.
     /// (`log` is collected only when kept: in memory, with no ticket, an op
     /// allocates nothing here.)
-    pub(super) fn push_unsynced(
+    pub(super) fn push(
         &mut self,
         ticket: Option<Ticket>,
         before: (u64, u64),
@@ -77,7 +67,7 @@ impl State {
     ) {
         if let Some(ticket) = ticket {
             let (balance, sequence) = before;
-            self.unsynced.0.push_back(Undo {
+            self.0.push_back(Undo {
                 ticket,
                 balance,
                 sequence,
@@ -86,17 +76,21 @@ impl State {
         }
     }
 
-    /// The flush the newest unsynced change waits for: anything decided on
-    /// the state now builds on it.
+    /// The flush the newest unsynced change waits for.
     pub(super) fn last_ticket(&self) -> Option<&Ticket> {
-        self.unsynced.0.back().map(|u| &u.ticket)
+        self.0.back().map(|u| &u.ticket)
     }
 
-    /// Balance and sequence number as last synced (what reads show).
-    pub(super) fn synced(&self) -> (u64, u64) {
-        match self.unsynced.0.front() {
+    /// Whether every change is synced.
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// (balance, sequence) as last synced, given the current ones.
+    pub(super) fn synced(&self, now: (u64, u64)) -> (u64, u64) {
+        match self.0.front() {
             Some(u) => (u.balance, u.sequence),
-            None => (self.balance, self.sequence),
+            None => now,
         }
     }
 }

@@ -5,20 +5,20 @@
 //! Nothing here runs unless [`LedgerConfig::inject_bug`] names a bug. The
 //! ledger calls in through small hooks, each marked `// BUG (zoo): ...`; the
 //! one bug that lives on the wire (`bad-outcome`) is in `crate::rpc::zoo`, and
-//! `lost-update` is the seed's race (`LedgerConfig::racy_withdrawals`).
+//! `lost-update` is the seed's race (`LedgerConfig::racy_withdrawals`). The
+//! bugs' names are in `bug`; the two-step transfer, which needs whole
+//! accounts, in `zoo_transfer`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::account::{processing_delay, Account, State};
+pub use super::bug::InjectedBug;
 use super::config::LedgerConfig;
-use super::context::CallContext;
-use super::error::{LedgerError, LedgerResult};
-use super::op::{Attempt, Deposit, Fingerprint, OpResult, Outcome, Snapshot, Transfer, Withdrawal};
-use super::pending::Pending;
-use super::request_log::Lookup;
+use super::error::LedgerError;
+use super::op::{Deposit, OpResult, Outcome, Snapshot, Withdrawal};
+use super::state::State;
 
 /// How long `stale-read` keeps answering an account's old balance.
 pub const STALE_READ_LAG: Duration = Duration::from_millis(50);
@@ -28,63 +28,6 @@ pub const PARTIAL_APPLY_EVERY: u64 = 10;
 
 /// The error a `partial-apply` op answers with (the service maps it to INTERNAL).
 pub const PARTIAL_APPLY_MESSAGE: &str = "zoo: partial apply";
-
-/// One bug the server can be told to plant; `None` (no bug) by default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum InjectedBug {
-    #[default]
-    None,
-    LostUpdate,
-    NonAtomicTransfer,
-    DoubleApplyRetry,
-    StaleRead,
-    PartialApply,
-    BadOutcome,
-}
-
-impl InjectedBug {
-    /// Every real bug (not `None`), in the order the README lists them.
-    pub const ALL: [InjectedBug; 6] = [
-        InjectedBug::LostUpdate,
-        InjectedBug::NonAtomicTransfer,
-        InjectedBug::DoubleApplyRetry,
-        InjectedBug::StaleRead,
-        InjectedBug::PartialApply,
-        InjectedBug::BadOutcome,
-    ];
-
-    /// The bug's name on the command line (`--inject-bug NAME`).
-    pub fn name(self) -> &'static str {
-        match self {
-            InjectedBug::None => "none",
-            InjectedBug::LostUpdate => "lost-update",
-            InjectedBug::NonAtomicTransfer => "non-atomic-transfer",
-            InjectedBug::DoubleApplyRetry => "double-apply-retry",
-            InjectedBug::StaleRead => "stale-read",
-            InjectedBug::PartialApply => "partial-apply",
-            InjectedBug::BadOutcome => "bad-outcome",
-        }
-    }
-
-    /// What the bug does, in one line (help text and the startup warning).
-    pub fn about(self) -> &'static str {
-        match self {
-            InjectedBug::None => "no bug",
-            InjectedBug::LostUpdate => "withdrawals read, sleep and write back WITHOUT the lock",
-            InjectedBug::NonAtomicTransfer => {
-                "a transfer debits and credits in two separate critical sections"
-            }
-            InjectedBug::DoubleApplyRetry => {
-                "a retried approved request is answered from the log AND applied again"
-            }
-            InjectedBug::StaleRead => "GetBalance answers from a cache refreshed every 50 ms",
-            InjectedBug::PartialApply => {
-                "1 in 10 deposits/withdrawals applies half its amount and answers INTERNAL"
-            }
-            InjectedBug::BadOutcome => "1 in 20 answers carries the outcome value 7 (not in the enum)",
-        }
-    }
-}
 
 /// An account's own zoo state: empty and untouched unless a bug uses it.
 #[derive(Debug, Default)]
@@ -212,88 +155,4 @@ pub(super) fn reapply_transfer(
 
 fn reapplies(cfg: &LedgerConfig, replay: &OpResult) -> bool {
     cfg.inject_bug == InjectedBug::DoubleApplyRetry && replay.outcome == Outcome::Approved
-}
-
-/// How the debit step of a non-atomic transfer ended.
-enum Debit {
-    /// Answered without a debit (a replay or an abandoned call).
-    Finished(Pending<OpResult>),
-    /// The source's part is done; the target's is still to come.
-    Debited(OpResult),
-}
-
-/// BUG (zoo): non-atomic-transfer. The debit under the source's monitor
-/// alone, released, then the credit under the target's monitor alone: two
-/// opposite transfers can each go first on a different account.
-pub(super) fn transfer_in_two_steps(
-    from: &Account,
-    to: &Account,
-    t: &Transfer,
-    fp: &Fingerprint,
-    ctx: &CallContext,
-    cfg: &LedgerConfig,
-) -> LedgerResult<Attempt<Pending<OpResult>>> {
-    // Once debited, the credit must not be refused for a busy lock: no fast path.
-    if !ctx.may_block() {
-        return Ok(Attempt::WouldBlock);
-    }
-    let mut result = match debit_step(from, t, fp, ctx, cfg)? {
-        Debit::Finished(result) => return Ok(Attempt::Done(result)),
-        Debit::Debited(result) => result,
-    };
-    let approved = result.outcome == Outcome::Approved;
-    {
-        let mut dst = to.lock();
-        result.to_sequence = dst.next_sequence();
-        if approved {
-            // The debit is done and this bug has no undo; saturate, never panic.
-            dst.balance = dst.balance.saturating_add(t.amount);
-        }
-        result.to_balance = dst.balance;
-        if approved {
-            dst.wake_waiters();
-        }
-    }
-    // A third critical section: the id was pending meanwhile (copies: "in progress").
-    let _ = from.lock().log.record(fp, &result);
-    Ok(Attempt::Done(Pending::ready(result)))
-}
-
-/// The first half of [`transfer_in_two_steps`], under the source's lock only.
-fn debit_step(
-    from: &Account,
-    t: &Transfer,
-    fp: &Fingerprint,
-    ctx: &CallContext,
-    cfg: &LedgerConfig,
-) -> LedgerResult<Debit> {
-    let mut src = from.lock();
-    if let Lookup::Replay(r) = src.log.check(from.id(), &t.request_id, fp)? {
-        return Ok(Debit::Finished(Pending::ready(r)));
-    }
-    if ctx.abandoned() {
-        return src
-            .abandon(cfg, from.id(), &t.request_id, fp)
-            .map(Debit::Finished);
-    }
-    src.log.mark_pending(&t.request_id, fp);
-    let sequence = src.next_sequence();
-    processing_delay(cfg);
-    let approve = src.balance >= t.amount;
-    if approve {
-        src.balance -= t.amount;
-    }
-    Ok(Debit::Debited(OpResult {
-        request_id: t.request_id.clone(),
-        outcome: if approve {
-            Outcome::Approved
-        } else {
-            Outcome::InsufficientFunds
-        },
-        balance: src.balance,
-        sequence,
-        replayed: false,
-        to_balance: 0,
-        to_sequence: 0,
-    }))
 }

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::pool::DbFailure;
 use super::rows::{self, AccountRow, Kind, NewRecord, Stored};
-use super::single::{check, decide};
+use super::rules::{check, decide};
 use super::statements::Tx;
 use super::{txn, PgLedger};
 use crate::backend::ledger::{BatchOp, CallContext, LedgerResult, OpResult};

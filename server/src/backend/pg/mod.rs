@@ -11,21 +11,31 @@
 //! gRPC types. Failures are the ledger's own errors (`LedgerError`):
 //! an unreachable database is `Unavailable`.
 
+mod backend;
 mod batch;
+mod funds;
+mod gauges;
+mod id_cap;
 mod monitor;
+mod one_trip;
 mod pool;
 mod rows;
+mod rules;
 mod schema;
 mod single;
 mod statements;
 mod transfer;
 mod txn;
+mod zoo;
 
-use std::time::Duration;
+use std::sync::Arc;
 
+use crate::backend::api::AccountRef;
 use crate::backend::ledger::{
-    validate_account_id, InjectedBug, LedgerConfig, LedgerError, LedgerResult, Snapshot,
+    hold_processing_delay, validate_account_id, InjectedBug, LedgerConfig, LedgerError, LedgerResult,
+    Snapshot,
 };
+use funds::Funds;
 use monitor::Monitors;
 use pool::ClosingPool;
 pub use pool::{CONNECT_TIMEOUT, POOL_CHECKOUT_TIMEOUT, STATEMENT_TIMEOUT};
@@ -40,9 +50,7 @@ pub const POOL_SIZE_MAX: u32 = 1024;
 /// Taken by every OpenAccount for its transaction, so that the account
 /// count it checks against `--max-accounts` cannot change under it.
 const OPEN_LOCK: &str = "SELECT pg_advisory_xact_lock(7302829178040561)";
-/// How often a withdrawal waiting for funds looks at the balance again
-/// (a deposit through another server wakes nobody here).
-pub const WAIT_FOR_FUNDS_POLL: Duration = Duration::from_millis(10);
+pub use funds::{FUNDS_CHANNEL, RECHECK};
 
 /// How to reach the database and run its transactions.
 #[derive(Debug, Clone)]
@@ -62,6 +70,8 @@ pub struct PgLedger {
     isolation: Isolation,
     config: LedgerConfig,
     monitors: Monitors,
+    funds: Arc<Funds>,
+    zoo: zoo::PgZoo,
 }
 
 impl PgLedger {
@@ -78,12 +88,17 @@ impl PgLedger {
             .map_err(|e| format!("cannot connect to the ledger database: {e}"))?;
         let found = schema::migrate(&mut client)?;
         drop(client);
-        let pool = pool::connect(config_db, settings.pool_size);
+        let funds = Arc::new(Funds::default());
+        funds::listen(config_db.clone(), &funds);
+        let pool = pool::connect(config_db, settings.pool_size, config.observer.clone());
+        id_cap::spawn(pool.clone(), Arc::downgrade(&funds), config.max_request_ids);
         let ledger = PgLedger {
             pool: ClosingPool::new(pool),
             isolation: settings.isolation,
             config: config.clone(),
             monitors: Monitors::new(config.max_accounts),
+            funds,
+            zoo: zoo::PgZoo::default(),
         };
         Ok((ledger, found))
     }
@@ -103,56 +118,63 @@ impl PgLedger {
         self.monitors.knows(id)
     }
 
+    /// `id`, if it is known to exist here (no database call).
+    pub fn known(&self, id: &str) -> Option<AccountRef> {
+        let known = self.monitors.known(id)?;
+        Some(AccountRef::new(known.id, known.owner, None))
+    }
+
     /// Accounts this server has seen (opened or used).
     pub fn known_accounts(&self) -> usize {
         self.monitors.count()
     }
 
-    /// Checks that `id` exists in the database (once per server and account).
-    pub fn account(&self, id: &str) -> LedgerResult<()> {
+    /// `id` as it is in the database (asked once per server and account).
+    pub fn account(&self, id: &str) -> LedgerResult<AccountRef> {
         validate_account_id(id)?;
-        if self.monitors.knows(id) {
-            return Ok(());
+        if let Some(known) = self.known(id) {
+            return Ok(known);
         }
         let mut conn = pool::checkout(self.pool.get())?;
-        let row = conn
+        let rows = conn
             .query(Stmt::Exists, &[&id])
             .map_err(|e| pool::unavailable(&e))?;
-        if row.is_empty() {
-            return Err(LedgerError::AccountNotFound(id.to_owned()));
-        }
-        self.monitors.add(id);
-        Ok(())
+        let row = rows
+            .first()
+            .ok_or_else(|| LedgerError::AccountNotFound(id.to_owned()))?;
+        let owner: Option<&str> = row.get(0);
+        let known = self.monitors.add(id, owner);
+        Ok(AccountRef::new(known.id, known.owner, None))
     }
 
     /// Opens `id` with `balance` (on behalf of `owner`); it takes no
     /// sequence number. `--max-accounts` bounds the accounts in the
-    /// database, over every server on it: opens take one advisory lock, so
-    /// the count they check is exact (opens are rare; the count is a scan).
+    /// database, and `--max-accounts-per-principal` each owner's there, over
+    /// every server on it: opens take one advisory lock, so the counts they
+    /// check are exact (opens are rare; a count is a scan).
     pub fn open_account(&self, id: &str, balance: u64, owner: Option<&str>) -> LedgerResult<Snapshot> {
         validate_account_id(id)?;
         let text = balance.to_string();
         let max = i64::try_from(self.config.max_accounts).unwrap_or(i64::MAX);
+        let per_owner = i64::try_from(self.config.max_accounts_per_principal).unwrap_or(i64::MAX);
         // Read committed whatever --isolation says: the count must see every
         // open committed before the lock was granted.
         txn::run(self.pool.get(), Isolation::ReadCommitted, |tx| {
             tx.tx.batch_execute(OPEN_LOCK).map_err(|e| pool::classify(&e))?;
             let inserted = tx
-                .query(Stmt::Open, &[&id, &text, &owner, &max])
+                .query(Stmt::Open, &[&id, &text, &owner, &max, &per_owner])
                 .map_err(|e| pool::classify(&e))?;
             if !inserted.is_empty() {
                 return Ok(());
             }
-            let exists = tx.query(Stmt::Exists, &[&id]).map_err(|e| pool::classify(&e))?;
-            Err(pool::DbFailure::Ledger(if exists.is_empty() {
-                LedgerError::LimitReached(format!(
-                    "the database holds {max} accounts or more; the limit is {max} (--max-accounts)"
-                ))
-            } else {
-                LedgerError::AccountExists(id.to_owned())
-            }))
+            Err(pool::DbFailure::Ledger(why_not_opened(
+                tx,
+                id,
+                owner,
+                (max, per_owner),
+            )?))
         })?;
-        self.monitors.add(id);
+        self.monitors.add(id, owner);
         Ok(Snapshot {
             account_id: id.to_owned(),
             balance,
@@ -165,6 +187,15 @@ impl PgLedger {
     /// answers).
     pub fn balance(&self, id: &str) -> LedgerResult<Snapshot> {
         validate_account_id(id)?;
+        if self.config.inject_bug == InjectedBug::StaleRead {
+            // BUG (zoo): stale-read answers a snapshot up to 50 ms old.
+            return self.zoo.stale_read(id, || self.fresh_balance(id));
+        }
+        self.fresh_balance(id)
+    }
+
+    /// The last committed balance and sequence of `id`.
+    fn fresh_balance(&self, id: &str) -> LedgerResult<Snapshot> {
         let mut conn = pool::checkout(self.pool.get())?;
         let row = conn
             .query(Stmt::Balance, &[&id])
@@ -188,16 +219,35 @@ impl PgLedger {
         self.config.racy_withdrawals()
     }
 
-    /// The processing delay, held inside the transaction (and the monitor).
+    /// The processing delay, held inside the transaction (and the monitor),
+    /// as precisely as the in-memory ledger holds it (the same `hold`).
     fn delay(&self) {
-        if !self.config.processing_delay.is_zero() {
-            std::thread::sleep(self.config.processing_delay);
-        }
+        hold_processing_delay(self.config.processing_delay);
     }
 }
 
-/// The bugs of the zoo this backend can plant: only `lost-update` (and
-/// `--unsafe-no-lock`, the same race); the others live in the in-memory monitor.
-pub fn supports(bug: InjectedBug) -> bool {
-    matches!(bug, InjectedBug::None | InjectedBug::LostUpdate)
+/// Why an open inserted nothing: the id exists, or a limit (`max` in all,
+/// `per_owner` for `owner`) is reached; the messages are memory's.
+fn why_not_opened(
+    tx: &mut statements::Tx<'_>,
+    id: &str,
+    owner: Option<&str>,
+    (max, per_owner): (i64, i64),
+) -> Result<LedgerError, pool::DbFailure> {
+    if !tx.query(Stmt::Exists, &[&id])?.is_empty() {
+        return Ok(LedgerError::AccountExists(id.to_owned()));
+    }
+    let row = tx.query(Stmt::Held, &[&owner])?;
+    let (total, held): (i64, i64) = row.first().map_or((0, 0), |r| (r.get(0), r.get(1)));
+    Ok(LedgerError::LimitReached(match owner {
+        Some(owner) if total < max => format!(
+            "principal {owner:?} holds {held} accounts; the limit is {per_owner} (--max-accounts-per-principal)"
+        ),
+        _ => format!("the database holds {total} accounts; the limit is {max} (--max-accounts)"),
+    }))
+}
+
+/// The bugs of the zoo this backend can plant: all of them (see `zoo`).
+pub fn supports(_bug: InjectedBug) -> bool {
+    true
 }

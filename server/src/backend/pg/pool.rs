@@ -13,7 +13,7 @@ use r2d2_postgres::r2d2::{ManageConnection, Pool, PooledConnection};
 use r2d2_postgres::PostgresConnectionManager;
 
 use super::statements::{PgConn, Statements};
-use crate::backend::ledger::LedgerError;
+use crate::backend::ledger::{LedgerError, Observer};
 
 /// The pool.
 pub type DbPool = Pool<Manager>;
@@ -24,7 +24,7 @@ pub type Conn = PooledConnection<Manager>;
 /// r2d2_postgres's manager, with the ledger's statements prepared on every
 /// new connection.
 #[derive(Debug)]
-pub struct Manager(PostgresConnectionManager<NoTls>);
+pub struct Manager(PostgresConnectionManager<NoTls>, Observer);
 
 impl ManageConnection for Manager {
     type Connection = PgConn;
@@ -33,7 +33,11 @@ impl ManageConnection for Manager {
     fn connect(&self) -> Result<PgConn, postgres::Error> {
         let mut client = self.0.connect()?;
         let statements = Statements::prepare(&mut client)?;
-        Ok(PgConn { client, statements })
+        Ok(PgConn {
+            client,
+            statements,
+            observer: self.1.clone(),
+        })
     }
 
     fn is_valid(&self, conn: &mut PgConn) -> Result<(), postgres::Error> {
@@ -112,8 +116,8 @@ pub fn settings(url: &str) -> Result<postgres::Config, String> {
 
 /// A pool of at most `size` connections with `config` (the schema must
 /// exist: every connection prepares the ledger's statements).
-pub fn connect(config: postgres::Config, size: u32) -> DbPool {
-    let manager = Manager(PostgresConnectionManager::new(config, NoTls));
+pub fn connect(config: postgres::Config, size: u32, observer: Observer) -> DbPool {
+    let manager = Manager(PostgresConnectionManager::new(config, NoTls), observer);
     Pool::builder()
         .max_size(size)
         .min_idle(Some(0))

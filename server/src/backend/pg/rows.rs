@@ -96,11 +96,13 @@ pub fn lookup(tx: &mut Tx<'_>, account: &str, request_ids: &[String]) -> Result<
         return Ok(Vec::new());
     }
     let rows = tx.query(Stmt::Lookup, &[&account, &ids])?;
-    rows.iter().map(stored).collect()
+    rows.iter().map(|row| stored(row, 0)).collect()
 }
 
-fn stored(row: &Row) -> Result<Stored, DbFailure> {
-    let kind = match (row.get::<_, i16>(1), row.get::<_, Option<String>>(2)) {
+/// The record in `row`'s columns from `at` on (request id, kind, target,
+/// amount, outcome, balance, sequence, target's balance and sequence).
+pub fn stored(row: &Row, at: usize) -> Result<Stored, DbFailure> {
+    let kind = match (row.get::<_, i16>(at + 1), row.get::<_, Option<String>>(at + 2)) {
         (0, _) => Kind::Deposit,
         (1, _) => Kind::Withdraw,
         (2, Some(to)) => Kind::Transfer(to),
@@ -108,17 +110,17 @@ fn stored(row: &Row) -> Result<Stored, DbFailure> {
         (k, _) => return Err(corrupt(format!("unknown op kind {k}"))),
     };
     let result = OpResult {
-        request_id: row.get(0),
-        outcome: outcome_of(row.get(4))?,
-        balance: money(row.get(5))?,
-        sequence: count(row.get(6))?,
+        request_id: row.get(at),
+        outcome: outcome_of(row.get(at + 4))?,
+        balance: money(row.get(at + 5))?,
+        sequence: count(row.get(at + 6))?,
         replayed: true,
-        to_balance: money(row.get(7))?,
-        to_sequence: count(row.get(8))?,
+        to_balance: money(row.get(at + 7))?,
+        to_sequence: count(row.get(at + 8))?,
     };
     Ok(Stored {
         kind,
-        amount: money(row.get(3))?,
+        amount: money(row.get(at + 3))?,
         result,
     })
 }

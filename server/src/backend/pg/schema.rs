@@ -9,7 +9,7 @@
 use postgres::Client;
 
 /// The schema version this binary writes.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// Taken by every migrating server for the length of its migration
 /// (`pg_advisory_xact_lock`; the bytes of "bank").
@@ -42,8 +42,158 @@ CREATE TABLE bank_operations (
 CREATE INDEX bank_operations_age ON bank_operations (account_id, position);
 ";
 
+/// Version 2: a credit of an account someone waits on (`waiting` > 0: the
+/// withdrawals waiting for funds on it, over every server) is announced on
+/// the `bank_funds` channel (the account id as payload, delivered at
+/// commit), so that they are woken without polling (`funds.rs`). Only then:
+/// a NOTIFY serializes the commits that send one (measured: notifying every
+/// credit cut P10 by 40%). And the database's oldest request ids are found by
+/// index (`id_cap.rs`).
+const V2: &str = "
+ALTER TABLE bank_accounts ADD COLUMN waiting integer NOT NULL DEFAULT 0;
+CREATE FUNCTION bank_notify_funds() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('bank_funds', NEW.id);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER bank_funds AFTER UPDATE OF balance ON bank_accounts FOR EACH ROW
+    WHEN (NEW.balance > OLD.balance AND NEW.waiting > 0) EXECUTE FUNCTION bank_notify_funds();
+CREATE INDEX bank_operations_position ON bank_operations (position);
+";
+
+/// Version 3: a deposit or withdrawal in one call (`bank_single`), and a
+/// transfer (`bank_transfer`: both rows locked in id order), so that
+/// an op that needs no delay is one round trip (`one_trip.rs`): lock the
+/// row, look the request id up (a stored record is returned as it is, for
+/// the server to judge: replay, conflict or fence), decide, write the row
+/// and the record, forget the oldest ids past the retention. Status: 0
+/// applied, 1 stored, 2 no such account, 3 the credit would overflow, 4 a
+/// withdrawal that may wait (`p_wait`) is short of funds: nothing written.
+const V3: &str = "
+CREATE FUNCTION bank_single(p_id text, p_rid text, p_kind int2, p_amount numeric, p_retention bigint,
+                            p_wait boolean)
+RETURNS TABLE (status int2, request_id text, kind int2, to_account text, amount text, outcome int2,
+               balance text, sequence bigint, to_balance text, to_sequence bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    a bank_accounts%ROWTYPE;
+    o bank_operations%ROWTYPE;
+    after numeric;
+    code int2 := 0;
+    forget bigint := 0;
+BEGIN
+    SELECT * INTO a FROM bank_accounts WHERE id = p_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT 2::int2, p_rid, NULL::int2, NULL::text, NULL::text, NULL::int2, NULL::text,
+            NULL::bigint, NULL::text, NULL::bigint;
+        RETURN;
+    END IF;
+    IF p_rid <> '' THEN
+        SELECT * INTO o FROM bank_operations WHERE account_id = p_id AND bank_operations.request_id = p_rid;
+        IF FOUND THEN
+            RETURN QUERY SELECT 1::int2, o.request_id, o.kind, o.to_account, o.amount::text, o.outcome,
+                o.balance::text, o.sequence, o.to_balance::text, o.to_sequence;
+            RETURN;
+        END IF;
+    END IF;
+    IF p_wait AND p_kind = 1 AND a.balance < p_amount THEN
+        RETURN QUERY SELECT 4::int2, p_rid, NULL::int2, NULL::text, NULL::text, NULL::int2, NULL::text,
+            NULL::bigint, NULL::text, NULL::bigint;
+        RETURN;
+    END IF;
+    IF p_kind = 0 THEN
+        after := a.balance + p_amount;
+        IF after > 18446744073709551615 THEN
+            RETURN QUERY SELECT 3::int2, p_rid, NULL::int2, NULL::text, NULL::text, NULL::int2, NULL::text,
+                NULL::bigint, NULL::text, NULL::bigint;
+            RETURN;
+        END IF;
+    ELSIF a.balance >= p_amount THEN
+        after := a.balance - p_amount;
+    ELSE
+        after := a.balance;
+        code := 1;
+    END IF;
+    IF p_rid = '' THEN
+        UPDATE bank_accounts SET balance = after, sequence = a.sequence + 1 WHERE id = p_id;
+    ELSE
+        forget := LEAST(GREATEST(a.remembered + 1 - p_retention, 0), GREATEST(a.remembered, 0));
+        UPDATE bank_accounts SET balance = after, sequence = a.sequence + 1,
+            remembered = a.remembered + 1 - forget, forgotten = a.forgotten + forget WHERE id = p_id;
+        INSERT INTO bank_operations (account_id, request_id, kind, to_account, amount, outcome,
+            balance, sequence, to_balance, to_sequence)
+            VALUES (p_id, p_rid, p_kind, NULL, p_amount, code, after, a.sequence + 1, 0, 0);
+        IF forget > 0 THEN
+            DELETE FROM bank_operations WHERE account_id = p_id AND position IN (
+                SELECT position FROM bank_operations WHERE account_id = p_id ORDER BY position LIMIT forget);
+        END IF;
+    END IF;
+    RETURN QUERY SELECT 0::int2, p_rid, p_kind, NULL::text, p_amount::text, code, after::text,
+        a.sequence + 1, '0'::text, 0::bigint;
+END $$;
+CREATE FUNCTION bank_transfer(p_from text, p_to text, p_rid text, p_amount numeric, p_retention bigint)
+RETURNS TABLE (status int2, request_id text, kind int2, to_account text, amount text, outcome int2,
+               balance text, sequence bigint, to_balance text, to_sequence bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    r bank_accounts%ROWTYPE;
+    src bank_accounts%ROWTYPE;
+    dst bank_accounts%ROWTYPE;
+    o bank_operations%ROWTYPE;
+    code int2 := 0;
+    forget bigint := 0;
+BEGIN
+    FOR r IN SELECT * FROM bank_accounts WHERE id IN (p_from, p_to) ORDER BY id COLLATE \"C\" FOR UPDATE LOOP
+        IF r.id = p_from THEN src := r; ELSE dst := r; END IF;
+    END LOOP;
+    IF src.id IS NULL OR dst.id IS NULL THEN
+        RETURN QUERY SELECT 2::int2, p_rid, NULL::int2, CASE WHEN src.id IS NULL THEN p_from ELSE p_to END,
+            NULL::text, NULL::int2, NULL::text, NULL::bigint, NULL::text, NULL::bigint;
+        RETURN;
+    END IF;
+    IF p_rid <> '' THEN
+        SELECT * INTO o FROM bank_operations WHERE account_id = p_from AND bank_operations.request_id = p_rid;
+        IF FOUND THEN
+            RETURN QUERY SELECT 1::int2, o.request_id, o.kind, o.to_account, o.amount::text, o.outcome,
+                o.balance::text, o.sequence, o.to_balance::text, o.to_sequence;
+            RETURN;
+        END IF;
+    END IF;
+    IF src.balance >= p_amount THEN
+        IF dst.balance + p_amount > 18446744073709551615 THEN
+            RETURN QUERY SELECT 3::int2, p_rid, NULL::int2, p_to, NULL::text, NULL::int2, NULL::text,
+                NULL::bigint, NULL::text, NULL::bigint;
+            RETURN;
+        END IF;
+        src.balance := src.balance - p_amount;
+        dst.balance := dst.balance + p_amount;
+    ELSE
+        code := 1;
+    END IF;
+    IF p_rid <> '' THEN
+        forget := LEAST(GREATEST(src.remembered + 1 - p_retention, 0), GREATEST(src.remembered, 0));
+    END IF;
+    UPDATE bank_accounts SET balance = src.balance, sequence = src.sequence + 1,
+        remembered = src.remembered + (CASE WHEN p_rid <> '' THEN 1 ELSE 0 END) - forget,
+        forgotten = src.forgotten + forget WHERE id = p_from;
+    UPDATE bank_accounts SET balance = dst.balance, sequence = dst.sequence + 1 WHERE id = p_to;
+    IF p_rid <> '' THEN
+        INSERT INTO bank_operations (account_id, request_id, kind, to_account, amount, outcome,
+            balance, sequence, to_balance, to_sequence)
+            VALUES (p_from, p_rid, 2, p_to, p_amount, code, src.balance, src.sequence + 1,
+                dst.balance, dst.sequence + 1);
+        IF forget > 0 THEN
+            DELETE FROM bank_operations WHERE account_id = p_from AND position IN (
+                SELECT position FROM bank_operations WHERE account_id = p_from ORDER BY position LIMIT forget);
+        END IF;
+    END IF;
+    RETURN QUERY SELECT 0::int2, p_rid, 2::int2, p_to, p_amount::text, code, src.balance::text,
+        src.sequence + 1, dst.balance::text, dst.sequence + 1;
+END $$;
+";
+
 /// Every migration, in order: (the version it leads to, its SQL).
-const MIGRATIONS: &[(i32, &str)] = &[(1, V1)];
+const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2), (3, V3)];
 
 /// Brings the database to [`SCHEMA_VERSION`]; returns the version found.
 pub fn migrate(client: &mut Client) -> Result<i32, String> {

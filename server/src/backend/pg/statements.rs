@@ -3,8 +3,12 @@
 //! PostgreSQL's CPU per op), and the two handles that run it: a pooled
 //! connection ([`PgConn`], autocommit) and a transaction on one ([`Tx`]).
 
+use std::time::Instant;
+
 use postgres::types::{ToSql, Type};
 use postgres::{Client, Row, Statement, Transaction};
+
+use crate::backend::ledger::Observer;
 
 /// One statement of the ledger.
 #[derive(Debug, Clone, Copy)]
@@ -19,6 +23,10 @@ pub enum Stmt {
     Balance,
     Exists,
     Open,
+    Held,
+    Single,
+    Waiting,
+    Transfer,
 }
 
 const LOCK: &str =
@@ -44,14 +52,26 @@ const TRIM: &str = "DELETE FROM bank_operations WHERE account_id = $1 AND positi
     SELECT position FROM bank_operations WHERE account_id = $1 ORDER BY position LIMIT $2)";
 const SET: &str = "UPDATE bank_accounts SET balance = $2::numeric, sequence = $3 WHERE id = $1";
 const BALANCE: &str = "SELECT balance::text, sequence FROM bank_accounts WHERE id = $1";
-const EXISTS: &str = "SELECT 1 FROM bank_accounts WHERE id = $1";
-/// $4: `--max-accounts`; no row when the id exists or the database holds that many.
+/// The account's owner (NULL without tokens); no row when it does not exist.
+const EXISTS: &str = "SELECT owner FROM bank_accounts WHERE id = $1";
+/// $3 the owner (NULL without tokens), $4 `--max-accounts`, $5
+/// `--max-accounts-per-principal`; no row when the id exists, the database
+/// holds $4 accounts, or the owner $5.
 const OPEN: &str = "INSERT INTO bank_accounts (id, balance, owner)
     SELECT $1, $2::numeric, $3 WHERE (SELECT count(*) FROM bank_accounts) < $4
+        AND ($3::text IS NULL OR (SELECT count(*) FROM bank_accounts WHERE owner = $3) < $5)
     ON CONFLICT (id) DO NOTHING RETURNING 1";
+/// A deposit or withdrawal in one round trip (schema version 3, `one_trip.rs`).
+const SINGLE: &str = "SELECT * FROM bank_single($1, $2, $3, $4::numeric, $5, $6)";
+/// A transfer in one round trip (schema version 3, `one_trip.rs`).
+const TRANSFER: &str = "SELECT * FROM bank_transfer($1, $2, $3, $4::numeric, $5)";
+/// Counts `$2` (+1 or -1) withdrawals waiting for funds on `$1` (so that its credits notify).
+const WAITING: &str = "UPDATE bank_accounts SET waiting = greatest(waiting + $2, 0) WHERE id = $1";
+/// Accounts in the database, and those `$1` holds.
+const HELD: &str = "SELECT count(*), count(*) FILTER (WHERE owner = $1) FROM bank_accounts";
 
 /// Each statement's SQL and parameter types, in [`Stmt`] order.
-fn all() -> [(&'static str, Vec<Type>); 10] {
+fn all() -> [(&'static str, Vec<Type>); 14] {
     use Type as T;
     let write = [
         vec![T::TEXT, T::TEXT, T::INT8, T::INT8, T::INT8],
@@ -75,7 +95,11 @@ fn all() -> [(&'static str, Vec<Type>); 10] {
         (SET, vec![T::TEXT, T::TEXT, T::INT8]),
         (BALANCE, vec![T::TEXT]),
         (EXISTS, vec![T::TEXT]),
-        (OPEN, vec![T::TEXT, T::TEXT, T::TEXT, T::INT8]),
+        (OPEN, vec![T::TEXT, T::TEXT, T::TEXT, T::INT8, T::INT8]),
+        (HELD, vec![T::TEXT]),
+        (SINGLE, vec![T::TEXT, T::TEXT, T::INT2, T::TEXT, T::INT8, T::BOOL]),
+        (WAITING, vec![T::TEXT, T::INT4]),
+        (TRANSFER, vec![T::TEXT, T::TEXT, T::TEXT, T::TEXT, T::INT8]),
     ]
 }
 
@@ -101,13 +125,18 @@ impl Statements {
 pub struct PgConn {
     pub client: Client,
     pub statements: Statements,
+    /// Where statement latencies go (`bank_db_statement_seconds`).
+    pub observer: Observer,
 }
 
 impl PgConn {
     /// Runs `s` outside a transaction (autocommit).
     pub fn query(&mut self, s: Stmt, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, postgres::Error> {
         let statement = self.statements.get(s).clone();
-        self.client.query(&statement, params)
+        let started = Instant::now();
+        let rows = self.client.query(&statement, params);
+        self.observer.db_statement(started.elapsed());
+        rows
     }
 }
 
@@ -115,12 +144,16 @@ impl PgConn {
 pub struct Tx<'a> {
     pub tx: Transaction<'a>,
     pub statements: &'a Statements,
+    pub observer: &'a Observer,
 }
 
 impl Tx<'_> {
     /// Runs `s` in the transaction.
     pub fn query(&mut self, s: Stmt, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, postgres::Error> {
-        self.tx.query(self.statements.get(s), params)
+        let started = Instant::now();
+        let rows = self.tx.query(self.statements.get(s), params);
+        self.observer.db_statement(started.elapsed());
+        rows
     }
 
     /// Runs `s`, which returns at most one row.
@@ -129,6 +162,9 @@ impl Tx<'_> {
         s: Stmt,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Row>, postgres::Error> {
-        self.tx.query_opt(self.statements.get(s), params)
+        let started = Instant::now();
+        let row = self.tx.query_opt(self.statements.get(s), params);
+        self.observer.db_statement(started.elapsed());
+        row
     }
 }

@@ -71,6 +71,7 @@ pub fn run<T>(
             Err(DbFailure::Ledger(e)) => return Err(e),
             Err(DbFailure::Retry(why)) => last = why,
         }
+        conn.observer.db_retry();
         std::thread::sleep(pause);
         pause = (pause * 2).min(RETRY_PAUSE_MAX);
     }
@@ -91,6 +92,7 @@ fn once<T>(
     let mut tx = Tx {
         tx,
         statements: &conn.statements,
+        observer: &conn.observer,
     };
     let value = body(&mut tx)?;
     tx.tx.commit().map_err(|e| classify(&e))?;
