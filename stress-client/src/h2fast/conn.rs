@@ -23,39 +23,14 @@ use tonic::Status;
 use super::dial::dial;
 pub use super::reconnect::Current;
 use super::reconnect::Slot;
+pub use super::wire::call::Rpc;
 use super::wire::hpack::{Encoder, Field};
 use super::wire::{driver, Link};
 
-/// Receive window of each stream: answers never wait for a window update.
-pub const STREAM_WINDOW: u32 = 1 << 20;
-/// Receive window of the whole connection.
-pub const CONNECTION_WINDOW: u32 = 16 << 20;
 /// How long connecting and the HTTP/2 handshake may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The `user-agent` of fast-path calls.
 const USER_AGENT_VALUE: &str = concat!("bank-stress-client/", env!("CARGO_PKG_VERSION"), " (h2)");
-
-/// The calls the load makes on the fast path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rpc {
-    Withdraw,
-    Deposit,
-    Transfer,
-    WithdrawStream,
-}
-
-impl Rpc {
-    fn path(self) -> &'static str {
-        match self {
-            Rpc::Withdraw => "/bank.v1.Bank/Withdraw",
-            Rpc::Deposit => "/bank.v1.Bank/Deposit",
-            Rpc::Transfer => "/bank.v1.Bank/Transfer",
-            Rpc::WithdrawStream => "/bank.v1.Bank/WithdrawStream",
-        }
-    }
-}
-
-const RPCS: [Rpc; 4] = [Rpc::Withdraw, Rpc::Deposit, Rpc::Transfer, Rpc::WithdrawStream];
 
 /// A fast-path connection; cheap to clone (one per worker).
 #[derive(Clone)]
@@ -204,7 +179,7 @@ fn heads(target: &str, headers: &CallHeaders) -> Result<(Encoder, String), Strin
         .ok_or_else(|| format!("--target {target:?} names no host"))?;
     // Paths under the target's own path prefix, if it has one.
     let prefix = uri.path().strip_suffix(Rpc::Withdraw.path()).unwrap_or("");
-    let mut fields: Vec<Field> = RPCS
+    let mut fields: Vec<Field> = Rpc::ALL
         .iter()
         .map(|rpc| Field::new(":path", format!("{prefix}{}", rpc.path()).as_bytes()))
         .collect();
@@ -215,7 +190,7 @@ fn heads(target: &str, headers: &CallHeaders) -> Result<(Encoder, String), Strin
     for (key, value) in &headers.metadata {
         fields.push(Field::new(key.as_str(), value.as_bytes()));
     }
-    let common: Vec<usize> = (RPCS.len()..fields.len()).collect();
+    let common: Vec<usize> = (Rpc::ALL.len()..fields.len()).collect();
     let timeout = headers.timeout.map(|t| {
         fields.push(Field::new("grpc-timeout", grpc_timeout(t).as_bytes()));
         fields.len() - 1
@@ -227,7 +202,7 @@ fn heads(target: &str, headers: &CallHeaders) -> Result<(Encoder, String), Strin
         ids.extend(timeout.filter(|_| rpc != Rpc::WithdrawStream));
         ids
     };
-    let blocks = RPCS.map(block);
+    let blocks = Rpc::ALL.map(block);
     let encoder = Encoder::new(fields, blocks);
     Ok((if https { encoder.https() } else { encoder }, authority))
 }

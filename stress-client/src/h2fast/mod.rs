@@ -16,7 +16,6 @@ pub mod conn;
 pub mod dial;
 pub mod framing;
 pub mod reconnect;
-pub mod status;
 pub mod stream;
 pub mod unary;
 pub mod wire;

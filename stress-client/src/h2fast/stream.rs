@@ -19,7 +19,7 @@ use tonic::Status;
 
 use super::conn::{Conn, Current, Rpc};
 use super::framing::{decode, next_message};
-use super::status::{from_fields, from_reset, missing};
+use super::wire::status::{from_fields, from_reset, missing};
 use super::wire::{take_answer, Answer, End, Refused, Slot, StreamRef, Waiting};
 
 type Reconnect = Pin<Box<dyn Future<Output = Result<Current, Status>> + Send>>;

@@ -14,7 +14,7 @@ use tonic::Status;
 
 use super::conn::{Conn, Rpc};
 use super::framing::{decode, peek_message};
-use super::status::{from_fields, from_reset, missing};
+use super::wire::status::{from_fields, from_reset, missing};
 use super::wire::{take_answer, Answer, End, Link, StreamRef, Waiting};
 
 /// Sends `body` (one framed message) as a call of `rpc` on `conn` and

@@ -10,8 +10,8 @@
 
 use bytes::{BufMut, BytesMut};
 
+use super::call::Rpc;
 use super::frame::DEFAULT_TABLE_SIZE;
-use crate::h2fast::conn::Rpc;
 
 /// Bytes HPACK counts per table entry beyond its name and value.
 const ENTRY_OVERHEAD: usize = 32;

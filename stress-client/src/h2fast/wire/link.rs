@@ -14,9 +14,14 @@ use std::task::{Context, Poll, Waker};
 use bytes::{Bytes, BytesMut};
 use tonic::Status;
 
+use super::call::Rpc;
 use super::frame::{self, flag, kind, reason, setting};
 use super::hpack::{Decoder, Encoder, Fields, MAX_HEADER_LIST_BYTES};
-use crate::h2fast::conn::{Rpc, CONNECTION_WINDOW, STREAM_WINDOW};
+
+/// Receive window of each stream: answers never wait for a window update.
+pub const STREAM_WINDOW: u32 = 1 << 20;
+/// Receive window of the whole connection.
+pub const CONNECTION_WINDOW: u32 = 16 << 20;
 
 /// How a stream ended, as far as it did.
 #[derive(Debug, Clone)]

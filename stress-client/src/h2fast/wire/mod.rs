@@ -5,11 +5,17 @@
 //! back at once). It speaks only what a gRPC client needs — no push, no
 //! priorities, no server-initiated streams — and treats anything else the
 //! protocol forbids as the connection's end, never as a panic.
+//!
+//! It imports nothing from the fast path above it (`conn`, `dial`, `unary`,
+//! `stream`, `reconnect`): what both need — the call kinds ([`call`]) and how a
+//! call's end reads as a status ([`status`]) — lives here.
 
+pub mod call;
 pub mod driver;
 pub mod frame;
 pub mod hpack;
 pub mod link;
 mod recv;
+pub mod status;
 
 pub use link::{take_answer, Answer, End, Link, Refused, Slot, StreamRef, Waiting};

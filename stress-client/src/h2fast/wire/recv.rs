@@ -10,7 +10,7 @@ use tonic::Status;
 use super::frame::{self, flag, kind, reason, setting, Head, HEADER_LEN};
 use super::hpack::MAX_HEADER_LIST_BYTES;
 use super::link::{Continuation, End, State, HANDSHAKE_PING};
-use crate::h2fast::status::from_reason;
+use super::status::from_reason;
 
 /// A connection error: the code sent in the GOAWAY and what went wrong.
 pub struct ConnError(pub u32, pub String);

@@ -6,8 +6,8 @@
 
 use tonic::{Code, Status};
 
-use super::wire::frame::{reason, reason_name};
-use super::wire::hpack::Fields;
+use super::frame::{reason, reason_name};
+use super::hpack::Fields;
 
 /// The final status a header block carries: `None` without `grpc-status`,
 /// `Some(Ok(()))` for OK, `Some(Err(status))` otherwise.

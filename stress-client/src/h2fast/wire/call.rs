@@ -1,0 +1,28 @@
+//! The calls the fast path makes, as the wire layer knows them: which request
+//! head a stream opens with. A leaf below both the wire layer (which encodes
+//! the heads) and `conn.rs` (which builds them), so the wire imports nothing
+//! from the layer above it.
+
+/// The calls the load makes on the fast path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rpc {
+    Withdraw,
+    Deposit,
+    Transfer,
+    WithdrawStream,
+}
+
+impl Rpc {
+    /// Every call kind, in the order the request heads are built.
+    pub const ALL: [Rpc; 4] = [Rpc::Withdraw, Rpc::Deposit, Rpc::Transfer, Rpc::WithdrawStream];
+
+    /// The `:path` of its calls (after the target's path prefix).
+    pub fn path(self) -> &'static str {
+        match self {
+            Rpc::Withdraw => "/bank.v1.Bank/Withdraw",
+            Rpc::Deposit => "/bank.v1.Bank/Deposit",
+            Rpc::Transfer => "/bank.v1.Bank/Transfer",
+            Rpc::WithdrawStream => "/bank.v1.Bank/WithdrawStream",
+        }
+    }
+}
