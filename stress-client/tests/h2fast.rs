@@ -20,7 +20,7 @@ use h2::server::SendResponse;
 use h2::RecvStream;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use prost::Message;
-use stress_client::h2fast::{self, framing, unary, Bidi, CallHeaders, Conn, Rpc};
+use stress_client::h2fast::{self, framing, unary, Bidi, CallHeaders, Conn, FastCall};
 use stress_client::progress::Live;
 use stress_client::recorder::{Recorder, Timing};
 use stress_client::workload::Planned;
@@ -142,7 +142,7 @@ fn withdraw(account: &str, request_id: &str) -> Bytes {
 }
 
 async fn call(conn: &Conn, body: Bytes) -> Result<pb::OperationResult, tonic::Status> {
-    unary::call::<pb::OperationResult>(conn, Rpc::Withdraw, body).await
+    unary::call::<pb::OperationResult>(conn, FastCall::Withdraw, body).await
 }
 
 // ---------------------------------------------------------------- a real bank
@@ -168,7 +168,7 @@ async fn a_real_bank_answers_unary_calls_and_a_stream_with_their_request_ids() {
         amount: 10,
         request_id: "r-2".into(),
     });
-    let d: pb::OperationResult = unary::call(&conn, Rpc::Deposit, deposit).await.unwrap();
+    let d: pb::OperationResult = unary::call(&conn, FastCall::Deposit, deposit).await.unwrap();
     assert_eq!((d.request_id.as_str(), d.balance), ("r-2", 109));
     let transfer = framed(&pb::TransferRequest {
         from_account_id: "a".into(),
@@ -176,7 +176,7 @@ async fn a_real_bank_answers_unary_calls_and_a_stream_with_their_request_ids() {
         amount: 9,
         request_id: "r-3".into(),
     });
-    let t: pb::OperationResult = unary::call(&conn, Rpc::Transfer, transfer).await.unwrap();
+    let t: pb::OperationResult = unary::call(&conn, FastCall::Transfer, transfer).await.unwrap();
     assert_eq!((t.balance, t.to_balance), (100, 109));
     let missing = call(&conn, withdraw("nobody", "r-4")).await.unwrap_err();
     assert_eq!(missing.code(), Code::NotFound, "{missing:?}");

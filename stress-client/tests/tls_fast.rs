@@ -18,7 +18,7 @@ use bank::v1 as pb;
 use bank_server::admission::tls::TlsFiles;
 use bytes::BytesMut;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-use stress_client::h2fast::{self, framing, unary, CallHeaders, Rpc};
+use stress_client::h2fast::{self, framing, unary, CallHeaders, FastCall};
 use stress_client::transport::TransportArgs;
 use tokio::net::TcpListener;
 use tonic::Code;
@@ -158,7 +158,7 @@ async fn the_fast_path_speaks_tls_to_a_pinned_self_signed_ca_certificate() {
         &mut BytesMut::new(),
     )
     .unwrap();
-    let answer = unary::call::<pb::OperationResult>(&conn, Rpc::Withdraw, body).await;
+    let answer = unary::call::<pb::OperationResult>(&conn, FastCall::Withdraw, body).await;
     // The bank's own answer, over TLS.
     assert_eq!(answer.unwrap_err().code(), Code::NotFound);
 }

@@ -181,9 +181,9 @@ pub async fn call_fast(
     timeout: Duration,
 ) -> (InFlight, Instant, Result<pb::OperationResult, Status>) {
     let rpc = match f.planned.kind {
-        Kind::Withdraw => h2fast::Rpc::Withdraw,
-        Kind::Deposit => h2fast::Rpc::Deposit,
-        Kind::Transfer => h2fast::Rpc::Transfer,
+        Kind::Withdraw => h2fast::FastCall::Withdraw,
+        Kind::Deposit => h2fast::FastCall::Deposit,
+        Kind::Transfer => h2fast::FastCall::Transfer,
     };
     let reply = match body {
         Ok(body) => match tokio::time::timeout(timeout, h2fast::unary::call(&conn, rpc, body)).await {

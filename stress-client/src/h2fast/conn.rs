@@ -23,7 +23,7 @@ use tonic::Status;
 use super::dial::dial;
 pub use super::reconnect::Current;
 use super::reconnect::Slot;
-pub use super::wire::call::Rpc;
+pub use super::wire::call::FastCall;
 use super::wire::hpack::{Encoder, Field};
 use super::wire::{driver, Link};
 
@@ -161,7 +161,7 @@ impl Drop for Unfinished {
 /// The request heads of `target`'s calls, and its authority.
 fn heads(target: &str, headers: &CallHeaders) -> Result<(Encoder, String), String> {
     let base = target.trim_end_matches('/');
-    let uri = format!("{base}{}", Rpc::Withdraw.path())
+    let uri = format!("{base}{}", FastCall::Withdraw.path())
         .parse::<Uri>()
         .map_err(|e| format!("bad --target {target:?}: {e}"))?;
     let https = match uri.scheme_str() {
@@ -178,8 +178,8 @@ fn heads(target: &str, headers: &CallHeaders) -> Result<(Encoder, String), Strin
         .map(|a| a.as_str().to_owned())
         .ok_or_else(|| format!("--target {target:?} names no host"))?;
     // Paths under the target's own path prefix, if it has one.
-    let prefix = uri.path().strip_suffix(Rpc::Withdraw.path()).unwrap_or("");
-    let mut fields: Vec<Field> = Rpc::ALL
+    let prefix = uri.path().strip_suffix(FastCall::Withdraw.path()).unwrap_or("");
+    let mut fields: Vec<Field> = FastCall::ALL
         .iter()
         .map(|rpc| Field::new(":path", format!("{prefix}{}", rpc.path()).as_bytes()))
         .collect();
@@ -190,19 +190,19 @@ fn heads(target: &str, headers: &CallHeaders) -> Result<(Encoder, String), Strin
     for (key, value) in &headers.metadata {
         fields.push(Field::new(key.as_str(), value.as_bytes()));
     }
-    let common: Vec<usize> = (Rpc::ALL.len()..fields.len()).collect();
+    let common: Vec<usize> = (FastCall::ALL.len()..fields.len()).collect();
     let timeout = headers.timeout.map(|t| {
         fields.push(Field::new("grpc-timeout", grpc_timeout(t).as_bytes()));
         fields.len() - 1
     });
-    let block = |rpc: Rpc| {
+    let block = |rpc: FastCall| {
         let mut ids = vec![rpc as usize];
         ids.extend(&common);
         // Unary calls carry the deadline (`grpc-timeout`); the stream does not.
-        ids.extend(timeout.filter(|_| rpc != Rpc::WithdrawStream));
+        ids.extend(timeout.filter(|_| rpc != FastCall::WithdrawStream));
         ids
     };
-    let blocks = Rpc::ALL.map(block);
+    let blocks = FastCall::ALL.map(block);
     let encoder = Encoder::new(fields, blocks);
     Ok((if https { encoder.https() } else { encoder }, authority))
 }
@@ -246,7 +246,7 @@ mod tests {
     }
 
     /// The fields of one call's header block, as a server decodes them.
-    fn sent(encoder: &mut Encoder, rpc: Rpc) -> Vec<(String, String)> {
+    fn sent(encoder: &mut Encoder, rpc: FastCall) -> Vec<(String, String)> {
         let mut block = bytes::BytesMut::new();
         encoder.encode(rpc, &mut block);
         let mut decoder = loona_hpack::Decoder::new();
@@ -265,7 +265,7 @@ mod tests {
         };
         let (mut e, authority) = heads("http://127.0.0.1:9/", &headers).unwrap();
         assert_eq!(authority, "127.0.0.1:9");
-        let unary = sent(&mut e.clone(), Rpc::Deposit);
+        let unary = sent(&mut e.clone(), FastCall::Deposit);
         let get = |list: &[(String, String)], name: &str| {
             list.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
         };
@@ -275,12 +275,12 @@ mod tests {
         assert_eq!(get(&unary, "grpc-timeout").unwrap(), "2000000u");
         assert_eq!(get(&unary, "x-run").unwrap(), "7");
         assert_eq!(get(&unary, "content-type").unwrap(), "application/grpc");
-        let stream = sent(&mut e, Rpc::WithdrawStream);
+        let stream = sent(&mut e, FastCall::WithdrawStream);
         assert!(get(&stream, "grpc-timeout").is_none());
         assert_eq!(get(&stream, "te").unwrap(), "trailers");
         let (mut e, _) = heads("http://h:1/pre", &headers).unwrap();
         assert_eq!(
-            get(&sent(&mut e, Rpc::Withdraw), ":path").unwrap(),
+            get(&sent(&mut e, FastCall::Withdraw), ":path").unwrap(),
             "/pre/bank.v1.Bank/Withdraw"
         );
         assert!(heads("https://example.com", &headers).is_err());

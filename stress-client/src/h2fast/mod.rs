@@ -20,5 +20,5 @@ pub mod stream;
 pub mod unary;
 pub mod wire;
 
-pub use conn::{connect, CallHeaders, Conn, Rpc};
+pub use conn::{connect, CallHeaders, Conn, FastCall};
 pub use stream::Bidi;

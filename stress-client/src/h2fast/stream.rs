@@ -17,7 +17,7 @@ use bank::v1 as pb;
 use bytes::Bytes;
 use tonic::Status;
 
-use super::conn::{Conn, Current, Rpc};
+use super::conn::{Conn, Current, FastCall};
 use super::framing::{decode, next_message};
 use super::wire::status::{from_fields, from_reset, missing};
 use super::wire::{take_answer, Answer, End, Refused, Slot, StreamRef, Waiting};
@@ -54,7 +54,7 @@ impl Bidi {
     /// Starts a `WithdrawStream` on `conn` (only the head is sent here).
     pub fn open(conn: &Conn) -> Result<Bidi, Status> {
         let current = conn.current()?;
-        let state = match current.link.try_open(Rpc::WithdrawStream, None, false) {
+        let state = match current.link.try_open(FastCall::WithdrawStream, None, false) {
             Ok(id) => State::Open(StreamRef {
                 link: Arc::clone(&current.link),
                 id,
@@ -96,7 +96,7 @@ impl Bidi {
                     Err(status) => return Poll::Ready(self.end(Err(status))),
                 },
                 State::Opening(waiting) => {
-                    match ready!(waiting.poll_open(cx, Rpc::WithdrawStream, None, false)) {
+                    match ready!(waiting.poll_open(cx, FastCall::WithdrawStream, None, false)) {
                         Ok(stream) => self.opened(stream),
                         Err(status) => return Poll::Ready(self.end(Err(status))),
                     }

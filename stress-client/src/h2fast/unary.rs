@@ -12,7 +12,7 @@ use bytes::Bytes;
 use prost::Message;
 use tonic::Status;
 
-use super::conn::{Conn, Rpc};
+use super::conn::{Conn, FastCall};
 use super::framing::{decode, peek_message};
 use super::wire::status::{from_fields, from_reset, missing};
 use super::wire::{take_answer, Answer, End, Link, StreamRef, Waiting};
@@ -20,7 +20,7 @@ use super::wire::{take_answer, Answer, End, Link, StreamRef, Waiting};
 /// Sends `body` (one framed message) as a call of `rpc` on `conn` and
 /// decodes the answer. A connection found unusable before the request went
 /// out is replaced once (see [`Conn::reconnect`]).
-pub async fn call<M: Message + Default>(conn: &Conn, rpc: Rpc, body: Bytes) -> Result<M, Status> {
+pub async fn call<M: Message + Default>(conn: &Conn, rpc: FastCall, body: Bytes) -> Result<M, Status> {
     let current = conn.current()?;
     let stream = match open(&current.link, rpc, &body).await {
         Ok(stream) => stream,
@@ -35,7 +35,7 @@ pub async fn call<M: Message + Default>(conn: &Conn, rpc: Rpc, body: Bytes) -> R
 }
 
 /// Opens the call's stream with its head and whole body.
-async fn open(link: &Arc<Link>, rpc: Rpc, body: &[u8]) -> Result<StreamRef, Status> {
+async fn open(link: &Arc<Link>, rpc: FastCall, body: &[u8]) -> Result<StreamRef, Status> {
     let mut waiting = Waiting::new(Arc::clone(link));
     poll_fn(|cx| waiting.poll_open(cx, rpc, Some(body), true)).await
 }

@@ -5,24 +5,29 @@
 
 /// The calls the load makes on the fast path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rpc {
+pub enum FastCall {
     Withdraw,
     Deposit,
     Transfer,
     WithdrawStream,
 }
 
-impl Rpc {
+impl FastCall {
     /// Every call kind, in the order the request heads are built.
-    pub const ALL: [Rpc; 4] = [Rpc::Withdraw, Rpc::Deposit, Rpc::Transfer, Rpc::WithdrawStream];
+    pub const ALL: [FastCall; 4] = [
+        FastCall::Withdraw,
+        FastCall::Deposit,
+        FastCall::Transfer,
+        FastCall::WithdrawStream,
+    ];
 
     /// The `:path` of its calls (after the target's path prefix).
     pub fn path(self) -> &'static str {
         match self {
-            Rpc::Withdraw => "/bank.v1.Bank/Withdraw",
-            Rpc::Deposit => "/bank.v1.Bank/Deposit",
-            Rpc::Transfer => "/bank.v1.Bank/Transfer",
-            Rpc::WithdrawStream => "/bank.v1.Bank/WithdrawStream",
+            FastCall::Withdraw => "/bank.v1.Bank/Withdraw",
+            FastCall::Deposit => "/bank.v1.Bank/Deposit",
+            FastCall::Transfer => "/bank.v1.Bank/Transfer",
+            FastCall::WithdrawStream => "/bank.v1.Bank/WithdrawStream",
         }
     }
 }

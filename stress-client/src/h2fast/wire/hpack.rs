@@ -10,7 +10,7 @@
 
 use bytes::{BufMut, BytesMut};
 
-use super::call::Rpc;
+use super::call::FastCall;
 use super::frame::DEFAULT_TABLE_SIZE;
 
 /// Bytes HPACK counts per table entry beyond its name and value.
@@ -46,7 +46,7 @@ impl Field {
 #[derive(Debug, Clone)]
 pub struct Encoder {
     fields: Vec<Field>,
-    /// Per [`Rpc`]: the fields its calls send after `:method` and `:scheme`.
+    /// Per [`FastCall`]: the fields its calls send after `:method` and `:scheme`.
     blocks: [Vec<usize>; 4],
     /// Per field: its insertion number in the server's table, once sent.
     inserted_as: Vec<Option<usize>>,
@@ -103,7 +103,7 @@ impl Encoder {
     }
 
     /// Writes the header block of a call of `rpc`.
-    pub fn encode(&mut self, rpc: Rpc, out: &mut BytesMut) {
+    pub fn encode(&mut self, rpc: FastCall, out: &mut BytesMut) {
         if let Some(size) = self.size_update.take() {
             put_int(out, 0x20, 5, size);
         }
@@ -272,11 +272,11 @@ mod tests {
     fn repeated_heads_are_indexed_and_decode_to_the_same_fields() {
         let mut e = encoder(10);
         let rpcs = [
-            Rpc::Withdraw,
-            Rpc::Deposit,
-            Rpc::Withdraw,
-            Rpc::Transfer,
-            Rpc::Withdraw,
+            FastCall::Withdraw,
+            FastCall::Deposit,
+            FastCall::Withdraw,
+            FastCall::Transfer,
+            FastCall::Withdraw,
         ];
         let blocks: Vec<BytesMut> = rpcs
             .iter()
@@ -308,10 +308,10 @@ mod tests {
     fn fields_too_big_for_the_table_go_as_literals() {
         let mut e = encoder(5_000);
         let mut out = BytesMut::new();
-        e.encode(Rpc::Withdraw, &mut out);
+        e.encode(FastCall::Withdraw, &mut out);
         let first = out.len();
         out.clear();
-        e.encode(Rpc::Withdraw, &mut out);
+        e.encode(FastCall::Withdraw, &mut out);
         assert_eq!(out.len(), first);
         assert_eq!(names_values(&decode_all(&[out], None)[0])[5].1.len(), 5_000);
     }
@@ -320,10 +320,10 @@ mod tests {
     fn a_smaller_server_table_is_announced_and_ends_indexing_when_needed() {
         let mut e = encoder(10);
         let mut blocks = vec![BytesMut::new(), BytesMut::new(), BytesMut::new()];
-        e.encode(Rpc::Withdraw, &mut blocks[0]);
+        e.encode(FastCall::Withdraw, &mut blocks[0]);
         e.peer_table_size(100);
-        e.encode(Rpc::Withdraw, &mut blocks[1]);
-        e.encode(Rpc::Deposit, &mut blocks[2]);
+        e.encode(FastCall::Withdraw, &mut blocks[1]);
+        e.encode(FastCall::Deposit, &mut blocks[2]);
         assert_eq!(blocks[1][0] & 0xe0, 0x20, "a size update first");
         let decoded = decode_all(&blocks, Some(DEFAULT_TABLE_SIZE));
         assert_eq!(names_values(&decoded[2])[2].1, "/b");

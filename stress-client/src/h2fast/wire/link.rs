@@ -14,7 +14,7 @@ use std::task::{Context, Poll, Waker};
 use bytes::{Bytes, BytesMut};
 use tonic::Status;
 
-use super::call::Rpc;
+use super::call::FastCall;
 use super::frame::{self, flag, kind, reason, setting};
 use super::hpack::{Decoder, Encoder, Fields, MAX_HEADER_LIST_BYTES};
 
@@ -250,7 +250,7 @@ impl Link {
         &self,
         cx: &mut Context<'_>,
         ticket: &mut Option<u64>,
-        rpc: Rpc,
+        rpc: FastCall,
         body: Option<&[u8]>,
         end: bool,
     ) -> Poll<Result<u32, Status>> {
@@ -275,7 +275,7 @@ impl Link {
     }
 
     /// Opens a stream without waiting (see [`Link::poll_open`]).
-    pub fn try_open(&self, rpc: Rpc, body: Option<&[u8]>, end: bool) -> Result<u32, Refused> {
+    pub fn try_open(&self, rpc: FastCall, body: Option<&[u8]>, end: bool) -> Result<u32, Refused> {
         let mut st = self.lock();
         let opened = st.open(rpc, body, end);
         st.wake_all();
@@ -362,7 +362,7 @@ impl Link {
 }
 
 impl State {
-    fn open(&mut self, rpc: Rpc, body: Option<&[u8]>, end: bool) -> Result<u32, Refused> {
+    fn open(&mut self, rpc: FastCall, body: Option<&[u8]>, end: bool) -> Result<u32, Refused> {
         if let Some(why) = &self.closed {
             return Err(Refused::Unusable(why.clone()));
         }
@@ -393,7 +393,7 @@ impl State {
     }
 
     /// HEADERS (and CONTINUATIONs if the block is larger than a frame).
-    fn write_headers(&mut self, id: u32, rpc: Rpc, end_stream: bool) {
+    fn write_headers(&mut self, id: u32, rpc: FastCall, end_stream: bool) {
         let mut block = std::mem::take(&mut self.scratch);
         block.clear();
         self.encoder.encode(rpc, &mut block);
@@ -637,7 +637,7 @@ impl Waiting {
     pub fn poll_open(
         &mut self,
         cx: &mut Context<'_>,
-        rpc: Rpc,
+        rpc: FastCall,
         body: Option<&[u8]>,
         end: bool,
     ) -> Poll<Result<StreamRef, Status>> {
