@@ -21,6 +21,7 @@ pub mod outputs;
 pub mod progress;
 pub mod recorder;
 pub mod report;
+pub mod request_id;
 pub mod rpc;
 pub mod run;
 pub mod samples;

@@ -15,6 +15,7 @@ use crate::progress::Live;
 use crate::progress::{PhaseBar, Progress};
 use crate::recorder::Recorder;
 use crate::report::{self, Consistency, Merged, Shape, Summary};
+use crate::request_id::process_run_id;
 use crate::target::Target;
 use crate::timeline::{Interval, Intervals};
 use crate::workload::{account_id, Amounts};
@@ -152,7 +153,7 @@ async fn prepare_accounts(args: &RunArgs, channels: &[Channel]) -> Result<Names,
         // Accounts named as `setup` named them; request ids carry the process.
         let accounts = (0..count).map(|i| account_id(id, i)).collect();
         return Ok(Names {
-            run_id: format!("{id}-p{k:x}"),
+            run_id: process_run_id(id, k),
             accounts,
         });
     }

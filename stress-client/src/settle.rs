@@ -25,7 +25,7 @@ use crate::drive::Names;
 use crate::fanout::fan_out;
 use crate::progress::PhaseBar;
 use crate::recorder::{outcome_of, Failure, Recorder};
-use crate::workload::request_id;
+use crate::request_id::RequestId;
 
 /// `GetOperation` calls in flight at once while settling, over all connections.
 const RESOLVE_CONCURRENCY: usize = 256;
@@ -111,7 +111,7 @@ pub async fn resolve(calls: &Calls, names: &Names, recorders: &mut [Recorder], b
         }
     }
     for (r, f, (result, at)) in answers {
-        let asked_id = request_id(&names.run_id, f.worker, f.number);
+        let asked_id = RequestId::op(&names.run_id, f.worker, f.number).to_string();
         settlement.resolved_applied += u64::from(apply(&mut recorders[r], f, (&result, &asked_id), at));
         settlement.resolved += 1;
     }
@@ -132,7 +132,12 @@ fn unknown_ops(names: &Names, recorders: &[Recorder]) -> Vec<Ask> {
         })
         .map(|(r, rec, f)| {
             let account = account_of(names, rec, f);
-            (r, f, account, request_id(&names.run_id, f.worker, f.number))
+            (
+                r,
+                f,
+                account,
+                RequestId::op(&names.run_id, f.worker, f.number).to_string(),
+            )
         })
         .collect()
 }

@@ -23,6 +23,7 @@ use rand::{Rng, SeedableRng};
 
 use super::requests::Names;
 use crate::bound::{request, within};
+use crate::request_id::RequestId;
 use crate::workload::Planned;
 
 /// gRPC status codes the contract names for invalid calls.
@@ -170,7 +171,7 @@ fn reused((planned, op): (Planned, u32), number: u64) -> InvalidPlan {
 fn request_id(names: &Names, worker: u32, plan: &InvalidPlan) -> String {
     match &plan.reused {
         Some((planned, _)) => names.request_id(worker, planned),
-        None => format!("{}-{worker:x}-i{:x}", names.run_id, plan.number),
+        None => RequestId::invalid(&names.run_id, worker, plan.number).to_string(),
     }
 }
 

@@ -4,7 +4,6 @@
 //! On the fast path ([`crate::h2fast`]) the request is encoded straight into
 //! framed bytes from messages and a buffer the worker reuses ([`Scratch`]).
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,7 +15,8 @@ use bytes::{Bytes, BytesMut};
 use tonic::Status;
 
 use crate::bound::{request, within};
-use crate::workload::{request_id, Planned};
+use crate::request_id::RequestId;
+use crate::workload::Planned;
 
 /// The run's names: its id and the ids of its accounts.
 #[derive(Debug)]
@@ -55,30 +55,23 @@ impl Names {
     /// Writes the request id of `planned` sent by `worker` into `out`
     /// (replacing what it held; the same id as [`Names::request_id`]).
     pub fn write_request_id(&self, out: &mut String, worker: u32, planned: &Planned) {
-        out.clear();
-        let _ = write!(out, "{}-{worker:x}-{:x}", self.run_id, planned.number);
+        self.request_id_of(worker, planned).write_into(out);
     }
 
     /// True when `got` is the request id of `planned` sent by `worker`
     /// (checked without building the id).
     pub fn is_request_id(&self, worker: u32, planned: &Planned, got: &str) -> bool {
-        let Some((w, n)) = got
-            .strip_prefix(self.run_id.as_str())
-            .and_then(|rest| rest.strip_prefix('-'))
-            .and_then(|rest| rest.split_once('-'))
-        else {
-            return false;
-        };
-        let hex = |t: &str| !t.is_empty() && !t.starts_with('+') && (t == "0" || !t.starts_with('0'));
-        hex(w)
-            && hex(n)
-            && u32::from_str_radix(w, 16) == Ok(worker)
-            && u64::from_str_radix(n, 16) == Ok(planned.number)
+        RequestId::parse(&self.run_id, got) == Some(self.request_id_of(worker, planned))
     }
 
     /// The request id of `planned` sent by `worker`.
     pub fn request_id(&self, worker: u32, planned: &Planned) -> String {
-        request_id(&self.run_id, worker, planned.number)
+        self.request_id_of(worker, planned).to_string()
+    }
+
+    /// The request id of `planned` sent by `worker`, not yet written out.
+    pub fn request_id_of(&self, worker: u32, planned: &Planned) -> RequestId<'_> {
+        RequestId::op(&self.run_id, worker, planned.number)
     }
 
     /// The withdrawal request of `planned`.
