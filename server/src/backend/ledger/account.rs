@@ -250,7 +250,7 @@ impl Account {
             .waiters
             .register(w.amount, until, limit, waiters, self.owner.as_ref())?;
         ctx.release_admission();
-        st.log.mark_pending(&w.request_id, fp);
+        st.log.mark_waiting(&w.request_id, fp);
         Ok(WaitAttempt::Wait(waiter))
     }
 

@@ -105,7 +105,7 @@ impl World {
         let id = IDS[rng.below(IDS.len() as u64) as usize];
         let fp = Fingerprint::new(OpKind::Withdraw, 1);
         let (log, model) = (&mut self.logs[account], &mut self.models[account]);
-        if matches!(model.entries.get(id), Some(ModelEntry::Pending(_))) {
+        if matches!(model.entries.get(id), Some(ModelEntry::Waiting(_))) {
             // A waiting op ends.
             let r = done(id, rng.below(100));
             let _ = log.record(&fp, &r);
@@ -117,8 +117,8 @@ impl World {
                     model.put(id, ModelEntry::Fenced);
                 }
                 1 => {
-                    log.mark_pending(id, &fp);
-                    model.put(id, ModelEntry::Pending(fp));
+                    log.mark_waiting(id, &fp);
+                    model.put(id, ModelEntry::Waiting(fp));
                 }
                 _ => {
                     let r = done(id, rng.below(100));
@@ -135,10 +135,10 @@ impl World {
         let budget = Arc::clone(&self.budget);
         budget.trim(|name, pos| {
             let account = index_of(name);
-            let Some((id, pending)) = self.logs[account].key_at(pos) else {
+            let Some((id, waiting)) = self.logs[account].key_at(pos) else {
                 return Some(self.logs[account].forget_at(pos));
             };
-            if pending {
+            if waiting {
                 assert!(!self.logs[account].forget_at(pos), "a waiting op's id forgotten");
                 // It goes to the back of its principal's order.
                 self.clock += 1;
@@ -174,7 +174,7 @@ impl World {
         let older = self.arrived.iter().find(|((a, other), &t)| {
             owner(*a) == owner(account)
                 && t < when
-                && !matches!(self.models[*a].entries.get(other), Some(ModelEntry::Pending(_)))
+                && !matches!(self.models[*a].entries.get(other), Some(ModelEntry::Waiting(_)))
         });
         assert!(
             older.is_none(),
@@ -204,7 +204,7 @@ impl World {
         assert_eq!(self.budget.remembered(), total, "remembered");
         if total > CAP {
             let most = shares.values().copied().max().unwrap_or(0);
-            let stuck = shares.iter().any(|(p, &n)| n == most && self.only_pending(*p));
+            let stuck = shares.iter().any(|(p, &n)| n == most && self.only_waiting(*p));
             assert!(
                 stuck,
                 "over the cap ({total}) with ids to forget: {shares:?} {:?}",
@@ -213,12 +213,12 @@ impl World {
         }
     }
 
-    fn only_pending(&self, principal: Option<&str>) -> bool {
+    fn only_waiting(&self, principal: Option<&str>) -> bool {
         (0..ACCOUNTS.len()).filter(|&a| owner(a) == principal).all(|a| {
             self.models[a]
                 .entries
                 .values()
-                .all(|e| matches!(e, ModelEntry::Pending(_)))
+                .all(|e| matches!(e, ModelEntry::Waiting(_)))
         })
     }
 }

@@ -22,7 +22,7 @@ use super::storage::{op_record, Record};
 #[derive(Debug, Clone)]
 enum Entry {
     /// A waiting withdrawal owns the id but has not finished.
-    Pending(Fingerprint),
+    Waiting(Fingerprint),
     /// The op finished (approved, denied or abandoned) with these parameters.
     Done(Fingerprint, StoredResult),
     /// `GetOperation` fenced an unseen id: any later copy is refused.
@@ -80,7 +80,7 @@ impl RequestLog {
 
     /// Forgets the id in the slot at `pos` for the server-wide cap: true
     /// when done (or nothing is remembered there any more), false when it is
-    /// pending and must stay (it goes to the back of its owner's order).
+    /// waiting and must stay (it goes to the back of its owner's order).
     pub fn forget_at(&mut self, pos: u64) -> bool {
         let Some(slot) = self.slots.at(pos) else {
             return true;
@@ -88,7 +88,7 @@ impl RequestLog {
         let node = slot.node;
         match slot.entry {
             None => return true,
-            Some(Entry::Pending(_)) => {
+            Some(Entry::Waiting(_)) => {
                 self.budget.requeue(self.member, node);
                 return false;
             }
@@ -131,13 +131,13 @@ impl RequestLog {
         match self.entry(request_id) {
             None => Ok(Lookup::Fresh),
             Some(Entry::Fenced) => Ok(Lookup::Replay(replayed_not_applied(request_id))),
-            Some(Entry::Pending(stored_fp) | Entry::Done(stored_fp, _)) if stored_fp != fingerprint => {
+            Some(Entry::Waiting(stored_fp) | Entry::Done(stored_fp, _)) if stored_fp != fingerprint => {
                 Err(LedgerError::RequestIdConflict {
                     account_id: account_id.to_owned(),
                     request_id: request_id.to_owned(),
                 })
             }
-            Some(Entry::Pending(_)) => Err(LedgerError::InProgress(request_id.to_owned())),
+            Some(Entry::Waiting(_)) => Err(LedgerError::InProgress(request_id.to_owned())),
             Some(Entry::Done(_, stored)) => Ok(Lookup::Replay(stored.to_result(request_id))),
         }
     }
@@ -147,14 +147,14 @@ impl RequestLog {
         match self.entry(request_id) {
             None => Ok(None),
             Some(Entry::Fenced) => Ok(Some(replayed_not_applied(request_id))),
-            Some(Entry::Pending(_)) => Err(LedgerError::InProgress(request_id.to_owned())),
+            Some(Entry::Waiting(_)) => Err(LedgerError::InProgress(request_id.to_owned())),
             Some(Entry::Done(_, stored)) => Ok(Some(stored.to_result(request_id))),
         }
     }
 
     /// Marks `request_id` as owned by a waiting op.
-    pub fn mark_pending(&mut self, request_id: &str, fingerprint: &Fingerprint) {
-        self.put(request_id, Entry::Pending(fingerprint.clone()));
+    pub fn mark_waiting(&mut self, request_id: &str, fingerprint: &Fingerprint) {
+        self.put(request_id, Entry::Waiting(fingerprint.clone()));
     }
 
     /// Remembers the result of a finished op.
@@ -206,7 +206,7 @@ impl RequestLog {
             let key = Arc::clone(&self.slots.get(pos).key);
             let before = self.slots.entry_mut(pos).map(|e| std::mem::replace(e, entry));
             // A waiting op's marker is not restored: that op is over.
-            let before = before.filter(|e| !matches!(e, Entry::Pending(_)));
+            let before = before.filter(|e| !matches!(e, Entry::Waiting(_)));
             return LogUndo(Some((key, before)));
         }
         let key: Arc<str> = Arc::from(request_id);
@@ -217,7 +217,7 @@ impl RequestLog {
             node,
             entry: Some(entry),
         });
-        // Each id is looked at once at most, so pending ids cannot spin this.
+        // Each id is looked at once at most, so waiting ids cannot spin this.
         let mut budget = self.slots.order_len();
         while self.slots.len() > self.retention && budget > 0 {
             self.evict_oldest();
@@ -231,13 +231,13 @@ impl RequestLog {
             return;
         };
         let holder = self.holder(front, slot);
-        let pending = holder.is_some_and(|pos| matches!(self.slots.get(pos).entry, Some(Entry::Pending(_))));
+        let waiting = holder.is_some_and(|pos| matches!(self.slots.get(pos).entry, Some(Entry::Waiting(_))));
         let Some(slot) = self.slots.pop_front() else {
             return;
         };
         match holder {
-            // A pending id is still in use: keep it, its place goes to the back.
-            Some(holder) if pending => {
+            // A waiting id is still in use: keep it, its place goes to the back.
+            Some(holder) if waiting => {
                 let node = slot.node;
                 let pos = self.slots.push_back(slot);
                 // Only a slot that holds its entry has a node (a stale one's may be reused).
@@ -262,12 +262,12 @@ impl RequestLog {
         }
     }
 
-    /// The id in the slot at `pos`, if it still holds one, and whether it is pending.
+    /// The id in the slot at `pos`, if it still holds one, and whether it is waiting.
     #[cfg(test)]
     pub fn key_at(&self, pos: u64) -> Option<(Arc<str>, bool)> {
         let slot = self.slots.at(pos)?;
-        let pending = matches!(slot.entry.as_ref()?, Entry::Pending(_));
-        Some((Arc::clone(&slot.key), pending))
+        let waiting = matches!(slot.entry.as_ref()?, Entry::Waiting(_));
+        Some((Arc::clone(&slot.key), waiting))
     }
 
     /// The position of the slot holding `request_id`'s entry, if remembered.
@@ -302,7 +302,7 @@ impl RequestLog {
     }
 
     /// Every finished or fenced id, oldest first, as snapshot records of
-    /// `account`. Pending ids are left out: their op has not happened.
+    /// `account`. Waiting ids are left out: their op has not happened.
     pub fn export(&self, account: &Arc<str>, out: &mut Vec<Record>) {
         for slot in self.slots.iter() {
             let key = &slot.key;
@@ -316,7 +316,7 @@ impl RequestLog {
                     account: Arc::clone(account),
                     request_id: Arc::clone(key),
                 }),
-                Some(Entry::Pending(_)) | None => {}
+                Some(Entry::Waiting(_)) | None => {}
             }
         }
     }

@@ -1,6 +1,6 @@
 //! The request log against a model of it: the map-and-queue it was before
 //! its ids moved into slots (`id_slots`), kept here as the specification.
-//! Random changes on a few ids (so ids are forgotten, sent again, pending
+//! Random changes on a few ids (so ids are forgotten, sent again, waiting
 //! at the front, undone) must leave both answering the same everywhere.
 
 use std::collections::{HashMap, VecDeque};
@@ -21,7 +21,7 @@ const SEEDS: u64 = 200;
 
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum ModelEntry {
-    Pending(Fingerprint),
+    Waiting(Fingerprint),
     Done(Fingerprint, OpResult),
     Fenced,
 }
@@ -42,7 +42,7 @@ impl Model {
     pub(super) fn put(&mut self, id: &str, entry: ModelEntry) -> ModelUndo {
         if let Some(key) = self.entries.get_key_value(id).map(|(k, _)| Arc::clone(k)) {
             let before = self.entries.insert(Arc::clone(&key), entry);
-            return Some((key, before.filter(|e| !matches!(e, ModelEntry::Pending(_)))));
+            return Some((key, before.filter(|e| !matches!(e, ModelEntry::Waiting(_)))));
         }
         let key: Arc<str> = Arc::from(id);
         self.entries.insert(Arc::clone(&key), entry);
@@ -60,7 +60,7 @@ impl Model {
         let Some(oldest) = self.order.pop_front() else {
             return;
         };
-        if let Some(ModelEntry::Pending(_)) = self.entries.get(&oldest) {
+        if let Some(ModelEntry::Waiting(_)) = self.entries.get(&oldest) {
             self.order.push_back(oldest);
             return;
         }
@@ -73,7 +73,7 @@ impl Model {
     pub(super) fn forget(&mut self, id: &str) -> bool {
         match self.entries.get(id) {
             None => return true,
-            Some(ModelEntry::Pending(_)) => return false,
+            Some(ModelEntry::Waiting(_)) => return false,
             Some(_) => {}
         }
         self.entries.remove(id);
@@ -109,8 +109,8 @@ impl Model {
         match self.entries.get(id) {
             None => "Ok(Fresh)".into(),
             Some(ModelEntry::Fenced) => replay(&OpResult::not_applied(id)),
-            Some(ModelEntry::Pending(held) | ModelEntry::Done(held, _)) if held != fp => "conflict".into(),
-            Some(ModelEntry::Pending(_)) => "in progress".into(),
+            Some(ModelEntry::Waiting(held) | ModelEntry::Done(held, _)) if held != fp => "conflict".into(),
+            Some(ModelEntry::Waiting(_)) => "in progress".into(),
             Some(ModelEntry::Done(_, r)) => replay(r),
         }
     }
@@ -180,8 +180,8 @@ fn step(rng: &mut Rng, log: &mut RequestLog, model: &mut Model, undos: &mut Vec<
         }
         2 => {
             let fp = fingerprint(rng);
-            log.mark_pending(id, &fp);
-            model.put(id, ModelEntry::Pending(fp));
+            log.mark_waiting(id, &fp);
+            model.put(id, ModelEntry::Waiting(fp));
         }
         3 => undos.push((log.fence(id), model.put(id, ModelEntry::Fenced))),
         4 => {

@@ -434,7 +434,7 @@ fn waiters_are_bounded_time_out_and_give_up_when_abandoned() {
 }
 
 #[test]
-fn a_pending_id_survives_eviction() {
+fn a_waiting_id_survives_eviction() {
     let l = ledger_with(&[("a", 0)], |c| c.request_id_retention = 1);
     thread::scope(|s| {
         let l = &l;
@@ -568,7 +568,7 @@ fn a_non_blocking_context_runs_an_op_only_when_nothing_can_block() {
     };
     assert_eq!(done(l.try_transfer(&a, &b, &t, &non_blocking())).to_balance, 10);
 
-    // A wait for funds would block: WouldBlock, and the id is not even pending.
+    // A wait for funds would block: WouldBlock, and the id is not even waiting.
     let w = withdrawal("a", 1_000, "w2", true);
     assert!(matches!(
         l.try_withdraw(&a, &w, &mut non_blocking()),

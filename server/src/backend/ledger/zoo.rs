@@ -99,7 +99,7 @@ impl AccountZoo {
 /// recorded (so `GetOperation` later fences the id and says NOT_APPLIED).
 fn half_applied(st: &mut State, request_id: &str) -> LedgerError {
     st.next_sequence();
-    // A withdrawal that waited for funds left its id pending; a pending id
+    // A withdrawal that waited for funds left its id waiting; a waiting id
     // would answer "in progress" forever, so fence it as `GetOperation` would.
     if matches!(st.log.get(request_id), Err(LedgerError::InProgress(_))) {
         st.log.fence(request_id);

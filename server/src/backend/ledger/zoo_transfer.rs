@@ -73,7 +73,7 @@ fn debit_step(
             .abandon(cfg, from.id(), &t.request_id, fp)
             .map(Debit::Finished);
     }
-    src.log.mark_pending(&t.request_id, fp);
+    src.log.mark_waiting(&t.request_id, fp);
     let sequence = src.next_sequence();
     processing_delay(cfg);
     let approve = src.balance >= t.amount;
