@@ -11,13 +11,14 @@ use std::time::{Duration, Instant};
 
 use bank_checker::{History, Verdict};
 
+use crate::after_run::Calls;
 use crate::cli::CheckArgs;
 use crate::drive::Names;
+use crate::final_reads;
 use crate::history::{self, merge, Parsed};
 use crate::progress::PhaseBar;
 use crate::report::{html, human, Consistency};
 use crate::run::Exit;
-use crate::settle;
 
 /// Runs `check`; prints the verdict (or why there is none) and returns the exit code.
 pub fn run(args: &CheckArgs) -> Exit {
@@ -98,9 +99,9 @@ fn read_finals(args: &CheckArgs, h: &mut History) -> Result<(), String> {
         crate::transport::install(&args.transport)?;
         let count = FINAL_READ_CONNECTIONS.max(args.target.len());
         let channels = crate::setup::connect(&args.target, count).await?;
-        let calls = settle::Calls::new(&channels, FINAL_READ_TIMEOUT, Instant::now() + FINAL_READS_BUDGET);
+        let calls = Calls::new(&channels, FINAL_READ_TIMEOUT, Instant::now() + FINAL_READS_BUDGET);
         let bar = PhaseBar::start("reading final states", names.accounts.len() as u64, false);
-        let finals = settle::final_states(&calls, &names, 0, &bar).await;
+        let finals = final_reads::final_states(&calls, &names, 0, &bar).await;
         bar.finish();
         Ok::<_, String>(finals)
     })?;

@@ -1,5 +1,5 @@
 //! Many calls at once, spread over the runtime's threads: the setup and
-//! settle phases make one call per account or per unknown op (up to millions),
+//! after-run phases make one call per account or per unknown op (up to millions),
 //! and polling them all from one task would leave every core but one idle.
 //! Each call is its own task, at most `limit` at a time; dropping the
 //! fan-out (a hard stop, or the first failure) aborts every task still running.

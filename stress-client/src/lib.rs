@@ -2,6 +2,7 @@
 //! numbers are honest (HdrHistogram, coordinated omission corrected) and whose
 //! final verdict says whether the server kept every account correct.
 
+pub mod after_run;
 pub mod bound;
 pub mod check;
 pub mod cli;
@@ -12,6 +13,7 @@ pub mod drive;
 pub mod errors;
 pub mod exit;
 pub mod fanout;
+pub mod final_reads;
 pub mod h2fast;
 pub mod histlog;
 pub mod histogram;

@@ -1,8 +1,8 @@
 //! The live progress lines on stderr (only when it is a terminal and not
 //! `--quiet`): during the load, elapsed time, ops/s over the last tick, the
 //! corrected p99 of the last whole second (from the timeline collector,
-//! which runs whenever the line is shown) and errors so far; during setup
-//! and settle, a counted bar per phase.
+//! which runs whenever the line is shown) and errors so far; during setup,
+//! settling and final reads, a counted bar per phase.
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};

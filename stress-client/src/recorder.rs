@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bank::v1 as pb;
-use bank_checker::{Duplicate, InvalidCall, Kind, Op, Outcome, Read, TransferLeg};
+use bank_checker::{AccountState, Duplicate, History, InvalidCall, Kind, Op, Outcome, Read, TransferLeg};
 use hdrhistogram::Histogram;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -497,6 +497,44 @@ fn status_index(reply: &Result<pb::OperationResult, tonic::Status>) -> usize {
 
 fn micros(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Moves the workers' records into one history (the recorders keep their
+/// histograms and counts; their op buffers are emptied, not copied).
+pub fn history(recorders: &mut [Recorder], accounts: Vec<AccountState>) -> History {
+    let total: usize = recorders.iter().map(|r| r.ops.len()).sum();
+    let mut history = History {
+        accounts,
+        ops: Vec::with_capacity(total),
+        transfers: Vec::new(),
+        reads: Vec::new(),
+        duplicates: Vec::new(),
+        invalid: Vec::new(),
+    };
+    for rec in recorders {
+        // The checker takes fewer than 2^32 records; a run this large is refused
+        // by the checker as malformed rather than wrapped here.
+        let offset = u32::try_from(history.ops.len()).expect("fewer than 2^32 ops recorded");
+        history.ops.append(&mut rec.ops);
+        rec.ops.shrink_to_fit();
+        history.transfers.extend(rec.legs.iter().map(|leg| {
+            let mut leg = *leg;
+            leg.op = leg.op.saturating_add(offset);
+            leg
+        }));
+        history.reads.append(&mut rec.reads);
+        history.duplicates.extend(rec.duplicates.drain(..).map(|mut d| {
+            d.op = d.op.saturating_add(offset);
+            d
+        }));
+        history.invalid.extend(rec.invalid.drain(..).map(|mut c| {
+            if c.op != InvalidCall::NO_INDEX {
+                c.op = c.op.saturating_add(offset);
+            }
+            c
+        }));
+    }
+    history
 }
 
 #[cfg(test)]

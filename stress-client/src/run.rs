@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
+use crate::after_run::Calls;
 use crate::cli::RunArgs;
 use crate::drive::{self, Load, Names};
 use crate::progress::Live;
@@ -19,11 +20,11 @@ use crate::request_id::process_run_id;
 use crate::target::Target;
 use crate::timeline::{Interval, Intervals};
 use crate::workload::{account_id, Amounts};
-use crate::{outputs, settle, setup};
+use crate::{final_reads, outputs, recorder, settle, setup};
 
 pub use crate::exit::Exit;
 
-/// Setup and settle calls get `--timeout`, but at least this: a `--timeout`
+/// Setup and after-run calls (settling, final reads) get `--timeout`, but at least this: a `--timeout`
 /// short enough to provoke unknown outcomes under load must neither fail the
 /// setup nor leave the unknowns unsettled.
 const MIN_BOOKKEEPING_CALL_TIMEOUT: Duration = Duration::from_secs(1);
@@ -126,7 +127,7 @@ async fn run_against(args: &RunArgs, endpoints: &[String]) -> Result<Summary, St
         setup_took,
         clock: (start, start_anchor),
     };
-    let (merged, mut summary) = finish.settle_and_check(recorders, measured).await?;
+    let (merged, mut summary) = finish.wrap_up(recorders, measured).await?;
     summary.started_at = humantime::format_rfc3339_millis(wall_start).to_string();
     summary.command_line = args.command_line.clone();
     summary.thresholds = crate::threshold::check_all(&args.threshold, &report::measured(&summary));
@@ -167,7 +168,7 @@ async fn prepare_accounts(args: &RunArgs, channels: &[Channel]) -> Result<Names,
     Ok(Names { run_id, accounts })
 }
 
-/// The deadline of each setup and settle call.
+/// The deadline of each setup and after-run call.
 fn bookkeeping_timeout(args: &RunArgs) -> Duration {
     args.timeout.max(MIN_BOOKKEEPING_CALL_TIMEOUT)
 }
@@ -186,7 +187,7 @@ struct Finish<'a> {
 
 impl Finish<'_> {
     /// Settles unknown ops, reads final states, checks the history, summarises.
-    async fn settle_and_check(
+    async fn wrap_up(
         &self,
         mut recorders: Vec<Recorder>,
         measured: Duration,
@@ -195,14 +196,14 @@ impl Finish<'_> {
         let failed = recorders.iter().map(|r| r.failures.len() as u64).sum();
         let bar = PhaseBar::start("settling unknown ops", failed, args.quiet);
         let timeout = bookkeeping_timeout(args);
-        let calls = settle::Calls::new(self.channels, timeout, Instant::now() + args.resolve_timeout);
+        let calls = Calls::new(self.channels, timeout, Instant::now() + args.resolve_timeout);
         let started = Instant::now();
         let settlement = settle::resolve(&calls, names, &mut recorders, &bar).await;
         bar.finish();
         tracing::info!("settled {failed} unknown op(s) in {:?}", started.elapsed());
         let finals = self.final_states().await;
         let merged = report::merge(&recorders);
-        let history = settle::history(&mut recorders, finals);
+        let history = recorder::history(&mut recorders, finals);
         // The records moved into the history; the rest of the recorders can go.
         drop(recorders);
         if let Some(path) = &args.history {
@@ -229,9 +230,9 @@ impl Finish<'_> {
         let bar = PhaseBar::start("reading final states", names.accounts.len() as u64, args.quiet);
         let timeout = bookkeeping_timeout(args);
         let until = Instant::now() + timeout + self.setup_took * FINAL_READS_SETUP_FACTOR;
-        let calls = settle::Calls::new(self.channels, timeout, until);
+        let calls = Calls::new(self.channels, timeout, until);
         let started = Instant::now();
-        let finals = settle::final_states(&calls, names, args.initial_balance, &bar).await;
+        let finals = final_reads::final_states(&calls, names, args.initial_balance, &bar).await;
         bar.finish();
         tracing::info!("read {} final states in {:?}", finals.len(), started.elapsed());
         finals

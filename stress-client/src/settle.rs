@@ -1,25 +1,22 @@
 //! After the load: settle every op whose call failed by asking the server
-//! (`GetOperation`, which also fences the id so a late copy can never apply),
-//! read every account's final state, and assemble the history for the checker.
+//! (`GetOperation`, which also fences the id so a late copy can never apply).
+//! "Settle" means this and only this in the client.
 //!
-//! Both phases run many calls at once over all the run's connections, and
-//! both are bounded: each call by `--timeout` on the client's clock (no
-//! deadline is sent: per-call timers on both sides would cost a third of the
-//! time of a million reads, and the client resets a call it gives up on); settling by `--resolve-timeout`
-//! (retries stop then; an ask already sent may take one more `--timeout`);
-//! the final reads by a deadline the caller sets. What is not known by then
-//! stays unknown (an unresolved op, an account with no final state), and the
-//! checker judges with what it has.
+//! Many asks run at once over all the run's connections ([`Calls`]), each
+//! bounded by `--timeout` on the client's clock, the phase by
+//! `--resolve-timeout` (retries stop then; an ask already sent may take one
+//! more `--timeout`). An op not known by then stays unknown (unresolved), and
+//! the checker judges with what it has.
 
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use crate::transport::Bank;
 use bank::v1 as pb;
-use bank_checker::{AccountState, History, InvalidCall, Op, Outcome};
-use tonic::transport::Channel;
+use bank_checker::{Op, Outcome};
 use tonic::{Code, Status};
 
+use crate::after_run::{retryable, Calls};
 use crate::bound::within;
 use crate::drive::Names;
 use crate::fanout::fan_out;
@@ -29,45 +26,8 @@ use crate::request_id::RequestId;
 
 /// `GetOperation` calls in flight at once while settling, over all connections.
 const RESOLVE_CONCURRENCY: usize = 256;
-/// `GetBalance` calls in flight at once for the final reads, over all connections.
-const FINAL_READ_CONCURRENCY: usize = 256;
 /// Pause between two asks about the same op (it may still be waiting for funds).
 const RESOLVE_RETRY_PAUSE: Duration = Duration::from_millis(100);
-
-/// How a settle phase may call the server: its connections and bounds.
-#[derive(Debug, Clone)]
-pub struct Calls {
-    pub clients: Vec<Bank>,
-    /// Deadline of each call (`--timeout`).
-    pub timeout: Duration,
-    /// After this, no new call starts.
-    pub until: Instant,
-}
-
-impl Calls {
-    /// Calls over `channels`, each bounded by `timeout`, none starting after `until`.
-    pub fn new(channels: &[Channel], timeout: Duration, until: Instant) -> Self {
-        Calls {
-            clients: channels.iter().cloned().map(crate::transport::bank).collect(),
-            timeout,
-            until,
-        }
-    }
-
-    /// The connections from the `i`th on, wrapping around: where a call
-    /// that failed on one connection (its server died) is tried next. With
-    /// several `--target`s neighbouring connections go to different servers.
-    fn from(&self, i: usize) -> Vec<Bank> {
-        // Calls are spread over the connections: the `i`th starts on the `i`th.
-        let n = self.clients.len();
-        (0..n).map(|k| self.clients[(i + k) % n].clone()).collect()
-    }
-
-    /// The whole phase is over by then: the last call may start just before `until`.
-    fn hard_stop(&self) -> Instant {
-        self.until + self.timeout
-    }
-}
 
 /// How the unknowns were settled.
 #[derive(Debug, Clone, Copy, Default)]
@@ -270,19 +230,6 @@ impl Unsettled {
     }
 }
 
-/// Statuses after which asking again can help.
-fn retryable(status: &Status) -> bool {
-    matches!(
-        status.code(),
-        Code::Aborted
-            | Code::Unavailable
-            | Code::DeadlineExceeded
-            | Code::ResourceExhausted
-            // What tonic's client answers when its own deadline passes.
-            | Code::Cancelled
-    )
-}
-
 /// Writes a settled answer into the op. Its reply time is the settle reply's
 /// arrival: an op found applied had certainly taken effect by then. True
 /// when the op had taken effect (it took a sequence number). An answer
@@ -317,107 +264,4 @@ fn apply(
         rec.legs[i].to_sequence = result.to_sequence;
     }
     matches!(op.outcome, Outcome::Approved | Outcome::InsufficientFunds)
-}
-
-/// What the final read of one account got: its state, or the status code.
-type FinalRead = Result<pb::Account, Code>;
-
-/// Reads every account's final balance and sequence, in account order
-/// (`None` where the read failed or `calls.until` passed first).
-pub async fn final_states(
-    calls: &Calls,
-    names: &Names,
-    initial_balance: u64,
-    bar: &PhaseBar,
-) -> Vec<AccountState> {
-    let mut read: Vec<Option<FinalRead>> = vec![None; names.accounts.len()];
-    let read_one = |i: usize| {
-        let (clients, timeout, until) = (calls.from(i), calls.timeout, calls.until);
-        let id = names.account(u32::try_from(i).expect("--accounts is bounded by validate"));
-        async move {
-            let mut last = None;
-            // A read that fails retryably is tried over the next connection
-            // (another server, with several --target), once per connection.
-            for mut client in clients {
-                // No read starts after `until`: its account keeps no final state.
-                if Instant::now() >= until {
-                    break;
-                }
-                let message = pb::GetBalanceRequest {
-                    account_id: id.clone(),
-                };
-                let reply = within(timeout, client.get_balance(message)).await;
-                match reply {
-                    Err(status) if retryable(&status) => last = Some(Err(status.code())),
-                    reply => return Some((i, reply.map_err(|status| status.code()))),
-                }
-            }
-            last.map(|answer| (i, answer))
-        }
-    };
-    let store = |answer: Option<(usize, FinalRead)>| {
-        if let Some((i, answer)) = answer {
-            bar.inc();
-            read[i] = Some(answer);
-        }
-        ControlFlow::Continue(())
-    };
-    let reading = fan_out(names.accounts.len(), FINAL_READ_CONCURRENCY, read_one, store);
-    // A read still in flight at the hard stop is aborted: its account has no final state.
-    let _ = tokio::time::timeout_at(calls.hard_stop().into(), reading).await;
-    names
-        .accounts
-        .iter()
-        .zip(read)
-        .map(|(id, answer)| account_state(id, initial_balance, answer))
-        .collect()
-}
-
-fn account_state(id: &str, initial_balance: u64, answer: Option<FinalRead>) -> AccountState {
-    let account = answer.as_ref().and_then(|a| a.as_ref().ok());
-    AccountState {
-        account_id: id.to_owned(),
-        initial_balance,
-        final_balance: account.map(|a| a.balance),
-        final_sequence: account.map(|a| a.sequence),
-        final_not_found: matches!(answer, Some(Err(Code::NotFound))),
-    }
-}
-
-/// Moves the workers' records into one history (the recorders keep their
-/// histograms and counts; their op buffers are emptied, not copied).
-pub fn history(recorders: &mut [Recorder], accounts: Vec<AccountState>) -> History {
-    let total: usize = recorders.iter().map(|r| r.ops.len()).sum();
-    let mut history = History {
-        accounts,
-        ops: Vec::with_capacity(total),
-        transfers: Vec::new(),
-        reads: Vec::new(),
-        duplicates: Vec::new(),
-        invalid: Vec::new(),
-    };
-    for rec in recorders {
-        // The checker takes fewer than 2^32 records; a run this large is refused
-        // by the checker as malformed rather than wrapped here.
-        let offset = u32::try_from(history.ops.len()).expect("fewer than 2^32 ops recorded");
-        history.ops.append(&mut rec.ops);
-        rec.ops.shrink_to_fit();
-        history.transfers.extend(rec.legs.iter().map(|leg| {
-            let mut leg = *leg;
-            leg.op = leg.op.saturating_add(offset);
-            leg
-        }));
-        history.reads.append(&mut rec.reads);
-        history.duplicates.extend(rec.duplicates.drain(..).map(|mut d| {
-            d.op = d.op.saturating_add(offset);
-            d
-        }));
-        history.invalid.extend(rec.invalid.drain(..).map(|mut c| {
-            if c.op != InvalidCall::NO_INDEX {
-                c.op = c.op.saturating_add(offset);
-            }
-            c
-        }));
-    }
-    history
 }

@@ -10,7 +10,7 @@
 use bank::v1 as pb;
 use pb::Outcome;
 
-use super::ctx::{fail, send_op_settled, show_status, xfer, Cx, Step};
+use super::ctx::{fail, send_op_until_answered, show_status, xfer, Cx, Step};
 use super::{check, Check};
 
 /// Transfers sent at once (half each way).
@@ -46,7 +46,7 @@ async fn crossing(cx: Cx) -> Step<()> {
         let (from, to) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
         let amount = 7 + i;
         let op = xfer(from, to, amount, &format!("x{i}"));
-        let call = send_op_settled(cx.bank(), op, cx.shared.timeout);
+        let call = send_op_until_answered(cx.bank(), op, cx.shared.timeout);
         async move { (i % 2 == 0, amount, call.await) }
     });
     let (mut on_a, mut on_b) = (Vec::new(), Vec::new());

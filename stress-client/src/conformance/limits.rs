@@ -12,8 +12,8 @@ use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
 use super::ctx::{
-    dep, ensure, fail, get_op, is_retryable, send_op, send_op_settled, show, show_status, wd, wd_wait, Cx,
-    Step, Stop, Want,
+    dep, ensure, fail, get_op, is_retryable, send_op, send_op_until_answered, show, show_status, wd, wd_wait,
+    Cx, Step, Stop, Want,
 };
 use super::invalid::padded;
 use super::{check, Check};
@@ -100,10 +100,10 @@ async fn message_too_large(cx: Cx) -> Step<()> {
 
 /// Whether waiter `i` on `a`, whose own call got no outcome, was approved,
 /// as GetOperation says (which fences it if the server never saw it).
-async fn settle_waiter(cx: &Cx, a: &str, i: usize) -> Step<bool> {
+async fn waiter_outcome(cx: &Cx, a: &str, i: usize) -> Step<bool> {
     let rid = format!("w{i}");
     let sent = format!("GetOperation of waiting Withdraw {rid} of 1 on {a}");
-    match send_op_settled(cx.bank(), get_op(a, &rid), cx.shared.timeout).await {
+    match send_op_until_answered(cx.bank(), get_op(a, &rid), cx.shared.timeout).await {
         Ok(got) if got.outcome == bank::v1::Outcome::Approved as i32 => Ok(true),
         Ok(got) if got.outcome == bank::v1::Outcome::NotApplied as i32 => Ok(false),
         Ok(got) => fail(format!(
@@ -144,7 +144,7 @@ async fn waiters_exhausted(cx: Cx) -> Step<()> {
             Ok(Err(s)) if s.code() == Code::ResourceExhausted => refused.push(i),
             // Failed or answered late (a fault of the moment): its outcome is
             // what GetOperation says.
-            Ok(Err(s)) if is_retryable(s.code()) => approved += u64::from(settle_waiter(&cx, &a, i).await?),
+            Ok(Err(s)) if is_retryable(s.code()) => approved += u64::from(waiter_outcome(&cx, &a, i).await?),
             Ok(Ok(got)) => {
                 return fail(format!(
                     "sent {sent}; got {}; expected APPROVED or RESOURCE_EXHAUSTED",

@@ -8,7 +8,7 @@
 use bank::v1 as pb;
 use pb::Outcome;
 
-use super::ctx::{dep, fail, send_op_settled, show, wd, Cx, Op, Step};
+use super::ctx::{dep, fail, send_op_until_answered, show, wd, Cx, Op, Step};
 use super::{check, Check};
 
 /// Ops sent at once on one account.
@@ -37,7 +37,7 @@ async fn contend(cx: &Cx, a: &str, initial: u64, ops: Vec<(Op, Change)>) -> Step
         show(&ops.iter().map(|(op, _)| op).collect::<Vec<_>>())
     );
     let calls = ops.into_iter().map(|(op, change)| {
-        let call = send_op_settled(cx.bank(), op, cx.shared.timeout);
+        let call = send_op_until_answered(cx.bank(), op, cx.shared.timeout);
         async move { (change, call.await) }
     });
     let mut answers = Vec::new();

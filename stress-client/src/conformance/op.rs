@@ -76,27 +76,31 @@ pub async fn send_op(mut bank: Bank, op: Op, timeout: Duration) -> Result<pb::Op
     answer.map(Response::into_inner)
 }
 
-/// Sends of one op by [`send_op_settled`], the first included.
-const SETTLE_SENDS_MAX: u32 = 8;
+/// Sends of one op by [`send_op_until_answered`], the first included.
+const ANSWER_SENDS_MAX: u32 = 8;
 /// The pause before the first resend, doubled before each next one.
-const SETTLE_PAUSE_FIRST: Duration = Duration::from_millis(10);
+const ANSWER_PAUSE_FIRST: Duration = Duration::from_millis(10);
 
 /// Sends `op` as a patient client does: an answer with a retryable status
 /// (see [`super::expect::is_retryable`]: shed, failed before or after
 /// applying, late) is followed by the same op under the same request id,
-/// up to [`SETTLE_SENDS_MAX`] sends with a doubling pause, so the answer is
+/// up to [`ANSWER_SENDS_MAX`] sends with a doubling pause, so the answer is
 /// the op's one outcome (first hand, or the stored result of an earlier
 /// send). For the checks whose many calls each carry their own request id
 /// and that judge outcomes, not the `replayed` flag. An op without a
 /// request id is sent once: a resend could apply it twice.
-pub async fn send_op_settled(bank: Bank, op: Op, timeout: Duration) -> Result<pb::OperationResult, Status> {
-    let mut pause = SETTLE_PAUSE_FIRST;
+pub async fn send_op_until_answered(
+    bank: Bank,
+    op: Op,
+    timeout: Duration,
+) -> Result<pb::OperationResult, Status> {
+    let mut pause = ANSWER_PAUSE_FIRST;
     let mut sends = 1;
     loop {
         let answer = send_op(bank.clone(), op.clone(), timeout).await;
         match answer {
             Err(s)
-                if sends < SETTLE_SENDS_MAX
+                if sends < ANSWER_SENDS_MAX
                     && has_request_id(&op)
                     && super::expect::is_retryable(s.code()) =>
             {

@@ -24,7 +24,7 @@ const REACH_SERVER: Duration = Duration::from_millis(300);
 /// The deadline of a withdrawal left to give up.
 const GIVE_UP_AFTER: Duration = Duration::from_millis(600);
 /// How long GetOperation is retried while it answers ABORTED (still waiting).
-const SETTLE_FOR: Duration = Duration::from_secs(3);
+const FINAL_OUTCOME_WAIT: Duration = Duration::from_secs(3);
 
 pub fn checks() -> Vec<Check> {
     vec![
@@ -126,11 +126,11 @@ async fn deadline(cx: Cx) -> Step<()> {
                 Want::not_applied(false)
             };
             check_answer(&sent, Ok(got), &want)?;
-            settled_after_deadline(&cx, &a, Some(denied)).await
+            final_after_deadline(&cx, &a, Some(denied)).await
         }
         // The client's deadline cut the call (tonic says CANCELLED, others DEADLINE_EXCEEDED).
         Err(status) if matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled) => {
-            settled_after_deadline(&cx, &a, None).await
+            final_after_deadline(&cx, &a, None).await
         }
         Err(status) => fail(format!(
             "sent {sent}; got {}; expected OUTCOME_INSUFFICIENT_FUNDS, DeadlineExceeded or Cancelled",
@@ -142,8 +142,8 @@ async fn deadline(cx: Cx) -> Step<()> {
 /// After the deadline: GetOperation says denied (it took a number) or
 /// NOT_APPLIED (it took none), as the answer said if there was one, and
 /// GetBalance agrees.
-async fn settled_after_deadline(cx: &Cx, a: &str, answered_denied: Option<bool>) -> Step<()> {
-    let got = settle(cx, a, "w").await?;
+async fn final_after_deadline(cx: &Cx, a: &str, answered_denied: Option<bool>) -> Step<()> {
+    let got = final_outcome(cx, a, "w").await?;
     let denied = got.outcome != pb::Outcome::NotApplied as i32;
     ensure(answered_denied.is_none_or(|d| d == denied), || {
         format!(
@@ -161,11 +161,11 @@ async fn settled_after_deadline(cx: &Cx, a: &str, answered_denied: Option<bool>)
 }
 
 /// GetOperation of `rid` on `a`, asked again while it is ABORTED (still waiting).
-async fn settle(cx: &Cx, a: &str, rid: &str) -> Step<pb::OperationResult> {
+async fn final_outcome(cx: &Cx, a: &str, rid: &str) -> Step<pb::OperationResult> {
     let started = Instant::now();
     loop {
         match cx.send(get_op(a, rid)).await {
-            Err(s) if s.code() == Code::Aborted && started.elapsed() < SETTLE_FOR => {
+            Err(s) if s.code() == Code::Aborted && started.elapsed() < FINAL_OUTCOME_WAIT => {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             answer => return super::ctx::expect_ok(&show(&get_op(a, rid)), answer),
