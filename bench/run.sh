@@ -569,16 +569,16 @@ case_P15() {
   local rate worst=0 diff detail="{}" labels=()
   for rate in "${P15_RATES[@]}"; do
     say "P15: --rate $rate, delay 0, 8 accounts: corrected p50 - uncorrected p50"
-    bank_server "p13-$rate-server" 0s
-    stress "p13-$rate" --rate "$rate" --accounts 8
+    bank_server "p15-$rate-server" 0s
+    stress "p15-$rate" --rate "$rate" --accounts 8
     stop "$SERVER"
-    diff=$(jq '.latency_us.p50 - .latency_us_uncorrected.p50' "$TMP/p13-$rate.json")
-    detail=$(jq -c --arg r "$rate" --argjson d "$diff" --slurpfile j "$TMP/p13-$rate.json" \
+    diff=$(jq '.latency_us.p50 - .latency_us_uncorrected.p50' "$TMP/p15-$rate.json")
+    detail=$(jq -c --arg r "$rate" --argjson d "$diff" --slurpfile j "$TMP/p15-$rate.json" \
       '. + {("rate_" + $r): {p50_gap_us: $d, corrected_p50_us: $j[0].latency_us.p50,
              uncorrected_p50_us: $j[0].latency_us_uncorrected.p50, lateness_us: $j[0].schedule.lateness_us,
              warnings: $j[0].warnings}}' <<<"$detail")
     [ "$diff" -gt "$worst" ] && worst=$diff
-    labels+=("p13-$rate")
+    labels+=("p15-$rate")
   done
   record P15 "pacer precision: corrected - uncorrected p50, --rate ${P15_RATES[*]}, delay 0 (worst)" \
     "$worst" "us gap" 50 "50 us" le 1.0 "$detail" "${labels[@]}"

@@ -24,13 +24,18 @@
 //! tail stays as the fallback where a `timerfd` cannot be made, and
 //! [`PACER_ENV`] picks a timer to compare them.
 //!
-//! The ≈ 50 µs left is the wake-up through `epoll` on that machine. Setting
-//! the timer early by a learned low quantile of it and yielding out the
-//! rest (`timerfd-tail`, at most [`MAX_EARLY`]) cut it at 500/s (gap 38,
-//! 45, 130 µs against 61, 77, 92; lateness p50 35 against 53 µs) but hurt
-//! at 5,000/s (gap 148, 233, 1,436 µs against 46, 44, 42): the tails of
-//! overlapping workers hold up the thread's other wake-ups and replies. So
-//! the plain `timerfd` is the default.
+//! The ≈ 50 µs left is the wake-up through `epoll` (from an idle core).
+//! Setting the timer early by a learned low quantile of it and yielding out
+//! the rest (`timerfd-tail`, at most [`MAX_EARLY`]) closes it. On that
+//! overloaded machine it cut the gap at 500/s (38, 45, 130 µs against 61,
+//! 77, 92) but hurt at 5,000/s (148, 233, 1,436 µs against 46, 44, 42): the
+//! tails of overlapping workers held up the thread's other wake-ups. On an
+//! idle machine (bench P15, the lead's runs; noise 0–13 %) it wins at both
+//! rates with the same client CPU per op: gap 38 and 47 µs at 500/s and
+//! 4–5 µs at 5,000/s, against 53–67 µs and 41 µs for the plain `timerfd`.
+//! So `timerfd-tail` is the default: a generator is judged where it has the
+//! cores it needs, and where it has not, the reported lateness and its
+//! warning say so whatever the timer.
 
 use std::time::{Duration, Instant};
 
@@ -71,8 +76,8 @@ pub fn precise_plan(now: Instant, due: Instant) -> Plan {
 }
 
 /// Environment variable that picks the timer, to measure the choices side
-/// by side (bench): `timerfd` (the default), `timerfd-tail` (the timerfd
-/// set early by a learned wake-up delay, then a short yield tail), `tail`
+/// by side (bench): `timerfd-tail` (the default: the timerfd set early by
+/// a learned wake-up delay, then a short yield tail), `timerfd` (alone), `tail`
 /// (the fallback) or `tokio` (tokio's sleep alone, the old pacer).
 pub const PACER_ENV: &str = "STRESS_CLIENT_PACER";
 
@@ -121,9 +126,9 @@ impl Kind {
         static KIND: std::sync::OnceLock<Kind> = std::sync::OnceLock::new();
         *KIND.get_or_init(|| match std::env::var(PACER_ENV).as_deref() {
             Ok("tail") => Kind::Tail,
-            Ok("timerfd-tail") => Kind::TimerFdTail,
+            Ok("timerfd") => Kind::TimerFd,
             Ok("tokio") => Kind::Tokio,
-            _ => Kind::TimerFd,
+            _ => Kind::TimerFdTail,
         })
     }
 }
