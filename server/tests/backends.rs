@@ -162,6 +162,7 @@ contract!(
     a_waiting_withdrawal_is_served_by_a_later_deposit,
     metrics_read_the_ledger,
     max_request_ids_forgets_the_oldest_ids,
+    max_request_ids_leaves_a_principal_its_fair_share,
 );
 
 const ALICE: &str = "alice-token-0123456789";
@@ -197,6 +198,20 @@ fn sample(text: &str, series: &str) -> f64 {
 
 mod checks {
     use super::*;
+
+    /// Waits until the server remembers at most `cap` ids: PostgreSQL
+    /// forgets past the cap within a second (id_cap.rs), memory at once.
+    async fn wait_for_the_cap(place: &Place, metrics: std::net::SocketAddr, cap: usize) {
+        let patience = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while sample(&scrape(metrics).await, "bank_remembered_request_ids ") > cap as f64 {
+            assert!(
+                std::time::Instant::now() < patience,
+                "{:?}: the cap never held",
+                place.kind
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
 
     pub async fn ops_follow_the_ledger_rules(place: &Place) {
         let mut s = place.start(|_| {}).await;
@@ -400,16 +415,7 @@ mod checks {
             let id = if i % 2 == 0 { "a" } else { "b" };
             ok(bank.deposit(deposit(id, 1, &format!("r{i}"))).await);
         }
-        // PostgreSQL forgets past the cap within a second (id_cap.rs); memory at once.
-        let patience = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while sample(&scrape(metrics).await, "bank_remembered_request_ids ") > 5.0 {
-            assert!(
-                std::time::Instant::now() < patience,
-                "{:?}: the cap never held",
-                place.kind
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        wait_for_the_cap(place, metrics, 5).await;
         assert_eq!(
             code(bank.get_operation(get_op("a", "r0")).await),
             Code::FailedPrecondition
@@ -420,6 +426,47 @@ mod checks {
             (6, 6),
             "forgetting ids changes no money"
         );
+    }
+
+    /// Issue 18's rule on every backend: past the cap, the ids forgotten are
+    /// the oldest of the principal that remembers the most, so bob's flood
+    /// never ages out alice's few (2 ≤ cap ÷ 2 principals).
+    pub async fn max_request_ids_leaves_a_principal_its_fair_share(place: &Place) {
+        const CAP: usize = 6;
+        let tokens = place.tokens();
+        let (mut bank, metrics, _stop) = place
+            .start_with_metrics_in(|c| {
+                c.auth_tokens = Some(tokens);
+                c.ledger.max_request_ids = CAP;
+            })
+            .await;
+        ok(bank.open_account(as_(ALICE, open_req("a", 0))).await);
+        ok(bank.open_account(as_(BOB, open_req("b", 0))).await);
+        for i in 0..2 {
+            ok(bank.deposit(as_(ALICE, deposit("a", 1, &format!("a{i}")))).await);
+        }
+        for i in 0..20 {
+            ok(bank.deposit(as_(BOB, deposit("b", 1, &format!("b{i}")))).await);
+        }
+        wait_for_the_cap(place, metrics, CAP).await;
+        for (i, id) in ["a0", "a1"].into_iter().enumerate() {
+            let kept = bank.get_operation(as_(ALICE, get_op("a", id))).await;
+            assert_eq!(
+                ok(kept).sequence,
+                i as u64 + 1,
+                "{:?}: bob's flood aged out alice's {id}",
+                place.kind
+            );
+        }
+        assert_eq!(
+            code(bank.get_operation(as_(BOB, get_op("b", "b0"))).await),
+            Code::FailedPrecondition,
+            "{:?}: bob's oldest id is the one forgotten",
+            place.kind
+        );
+        assert_eq!(ok(bank.get_operation(as_(BOB, get_op("b", "b19"))).await).sequence, 20);
+        let a = ok(bank.get_balance(as_(ALICE, get_balance("a"))).await);
+        assert_eq!((a.balance, a.sequence), (2, 2), "forgetting ids changes no money");
     }
 
     pub async fn metrics_read_the_ledger(place: &Place) {
