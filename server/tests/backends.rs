@@ -253,8 +253,13 @@ mod checks {
         let t = ok(bank.transfer(transfer("a", "b", 60, "t")).await);
         let t_again = ok(bank.transfer(transfer("a", "b", 60, "t")).await);
         assert_eq!(t_again, OperationResult { replayed: true, ..t });
+        assert_eq!(state(bank, "a").await, (50, 2));
+        assert_eq!(state(bank, "b").await, (60, 1));
         let fenced = ok(bank.get_operation(get_op("a", "lost")).await);
-        assert_eq!((fenced.outcome(), fenced.sequence), (Outcome::NotApplied, 0));
+        assert_eq!(
+            (fenced.outcome(), fenced.sequence, fenced.balance),
+            (Outcome::NotApplied, 0, 0)
+        );
         let late = ok(bank.withdraw(withdraw("a", 5, "lost")).await);
         assert_eq!((late.outcome(), late.replayed), (Outcome::NotApplied, true));
         assert_eq!(state(bank, "a").await, (50, 2), "the late copy was not applied");
@@ -320,8 +325,14 @@ mod checks {
             for (i, got) in answers.into_iter().enumerate() {
                 assert_eq!(got, Code::InvalidArgument, "{bad:?}, call {i}");
             }
+            let mut stream = ok(bank
+                .withdraw_stream(tokio_stream::iter([withdraw("a", 1, bad)]))
+                .await);
+            assert_eq!(stream.message().await.unwrap_err().code(), Code::InvalidArgument);
         }
         assert_eq!(state(bank, "a").await, (100, 0), "nothing was applied");
+        // Printable non-ASCII stays allowed.
+        ok(bank.open_account(open_req("zürich-€", 1)).await);
     }
 
     pub async fn only_the_owner_may_act_on_an_account(place: &Place) {
@@ -372,7 +383,9 @@ mod checks {
             "{}",
             refused.message()
         );
+        // Nothing changed: the refused id is still free, and alice has her own room.
         ok(bank.open_account(as_(ALICE, open_req("b3", 7))).await);
+        ok(bank.open_account(as_(ALICE, open_req("a1", 7))).await);
         assert_eq!(
             ok(bank.get_balance(as_(ALICE, get_balance("b3"))).await).balance,
             7

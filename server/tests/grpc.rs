@@ -1,6 +1,8 @@
 //! End-to-end tests of bank-server over gRPC: a real server on 127.0.0.1:0 per
 //! test, driven by the generated client (every RPC, every status code, streams,
 //! waiting, abandoned calls, the seed race, health and graceful shutdown).
+//! The codes of unknown accounts, reused ids and overflow, and replays and
+//! fences, are contract tests, run on every backend (`backends.rs`).
 
 mod common;
 
@@ -89,51 +91,6 @@ async fn malformed_requests_are_invalid_argument_and_change_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_accounts_duplicates_and_overflow_have_their_codes() {
-    let mut s = start(config(|_| {})).await;
-    let bank = &mut s.bank;
-    open_all(bank, &[("a", 100), ("full", u64::MAX - 1)]).await;
-    let not_found = [
-        code(bank.get_balance(get_balance("nobody")).await),
-        code(bank.deposit(deposit("nobody", 1, "")).await),
-        code(bank.withdraw(withdraw("nobody", 1, "")).await),
-        code(bank.transfer(transfer("a", "nobody", 1, "")).await),
-        code(bank.transfer(transfer("nobody", "a", 1, "")).await),
-        code(bank.get_operation(get_op("nobody", "r")).await),
-    ];
-    assert_eq!(not_found, [Code::NotFound; 6]);
-
-    assert_eq!(
-        code(bank.open_account(open_req("a", 5)).await),
-        Code::AlreadyExists
-    );
-    ok(bank.deposit(deposit("a", 10, "r1")).await);
-    assert_eq!(
-        code(bank.deposit(deposit("a", 11, "r1")).await),
-        Code::AlreadyExists
-    );
-    assert_eq!(
-        code(bank.withdraw(withdraw("a", 10, "r1")).await),
-        Code::AlreadyExists
-    );
-    assert_eq!(
-        code(bank.transfer(transfer("a", "full", 10, "r1")).await),
-        Code::AlreadyExists
-    );
-
-    assert_eq!(
-        code(bank.deposit(deposit("full", 2, "o1")).await),
-        Code::FailedPrecondition
-    );
-    assert_eq!(
-        code(bank.transfer(transfer("a", "full", 2, "o2")).await),
-        Code::FailedPrecondition
-    );
-    assert_eq!(state(bank, "a").await, (110, 1));
-    assert_eq!(state(bank, "full").await, (u64::MAX - 1, 0));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn account_and_waiter_limits_are_resource_exhausted() {
     let mut s = start(config(|c| {
         c.ledger.max_accounts = 2;
@@ -213,37 +170,6 @@ async fn a_message_over_the_size_limit_is_refused() {
         (1, 1),
         "the server still serves; nothing applied"
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn repeated_request_ids_replay_and_get_operation_fences_late_copies() {
-    let mut s = start(config(|_| {})).await;
-    let bank = &mut s.bank;
-    open_all(bank, &[("a", 100), ("b", 0)]).await;
-    let first = ok(bank.deposit(deposit("a", 10, "d")).await);
-    let again = ok(bank.deposit(deposit("a", 10, "d")).await);
-    assert!(!first.replayed);
-    assert_eq!(
-        again,
-        OperationResult {
-            replayed: true,
-            ..first
-        }
-    );
-    let t = ok(bank.transfer(transfer("a", "b", 60, "t")).await);
-    let t_again = ok(bank.transfer(transfer("a", "b", 60, "t")).await);
-    assert_eq!(t_again, OperationResult { replayed: true, ..t });
-    assert_eq!(state(bank, "a").await, (50, 2));
-    assert_eq!(state(bank, "b").await, (60, 1));
-
-    let fenced = ok(bank.get_operation(get_op("a", "lost")).await);
-    assert_eq!(
-        (fenced.outcome(), fenced.sequence, fenced.balance),
-        (Outcome::NotApplied, 0, 0)
-    );
-    let late = ok(bank.withdraw(withdraw("a", 5, "lost")).await);
-    assert_eq!((late.outcome(), late.replayed), (Outcome::NotApplied, true));
-    assert_eq!(state(bank, "a").await, (50, 2), "the late copy was not applied");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
