@@ -163,6 +163,7 @@ contract!(
     metrics_read_the_ledger,
     max_request_ids_forgets_the_oldest_ids,
     max_request_ids_leaves_a_principal_its_fair_share,
+    a_delayed_op_is_one_round_trip,
 );
 
 const ALICE: &str = "alice-token-0123456789";
@@ -480,6 +481,29 @@ mod checks {
         assert_eq!(ok(bank.get_operation(as_(BOB, get_op("b", "b19"))).await).sequence, 20);
         let a = ok(bank.get_balance(as_(ALICE, get_balance("a"))).await);
         assert_eq!((a.balance, a.sequence), (2, 2), "forgetting ids changes no money");
+    }
+
+    /// With a processing delay, a deposit, a withdrawal and a transfer keep
+    /// the ledger's rules, and on PostgreSQL each is one statement (one
+    /// round trip: the delay is held before the call, not inside a
+    /// transaction of BEGIN, lock, look-up, write, COMMIT).
+    pub async fn a_delayed_op_is_one_round_trip(place: &Place) {
+        let (mut bank, metrics, _stop) = place
+            .start_with_metrics_in(|c| c.ledger.processing_delay = std::time::Duration::from_millis(2))
+            .await;
+        open_all(&mut bank, &[("a", 100), ("b", 0)]).await;
+        let statements = |text: &str| sample(text, "bank_db_statement_seconds_count ");
+        let before = statements(&scrape(metrics).await);
+        let started = std::time::Instant::now();
+        let d = ok(bank.deposit(deposit("a", 10, "d")).await);
+        let w = ok(bank.withdraw(withdraw("a", 20, "w")).await);
+        let t = ok(bank.transfer(transfer("a", "b", 30, "t")).await);
+        assert!(started.elapsed() >= std::time::Duration::from_millis(6), "each op held the delay");
+        assert_eq!((d.balance, d.sequence, w.balance, w.sequence), (110, 1, 90, 2));
+        assert_eq!((t.balance, t.sequence, t.to_balance, t.to_sequence), (60, 3, 30, 1));
+        let spent = statements(&scrape(metrics).await) - before;
+        let want = if place.kind == Kind::Postgres { 3.0 } else { 0.0 };
+        assert_eq!(spent, want, "{:?}: statements for three delayed ops", place.kind);
     }
 
     pub async fn metrics_read_the_ledger(place: &Place) {

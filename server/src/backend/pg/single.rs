@@ -97,7 +97,9 @@ impl PgLedger {
     /// One look at `op` under its monitor: in one round trip where the op
     /// allows it (`one_trip.rs`), else as a transaction of several statements.
     fn look(&self, op: &Single<'_>, ctx: &CallContext, until: Option<Instant>) -> LedgerResult<Step> {
-        if self.one_trip_allowed(ctx) {
+        let delayed = !self.config.processing_delay.is_zero();
+        if self.one_trip_allowed(ctx) && !(delayed && until.is_some()) {
+            self.one_trip_delay();
             let wait = until.is_some_and(|until| Instant::now() < until);
             match self.one_trip(op.account, op.request_id, (&op.kind, op.amount), wait) {
                 Some(Ok(Trip::Done(result))) => return Ok(Step::Done(result)),
