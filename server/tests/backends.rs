@@ -1,6 +1,7 @@
 //! The contract every ledger backend keeps, one test code run against each
 //! backend in turn: memory, the journal of `--data-dir`, group commit
-//! (`--batch-max`), and PostgreSQL when `BANK_TEST_DATABASE_URL` is set
+//! (`--batch-max`), and PostgreSQL, alone and with `--batch-max`, when
+//! `BANK_TEST_DATABASE_URL` is set
 //! (each PostgreSQL run gets a database of its own, so limits counted per
 //! database are exact). A test here is written once, in `checks`, and
 //! listed in `contract!`; it then runs on every backend of [`kinds`].
@@ -25,6 +26,8 @@ enum Kind {
     DataDir,
     Batched,
     Postgres,
+    /// PostgreSQL with `--batch-max 8`: group commit (`bank_batch`).
+    PgBatched,
 }
 
 /// Every backend this run can reach (PostgreSQL only with its URL).
@@ -32,6 +35,7 @@ fn kinds() -> Vec<Kind> {
     let mut kinds = vec![Kind::Memory, Kind::DataDir, Kind::Batched];
     if pg_url::url().is_some() {
         kinds.push(Kind::Postgres);
+        kinds.push(Kind::PgBatched);
     }
     kinds
 }
@@ -47,7 +51,7 @@ struct Place {
 impl Place {
     async fn new(kind: Kind) -> Place {
         let database = match kind {
-            Kind::Postgres => Some(fresh_database().await),
+            Kind::Postgres | Kind::PgBatched => Some(fresh_database().await),
             _ => None,
         };
         Place {
@@ -63,7 +67,7 @@ impl Place {
             match self.kind {
                 Kind::Memory | Kind::Postgres => {}
                 Kind::DataDir => c.data_dir = Some(self.dir.path().join("data")),
-                Kind::Batched => c.ledger.batch_max = 8,
+                Kind::Batched | Kind::PgBatched => c.ledger.batch_max = 8,
             }
             c.database = self.database.clone().map(|url| DbSettings {
                 url,
@@ -94,7 +98,7 @@ impl Place {
             metrics: Some(metrics),
         };
         let config = config(|c| {
-            c.ledger.batch_max = if self.kind == Kind::Batched { 8 } else { 1 };
+            c.ledger.batch_max = if self.batched() { 8 } else { 1 };
             c.data_dir = (self.kind == Kind::DataDir).then(|| self.dir.path().join("data-metrics"));
             c.database = self.database.clone().map(|url| DbSettings {
                 url,
@@ -108,6 +112,16 @@ impl Place {
         }));
         let channel = connect(grpc_addr).await.unwrap();
         (BankClient::new(channel), metrics_addr, stop)
+    }
+
+    /// Whether this backend runs with `--batch-max 8`.
+    fn batched(&self) -> bool {
+        matches!(self.kind, Kind::Batched | Kind::PgBatched)
+    }
+
+    /// Whether the ledger is in PostgreSQL.
+    fn in_postgres(&self) -> bool {
+        matches!(self.kind, Kind::Postgres | Kind::PgBatched)
     }
 
     /// A token file naming alice and bob.
@@ -502,7 +516,7 @@ mod checks {
         assert_eq!((d.balance, d.sequence, w.balance, w.sequence), (110, 1, 90, 2));
         assert_eq!((t.balance, t.sequence, t.to_balance, t.to_sequence), (60, 3, 30, 1));
         let spent = statements(&scrape(metrics).await) - before;
-        let want = if place.kind == Kind::Postgres { 3.0 } else { 0.0 };
+        let want = if place.in_postgres() { 3.0 } else { 0.0 };
         assert_eq!(spent, want, "{:?}: statements for three delayed ops", place.kind);
     }
 
@@ -522,7 +536,7 @@ mod checks {
         let statements = sample(&text, "bank_db_statement_seconds_count ");
         let pooled = sample(&text, "bank_db_pool_connections{state=\"idle\"} ")
             + sample(&text, "bank_db_pool_connections{state=\"in_use\"} ");
-        if place.kind == Kind::Postgres {
+        if place.in_postgres() {
             assert!(statements >= 4.0 && pooled >= 1.0, "{text}");
         } else {
             assert_eq!((statements, pooled), (0.0, 0.0));
@@ -539,4 +553,5 @@ fn the_suite_runs_on_memory_the_journal_and_group_commit_at_least() {
         assert!(kinds.contains(&kind));
     }
     assert_eq!(kinds.contains(&Kind::Postgres), pg_url::url().is_some());
+    assert_eq!(kinds.contains(&Kind::PgBatched), pg_url::url().is_some());
 }

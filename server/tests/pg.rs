@@ -159,6 +159,52 @@ fn a_batch_is_one_transaction_with_a_sequence_number_per_op() {
     assert!(answers[3].replayed, "the repeated id is answered from the first");
 }
 
+/// The name of `e`'s variant (the account ids differ between runs).
+fn variant(e: &LedgerError) -> String {
+    let text = format!("{e:?}");
+    text.split([' ', '(', '{']).next().unwrap_or_default().to_owned()
+}
+
+/// One batch with every kind of answer, on `db` (a fresh account opened with 10).
+fn mixed_batch(db: &PgLedger) -> Vec<Result<(Outcome, u64, u64, bool), String>> {
+    let a = fresh("mixed");
+    db.open_account(&a, 10, None).unwrap();
+    db.deposit(&deposit(&a, 1, "old"), &CallContext::detached()).unwrap();
+    let op = |o: BatchOp| (o, CallContext::detached());
+    let mut ops = vec![
+        op(BatchOp::Deposit(deposit(&a, 1, "old"))),
+        op(BatchOp::Withdraw(withdrawal(&a, 1, "old"))),
+        op(BatchOp::Deposit(deposit(&a, u64::MAX, "big"))),
+        op(BatchOp::Withdraw(withdrawal(&a, 4, ""))),
+        op(BatchOp::Deposit(deposit(&a, 2, "new"))),
+        op(BatchOp::Withdraw(withdrawal(&a, 100, "short"))),
+        op(BatchOp::Deposit(deposit(&a, 2, "new"))),
+    ];
+    let answers = db.run_batch(&a, &mut ops);
+    let state = db.balance(&a).unwrap();
+    let mut seen: Vec<_> = answers
+        .into_iter()
+        .map(|r| r.map(|r| (r.outcome, r.balance, r.sequence, r.replayed)).map_err(|e| variant(&e)))
+        .collect();
+    seen.push(Ok((Outcome::Approved, state.balance, state.sequence, false)));
+    seen
+}
+
+#[test]
+fn a_batch_in_one_round_trip_answers_as_the_transaction_does() {
+    let Some(url) = url() else { return };
+    let one_trip = mixed_batch(&ledger(&url, Isolation::ReadCommitted, config(1)));
+    // Repeatable read never takes one round trip: the transaction path.
+    let transaction = mixed_batch(&ledger(&url, Isolation::RepeatableRead, config(1)));
+    assert_eq!(one_trip, transaction);
+    assert_eq!(one_trip[0], Ok((Outcome::Approved, 11, 1, true)), "a replay");
+    assert!(one_trip[1].as_ref().is_err_and(|e| e.contains("Conflict")), "{:?}", one_trip[1]);
+    assert!(one_trip[2].as_ref().is_err_and(|e| e.contains("Overflow")), "{:?}", one_trip[2]);
+    assert_eq!(one_trip[3], Ok((Outcome::Approved, 7, 2, false)), "an empty id");
+    assert_eq!(one_trip[6], Ok((Outcome::Approved, 9, 3, true)), "a repeat within the batch");
+    assert_eq!(one_trip[7], Ok((Outcome::Approved, 9, 4, false)), "the account after it");
+}
+
 #[test]
 fn a_withdrawal_waits_for_a_deposit_made_through_another_server() {
     let Some(url) = url() else { return };

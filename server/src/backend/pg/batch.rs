@@ -4,7 +4,8 @@
 //! order, on the balance the one before it left, and takes its own sequence
 //! number; if the transaction fails, none is applied and every op answers
 //! the failure. An op whose request id repeats an earlier one of the batch
-//! runs alone after it (and finds its answer).
+//! runs alone after it (and finds its answer). Where one round trip is
+//! allowed the batch is one call of a plpgsql function (`batch_trip.rs`).
 
 use std::collections::{HashMap, HashSet};
 
@@ -17,7 +18,7 @@ use crate::backend::ledger::{BatchOp, CallContext, LedgerResult, OpResult};
 
 /// What one op of a batch came to inside the transaction.
 #[derive(Debug, Clone)]
-enum Decided {
+pub(super) enum Decided {
     /// Answered without a change (a replay, a conflict, an overflow).
     Answered(LedgerResult<OpResult>),
     /// Written by this transaction.
@@ -36,9 +37,7 @@ impl PgLedger {
         let decided = {
             let monitor = self.monitors.of(account);
             let _held = monitor.lock();
-            txn::run(self.pool.get(), self.isolation, |tx| {
-                self.try_batch(tx, account, ops)
-            })
+            self.decide_batch(account, ops)
         };
         let decided = match decided {
             Ok(decided) => decided,
@@ -56,6 +55,21 @@ impl PgLedger {
                 },
             })
             .collect()
+    }
+
+    /// `ops` decided and written: in one round trip where allowed
+    /// (`batch_trip.rs`, the delay held before the call), else as a
+    /// transaction. The caller holds the account's monitor.
+    fn decide_batch(&self, account: &str, ops: &[(BatchOp, CallContext)]) -> LedgerResult<Vec<Decided>> {
+        if self.one_trip_allowed(&CallContext::detached()) {
+            self.one_trip_delay();
+            if let Some(decided) = self.batch_trip(account, ops) {
+                return decided;
+            }
+        }
+        txn::run(self.pool.get(), self.isolation, |tx| {
+            self.try_batch(tx, account, ops)
+        })
     }
 
     fn try_batch(
@@ -154,14 +168,14 @@ fn decide_one(
     })
 }
 
-fn request_id(op: &BatchOp) -> &str {
+pub(super) fn request_id(op: &BatchOp) -> &str {
     match op {
         BatchOp::Deposit(d) => &d.request_id,
         BatchOp::Withdraw(w) => &w.request_id,
     }
 }
 
-fn kind_of(op: &BatchOp) -> (Kind, u64) {
+pub(super) fn kind_of(op: &BatchOp) -> (Kind, u64) {
     match op {
         BatchOp::Deposit(d) => (Kind::Deposit, d.amount),
         BatchOp::Withdraw(w) => (Kind::Withdraw, w.amount),

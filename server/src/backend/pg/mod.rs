@@ -13,6 +13,7 @@
 
 mod backend;
 mod batch;
+mod batch_trip;
 mod funds;
 mod gauges;
 mod id_cap;

@@ -9,7 +9,7 @@
 use postgres::Client;
 
 /// The schema version this binary writes.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// Taken by every migrating server for the length of its migration
 /// (`pg_advisory_xact_lock`; the bytes of "bank").
@@ -192,8 +192,109 @@ BEGIN
 END $$;
 ";
 
+/// Version 4: a batch of one account's deposits and withdrawals
+/// (`--batch-max`) in one call (`bank_batch`, `batch_trip.rs`): lock the row,
+/// then each op in queue order: an id already seen in this batch is
+/// answered 5 (run it alone after the batch), a stored record 1 (for the
+/// server to judge), an abandoned call is recorded NOT_APPLIED (no sequence
+/// number), a credit that would overflow 3 (nothing written for it), else
+/// it is decided on the balance the op before it left and takes the next
+/// sequence number (0); then the row is written once and the oldest ids
+/// past the retention forgotten. One row per op, in order (one row of
+/// status 2 when the account does not exist).
+const V4: &str = "
+CREATE FUNCTION bank_batch(p_id text, p_rids text[], p_kinds int2[], p_amounts numeric[],
+                           p_abandoned boolean[], p_retention bigint)
+RETURNS TABLE (status int2, request_id text, kind int2, to_account text, amount text, outcome int2,
+               balance text, sequence bigint, to_balance text, to_sequence bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    a bank_accounts%ROWTYPE;
+    o bank_operations%ROWTYPE;
+    bal numeric;
+    seq bigint;
+    rid text;
+    seen text[] := '{}';
+    code int2;
+    added bigint := 0;
+    changed boolean := false;
+    forget bigint;
+BEGIN
+    SELECT * INTO a FROM bank_accounts WHERE id = p_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT 2::int2, NULL::text, NULL::int2, NULL::text, NULL::text, NULL::int2, NULL::text,
+            NULL::bigint, NULL::text, NULL::bigint;
+        RETURN;
+    END IF;
+    bal := a.balance;
+    seq := a.sequence;
+    FOR i IN 1..coalesce(array_length(p_rids, 1), 0) LOOP
+        rid := p_rids[i];
+        IF rid <> '' AND rid = ANY(seen) THEN
+            RETURN QUERY SELECT 5::int2, rid, NULL::int2, NULL::text, NULL::text, NULL::int2, NULL::text,
+                NULL::bigint, NULL::text, NULL::bigint;
+            CONTINUE;
+        END IF;
+        IF rid <> '' THEN
+            seen := seen || rid;
+            SELECT * INTO o FROM bank_operations WHERE account_id = p_id AND bank_operations.request_id = rid;
+            IF FOUND THEN
+                RETURN QUERY SELECT 1::int2, o.request_id, o.kind, o.to_account, o.amount::text, o.outcome,
+                    o.balance::text, o.sequence, o.to_balance::text, o.to_sequence;
+                CONTINUE;
+            END IF;
+        END IF;
+        IF p_abandoned[i] THEN
+            changed := true;
+            IF rid <> '' THEN
+                INSERT INTO bank_operations (account_id, request_id, kind, to_account, amount, outcome,
+                    balance, sequence, to_balance, to_sequence)
+                    VALUES (p_id, rid, p_kinds[i], NULL, p_amounts[i], 2, 0, 0, 0, 0);
+                added := added + 1;
+            END IF;
+            RETURN QUERY SELECT 0::int2, rid, p_kinds[i], NULL::text, p_amounts[i]::text, 2::int2, '0'::text,
+                0::bigint, '0'::text, 0::bigint;
+            CONTINUE;
+        END IF;
+        IF p_kinds[i] = 0 THEN
+            IF bal + p_amounts[i] > 18446744073709551615 THEN
+                RETURN QUERY SELECT 3::int2, rid, NULL::int2, NULL::text, NULL::text, NULL::int2, NULL::text,
+                    NULL::bigint, NULL::text, NULL::bigint;
+                CONTINUE;
+            END IF;
+            bal := bal + p_amounts[i];
+            code := 0;
+        ELSIF bal >= p_amounts[i] THEN
+            bal := bal - p_amounts[i];
+            code := 0;
+        ELSE
+            code := 1;
+        END IF;
+        seq := seq + 1;
+        changed := true;
+        IF rid <> '' THEN
+            INSERT INTO bank_operations (account_id, request_id, kind, to_account, amount, outcome,
+                balance, sequence, to_balance, to_sequence)
+                VALUES (p_id, rid, p_kinds[i], NULL, p_amounts[i], code, bal, seq, 0, 0);
+            added := added + 1;
+        END IF;
+        RETURN QUERY SELECT 0::int2, rid, p_kinds[i], NULL::text, p_amounts[i]::text, code, bal::text, seq,
+            '0'::text, 0::bigint;
+    END LOOP;
+    IF changed THEN
+        forget := LEAST(GREATEST(a.remembered + added - p_retention, 0), GREATEST(a.remembered, 0));
+        UPDATE bank_accounts SET balance = bal, sequence = seq, remembered = a.remembered + added - forget,
+            forgotten = a.forgotten + forget WHERE id = p_id;
+        IF forget > 0 THEN
+            DELETE FROM bank_operations WHERE account_id = p_id AND position IN (
+                SELECT position FROM bank_operations WHERE account_id = p_id ORDER BY position LIMIT forget);
+        END IF;
+    END IF;
+END $$;
+";
+
 /// Every migration, in order: (the version it leads to, its SQL).
-const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2), (3, V3)];
+const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4)];
 
 /// Brings the database to [`SCHEMA_VERSION`]; returns the version found.
 pub fn migrate(client: &mut Client) -> Result<i32, String> {

@@ -27,6 +27,7 @@ pub enum Stmt {
     Single,
     Waiting,
     Transfer,
+    Batch,
 }
 
 const LOCK: &str =
@@ -65,6 +66,9 @@ const OPEN: &str = "INSERT INTO bank_accounts (id, balance, owner)
 const SINGLE: &str = "SELECT * FROM bank_single($1, $2, $3, $4::numeric, $5, $6)";
 /// A transfer in one round trip (schema version 3, `one_trip.rs`).
 const TRANSFER: &str = "SELECT * FROM bank_transfer($1, $2, $3, $4::numeric, $5)";
+/// A batch of one account's deposits and withdrawals in one round trip (schema version 4,
+/// `batch_trip.rs`).
+const BATCH: &str = "SELECT * FROM bank_batch($1, $2, $3, $4::numeric[], $5, $6)";
 /// Counts `$2` (+1 or -1) withdrawals waiting for funds on `$1` (so that its credits notify).
 /// Committed without waiting for the WAL's flush (`synchronous_commit` off for this
 /// statement's transaction alone): the count is a hint for the trigger, never an answer,
@@ -78,7 +82,7 @@ const WAITING: &str = "WITH lazy AS (SELECT set_config('synchronous_commit', 'of
 const HELD: &str = "SELECT count(*), count(*) FILTER (WHERE owner = $1) FROM bank_accounts";
 
 /// Each statement's SQL and parameter types, in [`Stmt`] order.
-fn all() -> [(&'static str, Vec<Type>); 14] {
+fn all() -> [(&'static str, Vec<Type>); 15] {
     use Type as T;
     let write = [
         vec![T::TEXT, T::TEXT, T::INT8, T::INT8, T::INT8],
@@ -107,6 +111,10 @@ fn all() -> [(&'static str, Vec<Type>); 14] {
         (SINGLE, vec![T::TEXT, T::TEXT, T::INT2, T::TEXT, T::INT8, T::BOOL]),
         (WAITING, vec![T::TEXT, T::INT4]),
         (TRANSFER, vec![T::TEXT, T::TEXT, T::TEXT, T::TEXT, T::INT8]),
+        (
+            BATCH,
+            vec![T::TEXT, T::TEXT_ARRAY, T::INT2_ARRAY, T::TEXT_ARRAY, T::BOOL_ARRAY, T::INT8],
+        ),
     ]
 }
 
