@@ -492,7 +492,10 @@ mod checks {
             "{:?}: bob's oldest id is the one forgotten",
             place.kind
         );
-        assert_eq!(ok(bank.get_operation(as_(BOB, get_op("b", "b19"))).await).sequence, 20);
+        assert_eq!(
+            ok(bank.get_operation(as_(BOB, get_op("b", "b19"))).await).sequence,
+            20
+        );
         let a = ok(bank.get_balance(as_(ALICE, get_balance("a"))).await);
         assert_eq!((a.balance, a.sequence), (2, 2), "forgetting ids changes no money");
     }
@@ -512,9 +515,15 @@ mod checks {
         let d = ok(bank.deposit(deposit("a", 10, "d")).await);
         let w = ok(bank.withdraw(withdraw("a", 20, "w")).await);
         let t = ok(bank.transfer(transfer("a", "b", 30, "t")).await);
-        assert!(started.elapsed() >= std::time::Duration::from_millis(6), "each op held the delay");
+        assert!(
+            started.elapsed() >= std::time::Duration::from_millis(6),
+            "each op held the delay"
+        );
         assert_eq!((d.balance, d.sequence, w.balance, w.sequence), (110, 1, 90, 2));
-        assert_eq!((t.balance, t.sequence, t.to_balance, t.to_sequence), (60, 3, 30, 1));
+        assert_eq!(
+            (t.balance, t.sequence, t.to_balance, t.to_sequence),
+            (60, 3, 30, 1)
+        );
         let spent = statements(&scrape(metrics).await) - before;
         let want = if place.in_postgres() { 3.0 } else { 0.0 };
         assert_eq!(spent, want, "{:?}: statements for three delayed ops", place.kind);

@@ -169,7 +169,8 @@ fn variant(e: &LedgerError) -> String {
 fn mixed_batch(db: &PgLedger) -> Vec<Result<(Outcome, u64, u64, bool), String>> {
     let a = fresh("mixed");
     db.open_account(&a, 10, None).unwrap();
-    db.deposit(&deposit(&a, 1, "old"), &CallContext::detached()).unwrap();
+    db.deposit(&deposit(&a, 1, "old"), &CallContext::detached())
+        .unwrap();
     let op = |o: BatchOp| (o, CallContext::detached());
     let mut ops = vec![
         op(BatchOp::Deposit(deposit(&a, 1, "old"))),
@@ -184,7 +185,10 @@ fn mixed_batch(db: &PgLedger) -> Vec<Result<(Outcome, u64, u64, bool), String>> 
     let state = db.balance(&a).unwrap();
     let mut seen: Vec<_> = answers
         .into_iter()
-        .map(|r| r.map(|r| (r.outcome, r.balance, r.sequence, r.replayed)).map_err(|e| variant(&e)))
+        .map(|r| {
+            r.map(|r| (r.outcome, r.balance, r.sequence, r.replayed))
+                .map_err(|e| variant(&e))
+        })
         .collect();
     seen.push(Ok((Outcome::Approved, state.balance, state.sequence, false)));
     seen
@@ -198,11 +202,27 @@ fn a_batch_in_one_round_trip_answers_as_the_transaction_does() {
     let transaction = mixed_batch(&ledger(&url, Isolation::RepeatableRead, config(1)));
     assert_eq!(one_trip, transaction);
     assert_eq!(one_trip[0], Ok((Outcome::Approved, 11, 1, true)), "a replay");
-    assert!(one_trip[1].as_ref().is_err_and(|e| e.contains("Conflict")), "{:?}", one_trip[1]);
-    assert!(one_trip[2].as_ref().is_err_and(|e| e.contains("Overflow")), "{:?}", one_trip[2]);
+    assert!(
+        one_trip[1].as_ref().is_err_and(|e| e.contains("Conflict")),
+        "{:?}",
+        one_trip[1]
+    );
+    assert!(
+        one_trip[2].as_ref().is_err_and(|e| e.contains("Overflow")),
+        "{:?}",
+        one_trip[2]
+    );
     assert_eq!(one_trip[3], Ok((Outcome::Approved, 7, 2, false)), "an empty id");
-    assert_eq!(one_trip[6], Ok((Outcome::Approved, 9, 3, true)), "a repeat within the batch");
-    assert_eq!(one_trip[7], Ok((Outcome::Approved, 9, 4, false)), "the account after it");
+    assert_eq!(
+        one_trip[6],
+        Ok((Outcome::Approved, 9, 3, true)),
+        "a repeat within the batch"
+    );
+    assert_eq!(
+        one_trip[7],
+        Ok((Outcome::Approved, 9, 4, false)),
+        "the account after it"
+    );
 }
 
 #[test]

@@ -128,4 +128,3 @@ async fn the_quota_counts_recovered_accounts_for_their_owner() {
     server.trigger_shutdown();
     server.stopped().await.unwrap();
 }
-

@@ -147,7 +147,9 @@ mod tests {
     fn one_at_a_time(counts: &[(&'static str, i64)], max: i64) -> Vec<i64> {
         let mut left: Vec<i64> = counts.iter().map(|c| c.1).collect();
         while left.iter().sum::<i64>() > max {
-            let largest = (0..left.len()).max_by_key(|&i| (left[i], std::cmp::Reverse(i))).unwrap();
+            let largest = (0..left.len())
+                .max_by_key(|&i| (left[i], std::cmp::Reverse(i)))
+                .unwrap();
             left[largest] -= 1;
         }
         left

@@ -113,7 +113,14 @@ fn all() -> [(&'static str, Vec<Type>); 15] {
         (TRANSFER, vec![T::TEXT, T::TEXT, T::TEXT, T::TEXT, T::INT8]),
         (
             BATCH,
-            vec![T::TEXT, T::TEXT_ARRAY, T::INT2_ARRAY, T::TEXT_ARRAY, T::BOOL_ARRAY, T::INT8],
+            vec![
+                T::TEXT,
+                T::TEXT_ARRAY,
+                T::INT2_ARRAY,
+                T::TEXT_ARRAY,
+                T::BOOL_ARRAY,
+                T::INT8,
+            ],
         ),
     ]
 }
