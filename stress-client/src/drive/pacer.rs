@@ -106,6 +106,14 @@ pub const WAKE_WINDOW: usize = 64;
 /// the tail costs about p90 − median of yielding per send.
 pub const EARLY_QUANTILE_PERMILLE: u16 = 900;
 
+/// The tail may take at most 1 / this of a thread's time between sends. Why: on a loaded machine the learned delay hits the cap, and
+/// at 5,000/s on one thread (200 µs between wake-ups) a 300 µs tail per
+/// send would keep the thread yielding all the time; it then uses up its
+/// share of the core, is run late, and every send is late (measured: gap
+/// 1–2.7 ms at 5,000/s against 3–6 µs at 500/s). A quarter keeps the
+/// tail's cost below a quarter of the thread even when every send spins.
+pub const TAIL_SHARE_DIV: u32 = 4;
+
 /// How `timerfd-tail` learns its early wake: the quantile and the cap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tune {
@@ -141,9 +149,10 @@ pub enum Kind {
 }
 
 /// How early to set the timer: a quantile of the last [`WAKE_WINDOW`]
-/// wake-up delays (how late the timer's wake-up came), capped, as the
-/// server's processing delay learns its sleep's overshoot. Pure: it is fed
-/// the delays, so it is testable without a clock.
+/// wake-up delays (how late the timer's wake-up came), capped at the tune's
+/// cap and at 1/[`TAIL_SHARE_DIV`] of the mean time between sends, as
+/// the server's processing delay learns its sleep's overshoot. Pure: it is
+/// fed the delays and the send instants, so it is testable without a clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EarlyWake {
     tune: Tune,
@@ -152,6 +161,10 @@ pub struct EarlyWake {
     len: usize,
     next: usize,
     early_ns: u32,
+    /// The last send, and the mean time between sends (ns, 0: not known
+    /// yet; a moving mean weighing the newest 1/8).
+    last_send: Option<Instant>,
+    interval_ns: u64,
 }
 
 impl EarlyWake {
@@ -162,6 +175,8 @@ impl EarlyWake {
             len: 0,
             next: 0,
             early_ns: 0,
+            last_send: None,
+            interval_ns: 0,
         }
     }
 
@@ -169,9 +184,14 @@ impl EarlyWake {
         u32::from(self.tune.max_early_us) * 1_000
     }
 
-    /// How long before a deadline to set the timer.
+    /// How long before a deadline to set the timer: the quantile, at most
+    /// 1/[`TAIL_SHARE_DIV`] of the mean time between sends.
     pub fn early(&self) -> Duration {
-        Duration::from_nanos(u64::from(self.early_ns))
+        let share = match self.interval_ns / u64::from(TAIL_SHARE_DIV) {
+            0 => u64::MAX,
+            share => share,
+        };
+        Duration::from_nanos(u64::from(self.early_ns).min(share))
     }
 
     /// Folds in one wake-up that came `late` after the timer's deadline.
@@ -185,6 +205,18 @@ impl EarlyWake {
         let held = &mut sorted[..self.len];
         let rank = (self.len - 1) * usize::from(self.tune.quantile_permille.min(1_000)) / 1_000;
         self.early_ns = *held.select_nth_unstable(rank).1;
+    }
+
+    /// Notes a send (a wait that ended) at `now`, for the time between sends.
+    pub fn sent(&mut self, now: Instant) {
+        if let Some(since) = self.last_send.and_then(|last| now.checked_duration_since(last)) {
+            let since_ns = u64::try_from(since.as_nanos()).unwrap_or(u64::MAX);
+            self.interval_ns = match self.interval_ns {
+                0 => since_ns.max(1),
+                mean => (mean - mean / 8 + since_ns / 8).max(1),
+            };
+        }
+        self.last_send = Some(now);
     }
 }
 
@@ -205,15 +237,16 @@ fn early_here(tune: Tune) -> Duration {
     })
 }
 
-/// Folds one wake-up delay into this thread's early wake for `tune`.
-fn learn_here(tune: Tune, late: Duration) {
+/// Applies `f` to this thread's early wake for `tune` (a fresh one if the
+/// thread had none or another tune's).
+fn with_here(tune: Tune, f: impl FnOnce(&mut EarlyWake)) {
     EARLY.with(|e| {
         let mut e = e.borrow_mut();
         let wake = match e.as_mut() {
             Some(w) if w.tune == tune => w,
             _ => e.insert(EarlyWake::new(tune)),
         };
-        wake.learn(late);
+        f(wake);
     });
 }
 
@@ -315,7 +348,7 @@ mod timerfd {
 
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use super::{early_here, learn_here, precise_plan, Kind, Plan, Tune, MAX_TIMERFDS};
+    use super::{early_here, precise_plan, with_here, Kind, Plan, Tune, MAX_TIMERFDS};
 
     /// `timerfd`s open now, against [`MAX_TIMERFDS`].
     static OPEN: AtomicUsize = AtomicUsize::new(0);
@@ -373,6 +406,14 @@ mod timerfd {
         }
 
         pub async fn until(&mut self, due: Instant) {
+            self.wait(due).await;
+            if let Some(tune) = self.tune {
+                let now = Instant::now();
+                with_here(tune, |e| e.sent(now));
+            }
+        }
+
+        async fn wait(&mut self, due: Instant) {
             loop {
                 let early = self.tune.map_or(Duration::ZERO, early_here);
                 let Plan::Precise(left) = precise_plan(Instant::now(), due) else {
@@ -399,7 +440,8 @@ mod timerfd {
                 if let Ok(Ok(_)) = guard.try_io(|fd| read_expirations(fd.as_raw_fd())) {
                     self.armed = None;
                     if let Some(tune) = self.tune {
-                        learn_here(tune, Instant::now().saturating_duration_since(target));
+                        let late = Instant::now().saturating_duration_since(target);
+                        with_here(tune, |e| e.learn(late));
                     }
                 }
             }
@@ -479,14 +521,13 @@ mod tests {
             median.learn(late);
         }
         // Only the last WAKE_WINDOW delays count.
-        let last: Vec<u64> = (100 - WAKE_WINDOW as u64..100)
+        let mut sorted: Vec<u64> = (100 - WAKE_WINDOW as u64..100)
             .map(|k| (k * 37) % 100 + 1)
             .collect();
-        let mut sorted = last.clone();
         sorted.sort_unstable();
-        let at = |q: usize| us(sorted[(sorted.len() - 1) * q / 1000]);
-        assert_eq!(p90.early(), at(900));
-        assert_eq!(median.early(), at(500));
+        let q = |q: usize| us(sorted[(sorted.len() - 1) * q / 1000]);
+        assert_eq!(p90.early(), q(EARLY_QUANTILE_PERMILLE as usize));
+        assert_eq!(median.early(), q(500));
         assert!(p90.early() > median.early());
     }
 
@@ -511,18 +552,42 @@ mod tests {
         assert_eq!(low.early(), us(50), "the old settings' 50 µs cap");
     }
 
+    /// Sends 200 µs apart (5,000/s on one thread): the tail gets at most a
+    /// quarter of that, however late the wake-ups come.
+    #[test]
+    fn the_tail_takes_at_most_its_share_of_the_time_between_sends() {
+        let us = Duration::from_micros;
+        let base = Instant::now();
+        let mut e = EarlyWake::new(Tune::DEFAULT);
+        for k in 0..200u64 {
+            e.learn(us(250));
+            e.sent(base + us(200 * k));
+        }
+        assert_eq!(e.early(), us(200 / u64::from(TAIL_SHARE_DIV)));
+        // Sends 2 ms apart again (500/s): the share (500 µs) no longer binds.
+        for k in 0..200u64 {
+            e.sent(base + us(40_000 + 2_000 * k));
+        }
+        assert_eq!(e.early(), us(250));
+        // Before a second send there is no interval: the quantile alone.
+        let mut fresh = EarlyWake::new(Tune::DEFAULT);
+        fresh.learn(us(90));
+        fresh.sent(base);
+        assert_eq!(fresh.early(), us(90));
+    }
+
     /// Every thread learns alone, and a change of tune starts afresh.
     #[test]
     fn each_thread_learns_its_own_early_wake() {
         let us = Duration::from_micros;
-        learn_here(Tune::MEDIAN, us(70));
+        with_here(Tune::MEDIAN, |e| e.learn(us(70)));
         assert_eq!(early_here(Tune::MEDIAN), us(70));
         assert_eq!(early_here(Tune::DEFAULT), Duration::ZERO);
         let other = std::thread::spawn(move || early_here(Tune::MEDIAN))
             .join()
             .unwrap();
         assert_eq!(other, Duration::ZERO);
-        learn_here(Tune::DEFAULT, us(10));
+        with_here(Tune::DEFAULT, |e| e.learn(us(10)));
         assert_eq!(early_here(Tune::DEFAULT), us(10));
         assert_eq!(early_here(Tune::MEDIAN), Duration::ZERO);
     }
