@@ -3,7 +3,8 @@
 # writes --html and --csv; headless Chromium (Debian's package) loads the
 # page offline, dumps the DOM and a screenshot, and logs the console. The
 # page must be self-contained (no script, no external URL), hold its charts
-# with data points and the warmup shaded, and log nothing to the console.
+# with data points and the warmup shaded, show the schedule's lateness and
+# (on a second, overloaded run) the warnings, and log nothing to the console.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -64,4 +65,22 @@ if grep -E 'CONSOLE|Uncaught' "$OUT/console.log"; then
   fail "the console logged messages (see $OUT/console.log)"
 fi
 [ -s "$OUT/report.png" ] || fail "no screenshot"
+
+# Warnings and lateness: one worker cannot keep --rate 2000 against a 5 ms
+# server, so the run warns (late sends, rate not kept); the page must show
+# both warnings and the schedule line, in the rendered DOM.
+"$STRESS" --server-delay 5ms --duration 1s --warmup 0s --rate 2000 --streams 1 --connections 1 \
+  --accounts 2 --quiet --html "$OUT/warned.html" --json "$OUT/warned.json"
+[ "$(jq '.warnings | length' "$OUT/warned.json")" -ge 1 ] || fail "the overloaded run gave no warning"
+timeout 60 "${chrome[@]}" --dump-dom "file://$(realpath "$OUT/warned.html")" >"$OUT/warned-dom.html" 2>>"$OUT/console.log"
+warned=$(grep -o '<p class="warning">WARNING: [^<]*' "$OUT/warned-dom.html" | grep -c 'workers busy' || true)
+echo "warnings shown: $warned (workers busy)"
+[ "$warned" -ge 1 ] || fail "the page does not show the run's warnings"
+grep -qE '<p id="schedule">Schedule: sends left late by p50 [0-9.]+ (µs|ms|s) ' "$OUT/warned-dom.html" ||
+  fail "the page does not show the schedule's lateness"
+grep -qE '<p id="schedule">Schedule: sends left late by p50 [0-9.]+ (µs|ms|s) ' "$OUT/dom.html" ||
+  fail "the open-loop page does not show the schedule's lateness"
+if grep -E 'CONSOLE|Uncaught' "$OUT/console.log"; then
+  fail "the console logged messages (see $OUT/console.log)"
+fi
 echo "HTML report OK: $OUT/report.html, screenshot $OUT/report.png"

@@ -3,7 +3,7 @@
 //! check the history, write the outputs, and turn the verdict into an exit code.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -103,18 +103,17 @@ async fn run_against(args: &RunArgs, endpoints: &[String]) -> Result<Summary, St
     // The progress line's p99 of the last second comes from the collector.
     let (intervals, collector) = interval_collector(timeline || Progress::shown(args.quiet), &live);
     let progress = Progress::start(Arc::clone(&live), args.quiet);
-    let (start, wall_start) = (Instant::now(), SystemTime::now());
-    let start_anchor = crate::history::Anchor::now(start);
     let load = Load {
         args,
         channels: &channels,
         targets: endpoints,
         names: Arc::clone(&names),
-        start,
         live,
         intervals,
     };
-    let recorders = drive::drive(load).await?;
+    // The clock starts once the load's connections are open (drive::Clock).
+    let (recorders, clock) = drive::drive(load).await?;
+    let (start, wall_start) = (clock.start, clock.wall);
     let measured = Instant::now().saturating_duration_since(start + args.warmup);
     if let Some(p) = progress {
         p.finish();
@@ -125,7 +124,7 @@ async fn run_against(args: &RunArgs, endpoints: &[String]) -> Result<Summary, St
         channels: &channels,
         names: &names,
         setup_took,
-        clock: (start, start_anchor),
+        clock: (start, clock.anchor),
     };
     let (merged, mut summary) = finish.wrap_up(recorders, measured).await?;
     summary.started_at = humantime::format_rfc3339_millis(wall_start).to_string();

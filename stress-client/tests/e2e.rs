@@ -255,3 +255,37 @@ fn invalid_calls_are_refused_by_the_real_server_and_counted_only_as_extras() {
     assert_eq!(ops(&report, "errors"), 0, "invalid calls are never errors");
     assert_eq!(report["consistency"]["checked"]["ops"], 2000);
 }
+
+/// Runs the binary with `flags` (stderr piped, so not a terminal); its exit
+/// code and stderr.
+fn stress_stderr(flags: &str) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_stress-client"))
+        .args(flags.split_whitespace())
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .output()
+        .expect("stress-client runs");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code().expect("exited, not killed"), stderr)
+}
+
+/// Off a terminal the live progress is a plain line every 5 s (ops/s, the
+/// last second's p99, errors), never `\r`; `--quiet` turns it off.
+#[test]
+fn live_progress_off_a_terminal_is_plain_lines_and_quiet_silences_it() {
+    let flags = "--server-delay 0s --rate 50 --duration 6s --warmup 0s --streams 2 --accounts 2";
+    let quiet = std::thread::spawn(move || stress_stderr(&format!("{flags} --quiet")));
+    let (code, stderr) = stress_stderr(flags);
+    assert_eq!(code, 0, "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("stress-client: progress 5s: "))
+        .unwrap_or_else(|| panic!("no progress line at 5 s in: {stderr}"));
+    for part in [" ops/s ", " p99 ", "(last second)", " errors"] {
+        assert!(line.contains(part), "{part:?} missing from {line:?}");
+    }
+    assert!(!stderr.contains('\r') && !stderr.contains('\u{1b}'), "{stderr:?}");
+    let (code, stderr) = quiet.join().expect("the quiet run");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("progress"), "{stderr}");
+}

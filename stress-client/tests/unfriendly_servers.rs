@@ -214,6 +214,57 @@ fn answer_empty_account(respond: &mut h2::server::SendResponse<Bytes>) {
     let _ = body.send_trailers(trailers);
 }
 
+// ---------------------------------------------------------------------------
+// A slow handshake: a proxy that holds every new connection before passing
+// it on to a real bank.
+
+/// How long the slow proxy holds each new connection.
+const HANDSHAKE_DELAY: Duration = Duration::from_millis(300);
+
+/// A proxy in front of a real bank that waits [`HANDSHAKE_DELAY`] after
+/// accepting each connection before it forwards a byte.
+async fn slow_handshake_bank() -> SocketAddr {
+    let real = real_bank().await;
+    let (listener, addr) = listener().await;
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                tokio::time::sleep(HANDSHAKE_DELAY).await;
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(real).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut socket, &mut upstream).await;
+            });
+        }
+    });
+    addr
+}
+
+/// The schedule starts once the load's connections are open: a run without
+/// warmup does not count their setup as the first sends' lateness. (With
+/// the origin taken before the fast path connected, the first sends were
+/// ≥ 300 ms late.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_setup_is_not_counted_as_lateness() {
+    let addr = slow_handshake_bank().await;
+    let flags = format!(
+        "--target http://{addr} --rate 100 --duration 1s --warmup 0s --streams 2 \
+         --connections 2 --accounts 2"
+    );
+    let (output, report, _) = stress(&flags).await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let report = report.expect("a report");
+    let max_us = report["schedule"]["lateness_us"]["max"]
+        .as_u64()
+        .expect("lateness max");
+    let limit_us = u64::try_from(HANDSHAKE_DELAY.as_micros() / 2).unwrap_or(u64::MAX);
+    assert!(
+        max_us < limit_us,
+        "lateness max {max_us} us: {:#}",
+        report["schedule"]
+    );
+}
+
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }

@@ -3,6 +3,10 @@
 //! and hand back their recorders when the budget is spent. On the fast path
 //! ([`crate::h2fast`]) they run on the load threads of [`threads`]; over
 //! tonic, as tasks of the run's runtime.
+//!
+//! The run clock starts only once every connection is open: a schedule
+//! whose origin came before the fast path's connections counted their setup
+//! as the first sends' lateness (and, corrected, as their latency).
 
 pub mod extras;
 pub mod invalid;
@@ -14,7 +18,7 @@ pub mod threads;
 pub mod worker;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc::UnboundedSender;
 use tonic::transport::Channel;
@@ -41,8 +45,6 @@ pub struct Load<'a> {
     /// The servers: connection `i` goes to `targets[i % targets.len()]`.
     pub targets: &'a [String],
     pub names: Arc<Names>,
-    /// The run clock's origin and the start of the load.
-    pub start: Instant,
     pub live: Arc<Live>,
     pub intervals: Option<UnboundedSender<(u64, Interval)>>,
 }
@@ -50,10 +52,52 @@ pub struct Load<'a> {
 /// A worker's spec, generator, schedule, recorder and extra calls.
 pub type Parts = (WorkerSpec, Generator, Schedule, Recorder, Extras);
 
-/// Runs every worker to the end and returns their recorders. A worker that
-/// panics is a stress-client bug: the run ends without a verdict (exit 2)
-/// rather than blaming the server for the ops it did not record.
-pub async fn drive(load: Load<'_>) -> Result<Vec<Recorder>, String> {
+/// The run clock, read when the load starts (every connection open).
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    /// The origin: the schedule's zero and the start of the load.
+    pub start: Instant,
+    /// The wall clock at `start` (the report's `started_at`).
+    pub wall: SystemTime,
+    /// Both clocks, for the history.
+    pub anchor: crate::history::Anchor,
+}
+
+impl Clock {
+    fn now() -> Clock {
+        let (start, wall) = (Instant::now(), SystemTime::now());
+        Clock {
+            start,
+            wall,
+            anchor: crate::history::Anchor::now(start),
+        }
+    }
+}
+
+/// Runs every worker to the end; their recorders and the run clock. A
+/// worker that panics is a stress-client bug: the run ends without a
+/// verdict (exit 2) rather than blaming the server for the ops it did not
+/// record.
+pub async fn drive(load: Load<'_>) -> Result<(Vec<Recorder>, Clock), String> {
+    match crate::transport::fast_path(load.targets, load.args.timeout) {
+        Some(headers) => {
+            let count = threads::count(load.channels.len().max(1));
+            let connected = threads::connect(conn_shares(&load, count), headers).await?;
+            let clock = Clock::now();
+            let recorders = connected
+                .run(worker_shares(all_parts(&load, clock.start), count))
+                .await?;
+            Ok((recorders, clock))
+        }
+        None => {
+            let clock = Clock::now();
+            Ok((drive_here(all_parts(&load, clock.start)).await?, clock))
+        }
+    }
+}
+
+/// Every worker's parts, with the run clock's origin `start`.
+fn all_parts(load: &Load<'_>, start: Instant) -> Vec<Parts> {
     let workers = u32::try_from(load.args.streams).expect("--streams is bounded by validate");
     let mix = Arc::new(Mix {
         amounts: load.args.amount.clone(),
@@ -61,33 +105,31 @@ pub async fn drive(load: Load<'_>) -> Result<Vec<Recorder>, String> {
         transfer_ratio: load.args.transfer_ratio,
         wait_for_funds: load.args.wait_for_funds,
     });
-    let parts = (0..workers).map(|index| {
-        let (spec, generator, schedule, rec) = worker_parts(&load, &mix, index, workers);
-        (spec, generator, schedule, rec, extras_of(&load, index))
-    });
-    match crate::transport::fast_path(load.targets, load.args.timeout) {
-        Some(headers) => threads::run(shares(&load, parts.collect()), headers).await,
-        None => drive_here(parts.collect()).await,
-    }
+    (0..workers)
+        .map(|index| {
+            let (spec, generator, schedule, rec) = worker_parts(load, &mix, start, index, workers);
+            (spec, generator, schedule, rec, extras_of(load, index))
+        })
+        .collect()
 }
 
-/// Splits the workers and connections over the load threads: connection
-/// `c` and its workers go to thread `c % threads`.
-fn shares(load: &Load<'_>, parts: Vec<Parts>) -> Vec<threads::Share> {
-    let conns = load.channels.len().max(1);
-    let count = threads::count(conns);
-    let mut shares: Vec<threads::Share> = (0..count)
-        .map(|_| threads::Share {
-            conns: Vec::new(),
-            workers: Vec::new(),
-        })
-        .collect();
-    for c in 0..conns {
+/// The connections of each of `count` load threads: connection `c` goes
+/// to thread `c % count` (by index in the run, with its target).
+fn conn_shares(load: &Load<'_>, count: usize) -> Vec<Vec<(usize, String)>> {
+    let mut shares = vec![Vec::new(); count];
+    for c in 0..load.channels.len().max(1) {
         let target = load.targets[c % load.targets.len().max(1)].clone();
-        shares[c % count].conns.push((c, target));
+        shares[c % count].push((c, target));
     }
+    shares
+}
+
+/// The workers of each of `count` load threads: a worker runs on its
+/// connection's thread.
+fn worker_shares(parts: Vec<Parts>, count: usize) -> Vec<Vec<Parts>> {
+    let mut shares: Vec<Vec<Parts>> = (0..count).map(|_| Vec::new()).collect();
     for part in parts {
-        shares[part.0.connection % count].workers.push(part);
+        shares[part.0.connection % count].push(part);
     }
     shares
 }
@@ -139,14 +181,15 @@ fn extras_of(load: &Load<'_>, index: u32) -> Extras {
 fn worker_parts(
     load: &Load<'_>,
     mix: &Arc<Mix>,
+    start: Instant,
     index: u32,
     workers: u32,
 ) -> (WorkerSpec, Generator, Schedule, Recorder) {
     let args = load.args;
     let budget = match (args.requests, &args.stages) {
         (Some(total), _) => Budget::Ops(share(total, index, workers)),
-        (None, Some(plan)) => Budget::Until(load.start + plan.total()),
-        (None, None) => Budget::Until(load.start + args.warmup + args.duration),
+        (None, Some(plan)) => Budget::Until(start + plan.total()),
+        (None, None) => Budget::Until(start + args.warmup + args.duration),
     };
     let connection = index as usize % load.channels.len();
     let spec = WorkerSpec {
@@ -165,13 +208,13 @@ fn worker_parts(
         .intervals
         .clone()
         .map(|tx| IntervalSink::new(tx, interval_ns));
-    let warmup_end = load.start + args.warmup;
-    let mut rec = Recorder::new(index, load.start, warmup_end, sink, Arc::clone(&load.live))
+    let warmup_end = start + args.warmup;
+    let mut rec = Recorder::new(index, start, warmup_end, sink, Arc::clone(&load.live))
         .streamed(args.mode == Mode::Stream);
     rec.stages = args.stages.as_ref().map(|plan| StageTally::new(plan.ends_ns()));
     let schedule = match &args.stages {
-        Some(plan) => Schedule::staged(Arc::new(plan.clone()), load.start, index, workers),
-        None => Schedule::new(args.rate, load.start, index, workers),
+        Some(plan) => Schedule::staged(Arc::new(plan.clone()), start, index, workers),
+        None => Schedule::new(args.rate, start, index, workers),
     };
     let accounts = u32::try_from(load.names.accounts.len()).expect("--accounts is bounded by validate");
     let generator = Generator::new(Arc::clone(mix), accounts, args.seed, index);

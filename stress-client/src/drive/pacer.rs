@@ -78,47 +78,176 @@ pub fn precise_plan(now: Instant, due: Instant) -> Plan {
 
 /// Environment variable that picks the timer, to measure the choices side
 /// by side (bench): `timerfd-tail` (the default: the timerfd set early by
-/// a learned wake-up delay, then a short yield tail), `timerfd` (alone), `tail`
-/// (the fallback) or `tokio` (tokio's sleep alone, the old pacer).
+/// the learned p90 of its wake-up delay, then a short yield tail),
+/// `timerfd-tail-p50` (early by the median), `timerfd-tail-low` (the
+/// previous default's settings: a low quantile, at most 50 µs), `timerfd`
+/// (alone), `tail` (the fallback) or `tokio` (tokio's sleep alone, the old
+/// pacer).
 pub const PACER_ENV: &str = "STRESS_CLIENT_PACER";
 
-/// The most `timerfd-tail` wakes early, so the longest tail it yields out.
-pub const MAX_EARLY: Duration = Duration::from_micros(50);
+/// The most `timerfd-tail` wakes early, so the longest tail it yields out
+/// per send. Why 300 µs: a wake-up from an idle core through `epoll` took
+/// ≈ 40–100 µs on the bench machine (so 50 µs, the old cap, left the median
+/// send ≈ 50 µs late at 500/s: bench P15), and a loaded machine's delays of
+/// milliseconds must not turn into milliseconds of yielding per send (at
+/// 5,000/s even 300 µs each would be more than a core if every wake-up were
+/// that late; they are not: a busy thread wakes fast, so it learns little).
+pub const MAX_EARLY_US: u16 = 300;
+
+/// [`MAX_EARLY_US`] as a duration.
+pub const MAX_EARLY: Duration = Duration::from_micros(MAX_EARLY_US as u64);
+
+/// How many recent wake-up delays the early wake learns from (per thread):
+/// 128 ms of history at 500/s, enough for a p90 that follows the machine.
+pub const WAKE_WINDOW: usize = 64;
+
+/// Which quantile of the wake-up delay (per mille) the default
+/// `timerfd-tail` wakes early by: p90, so 9 of 10 sends leave on time and
+/// the tail costs about p90 − median of yielding per send.
+pub const EARLY_QUANTILE_PERMILLE: u16 = 900;
+
+/// The tail may take at most 1 / this of a thread's time between sends. Why: on a loaded machine the learned delay hits the cap, and
+/// at 5,000/s on one thread (200 µs between wake-ups) a 300 µs tail per
+/// send would keep the thread yielding all the time; it then uses up its
+/// share of the core, is run late, and every send is late (measured: gap
+/// 1–2.7 ms at 5,000/s against 3–6 µs at 500/s). A quarter keeps the
+/// tail's cost below a quarter of the thread even when every send spins.
+pub const TAIL_SHARE_DIV: u32 = 4;
+
+/// How `timerfd-tail` learns its early wake: the quantile and the cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tune {
+    pub quantile_permille: u16,
+    pub max_early_us: u16,
+}
+
+impl Tune {
+    /// The default: [`EARLY_QUANTILE_PERMILLE`] capped at [`MAX_EARLY`].
+    pub const DEFAULT: Tune = Tune {
+        quantile_permille: EARLY_QUANTILE_PERMILLE,
+        max_early_us: MAX_EARLY_US,
+    };
+    /// The median, same cap (`timerfd-tail-p50`).
+    pub const MEDIAN: Tune = Tune {
+        quantile_permille: 500,
+        max_early_us: MAX_EARLY_US,
+    };
+    /// The previous default's settings, for comparison (`timerfd-tail-low`).
+    pub const LOW: Tune = Tune {
+        quantile_permille: 100,
+        max_early_us: 50,
+    };
+}
 
 /// Which timer the workers use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     TimerFd,
-    TimerFdTail,
+    TimerFdTail(Tune),
     Tail,
     Tokio,
 }
 
-/// How early to set the timer: a low running quantile of how late it woke
-/// (down fast by 1/4 of the gap, up slowly by 1/64, at most [`MAX_EARLY`]),
-/// as the server's processing delay learns its sleep's overshoot.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// How early to set the timer: a quantile of the last [`WAKE_WINDOW`]
+/// wake-up delays (how late the timer's wake-up came), capped at the tune's
+/// cap and at 1/[`TAIL_SHARE_DIV`] of the mean time between sends, as
+/// the server's processing delay learns its sleep's overshoot. Pure: it is
+/// fed the delays and the send instants, so it is testable without a clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EarlyWake {
-    early_ns: u64,
+    tune: Tune,
+    /// The delays in ns (each at most the cap: a slower one counts as the cap).
+    window: [u32; WAKE_WINDOW],
+    len: usize,
+    next: usize,
+    early_ns: u32,
+    /// The last send, and the mean time between sends (ns, 0: not known
+    /// yet; a moving mean weighing the newest 1/8).
+    last_send: Option<Instant>,
+    interval_ns: u64,
 }
 
 impl EarlyWake {
-    /// How long before a deadline to set the timer.
+    pub fn new(tune: Tune) -> Self {
+        EarlyWake {
+            tune,
+            window: [0; WAKE_WINDOW],
+            len: 0,
+            next: 0,
+            early_ns: 0,
+            last_send: None,
+            interval_ns: 0,
+        }
+    }
+
+    fn cap_ns(&self) -> u32 {
+        u32::from(self.tune.max_early_us) * 1_000
+    }
+
+    /// How long before a deadline to set the timer: the quantile, at most
+    /// 1/[`TAIL_SHARE_DIV`] of the mean time between sends.
     pub fn early(&self) -> Duration {
-        Duration::from_nanos(self.early_ns)
+        let share = match self.interval_ns / u64::from(TAIL_SHARE_DIV) {
+            0 => u64::MAX,
+            share => share,
+        };
+        Duration::from_nanos(u64::from(self.early_ns).min(share))
     }
 
     /// Folds in one wake-up that came `late` after the timer's deadline.
     pub fn learn(&mut self, late: Duration) {
-        let cap = u64::try_from(MAX_EARLY.as_nanos()).unwrap_or(u64::MAX);
-        let late = u64::try_from(late.as_nanos()).unwrap_or(u64::MAX).min(cap);
-        let old = self.early_ns;
-        self.early_ns = if late < old {
-            old - (old - late) / 4
-        } else {
-            old + (late - old) / 64
-        };
+        let cap = self.cap_ns();
+        let late = u32::try_from(late.as_nanos()).unwrap_or(u32::MAX).min(cap);
+        self.window[self.next] = late;
+        self.next = (self.next + 1) % WAKE_WINDOW;
+        self.len = (self.len + 1).min(WAKE_WINDOW);
+        let mut sorted = self.window;
+        let held = &mut sorted[..self.len];
+        let rank = (self.len - 1) * usize::from(self.tune.quantile_permille.min(1_000)) / 1_000;
+        self.early_ns = *held.select_nth_unstable(rank).1;
     }
+
+    /// Notes a send (a wait that ended) at `now`, for the time between sends.
+    pub fn sent(&mut self, now: Instant) {
+        if let Some(since) = self.last_send.and_then(|last| now.checked_duration_since(last)) {
+            let since_ns = u64::try_from(since.as_nanos()).unwrap_or(u64::MAX);
+            self.interval_ns = match self.interval_ns {
+                0 => since_ns.max(1),
+                mean => (mean - mean / 8 + since_ns / 8).max(1),
+            };
+        }
+        self.last_send = Some(now);
+    }
+}
+
+thread_local! {
+    /// This thread's early wake: the wake-up delay belongs to the thread
+    /// (its runtime's event loop), not to one worker, and a thread sees
+    /// every worker's wake-ups, so it learns `rate ÷ threads` times a
+    /// second rather than `rate ÷ streams`.
+    static EARLY: std::cell::RefCell<Option<EarlyWake>> = const { std::cell::RefCell::new(None) };
+}
+
+/// How early `tune`'s timer is set on this thread now.
+fn early_here(tune: Tune) -> Duration {
+    EARLY.with(|e| {
+        e.borrow()
+            .filter(|w| w.tune == tune)
+            .map_or(Duration::ZERO, |w| w.early())
+    })
+}
+
+/// Applies `f` to this thread's early wake for `tune` (a fresh one if the
+/// thread had none or another tune's).
+fn with_here(tune: Tune, f: impl FnOnce(&mut EarlyWake)) {
+    EARLY.with(|e| {
+        let mut e = e.borrow_mut();
+        let wake = match e.as_mut() {
+            Some(w) if w.tune == tune => w,
+            _ => e.insert(EarlyWake::new(tune)),
+        };
+        f(wake);
+    });
 }
 
 impl Kind {
@@ -129,7 +258,9 @@ impl Kind {
             Ok("tail") => Kind::Tail,
             Ok("timerfd") => Kind::TimerFd,
             Ok("tokio") => Kind::Tokio,
-            _ => Kind::TimerFdTail,
+            Ok("timerfd-tail-p50") => Kind::TimerFdTail(Tune::MEDIAN),
+            Ok("timerfd-tail-low") => Kind::TimerFdTail(Tune::LOW),
+            _ => Kind::TimerFdTail(Tune::DEFAULT),
         })
     }
 }
@@ -217,7 +348,7 @@ mod timerfd {
 
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use super::{precise_plan, EarlyWake, Kind, Plan, MAX_TIMERFDS};
+    use super::{early_here, precise_plan, with_here, Kind, Plan, Tune, MAX_TIMERFDS};
 
     /// `timerfd`s open now, against [`MAX_TIMERFDS`].
     static OPEN: AtomicUsize = AtomicUsize::new(0);
@@ -228,28 +359,31 @@ mod timerfd {
         /// The deadline the timer is armed for (re-arming costs a syscall,
         /// and a worker waits for the same deadline over many events).
         armed: Option<Instant>,
-        /// `timerfd-tail`: how early to wake, then yield to the deadline.
-        early: Option<EarlyWake>,
+        /// `timerfd-tail`: how this thread learns how early to wake (then
+        /// it yields to the deadline).
+        tune: Option<Tune>,
     }
 
     impl TimerFd {
         /// The timer of `kind` (None: not a timerfd kind, or [`MAX_TIMERFDS`] are open).
         pub fn new(kind: Kind) -> io::Result<Option<Self>> {
-            if !matches!(kind, Kind::TimerFd | Kind::TimerFdTail) {
-                return Ok(None);
-            }
+            let tune = match kind {
+                Kind::TimerFd => None,
+                Kind::TimerFdTail(tune) => Some(tune),
+                Kind::Tail | Kind::Tokio => return Ok(None),
+            };
             if OPEN.fetch_add(1, Ordering::Relaxed) >= MAX_TIMERFDS {
                 OPEN.fetch_sub(1, Ordering::Relaxed);
                 return Ok(None);
             }
-            let made = TimerFd::open(kind == Kind::TimerFdTail);
+            let made = TimerFd::open(tune);
             if made.is_err() {
                 OPEN.fetch_sub(1, Ordering::Relaxed);
             }
             made.map(Some)
         }
 
-        fn open(tail: bool) -> io::Result<Self> {
+        fn open(tune: Option<Tune>) -> io::Result<Self> {
             // SAFETY: timerfd_create takes two integer flags and returns a
             // new descriptor or -1; no memory is passed.
             let raw = unsafe {
@@ -267,13 +401,21 @@ mod timerfd {
             Ok(TimerFd {
                 fd,
                 armed: None,
-                early: tail.then(EarlyWake::default),
+                tune,
             })
         }
 
         pub async fn until(&mut self, due: Instant) {
+            self.wait(due).await;
+            if let Some(tune) = self.tune {
+                let now = Instant::now();
+                with_here(tune, |e| e.sent(now));
+            }
+        }
+
+        async fn wait(&mut self, due: Instant) {
             loop {
-                let early = self.early.map_or(Duration::ZERO, |e| e.early());
+                let early = self.tune.map_or(Duration::ZERO, early_here);
                 let Plan::Precise(left) = precise_plan(Instant::now(), due) else {
                     return;
                 };
@@ -297,8 +439,9 @@ mod timerfd {
                 // (Not yet: `try_io` cleared the readiness; wait again.)
                 if let Ok(Ok(_)) = guard.try_io(|fd| read_expirations(fd.as_raw_fd())) {
                     self.armed = None;
-                    if let Some(e) = self.early.as_mut() {
-                        e.learn(Instant::now().saturating_duration_since(target));
+                    if let Some(tune) = self.tune {
+                        let late = Instant::now().saturating_duration_since(target);
+                        with_here(tune, |e| e.learn(late));
                     }
                 }
             }
@@ -366,20 +509,87 @@ mod tests {
     }
 
     #[test]
-    fn the_early_wake_tracks_a_low_quantile_and_is_capped() {
+    fn the_early_wake_is_the_tuned_quantile_of_recent_delays() {
         let us = Duration::from_micros;
-        let mut e = EarlyWake::default();
-        for _ in 0..2_000 {
-            e.learn(us(40));
+        let mut p90 = EarlyWake::new(Tune::DEFAULT);
+        let mut median = EarlyWake::new(Tune::MEDIAN);
+        assert_eq!(p90.early(), Duration::ZERO);
+        // Delays 1..=100 µs, shuffled: p90 ≈ 90 µs, the median ≈ 50 µs.
+        for k in 0..100u64 {
+            let late = us((k * 37) % 100 + 1);
+            p90.learn(late);
+            median.learn(late);
         }
-        assert!(e.early() > us(38) && e.early() <= us(40), "{:?}", e.early());
-        // One slow wake-up moves it little; fast ones pull it down quickly.
-        e.learn(us(5_000));
-        assert!(e.early() <= MAX_EARLY, "{:?}", e.early());
-        for _ in 0..20 {
-            e.learn(us(10));
+        // Only the last WAKE_WINDOW delays count.
+        let mut sorted: Vec<u64> = (100 - WAKE_WINDOW as u64..100)
+            .map(|k| (k * 37) % 100 + 1)
+            .collect();
+        sorted.sort_unstable();
+        let q = |q: usize| us(sorted[(sorted.len() - 1) * q / 1000]);
+        assert_eq!(p90.early(), q(EARLY_QUANTILE_PERMILLE as usize));
+        assert_eq!(median.early(), q(500));
+        assert!(p90.early() > median.early());
+    }
+
+    #[test]
+    fn the_early_wake_is_capped_and_forgets_old_delays() {
+        let us = Duration::from_micros;
+        let mut e = EarlyWake::new(Tune::DEFAULT);
+        // A loaded machine's multi-ms wake-ups count as the cap, no more.
+        for _ in 0..WAKE_WINDOW {
+            e.learn(us(5_000));
         }
-        assert!(e.early() < us(12), "{:?}", e.early());
+        assert_eq!(e.early(), MAX_EARLY);
+        // A window of fast wake-ups later, the slow ones are forgotten.
+        for _ in 0..WAKE_WINDOW {
+            e.learn(us(20));
+        }
+        assert_eq!(e.early(), us(20));
+        let mut low = EarlyWake::new(Tune::LOW);
+        for _ in 0..WAKE_WINDOW {
+            low.learn(us(80));
+        }
+        assert_eq!(low.early(), us(50), "the old settings' 50 µs cap");
+    }
+
+    /// Sends 200 µs apart (5,000/s on one thread): the tail gets at most a
+    /// quarter of that, however late the wake-ups come.
+    #[test]
+    fn the_tail_takes_at_most_its_share_of_the_time_between_sends() {
+        let us = Duration::from_micros;
+        let base = Instant::now();
+        let mut e = EarlyWake::new(Tune::DEFAULT);
+        for k in 0..200u64 {
+            e.learn(us(250));
+            e.sent(base + us(200 * k));
+        }
+        assert_eq!(e.early(), us(200 / u64::from(TAIL_SHARE_DIV)));
+        // Sends 2 ms apart again (500/s): the share (500 µs) no longer binds.
+        for k in 0..200u64 {
+            e.sent(base + us(40_000 + 2_000 * k));
+        }
+        assert_eq!(e.early(), us(250));
+        // Before a second send there is no interval: the quantile alone.
+        let mut fresh = EarlyWake::new(Tune::DEFAULT);
+        fresh.learn(us(90));
+        fresh.sent(base);
+        assert_eq!(fresh.early(), us(90));
+    }
+
+    /// Every thread learns alone, and a change of tune starts afresh.
+    #[test]
+    fn each_thread_learns_its_own_early_wake() {
+        let us = Duration::from_micros;
+        with_here(Tune::MEDIAN, |e| e.learn(us(70)));
+        assert_eq!(early_here(Tune::MEDIAN), us(70));
+        assert_eq!(early_here(Tune::DEFAULT), Duration::ZERO);
+        let other = std::thread::spawn(move || early_here(Tune::MEDIAN))
+            .join()
+            .unwrap();
+        assert_eq!(other, Duration::ZERO);
+        with_here(Tune::DEFAULT, |e| e.learn(us(10)));
+        assert_eq!(early_here(Tune::DEFAULT), us(10));
+        assert_eq!(early_here(Tune::MEDIAN), Duration::ZERO);
     }
 
     /// The waits end at or after their deadline, in order (no timing bound:
@@ -407,7 +617,7 @@ mod tests {
             fallback(Instant::now() + Duration::from_micros(50)).await;
             #[cfg(target_os = "linux")]
             // (None only while the cap test holds every timerfd.)
-            if let Some(mut tail) = timerfd::TimerFd::new(Kind::TimerFdTail).unwrap() {
+            if let Some(mut tail) = timerfd::TimerFd::new(Kind::TimerFdTail(Tune::DEFAULT)).unwrap() {
                 let start = Instant::now();
                 for k in 0..50u64 {
                     let due = start + Duration::from_micros(100 * k);

@@ -5,11 +5,9 @@
 //! wake-ups or work stealing. (A 2-worker runtime doubled the client's CPU
 //! per op in a measurement on 2 cores; see bench/RESULTS.md.)
 //!
-//! Every thread connects first; the load starts only when all have, and a
+//! Every thread connects first ([`connect`]); the run clock is read and the
+//! workers are made only when all have ([`Connected::run`]), and a
 //! connection failure anywhere ends the run before any op is sent.
-
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Barrier, Mutex};
 
 use tokio::sync::oneshot;
 
@@ -29,83 +27,100 @@ pub fn count(connections: usize) -> usize {
     wanted.clamp(1, connections.max(1))
 }
 
-/// One thread's share: its connections (index into the run's, and target)
-/// and its workers' parts.
-pub struct Share {
-    pub conns: Vec<(usize, String)>,
-    pub workers: Vec<Parts>,
+/// The load threads, each with its connections open, waiting for workers.
+pub struct Connected {
+    threads: Vec<Thread>,
 }
 
-/// What every thread shares: call headers and the start line.
-struct Common {
-    headers: CallHeaders,
-    ready: Barrier,
-    failed: AtomicBool,
-    first_error: Mutex<Option<String>>,
+/// One waiting load thread: where to send its workers and where its
+/// recorders come back.
+struct Thread {
+    workers: oneshot::Sender<Vec<Parts>>,
+    done: oneshot::Receiver<Result<Vec<Recorder>, String>>,
 }
 
-/// Runs every share on its own thread; the recorders of all workers, or
-/// why the load could not run.
-pub async fn run(shares: Vec<Share>, headers: CallHeaders) -> Result<Vec<Recorder>, String> {
-    let common = Arc::new(Common {
-        headers,
-        ready: Barrier::new(shares.len()),
-        failed: AtomicBool::new(false),
-        first_error: Mutex::new(None),
-    });
-    let mut done = Vec::with_capacity(shares.len());
-    for (i, share) in shares.into_iter().enumerate() {
-        let (tx, rx) = oneshot::channel();
-        let common = Arc::clone(&common);
+/// Starts one thread per share of connections (index in the run, target)
+/// and opens them; returns when all are open, or with the first failure
+/// (then every thread ends without sending anything).
+pub async fn connect(shares: Vec<Vec<(usize, String)>>, headers: CallHeaders) -> Result<Connected, String> {
+    let mut threads = Vec::with_capacity(shares.len());
+    let mut opened = Vec::with_capacity(shares.len());
+    for (i, conns) in shares.into_iter().enumerate() {
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let (workers_tx, workers_rx) = oneshot::channel();
+        let (done_tx, done_rx) = oneshot::channel();
+        let headers = headers.clone();
         std::thread::Builder::new()
             .name(format!("load-{i}"))
             .spawn(move || {
-                let _ = tx.send(thread_main(share, &common));
+                let _ = done_tx.send(thread_main(&conns, &headers, ready_tx, workers_rx));
             })
             .map_err(|e| format!("cannot start a load thread: {e}"))?;
-        done.push(rx);
+        threads.push(Thread {
+            workers: workers_tx,
+            done: done_rx,
+        });
+        opened.push(ready_rx);
     }
-    let mut recorders = Vec::new();
-    for rx in done {
-        recorders.extend(rx.await.map_err(|_| worker_failed("a load thread panicked"))??);
+    let mut first_error = None;
+    for ready in opened {
+        let result = ready
+            .await
+            .unwrap_or_else(|_| Err(worker_failed("a load thread panicked")));
+        if let Err(e) = result {
+            first_error.get_or_insert(e);
+        }
     }
-    let first_error = common.first_error.lock().map(|mut e| e.take());
-    match first_error {
-        Ok(Some(e)) => Err(e),
-        _ => Ok(recorders),
+    // Dropping `threads` drops their senders: each thread then ends.
+    first_error.map_or(Ok(Connected { threads }), Err)
+}
+
+impl Connected {
+    /// Runs `shares[i]`'s workers on thread `i`; every worker's recorder.
+    pub async fn run(self, shares: Vec<Vec<Parts>>) -> Result<Vec<Recorder>, String> {
+        let mut done = Vec::with_capacity(self.threads.len());
+        for (thread, workers) in self.threads.into_iter().zip(shares) {
+            // A thread that has ended already says why through `done`.
+            let _ = thread.workers.send(workers);
+            done.push(thread.done);
+        }
+        let mut recorders = Vec::new();
+        for rx in done {
+            recorders.extend(rx.await.map_err(|_| worker_failed("a load thread panicked"))??);
+        }
+        Ok(recorders)
     }
 }
 
-/// One load thread: connect, wait for all threads, run the workers.
-fn thread_main(share: Share, common: &Common) -> Result<Vec<Recorder>, String> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
-    let runtime = match runtime {
+/// One load thread: connect, say so, wait for the workers, run them.
+fn thread_main(
+    conns: &[(usize, String)],
+    headers: &CallHeaders,
+    ready: oneshot::Sender<Result<(), String>>,
+    workers: oneshot::Receiver<Vec<Parts>>,
+) -> Result<Vec<Recorder>, String> {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
-            common.fail(format!("cannot start a load runtime: {e}"));
-            common.ready.wait();
+            let _ = ready.send(Err(format!("cannot start a load runtime: {e}")));
             return Ok(Vec::new());
         }
     };
-    let conns = runtime.block_on(connect_all(&share.conns, &common.headers));
-    if let Err(e) = &conns {
-        common.fail(e.clone());
-    }
-    common.ready.wait();
-    let conns = match conns {
-        Ok(conns) if !common.failed.load(Ordering::SeqCst) => conns,
-        _ => return Ok(Vec::new()),
-    };
-    runtime.block_on(run_workers(share.workers, &conns))
-}
-
-impl Common {
-    fn fail(&self, e: String) {
-        self.failed.store(true, Ordering::SeqCst);
-        if let Ok(mut first) = self.first_error.lock() {
-            first.get_or_insert(e);
+    runtime.block_on(async move {
+        let conns = match connect_all(conns, headers).await {
+            Ok(conns) => conns,
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return Ok(Vec::new());
+            }
+        };
+        let _ = ready.send(Ok(()));
+        // Waiting inside the runtime keeps the connections' tasks running.
+        match workers.await {
+            Ok(workers) => run_workers(workers, &conns).await,
+            Err(_) => Ok(Vec::new()),
         }
-    }
+    })
 }
 
 /// Opens this thread's connections, by their index in the run.
@@ -116,7 +131,6 @@ async fn connect_all(conns: &[(usize, String)], headers: &CallHeaders) -> Result
     }
     Ok(open)
 }
-
 /// Spawns the workers on this thread's runtime and waits for them all.
 async fn run_workers(workers: Vec<Parts>, conns: &[(usize, Conn)]) -> Result<Vec<Recorder>, String> {
     let handles: Vec<_> = workers

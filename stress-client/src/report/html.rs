@@ -4,7 +4,8 @@
 //! verdict and its violations, latency percentiles over time, throughput and
 //! errors over time, the percentile spectrum on HdrHistogram's log axis
 //! (corrected and uncorrected in open loop), outcomes, the per-RPC
-//! breakdown, grouped errors and the stages.
+//! breakdown, grouped errors and the stages; in open loop, how late the
+//! scheduled sends left and any warning (as the text report).
 
 use std::fmt::Write as _;
 
@@ -44,7 +45,8 @@ td:first-child,th:first-child{text-align:left}\
 .chart{width:100%;height:auto;margin:8px 0}.chart .series{fill:none;stroke-width:2}\
 .chart .grid{stroke:#e5e7eb}.chart text{font-size:11px;fill:#374151}.chart .title{font-size:13px;font-weight:600}\
 .chart path[data-series=\"requested/s\"]{stroke-dasharray:6 4}.chart path[data-series=\"max\"]{stroke-dasharray:2 3}\
-.small{color:#6b7280;font-size:13px;overflow-wrap:anywhere}";
+.small{color:#6b7280;font-size:13px;overflow-wrap:anywhere}\
+.warning{margin:6px 0;padding:8px 12px;border-left:4px solid #E69F00;background:#fff7e6;font-weight:600}";
 
 /// What the HTML report shows.
 pub struct Page<'a> {
@@ -66,6 +68,7 @@ pub fn render(p: &Page<'_>) -> String {
          <title>stress-client report</title><style>{STYLE}</style></head><body>"
     );
     header(&mut out, p.summary);
+    super::schedule::render_html(&mut out, p.summary.schedule.as_ref(), &p.summary.warnings);
     thresholds_table(&mut out, p.summary);
     out.push_str("<h2>Latency over time</h2>");
     out.push_str(&shaded(latency_over_time(p.rows), p.rows));

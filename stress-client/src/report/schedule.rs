@@ -11,6 +11,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use super::svg::escape;
+use super::units::us;
 use super::StageReport;
 
 /// Lateness p99 (µs) above which the report warns that the corrected
@@ -67,10 +69,10 @@ pub fn warnings(k: &Kept<'_>) -> Vec<String> {
     let mut out = Vec::new();
     if !k.lateness.is_empty() && k.lateness.value_at_quantile(0.99) > LATE_P99_WARN_US {
         out.push(format!(
-            "scheduled sends left late (lateness p99 {} us, max {} us, over {} us): the corrected latency includes the load generator's own delay",
-            k.lateness.value_at_quantile(0.99),
-            k.lateness.max(),
-            LATE_P99_WARN_US
+            "scheduled sends left late (lateness p99 {}, max {}, over {}): the corrected latency includes the load generator's own delay",
+            us(k.lateness.value_at_quantile(0.99)),
+            us(k.lateness.max()),
+            us(LATE_P99_WARN_US)
         ));
     }
     if let (Some((requested, Some(window))), None) = (k.rate, k.stages) {
@@ -98,18 +100,47 @@ fn behind(out: &mut Vec<String>, what: &str, requested: f64, sent: f64, workers:
     }
 }
 
+/// The lateness in words: `p50 5 µs  p99 40 µs  max 1.20 ms (4 scheduled sends)`.
+fn lateness_words(l: &Lateness, sep: &str) -> String {
+    format!(
+        "p50 {}{sep}p99 {}{sep}max {} ({} scheduled sends)",
+        us(l.p50),
+        us(l.p99),
+        us(l.max),
+        l.count
+    )
+}
+
 /// The report's lateness line and warnings, for people.
 pub fn render(out: &mut String, schedule: Option<&ScheduleReport>, warnings: &[String]) {
     if let Some(s) = schedule {
-        let l = &s.lateness_us;
         let _ = writeln!(
             out,
-            "schedule        sends left late by p50 {} us  p99 {} us  max {} us ({} scheduled sends)",
-            l.p50, l.p99, l.max, l.count
+            "schedule        sends left late by {}",
+            lateness_words(&s.lateness_us, "  ")
         );
     }
     for w in warnings {
         let _ = writeln!(out, "WARNING         {w}");
+    }
+}
+
+/// The same for the HTML page: the warnings first (`id="warnings"`, one
+/// `class="warning"` each), then the lateness (`id="schedule"`).
+pub fn render_html(out: &mut String, schedule: Option<&ScheduleReport>, warnings: &[String]) {
+    if !warnings.is_empty() {
+        out.push_str("<div id=\"warnings\">");
+        for w in warnings {
+            let _ = write!(out, "<p class=\"warning\">WARNING: {}</p>", escape(w));
+        }
+        out.push_str("</div>");
+    }
+    if let Some(s) = schedule {
+        let _ = write!(
+            out,
+            "<p id=\"schedule\">Schedule: sends left late by {}.</p>",
+            escape(&lateness_words(&s.lateness_us, " · "))
+        );
     }
 }
 
@@ -143,6 +174,30 @@ mod tests {
     }
 
     #[test]
+    fn text_and_html_show_the_lateness_in_units_and_every_warning() {
+        let mut h = new_histogram();
+        for us in [3, 5, 1_200] {
+            record_us(&mut h, us);
+        }
+        let s = report(true, &h);
+        let warnings = ["stage 2 sent 871 ops/s of 1250 requested: <all> busy".to_owned()];
+        let mut text = String::new();
+        render(&mut text, s.as_ref(), &warnings);
+        assert!(
+            text.contains("p50 5 µs  p99 1.20 ms  max 1.20 ms (3 scheduled sends)"),
+            "{text}"
+        );
+        assert!(text.contains("WARNING         stage 2 sent 871"), "{text}");
+        let mut html = String::new();
+        render_html(&mut html, s.as_ref(), &warnings);
+        assert!(html.contains("<div id=\"warnings\"><p class=\"warning\">WARNING: stage 2 sent 871 ops/s of 1250 requested: &lt;all&gt; busy</p></div>"), "{html}");
+        assert!(html.contains("<p id=\"schedule\">Schedule: sends left late by p50 5 µs · p99 1.20 ms · max 1.20 ms (3 scheduled sends).</p>"), "{html}");
+        let mut closed = String::new();
+        render_html(&mut closed, None, &[]);
+        assert!(closed.is_empty(), "{closed}");
+    }
+
+    #[test]
     fn warns_when_late_or_behind() {
         let mut h = new_histogram();
         for us in 0..100 {
@@ -169,7 +224,7 @@ mod tests {
         });
         assert_eq!(w.len(), 1);
         assert!(
-            w[0].starts_with("scheduled sends left late (lateness p99 500"),
+            w[0].starts_with("scheduled sends left late (lateness p99 5.00 ms, max 5.00 ms, over 1.00 ms)"),
             "{w:?}"
         );
         // --rate: 102 sends over 1 s against 100/s is on time; against 200/s behind.
