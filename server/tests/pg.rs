@@ -246,12 +246,54 @@ fn a_withdrawal_waits_for_a_deposit_made_through_another_server() {
     };
     thread::sleep(Duration::from_millis(100));
     assert!(!waiter.is_finished(), "short of funds, it waits");
-    b.deposit(&deposit(&id, 45, "d-1"), &CallContext::detached())
+    let d = b
+        .deposit(&deposit(&id, 45, "d-1"), &CallContext::detached())
         .unwrap();
+    assert_eq!((d.balance, d.sequence), (55, 1), "the deposit's own answer");
     let done = waiter.join().unwrap().unwrap();
     assert_eq!(
-        (done.outcome, done.balance, done.sequence),
-        (Outcome::Approved, 5, 2)
+        (done.outcome, done.balance, done.sequence, done.replayed),
+        (Outcome::Approved, 5, 2, false)
+    );
+    // Applied by the deposit (the hand-off), recorded as its own: a copy replays it.
+    let w = Withdrawal {
+        wait_for_funds: true,
+        ..withdrawal(&id, 50, "wait-1")
+    };
+    let copy = b.withdraw(&w, &mut CallContext::detached()).unwrap();
+    assert_eq!(
+        copy,
+        bank_server::backend::ledger::OpResult {
+            replayed: true,
+            ..done
+        }
+    );
+    assert_eq!(b.balance(&id).unwrap().sequence, 2);
+}
+
+#[test]
+fn a_waiter_whose_wait_ended_is_never_applied_by_a_later_deposit() {
+    let Some(url) = url() else { return };
+    let short_wait = LedgerConfig {
+        max_wait: Duration::from_millis(200),
+        ..config(0)
+    };
+    let a = ledger(&url, Isolation::ReadCommitted, short_wait);
+    let id = fresh("ended");
+    a.open_account(&id, 10, None).unwrap();
+    let w = Withdrawal {
+        wait_for_funds: true,
+        ..withdrawal(&id, 50, "w")
+    };
+    let ended = a.withdraw(&w, &mut CallContext::detached()).unwrap();
+    assert_eq!((ended.outcome, ended.balance), (Outcome::InsufficientFunds, 10));
+    a.deposit(&deposit(&id, 45, "d"), &CallContext::detached())
+        .unwrap();
+    let state = a.balance(&id).unwrap();
+    assert_eq!(
+        (state.balance, state.sequence),
+        (55, 2),
+        "the ended wait took nothing"
     );
 }
 

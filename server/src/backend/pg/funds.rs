@@ -125,6 +125,11 @@ impl Watch<'_> {
         Ok(())
     }
 
+    /// Whether this withdrawal is counted as waiting.
+    pub fn enrolled(&self) -> bool {
+        self.enrolled.is_some()
+    }
+
     /// Sleeps until a credit after `seen`, `until`, or [`RECHECK`], whichever is first.
     pub fn wait(&self, seen: u64, until: Instant) {
         let until = until.min(Instant::now() + RECHECK);

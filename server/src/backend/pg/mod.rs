@@ -16,6 +16,7 @@ mod batch;
 mod batch_trip;
 mod funds;
 mod gauges;
+mod hand_off;
 mod id_cap;
 mod monitor;
 mod one_trip;

@@ -125,12 +125,17 @@ pub(super) enum Trip {
 }
 
 /// The ledger's answer from `bank_single`'s row.
-fn answer(account: &str, row: Option<&postgres::Row>, (kind, amount): (&Kind, u64)) -> LedgerResult<Trip> {
+pub(super) fn answer(
+    account: &str,
+    row: Option<&postgres::Row>,
+    (kind, amount): (&Kind, u64),
+) -> LedgerResult<Trip> {
     let row = row.ok_or_else(|| LedgerError::Internal("bank_single answered no row".into()))?;
     let status: i16 = row.get(0);
     let read = |row| rows::stored(row, 1).map_err(ledger_error);
     match status {
-        0 => Ok(Trip::Done(OpResult {
+        // 6: a waiting withdrawal's record, written for it by a deposit (`hand_off.rs`).
+        0 | 6 => Ok(Trip::Done(OpResult {
             replayed: false,
             ..read(row)?.result
         })),

@@ -9,7 +9,7 @@
 use postgres::Client;
 
 /// The schema version this binary writes.
-pub const SCHEMA_VERSION: i32 = 4;
+pub const SCHEMA_VERSION: i32 = 5;
 
 /// Taken by every migrating server for the length of its migration
 /// (`pg_advisory_xact_lock`; the bytes of "bank").
@@ -293,8 +293,153 @@ BEGIN
 END $$;
 ";
 
+/// Version 5: the hand-off (`hand_off.rs`). A withdrawal waiting for funds
+/// registers in `bank_waiters` (its id, amount and deadline, by the
+/// database's clock) once it is counted as waiting; a deposit by
+/// `bank_single` then applies, in its own transaction, each registered
+/// withdrawal of the account that the new balance covers, oldest first
+/// (`bank_hand_off`: the next sequence number each, the record written as
+/// the withdrawal would have written it; an id already recorded, a fence,
+/// is skipped), and notifies. The woken waiter finds its record committed
+/// (`bank_wait`, status 6) and answers without a commit of its own: its op
+/// was made durable by the deposit's. A withdrawal's look that writes
+/// nothing the answer depends on (its registration, a lock) commits without
+/// waiting for the flush.
+const V5: &str = "
+CREATE TABLE bank_waiters (
+    account_id  text NOT NULL REFERENCES bank_accounts (id),
+    request_id  text NOT NULL,
+    amount      numeric(20,0) NOT NULL,
+    deadline    timestamptz NOT NULL,
+    position    bigint GENERATED ALWAYS AS IDENTITY,
+    PRIMARY KEY (account_id, request_id)
+);
+CREATE FUNCTION bank_hand_off(p_id text, INOUT bal numeric, INOUT seq bigint, OUT added bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    w bank_waiters%ROWTYPE;
+BEGIN
+    added := 0;
+    FOR w IN SELECT * FROM bank_waiters WHERE account_id = p_id ORDER BY position LOOP
+        CONTINUE WHEN w.deadline <= clock_timestamp() OR bal < w.amount;
+        DELETE FROM bank_waiters WHERE account_id = p_id AND request_id = w.request_id;
+        INSERT INTO bank_operations (account_id, request_id, kind, to_account, amount, outcome,
+            balance, sequence, to_balance, to_sequence)
+            VALUES (p_id, w.request_id, 1, NULL, w.amount, 0, bal - w.amount, seq + 1, 0, 0)
+            ON CONFLICT ON CONSTRAINT bank_operations_pkey DO NOTHING;
+        IF FOUND THEN
+            bal := bal - w.amount;
+            seq := seq + 1;
+            added := added + 1;
+        END IF;
+    END LOOP;
+    IF added > 0 THEN
+        PERFORM pg_notify('bank_funds', p_id);
+    END IF;
+END $$;
+CREATE OR REPLACE FUNCTION bank_single(p_id text, p_rid text, p_kind int2, p_amount numeric, p_retention bigint,
+                            p_wait boolean)
+RETURNS TABLE (status int2, request_id text, kind int2, to_account text, amount text, outcome int2,
+               balance text, sequence bigint, to_balance text, to_sequence bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    a bank_accounts%ROWTYPE;
+    o bank_operations%ROWTYPE;
+    after numeric;
+    code int2 := 0;
+    forget bigint := 0;
+    mine bigint := CASE WHEN p_rid <> '' THEN 1 ELSE 0 END;
+    h record;
+BEGIN
+    SELECT * INTO a FROM bank_accounts WHERE id = p_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT 2::int2, p_rid, NULL::int2, NULL::text, NULL::text, NULL::int2, NULL::text,
+            NULL::bigint, NULL::text, NULL::bigint;
+        RETURN;
+    END IF;
+    IF p_rid <> '' THEN
+        SELECT * INTO o FROM bank_operations WHERE account_id = p_id AND bank_operations.request_id = p_rid;
+        IF FOUND THEN
+            RETURN QUERY SELECT 1::int2, o.request_id, o.kind, o.to_account, o.amount::text, o.outcome,
+                o.balance::text, o.sequence, o.to_balance::text, o.to_sequence;
+            RETURN;
+        END IF;
+    END IF;
+    IF p_wait AND p_kind = 1 AND a.balance < p_amount THEN
+        RETURN QUERY SELECT 4::int2, p_rid, NULL::int2, NULL::text, NULL::text, NULL::int2, NULL::text,
+            NULL::bigint, NULL::text, NULL::bigint;
+        RETURN;
+    END IF;
+    IF p_kind = 0 THEN
+        after := a.balance + p_amount;
+        IF after > 18446744073709551615 THEN
+            RETURN QUERY SELECT 3::int2, p_rid, NULL::int2, NULL::text, NULL::text, NULL::int2, NULL::text,
+                NULL::bigint, NULL::text, NULL::bigint;
+            RETURN;
+        END IF;
+    ELSIF a.balance >= p_amount THEN
+        after := a.balance - p_amount;
+    ELSE
+        after := a.balance;
+        code := 1;
+    END IF;
+    IF p_rid <> '' THEN
+        INSERT INTO bank_operations (account_id, request_id, kind, to_account, amount, outcome,
+            balance, sequence, to_balance, to_sequence)
+            VALUES (p_id, p_rid, p_kind, NULL, p_amount, code, after, a.sequence + 1, 0, 0);
+    END IF;
+    IF p_kind = 0 AND a.waiting > 0 THEN
+        SELECT * INTO h FROM bank_hand_off(p_id, after, a.sequence + 1);
+    ELSE
+        SELECT after AS bal, a.sequence + 1 AS seq, 0::bigint AS added INTO h;
+    END IF;
+    forget := LEAST(GREATEST(a.remembered + mine + h.added - p_retention, 0), GREATEST(a.remembered, 0));
+    UPDATE bank_accounts SET balance = h.bal, sequence = h.seq,
+        remembered = a.remembered + mine + h.added - forget, forgotten = a.forgotten + forget WHERE id = p_id;
+    IF forget > 0 THEN
+        DELETE FROM bank_operations WHERE account_id = p_id AND position IN (
+            SELECT position FROM bank_operations WHERE account_id = p_id ORDER BY position LIMIT forget);
+    END IF;
+    RETURN QUERY SELECT 0::int2, p_rid, p_kind, NULL::text, p_amount::text, code, after::text,
+        a.sequence + 1, '0'::text, 0::bigint;
+END $$;
+CREATE FUNCTION bank_wait(p_id text, p_rid text, p_amount numeric, p_retention bigint, p_wait_ms bigint,
+                          p_registered boolean)
+RETURNS TABLE (status int2, request_id text, kind int2, to_account text, amount text, outcome int2,
+               balance text, sequence bigint, to_balance text, to_sequence bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    a bank_accounts%ROWTYPE;
+    o bank_operations%ROWTYPE;
+BEGIN
+    SELECT * INTO a FROM bank_accounts WHERE id = p_id FOR UPDATE;
+    IF FOUND THEN
+        SELECT * INTO o FROM bank_operations WHERE account_id = p_id AND bank_operations.request_id = p_rid;
+        IF FOUND THEN
+            DELETE FROM bank_waiters WHERE account_id = p_id AND bank_waiters.request_id = p_rid;
+            RETURN QUERY SELECT CASE WHEN p_registered AND NOT FOUND THEN 6 ELSE 1 END::int2, o.request_id,
+                o.kind, o.to_account, o.amount::text, o.outcome, o.balance::text, o.sequence,
+                o.to_balance::text, o.to_sequence;
+            PERFORM set_config('synchronous_commit', 'off', true);
+            RETURN;
+        END IF;
+        IF p_wait_ms > 0 AND a.balance < p_amount THEN
+            INSERT INTO bank_waiters (account_id, request_id, amount, deadline)
+                VALUES (p_id, p_rid, p_amount, clock_timestamp() + p_wait_ms * interval '1 millisecond')
+                ON CONFLICT ON CONSTRAINT bank_waiters_pkey DO NOTHING;
+            PERFORM set_config('synchronous_commit', 'off', true);
+            RETURN QUERY SELECT 4::int2, p_rid, NULL::int2, NULL::text, NULL::text, NULL::int2, NULL::text,
+                NULL::bigint, NULL::text, NULL::bigint;
+            RETURN;
+        END IF;
+        DELETE FROM bank_waiters WHERE account_id = p_id AND bank_waiters.request_id = p_rid;
+    END IF;
+    RETURN QUERY SELECT * FROM bank_single(p_id, p_rid, 1::int2, p_amount, p_retention, false);
+END $$;
+";
+
 /// Every migration, in order: (the version it leads to, its SQL).
-const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4)];
+const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5)];
 
 /// Brings the database to [`SCHEMA_VERSION`]; returns the version found.
 pub fn migrate(client: &mut Client) -> Result<i32, String> {

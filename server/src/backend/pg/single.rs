@@ -16,15 +16,15 @@ use crate::backend::ledger::{
 };
 
 /// One deposit or withdrawal, as the transaction sees it.
-struct Single<'a> {
-    account: &'a str,
-    request_id: &'a str,
-    kind: Kind,
-    amount: u64,
+pub(super) struct Single<'a> {
+    pub account: &'a str,
+    pub request_id: &'a str,
+    pub kind: Kind,
+    pub amount: u64,
 }
 
 /// What one try of a waiting withdrawal came to.
-enum Step {
+pub(super) enum Step {
     Done(OpResult),
     /// BUG (zoo): partial-apply committed half an op and answers this error.
     Broken(LedgerError),
@@ -71,12 +71,17 @@ impl PgLedger {
         // before the first look, so that no credit after it is missed.
         let mut watch = until.map(|_| self.funds.watch(op.account));
         let _counted = until.map(|_| self.count_waiting(op.account));
+        let mut registered = false;
         loop {
             let seen = watch.as_ref().map(|w| w.seen());
             let step = {
                 let monitor = self.monitors.of(op.account);
                 let _held = monitor.lock();
-                self.look(&op, ctx, until)?
+                match (until, watch.as_ref().is_some_and(|w| w.enrolled())) {
+                    // Counted as waiting: it may register for the hand-off.
+                    (Some(until), true) => self.look_waiting(&op, ctx, until, &mut registered)?,
+                    _ => self.look(&op, ctx, until)?,
+                }
             };
             let (Step::Wait, Some(watch), Some(seen), Some(until)) = (&step, &mut watch, seen, until) else {
                 let Step::Done(result) = step else {
@@ -87,16 +92,25 @@ impl PgLedger {
                 return Ok(result);
             };
             let owner = self.monitors.known(op.account).and_then(|k| k.owner);
+            let newly = !watch.enrolled();
             watch.enroll(owner.as_ref(), &self.config)?;
             // A waiter keeps no admission slot: the deposit it waits for must get in.
             ctx.release_admission();
+            if newly && self.hand_off_possible(&op, ctx) {
+                continue; // look once more, registering for the hand-off, before sleeping
+            }
             watch.wait(seen, until);
         }
     }
 
     /// One look at `op` under its monitor: in one round trip where the op
     /// allows it (`one_trip.rs`), else as a transaction of several statements.
-    fn look(&self, op: &Single<'_>, ctx: &CallContext, until: Option<Instant>) -> LedgerResult<Step> {
+    pub(super) fn look(
+        &self,
+        op: &Single<'_>,
+        ctx: &CallContext,
+        until: Option<Instant>,
+    ) -> LedgerResult<Step> {
         let delayed = !self.config.processing_delay.is_zero();
         if self.one_trip_allowed(ctx) && !(delayed && until.is_some()) {
             self.one_trip_delay();

@@ -28,6 +28,7 @@ pub enum Stmt {
     Waiting,
     Transfer,
     Batch,
+    Wait,
 }
 
 const LOCK: &str =
@@ -69,6 +70,9 @@ const TRANSFER: &str = "SELECT * FROM bank_transfer($1, $2, $3, $4::numeric, $5)
 /// A batch of one account's deposits and withdrawals in one round trip (schema version 4,
 /// `batch_trip.rs`).
 const BATCH: &str = "SELECT * FROM bank_batch($1, $2, $3, $4::numeric[], $5, $6)";
+/// A waiting withdrawal's look, registering it for the hand-off (schema version 5,
+/// `hand_off.rs`).
+const WAIT: &str = "SELECT * FROM bank_wait($1, $2, $3::numeric, $4, $5, $6)";
 /// Counts `$2` (+1 or -1) withdrawals waiting for funds on `$1` (so that its credits notify).
 /// Committed without waiting for the WAL's flush (`synchronous_commit` off for this
 /// statement's transaction alone): the count is a hint for the trigger, never an answer,
@@ -82,7 +86,7 @@ const WAITING: &str = "WITH lazy AS (SELECT set_config('synchronous_commit', 'of
 const HELD: &str = "SELECT count(*), count(*) FILTER (WHERE owner = $1) FROM bank_accounts";
 
 /// Each statement's SQL and parameter types, in [`Stmt`] order.
-fn all() -> [(&'static str, Vec<Type>); 15] {
+fn all() -> [(&'static str, Vec<Type>); 16] {
     use Type as T;
     let write = [
         vec![T::TEXT, T::TEXT, T::INT8, T::INT8, T::INT8],
@@ -122,6 +126,7 @@ fn all() -> [(&'static str, Vec<Type>); 15] {
                 T::INT8,
             ],
         ),
+        (WAIT, vec![T::TEXT, T::TEXT, T::TEXT, T::INT8, T::INT8, T::BOOL]),
     ]
 }
 
