@@ -25,18 +25,26 @@
 //! [`PACER_ENV`] picks a timer to compare them.
 //!
 //! The ≈ 50 µs left is the wake-up through `epoll` (from an idle core).
-//! Setting the timer early by a learned low quantile of it and yielding out
-//! the rest (`timerfd-tail`, at most [`MAX_EARLY`]) closes it. On that
-//! overloaded machine it cut the gap at 500/s (38, 45, 130 µs against 61,
-//! 77, 92) but hurt at 5,000/s (148, 233, 1,436 µs against 46, 44, 42): the
-//! tails of overlapping workers held up the thread's other wake-ups. On an
-//! idle machine (bench P15, the lead's runs; noise 0–13 %) it does better at
-//! both rates with the same client CPU per op: gap 38, 47 and 59 µs at 500/s
-//! and 4–7 µs at 5,000/s, against 53–67 µs and 41 µs for the plain `timerfd`
-//! (so 500/s still misses the 50 µs target at times: see bench/RESULTS.md).
-//! So `timerfd-tail` is the default: a generator is judged where it has the
-//! cores it needs, and where it has not, the reported lateness and its
-//! warning say so whatever the timer.
+//! `timerfd-tail`, the default, sets the timer early by the learned median
+//! of that delay (over each thread's last [`WAKE_WINDOW`] wake-ups, at
+//! most [`MAX_EARLY`], and at most 1/[`TAIL_SHARE_DIV`] of the thread's
+//! time between sends) and yields out the rest. Each yield goes back
+//! through the runtime, which polls its I/O and runs every other ready
+//! task first, and the worker's `select!` polls its replies before the
+//! pacer: the tail delays no other work, it only keeps the thread from
+//! sleeping (its CPU cost, measured in bench/RESULTS.md, P15).
+//!
+//! History: a low quantile capped at 50 µs (`timerfd-tail-low`, the
+//! previous default) left the idle machine's median send still ≈ 40–55 µs
+//! late at 500/s (bench P15: gap 38, 47, 59 µs against ≤ 50), because the
+//! median wake-up from an idle core is later than 50 µs. Side by side
+//! under load (load average 8–9), corrected − uncorrected p50 at 500/s:
+//! median 4–7 µs, p90 4–40 µs, the old settings 12–53 µs, plain `timerfd`
+//! 51–85 µs; the client's CPU per second of run: median 0.044–0.056 s,
+//! plain `timerfd` 0.048–0.053 s, p90 0.094–0.121 s. At 5,000/s every
+//! timer had runs 0.2–3 ms late on that machine (wake-ups wait for a
+//! core); without the share cap, p90 with a 300 µs cap was late in two of
+//! three runs (1–2.7 ms): its tails filled the thread's time.
 
 use std::time::{Duration, Instant};
 
@@ -78,8 +86,8 @@ pub fn precise_plan(now: Instant, due: Instant) -> Plan {
 
 /// Environment variable that picks the timer, to measure the choices side
 /// by side (bench): `timerfd-tail` (the default: the timerfd set early by
-/// the learned p90 of its wake-up delay, then a short yield tail),
-/// `timerfd-tail-p50` (early by the median), `timerfd-tail-low` (the
+/// the learned median of its wake-up delay, then a short yield tail),
+/// `timerfd-tail-p90` (early by the p90), `timerfd-tail-low` (the
 /// previous default's settings: a low quantile, at most 50 µs), `timerfd`
 /// (alone), `tail` (the fallback) or `tokio` (tokio's sleep alone, the old
 /// pacer).
@@ -98,13 +106,18 @@ pub const MAX_EARLY_US: u16 = 300;
 pub const MAX_EARLY: Duration = Duration::from_micros(MAX_EARLY_US as u64);
 
 /// How many recent wake-up delays the early wake learns from (per thread):
-/// 128 ms of history at 500/s, enough for a p90 that follows the machine.
+/// 128 ms of history at 500/s, enough for a median (or p90) that follows
+/// the machine.
 pub const WAKE_WINDOW: usize = 64;
 
 /// Which quantile of the wake-up delay (per mille) the default
-/// `timerfd-tail` wakes early by: p90, so 9 of 10 sends leave on time and
-/// the tail costs about p90 − median of yielding per send.
-pub const EARLY_QUANTILE_PERMILLE: u16 = 900;
+/// `timerfd-tail` wakes early by: the median. Why not p90 (9 of 10 sends
+/// on time): side by side under load (bench/RESULTS.md, P15) the median
+/// was as punctual at 500/s (gap 4–7 µs against 4–40 µs) and cost no CPU
+/// over the plain `timerfd`, while p90 cost 0.05–0.07 s of CPU per second
+/// more at 500/s: on a loaded machine its p90 sits at the cap, so every
+/// send yields for 300 µs.
+pub const EARLY_QUANTILE_PERMILLE: u16 = 500;
 
 /// The tail may take at most 1 / this of a thread's time between sends. Why: on a loaded machine the learned delay hits the cap, and
 /// at 5,000/s on one thread (200 µs between wake-ups) a 300 µs tail per
@@ -127,9 +140,9 @@ impl Tune {
         quantile_permille: EARLY_QUANTILE_PERMILLE,
         max_early_us: MAX_EARLY_US,
     };
-    /// The median, same cap (`timerfd-tail-p50`).
-    pub const MEDIAN: Tune = Tune {
-        quantile_permille: 500,
+    /// The p90, same cap (`timerfd-tail-p90`).
+    pub const P90: Tune = Tune {
+        quantile_permille: 900,
         max_early_us: MAX_EARLY_US,
     };
     /// The previous default's settings, for comparison (`timerfd-tail-low`).
@@ -258,7 +271,7 @@ impl Kind {
             Ok("tail") => Kind::Tail,
             Ok("timerfd") => Kind::TimerFd,
             Ok("tokio") => Kind::Tokio,
-            Ok("timerfd-tail-p50") => Kind::TimerFdTail(Tune::MEDIAN),
+            Ok("timerfd-tail-p90") => Kind::TimerFdTail(Tune::P90),
             Ok("timerfd-tail-low") => Kind::TimerFdTail(Tune::LOW),
             _ => Kind::TimerFdTail(Tune::DEFAULT),
         })
@@ -511,8 +524,8 @@ mod tests {
     #[test]
     fn the_early_wake_is_the_tuned_quantile_of_recent_delays() {
         let us = Duration::from_micros;
-        let mut p90 = EarlyWake::new(Tune::DEFAULT);
-        let mut median = EarlyWake::new(Tune::MEDIAN);
+        let mut p90 = EarlyWake::new(Tune::P90);
+        let mut median = EarlyWake::new(Tune::DEFAULT);
         assert_eq!(p90.early(), Duration::ZERO);
         // Delays 1..=100 µs, shuffled: p90 ≈ 90 µs, the median ≈ 50 µs.
         for k in 0..100u64 {
@@ -526,8 +539,8 @@ mod tests {
             .collect();
         sorted.sort_unstable();
         let q = |q: usize| us(sorted[(sorted.len() - 1) * q / 1000]);
-        assert_eq!(p90.early(), q(EARLY_QUANTILE_PERMILLE as usize));
-        assert_eq!(median.early(), q(500));
+        assert_eq!(p90.early(), q(900));
+        assert_eq!(median.early(), q(usize::from(EARLY_QUANTILE_PERMILLE)));
         assert!(p90.early() > median.early());
     }
 
@@ -580,16 +593,14 @@ mod tests {
     #[test]
     fn each_thread_learns_its_own_early_wake() {
         let us = Duration::from_micros;
-        with_here(Tune::MEDIAN, |e| e.learn(us(70)));
-        assert_eq!(early_here(Tune::MEDIAN), us(70));
+        with_here(Tune::P90, |e| e.learn(us(70)));
+        assert_eq!(early_here(Tune::P90), us(70));
         assert_eq!(early_here(Tune::DEFAULT), Duration::ZERO);
-        let other = std::thread::spawn(move || early_here(Tune::MEDIAN))
-            .join()
-            .unwrap();
+        let other = std::thread::spawn(move || early_here(Tune::P90)).join().unwrap();
         assert_eq!(other, Duration::ZERO);
         with_here(Tune::DEFAULT, |e| e.learn(us(10)));
         assert_eq!(early_here(Tune::DEFAULT), us(10));
-        assert_eq!(early_here(Tune::MEDIAN), Duration::ZERO);
+        assert_eq!(early_here(Tune::P90), Duration::ZERO);
     }
 
     /// The waits end at or after their deadline, in order (no timing bound:
