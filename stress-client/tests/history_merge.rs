@@ -45,6 +45,7 @@ fn file(p: u32, h: History, origin_ns: u64, at_ns: u64, error_ns: i64) -> (Strin
             header,
             end,
             history: h,
+            request_ids: Vec::new(),
         },
     )
 }
@@ -82,7 +83,7 @@ fn merged(parts: Vec<History>, errors: &[i64], window: Duration) -> History {
             file(p as u32, h, origin, p as u64 * 50_000, errors[p])
         })
         .collect();
-    merge(files, window).expect("merges")
+    merge(files, window).expect("merges").history
 }
 
 #[test]

@@ -23,6 +23,9 @@ pub struct Parsed {
     pub header: Header,
     pub end: EndLine,
     pub history: History,
+    /// (op number, request id) of the ops of unknown outcome whose line
+    /// gave one, sorted by op: what `check --target` settles.
+    pub request_ids: Vec<(u32, String)>,
 }
 
 /// Reads the history at `path` (zstd-compressed or not, told by its first bytes).
@@ -69,6 +72,7 @@ struct Builder {
     end: Option<EndLine>,
     h: History,
     finals: u64,
+    request_ids: Vec<(u32, String)>,
 }
 
 impl Builder {
@@ -150,6 +154,12 @@ impl Builder {
             (true, None) => return Err("a transfer needs to_account".into()),
             (false, Some(_)) => return Err("only a transfer has to_account".into()),
             (false, None) => {}
+        }
+        match o.request_id {
+            Some(id) if id.is_empty() => return Err("request_id is empty".into()),
+            // Only an op still in doubt is ever asked about: keep only those.
+            Some(id) if op.outcome == bank_checker::Outcome::Unknown => self.request_ids.push((index, id)),
+            _ => {}
         }
         self.h.ops.push(op);
         Ok(())
@@ -245,6 +255,7 @@ impl Builder {
             header,
             end,
             history: h,
+            request_ids: self.request_ids,
         })
     }
 }
