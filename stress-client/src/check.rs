@@ -15,9 +15,9 @@ use bank_checker::Verdict;
 use crate::check_target;
 use crate::cli::CheckArgs;
 use crate::history::{self, merge, Parsed};
-use crate::settle::Settlement;
 use crate::report::{html, human, Consistency};
 use crate::run::Exit;
+use crate::settle::Settlement;
 
 /// Runs `check`; prints the verdict (or why there is none) and returns the exit code.
 pub fn run(args: &CheckArgs) -> Exit {

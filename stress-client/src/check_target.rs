@@ -53,7 +53,10 @@ async fn settle_in_doubt(channels: &[Channel], m: &mut Merged) -> Settlement {
         .request_ids
         .iter()
         .filter_map(|(op, id)| {
-            let o = h.ops.get(*op as usize).filter(|o| o.outcome == Outcome::Unknown)?;
+            let o = h
+                .ops
+                .get(*op as usize)
+                .filter(|o| o.outcome == Outcome::Unknown)?;
             let account = h.accounts.get(o.account as usize)?;
             Some((*op, account.account_id.clone(), id.clone()))
         })
@@ -89,7 +92,10 @@ fn after_everything(h: &History) -> u64 {
     let known = |t: u64| if t == u64::MAX { 0 } else { t };
     let ops = h.ops.iter().map(|o| known(o.send_ns).max(known(o.recv_ns)));
     let reads = h.reads.iter().map(|r| known(r.send_ns).max(known(r.recv_ns)));
-    let dups = h.duplicates.iter().map(|d| known(d.send_ns).max(known(d.recv_ns)));
+    let dups = h
+        .duplicates
+        .iter()
+        .map(|d| known(d.send_ns).max(known(d.recv_ns)));
     let calls = h.invalid.iter().map(|c| known(c.send_ns).max(known(c.recv_ns)));
     let last = ops.chain(reads).chain(dups).chain(calls).max().unwrap_or(0);
     last.saturating_add(1).min(u64::MAX - 1)

@@ -48,7 +48,11 @@ async fn on_the_server(target: &str) -> (pb::OperationResult, pb::OperationResul
         amount,
         request_id: request_id.into(),
     };
-    let first = bank.deposit(deposit(10, "cs-0-0")).await.expect("deposit").into_inner();
+    let first = bank
+        .deposit(deposit(10, "cs-0-0"))
+        .await
+        .expect("deposit")
+        .into_inner();
     // Op 1: applied, but (in the history) its answer was lost.
     let withdraw = pb::WithdrawRequest {
         account_id: "cs-a".into(),
@@ -58,7 +62,11 @@ async fn on_the_server(target: &str) -> (pb::OperationResult, pb::OperationResul
     };
     bank.withdraw(withdraw).await.expect("withdraw");
     // Op 2, a transfer cs-a -> cs-b under "cs-0-2", is never sent.
-    let last = bank.deposit(deposit(7, "cs-0-3")).await.expect("deposit").into_inner();
+    let last = bank
+        .deposit(deposit(7, "cs-0-3"))
+        .await
+        .expect("deposit")
+        .into_inner();
     (first, last)
 }
 
@@ -86,7 +94,11 @@ fn history(first: &pb::OperationResult, last: &pb::OperationResult) -> String {
 async fn check_target_settles_the_ops_in_doubt_by_get_operation() {
     let target = format!("http://{}", servers::real_bank().await);
     let (first, last) = on_the_server(&target).await;
-    assert_eq!((first.balance, last.balance), (110, 87), "the server applied op 1");
+    assert_eq!(
+        (first.balance, last.balance),
+        (110, 87),
+        "the server applied op 1"
+    );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("h.jsonl");
     std::fs::write(&path, history(&first, &last)).unwrap();
@@ -111,7 +123,10 @@ async fn check_target_settles_the_ops_in_doubt_by_get_operation() {
     let checked = &json["consistency"]["checked"];
     assert_eq!(checked["unknown_applied"], 0, "{json}");
     assert_eq!(checked["unknown_not_applied"], 0, "{json}");
-    assert!(text.contains("resolved by GetOperation: 2, of which 1 had taken effect"), "{text}");
+    assert!(
+        text.contains("resolved by GetOperation: 2, of which 1 had taken effect"),
+        "{text}"
+    );
 
     // GetOperation fenced the transfer's id: it can never apply now.
     let mut bank = BankClient::connect(target).await.unwrap();

@@ -4,7 +4,9 @@
 //! machines differ by up to `max_clock_skew`, so each interval is widened by
 //! half of it on both sides: then A's answer precedes B's send only where the
 //! gap exceeds the skew, and no order the clocks cannot vouch for is used.
-//! (Within one process this drops the short gaps too: weaker, never wrong.)
+//! Within one process the checker takes the widening back off (the merged
+//! history says which ops each process sent: `History::processes`), so
+//! there real-time order is kept exactly, as in the live run.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -39,18 +41,22 @@ pub fn merge(mut files: Vec<(String, Parsed)>, max_clock_skew: Duration) -> Resu
         .min()
         .unwrap_or(0);
     let mut out = Merger::default();
-    for (name, parsed) in files {
+    for (k, (name, parsed)) in files.into_iter().enumerate() {
         let a = parsed.header.start_anchor;
         // Process time t is wall time base + (wall - base) + (t - mono) on the
         // merged line; `half_ns` more keeps the widened sends above zero.
         let wall = i128::from(a.wall_unix_ns) - i128::from(base_wall);
         let offset_ns = wall - i128::from(a.mono_ns) + i128::from(half_ns);
         let first_op = out.m.history.ops.len() as u32;
+        if k > 0 {
+            out.m.history.processes.op_starts.push(first_op);
+        }
         out.add(&name, parsed.history, Clock { offset_ns, half_ns })?;
         // `add` checked that the ops, shifted, still fit in 32 bits.
         let shifted = parsed.request_ids.into_iter().map(|(op, id)| (op + first_op, id));
         out.m.request_ids.extend(shifted);
     }
+    out.m.history.processes.widened_ns = half_ns;
     Ok(out.m)
 }
 
@@ -90,7 +96,8 @@ struct Merger {
 impl Merger {
     fn add(&mut self, name: &str, mut h: History, c: Clock) -> Result<(), String> {
         let map = self.accounts(name, std::mem::take(&mut h.accounts))?;
-        let offset = u32::try_from(self.m.history.ops.len()).map_err(|_| "more than 2^32 ops in all".to_owned())?;
+        let offset =
+            u32::try_from(self.m.history.ops.len()).map_err(|_| "more than 2^32 ops in all".to_owned())?;
         let shift_op = |op: u32| {
             op.checked_add(offset)
                 .ok_or("more than 2^32 ops in all".to_owned())
@@ -140,7 +147,8 @@ impl Merger {
                     let i = u32::try_from(self.m.history.accounts.len())
                         .map_err(|_| "more than 2^32 accounts".to_owned())?;
                     self.by_id.insert(a.account_id.clone(), i);
-                    self.m.history
+                    self.m
+                        .history
                         .accounts
                         .push(AccountState::opened(a.account_id.clone(), a.initial_balance));
                     i
