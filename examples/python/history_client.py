@@ -64,7 +64,8 @@ def one_op(bank, pb, ids, rng, request_id, timeout):
     a = rng.randrange(len(ids))
     amount = rng.randint(1, 100)
     kind = rng.choice(["deposit", "withdraw", "withdraw", "transfer"] if len(ids) > 1 else ["deposit", "withdraw"])
-    line = {"type": "op", "account": a, "kind": kind, "amount": amount}
+    # request_id lets `stress-client check --target` settle the op if it stays unknown.
+    line = {"type": "op", "account": a, "kind": kind, "amount": amount, "request_id": request_id}
     if kind == "transfer":
         to = (a + 1 + rng.randrange(len(ids) - 1)) % len(ids)
         line["to_account"] = to

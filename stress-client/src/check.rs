@@ -1,24 +1,23 @@
 //! `stress-client check`: judges history files offline. Reads every file
 //! (one run, distinct processes), merges them onto one time line, runs the
 //! same checker as a live run, prints the same verdict section and exits
-//! with the same codes. With `--target` it reads the final balances itself,
-//! after every process has finished. It exits: 0 passed, 1 failed, 3 inconclusive, 2 when a file
+//! with the same codes. With `--target` it settles the in-doubt ops and
+//! reads the final balances itself, after every process has finished
+//! (`check_target`). It exits: 0 passed, 1 failed, 3 inconclusive, 2 when a file
 //! cannot be read, the files come from different runs, or the usage is wrong.
 
 use std::path::{Path, PathBuf};
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use bank_checker::{History, Verdict};
+use bank_checker::Verdict;
 
-use crate::after_run::Calls;
+use crate::check_target;
 use crate::cli::CheckArgs;
-use crate::drive::Names;
-use crate::final_reads;
 use crate::history::{self, merge, Parsed};
-use crate::progress::PhaseBar;
 use crate::report::{html, human, Consistency};
 use crate::run::Exit;
+use crate::settle::Settlement;
 
 /// Runs `check`; prints the verdict (or why there is none) and returns the exit code.
 pub fn run(args: &CheckArgs) -> Exit {
@@ -51,20 +50,31 @@ pub fn judge(args: &CheckArgs) -> Result<Consistency, String> {
     let files = read_all(&args.paths)?;
     let read_s = started.elapsed().as_secs_f64();
     let summaries: Vec<serde_json::Value> = files.iter().map(|(n, p)| file_json(n, p)).collect();
-    let mut history = merge::merge(files, args.max_clock_skew)?;
+    let mut merged = merge::merge(files, args.max_clock_skew)?;
     let merged_s = started.elapsed().as_secs_f64();
-    if !args.target.is_empty() {
-        read_finals(args, &mut history)?;
+    let settled = match args.target.is_empty() {
+        true => None,
+        false => Some(check_target::ask(args, &mut merged)?),
+    };
+    if let Some(s) = &settled {
+        println!("{}", settled_line(s));
     }
     let checking = Instant::now();
-    let consistency = Consistency::from(bank_checker::check(&history));
+    let consistency = Consistency::from(bank_checker::check(&merged.history));
     let check_s = checking.elapsed().as_secs_f64();
-    drop(history);
+    drop(merged);
     if let Some(path) = &args.json {
         let doc = serde_json::json!({
             "consistency": &consistency,
             "histories": summaries,
             "max_clock_skew_s": args.max_clock_skew.as_secs_f64(),
+            // `--target` only: the in-doubt ops asked about (live run's words).
+            "settled": settled.map(|s| serde_json::json!({
+                "indeterminate": s.indeterminate,
+                "resolved": s.resolved,
+                "resolved_applied": s.resolved_applied,
+                "unresolved": s.indeterminate - s.resolved,
+            })),
             // Where the time goes (P14 says how much is parsing).
             "timing_s": { "read": read_s, "merge": merged_s - read_s, "check": check_s },
         });
@@ -78,38 +88,15 @@ pub fn judge(args: &CheckArgs) -> Result<Consistency, String> {
     Ok(consistency)
 }
 
-/// How long `check --target` may take to read all final states.
-const FINAL_READS_BUDGET: Duration = Duration::from_secs(120);
-/// Deadline of each final read.
-const FINAL_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections `check --target` opens for its reads.
-const FINAL_READ_CONNECTIONS: usize = 4;
-
-/// Reads every account's final state from `--target` into `h`.
-fn read_finals(args: &CheckArgs, h: &mut History) -> Result<(), String> {
-    let names = Names {
-        run_id: String::new(),
-        accounts: h.accounts.iter().map(|a| a.account_id.clone()).collect(),
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let finals = runtime.block_on(async {
-        crate::transport::install(&args.transport)?;
-        let count = FINAL_READ_CONNECTIONS.max(args.target.len());
-        let channels = crate::setup::connect(&args.target, count).await?;
-        let calls = Calls::new(&channels, FINAL_READ_TIMEOUT, Instant::now() + FINAL_READS_BUDGET);
-        let bar = PhaseBar::start("reading final states", names.accounts.len() as u64, false);
-        let finals = final_reads::final_states(&calls, &names, 0, &bar).await;
-        bar.finish();
-        Ok::<_, String>(finals)
-    })?;
-    for (a, f) in h.accounts.iter_mut().zip(finals) {
-        (a.final_balance, a.final_sequence, a.final_not_found) =
-            (f.final_balance, f.final_sequence, f.final_not_found);
-    }
-    Ok(())
+/// What settling the in-doubt ops gave, in the live report's words.
+fn settled_line(s: &Settlement) -> String {
+    format!(
+        "unknown outcome {} with a request id (resolved by GetOperation: {}, of which {} had taken effect; unresolved: {})",
+        s.indeterminate,
+        s.resolved,
+        s.resolved_applied,
+        s.indeterminate - s.resolved
+    )
 }
 
 /// Reads every file; all must belong to one run, each to its own process.

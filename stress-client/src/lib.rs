@@ -5,6 +5,7 @@
 pub mod after_run;
 pub mod bound;
 pub mod check;
+pub mod check_target;
 pub mod cli;
 pub mod config;
 pub mod conformance;

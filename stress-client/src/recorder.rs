@@ -510,6 +510,7 @@ pub fn history(recorders: &mut [Recorder], accounts: Vec<AccountState>) -> Histo
         reads: Vec::new(),
         duplicates: Vec::new(),
         invalid: Vec::new(),
+        processes: Default::default(),
     };
     for rec in recorders {
         // The checker takes fewer than 2^32 records; a run this large is refused

@@ -202,11 +202,15 @@ impl Finish<'_> {
         tracing::info!("settled {failed} unknown op(s) in {:?}", started.elapsed());
         let finals = self.final_states().await;
         let merged = report::merge(&recorders);
+        let unknown_ids = match args.history {
+            Some(_) => settle::still_unknown(names, &recorders),
+            None => Vec::new(),
+        };
         let history = recorder::history(&mut recorders, finals);
         // The records moved into the history; the rest of the recorders can go.
         drop(recorders);
         if let Some(path) = &args.history {
-            crate::history::write(path, &history, &self.history_meta())?;
+            crate::history::write(path, &history, &unknown_ids, &self.history_meta())?;
         }
         Ok(check_and_summarize(
             args,

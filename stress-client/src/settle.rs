@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::transport::Bank;
 use bank::v1 as pb;
-use bank_checker::{Op, Outcome};
+use bank_checker::{Op, Outcome, TransferLeg};
 use tonic::{Code, Status};
 
 use crate::after_run::{retryable, Calls};
@@ -40,15 +40,17 @@ pub struct Settlement {
     pub resolved_applied: u64,
 }
 
-/// An unknown op to ask about: its recorder, its failure record, its
-/// account and its request id.
-type Ask = (usize, Failure, String, String);
-/// A settled op: its recorder, its failure record, the answer and its arrival.
-type Answer = (usize, Failure, (pb::OperationResult, Instant));
+/// An unknown op to ask about: the caller's key for it (which recorder and
+/// failure record, or which op of a history), its account and request id.
+pub(crate) type Ask<K> = (K, String, String);
+/// A settled op: its key, the answer and its arrival.
+pub(crate) type Answer<K> = (K, (pb::OperationResult, Instant));
 /// What the asks about one op said besides a final answer: [`Op::ABORTED`]
 /// (an ask answered ABORTED), [`Op::LOOKUP_NOT_FOUND`] (the last answered
 /// NOT_FOUND), for the checker to judge against the contract.
-type Note = (usize, Failure, u8);
+pub(crate) type Note<K> = (K, u8);
+/// A recorder's op: the recorder's number and the op's failure record.
+type InRecorder = (usize, Failure);
 
 /// What asking about one op got: the final answer or the last status, and
 /// the flags to note.
@@ -65,21 +67,43 @@ pub async fn resolve(calls: &Calls, names: &Names, recorders: &mut [Recorder], b
         ..Settlement::default()
     };
     let (answers, notes) = ask_all(calls, asks, bar).await;
-    for (r, f, flags) in notes {
+    for ((r, f), flags) in notes {
         if let Some(op) = recorders[r].ops.get_mut(f.op as usize) {
             op.flags |= flags;
         }
     }
-    for (r, f, (result, at)) in answers {
+    for ((r, f), (result, at)) in answers {
         let asked_id = RequestId::op(&names.run_id, f.worker, f.number).to_string();
-        settlement.resolved_applied += u64::from(apply(&mut recorders[r], f, (&result, &asked_id), at));
+        let rec = &mut recorders[r];
+        let recv_ns = rec.clock_ns(at);
+        let (ops, legs) = (&mut rec.ops, &mut rec.legs);
+        settlement.resolved_applied += u64::from(apply(ops, legs, f.op, (&result, &asked_id), recv_ns));
         settlement.resolved += 1;
     }
     settlement
 }
 
+/// The request ids of the ops whose outcome is still unknown, numbered as
+/// [`crate::recorder::history`] numbers the ops (sorted): for `--history`,
+/// so `check --target` can ask about them once every process has finished.
+pub fn still_unknown(names: &Names, recorders: &[Recorder]) -> Vec<(u32, String)> {
+    let mut first_op = Vec::with_capacity(recorders.len());
+    let mut total = 0u32;
+    for rec in recorders {
+        first_op.push(total);
+        total = total.saturating_add(u32::try_from(rec.ops.len()).unwrap_or(u32::MAX));
+    }
+    let mut ids: Vec<(u32, String)> = unknown_ops(names, recorders)
+        .into_iter()
+        .map(|((r, f), _, id)| (first_op[r].saturating_add(f.op), id))
+        .collect();
+    ids.sort_unstable_by_key(|(op, _)| *op);
+    ids.dedup_by_key(|(op, _)| *op);
+    ids
+}
+
 /// The failed ops whose outcome is still unknown, and what to ask about each.
-fn unknown_ops(names: &Names, recorders: &[Recorder]) -> Vec<Ask> {
+fn unknown_ops(names: &Names, recorders: &[Recorder]) -> Vec<Ask<InRecorder>> {
     recorders
         .iter()
         .enumerate()
@@ -92,12 +116,8 @@ fn unknown_ops(names: &Names, recorders: &[Recorder]) -> Vec<Ask> {
         })
         .map(|(r, rec, f)| {
             let account = account_of(names, rec, f);
-            (
-                r,
-                f,
-                account,
-                RequestId::op(&names.run_id, f.worker, f.number).to_string(),
-            )
+            let id = RequestId::op(&names.run_id, f.worker, f.number).to_string();
+            ((r, f), account, id)
         })
         .collect()
 }
@@ -105,7 +125,11 @@ fn unknown_ops(names: &Names, recorders: &[Recorder]) -> Vec<Ask> {
 /// Asks about every op, many at once, until the hard stop; the final
 /// answers, and the notes for the checker (a GetOperation answered NOT_FOUND
 /// leaves the op unknown, but is recorded as such, not only logged).
-async fn ask_all(calls: &Calls, asks: Vec<Ask>, bar: &PhaseBar) -> (Vec<Answer>, Vec<Note>) {
+pub(crate) async fn ask_all<K: Copy + Send + 'static>(
+    calls: &Calls,
+    asks: Vec<Ask<K>>,
+    bar: &PhaseBar,
+) -> (Vec<Answer<K>>, Vec<Note<K>>) {
     let (count, mut pending) = (asks.len(), asks.into_iter());
     let (mut answers, mut unsettled) = (Vec::new(), Unsettled::default());
     let mut notes = Vec::new();
@@ -113,18 +137,18 @@ async fn ask_all(calls: &Calls, asks: Vec<Ask>, bar: &PhaseBar) -> (Vec<Answer>,
     let ask_next = |i: usize| {
         let (clients, next) = (calls.from(i), pending.next());
         async move {
-            let (r, f, account, request_id) = next?;
-            Some((r, f, ask(clients, bounds, account, request_id).await))
+            let (key, account, request_id) = next?;
+            Some((key, ask(clients, bounds, account, request_id).await))
         }
     };
-    let collect = |answer: Option<(usize, Failure, Asked)>| {
+    let collect = |answer: Option<(K, Asked)>| {
         bar.inc();
-        let Some((r, f, asked)) = answer else {
+        let Some((key, asked)) = answer else {
             return ControlFlow::Continue(());
         };
         let mut flags = asked.flags;
         match asked.answer {
-            Ok(answer) => answers.push((r, f, answer)),
+            Ok(answer) => answers.push((key, answer)),
             Err(status) => {
                 if status.code() == Code::NotFound {
                     flags |= Op::LOOKUP_NOT_FOUND;
@@ -133,7 +157,7 @@ async fn ask_all(calls: &Calls, asks: Vec<Ask>, bar: &PhaseBar) -> (Vec<Answer>,
             }
         }
         if flags != 0 {
-            notes.push((r, f, flags));
+            notes.push((key, flags));
         }
         ControlFlow::Continue(())
     };
@@ -230,19 +254,20 @@ impl Unsettled {
     }
 }
 
-/// Writes a settled answer into the op. Its reply time is the settle reply's
-/// arrival: an op found applied had certainly taken effect by then. True
-/// when the op had taken effect (it took a sequence number). An answer
-/// carrying another request id than the one asked about is marked
+/// Writes a settled answer into op `index` of `ops` (its transfer leg, if
+/// any, in `legs`, sorted by op). Its reply time becomes `recv_ns`, the
+/// settle reply's arrival: an op found applied had certainly taken effect by
+/// then. True when the op had taken effect (it took a sequence number). An
+/// answer carrying another request id than the one asked about is marked
 /// [`Op::WRONG_ID`] (a `protocol` violation).
-fn apply(
-    rec: &mut Recorder,
-    f: Failure,
+pub(crate) fn apply(
+    ops: &mut [Op],
+    legs: &mut [TransferLeg],
+    index: u32,
     (result, asked_id): (&pb::OperationResult, &str),
-    at: Instant,
+    recv_ns: u64,
 ) -> bool {
-    let recv_ns = rec.clock_ns(at);
-    let Some(op) = rec.ops.get_mut(f.op as usize) else {
+    let Some(op) = ops.get_mut(index as usize) else {
         return false;
     };
     if result.request_id != asked_id {
@@ -259,9 +284,9 @@ fn apply(
     op.recv_ns = recv_ns;
     op.balance = result.balance;
     op.sequence = result.sequence;
-    if let Ok(i) = rec.legs.binary_search_by_key(&f.op, |leg| leg.op) {
-        rec.legs[i].to_balance = result.to_balance;
-        rec.legs[i].to_sequence = result.to_sequence;
+    if let Ok(i) = legs.binary_search_by_key(&index, |leg| leg.op) {
+        legs[i].to_balance = result.to_balance;
+        legs[i].to_sequence = result.to_sequence;
     }
     matches!(op.outcome, Outcome::Approved | Outcome::InsufficientFunds)
 }

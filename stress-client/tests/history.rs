@@ -115,7 +115,7 @@ fn a_history_round_trips_plain_and_compressed() {
     let dir = tempfile::tempdir().unwrap();
     for name in ["h.jsonl", "h.jsonl.zst"] {
         let path = dir.path().join(name);
-        history::write(&path, &h, &meta("r1")).unwrap();
+        history::write(&path, &h, &[], &meta("r1")).unwrap();
         let back = history::read(&path).unwrap();
         same(&h, &back.history);
         assert_eq!(back.header.run_id, "r1");
@@ -135,7 +135,7 @@ fn write_text(dir: &Path, name: &str, text: &str) -> PathBuf {
 fn unreadable_histories_exit_2_naming_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let mut text = Vec::new();
-    history::write::write_lines(&mut text, &sample(), &meta("r1")).unwrap();
+    history::write::write_lines(&mut text, &sample(), &[], &meta("r1")).unwrap();
     let text = String::from_utf8(text).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     let good = write_text(dir.path(), "good.jsonl", &text);
@@ -148,7 +148,7 @@ fn unreadable_histories_exit_2_naming_file_and_line() {
         .collect::<Vec<_>>();
     let bad = write_text(dir.path(), "bad.jsonl", &bad_line.join("\n"));
     let mut other = Vec::new();
-    history::write::write_lines(&mut other, &sample(), &meta("r2")).unwrap();
+    history::write::write_lines(&mut other, &sample(), &[], &meta("r2")).unwrap();
     let other = write_text(dir.path(), "other.jsonl", std::str::from_utf8(&other).unwrap());
     let cases: [(&[&Path], &str); 4] = [
         (&[&truncated], "cut.jsonl"),

@@ -1,7 +1,8 @@
 //! The merge of several processes' histories under clock skew: an order
-//! closer than `--max-clock-skew` is not used, a correct history split over
-//! three processes passes whatever their clock errors within the window, and
-//! a planted real-time violation wider than the window is caught.
+//! between processes closer than `--max-clock-skew` is not used, a correct
+//! history split over three processes passes whatever their clock errors
+//! within the window, a planted real-time violation wider than the window is
+//! caught, and so is one inside the window when both ops are of one process.
 
 use std::time::Duration;
 
@@ -45,6 +46,7 @@ fn file(p: u32, h: History, origin_ns: u64, at_ns: u64, error_ns: i64) -> (Strin
             header,
             end,
             history: h,
+            request_ids: Vec::new(),
         },
     )
 }
@@ -82,7 +84,7 @@ fn merged(parts: Vec<History>, errors: &[i64], window: Duration) -> History {
             file(p as u32, h, origin, p as u64 * 50_000, errors[p])
         })
         .collect();
-    merge(files, window).expect("merges")
+    merge(files, window).expect("merges").history
 }
 
 #[test]
@@ -163,6 +165,64 @@ fn an_order_inside_the_window_is_dropped_and_one_beyond_it_is_caught() {
             beyond.violations
         );
     }
+}
+
+/// Both withdrawals of [`planted`] in process 0 (seq 2 answered, seq 1
+/// sent `gap_ns` after that answer), process 1 with an unrelated deposit.
+fn planted_in_one_process(gap_ns: u64) -> Vec<History> {
+    let mut parts = planted(gap_ns);
+    let late = parts[1].ops[0];
+    parts[0].ops.push(late);
+    let deposit = Op {
+        account: 1,
+        kind: Kind::Deposit,
+        outcome: Outcome::Approved,
+        balance: 60,
+        sequence: 1,
+        ..late
+    };
+    let other = AccountState {
+        final_balance: Some(60),
+        final_sequence: Some(1),
+        ..AccountState::opened("acct-1".into(), 50)
+    };
+    parts[0].accounts.push(other.clone());
+    parts[1] = History {
+        accounts: vec![AccountState::opened("acct-1".into(), 50)],
+        ops: vec![Op {
+            account: 0,
+            ..deposit
+        }],
+        ..History::default()
+    };
+    parts
+}
+
+#[test]
+fn within_one_process_an_order_inside_the_window_is_kept() {
+    let window = Duration::from_millis(10);
+    let w = window.as_nanos() as u64;
+    for gap in [1, w / 2, w - 1, 2 * w + 1] {
+        for e in [[0, 0], [w as i64 / 2, 0], [0, -(w as i64) / 2]] {
+            let report = bank_checker::check(&merged(planted_in_one_process(gap), &e, window));
+            let kinds: Vec<_> = report.violations.iter().map(|v| v.kind).collect();
+            assert!(
+                kinds.contains(&ViolationKind::RealTimeOrder),
+                "gap {gap} errors {e:?}: {:?} {:?}",
+                report.verdict,
+                report.violations
+            );
+        }
+    }
+    // The same two ops in time order pass.
+    let mut fine = planted_in_one_process(w / 2);
+    fine[0].ops.swap(0, 1);
+    let (a, b) = (fine[0].ops[0].send_ns, fine[0].ops[1].send_ns);
+    (fine[0].ops[0].send_ns, fine[0].ops[1].send_ns) = (a.min(b), a.max(b));
+    fine[0].ops[0].recv_ns = fine[0].ops[0].send_ns + 1_000;
+    fine[0].ops[1].recv_ns = fine[0].ops[1].send_ns + 1_000;
+    let report = bank_checker::check(&merged(fine, &[0, 0], window));
+    assert_eq!(report.verdict, Verdict::Passed, "{:?}", report.violations);
 }
 
 #[test]

@@ -57,7 +57,8 @@ mod report;
 
 pub use history::synth;
 pub use history::{
-    AccountIdx, AccountState, Duplicate, History, Invalid, InvalidCall, Kind, Op, Outcome, Read, TransferLeg,
+    AccountIdx, AccountState, Duplicate, History, Invalid, InvalidCall, Kind, Op, Outcome, Processes, Read,
+    TransferLeg,
 };
 pub use report::{CheckStats, Checked, Report, Verdict, Violation, ViolationKind, MAX_REPORTED_VIOLATIONS};
 

@@ -3,7 +3,9 @@
 //! and no input, however garbled, makes the checker panic.
 
 use bank_checker::synth::{in_reply_order, Fate, Ledger, Spec};
-use bank_checker::{check, AccountState, Duplicate, History, Kind, Op, Outcome, Read, TransferLeg};
+use bank_checker::{
+    check, AccountState, Duplicate, History, Kind, Op, Outcome, Processes, Read, TransferLeg,
+};
 use proptest::prelude::*;
 
 fn kind() -> impl Strategy<Value = Kind> {
@@ -166,6 +168,11 @@ fn garbage_history() -> impl Strategy<Value = History> {
         reads,
         duplicates,
         invalid: Vec::new(),
+        // Nonsense processes too (unsorted, out of range, huge widening).
+        processes: Processes {
+            op_starts: vec![3, 1, u32::MAX, 0],
+            widened_ns: u64::MAX / 3,
+        },
     })
 }
 

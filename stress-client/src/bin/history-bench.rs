@@ -94,7 +94,7 @@ fn run() -> Result<(), String> {
             end_anchor: anchor,
         };
         let path = dir.join(format!("h{p}.{ext}"));
-        write(&path, &part, &meta)?;
+        write(&path, &part, &[], &meta)?;
         let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         println!("{}: {} ops, {} bytes", path.display(), part.ops.len(), bytes);
     }

@@ -4,7 +4,9 @@
 //! machines differ by up to `max_clock_skew`, so each interval is widened by
 //! half of it on both sides: then A's answer precedes B's send only where the
 //! gap exceeds the skew, and no order the clocks cannot vouch for is used.
-//! (Within one process this drops the short gaps too: weaker, never wrong.)
+//! Within one process the checker takes the widening back off (the merged
+//! history says which ops each process sent: `History::processes`), so
+//! there real-time order is kept exactly, as in the live run.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -13,11 +15,24 @@ use bank_checker::{AccountState, History, InvalidCall};
 
 use super::read::Parsed;
 
+/// Several files as one.
+#[derive(Debug, Clone, Default)]
+pub struct Merged {
+    pub history: History,
+    /// (op number, request id) of the ops of unknown outcome that have one,
+    /// sorted by op number.
+    pub request_ids: Vec<(u32, String)>,
+}
+
 /// Merges `files` (one run, distinct process ids: checked by the caller).
 /// One file is returned as it is: its clock is its own, nothing to align.
-pub fn merge(mut files: Vec<(String, Parsed)>, max_clock_skew: Duration) -> Result<History, String> {
+pub fn merge(mut files: Vec<(String, Parsed)>, max_clock_skew: Duration) -> Result<Merged, String> {
     if files.len() == 1 {
-        return Ok(files.pop().expect("one file").1.history);
+        let one = files.pop().expect("one file").1;
+        return Ok(Merged {
+            history: one.history,
+            request_ids: one.request_ids,
+        });
     }
     let half_ns = u64::try_from(max_clock_skew.as_nanos().div_ceil(2)).unwrap_or(u64::MAX / 4);
     let base_wall = files
@@ -26,15 +41,23 @@ pub fn merge(mut files: Vec<(String, Parsed)>, max_clock_skew: Duration) -> Resu
         .min()
         .unwrap_or(0);
     let mut out = Merger::default();
-    for (name, parsed) in files {
+    for (k, (name, parsed)) in files.into_iter().enumerate() {
         let a = parsed.header.start_anchor;
         // Process time t is wall time base + (wall - base) + (t - mono) on the
         // merged line; `half_ns` more keeps the widened sends above zero.
         let wall = i128::from(a.wall_unix_ns) - i128::from(base_wall);
         let offset_ns = wall - i128::from(a.mono_ns) + i128::from(half_ns);
+        let first_op = out.m.history.ops.len() as u32;
+        if k > 0 {
+            out.m.history.processes.op_starts.push(first_op);
+        }
         out.add(&name, parsed.history, Clock { offset_ns, half_ns })?;
+        // `add` checked that the ops, shifted, still fit in 32 bits.
+        let shifted = parsed.request_ids.into_iter().map(|(op, id)| (op + first_op, id));
+        out.m.request_ids.extend(shifted);
     }
-    Ok(out.h)
+    out.m.history.processes.widened_ns = half_ns;
+    Ok(out.m)
 }
 
 /// How one process's times map onto the merged time line.
@@ -66,38 +89,39 @@ impl Clock {
 
 #[derive(Default)]
 struct Merger {
-    h: History,
+    m: Merged,
     by_id: HashMap<String, u32>,
 }
 
 impl Merger {
     fn add(&mut self, name: &str, mut h: History, c: Clock) -> Result<(), String> {
         let map = self.accounts(name, std::mem::take(&mut h.accounts))?;
-        let offset = u32::try_from(self.h.ops.len()).map_err(|_| "more than 2^32 ops in all".to_owned())?;
+        let offset =
+            u32::try_from(self.m.history.ops.len()).map_err(|_| "more than 2^32 ops in all".to_owned())?;
         let shift_op = |op: u32| {
             op.checked_add(offset)
                 .ok_or("more than 2^32 ops in all".to_owned())
         };
-        if u32::try_from(self.h.ops.len() + h.ops.len()).is_err() {
+        if u32::try_from(self.m.history.ops.len() + h.ops.len()).is_err() {
             return Err("more than 2^32 ops in all".into());
         }
         for mut op in h.ops {
             op.account = map[op.account as usize];
             (op.send_ns, op.recv_ns) = (c.send(op.send_ns), c.recv(op.recv_ns));
-            self.h.ops.push(op);
+            self.m.history.ops.push(op);
         }
         for mut leg in h.transfers {
             (leg.op, leg.to_account) = (shift_op(leg.op)?, map[leg.to_account as usize]);
-            self.h.transfers.push(leg);
+            self.m.history.transfers.push(leg);
         }
         for mut r in h.reads {
             (r.account, r.send_ns, r.recv_ns) =
                 (map[r.account as usize], c.send(r.send_ns), c.recv(r.recv_ns));
-            self.h.reads.push(r);
+            self.m.history.reads.push(r);
         }
         for mut d in h.duplicates {
             (d.op, d.send_ns, d.recv_ns) = (shift_op(d.op)?, c.send(d.send_ns), c.recv(d.recv_ns));
-            self.h.duplicates.push(d);
+            self.m.history.duplicates.push(d);
         }
         for mut call in h.invalid {
             if call.account != InvalidCall::NO_INDEX {
@@ -107,7 +131,7 @@ impl Merger {
                 call.op = shift_op(call.op)?;
             }
             (call.send_ns, call.recv_ns) = (c.send(call.send_ns), c.recv(call.recv_ns));
-            self.h.invalid.push(call);
+            self.m.history.invalid.push(call);
         }
         Ok(())
     }
@@ -120,16 +144,17 @@ impl Merger {
             let index = match self.by_id.get(&a.account_id) {
                 Some(&i) => i,
                 None => {
-                    let i = u32::try_from(self.h.accounts.len())
+                    let i = u32::try_from(self.m.history.accounts.len())
                         .map_err(|_| "more than 2^32 accounts".to_owned())?;
                     self.by_id.insert(a.account_id.clone(), i);
-                    self.h
+                    self.m
+                        .history
                         .accounts
                         .push(AccountState::opened(a.account_id.clone(), a.initial_balance));
                     i
                 }
             };
-            let have = &mut self.h.accounts[index as usize];
+            let have = &mut self.m.history.accounts[index as usize];
             if have.initial_balance != a.initial_balance {
                 return Err(format!(
                     "{name}: account {} opens with {}, another history says {}",

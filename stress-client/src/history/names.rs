@@ -82,6 +82,11 @@ pub fn flag_names(flags: u8) -> Vec<String> {
         .collect()
 }
 
+/// The bit of the flag called `name` (`None`: no such flag).
+pub fn flag_bit(name: &str) -> Option<u8> {
+    FLAGS.iter().find(|(_, n)| *n == name).map(|(bit, _)| *bit)
+}
+
 /// The bits named in `names`.
 pub fn flags(names: &[String]) -> Result<u8, String> {
     names

@@ -77,6 +77,10 @@ pub struct OpLine {
     pub to_balance: u64,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub to_sequence: u64,
+    /// The request id the op was sent with (optional): what `check --target`
+    /// asks `GetOperation` about when the outcome is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// A GetBalance made under load.

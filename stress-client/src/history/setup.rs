@@ -65,5 +65,5 @@ fn setup(args: &SetupArgs) -> Result<(), String> {
         start_anchor,
         end_anchor: Anchor::now(origin),
     };
-    write(&args.history, &history, &meta)
+    write(&args.history, &history, &[], &meta)
 }

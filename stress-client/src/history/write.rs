@@ -28,17 +28,22 @@ pub struct Meta {
     pub end_anchor: Anchor,
 }
 
+/// The request ids of some ops: (op number, id), sorted by op number.
+/// stress-client gives those of the ops whose outcome stayed unknown, the
+/// ones `check --target` asks `GetOperation` about.
+pub type RequestIds = [(u32, String)];
+
 /// Writes `history` to `path` (compressed when the name ends in `.zst`).
-pub fn write(path: &Path, history: &History, meta: &Meta) -> Result<(), String> {
+pub fn write(path: &Path, history: &History, ids: &RequestIds, meta: &Meta) -> Result<(), String> {
     let fail = |e: std::io::Error| format!("cannot write history {}: {e}", path.display());
     let file = File::create(path).map_err(fail)?;
     if path.extension().is_some_and(|e| e == "zst") {
         let mut enc = zstd::Encoder::new(file, ZSTD_LEVEL).map_err(fail)?;
-        write_lines(&mut BufWriter::new(&mut enc), history, meta).map_err(fail)?;
+        write_lines(&mut BufWriter::new(&mut enc), history, ids, meta).map_err(fail)?;
         enc.finish().map_err(fail)?.sync_all().map_err(fail)
     } else {
         let mut out = BufWriter::new(file);
-        write_lines(&mut out, history, meta).map_err(fail)?;
+        write_lines(&mut out, history, ids, meta).map_err(fail)?;
         out.into_inner()
             .map_err(|e| fail(e.into_error()))?
             .sync_all()
@@ -47,7 +52,7 @@ pub fn write(path: &Path, history: &History, meta: &Meta) -> Result<(), String> 
 }
 
 /// Every line of the file, in order.
-pub fn write_lines(out: &mut impl Write, h: &History, meta: &Meta) -> std::io::Result<()> {
+pub fn write_lines(out: &mut impl Write, h: &History, ids: &RequestIds, meta: &Meta) -> std::io::Result<()> {
     let header = Header {
         format: FORMAT.to_owned(),
         version: VERSION,
@@ -67,9 +72,11 @@ pub fn write_lines(out: &mut impl Write, h: &History, meta: &Meta) -> std::io::R
         )?;
     }
     let mut legs = h.transfers.iter().peekable();
+    let mut ids = ids.iter().peekable();
     for (i, op) in h.ops.iter().enumerate() {
         let leg = legs.next_if(|l| l.op as usize == i);
-        line(out, &Line::Op(op_line(op, leg)))?;
+        let id = ids.next_if(|(at, _)| *at as usize == i).map(|(_, id)| id.clone());
+        line(out, &Line::Op(op_line(op, leg, id)))?;
     }
     for r in &h.reads {
         line(out, &Line::Read(read_line(r)))?;
@@ -107,7 +114,7 @@ fn time(ns: u64) -> Option<u64> {
     (ns != u64::MAX).then_some(ns)
 }
 
-fn op_line(op: &Op, leg: Option<&TransferLeg>) -> OpLine {
+fn op_line(op: &Op, leg: Option<&TransferLeg>, request_id: Option<String>) -> OpLine {
     OpLine {
         account: op.account,
         kind: kind_name(op.kind).to_owned(),
@@ -122,6 +129,7 @@ fn op_line(op: &Op, leg: Option<&TransferLeg>) -> OpLine {
         to_account: leg.map(|l| l.to_account),
         to_balance: leg.map_or(0, |l| l.to_balance),
         to_sequence: leg.map_or(0, |l| l.to_sequence),
+        request_id,
     }
 }
 

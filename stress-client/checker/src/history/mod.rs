@@ -11,5 +11,6 @@ mod records;
 pub mod synth;
 
 pub use records::{
-    AccountIdx, AccountState, Duplicate, History, Invalid, InvalidCall, Kind, Op, Outcome, Read, TransferLeg,
+    AccountIdx, AccountState, Duplicate, History, Invalid, InvalidCall, Kind, Op, Outcome, Processes, Read,
+    TransferLeg,
 };

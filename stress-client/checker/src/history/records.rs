@@ -285,4 +285,40 @@ pub struct History {
     pub duplicates: Vec<Duplicate>,
     /// Calls that break the contract on purpose, in any order.
     pub invalid: Vec<InvalidCall>,
+    /// Which process sent which ops, when the history merges several
+    /// (`stress-client check`); empty for one process.
+    pub processes: Processes,
+}
+
+/// The processes of a merged history. Their clocks agree only to within a
+/// skew, so the merge widened every interval by `widened_ns` on each side
+/// (A's answer precedes B's send only where the gap exceeds the skew). Two
+/// ops of one process share one clock: between them the real-time check
+/// takes the widening back off and keeps the order exactly.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Processes {
+    /// The first op of each process but the first, ascending: process `k`
+    /// sent ops `op_starts[k - 1] .. op_starts[k]` (process 0 from op 0).
+    pub op_starts: Vec<u32>,
+    /// How far every interval was widened on each side, in ns.
+    pub widened_ns: u64,
+}
+
+impl Processes {
+    /// How many processes there are (at least one).
+    pub fn count(&self) -> usize {
+        self.op_starts.len() + 1
+    }
+
+    /// The process that sent op `op`.
+    pub fn of_op(&self, op: u32) -> usize {
+        self.op_starts.partition_point(|&start| start <= op)
+    }
+
+    /// How much later than B's (widened) send A's (widened) answer may come
+    /// and A still precede B, when both are of one process: the widening of
+    /// both sides, taken back off.
+    pub fn same_process_slack_ns(&self) -> u64 {
+        self.widened_ns.saturating_mul(2)
+    }
 }

@@ -272,6 +272,7 @@ pub fn in_reply_order(h: History) -> History {
         reads: h.reads,
         duplicates,
         invalid,
+        processes: Default::default(),
     }
 }
 

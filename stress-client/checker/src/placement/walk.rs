@@ -37,7 +37,7 @@ struct Walk<'a> {
     balance: i128,
     last_seq: u64,
     anchor: Anchor,
-    realtime: RealTime,
+    realtime: RealTime<'a>,
     account: u32,
     gaps: &'a mut Vec<Gap>,
 }
@@ -66,7 +66,7 @@ pub(crate) fn walk_account(
         balance: anchor.balance,
         last_seq: 0,
         anchor,
-        realtime: RealTime::default(),
+        realtime: RealTime::new(&h.processes),
         account: a as u32,
         gaps,
     };
@@ -272,13 +272,19 @@ impl Walk<'_> {
         let Some(late) = decode(h, key_entry(self.keys[earlier])) else {
             return;
         };
+        // Two ops of one process: their times on its own clock, unwidened.
+        let p = &h.processes;
+        let own = match p.of_op(leg.op) == p.of_op(late.op) {
+            true => p.widened_ns,
+            false => 0,
+        };
         self.sink.report(ViolationKind::RealTimeOrder, self.id, || {
             format!(
                 "{} got its reply at {} ns, before {} was sent at {} ns, yet it took the later sequence number (real-time order)",
                 describe::at_seq(h, leg),
-                leg.recv_ns,
+                leg.recv_ns.saturating_sub(own),
                 describe::at_seq(h, &late),
-                late.send_ns
+                late.send_ns.saturating_add(own)
             )
         });
     }
