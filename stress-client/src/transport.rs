@@ -213,14 +213,18 @@ pub fn client_threads() -> Option<usize> {
     INSTALLED.get().and_then(|i| i.threads).map(usize::from)
 }
 
-/// The endpoint of `target`. An `https://` target is dialled as `http://`:
-/// [`connect`] does the TLS itself.
+/// The endpoint of `target`. An `https://` target is dialled as `http://`
+/// ([`connect`] does the TLS itself, and tonic would refuse an `https://`
+/// dial it does not make), but its requests keep the target as their origin:
+/// over TLS they carry `:scheme https`, as the fast path's do.
 pub fn endpoint(target: &str) -> Result<Endpoint, String> {
-    let uri = match target.strip_prefix("https://") {
-        Some(rest) => format!("http://{rest}"),
-        None => target.to_owned(),
+    let bad = |e: &dyn std::fmt::Display| format!("bad --target {target:?}: {e}");
+    let Some(rest) = target.strip_prefix("https://") else {
+        return Endpoint::from_shared(target.to_owned()).map_err(|e| bad(&e));
     };
-    Endpoint::from_shared(uri).map_err(|e| format!("bad --target {target:?}: {e}"))
+    let origin: http::Uri = target.parse().map_err(|e| bad(&e))?;
+    let endpoint = Endpoint::from_shared(format!("http://{rest}")).map_err(|e| bad(&e))?;
+    Ok(endpoint.origin(origin))
 }
 
 /// A tonic connection to `endpoint` (made by [`endpoint`] from `target`),

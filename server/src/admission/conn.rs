@@ -31,6 +31,7 @@ use tokio_rustls::TlsAcceptor;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 use tracing::{debug, warn};
 
+use crate::admission::coalesce::Coalesced;
 use crate::admission::handshake::{self, Replayed, Transport};
 use crate::observe::metrics::Metrics;
 
@@ -103,7 +104,8 @@ struct Admission {
 /// An accepted connection past its handshake, as tonic serves it.
 #[derive(Debug)]
 pub struct Served {
-    io: Replayed<Transport>,
+    /// Its writes gathered until a flush ([`Coalesced`]).
+    io: Coalesced<Replayed<Transport>>,
     info: TcpConnectInfo,
     _admission: Admission,
 }
@@ -239,7 +241,7 @@ impl Acceptor {
             };
             let io = handshake::complete(stream, tls, timeout, refused).await?;
             Some(Served {
-                io,
+                io: Coalesced::new(io),
                 info,
                 _admission: admission,
             })

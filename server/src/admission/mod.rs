@@ -5,6 +5,7 @@
 //! May import: `backend`, `observe`; never `rpc`.
 
 pub mod auth;
+pub mod coalesce;
 pub mod conn;
 pub mod drain;
 pub(crate) mod fence;

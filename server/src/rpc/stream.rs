@@ -5,6 +5,7 @@
 //! loaded: once a reload revoked or changed the stream's token, the next
 //! message ends the stream UNAUTHENTICATED and nothing more is applied.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -55,20 +56,27 @@ struct Served {
 }
 
 async fn serve(mut s: Served, mut inbound: Streaming<pb::WithdrawRequest>, tx: Sender) {
+    // Made once per stream, not per message: each is a registration with a
+    // `Notify` (a lock to add it, another to remove it), and a stream
+    // serves thousands of messages a second (issue 22, bench P5).
+    let ops = Arc::clone(&s.ops);
+    let drained = ops.drain().drained();
+    let closed = tx.closed();
+    tokio::pin!(drained, closed);
     loop {
         let request = tokio::select! {
             next = inbound.next() => next,
             // The client went away: stop reading, abandon what is queued.
-            () = tx.closed() => return,
+            () = &mut closed => return,
             // Shutdown, and no call left in flight: an idle stream is ended,
             // or it would hold the transport open until the grace period ends.
-            () = s.ops.drain().drained() => Some(Err(LedgerError::ShuttingDown.into())),
+            () = &mut drained => Some(Err(LedgerError::ShuttingDown.into())),
         };
         let Some(request) = request else { return };
         let answer = match request {
             Ok(request) => match revoked(&mut s, &request) {
                 Some(refused) => Some(Err(refused)),
-                None => answer(&s, request, &tx).await,
+                None => answer(&s, request, closed.as_mut()).await,
             },
             // A broken inbound stream (bad frame, too large) ends ours with its status.
             Err(status) => Some(Err(status)),
@@ -97,7 +105,7 @@ fn revoked(s: &mut Served, request: &pb::WithdrawRequest) -> Option<Status> {
 async fn answer(
     s: &Served,
     request: pb::WithdrawRequest,
-    tx: &Sender,
+    closed: Pin<&mut impl Future<Output = ()>>,
 ) -> Option<Result<pb::OperationResult, Status>> {
     let observed = s
         .telemetry
@@ -114,6 +122,6 @@ async fn answer(
             observed.finish_op(&result);
             Some(result.map(|r| s.ops.answers().wire(r)))
         }
-        () = tx.closed() => None,
+        () = closed => None,
     }
 }

@@ -73,8 +73,38 @@ struct Worker {
     extras: Extras,
     unary: FuturesUnordered<UnaryFuture>,
     stream: Option<OpenStream>,
+    /// Cuts the stream once its oldest op has waited `--timeout` (see [`StreamTimer`]).
+    stream_timer: StreamTimer,
     scratch: Scratch,
     sent: u64,
+}
+
+/// The stream's `--timeout` timer, armed lazily: at the deadline of the
+/// oldest op in flight when it is armed, and left alone while ops are
+/// answered; when it fires, the stream is cut only if its oldest op is
+/// then overdue, else it is re-armed at that op's deadline. Deadlines only
+/// grow (ops are answered oldest first, and sent later ones later), so it
+/// never fires late. Arming a timer on every step cost a timer-wheel entry
+/// added and removed per op (issue 22, bench P5).
+struct StreamTimer {
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl StreamTimer {
+    /// Fires at the latest at `deadline` (the oldest op's).
+    async fn fired(&mut self, deadline: Instant) {
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline.into())));
+        sleep.as_mut().await;
+    }
+
+    /// Re-arms it at `deadline`.
+    fn rearm(&mut self, deadline: Instant) {
+        if let Some(sleep) = self.sleep.as_mut() {
+            sleep.as_mut().reset(deadline.into());
+        }
+    }
 }
 
 impl Budget {
@@ -111,6 +141,7 @@ pub async fn run(
         extras,
         unary: FuturesUnordered::new(),
         stream: None,
+        stream_timer: StreamTimer { sleep: None },
         scratch: Scratch::default(),
         sent: 0,
     };
@@ -127,7 +158,8 @@ impl Worker {
 
     /// Waits for the next event and handles it; false when the worker is done.
     async fn step(&mut self) -> bool {
-        let more = self.spec.budget.allows(self.sent, Instant::now());
+        let now = Instant::now();
+        let more = self.spec.budget.allows(self.sent, now);
         let inflight = self.inflight();
         if !more && inflight == 0 && !self.extras.busy() {
             return false;
@@ -153,8 +185,8 @@ impl Worker {
                 self.extras.on_done(done, &self.spec.names, self.spec.index, &mut self.rec);
             }
             event = next_event(&mut self.stream), if stream_front.is_some() => self.on_stream_event(event),
-            () = sleep_until(stream_deadline), if stream_front.is_some() => {
-                self.fail_stream(Status::deadline_exceeded("no stream reply within --timeout"));
+            () = self.stream_timer.fired(stream_deadline.unwrap_or(now)), if stream_front.is_some() => {
+                self.on_stream_timer();
             }
             () = pace(&mut self.pacer, wake), if can_send => self.send_next(),
         }
@@ -221,6 +253,20 @@ impl Worker {
         }
     }
 
+    /// The stream's timer fired: the stream is cut if its oldest op is
+    /// overdue, else the timer waits for that op's deadline.
+    fn on_stream_timer(&mut self) {
+        let front = self.stream.as_ref().and_then(|s| s.inflight.front());
+        let Some(deadline) = front.map(|f| f.sent + self.spec.timeout) else {
+            return;
+        };
+        if Instant::now() >= deadline {
+            self.fail_stream(Status::deadline_exceeded("no stream reply within --timeout"));
+        } else {
+            self.stream_timer.rearm(deadline);
+        }
+    }
+
     fn on_stream_event(&mut self, event: StreamEvent) {
         match event {
             StreamEvent::Opened(answers) => {
@@ -282,12 +328,6 @@ impl Worker {
         let op = self.rec.record(&f.planned, timing(f, received), reply, id_ok);
         self.extras
             .on_recorded(&self.spec.client, names, worker, f.planned, op, &mut self.rec);
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    if let Some(at) = at {
-        tokio::time::sleep_until(at.into()).await;
     }
 }
 
