@@ -639,6 +639,43 @@ mod tests {
         });
     }
 
+    /// The tail yields: other tasks on the thread run while a worker waits
+    /// out its tail (here a tail of the whole wait, with a test-sized cap).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_tail_lets_the_other_tasks_run() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let tune = Tune {
+            quantile_permille: 500,
+            max_early_us: 60_000,
+        };
+        runtime.block_on(async {
+            with_here(tune, |e| e.learn(Duration::from_millis(60)));
+            let Some(mut tail) = timerfd::TimerFd::new(Kind::TimerFdTail(tune)).unwrap() else {
+                return; // (only while the cap test holds every timerfd)
+            };
+            let ran = std::sync::Arc::new(AtomicU64::new(0));
+            let other = tokio::spawn({
+                let ran = std::sync::Arc::clone(&ran);
+                async move {
+                    loop {
+                        ran.fetch_add(1, Ordering::Relaxed);
+                        tokio::task::yield_now().await;
+                    }
+                }
+            });
+            let due = Instant::now() + Duration::from_millis(30);
+            tail.until(due).await;
+            assert!(Instant::now() >= due);
+            assert!(ran.load(Ordering::Relaxed) > 0, "the tail starved the other task");
+            other.abort();
+        });
+    }
+
     /// A worker past [`MAX_TIMERFDS`] gets none (it uses tokio's timer);
     /// dropped ones are given back.
     #[cfg(target_os = "linux")]
