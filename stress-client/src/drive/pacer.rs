@@ -96,10 +96,10 @@ pub const PACER_ENV: &str = "STRESS_CLIENT_PACER";
 /// The most `timerfd-tail` wakes early, so the longest tail it yields out
 /// per send. Why 300 µs: a wake-up from an idle core through `epoll` took
 /// ≈ 40–100 µs on the bench machine (so 50 µs, the old cap, left the median
-/// send ≈ 50 µs late at 500/s: bench P15), and a loaded machine's delays of
-/// milliseconds must not turn into milliseconds of yielding per send (at
-/// 5,000/s even 300 µs each would be more than a core if every wake-up were
-/// that late; they are not: a busy thread wakes fast, so it learns little).
+/// send ≈ 50 µs late at 500/s: bench P15), with room for a slower core,
+/// while a loaded machine's delays of milliseconds must not turn into
+/// milliseconds of yielding per send (at 500/s, 300 µs per send is at most
+/// 15 % of a core; at higher rates [`TAIL_SHARE_DIV`] bounds it further).
 pub const MAX_EARLY_US: u16 = 300;
 
 /// [`MAX_EARLY_US`] as a duration.
