@@ -279,9 +279,9 @@ fn live_progress_off_a_terminal_is_plain_lines_and_quiet_silences_it() {
     assert_eq!(code, 0, "{stderr}");
     let line = stderr
         .lines()
-        .find(|l| l.starts_with("stress-client: progress 5s: "))
-        .unwrap_or_else(|| panic!("no progress line at 5 s in: {stderr}"));
-    for part in [" ops/s ", " p99 ", "(last second)", " errors"] {
+        .find(|l| l.starts_with("stress-client: progress "))
+        .unwrap_or_else(|| panic!("no progress line in: {stderr}"));
+    for part in ["s: ", " ops/s ", " p99 ", "(last second)", " errors"] {
         assert!(line.contains(part), "{part:?} missing from {line:?}");
     }
     assert!(!stderr.contains('\r') && !stderr.contains('\u{1b}'), "{stderr:?}");
