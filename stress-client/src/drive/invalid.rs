@@ -18,11 +18,11 @@ use std::time::Duration;
 use crate::h2fast::{self, framing, Conn, FastCall};
 use crate::transport::Bank;
 use bank::v1 as pb;
-use bytes::BytesMut;
-use tonic::Status;
 use bank_checker::{Invalid, InvalidCall, Kind};
+use bytes::BytesMut;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use tonic::Status;
 
 use super::requests::Names;
 use crate::bound::{deadline_exceeded, request, within};
