@@ -15,6 +15,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tonic::transport::server::Connected;
 
 /// Bytes gathered before a write waits for the socket instead: the most a
 /// connection holds beyond what the kernel took.
@@ -68,6 +69,15 @@ impl<T: AsyncWrite + Unpin> Coalesced<T> {
             ready!(self.poll_drain(cx))?;
         }
         Poll::Ready(Ok(COALESCE_MAX_BYTES - self.buf.len()))
+    }
+}
+
+/// What tonic learns of the connection: that of the stream underneath.
+impl<T: Connected> Connected for Coalesced<T> {
+    type ConnectInfo = T::ConnectInfo;
+
+    fn connect_info(&self) -> T::ConnectInfo {
+        self.inner.connect_info()
     }
 }
 
