@@ -20,6 +20,9 @@ use tonic::transport::server::Connected;
 /// Bytes gathered before a write waits for the socket instead: the most a
 /// connection holds beyond what the kernel took.
 pub const COALESCE_MAX_BYTES: usize = 64 * 1024;
+/// A buffer grown past this is let go once written out: thousands of
+/// connections each keeping what their biggest burst needed would add up.
+pub const COALESCE_RETAIN_BYTES: usize = 16 * 1024;
 
 /// `T` with its writes gathered until a flush (see the module docs).
 #[derive(Debug)]
@@ -59,6 +62,9 @@ impl<T: AsyncWrite + Unpin> Coalesced<T> {
             self.written += n;
         }
         self.buf.clear();
+        if self.buf.capacity() > COALESCE_RETAIN_BYTES {
+            self.buf = Vec::new();
+        }
         self.written = 0;
         Poll::Ready(Ok(()))
     }
@@ -178,6 +184,7 @@ mod tests {
         far.read_exact(&mut got).await.unwrap();
         assert!(got.iter().all(|&b| b == 7));
         io.shutdown().await.unwrap();
+        assert!(io.buf.capacity() <= COALESCE_RETAIN_BYTES, "a big buffer is let go");
         let mut rest = Vec::new();
         far.read_to_end(&mut rest).await.unwrap();
         assert_eq!(rest.len(), 10, "shutdown writes out what is left");
