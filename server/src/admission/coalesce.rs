@@ -184,7 +184,10 @@ mod tests {
         far.read_exact(&mut got).await.unwrap();
         assert!(got.iter().all(|&b| b == 7));
         io.shutdown().await.unwrap();
-        assert!(io.buf.capacity() <= COALESCE_RETAIN_BYTES, "a big buffer is let go");
+        assert!(
+            io.buf.capacity() <= COALESCE_RETAIN_BYTES,
+            "a big buffer is let go"
+        );
         let mut rest = Vec::new();
         far.read_to_end(&mut rest).await.unwrap();
         assert_eq!(rest.len(), 10, "shutdown writes out what is left");
