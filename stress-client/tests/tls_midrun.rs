@@ -77,7 +77,9 @@ async fn front(
             let acceptor = if after { untrusted.clone() } else { trusted.clone() };
             let (switched, forwarded) = (switched.clone(), Arc::clone(&forwarded));
             tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
                 if !after {
                     forward(tls, real, switched, forwarded).await;
                 }
@@ -89,11 +91,17 @@ async fn front(
 
 /// Forwards one connection to the real bank until either side ends or the
 /// front switches.
-async fn forward<S>(client: S, real: SocketAddr, mut switched: watch::Receiver<bool>, forwarded: Arc<AtomicU64>)
-where
+async fn forward<S>(
+    client: S,
+    real: SocketAddr,
+    mut switched: watch::Receiver<bool>,
+    forwarded: Arc<AtomicU64>,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
 {
-    let Ok(upstream) = TcpStream::connect(real).await else { return };
+    let Ok(upstream) = TcpStream::connect(real).await else {
+        return;
+    };
     let (mut client_rx, mut client_tx) = tokio::io::split(client);
     let (mut real_rx, mut real_tx) = upstream.into_split();
     let up = async {
@@ -122,7 +130,13 @@ async fn run(stack: &str) -> Value {
     std::fs::write(&ca, &trusted.0).unwrap();
     let (switch, switched) = watch::channel(false);
     let forwarded = Arc::new(AtomicU64::new(0));
-    let addr = front(acceptor(&trusted), acceptor(&untrusted), switched, Arc::clone(&forwarded)).await;
+    let addr = front(
+        acceptor(&trusted),
+        acceptor(&untrusted),
+        switched,
+        Arc::clone(&forwarded),
+    )
+    .await;
     let json = dir.path().join("report.json");
     let flags = format!(
         "--target https://localhost:{} --client-stack {stack} --connections 2 --streams 8 \

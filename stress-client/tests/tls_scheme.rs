@@ -41,8 +41,12 @@ async fn recording_server(cert: &str, key: &str, schemes: Schemes) -> u16 {
         while let Ok((tcp, _)) = listener.accept().await {
             let (acceptor, schemes) = (acceptor.clone(), Arc::clone(&schemes));
             tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else { return };
-                let Ok(mut conn) = h2::server::handshake(tls).await else { return };
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(mut conn) = h2::server::handshake(tls).await else {
+                    return;
+                };
                 while let Some(Ok((request, mut respond))) = conn.accept().await {
                     let scheme = request.uri().scheme_str().unwrap_or("(none)").to_owned();
                     schemes.lock().unwrap().push(scheme);
@@ -105,11 +109,17 @@ async fn both_stacks_send_scheme_https_over_tls() {
         metadata: Vec::new(),
         tls: Some(stress_client::tls::from_args(args.tls_flags()).unwrap()),
     };
-    let conn = h2fast::connect(&target, &headers).await.expect("fast path over TLS");
+    let conn = h2fast::connect(&target, &headers)
+        .await
+        .expect("fast path over TLS");
     let body: Bytes = framing::encode(&withdraw(), &mut BytesMut::new()).unwrap();
     let answer = unary::call::<pb::OperationResult>(&conn, FastCall::Withdraw, body).await;
     assert_eq!(answer.unwrap_err().code(), Code::NotFound);
 
     let seen = schemes.lock().unwrap().clone();
-    assert_eq!(seen, ["https", "https"], "tonic's request first, then the fast path's");
+    assert_eq!(
+        seen,
+        ["https", "https"],
+        "tonic's request first, then the fast path's"
+    );
 }

@@ -1,6 +1,7 @@
 //! A bare tonic server for benchmark P4: it answers `bank.v1.Bank/Withdraw`
 //! with an approved result and a process-wide sequence number, with no ledger,
-//! no gate, no blocking pool. Same transport settings as `bank-server`, so
+//! no gate, no blocking pool. Same transport settings as `bank-server` (its
+//! writes gathered per runtime turn too), so
 //! `bank-server ÷ bare-server` (both driven by h2load) is the server's overhead.
 //! Every other RPC is `UNIMPLEMENTED`. Bench-only: not part of the product.
 
@@ -10,8 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bank::v1 as pb;
 use bank::v1::bank_server::{Bank, BankServer};
+use bank_server::admission::coalesce::Coalesced;
 use clap::Parser;
-use futures::Stream;
+use futures::{Stream, TryStreamExt};
+use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status, Streaming};
 
 /// A bank.v1 server that only answers Withdraw, without a ledger.
@@ -103,11 +106,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let service = BankServer::new(Bare::default())
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
     eprintln!("bare-server listening on {}", args.listen);
+    // bank-server's writes are gathered per runtime turn (`Coalesced`): so are these.
+    let incoming = TcpListenerStream::new(listener).map_ok(|tcp| {
+        let _ = tcp.set_nodelay(true);
+        Coalesced::new(tcp)
+    });
     tonic::transport::Server::builder()
         .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
         .add_service(service)
-        .serve_with_shutdown(args.listen, async {
+        .serve_with_incoming_shutdown(incoming, async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;

@@ -15,10 +15,14 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tonic::transport::server::Connected;
 
 /// Bytes gathered before a write waits for the socket instead: the most a
 /// connection holds beyond what the kernel took.
 pub const COALESCE_MAX_BYTES: usize = 64 * 1024;
+/// A buffer grown past this is let go once written out: thousands of
+/// connections each keeping what their biggest burst needed would add up.
+pub const COALESCE_RETAIN_BYTES: usize = 16 * 1024;
 
 /// `T` with its writes gathered until a flush (see the module docs).
 #[derive(Debug)]
@@ -58,6 +62,9 @@ impl<T: AsyncWrite + Unpin> Coalesced<T> {
             self.written += n;
         }
         self.buf.clear();
+        if self.buf.capacity() > COALESCE_RETAIN_BYTES {
+            self.buf = Vec::new();
+        }
         self.written = 0;
         Poll::Ready(Ok(()))
     }
@@ -71,8 +78,21 @@ impl<T: AsyncWrite + Unpin> Coalesced<T> {
     }
 }
 
+/// What tonic learns of the connection: that of the stream underneath.
+impl<T: Connected> Connected for Coalesced<T> {
+    type ConnectInfo = T::ConnectInfo;
+
+    fn connect_info(&self) -> T::ConnectInfo {
+        self.inner.connect_info()
+    }
+}
+
 impl<T: AsyncRead + Unpin> AsyncRead for Coalesced<T> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
@@ -164,6 +184,10 @@ mod tests {
         far.read_exact(&mut got).await.unwrap();
         assert!(got.iter().all(|&b| b == 7));
         io.shutdown().await.unwrap();
+        assert!(
+            io.buf.capacity() <= COALESCE_RETAIN_BYTES,
+            "a big buffer is let go"
+        );
         let mut rest = Vec::new();
         far.read_to_end(&mut rest).await.unwrap();
         assert_eq!(rest.len(), 10, "shutdown writes out what is left");

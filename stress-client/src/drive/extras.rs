@@ -13,6 +13,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::h2fast::Conn;
 use crate::transport::Bank;
 use bank::v1 as pb;
 use futures::stream::FuturesUnordered;
@@ -74,6 +75,9 @@ pub struct Extras {
     /// Copies by the op number of their original.
     copies: HashMap<u64, Copy>,
     invalids: Invalids,
+    /// The worker's fast-path connection, if money ops take it: invalid
+    /// calls go the same way (see [`invalid::call`]).
+    fast: Option<Conn>,
 }
 
 /// What the extra calls of a worker are asked to be.
@@ -98,7 +102,13 @@ impl Extras {
             calls: FuturesUnordered::new(),
             copies: HashMap::new(),
             invalids: Invalids::new(seed, worker, ratios.invalid, accounts, ratios.token),
+            fast: None,
         }
+    }
+
+    /// Invalid calls take the fast path from now on when `fast` is given.
+    pub fn use_fast_path(&mut self, fast: Option<Conn>) {
+        self.fast = fast;
     }
 
     /// True while an extra call is in flight or a copy waits for its pair.
@@ -250,9 +260,10 @@ impl Extras {
 
     fn send_invalid(&mut self, client: &Bank, names: &Arc<Names>, worker: u32, plan: InvalidPlan) {
         let (client, names, timeout) = (client.clone(), Arc::clone(names), self.timeout);
+        let fast = self.fast.clone();
         self.calls.push(Box::pin(async move {
             let sent = Instant::now();
-            let code = invalid::call(client, &names, worker, plan, timeout).await;
+            let code = invalid::call(client, fast, &names, worker, plan, timeout).await;
             Done::Invalid {
                 plan,
                 sent,

@@ -5,7 +5,8 @@
 //! fast connection, tonic otherwise.
 //!
 //! Besides money ops it makes the extra calls of [`super::extras`] (balance reads
-//! and duplicate sends, always over tonic), which it also waits for before it ends.
+//! and duplicate sends, always over tonic; invalid calls the way money ops
+//! go), which it also waits for before it ends.
 //!
 //! Nothing here waits on the server without a bound: a unary call is cut at
 //! `--timeout`, and so is the oldest op on a stream (which then fails with
@@ -129,8 +130,9 @@ pub async fn run(
     generator: Generator,
     schedule: Schedule,
     rec: Recorder,
-    extras: Extras,
+    mut extras: Extras,
 ) -> Recorder {
+    extras.use_fast_path(spec.fast.clone());
     let mut w = Worker {
         spec,
         generator,

@@ -151,6 +151,11 @@ pub fn validate_request_id(id: &str) -> LedgerResult<()> {
 /// U+007F–U+009F) in an id: NUL cannot be stored by every backend, and the
 /// others hide in logs. Every backend answers INVALID_ARGUMENT alike.
 fn no_control_chars(field: &str, id: &str) -> LedgerResult<()> {
+    // Ids are nearly always printable ASCII: checked a byte at a time, that
+    // costs a fraction of decoding every char (every op checks two ids).
+    if id.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Ok(());
+    }
     match id.char_indices().find(|(_, c)| c.is_control()) {
         None => Ok(()),
         Some((at, c)) => Err(LedgerError::InvalidArgument(format!(
