@@ -71,7 +71,7 @@ impl PgLedger {
         // before the first look, so that no credit after it is missed.
         let mut watch = until.map(|_| self.funds.watch(op.account));
         let _counted = until.map(|_| self.count_waiting(op.account));
-        let mut registered = false;
+        let mut token = 0i64; // this call's registration for the hand-off (`hand_off.rs`)
         loop {
             let seen = watch.as_ref().map(|w| w.seen());
             let step = {
@@ -79,7 +79,7 @@ impl PgLedger {
                 let _held = monitor.lock();
                 match (until, watch.as_ref().is_some_and(|w| w.enrolled())) {
                     // Counted as waiting: it may register for the hand-off.
-                    (Some(until), true) => self.look_waiting(&op, ctx, until, &mut registered)?,
+                    (Some(until), true) => self.look_waiting(&op, ctx, until, &mut token)?,
                     _ => self.look(&op, ctx, until)?,
                 }
             };
