@@ -272,6 +272,40 @@ fn a_withdrawal_waits_for_a_deposit_made_through_another_server() {
 }
 
 #[test]
+fn of_two_copies_waiting_at_once_one_answers_applied_and_the_other_a_replay() {
+    let Some(url) = url() else { return };
+    let (a, b): (&'static PgLedger, &'static PgLedger) = (
+        Box::leak(Box::new(ledger(&url, Isolation::ReadCommitted, config(0)))),
+        Box::leak(Box::new(ledger(&url, Isolation::ReadCommitted, config(0)))),
+    );
+    let id = fresh("copies");
+    a.open_account(&id, 0, None).unwrap();
+    let copies: Vec<_> = [a, b]
+        .into_iter()
+        .map(|server| {
+            let w = Withdrawal {
+                wait_for_funds: true,
+                ..withdrawal(&id, 30, "w")
+            };
+            thread::spawn(move || server.withdraw(&w, &mut CallContext::detached()))
+        })
+        .collect();
+    let patience = std::time::Instant::now() + Duration::from_secs(10);
+    while a.waiting_withdrawals() + b.waiting_withdrawals() < 2 {
+        assert!(std::time::Instant::now() < patience, "both copies wait");
+        thread::sleep(Duration::from_millis(1));
+    }
+    thread::sleep(Duration::from_millis(50));
+    a.deposit(&deposit(&id, 30, "d"), &CallContext::detached())
+        .unwrap();
+    let answers: Vec<_> = copies.into_iter().map(|c| c.join().unwrap().unwrap()).collect();
+    let applied: Vec<_> = answers.iter().filter(|r| !r.replayed).collect();
+    assert_eq!(applied.len(), 1, "exactly one copy claims the op: {answers:?}");
+    assert_eq!((applied[0].outcome, applied[0].sequence), (Outcome::Approved, 2));
+    assert_eq!(a.balance(&id).unwrap().balance, 0, "withdrawn once");
+}
+
+#[test]
 fn a_waiter_whose_wait_ended_is_never_applied_by_a_later_deposit() {
     let Some(url) = url() else { return };
     let short_wait = LedgerConfig {
