@@ -306,6 +306,43 @@ fn of_two_copies_waiting_at_once_one_answers_applied_and_the_other_a_replay() {
 }
 
 #[test]
+fn a_handed_off_withdrawal_is_answered_even_if_its_record_was_forgotten_since() {
+    let Some(url) = url() else { return };
+    drop(ledger(&url, Isolation::ReadCommitted, config(0))); // the schema
+    let id = fresh("forgot");
+    let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let wait = "SELECT status, balance, sequence FROM bank_wait($1, 'w', 30, 100, $2, $3)";
+    db.execute(
+        "INSERT INTO bank_accounts (id, balance, waiting) VALUES ($1, 0, 1)",
+        &[&id],
+    )
+    .unwrap();
+    let registered = db.query_one(wait, &[&id, &5_000i64, &0i64]).unwrap();
+    let token: i64 = registered.get(2);
+    assert_eq!(registered.get::<_, i16>(0), 4, "short: registered");
+    db.query(
+        "SELECT * FROM bank_single($1, 'd', 0::int2, 30, 100, false)",
+        &[&id],
+    )
+    .unwrap();
+    // The deposit applied it; now its record is forgotten (retention, the cap).
+    db.execute(
+        "DELETE FROM bank_operations WHERE account_id = $1 AND request_id = 'w'",
+        &[&id],
+    )
+    .unwrap();
+    let answer = db.query_one(wait, &[&id, &5_000i64, &token]).unwrap();
+    let (status, balance, sequence): (i16, String, i64) = (answer.get(0), answer.get(1), answer.get(2));
+    assert_eq!(
+        (status, balance.as_str(), sequence),
+        (6, "0", 2),
+        "answered from the registration, once"
+    );
+    let again = db.query_one(wait, &[&id, &0i64, &token]).unwrap();
+    assert_eq!(again.get::<_, i16>(0), 0, "gone: a later look decides anew");
+}
+
+#[test]
 fn a_waiter_whose_wait_ended_is_never_applied_by_a_later_deposit() {
     let Some(url) = url() else { return };
     let short_wait = LedgerConfig {

@@ -316,6 +316,8 @@ CREATE TABLE bank_waiters (
     deadline    timestamptz NOT NULL,
     position    bigint GENERATED ALWAYS AS IDENTITY,
     handed      boolean NOT NULL DEFAULT false,
+    h_balance   numeric(20,0),
+    h_sequence  bigint,
     PRIMARY KEY (account_id, request_id)
 );
 CREATE FUNCTION bank_hand_off(p_id text, INOUT bal numeric, INOUT seq bigint, OUT added bigint)
@@ -333,7 +335,8 @@ BEGIN
             VALUES (p_id, w.request_id, 1, NULL, w.amount, 0, bal - w.amount, seq + 1, 0, 0)
             ON CONFLICT ON CONSTRAINT bank_operations_pkey DO NOTHING;
         IF FOUND THEN
-            UPDATE bank_waiters SET handed = true WHERE account_id = p_id AND request_id = w.request_id;
+            UPDATE bank_waiters SET handed = true, h_balance = bal - w.amount, h_sequence = seq + 1
+                WHERE account_id = p_id AND request_id = w.request_id;
             bal := bal - w.amount;
             seq := seq + 1;
             added := added + 1;
@@ -419,15 +422,23 @@ LANGUAGE plpgsql AS $$
 DECLARE
     a bank_accounts%ROWTYPE;
     o bank_operations%ROWTYPE;
-    was_handed boolean;
+    w bank_waiters%ROWTYPE;
     mine bigint;
 BEGIN
     SELECT * INTO a FROM bank_accounts WHERE id = p_id FOR UPDATE;
     IF FOUND THEN
+        -- Handed: answered from the registration (its record may be forgotten by now).
+        DELETE FROM bank_waiters WHERE position = p_token AND account_id = p_id AND handed RETURNING * INTO w;
+        IF FOUND THEN
+            PERFORM set_config('synchronous_commit', 'off', true);
+            RETURN QUERY SELECT 6::int2, p_rid, 1::int2, NULL::text, w.amount::text, 0::int2, w.h_balance::text,
+                w.h_sequence, '0'::text, 0::bigint;
+            RETURN;
+        END IF;
         SELECT * INTO o FROM bank_operations WHERE account_id = p_id AND bank_operations.request_id = p_rid;
         IF FOUND THEN
-            DELETE FROM bank_waiters WHERE position = p_token AND account_id = p_id RETURNING handed INTO was_handed;
-            RETURN QUERY SELECT CASE WHEN was_handed THEN 6 ELSE 1 END::int2, o.request_id,
+            DELETE FROM bank_waiters WHERE position = p_token AND account_id = p_id;
+            RETURN QUERY SELECT 1::int2, o.request_id,
                 o.kind, o.to_account, o.amount::text, o.outcome, o.balance::text, o.sequence,
                 o.to_balance::text, o.to_sequence;
             PERFORM set_config('synchronous_commit', 'off', true);
