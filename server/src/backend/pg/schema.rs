@@ -360,7 +360,9 @@ DECLARE
     code int2 := 0;
     forget bigint := 0;
     mine bigint := CASE WHEN p_rid <> '' THEN 1 ELSE 0 END;
-    h record;
+    h_bal numeric;
+    h_seq bigint;
+    h_added bigint := 0;
 BEGIN
     SELECT * INTO a FROM bank_accounts WHERE id = p_id FOR UPDATE;
     IF NOT FOUND THEN
@@ -399,14 +401,14 @@ BEGIN
             balance, sequence, to_balance, to_sequence)
             VALUES (p_id, p_rid, p_kind, NULL, p_amount, code, after, a.sequence + 1, 0, 0);
     END IF;
+    h_bal := after;
+    h_seq := a.sequence + 1;
     IF p_kind = 0 AND a.waiting > 0 THEN
-        SELECT * INTO h FROM bank_hand_off(p_id, after, a.sequence + 1);
-    ELSE
-        SELECT after AS bal, a.sequence + 1 AS seq, 0::bigint AS added INTO h;
+        SELECT * INTO h_bal, h_seq, h_added FROM bank_hand_off(p_id, after, a.sequence + 1);
     END IF;
-    forget := LEAST(GREATEST(a.remembered + mine + h.added - p_retention, 0), GREATEST(a.remembered, 0));
-    UPDATE bank_accounts SET balance = h.bal, sequence = h.seq,
-        remembered = a.remembered + mine + h.added - forget, forgotten = a.forgotten + forget WHERE id = p_id;
+    forget := LEAST(GREATEST(a.remembered + mine + h_added - p_retention, 0), GREATEST(a.remembered, 0));
+    UPDATE bank_accounts SET balance = h_bal, sequence = h_seq,
+        remembered = a.remembered + mine + h_added - forget, forgotten = a.forgotten + forget WHERE id = p_id;
     IF forget > 0 THEN
         DELETE FROM bank_operations WHERE account_id = p_id AND position IN (
             SELECT position FROM bank_operations WHERE account_id = p_id ORDER BY position LIMIT forget);
