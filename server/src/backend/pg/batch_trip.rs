@@ -8,6 +8,7 @@
 //! when the database asks for a rerun the batch runs as the transaction.
 
 use super::batch::{kind_of, request_id, Decided};
+use super::one_trip::ledger_error;
 use super::pool::{self, DbFailure};
 use super::rows::{self, Kind};
 use super::rules::check;
@@ -93,11 +94,4 @@ fn one(account: &str, row: &postgres::Row, op: &BatchOp) -> LedgerResult<Decided
             )))
         }
     })
-}
-
-fn ledger_error(failure: DbFailure) -> LedgerError {
-    match failure {
-        DbFailure::Ledger(e) => e,
-        DbFailure::Retry(why) => LedgerError::Unavailable(why),
-    }
 }

@@ -161,7 +161,8 @@ fn named(row: &postgres::Row, account: &str) -> String {
         .unwrap_or_else(|| account.to_owned())
 }
 
-fn ledger_error(failure: DbFailure) -> LedgerError {
+/// A failure read back from a function's row, as the ledger's error.
+pub(super) fn ledger_error(failure: DbFailure) -> LedgerError {
     match failure {
         DbFailure::Ledger(e) => e,
         DbFailure::Retry(why) => LedgerError::Unavailable(why),
