@@ -343,6 +343,37 @@ fn a_handed_off_withdrawal_is_answered_even_if_its_record_was_forgotten_since() 
 }
 
 #[test]
+fn a_waiter_fenced_by_get_operation_is_not_applied_by_the_deposit() {
+    let Some(url) = url() else { return };
+    let a: &'static PgLedger = Box::leak(Box::new(ledger(&url, Isolation::ReadCommitted, config(0))));
+    let id = fresh("fenced");
+    a.open_account(&id, 0, None).unwrap();
+    let waiter = {
+        let w = Withdrawal {
+            wait_for_funds: true,
+            ..withdrawal(&id, 30, "w")
+        };
+        thread::spawn(move || a.withdraw(&w, &mut CallContext::detached()))
+    };
+    while a.waiting_withdrawals() == 0 {
+        thread::sleep(Duration::from_millis(1));
+    }
+    thread::sleep(Duration::from_millis(50)); // registered
+    let fence = a.operation(&id, "w").unwrap();
+    assert_eq!(fence.outcome, Outcome::NotApplied);
+    a.deposit(&deposit(&id, 30, "d"), &CallContext::detached())
+        .unwrap();
+    let answer = waiter.join().unwrap().unwrap();
+    assert_eq!((answer.outcome, answer.replayed), (Outcome::NotApplied, true));
+    let state = a.balance(&id).unwrap();
+    assert_eq!(
+        (state.balance, state.sequence),
+        (30, 1),
+        "the fenced withdrawal took nothing"
+    );
+}
+
+#[test]
 fn a_waiter_whose_wait_ended_is_never_applied_by_a_later_deposit() {
     let Some(url) = url() else { return };
     let short_wait = LedgerConfig {
