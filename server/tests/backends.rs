@@ -178,6 +178,7 @@ contract!(
     max_request_ids_forgets_the_oldest_ids,
     max_request_ids_leaves_a_principal_its_fair_share,
     a_delayed_op_is_one_round_trip,
+    a_dropped_waiting_withdrawal_is_not_applied,
 );
 
 const ALICE: &str = "alice-token-0123456789";
@@ -527,6 +528,44 @@ mod checks {
         let spent = statements(&scrape(metrics).await) - before;
         let want = if place.in_postgres() { 3.0 } else { 0.0 };
         assert_eq!(spent, want, "{:?}: statements for three delayed ops", place.kind);
+    }
+
+    /// A waiting withdrawal whose client goes away ends at once (the
+    /// waiting gauge falls), NOT_APPLIED: a later deposit does not pay it.
+    pub async fn a_dropped_waiting_withdrawal_is_not_applied(place: &Place) {
+        let (mut bank, metrics, _stop) = place.start_with_metrics().await;
+        open_all(&mut bank, &[("a", 0)]).await;
+        let gauge = |text: &str| sample(text, "bank_waiting_withdrawals ");
+        let mut waiter_bank = bank.clone();
+        let waiter = tokio::spawn(async move { waiter_bank.withdraw(waiting("a", 30, "w")).await });
+        let patience = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while gauge(&scrape(metrics).await) < 1.0 {
+            assert!(
+                std::time::Instant::now() < patience,
+                "{:?}: it never waited",
+                place.kind
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        waiter.abort();
+        while gauge(&scrape(metrics).await) > 0.0 {
+            assert!(
+                std::time::Instant::now() < patience,
+                "{:?}: the wait outlived its call",
+                place.kind
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        ok(bank.deposit(deposit("a", 30, "d")).await);
+        let w = ok(bank.get_operation(get_op("a", "w")).await);
+        assert_eq!(w.outcome(), Outcome::NotApplied, "{:?}", place.kind);
+        assert_eq!(
+            state(&mut bank, "a").await.0,
+            30,
+            "{:?}: the dropped withdrawal took nothing",
+            place.kind
+        );
     }
 
     pub async fn metrics_read_the_ledger(place: &Place) {
