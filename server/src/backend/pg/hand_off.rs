@@ -54,9 +54,9 @@ impl PgLedger {
     }
 
     /// Whether `op` may register for the hand-off: a request id to record
-    /// it under, one round trip allowed, no processing delay to hold.
+    /// it under, one round trip allowed (so no processing delay to hold).
     pub(super) fn hand_off_possible(&self, op: &Single<'_>, ctx: &CallContext) -> bool {
-        !op.request_id.is_empty() && self.config.processing_delay.is_zero() && self.one_trip_allowed(ctx)
+        !op.request_id.is_empty() && self.one_trip_allowed(ctx)
     }
 
     /// One call of `bank_wait`; `None` when the database asks for a rerun.

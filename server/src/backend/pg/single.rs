@@ -111,9 +111,7 @@ impl PgLedger {
         ctx: &CallContext,
         until: Option<Instant>,
     ) -> LedgerResult<Step> {
-        let delayed = !self.config.processing_delay.is_zero();
-        if self.one_trip_allowed(ctx) && !(delayed && until.is_some()) {
-            self.one_trip_delay();
+        if self.one_trip_allowed(ctx) {
             let wait = until.is_some_and(|until| Instant::now() < until);
             match self.one_trip(op.account, op.request_id, (&op.kind, op.amount), wait) {
                 Some(Ok(Trip::Done(result))) => return Ok(Step::Done(result)),
