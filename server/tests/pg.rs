@@ -197,9 +197,9 @@ fn mixed_batch(db: &PgLedger) -> Vec<Result<(Outcome, u64, u64, bool), String>> 
 #[test]
 fn a_batch_in_one_round_trip_answers_as_the_transaction_does() {
     let Some(url) = url() else { return };
-    let one_trip = mixed_batch(&ledger(&url, Isolation::ReadCommitted, config(1)));
+    let one_trip = mixed_batch(&ledger(&url, Isolation::ReadCommitted, config(0)));
     // Repeatable read never takes one round trip: the transaction path.
-    let transaction = mixed_batch(&ledger(&url, Isolation::RepeatableRead, config(1)));
+    let transaction = mixed_batch(&ledger(&url, Isolation::RepeatableRead, config(0)));
     assert_eq!(one_trip, transaction);
     assert_eq!(one_trip[0], Ok((Outcome::Approved, 11, 1, true)), "a replay");
     assert!(
@@ -269,6 +269,108 @@ fn a_withdrawal_waits_for_a_deposit_made_through_another_server() {
         }
     );
     assert_eq!(b.balance(&id).unwrap().sequence, 2);
+}
+
+#[test]
+fn of_two_copies_waiting_at_once_one_answers_applied_and_the_other_a_replay() {
+    let Some(url) = url() else { return };
+    let (a, b): (&'static PgLedger, &'static PgLedger) = (
+        Box::leak(Box::new(ledger(&url, Isolation::ReadCommitted, config(0)))),
+        Box::leak(Box::new(ledger(&url, Isolation::ReadCommitted, config(0)))),
+    );
+    let id = fresh("copies");
+    a.open_account(&id, 0, None).unwrap();
+    let copies: Vec<_> = [a, b]
+        .into_iter()
+        .map(|server| {
+            let w = Withdrawal {
+                wait_for_funds: true,
+                ..withdrawal(&id, 30, "w")
+            };
+            thread::spawn(move || server.withdraw(&w, &mut CallContext::detached()))
+        })
+        .collect();
+    let patience = std::time::Instant::now() + Duration::from_secs(10);
+    while a.waiting_withdrawals() + b.waiting_withdrawals() < 2 {
+        assert!(std::time::Instant::now() < patience, "both copies wait");
+        thread::sleep(Duration::from_millis(1));
+    }
+    thread::sleep(Duration::from_millis(50));
+    a.deposit(&deposit(&id, 30, "d"), &CallContext::detached())
+        .unwrap();
+    let answers: Vec<_> = copies.into_iter().map(|c| c.join().unwrap().unwrap()).collect();
+    let applied: Vec<_> = answers.iter().filter(|r| !r.replayed).collect();
+    assert_eq!(applied.len(), 1, "exactly one copy claims the op: {answers:?}");
+    assert_eq!((applied[0].outcome, applied[0].sequence), (Outcome::Approved, 2));
+    assert_eq!(a.balance(&id).unwrap().balance, 0, "withdrawn once");
+}
+
+#[test]
+fn a_handed_off_withdrawal_is_answered_even_if_its_record_was_forgotten_since() {
+    let Some(url) = url() else { return };
+    drop(ledger(&url, Isolation::ReadCommitted, config(0))); // the schema
+    let id = fresh("forgot");
+    let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let wait = "SELECT status, balance, sequence FROM bank_wait($1, 'w', 30, 100, $2, $3)";
+    db.execute(
+        "INSERT INTO bank_accounts (id, balance, waiting) VALUES ($1, 0, 1)",
+        &[&id],
+    )
+    .unwrap();
+    let registered = db.query_one(wait, &[&id, &5_000i64, &0i64]).unwrap();
+    let token: i64 = registered.get(2);
+    assert_eq!(registered.get::<_, i16>(0), 4, "short: registered");
+    db.query(
+        "SELECT * FROM bank_single($1, 'd', 0::int2, 30, 100, false)",
+        &[&id],
+    )
+    .unwrap();
+    // The deposit applied it; now its record is forgotten (retention, the cap).
+    db.execute(
+        "DELETE FROM bank_operations WHERE account_id = $1 AND request_id = 'w'",
+        &[&id],
+    )
+    .unwrap();
+    let answer = db.query_one(wait, &[&id, &5_000i64, &token]).unwrap();
+    let (status, balance, sequence): (i16, String, i64) = (answer.get(0), answer.get(1), answer.get(2));
+    assert_eq!(
+        (status, balance.as_str(), sequence),
+        (6, "0", 2),
+        "answered from the registration, once"
+    );
+    let again = db.query_one(wait, &[&id, &0i64, &token]).unwrap();
+    assert_eq!(again.get::<_, i16>(0), 0, "gone: a later look decides anew");
+}
+
+#[test]
+fn a_waiter_fenced_by_get_operation_is_not_applied_by_the_deposit() {
+    let Some(url) = url() else { return };
+    let a: &'static PgLedger = Box::leak(Box::new(ledger(&url, Isolation::ReadCommitted, config(0))));
+    let id = fresh("fenced");
+    a.open_account(&id, 0, None).unwrap();
+    let waiter = {
+        let w = Withdrawal {
+            wait_for_funds: true,
+            ..withdrawal(&id, 30, "w")
+        };
+        thread::spawn(move || a.withdraw(&w, &mut CallContext::detached()))
+    };
+    while a.waiting_withdrawals() == 0 {
+        thread::sleep(Duration::from_millis(1));
+    }
+    thread::sleep(Duration::from_millis(50)); // registered
+    let fence = a.operation(&id, "w").unwrap();
+    assert_eq!(fence.outcome, Outcome::NotApplied);
+    a.deposit(&deposit(&id, 30, "d"), &CallContext::detached())
+        .unwrap();
+    let answer = waiter.join().unwrap().unwrap();
+    assert_eq!((answer.outcome, answer.replayed), (Outcome::NotApplied, true));
+    let state = a.balance(&id).unwrap();
+    assert_eq!(
+        (state.balance, state.sequence),
+        (30, 1),
+        "the fenced withdrawal took nothing"
+    );
 }
 
 #[test]

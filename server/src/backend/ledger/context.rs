@@ -55,6 +55,12 @@ impl CallContext {
         self.may_block = may_block;
     }
 
+    /// The flag set when the call is abandoned (its client gone), for a
+    /// backend that must hear of it while the op waits on another thread.
+    pub fn abandoned_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.cancelled)
+    }
+
     /// The call's deadline, if it has one.
     pub fn deadline(&self) -> Option<Instant> {
         self.deadline

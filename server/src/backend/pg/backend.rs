@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
+use super::funds::WakeOnDrop;
 use super::PgLedger;
 use crate::backend::api::{AccountRef, Backend, BackendState};
 use crate::backend::ledger::{
@@ -52,7 +53,11 @@ impl Backend for PgLedger {
             // A wait for funds must not hold up the runner; the race demo
             // needs its withdrawals side by side, not in a row.
             if w.wait_for_funds || PgLedger::config(&self).racy_withdrawals() {
-                return blocking(move || PgLedger::withdraw(&self, &w, &mut ctx)).await;
+                let abandoned = ctx.abandoned_flag();
+                let mut wake = WakeOnDrop::new(Arc::clone(&self.funds), w.account_id.clone(), abandoned);
+                let answer = blocking(move || PgLedger::withdraw(&self, &w, &mut ctx)).await;
+                wake.disarm();
+                return answer;
             }
             if self.batching() {
                 let applier = Arc::new(PgBatch {

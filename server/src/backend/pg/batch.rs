@@ -58,11 +58,10 @@ impl PgLedger {
     }
 
     /// `ops` decided and written: in one round trip where allowed
-    /// (`batch_trip.rs`, the delay held before the call), else as a
-    /// transaction. The caller holds the account's monitor.
+    /// (`batch_trip.rs`: no delay to hold), else as a transaction. The
+    /// caller holds the account's monitor.
     fn decide_batch(&self, account: &str, ops: &[(BatchOp, CallContext)]) -> LedgerResult<Vec<Decided>> {
         if self.one_trip_allowed(&CallContext::detached()) {
-            self.one_trip_delay();
             if let Some(decided) = self.batch_trip(account, ops) {
                 return decided;
             }

@@ -4,10 +4,12 @@
 //! op by the same rules as [`super::batch`]'s transaction, in queue order;
 //! a stored record comes back for the server to judge (replay, conflict,
 //! fence), as in `one_trip.rs`. Taken where one round trip is allowed
-//! ([`PgLedger::one_trip_allowed`] for the batch: no zoo, read-committed);
+//! ([`PgLedger::one_trip_allowed`] for the batch: no delay, no zoo,
+//! read-committed);
 //! when the database asks for a rerun the batch runs as the transaction.
 
 use super::batch::{kind_of, request_id, Decided};
+use super::one_trip::ledger_error;
 use super::pool::{self, DbFailure};
 use super::rows::{self, Kind};
 use super::rules::check;
@@ -17,7 +19,7 @@ use crate::backend::ledger::{BatchOp, CallContext, LedgerError, LedgerResult, Op
 
 impl PgLedger {
     /// `ops` (all on `account`) in one call; `None` when they must run as a
-    /// transaction. The caller holds the account's monitor and the delay.
+    /// transaction. The caller holds the account's monitor.
     pub(super) fn batch_trip(
         &self,
         account: &str,
@@ -93,11 +95,4 @@ fn one(account: &str, row: &postgres::Row, op: &BatchOp) -> LedgerResult<Decided
             )))
         }
     })
-}
-
-fn ledger_error(failure: DbFailure) -> LedgerError {
-    match failure {
-        DbFailure::Ledger(e) => e,
-        DbFailure::Retry(why) => LedgerError::Unavailable(why),
-    }
 }

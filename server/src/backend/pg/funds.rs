@@ -191,6 +191,43 @@ impl Drop for Watch<'_> {
     }
 }
 
+/// Held by a waiting withdrawal's call (its future): dropped with the call
+/// (client gone) while still armed, it marks the call abandoned and wakes the
+/// account's waiters, so the withdrawal ends at once (NOT_APPLIED, and its
+/// registration for the hand-off is overruled by that record) instead of at
+/// its next wake-up, as memory ends a dropped waiter's wait at once.
+pub struct WakeOnDrop {
+    funds: Arc<Funds>,
+    account: String,
+    abandoned: Arc<std::sync::atomic::AtomicBool>,
+    armed: bool,
+}
+
+impl WakeOnDrop {
+    pub fn new(funds: Arc<Funds>, account: String, abandoned: Arc<std::sync::atomic::AtomicBool>) -> Self {
+        WakeOnDrop {
+            funds,
+            account,
+            abandoned,
+            armed: true,
+        }
+    }
+
+    /// The call got its answer: nothing to do on drop.
+    pub fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for WakeOnDrop {
+    fn drop(&mut self) {
+        if self.armed {
+            self.abandoned.store(true, std::sync::atomic::Ordering::Release);
+            self.funds.wake(&self.account);
+        }
+    }
+}
+
 /// Starts the listener thread for `funds`; it ends once `funds` is dropped.
 pub fn listen(config: postgres::Config, funds: &Arc<Funds>) {
     let funds = Arc::downgrade(funds);

@@ -4,7 +4,10 @@
 //! registered withdrawals its balance covers in its own transaction and
 //! notifies. Woken, the waiter finds its record, committed and durable with
 //! the deposit, and answers with no commit of its own (status 6): the wake
-//! costs the NOTIFY and one read, not a second WAL flush. The looks that
+//! costs the NOTIFY and one read, not a second WAL flush. Only the copy of
+//! the call whose look made the registration (it holds its `position` as a
+//! token) answers so; another copy under the same request id (a client's
+//! retry while the first waits) answers as a replay. The looks that
 //! write only the registration (or only lock the row) commit without
 //! waiting for the flush: nothing answered depends on them.
 //!
@@ -35,18 +38,15 @@ impl PgLedger {
         op: &Single<'_>,
         ctx: &CallContext,
         until: Instant,
-        registered: &mut bool,
+        token: &mut i64,
     ) -> LedgerResult<Step> {
         if !self.hand_off_possible(op, ctx) {
             return self.look(op, ctx, Some(until));
         }
         let left = until.saturating_duration_since(Instant::now());
         let wait_ms = i64::try_from(left.as_millis()).unwrap_or(i64::MAX);
-        match self.wait_trip(op, wait_ms, *registered) {
-            Some(Ok(Trip::Short)) => {
-                *registered = true;
-                Ok(Step::Wait)
-            }
+        match self.wait_trip(op, wait_ms, token) {
+            Some(Ok(Trip::Short)) => Ok(Step::Wait),
             Some(Ok(Trip::Done(result))) => Ok(Step::Done(result)),
             Some(Err(e)) => Err(e),
             None => self.look(op, ctx, Some(until)),
@@ -54,13 +54,15 @@ impl PgLedger {
     }
 
     /// Whether `op` may register for the hand-off: a request id to record
-    /// it under, one round trip allowed, no processing delay to hold.
+    /// it under, one round trip allowed (so no processing delay to hold).
     pub(super) fn hand_off_possible(&self, op: &Single<'_>, ctx: &CallContext) -> bool {
-        !op.request_id.is_empty() && self.config.processing_delay.is_zero() && self.one_trip_allowed(ctx)
+        !op.request_id.is_empty() && self.one_trip_allowed(ctx)
     }
 
     /// One call of `bank_wait`; `None` when the database asks for a rerun.
-    fn wait_trip(&self, op: &Single<'_>, wait_ms: i64, registered: bool) -> Option<LedgerResult<Trip>> {
+    /// `token` is this call's registration (its `position`; 0: none yet),
+    /// set when this look made it.
+    fn wait_trip(&self, op: &Single<'_>, wait_ms: i64, token: &mut i64) -> Option<LedgerResult<Trip>> {
         let retention = i64::try_from(self.config.request_id_retention).unwrap_or(i64::MAX);
         let mut conn = match pool::checkout(self.pool.get()) {
             Ok(conn) => conn,
@@ -73,10 +75,16 @@ impl PgLedger {
             &amount,
             &retention,
             &wait_ms,
-            &registered,
+            &*token,
         ];
         match conn.query(Stmt::Wait, &params) {
-            Ok(rows) => Some(answer(op.account, rows.first(), (&op.kind, op.amount))),
+            Ok(rows) => {
+                let made = rows.first().filter(|r| r.get::<_, i16>(0) == 4);
+                if let Some(position) = made.and_then(|r| r.get::<_, Option<i64>>(7)) {
+                    *token = position;
+                }
+                Some(answer(op.account, rows.first(), (&op.kind, op.amount)))
+            }
             Err(e) => match pool::classify(&e) {
                 DbFailure::Retry(_) => None,
                 DbFailure::Ledger(e) => Some(Err(e)),

@@ -1,13 +1,11 @@
 //! A deposit or withdrawal in one round trip to the database: one call of
 //! `bank_single` (schema version 3), run as its own transaction (autocommit),
 //! instead of BEGIN, lock, look-up, write, COMMIT. Taken only where the op
-//! allows it: no bug of the zoo, read-committed isolation, a call not
-//! abandoned, and no processing delay for a withdrawal that may wait for
-//! funds. A processing delay is held just before the call, under the
-//! account's in-process monitor ([`PgLedger::one_trip_delay`]): it orders
-//! this server's ops on the account as the transaction did, the call
-//! decides on the row it locks, fresh, and no pooled connection or row lock
-//! is held through the delay. Otherwise, or when the database asks for a rerun
+//! allows it: no processing delay to hold inside the transaction (the
+//! delay simulates work in the critical section: the row stays locked
+//! through it, and the pooled connection busy), no bug of the zoo,
+//! read-committed isolation, a call not abandoned. Otherwise, or when the
+//! database asks for a rerun
 //! (serialization failure, deadlock: the call changed nothing), the op runs
 //! as a transaction of several statements (`single.rs`). The decision is the
 //! same: the function applies the ledger's rules, and a stored record comes
@@ -21,24 +19,13 @@ use super::{Isolation, PgLedger};
 use crate::backend::ledger::{CallContext, InjectedBug, LedgerError, LedgerResult, OpResult, Transfer};
 
 impl PgLedger {
-    /// Whether an op on this ledger may take one round trip now (a
-    /// withdrawal that may wait, only without a processing delay: see
-    /// [`PgLedger::one_trip_delay`]).
+    /// Whether an op on this ledger may take one round trip now.
     pub(super) fn one_trip_allowed(&self, ctx: &CallContext) -> bool {
-        self.config.inject_bug == InjectedBug::None
+        self.config.processing_delay.is_zero()
+            && self.config.inject_bug == InjectedBug::None
             && !self.config.racy_withdrawals()
             && self.isolation == Isolation::ReadCommitted
             && !ctx.abandoned()
-    }
-
-    /// Holds the processing delay of an op about to take one round trip,
-    /// under its account's monitor (the caller holds it). A replay or an
-    /// unknown account then answers after the delay too, where the
-    /// transaction found them before it: later, never otherwise.
-    pub(super) fn one_trip_delay(&self) {
-        if !self.config.processing_delay.is_zero() {
-            self.delay();
-        }
     }
 
     /// `kind` (a deposit or withdrawal) of `amount` on `account` under
@@ -161,7 +148,8 @@ fn named(row: &postgres::Row, account: &str) -> String {
         .unwrap_or_else(|| account.to_owned())
 }
 
-fn ledger_error(failure: DbFailure) -> LedgerError {
+/// A failure read back from a function's row, as the ledger's error.
+pub(super) fn ledger_error(failure: DbFailure) -> LedgerError {
     match failure {
         DbFailure::Ledger(e) => e,
         DbFailure::Retry(why) => LedgerError::Unavailable(why),

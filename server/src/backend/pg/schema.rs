@@ -299,10 +299,13 @@ END $$;
 /// `bank_single` then applies, in its own transaction, each registered
 /// withdrawal of the account that the new balance covers, oldest first
 /// (`bank_hand_off`: the next sequence number each, the record written as
-/// the withdrawal would have written it; an id already recorded, a fence,
-/// is skipped), and notifies. The woken waiter finds its record committed
-/// (`bank_wait`, status 6) and answers without a commit of its own: its op
-/// was made durable by the deposit's. A withdrawal's look that writes
+/// the withdrawal would have written it, the registration marked `handed`;
+/// an id already recorded, a fence, is skipped and its registration
+/// dropped), and notifies. The registering copy of the call (the one whose
+/// insert made the row: `position`, its token) finds its record committed
+/// and its registration handed (`bank_wait`, status 6) and answers without
+/// a commit of its own: its op was made durable by the deposit's. Another
+/// copy of the same request id finds the record as any replay (status 1). A withdrawal's look that writes
 /// nothing the answer depends on (its registration, a lock) commits without
 /// waiting for the flush.
 const V5: &str = "
@@ -312,6 +315,9 @@ CREATE TABLE bank_waiters (
     amount      numeric(20,0) NOT NULL,
     deadline    timestamptz NOT NULL,
     position    bigint GENERATED ALWAYS AS IDENTITY,
+    handed      boolean NOT NULL DEFAULT false,
+    h_balance   numeric(20,0),
+    h_sequence  bigint,
     PRIMARY KEY (account_id, request_id)
 );
 CREATE FUNCTION bank_hand_off(p_id text, INOUT bal numeric, INOUT seq bigint, OUT added bigint)
@@ -320,17 +326,22 @@ DECLARE
     w bank_waiters%ROWTYPE;
 BEGIN
     added := 0;
-    FOR w IN SELECT * FROM bank_waiters WHERE account_id = p_id ORDER BY position LOOP
+    -- Left behind by a server that died while its withdrawal waited.
+    DELETE FROM bank_waiters WHERE account_id = p_id AND deadline < clock_timestamp() - interval '1 minute';
+    FOR w IN SELECT * FROM bank_waiters WHERE account_id = p_id AND NOT handed ORDER BY position LOOP
         CONTINUE WHEN w.deadline <= clock_timestamp() OR bal < w.amount;
-        DELETE FROM bank_waiters WHERE account_id = p_id AND request_id = w.request_id;
         INSERT INTO bank_operations (account_id, request_id, kind, to_account, amount, outcome,
             balance, sequence, to_balance, to_sequence)
             VALUES (p_id, w.request_id, 1, NULL, w.amount, 0, bal - w.amount, seq + 1, 0, 0)
             ON CONFLICT ON CONSTRAINT bank_operations_pkey DO NOTHING;
         IF FOUND THEN
+            UPDATE bank_waiters SET handed = true, h_balance = bal - w.amount, h_sequence = seq + 1
+                WHERE account_id = p_id AND request_id = w.request_id;
             bal := bal - w.amount;
             seq := seq + 1;
             added := added + 1;
+        ELSE
+            DELETE FROM bank_waiters WHERE account_id = p_id AND request_id = w.request_id;
         END IF;
     END LOOP;
     IF added > 0 THEN
@@ -349,7 +360,9 @@ DECLARE
     code int2 := 0;
     forget bigint := 0;
     mine bigint := CASE WHEN p_rid <> '' THEN 1 ELSE 0 END;
-    h record;
+    h_bal numeric;
+    h_seq bigint;
+    h_added bigint := 0;
 BEGIN
     SELECT * INTO a FROM bank_accounts WHERE id = p_id FOR UPDATE;
     IF NOT FOUND THEN
@@ -388,14 +401,14 @@ BEGIN
             balance, sequence, to_balance, to_sequence)
             VALUES (p_id, p_rid, p_kind, NULL, p_amount, code, after, a.sequence + 1, 0, 0);
     END IF;
+    h_bal := after;
+    h_seq := a.sequence + 1;
     IF p_kind = 0 AND a.waiting > 0 THEN
-        SELECT * INTO h FROM bank_hand_off(p_id, after, a.sequence + 1);
-    ELSE
-        SELECT after AS bal, a.sequence + 1 AS seq, 0::bigint AS added INTO h;
+        SELECT * INTO h_bal, h_seq, h_added FROM bank_hand_off(p_id, after, a.sequence + 1);
     END IF;
-    forget := LEAST(GREATEST(a.remembered + mine + h.added - p_retention, 0), GREATEST(a.remembered, 0));
-    UPDATE bank_accounts SET balance = h.bal, sequence = h.seq,
-        remembered = a.remembered + mine + h.added - forget, forgotten = a.forgotten + forget WHERE id = p_id;
+    forget := LEAST(GREATEST(a.remembered + mine + h_added - p_retention, 0), GREATEST(a.remembered, 0));
+    UPDATE bank_accounts SET balance = h_bal, sequence = h_seq,
+        remembered = a.remembered + mine + h_added - forget, forgotten = a.forgotten + forget WHERE id = p_id;
     IF forget > 0 THEN
         DELETE FROM bank_operations WHERE account_id = p_id AND position IN (
             SELECT position FROM bank_operations WHERE account_id = p_id ORDER BY position LIMIT forget);
@@ -404,20 +417,30 @@ BEGIN
         a.sequence + 1, '0'::text, 0::bigint;
 END $$;
 CREATE FUNCTION bank_wait(p_id text, p_rid text, p_amount numeric, p_retention bigint, p_wait_ms bigint,
-                          p_registered boolean)
+                          p_token bigint)
 RETURNS TABLE (status int2, request_id text, kind int2, to_account text, amount text, outcome int2,
                balance text, sequence bigint, to_balance text, to_sequence bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
     a bank_accounts%ROWTYPE;
     o bank_operations%ROWTYPE;
+    w bank_waiters%ROWTYPE;
+    mine bigint;
 BEGIN
     SELECT * INTO a FROM bank_accounts WHERE id = p_id FOR UPDATE;
     IF FOUND THEN
+        -- Handed: answered from the registration (its record may be forgotten by now).
+        DELETE FROM bank_waiters WHERE position = p_token AND account_id = p_id AND handed RETURNING * INTO w;
+        IF FOUND THEN
+            PERFORM set_config('synchronous_commit', 'off', true);
+            RETURN QUERY SELECT 6::int2, p_rid, 1::int2, NULL::text, w.amount::text, 0::int2, w.h_balance::text,
+                w.h_sequence, '0'::text, 0::bigint;
+            RETURN;
+        END IF;
         SELECT * INTO o FROM bank_operations WHERE account_id = p_id AND bank_operations.request_id = p_rid;
         IF FOUND THEN
-            DELETE FROM bank_waiters WHERE account_id = p_id AND bank_waiters.request_id = p_rid;
-            RETURN QUERY SELECT CASE WHEN p_registered AND NOT FOUND THEN 6 ELSE 1 END::int2, o.request_id,
+            DELETE FROM bank_waiters WHERE position = p_token AND account_id = p_id;
+            RETURN QUERY SELECT 1::int2, o.request_id,
                 o.kind, o.to_account, o.amount::text, o.outcome, o.balance::text, o.sequence,
                 o.to_balance::text, o.to_sequence;
             PERFORM set_config('synchronous_commit', 'off', true);
@@ -426,13 +449,13 @@ BEGIN
         IF p_wait_ms > 0 AND a.balance < p_amount THEN
             INSERT INTO bank_waiters (account_id, request_id, amount, deadline)
                 VALUES (p_id, p_rid, p_amount, clock_timestamp() + p_wait_ms * interval '1 millisecond')
-                ON CONFLICT ON CONSTRAINT bank_waiters_pkey DO NOTHING;
+                ON CONFLICT ON CONSTRAINT bank_waiters_pkey DO NOTHING RETURNING position INTO mine;
             PERFORM set_config('synchronous_commit', 'off', true);
             RETURN QUERY SELECT 4::int2, p_rid, NULL::int2, NULL::text, NULL::text, NULL::int2, NULL::text,
-                NULL::bigint, NULL::text, NULL::bigint;
+                mine, NULL::text, NULL::bigint;
             RETURN;
         END IF;
-        DELETE FROM bank_waiters WHERE account_id = p_id AND bank_waiters.request_id = p_rid;
+        DELETE FROM bank_waiters WHERE position = p_token AND account_id = p_id;
     END IF;
     RETURN QUERY SELECT * FROM bank_single(p_id, p_rid, 1::int2, p_amount, p_retention, false);
 END $$;

@@ -71,7 +71,7 @@ impl PgLedger {
         // before the first look, so that no credit after it is missed.
         let mut watch = until.map(|_| self.funds.watch(op.account));
         let _counted = until.map(|_| self.count_waiting(op.account));
-        let mut registered = false;
+        let mut token = 0i64; // this call's registration for the hand-off (`hand_off.rs`)
         loop {
             let seen = watch.as_ref().map(|w| w.seen());
             let step = {
@@ -79,7 +79,7 @@ impl PgLedger {
                 let _held = monitor.lock();
                 match (until, watch.as_ref().is_some_and(|w| w.enrolled())) {
                     // Counted as waiting: it may register for the hand-off.
-                    (Some(until), true) => self.look_waiting(&op, ctx, until, &mut registered)?,
+                    (Some(until), true) => self.look_waiting(&op, ctx, until, &mut token)?,
                     _ => self.look(&op, ctx, until)?,
                 }
             };
@@ -111,9 +111,7 @@ impl PgLedger {
         ctx: &CallContext,
         until: Option<Instant>,
     ) -> LedgerResult<Step> {
-        let delayed = !self.config.processing_delay.is_zero();
-        if self.one_trip_allowed(ctx) && !(delayed && until.is_some()) {
-            self.one_trip_delay();
+        if self.one_trip_allowed(ctx) {
             let wait = until.is_some_and(|until| Instant::now() < until);
             match self.one_trip(op.account, op.request_id, (&op.kind, op.amount), wait) {
                 Some(Ok(Trip::Done(result))) => return Ok(Step::Done(result)),

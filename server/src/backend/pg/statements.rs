@@ -126,7 +126,7 @@ fn all() -> [(&'static str, Vec<Type>); 16] {
                 T::INT8,
             ],
         ),
-        (WAIT, vec![T::TEXT, T::TEXT, T::TEXT, T::INT8, T::INT8, T::BOOL]),
+        (WAIT, vec![T::TEXT, T::TEXT, T::TEXT, T::INT8, T::INT8, T::INT8]),
     ]
 }
 

@@ -27,7 +27,6 @@ impl PgLedger {
         let (m1, m2) = (self.monitors.of(first), self.monitors.of(second));
         let _held = (m1.lock(), m2.lock());
         if self.one_trip_allowed(ctx) {
-            self.one_trip_delay();
             if let Some(answer) = self.one_trip_transfer(t) {
                 return answer;
             }
