@@ -6,7 +6,8 @@
 //! gap exceeds the skew, and no order the clocks cannot vouch for is used.
 //! Within one process the checker takes the widening back off (the merged
 //! history says which ops each process sent: `History::processes`), so
-//! there real-time order is kept exactly, as in the live run.
+//! there real-time order among ops is kept exactly, as in the live run; for
+//! that no time may be clamped at the line's start (`lift_ns`).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -44,12 +45,23 @@ pub fn merge(mut files: Vec<(String, Parsed)>, max_clock_skew: Duration) -> Resu
         total: Counts::of(&files),
         ..Merger::default()
     };
-    for (k, (name, parsed)) in files.into_iter().enumerate() {
-        let a = parsed.header.start_anchor;
-        // Process time t is wall time base + (wall - base) + (t - mono) on the
-        // merged line; `half_ns` more keeps the widened sends above zero.
+    // Process time t is wall time base + (wall - base) + (t - mono) on the
+    // merged line; `half_ns` more keeps the widened sends above zero, and
+    // `lift_ns` more does for a file with times before its own anchor: no
+    // time is clamped, so the widening is exact and can be taken back off.
+    let offset = |p: &Parsed| {
+        let a = p.header.start_anchor;
         let wall = i128::from(a.wall_unix_ns) - i128::from(base_wall);
-        let offset_ns = wall - i128::from(a.mono_ns) + i128::from(half_ns);
+        wall - i128::from(a.mono_ns) + i128::from(half_ns)
+    };
+    let lowest = files
+        .iter()
+        .map(|(_, p)| i128::from(earliest_send(&p.history)) + offset(p) - i128::from(half_ns))
+        .min()
+        .unwrap_or(0);
+    let lift_ns = (-lowest).max(0);
+    for (k, (name, parsed)) in files.into_iter().enumerate() {
+        let offset_ns = offset(&parsed) + lift_ns;
         let first_op = out.m.history.ops.len() as u32;
         if k > 0 {
             out.m.history.processes.op_starts.push(first_op);
@@ -61,6 +73,19 @@ pub fn merge(mut files: Vec<(String, Parsed)>, max_clock_skew: Duration) -> Resu
     }
     out.m.history.processes.widened_ns = half_ns;
     Ok(out.m)
+}
+
+/// The earliest send in `h` (`u64::MAX` when it sent nothing).
+fn earliest_send(h: &History) -> u64 {
+    let ops = h.ops.iter().map(|o| o.send_ns);
+    let reads = h.reads.iter().map(|r| r.send_ns);
+    let dups = h.duplicates.iter().map(|d| d.send_ns);
+    let calls = h.invalid.iter().map(|c| c.send_ns);
+    ops.chain(reads)
+        .chain(dups)
+        .chain(calls)
+        .min()
+        .unwrap_or(u64::MAX)
 }
 
 /// How one process's times map onto the merged time line.
