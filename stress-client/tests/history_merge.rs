@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use bank_checker::{synth, AccountState, History, Kind, Op, Outcome, TransferLeg, Verdict, ViolationKind};
+use bank_checker::{synth, AccountState, History, Kind, Op, Outcome, Verdict, ViolationKind};
 use stress_client::history::merge::merge;
 use stress_client::history::schema::{EndLine, Header};
 use stress_client::history::split::split;
@@ -223,77 +223,6 @@ fn within_one_process_an_order_inside_the_window_is_kept() {
     fine[0].ops[1].recv_ns = fine[0].ops[1].send_ns + 1_000;
     let report = bank_checker::check(&merged(fine, &[0, 0], window));
     assert_eq!(report.verdict, Verdict::Passed, "{:?}", report.violations);
-}
-
-/// Process 0: a transfer A -> B (A's seq 1, B's seq 2) sent at 0 and answered
-/// at 10 µs; a withdrawal on A (seq 2) answered at `w_recv_ns`; a deposit on B
-/// (seq 1) sent `gap_ns` later. The transfer must come before the withdrawal
-/// (on A) and after the deposit (on B), which real time puts after the
-/// withdrawal: no single order (a cycle over two accounts). Process 1: a
-/// deposit on a third account.
-fn cycle_in_one_process(gap_ns: u64) -> Vec<History> {
-    let w_recv_ns = 2_000;
-    let op = |account, kind, amount, (send_ns, recv_ns), (balance, sequence)| Op {
-        account,
-        kind,
-        outcome: Outcome::Approved,
-        resolved: false,
-        flags: 0,
-        amount,
-        send_ns,
-        recv_ns,
-        balance,
-        sequence,
-    };
-    let d_send = w_recv_ns + gap_ns;
-    let ops = vec![
-        op(0, Kind::Transfer, 10, (1_000, 1_000 + 10_000 + gap_ns), (90, 1)),
-        op(0, Kind::Withdraw, 5, (1_500, w_recv_ns), (85, 2)),
-        op(1, Kind::Deposit, 7, (d_send, d_send + 100), (107, 1)),
-    ];
-    let leg = TransferLeg {
-        op: 0,
-        to_account: 1,
-        to_balance: 117,
-        to_sequence: 2,
-    };
-    let account = |id: &str, fin: Option<(u64, u64)>| AccountState {
-        final_balance: fin.map(|f| f.0),
-        final_sequence: fin.map(|f| f.1),
-        ..AccountState::opened(id.into(), 100)
-    };
-    vec![
-        History {
-            accounts: vec![account("a", Some((85, 2))), account("b", Some((117, 2)))],
-            ops,
-            transfers: vec![leg],
-            ..History::default()
-        },
-        History {
-            accounts: vec![account("c", Some((107, 1)))],
-            ops: vec![op(0, Kind::Deposit, 7, (0, 100), (107, 1))],
-            ..History::default()
-        },
-    ]
-}
-
-#[test]
-fn within_one_process_an_order_cycle_inside_the_window_is_caught() {
-    let window = Duration::from_millis(10);
-    let w = window.as_nanos() as u64;
-    for gap in [1, w / 2, 2 * w + 1] {
-        for e in [[0, 0], [w as i64 / 2, -(w as i64) / 2]] {
-            let report = bank_checker::check(&merged(cycle_in_one_process(gap), &e, window));
-            let kinds: Vec<_> = report.violations.iter().map(|v| v.kind).collect();
-            assert!(
-                kinds.contains(&ViolationKind::OrderCycle),
-                "gap {gap} errors {e:?}: {:?} {:?} {:?}",
-                report.verdict,
-                report.violations,
-                report.undecided
-            );
-        }
-    }
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //! gap exceeds the skew, and no order the clocks cannot vouch for is used.
 //! Within one process the checker takes the widening back off (the merged
 //! history says which ops each process sent: `History::processes`), so
-//! there real-time order among ops is kept exactly, as in the live run; for
+//! the per-account real-time order is kept exactly, as in the live run; for
 //! that no time may be clamped at the line's start (`lift_ns`).
 
 use std::collections::HashMap;

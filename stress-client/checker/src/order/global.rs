@@ -24,7 +24,6 @@ use crate::history::leg::decode;
 use crate::history::leg::{key_entry, key_seq};
 use crate::history::{History, Read};
 use crate::order::index::{entry_op, Index};
-use crate::order::own::OwnGates;
 use crate::order::readnodes::ReadNodes;
 use crate::report::describe;
 use crate::report::{Sink, ViolationKind};
@@ -54,10 +53,6 @@ struct Graph<'a> {
     done_recv: usize,
     released: usize,
     ready: Vec<u32>,
-    /// Merged histories: real time within each process, exact (see `own`).
-    own: Option<OwnGates>,
-    /// Nodes whose own gate just opened (reused).
-    opened: Vec<u32>,
 }
 
 /// An edge of the graph: `from` comes before `to`.
@@ -94,9 +89,6 @@ pub(crate) fn check(h: &History, index: &Index, sink: &mut Sink) -> Order {
     let nodes = g.by_recv.len();
     let mut done = 0;
     g.release();
-    for p in 0..g.own.as_ref().map_or(0, OwnGates::count) {
-        g.release_own(p);
-    }
     while let Some(n) = g.ready.pop() {
         g.pending[n as usize] = DONE;
         done += 1;
@@ -193,10 +185,6 @@ impl<'a> Graph<'a> {
         let mut by_send = by_recv.clone();
         by_recv.sort_unstable_by_key(|&i| recv(h, i));
         by_send.sort_unstable_by_key(|&i| send(h, i));
-        let own = OwnGates::build(h, &by_recv, &by_send, n_ops as u32);
-        for n in own.iter().flat_map(OwnGates::nodes) {
-            pending[n as usize] += 1;
-        }
         Graph {
             h,
             index,
@@ -210,8 +198,6 @@ impl<'a> Graph<'a> {
             done_recv: 0,
             released: 0,
             ready: Vec::new(),
-            own,
-            opened: Vec::new(),
         }
     }
 
@@ -242,22 +228,6 @@ impl<'a> Graph<'a> {
         }
     }
 
-    /// Opens the own-process gate of every op of process `p` sent no later
-    /// than the reply of its first op not yet done (widening taken off).
-    fn release_own(&mut self, p: usize) {
-        let Some(own) = self.own.as_mut() else {
-            return;
-        };
-        let (h, pending) = (self.h, &self.pending);
-        let times = (|n| recv(h, n), |n| send(h, n));
-        own.release(p, times, |n| pending[n as usize] == DONE, &mut self.opened);
-        let mut opened = std::mem::take(&mut self.opened);
-        for n in opened.drain(..) {
-            self.satisfy(n);
-        }
-        self.opened = opened;
-    }
-
     /// Node `n` is done: its successors on each account lose a predecessor,
     /// and the real-time gates move on.
     fn finish(&mut self, n: u32) {
@@ -284,9 +254,6 @@ impl<'a> Graph<'a> {
             self.done_recv += 1;
         }
         self.release();
-        if n < self.n_ops {
-            self.release_own(self.h.processes.of_op(n));
-        }
     }
 
     /// The view before `slot` on account `a` is done: the reads that sit
@@ -363,15 +330,8 @@ impl<'a> Graph<'a> {
         if on_account.is_some() {
             return on_account;
         }
-        let h = self.h;
-        let first = self.by_recv.get(self.done_recv).copied();
-        if let Some(first) = first.filter(|&f| recv(h, f) < send(h, n)) {
-            return Some((first, Edge::RealTime));
-        }
-        let own = self.own.as_ref().filter(|_| n < self.n_ops)?;
-        let times = (|i| recv(h, i), |i| send(h, i));
-        let first = own.blocker(h.processes.of_op(n), n, times)?;
-        Some((first, Edge::RealTime))
+        let first = *self.by_recv.get(self.done_recv)?;
+        (recv(self.h, first) < send(self.h, n)).then_some((first, Edge::RealTime))
     }
 
     /// A stuck op's predecessor on one of its accounts: a read right before
