@@ -104,7 +104,7 @@ case_P14() {
   read -r secs kb <"$TMP/p14.time"
   local detail
   detail=$(jq -c --argjson ops "$ops" --argjson kb "$kb" --argjson s "$secs" \
-    '{ops: $ops, wall_s: $s, peak_rss_bytes: ($kb * 1024), bytes_per_op: ($kb * 1024 / $ops), timing_s: .timing_s}' "$TMP/p14.json")
+    '{ops: $ops, wall_s: $s, peak_rss_bytes: ($kb * 1024), bytes_per_op: ($kb * 1024 / $ops), timing_s: .timing_s, cpu_s: .cpu_s}' "$TMP/p14.json")
   record P14 "merged check of 3 histories x $P14_OPS ops (parsing included)" "$secs" "s" 5 "s target" le 1 "$detail"
   record P14M "memory of that check, peak RSS per op" "$(jq .bytes_per_op <<<"$detail")" "B/op" 200 "B/op target" le 1 "$detail"
 }

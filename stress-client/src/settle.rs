@@ -290,3 +290,65 @@ pub(crate) fn apply(
     }
     matches!(op.outcome, Outcome::Approved | Outcome::InsufficientFunds)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use bank_checker::Kind;
+
+    use crate::progress::Live;
+
+    fn op(outcome: Outcome) -> Op {
+        Op {
+            account: 0,
+            kind: Kind::Withdraw,
+            outcome,
+            resolved: false,
+            flags: 0,
+            amount: 1,
+            send_ns: 0,
+            recv_ns: u64::MAX,
+            balance: 0,
+            sequence: 0,
+        }
+    }
+
+    /// The ids `--history` writes name the ops as the history numbers them
+    /// (recorders one after the other), and only those still unknown.
+    #[test]
+    fn still_unknown_numbers_ops_as_the_history_does() {
+        let start = Instant::now();
+        let live = Arc::new(Live::default());
+        let mut recs: Vec<Recorder> = (0..2)
+            .map(|w| Recorder::new(w, start, start, None, live.clone()))
+            .collect();
+        recs[0].ops = vec![op(Outcome::Approved), op(Outcome::Unknown), op(Outcome::Approved)];
+        // Op 2 failed but was settled since (by its duplicate's answer).
+        recs[0].failures = vec![
+            Failure {
+                op: 1,
+                worker: 0,
+                number: 5,
+            },
+            Failure {
+                op: 2,
+                worker: 0,
+                number: 6,
+            },
+        ];
+        recs[1].ops = vec![op(Outcome::Unknown)];
+        recs[1].failures = vec![Failure {
+            op: 0,
+            worker: 1,
+            number: 0x1f,
+        }];
+        let names = Names {
+            run_id: "r".into(),
+            accounts: vec!["a".into()],
+        };
+        let want = vec![(1, "r-0-5".to_owned()), (3, "r-1-1f".to_owned())];
+        assert_eq!(still_unknown(&names, &recs), want);
+    }
+}

@@ -10,7 +10,7 @@
 
 use bank_checker::{Duplicate, Op, Read};
 
-use super::names::{flag_bit, kind, outcome};
+use super::names::{flag_bit, kind_of, outcome_of};
 
 /// A hot line, parsed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -47,11 +47,11 @@ pub fn parse(line: &[u8]) -> Option<Hot<'_>> {
 /// Every field a hot line may carry, as seen so far (`None`: not given).
 #[derive(Default)]
 struct Fields<'a> {
-    kind_of_line: Option<&'a str>,
+    kind_of_line: Option<&'a [u8]>,
     account: Option<u32>,
     op: Option<u32>,
-    kind: Option<&'a str>,
-    outcome: Option<&'a str>,
+    kind: Option<&'a [u8]>,
+    outcome: Option<&'a [u8]>,
     resolved: Option<bool>,
     not_found: Option<bool>,
     at_once: Option<bool>,
@@ -66,7 +66,7 @@ struct Fields<'a> {
     to_account: Option<u32>,
     to_balance: Option<u64>,
     to_sequence: Option<u64>,
-    request_id: Option<&'a str>,
+    request_id: Option<&'a [u8]>,
 }
 
 /// Sets `slot` once: a second time is a duplicate field (serde's to word).
@@ -81,36 +81,36 @@ fn once<T>(slot: &mut Option<T>, value: T) -> Option<()> {
 }
 
 impl<'a> Fields<'a> {
-    fn take(&mut self, key: &str, s: &mut Scan<'a>) -> Option<()> {
+    fn take(&mut self, key: &[u8], s: &mut Scan<'a>) -> Option<()> {
         match key {
-            "type" => once(&mut self.kind_of_line, s.string()?),
-            "account" => once(&mut self.account, s.u32()?),
-            "op" => once(&mut self.op, s.u32()?),
-            "kind" => once(&mut self.kind, s.string()?),
-            "outcome" => once(&mut self.outcome, s.string()?),
-            "resolved" => once(&mut self.resolved, s.bool()?),
-            "not_found" => once(&mut self.not_found, s.bool()?),
-            "at_once" => once(&mut self.at_once, s.bool()?),
-            "aborted" => once(&mut self.aborted, s.bool()?),
-            "flags" => once(&mut self.flags, s.flags()?),
-            "amount" => once(&mut self.amount, s.u64()?),
-            "send_ns" => once(&mut self.send_ns, s.u64()?),
-            "recv_ns" => once(&mut self.recv_ns, s.nullable_u64()?),
-            "balance" => once(&mut self.balance, s.u64()?),
-            "sequence" => once(&mut self.sequence, s.u64()?),
-            "to_account" => once(&mut self.to_account, s.u32()?),
-            "to_balance" => once(&mut self.to_balance, s.u64()?),
-            "to_sequence" => once(&mut self.to_sequence, s.u64()?),
-            "request_id" => once(&mut self.request_id, s.string()?),
+            b"type" => once(&mut self.kind_of_line, s.string()?),
+            b"account" => once(&mut self.account, s.u32()?),
+            b"op" => once(&mut self.op, s.u32()?),
+            b"kind" => once(&mut self.kind, s.string()?),
+            b"outcome" => once(&mut self.outcome, s.string()?),
+            b"resolved" => once(&mut self.resolved, s.bool()?),
+            b"not_found" => once(&mut self.not_found, s.bool()?),
+            b"at_once" => once(&mut self.at_once, s.bool()?),
+            b"aborted" => once(&mut self.aborted, s.bool()?),
+            b"flags" => once(&mut self.flags, s.flags()?),
+            b"amount" => once(&mut self.amount, s.u64()?),
+            b"send_ns" => once(&mut self.send_ns, s.u64()?),
+            b"recv_ns" => once(&mut self.recv_ns, s.nullable_u64()?),
+            b"balance" => once(&mut self.balance, s.u64()?),
+            b"sequence" => once(&mut self.sequence, s.u64()?),
+            b"to_account" => once(&mut self.to_account, s.u32()?),
+            b"to_balance" => once(&mut self.to_balance, s.u64()?),
+            b"to_sequence" => once(&mut self.to_sequence, s.u64()?),
+            b"request_id" => once(&mut self.request_id, s.string()?),
             _ => None,
         }
     }
 
     fn build(self) -> Option<Hot<'a>> {
         match self.kind_of_line? {
-            "op" => self.op_line(),
-            "read" => self.read_line(),
-            "duplicate" => self.duplicate_line(),
+            b"op" => self.op_line(),
+            b"read" => self.read_line(),
+            b"duplicate" => self.duplicate_line(),
             _ => None,
         }
     }
@@ -122,8 +122,8 @@ impl<'a> Fields<'a> {
         }
         let op = Op {
             account: self.account?,
-            kind: kind(self.kind?).ok()?,
-            outcome: outcome(self.outcome?).ok()?,
+            kind: kind_of(self.kind?)?,
+            outcome: outcome_of(self.outcome?)?,
             resolved: self.resolved.unwrap_or(false),
             flags: self.flags.unwrap_or(0),
             amount: self.amount?,
@@ -139,7 +139,12 @@ impl<'a> Fields<'a> {
         if to.is_none() && (self.to_balance.is_some() || self.to_sequence.is_some()) {
             return None;
         }
-        Some(Hot::Op(op, to, self.request_id))
+        // Only a request id is text the caller keeps: UTF-8 checked here.
+        let id = match self.request_id {
+            Some(id) => Some(std::str::from_utf8(id).ok()?),
+            None => None,
+        };
+        Some(Hot::Op(op, to, id))
     }
 
     fn read_line(self) -> Option<Hot<'a>> {
@@ -183,7 +188,7 @@ impl<'a> Fields<'a> {
         Some(Hot::Duplicate(Duplicate {
             op: self.op?,
             at_once: self.at_once?,
-            outcome: outcome(self.outcome?).ok()?,
+            outcome: outcome_of(self.outcome?)?,
             aborted: self.aborted.unwrap_or(false),
             flags: self.flags.unwrap_or(0),
             send_ns: self.send_ns?,
@@ -223,19 +228,20 @@ impl<'a> Scan<'a> {
         (self.i == self.b.len()).then_some(())
     }
 
-    /// A string without escapes or control characters (else: serde's job).
-    fn string(&mut self) -> Option<&'a str> {
+    /// A string of printable ASCII without escapes, as bytes (anything
+    /// else, UTF-8 included, is serde's job).
+    fn string(&mut self) -> Option<&'a [u8]> {
         self.byte(b'"')?;
         let start = self.i;
         loop {
             match *self.b.get(self.i)? {
                 b'"' => break,
                 b'\\' => return None,
-                c if c < 0x20 => return None,
-                _ => self.i += 1,
+                0x20..=0x7e => self.i += 1,
+                _ => return None,
             }
         }
-        let text = std::str::from_utf8(&self.b[start..self.i]).ok()?;
+        let text = &self.b[start..self.i];
         self.i += 1;
         Some(text)
     }

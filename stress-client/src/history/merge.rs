@@ -6,7 +6,8 @@
 //! gap exceeds the skew, and no order the clocks cannot vouch for is used.
 //! Within one process the checker takes the widening back off (the merged
 //! history says which ops each process sent: `History::processes`), so
-//! there real-time order is kept exactly, as in the live run.
+//! the per-account real-time order is kept exactly, as in the live run; for
+//! that no time may be clamped at the line's start (`lift_ns`).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -40,13 +41,27 @@ pub fn merge(mut files: Vec<(String, Parsed)>, max_clock_skew: Duration) -> Resu
         .map(|(_, p)| p.header.start_anchor.wall_unix_ns)
         .min()
         .unwrap_or(0);
-    let mut out = Merger::default();
-    for (k, (name, parsed)) in files.into_iter().enumerate() {
-        let a = parsed.header.start_anchor;
-        // Process time t is wall time base + (wall - base) + (t - mono) on the
-        // merged line; `half_ns` more keeps the widened sends above zero.
+    let mut out = Merger {
+        total: Counts::of(&files),
+        ..Merger::default()
+    };
+    // Process time t is wall time base + (wall - base) + (t - mono) on the
+    // merged line; `half_ns` more keeps the widened sends above zero, and
+    // `lift_ns` more does for a file with times before its own anchor: no
+    // time is clamped, so the widening is exact and can be taken back off.
+    let offset = |p: &Parsed| {
+        let a = p.header.start_anchor;
         let wall = i128::from(a.wall_unix_ns) - i128::from(base_wall);
-        let offset_ns = wall - i128::from(a.mono_ns) + i128::from(half_ns);
+        wall - i128::from(a.mono_ns) + i128::from(half_ns)
+    };
+    let lowest = files
+        .iter()
+        .map(|(_, p)| i128::from(earliest_send(&p.history)) + offset(p) - i128::from(half_ns))
+        .min()
+        .unwrap_or(0);
+    let lift_ns = (-lowest).max(0);
+    for (k, (name, parsed)) in files.into_iter().enumerate() {
+        let offset_ns = offset(&parsed) + lift_ns;
         let first_op = out.m.history.ops.len() as u32;
         if k > 0 {
             out.m.history.processes.op_starts.push(first_op);
@@ -58,6 +73,19 @@ pub fn merge(mut files: Vec<(String, Parsed)>, max_clock_skew: Duration) -> Resu
     }
     out.m.history.processes.widened_ns = half_ns;
     Ok(out.m)
+}
+
+/// The earliest send in `h` (`u64::MAX` when it sent nothing).
+fn earliest_send(h: &History) -> u64 {
+    let ops = h.ops.iter().map(|o| o.send_ns);
+    let reads = h.reads.iter().map(|r| r.send_ns);
+    let dups = h.duplicates.iter().map(|d| d.send_ns);
+    let calls = h.invalid.iter().map(|c| c.send_ns);
+    ops.chain(reads)
+        .chain(dups)
+        .chain(calls)
+        .min()
+        .unwrap_or(u64::MAX)
 }
 
 /// How one process's times map onto the merged time line.
@@ -91,6 +119,34 @@ impl Clock {
 struct Merger {
     m: Merged,
     by_id: HashMap<String, u32>,
+    /// How many records of each kind all the files hold, so the merged
+    /// vectors are sized once.
+    total: Counts,
+}
+
+/// How many records of each kind.
+#[derive(Default)]
+struct Counts {
+    ops: usize,
+    transfers: usize,
+    reads: usize,
+    duplicates: usize,
+    invalid: usize,
+}
+
+impl Counts {
+    fn of(files: &[(String, Parsed)]) -> Counts {
+        let mut c = Counts::default();
+        for (_, p) in files {
+            let h = &p.history;
+            c.ops += h.ops.len();
+            c.transfers += h.transfers.len();
+            c.reads += h.reads.len();
+            c.duplicates += h.duplicates.len();
+            c.invalid += h.invalid.len();
+        }
+        c
+    }
 }
 
 impl Merger {
@@ -105,25 +161,23 @@ impl Merger {
         if u32::try_from(self.m.history.ops.len() + h.ops.len()).is_err() {
             return Err("more than 2^32 ops in all".into());
         }
-        for mut op in h.ops {
+        // Each record is moved onto the merged line in place, then the
+        // vectors are appended whole (the first file's are taken as they are).
+        for op in &mut h.ops {
             op.account = map[op.account as usize];
             (op.send_ns, op.recv_ns) = (c.send(op.send_ns), c.recv(op.recv_ns));
-            self.m.history.ops.push(op);
         }
-        for mut leg in h.transfers {
+        for leg in &mut h.transfers {
             (leg.op, leg.to_account) = (shift_op(leg.op)?, map[leg.to_account as usize]);
-            self.m.history.transfers.push(leg);
         }
-        for mut r in h.reads {
+        for r in &mut h.reads {
             (r.account, r.send_ns, r.recv_ns) =
                 (map[r.account as usize], c.send(r.send_ns), c.recv(r.recv_ns));
-            self.m.history.reads.push(r);
         }
-        for mut d in h.duplicates {
+        for d in &mut h.duplicates {
             (d.op, d.send_ns, d.recv_ns) = (shift_op(d.op)?, c.send(d.send_ns), c.recv(d.recv_ns));
-            self.m.history.duplicates.push(d);
         }
-        for mut call in h.invalid {
+        for call in &mut h.invalid {
             if call.account != InvalidCall::NO_INDEX {
                 call.account = map[call.account as usize];
             }
@@ -131,8 +185,13 @@ impl Merger {
                 call.op = shift_op(call.op)?;
             }
             (call.send_ns, call.recv_ns) = (c.send(call.send_ns), c.recv(call.recv_ns));
-            self.m.history.invalid.push(call);
         }
+        let (into, all) = (&mut self.m.history, &self.total);
+        take_or_append(&mut into.ops, h.ops, all.ops);
+        take_or_append(&mut into.transfers, h.transfers, all.transfers);
+        take_or_append(&mut into.reads, h.reads, all.reads);
+        take_or_append(&mut into.duplicates, h.duplicates, all.duplicates);
+        take_or_append(&mut into.invalid, h.invalid, all.invalid);
         Ok(())
     }
 
@@ -165,6 +224,18 @@ impl Merger {
             map.push(index);
         }
         Ok(map)
+    }
+}
+
+/// Appends `from` to `into`, or takes it whole when `into` is empty (no
+/// copy) and makes room for `total` in all at once (one reallocation).
+fn take_or_append<T>(into: &mut Vec<T>, mut from: Vec<T>, total: usize) {
+    match into.is_empty() {
+        true => {
+            *into = from;
+            into.reserve_exact(total.saturating_sub(into.len()));
+        }
+        false => into.append(&mut from),
     }
 }
 

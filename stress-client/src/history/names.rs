@@ -82,9 +82,24 @@ pub fn flag_names(flags: u8) -> Vec<String> {
         .collect()
 }
 
+/// The value called `name`, spelled in bytes (the reader's fast path).
+fn lookup<T: Copy>(table: &[(T, &'static str)], name: &[u8]) -> Option<T> {
+    table.iter().find(|(_, n)| n.as_bytes() == name).map(|(v, _)| *v)
+}
+
+/// The kind called `name` (`None`: no such kind).
+pub fn kind_of(name: &[u8]) -> Option<Kind> {
+    lookup(&KINDS, name)
+}
+
+/// The outcome called `name` (`None`: no such outcome).
+pub fn outcome_of(name: &[u8]) -> Option<Outcome> {
+    lookup(&OUTCOMES, name)
+}
+
 /// The bit of the flag called `name` (`None`: no such flag).
-pub fn flag_bit(name: &str) -> Option<u8> {
-    FLAGS.iter().find(|(_, n)| *n == name).map(|(bit, _)| *bit)
+pub fn flag_bit(name: &[u8]) -> Option<u8> {
+    lookup(&FLAGS, name)
 }
 
 /// The bits named in `names`.

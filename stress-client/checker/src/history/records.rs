@@ -293,8 +293,9 @@ pub struct History {
 /// The processes of a merged history. Their clocks agree only to within a
 /// skew, so the merge widened every interval by `widened_ns` on each side
 /// (A's answer precedes B's send only where the gap exceeds the skew). Two
-/// ops of one process share one clock: between them the real-time check
-/// takes the widening back off and keeps the order exactly.
+/// ops of one process share one clock: between them the per-account
+/// real-time check takes the widening back off and keeps the order exactly
+/// (the merge clamps no time, so the widening is exact).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Processes {
     /// The first op of each process but the first, ascending: process `k`

@@ -54,8 +54,9 @@ impl Cand {
     }
 }
 
-/// The candidates for `gaps` (none without gaps), floors set.
-pub(crate) fn candidates(h: &History, index: &Index, gaps: &[Gap]) -> Vec<Cand> {
+/// The candidates for `gaps` (none without gaps); their floors are set by
+/// [`set_windows_and_floors`].
+pub(crate) fn candidates(h: &History, gaps: &[Gap]) -> Vec<Cand> {
     if gaps.is_empty() {
         return Vec::new();
     }
@@ -81,7 +82,6 @@ pub(crate) fn candidates(h: &History, index: &Index, gaps: &[Gap]) -> Vec<Cand> 
         ));
     }
     cands.extend(second_applications(h));
-    set_floors(h, index, &mut cands);
     cands
 }
 
@@ -116,9 +116,58 @@ fn cand(op: u32, kind: Kind, amount: u64, (from, to): (u32, u32), send_ns: u64, 
     }
 }
 
-/// Sets each candidate's floor on each of its accounts from that account's
-/// timeline (built once per account).
-fn set_floors(h: &History, index: &Index, cands: &mut [Cand]) {
+/// Gaps this long or shorter get a window per missing number.
+const SLOT_WINDOWS_MAX: u64 = 64;
+
+/// Sets every gap's window and each candidate's floor on each of its
+/// accounts from that account's timeline (reads included), built once per
+/// account for both. Returns the windows of each missing number of the gaps
+/// up to [`SLOT_WINDOWS_MAX`] long, where `Gap::slot_windows` points: a read
+/// inside a gap saw some of its numbers, so those took effect before it was
+/// answered and the others after it was sent.
+pub(crate) fn set_windows_and_floors(
+    h: &History,
+    index: &Index,
+    gaps: &mut [Gap],
+    cands: &mut [Cand],
+) -> Vec<(u64, u64)> {
+    let mut slot_windows = Vec::new();
+    if gaps.is_empty() && cands.is_empty() {
+        return slot_windows;
+    }
+    let by_account = cands_by_account(cands);
+    let (reads, ranges) = reads_by_account(h);
+    let (mut g, mut c) = (0, 0);
+    // Gaps come sorted by account, as do the candidates' accounts; were they
+    // not, an account's timeline would only be built more than once.
+    loop {
+        let next_gap = gaps.get(g).map(|gap| gap.account);
+        let next_cand = by_account.get(c).map(|&(a, _, _)| a);
+        let Some(a) = next_gap.into_iter().chain(next_cand).min() else {
+            break;
+        };
+        let mine = ranges.get(a as usize).map_or(&[][..], |r| &reads[r.clone()]);
+        let t = Timeline::build_with_reads(h, index, a as usize, mine);
+        while let Some(gap) = gaps.get_mut(g).filter(|gap| gap.account == a) {
+            set_window(gap, &t, &mut slot_windows);
+            g += 1;
+        }
+        while let Some(&(_, i, source)) = by_account.get(c).filter(|&&(ca, _, _)| ca == a) {
+            let cand = &mut cands[i as usize];
+            let floor = t.answered_before(cand.send_ns);
+            match source {
+                true => cand.floor_from = floor,
+                false => cand.floor_to = floor,
+            }
+            c += 1;
+        }
+    }
+    slot_windows
+}
+
+/// Each candidate's accounts: (account, candidate, true for its source),
+/// sorted by account.
+fn cands_by_account(cands: &[Cand]) -> Vec<(u32, u32, bool)> {
     let mut by_account: Vec<(u32, u32, bool)> = Vec::with_capacity(cands.len() * 2);
     for (i, c) in cands.iter().enumerate() {
         by_account.push((c.from, i as u32, true));
@@ -127,63 +176,19 @@ fn set_floors(h: &History, index: &Index, cands: &mut [Cand]) {
         }
     }
     by_account.sort_unstable();
-    let (reads, ranges) = reads_by_account(h);
-    let mut current: Option<(u32, Timeline)> = None;
-    for (a, i, source) in by_account {
-        if current.as_ref().is_none_or(|(ca, _)| *ca != a) {
-            let mine = ranges.get(a as usize).map_or(&[][..], |r| &reads[r.clone()]);
-            current = Some((a, Timeline::build_with_reads(h, index, a as usize, mine)));
-        }
-        let Some((_, timeline)) = current.as_ref() else {
-            continue;
-        };
-        let c = &mut cands[i as usize];
-        let floor = timeline.answered_before(c.send_ns);
-        if source {
-            c.floor_from = floor;
-        } else {
-            c.floor_to = floor;
-        }
-    }
+    by_account
 }
 
-/// Gaps this long or shorter get a window per missing number.
-const SLOT_WINDOWS_MAX: u64 = 64;
-
-/// Sets every gap's window from its account's timeline (reads included),
-/// and returns the windows of each missing number of the gaps up to
-/// [`SLOT_WINDOWS_MAX`] long, where `Gap::slot_windows` points: a read
-/// inside a gap saw some of its numbers, so those took effect before it was
-/// answered and the others after it was sent.
-pub(crate) fn set_windows(h: &History, index: &Index, gaps: &mut [Gap]) -> Vec<(u64, u64)> {
-    let mut slot_windows = Vec::new();
-    if gaps.is_empty() {
-        return slot_windows;
+/// Sets `g`'s window from its account's timeline `t`, and the windows of its
+/// missing numbers when it is short enough.
+fn set_window(g: &mut Gap, t: &Timeline, slot_windows: &mut Vec<(u64, u64)>) {
+    g.window_ns = t.window(g.first_seq, g.last_seq());
+    g.slot_windows = NO_SLOT_WINDOWS;
+    let start = u32::try_from(slot_windows.len()).unwrap_or(NO_SLOT_WINDOWS);
+    if g.missing > 1 && g.missing <= SLOT_WINDOWS_MAX && start != NO_SLOT_WINDOWS {
+        g.slot_windows = start;
+        slot_windows.extend((g.first_seq..=g.last_seq()).map(|x| t.window(x, x)));
     }
-    let (reads, ranges) = reads_by_account(h);
-    let mut current: Option<(u32, Timeline)> = None;
-    for g in gaps.iter_mut() {
-        if current.as_ref().is_none_or(|(a, _)| *a != g.account) {
-            let mine = ranges
-                .get(g.account as usize)
-                .map_or(&[][..], |r| &reads[r.clone()]);
-            current = Some((
-                g.account,
-                Timeline::build_with_reads(h, index, g.account as usize, mine),
-            ));
-        }
-        let Some((_, t)) = current.as_ref() else {
-            continue;
-        };
-        g.window_ns = t.window(g.first_seq, g.last_seq());
-        g.slot_windows = NO_SLOT_WINDOWS;
-        let start = u32::try_from(slot_windows.len()).unwrap_or(NO_SLOT_WINDOWS);
-        if g.missing > 1 && g.missing <= SLOT_WINDOWS_MAX && start != NO_SLOT_WINDOWS {
-            g.slot_windows = start;
-            slot_windows.extend((g.first_seq..=g.last_seq()).map(|x| t.window(x, x)));
-        }
-    }
-    slot_windows
 }
 
 /// True when an op sent at `send_ns` can have taken effect inside both

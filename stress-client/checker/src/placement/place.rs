@@ -19,7 +19,7 @@ use std::cell::OnceCell;
 use crate::history::History;
 use crate::order::index::{Index, Placed};
 use crate::placement::ambiguous::{alternatives, Disowned};
-use crate::placement::cands::{candidates, set_windows};
+use crate::placement::cands::{candidates, set_windows_and_floors};
 use crate::placement::gap::Gap;
 use crate::placement::search::{Mode, Run, Search};
 use crate::report::describe;
@@ -49,9 +49,9 @@ pub(crate) fn place(
     budget: &mut u64,
     sink: &mut Sink,
 ) -> Outcome {
-    let slot_windows = set_windows(h, index, gaps);
+    let mut cands = candidates(h, gaps);
+    let slot_windows = set_windows_and_floors(h, index, gaps, &mut cands);
     let gaps = &*gaps;
-    let cands = candidates(h, index, gaps);
     let mut search = Search::new(h, cands, forbidden, slot_windows);
     let mut out = Outcome::default();
     let Some(feasible) = alone(&mut search, gaps, budget, sink) else {
