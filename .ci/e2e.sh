@@ -6,8 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PORT="${BANK_CI_PORT:-50551}"
-METRICS_PORT="${BANK_CI_METRICS_PORT:-50552}"
+# Fixed ports below Linux's ephemeral range (32768-60999): there, a client's outbound
+# connection from the tests before may hold the port (50552 did, once: "Address already in use").
+PORT="${BANK_CI_PORT:-20551}"
+METRICS_PORT="${BANK_CI_METRICS_PORT:-20552}"
 LOG="$(mktemp)"
 ./target/release/bank-server --listen "127.0.0.1:${PORT}" --processing-delay 1ms \
   --metrics-listen "127.0.0.1:${METRICS_PORT}" >"$LOG" 2>&1 &
@@ -19,6 +21,7 @@ for _ in $(seq 1 100); do
   if (exec 3<>"/dev/tcp/127.0.0.1/${PORT}") 2>/dev/null; then break; fi
   sleep 0.1
 done
+kill -0 "$SERVER" 2>/dev/null || { echo "!!!! bank-server did not start:" >&2; cat "$LOG" >&2; exit 1; }
 
 printf '\n==== stress run against bank-server (release) ====\n'
 ./target/release/stress-client --target "http://127.0.0.1:${PORT}" \

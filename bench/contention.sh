@@ -11,7 +11,7 @@
 #   BENCH_DELAYS    processing delays to try (default "0s 100us")
 #   BENCH_DURATION  measured seconds per run (default 5), BENCH_WARMUP (default 1)
 #   BENCH_REPS      runs per configuration (default 1)
-#   BENCH_PORT      first loopback port (default 50800)
+#   BENCH_PORT      first loopback port (default 20800: below the ephemeral range)
 # Prints one line per run: delay gate rep ops/s p50 p99 p99.9 max (microseconds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +22,7 @@ DELAYS="${BENCH_DELAYS:-0s 100us}"
 DURATION="${BENCH_DURATION:-5}"
 WARMUP="${BENCH_WARMUP:-1}"
 REPS="${BENCH_REPS:-1}"
-PORT="${BENCH_PORT:-50800}"
+PORT="${BENCH_PORT:-20800}"
 CLIENT=target/release/stress-client
 
 [ "${BENCH_NO_BUILD:-0}" = 1 ] || cargo build --release -q -p bank-server -p stress-client --bins

@@ -12,7 +12,7 @@
 # Environment:
 #   BENCH_SETUP_CASES  which cases, e.g. "S1" (default: "S1 S2")
 #   BENCH_OUT          JSON report path (default bench/results/setup.json)
-#   BENCH_PORT         loopback port of S2's server (default 50790)
+#   BENCH_PORT         loopback port of S2's server (default 20790: below the ephemeral range)
 #   BENCH_NO_BUILD     1: use the binaries in target/release as they are
 #
 # Exit code: 0 every case met its target; 1 a target was missed; 2 the
@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 
 CASES="${BENCH_SETUP_CASES:-S1 S2}"
 OUT="${BENCH_OUT:-bench/results/setup.json}"
-PORT="${BENCH_PORT:-50790}"
+PORT="${BENCH_PORT:-20790}"
 BIN=target/release
 LOAD=(--requests 1000 --warmup 0s --quiet)
 
