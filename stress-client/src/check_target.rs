@@ -31,10 +31,7 @@ const CONNECTIONS: usize = 4;
 /// Settles the in-doubt ops of `m` and reads every final state into it;
 /// returns how the settling went.
 pub fn ask(args: &CheckArgs, m: &mut Merged) -> Result<Settlement, String> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let runtime = crate::setup::runtime()?;
     runtime.block_on(async {
         crate::transport::install(&args.transport)?;
         let count = CONNECTIONS.max(args.target.len());

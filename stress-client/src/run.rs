@@ -60,10 +60,7 @@ pub fn execute(args: &RunArgs) -> Result<Summary, String> {
             }
         );
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let runtime = crate::setup::runtime()?;
     let result = runtime.block_on(run_against(args, &target.endpoints));
     drop(runtime);
     target.stop();

@@ -22,6 +22,15 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// per-connection stream limit (commonly 100 or more per connection).
 pub const SETUP_CONCURRENCY: usize = 256;
 
+/// The multi-threaded runtime that every command's calls run on (the load
+/// run, `setup`, `check --target`).
+pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
 /// Opens `count` separate connections, spread round-robin over `targets`
 /// (connection i goes to target i mod the number of targets).
 pub async fn connect(targets: &[String], count: usize) -> Result<Vec<Channel>, String> {

@@ -38,10 +38,7 @@ fn setup(args: &SetupArgs) -> Result<(), String> {
     let ids: Vec<String> = (0..count).map(|i| account_id(&args.run_id, i)).collect();
     let origin = Instant::now();
     let start_anchor = Anchor::now(origin);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let runtime = crate::setup::runtime()?;
     runtime.block_on(async {
         crate::transport::install(&args.transport)?;
         let channels = crate::setup::connect(&args.target, SETUP_CONNECTIONS.max(args.target.len())).await?;
