@@ -1,8 +1,10 @@
 //! The PostgreSQL ledger (`--database-url`) as a [`Backend`]: an admitted op
-//! runs its transaction where it may block: on the account's runner
-//! (deposits and withdrawals, batched with `--batch-max`), or on a
-//! blocking-pool thread of its own (waits for funds, transfers, the zoo's
-//! race). Async workers never touch the database; an account is looked up
+//! that needs one round trip (no delay, no zoo, no wait for funds) queues
+//! on the lane (`lane.rs`), the ops of every account gathered into few
+//! calls; any other runs its transaction where it may block: on the
+//! account's runner (deposits and withdrawals, batched with `--batch-max`),
+//! or on a blocking-pool thread of its own (waits for funds, transfers, the
+//! zoo's race). Async workers never touch the database; an account is looked up
 //! in the database once per server (then it is known here).
 
 use std::sync::Arc;
@@ -10,6 +12,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use super::funds::WakeOnDrop;
+use super::one_trip::{TripOp, DEPOSIT, WITHDRAW};
 use super::PgLedger;
 use crate::backend::api::{AccountRef, Backend, BackendState};
 use crate::backend::ledger::{
@@ -59,6 +62,13 @@ impl Backend for PgLedger {
                 wake.disarm();
                 return answer;
             }
+            if lane_allowed(&self, &ctx) {
+                w.validate()?;
+                let op = TripOp::single(&w.account_id, &w.request_id, (WITHDRAW, w.amount), false, &ctx);
+                if let Some(answer) = self.on_lane(op).await {
+                    return answer;
+                }
+            }
             if self.batching() {
                 let applier = Arc::new(PgBatch {
                     db: self,
@@ -78,6 +88,13 @@ impl Backend for PgLedger {
         ctx: CallContext,
     ) -> BoxFuture<'static, LedgerResult<OpResult>> {
         Box::pin(async move {
+            if lane_allowed(&self, &ctx) {
+                d.validate()?;
+                let op = TripOp::single(&d.account_id, &d.request_id, (DEPOSIT, d.amount), false, &ctx);
+                if let Some(answer) = self.on_lane(op).await {
+                    return answer;
+                }
+            }
             if self.batching() {
                 let applier = Arc::new(PgBatch {
                     db: self,
@@ -96,7 +113,15 @@ impl Backend for PgLedger {
         t: Transfer,
         ctx: CallContext,
     ) -> BoxFuture<'static, LedgerResult<OpResult>> {
-        Box::pin(blocking(move || PgLedger::transfer(&self, &t, &ctx)))
+        Box::pin(async move {
+            if lane_allowed(&self, &ctx) {
+                t.validate()?;
+                if let Some(answer) = self.on_lane(TripOp::transfer(&t, &ctx)).await {
+                    return answer;
+                }
+            }
+            blocking(move || PgLedger::transfer(&self, &t, &ctx)).await
+        })
     }
 
     /// Every read is a database round trip.
@@ -115,6 +140,13 @@ impl Backend for PgLedger {
     fn state(&self) -> BackendState {
         self.sampled_state()
     }
+}
+
+/// Whether an op may go on the one-trip lane (`lane.rs`): one round trip
+/// is allowed for it, and no `--batch-max` (whose batches are formed by the
+/// account's runner).
+fn lane_allowed(db: &PgLedger, ctx: &CallContext) -> bool {
+    !db.batching() && db.one_trip_allowed(ctx)
 }
 
 /// A batch of one account's ops, applied as one database transaction.

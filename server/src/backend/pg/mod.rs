@@ -18,6 +18,7 @@ mod funds;
 mod gauges;
 mod hand_off;
 mod id_cap;
+mod lane;
 mod monitor;
 mod one_trip;
 mod pool;
@@ -74,6 +75,8 @@ pub struct PgLedger {
     monitors: Monitors,
     funds: Arc<Funds>,
     zoo: zoo::PgZoo,
+    /// One-trip ops of any account, gathered into calls (`lane.rs`).
+    lane: lane::Lane<one_trip::TripOp, one_trip::TripAnswer>,
 }
 
 impl PgLedger {
@@ -93,6 +96,13 @@ impl PgLedger {
         let funds = Arc::new(Funds::default());
         funds::listen(config_db.clone(), &funds);
         let pool = pool::connect(config_db, settings.pool_size, config.observer.clone());
+        let lane_call: lane::Call<_, _> = {
+            let (pool, retention) = (
+                pool.clone(),
+                i64::try_from(config.request_id_retention).unwrap_or(i64::MAX),
+            );
+            Arc::new(move |ops| one_trip::call(&pool, retention, ops))
+        };
         id_cap::spawn(pool.clone(), Arc::downgrade(&funds), config.max_request_ids);
         let ledger = PgLedger {
             pool: ClosingPool::new(pool),
@@ -101,6 +111,8 @@ impl PgLedger {
             monitors: Monitors::new(config.max_accounts),
             funds,
             zoo: zoo::PgZoo::default(),
+            lane: lane::Lane::start(lane::LANE_THREADS, lane_call)
+                .map_err(|e| format!("cannot start the database lane's threads: {e}"))?,
         };
         Ok((ledger, found))
     }

@@ -1,6 +1,8 @@
 //! A deposit or withdrawal in one round trip to the database: one call of
 //! `bank_single` (schema version 3), run as its own transaction (autocommit),
-//! instead of BEGIN, lock, look-up, write, COMMIT. Taken only where the op
+//! instead of BEGIN, lock, look-up, write, COMMIT; the ops of several
+//! accounts queued on the lane (`lane.rs`) in one call of `bank_many`
+//! (schema version 6), one transaction for all of them. Taken only where the op
 //! allows it: no processing delay to hold inside the transaction (the
 //! delay simulates work in the critical section: the row stays locked
 //! through it, and the pooled connection busy), no bug of the zoo,
@@ -11,7 +13,12 @@
 //! same: the function applies the ledger's rules, and a stored record comes
 //! back for the server to judge (replay, conflict, fence).
 
-use super::pool::{self, DbFailure};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::lane::Touches;
+use super::pool::{self, Conn, DbFailure, DbPool};
 use super::rows::{self, Kind};
 use super::rules::check;
 use super::statements::Stmt;
@@ -39,76 +46,233 @@ impl PgLedger {
         (kind, amount): (&Kind, u64),
         wait: bool,
     ) -> Option<LedgerResult<Trip>> {
-        let code: i16 = match kind {
-            Kind::Deposit => 0,
-            Kind::Withdraw => 1,
+        let code = match kind {
+            Kind::Deposit => DEPOSIT,
+            Kind::Withdraw => WITHDRAW,
             _ => return None,
         };
-        let retention = i64::try_from(self.config.request_id_retention).unwrap_or(i64::MAX);
-        let mut conn = match pool::checkout(self.pool.get()) {
-            Ok(conn) => conn,
-            Err(e) => return Some(Err(e)),
+        let op = TripOp::single(
+            account,
+            request_id,
+            (code, amount),
+            wait,
+            &CallContext::detached(),
+        );
+        call(self.pool.get(), self.retention(), vec![op]).pop().flatten()
+    }
+
+    /// A transfer in one call; `None` when it must run as a transaction.
+    pub(super) fn one_trip_transfer(&self, t: &Transfer) -> Option<LedgerResult<OpResult>> {
+        let op = TripOp::transfer(t, &CallContext::detached());
+        let answer = call(self.pool.get(), self.retention(), vec![op])
+            .pop()
+            .flatten()?;
+        Some(answer.and_then(Trip::done))
+    }
+
+    /// `op` (one that does not wait) in a call with the ops queued beside
+    /// it on the lane (`lane.rs`); `None` when it must run the usual way
+    /// (its call was abandoned, or the database asked for a rerun).
+    pub(super) async fn on_lane(&self, op: TripOp) -> Option<LedgerResult<OpResult>> {
+        let answer = match self.lane.submit(op).await {
+            Ok(answer) => answer?,
+            Err(_) => Err(LedgerError::Internal(
+                "the database call carrying the operation failed; it may or may not have been applied".into(),
+            )),
         };
-        let params: [&(dyn postgres::types::ToSql + Sync); 6] = [
-            &account,
-            &request_id,
-            &code,
-            &amount.to_string(),
-            &retention,
-            &wait,
-        ];
-        let rows = match conn.query(Stmt::Single, &params) {
-            Ok(rows) => rows,
-            Err(e) => {
-                return match pool::classify(&e) {
-                    DbFailure::Retry(_) => None,
-                    DbFailure::Ledger(e) => Some(Err(e)),
-                }
-            }
-        };
-        Some(answer(account, rows.first(), (kind, amount)))
+        Some(answer.and_then(Trip::done))
+    }
+
+    /// `--request-id-retention` as the functions take it.
+    pub(super) fn retention(&self) -> i64 {
+        i64::try_from(self.config.request_id_retention).unwrap_or(i64::MAX)
     }
 }
 
-impl PgLedger {
-    /// A transfer in one call; `None` when it must run as a transaction.
-    pub(super) fn one_trip_transfer(&self, t: &Transfer) -> Option<LedgerResult<OpResult>> {
-        let retention = i64::try_from(self.config.request_id_retention).unwrap_or(i64::MAX);
-        let mut conn = match pool::checkout(self.pool.get()) {
-            Ok(conn) => conn,
-            Err(e) => return Some(Err(e)),
-        };
-        let amount = t.amount.to_string();
-        let params: [&(dyn postgres::types::ToSql + Sync); 5] = [
-            &t.from_account_id,
-            &t.to_account_id,
-            &t.request_id,
-            &amount,
-            &retention,
-        ];
-        let rows = match conn.query(Stmt::Transfer, &params) {
-            Ok(rows) => rows,
-            Err(e) => {
-                return match pool::classify(&e) {
-                    DbFailure::Retry(_) => None,
-                    DbFailure::Ledger(e) => Some(Err(e)),
-                }
-            }
-        };
-        let kind = Kind::Transfer(t.to_account_id.clone());
-        let answer = answer(&t.from_account_id, rows.first(), (&kind, t.amount));
-        Some(answer.and_then(|trip| match trip {
-            Trip::Done(result) => Ok(result),
-            Trip::Short => Err(LedgerError::Internal("a transfer does not wait".into())),
-        }))
+/// An op's answer from a call: `None` when it must run as a transaction.
+pub(super) type TripAnswer = Option<LedgerResult<Trip>>;
+
+/// One round trip for `ops`: `bank_single` or `bank_transfer` for one op,
+/// `bank_many` for several. An op whose call was abandoned before it went
+/// is not sent, and answers `None` (its transaction records it as not
+/// applied); so does every op when the database asks for a rerun (nothing
+/// was written).
+pub(super) fn call(pool: &DbPool, retention: i64, ops: Vec<TripOp>) -> Vec<TripAnswer> {
+    let live: Vec<bool> = ops.iter().map(|op| !op.abandoned()).collect();
+    let sent: Vec<TripOp> = ops
+        .into_iter()
+        .zip(&live)
+        .filter(|(_, &l)| l)
+        .map(|(op, _)| op)
+        .collect();
+    let mut answers = answer_all(pool, retention, &sent).into_iter();
+    live.iter()
+        .map(|&l| if l { answers.next().flatten() } else { None })
+        .collect()
+}
+
+fn answer_all(pool: &DbPool, retention: i64, ops: &[TripOp]) -> Vec<TripAnswer> {
+    let every = |answer: &dyn Fn() -> TripAnswer| ops.iter().map(|_| answer()).collect();
+    if ops.is_empty() {
+        return Vec::new();
     }
+    let mut conn = match pool::checkout(pool) {
+        Ok(conn) => conn,
+        Err(e) => return every(&|| Some(Err(e.clone()))),
+    };
+    let rows = match ops {
+        [op] => query_one(&mut conn, op, retention),
+        _ => query_many(&mut conn, ops, retention),
+    };
+    let rows = match rows.map_err(|e| pool::classify(&e)) {
+        Ok(rows) => rows,
+        Err(DbFailure::Retry(_)) => return every(&|| None),
+        Err(DbFailure::Ledger(e)) => return every(&|| Some(Err(e.clone()))),
+    };
+    if rows.len() != ops.len() {
+        let why = format!("the database answered {} rows for {} ops", rows.len(), ops.len());
+        return every(&|| Some(Err(LedgerError::Internal(why.clone()))));
+    }
+    ops.iter()
+        .zip(&rows)
+        .map(|(op, row)| Some(op.answer(row)))
+        .collect()
+}
+
+/// The kind codes of `bank_single` and `bank_many`.
+pub(super) const DEPOSIT: i16 = 0;
+pub(super) const WITHDRAW: i16 = 1;
+const TRANSFER: i16 = 2;
+
+/// A one-trip op as a call carries it.
+#[derive(Debug)]
+pub(super) struct TripOp {
+    account: String,
+    /// The credited account of a transfer.
+    to: Option<String>,
+    request_id: String,
+    code: i16,
+    amount: u64,
+    /// A withdrawal that may wait: short of funds, it writes nothing.
+    wait: bool,
+    /// Set when the call's client leaves.
+    cancelled: Arc<AtomicBool>,
+    deadline: Option<Instant>,
+}
+
+impl Touches for TripOp {
+    fn touches(&self) -> [Option<&str>; 2] {
+        [Some(&self.account), self.to.as_deref()]
+    }
+}
+
+impl TripOp {
+    /// A deposit (`code` 0) or withdrawal (1) of `amount`.
+    pub fn single(
+        account: &str,
+        request_id: &str,
+        (code, amount): (i16, u64),
+        wait: bool,
+        ctx: &CallContext,
+    ) -> Self {
+        TripOp {
+            account: account.to_owned(),
+            to: None,
+            request_id: request_id.to_owned(),
+            code,
+            amount,
+            wait,
+            cancelled: ctx.abandoned_flag(),
+            deadline: ctx.deadline(),
+        }
+    }
+
+    pub fn transfer(t: &Transfer, ctx: &CallContext) -> Self {
+        TripOp {
+            to: Some(t.to_account_id.clone()),
+            code: TRANSFER,
+            ..TripOp::single(
+                &t.from_account_id,
+                &t.request_id,
+                (TRANSFER, t.amount),
+                false,
+                ctx,
+            )
+        }
+    }
+
+    /// Whether nobody will read the answer (as [`CallContext::abandoned`]).
+    fn abandoned(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire) || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// The ledger's answer from this op's row.
+    fn answer(&self, row: &postgres::Row) -> LedgerResult<Trip> {
+        let kind = match (&self.to, self.code) {
+            (Some(to), _) => Kind::Transfer(to.clone()),
+            (None, DEPOSIT) => Kind::Deposit,
+            (None, _) => Kind::Withdraw,
+        };
+        answer(&self.account, Some(row), (&kind, self.amount))
+    }
+}
+
+fn query_one(conn: &mut Conn, op: &TripOp, retention: i64) -> Result<Vec<postgres::Row>, postgres::Error> {
+    let amount = op.amount.to_string();
+    match &op.to {
+        Some(to) => conn.query(
+            Stmt::Transfer,
+            &[&op.account, to, &op.request_id, &amount, &retention],
+        ),
+        None => conn.query(
+            Stmt::Single,
+            &[
+                &op.account,
+                &op.request_id,
+                &op.code,
+                &amount,
+                &retention,
+                &op.wait,
+            ],
+        ),
+    }
+}
+
+fn query_many(
+    conn: &mut Conn,
+    ops: &[TripOp],
+    retention: i64,
+) -> Result<Vec<postgres::Row>, postgres::Error> {
+    let ids: Vec<&str> = ops.iter().map(|o| o.account.as_str()).collect();
+    let tos: Vec<Option<&str>> = ops.iter().map(|o| o.to.as_deref()).collect();
+    let rids: Vec<&str> = ops.iter().map(|o| o.request_id.as_str()).collect();
+    let codes: Vec<i16> = ops.iter().map(|o| o.code).collect();
+    let amounts: Vec<String> = ops.iter().map(|o| o.amount.to_string()).collect();
+    let waits: Vec<bool> = ops.iter().map(|o| o.wait).collect();
+    conn.query(
+        Stmt::Many,
+        &[&ids, &tos, &rids, &codes, &amounts, &waits, &retention],
+    )
 }
 
 /// What one call came to.
+#[derive(Debug)]
 pub(super) enum Trip {
     Done(OpResult),
     /// A withdrawal that may wait is short of funds; nothing was written.
     Short,
+}
+
+impl Trip {
+    /// The result of an op that does not wait.
+    fn done(self) -> LedgerResult<OpResult> {
+        match self {
+            Trip::Done(result) => Ok(result),
+            Trip::Short => Err(LedgerError::Internal(
+                "an op that does not wait came back short".into(),
+            )),
+        }
+    }
 }
 
 /// The ledger's answer from `bank_single`'s row.

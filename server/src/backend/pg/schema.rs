@@ -9,7 +9,7 @@
 use postgres::Client;
 
 /// The schema version this binary writes.
-pub const SCHEMA_VERSION: i32 = 5;
+pub const SCHEMA_VERSION: i32 = 6;
 
 /// Taken by every migrating server for the length of its migration
 /// (`pg_advisory_xact_lock`; the bytes of "bank").
@@ -461,8 +461,124 @@ BEGIN
 END $$;
 ";
 
+/// Version 6: the one-trip ops of several accounts in one call
+/// (`bank_many`, the lane of `lane.rs`): one transaction, one commit (one WAL
+/// flush) for all of them. Every account row the call touches is locked
+/// first, in id order (`COLLATE "C"`, the order `bank_transfer` and the
+/// server's monitors use), so that two calls, of this server or another,
+/// never wait on each other in a circle. `p_kinds`: 0 deposit, 1
+/// withdrawal, 2 transfer to `p_tos`. One row per op, in the order given,
+/// with `bank_single`'s columns and statuses. When no account is touched
+/// twice, none is waited on, and no op may wait, the ops are decided and
+/// written set-wise (`bank_many_apart`: one statement, its plan cached as
+/// plpgsql caches it; a plpgsql call per op cost ≈ 100 µs of the database's
+/// CPU); otherwise each op is `bank_single`'s or
+/// `bank_transfer`'s, in order.
+///
+/// And the records' foreign key to the accounts goes: its check ran a query
+/// and took a row lock per record written (a fifth of the database's CPU
+/// per op at zero delay, measured with perf), and it cannot fail: every
+/// record is written by a function that has just locked its account's row,
+/// and no account is ever deleted.
+const V6: &str = "
+ALTER TABLE bank_operations DROP CONSTRAINT IF EXISTS bank_operations_account_id_fkey;
+CREATE FUNCTION bank_many_apart(p_ids text[], p_tos text[], p_rids text[], p_kinds int2[], p_amounts numeric[],
+                                p_retention bigint)
+RETURNS TABLE (status int2, request_id text, kind int2, to_account text, amount text, outcome int2,
+               balance text, sequence bigint, to_balance text, to_sequence bigint)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+BEGIN
+RETURN QUERY WITH ops AS (
+    SELECT * FROM unnest(p_ids, p_tos, p_rids, p_kinds, p_amounts) WITH ORDINALITY AS o(id, to_id, rid, k, amt, i)
+), cur AS (
+    SELECT ops.*, s.id AS sid, s.balance AS sb, s.sequence AS sseq, s.remembered AS srem, s.forgotten AS sforg,
+        d.id AS did, d.balance AS db, d.sequence AS dseq,
+        r.request_id AS r_rid, r.kind AS r_kind, r.to_account AS r_to, r.amount AS r_amt, r.outcome AS r_out,
+        r.balance AS r_bal, r.sequence AS r_seq, r.to_balance AS r_tob, r.to_sequence AS r_toseq,
+        (CASE WHEN ops.rid <> '' THEN 1 ELSE 0 END)::bigint AS mine
+    -- Each a look-up by key (LIMIT 1 keeps the planner from hashing a whole table).
+    FROM ops
+    LEFT JOIN LATERAL (SELECT * FROM bank_accounts x WHERE x.id = ops.id LIMIT 1) s ON true
+    LEFT JOIN LATERAL (SELECT * FROM bank_accounts x WHERE x.id = ops.to_id LIMIT 1) d ON true
+    LEFT JOIN LATERAL (SELECT * FROM bank_operations x
+        WHERE ops.rid <> '' AND x.account_id = ops.id AND x.request_id = ops.rid LIMIT 1) r ON true
+), dec AS (
+    SELECT cur.*,
+        (CASE WHEN sid IS NULL OR (k = 2 AND did IS NULL) THEN 2
+              WHEN r_rid IS NOT NULL THEN 1
+              WHEN k = 0 AND sb + amt > 18446744073709551615 THEN 3
+              WHEN k = 2 AND sb >= amt AND db + amt > 18446744073709551615 THEN 3
+              ELSE 0 END)::int2 AS st,
+        (CASE WHEN k <> 0 AND sb < amt THEN 1 ELSE 0 END)::int2 AS code,
+        CASE WHEN k = 0 THEN sb + amt WHEN sb >= amt THEN sb - amt ELSE sb END AS after,
+        CASE WHEN k = 2 AND sb >= amt THEN db + amt ELSE db END AS dafter,
+        -- As bank_transfer: a transfer without a request id forgets nothing.
+        CASE WHEN k = 2 AND rid = '' THEN 0
+             ELSE LEAST(GREATEST(srem + mine - p_retention, 0), GREATEST(srem, 0)) END AS forget
+    FROM cur
+), upd AS (
+    UPDATE bank_accounts a SET balance = w.bal, sequence = w.seq,
+        remembered = coalesce(w.rem, a.remembered), forgotten = coalesce(w.forg, a.forgotten)
+    FROM (SELECT id, after AS bal, sseq + 1 AS seq, srem + mine - forget AS rem, sforg + forget AS forg
+              FROM dec WHERE st = 0
+          UNION ALL
+          SELECT to_id, dafter, dseq + 1, NULL, NULL FROM dec WHERE st = 0 AND k = 2) w
+    WHERE a.id = w.id
+), ins AS (
+    INSERT INTO bank_operations (account_id, request_id, kind, to_account, amount, outcome,
+        balance, sequence, to_balance, to_sequence)
+    SELECT id, rid, k, to_id, amt, code, after, sseq + 1,
+        CASE WHEN k = 2 THEN dafter ELSE 0 END, CASE WHEN k = 2 THEN dseq + 1 ELSE 0 END
+    FROM dec WHERE st = 0 AND rid <> ''
+), del AS (
+    DELETE FROM bank_operations b USING dec f
+    CROSS JOIN LATERAL (SELECT x.position FROM bank_operations x WHERE x.account_id = f.id
+        ORDER BY x.position LIMIT f.forget) old
+    WHERE f.st = 0 AND f.forget > 0 AND b.account_id = f.id AND b.position = old.position
+)
+SELECT st,
+    CASE WHEN st = 1 THEN r_rid ELSE rid END,
+    CASE st WHEN 0 THEN k WHEN 1 THEN r_kind END,
+    CASE st WHEN 0 THEN to_id WHEN 1 THEN r_to WHEN 2 THEN (CASE WHEN k <> 2 THEN NULL WHEN sid IS NULL THEN id
+        ELSE to_id END) ELSE (CASE WHEN k = 2 THEN to_id END) END,
+    CASE st WHEN 0 THEN amt::text WHEN 1 THEN r_amt::text END,
+    CASE st WHEN 0 THEN code WHEN 1 THEN r_out END,
+    CASE st WHEN 0 THEN after::text WHEN 1 THEN r_bal::text END,
+    CASE st WHEN 0 THEN sseq + 1 WHEN 1 THEN r_seq END,
+    CASE st WHEN 0 THEN (CASE WHEN k = 2 THEN dafter::text ELSE '0' END) WHEN 1 THEN r_tob::text END,
+    CASE st WHEN 0 THEN (CASE WHEN k = 2 THEN dseq + 1 ELSE 0 END) WHEN 1 THEN r_toseq END
+FROM dec ORDER BY i;
+END $$;
+CREATE FUNCTION bank_many(p_ids text[], p_tos text[], p_rids text[], p_kinds int2[], p_amounts numeric[],
+                          p_waits boolean[], p_retention bigint)
+RETURNS TABLE (status int2, request_id text, kind int2, to_account text, amount text, outcome int2,
+               balance text, sequence bigint, to_balance text, to_sequence bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    touched text[] := p_ids || array_remove(p_tos, NULL);
+    waited bigint;
+BEGIN
+    SELECT count(*) FILTER (WHERE x.waiting > 0) INTO waited FROM (
+        SELECT waiting FROM bank_accounts WHERE id = ANY(touched) ORDER BY id COLLATE \"C\" FOR UPDATE) x;
+    IF waited = 0 AND NOT (true = ANY(p_waits))
+       AND (SELECT count(DISTINCT t) FROM unnest(touched) t) = coalesce(array_length(touched, 1), 0) THEN
+        RETURN QUERY SELECT * FROM bank_many_apart(p_ids, p_tos, p_rids, p_kinds, p_amounts, p_retention);
+        RETURN;
+    END IF;
+    FOR i IN 1..coalesce(array_length(p_ids, 1), 0) LOOP
+        IF p_kinds[i] = 2 THEN
+            RETURN QUERY SELECT * FROM bank_transfer(p_ids[i], p_tos[i], p_rids[i], p_amounts[i], p_retention);
+        ELSE
+            RETURN QUERY SELECT * FROM bank_single(p_ids[i], p_rids[i], p_kinds[i], p_amounts[i], p_retention,
+                p_waits[i]);
+        END IF;
+    END LOOP;
+END $$;
+";
+
 /// Every migration, in order: (the version it leads to, its SQL).
-const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5)];
+const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5), (6, V6)];
 
 /// Brings the database to [`SCHEMA_VERSION`]; returns the version found.
 pub fn migrate(client: &mut Client) -> Result<i32, String> {

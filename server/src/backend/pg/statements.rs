@@ -29,6 +29,7 @@ pub enum Stmt {
     Transfer,
     Batch,
     Wait,
+    Many,
 }
 
 const LOCK: &str =
@@ -73,6 +74,8 @@ const BATCH: &str = "SELECT * FROM bank_batch($1, $2, $3, $4::numeric[], $5, $6)
 /// A waiting withdrawal's look, registering it for the hand-off (schema version 5,
 /// `hand_off.rs`).
 const WAIT: &str = "SELECT * FROM bank_wait($1, $2, $3::numeric, $4, $5, $6)";
+/// The one-trip ops of several accounts in one round trip (schema version 6, `gather.rs`).
+const MANY: &str = "SELECT * FROM bank_many($1, $2, $3, $4, $5::numeric[], $6, $7)";
 /// Counts `$2` (+1 or -1) withdrawals waiting for funds on `$1` (so that its credits notify).
 /// Committed without waiting for the WAL's flush (`synchronous_commit` off for this
 /// statement's transaction alone): the count is a hint for the trigger, never an answer,
@@ -86,7 +89,7 @@ const WAITING: &str = "WITH lazy AS (SELECT set_config('synchronous_commit', 'of
 const HELD: &str = "SELECT count(*), count(*) FILTER (WHERE owner = $1) FROM bank_accounts";
 
 /// Each statement's SQL and parameter types, in [`Stmt`] order.
-fn all() -> [(&'static str, Vec<Type>); 16] {
+fn all() -> [(&'static str, Vec<Type>); 17] {
     use Type as T;
     let write = [
         vec![T::TEXT, T::TEXT, T::INT8, T::INT8, T::INT8],
@@ -127,6 +130,18 @@ fn all() -> [(&'static str, Vec<Type>); 16] {
             ],
         ),
         (WAIT, vec![T::TEXT, T::TEXT, T::TEXT, T::INT8, T::INT8, T::INT8]),
+        (
+            MANY,
+            vec![
+                T::TEXT_ARRAY,
+                T::TEXT_ARRAY,
+                T::TEXT_ARRAY,
+                T::INT2_ARRAY,
+                T::TEXT_ARRAY,
+                T::BOOL_ARRAY,
+                T::INT8,
+            ],
+        ),
     ]
 }
 
