@@ -4,8 +4,9 @@
 //! of deposits, withdrawals and transfers (replays, conflicts, declines,
 //! overflows, missing accounts, empty request ids, forgetting past a small
 //! retention) runs twice: one op per call of `bank_single`/`bank_transfer`
-//! on one set of accounts, and in batches of `bank_many` on a copy, both
-//! its set-wise path (no account twice in a batch) and its op-by-op one.
+//! on one set of accounts, and in batches of `bank_many` on a copy, in
+//! rounds as the lane forms them (its set-wise path: no account twice in a
+//! round) and all in one round (its op-by-op path when an account repeats).
 //! Every answer row, every account row and every stored record must match.
 
 use std::time::Duration;
@@ -30,6 +31,8 @@ struct Op {
     rid: String,
     kind: i16,
     amount: u64,
+    /// Its round in a `bank_many` call (from 1).
+    round: i32,
 }
 
 /// A small seeded generator: the script is the same on every run.
@@ -50,28 +53,43 @@ fn script(rng: &mut Lcg, ops: usize) -> Vec<Vec<Op>> {
     let mut made: Vec<(usize, String)> = Vec::new();
     let mut n = 0;
     while n < ops {
-        let size = 1 + rng.below(5) as usize;
-        let apart = rng.below(2) == 0;
-        let mut used = Vec::new();
+        let size = 1 + rng.below(8) as usize;
         let mut batch = Vec::new();
-        for _ in 0..size {
-            let op = one_op(rng, &made, n);
-            let touched = [Some(op.from), op.to];
-            if apart && touched.iter().flatten().any(|a| used.contains(a)) {
-                continue;
-            }
-            used.extend(touched.iter().flatten());
+        for i in n..n + size {
+            // Request ids made earlier in this batch too: a replay a round later.
+            let op = one_op(rng, &made, i);
             if !op.rid.is_empty() {
                 made.push((op.from, op.rid.clone()));
             }
             batch.push(op);
-            n += 1;
         }
-        if !batch.is_empty() {
-            batches.push(batch);
+        n += size;
+        if rng.below(3) != 0 {
+            in_rounds(&mut batch);
         }
+        batches.push(batch);
     }
     batches
+}
+
+/// Rounds as the lane forms them (an op one round after the last of its
+/// accounts'), the ops sorted round after round; else all in round 1.
+fn in_rounds(batch: &mut [Op]) {
+    let mut last = std::collections::HashMap::new();
+    for op in batch.iter_mut() {
+        let touched = [Some(op.from), op.to];
+        let round = touched
+            .iter()
+            .flatten()
+            .filter_map(|a| last.get(a))
+            .max()
+            .map_or(1, |r| r + 1);
+        for a in touched.iter().flatten() {
+            last.insert(*a, round);
+        }
+        op.round = round;
+    }
+    batch.sort_by_key(|op| op.round);
 }
 
 fn one_op(rng: &mut Lcg, made: &[(usize, String)], n: usize) -> Op {
@@ -101,6 +119,7 @@ fn one_op(rng: &mut Lcg, made: &[(usize, String)], n: usize) -> Op {
         rid,
         kind,
         amount,
+        round: 1,
     }
 }
 
@@ -145,10 +164,11 @@ fn many(client: &mut Client, prefix: &str, batch: &[Op]) -> Vec<String> {
     let kinds: Vec<i16> = batch.iter().map(|o| o.kind).collect();
     let amounts: Vec<String> = batch.iter().map(|o| o.amount.to_string()).collect();
     let waits = vec![false; batch.len()];
+    let rounds: Vec<i32> = batch.iter().map(|o| o.round).collect();
     let rows = client
         .query(
-            "SELECT * FROM bank_many($1, $2, $3, $4, $5::text[]::numeric[], $6, $7)",
-            &[&ids, &tos, &rids, &kinds, &amounts, &waits, &RETENTION],
+            "SELECT * FROM bank_many($1, $2, $3, $4, $5::text[]::numeric[], $6, $7, $8)",
+            &[&ids, &tos, &rids, &kinds, &amounts, &waits, &rounds, &RETENTION],
         )
         .expect("a bank_many call");
     rows.iter().map(|r| answer(r, prefix)).collect()
@@ -210,7 +230,10 @@ fn bank_many_answers_and_writes_as_one_op_per_call_does() {
         }
     }
     let batches = script(&mut Lcg(7), 400);
-    assert!(batches.iter().any(|b| b.len() > 2), "the script has real batches");
+    assert!(
+        batches.iter().any(|b| b.iter().any(|o| o.round > 2)),
+        "the script has rounds"
+    );
     for (n, batch) in batches.iter().enumerate() {
         let expected: Vec<String> = batch.iter().map(|op| one_by_one(&mut client, &one, op)).collect();
         let got = many(&mut client, &batched, batch);

@@ -20,14 +20,14 @@
 //! Plain sync threads, generic over the call (tests run it without a
 //! database).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::oneshot;
 
 /// The most ops one call carries.
-pub const LANE_OPS_MAX: usize = 64;
+pub const LANE_OPS_MAX: usize = 256;
 
 /// Lane threads (calls in flight) per server. One: a second call in
 /// flight only halves the batches, because PostgreSQL flushes the WAL for
@@ -36,8 +36,12 @@ pub const LANE_OPS_MAX: usize = 64;
 /// ops/s with one thread, 3.3k with two, 2.3k with three.
 pub const LANE_THREADS: usize = 1;
 
-/// The call a lane makes: one answer per op, in order.
-pub type Call<Op, Answer> = Arc<dyn Fn(Vec<Op>) -> Vec<Answer> + Send + Sync>;
+/// The call a lane makes, on ops in rounds: one answer per op, round
+/// after round, each in order.
+pub type CallFn<Op, Answer> = dyn Fn(Vec<Vec<Op>>) -> Vec<Answer> + Send + Sync;
+
+/// The call a lane makes, shared by its threads.
+pub type Call<Op, Answer> = Arc<CallFn<Op, Answer>>;
 
 /// The queue of ops and the threads that carry them; the threads end
 /// when the lane is dropped.
@@ -114,12 +118,9 @@ pub trait Touches {
 }
 
 /// One lane thread: takes the ops it may, makes one call, answers each.
-fn carry<Op: Touches, Answer>(
-    shared: &Shared<Op, Answer>,
-    call: &(dyn Fn(Vec<Op>) -> Vec<Answer> + Send + Sync),
-) {
+fn carry<Op: Touches, Answer>(shared: &Shared<Op, Answer>, call: &CallFn<Op, Answer>) {
     loop {
-        let (taken, accounts) = {
+        let (rounds, accounts) = {
             let mut queue = lock(&shared.queue);
             loop {
                 let Queue {
@@ -130,19 +131,27 @@ fn carry<Op: Touches, Answer>(
                 if ops.is_empty() && *closed {
                     return; // closed, and nothing left to carry
                 }
-                let taken = take(ops, in_flight);
-                if !taken.is_empty() {
-                    let accounts = touched(&taken);
+                let rounds = take(ops, in_flight);
+                if !rounds.is_empty() {
+                    let accounts = touched(&rounds);
                     in_flight.extend(accounts.iter().cloned());
-                    break (taken, accounts);
+                    break (rounds, accounts);
                 }
                 queue = shared.ready.wait(queue).unwrap_or_else(PoisonError::into_inner);
             }
         };
-        let (ops, replies): (Vec<Op>, Vec<_>) = taken.into_iter().unzip();
+        let mut replies = Vec::new();
+        let rounds: Vec<Vec<Op>> = rounds
+            .into_iter()
+            .map(|round| {
+                let (ops, answers_to): (Vec<Op>, Vec<_>) = round.into_iter().unzip();
+                replies.extend(answers_to);
+                ops
+            })
+            .collect();
         // A panicking call answers nobody: each receiver sees its sender
         // dropped (an internal error), and the thread carries on.
-        let answers = panic::catch_unwind(AssertUnwindSafe(|| call(ops))).unwrap_or_default();
+        let answers = panic::catch_unwind(AssertUnwindSafe(|| call(rounds))).unwrap_or_default();
         for (reply, answer) in replies.into_iter().zip(answers) {
             // The caller may be gone (client left); the op ran regardless.
             let _ = reply.send(answer);
@@ -156,57 +165,62 @@ fn carry<Op: Touches, Answer>(
     }
 }
 
-fn touched<Op: Touches, Answer>(ops: &[(Op, Answer)]) -> Vec<String> {
-    ops.iter()
+fn touched<Op: Touches, Answer>(rounds: &[Vec<(Op, Answer)>]) -> Vec<String> {
+    rounds
+        .iter()
+        .flatten()
         .flat_map(|(op, _)| op.touches())
         .flatten()
         .map(str::to_owned)
         .collect()
 }
 
-/// The ops of the next call, oldest first: at most [`LANE_OPS_MAX`], no
-/// account touched twice (the database then decides them set-wise, in one
-/// statement) nor touched by a call in flight (two calls never wait on each
-/// other's row locks: the next call runs while the one before commits),
-/// and none taken past an older op left queued that touches one of its
-/// accounts (an account's ops keep their order). Ops of different accounts
-/// may pass each other: both were in flight, neither answered.
+/// The ops of the next call, in rounds: at most [`LANE_OPS_MAX`] in all,
+/// oldest first; no account touched twice in a round (the database decides
+/// a round set-wise, in one statement) and an account's ops in rounds in
+/// their order (each in a later round than the one before it). None touches
+/// an account a call in flight touches (two calls never wait on each
+/// other's row locks), nor passes an older op left queued that touches one
+/// of its accounts. Ops of different accounts may pass each other: both
+/// were in flight, neither answered.
 fn take<Op: Touches, Answer>(
     ops: &mut VecDeque<(Op, Answer)>,
     in_flight: &HashSet<String>,
-) -> Vec<(Op, Answer)> {
-    let mut picked = vec![false; ops.len()];
+) -> Vec<Vec<(Op, Answer)>> {
+    let mut round_of: Vec<Option<usize>> = vec![None; ops.len()];
     {
-        let mut used: HashSet<&str> = HashSet::new();
+        // Each account's last round so far in this call.
+        let mut last: HashMap<&str, usize> = HashMap::new();
         let mut blocked: HashSet<&str> = in_flight.iter().map(String::as_str).collect();
         let mut count = 0;
-        for ((op, _), pick) in ops.iter().zip(picked.iter_mut()) {
+        for ((op, _), round) in ops.iter().zip(round_of.iter_mut()) {
             let touched = op.touches();
             let mut accounts = touched.iter().flatten().copied();
-            let free = count < LANE_OPS_MAX
-                && accounts
-                    .clone()
-                    .all(|a| !used.contains(a) && !blocked.contains(a));
-            if free {
-                used.extend(accounts);
-                *pick = true;
-                count += 1;
-            } else {
+            if count == LANE_OPS_MAX || accounts.clone().any(|a| blocked.contains(a)) {
                 blocked.extend(&mut accounts);
+                continue;
             }
+            let next = accounts
+                .clone()
+                .filter_map(|a| last.get(a))
+                .max()
+                .map_or(0, |r| r + 1);
+            last.extend(accounts.map(|a| (a, next)));
+            *round = Some(next);
+            count += 1;
         }
     }
-    let mut taken = Vec::new();
+    let rounds_n = round_of.iter().flatten().max().map_or(0, |r| r + 1);
+    let mut rounds: Vec<Vec<(Op, Answer)>> = (0..rounds_n).map(|_| Vec::new()).collect();
     let mut kept = VecDeque::with_capacity(ops.len());
-    for (item, pick) in ops.drain(..).zip(picked) {
-        if pick {
-            taken.push(item);
-        } else {
-            kept.push_back(item);
+    for (item, round) in ops.drain(..).zip(round_of) {
+        match round {
+            Some(r) => rounds[r].push(item),
+            None => kept.push_back(item),
         }
     }
     *ops = kept;
-    taken
+    rounds
 }
 
 #[cfg(test)]
@@ -234,27 +248,46 @@ mod tests {
         ops.iter().map(|op| (op.clone(), ())).collect()
     }
 
-    fn numbers(ops: &[(Op, ())]) -> Vec<usize> {
-        ops.iter().map(|(op, _)| op.2).collect()
+    fn numbers(rounds: &[Vec<(Op, ())>]) -> Vec<Vec<usize>> {
+        rounds
+            .iter()
+            .map(|r| r.iter().map(|(op, _)| op.2).collect())
+            .collect()
     }
 
-    /// A call touches an account once; an account's ops keep their order,
-    /// a transfer's second account included; the rest stay queued, in order.
+    /// A round touches an account once; an account's ops go in later and
+    /// later rounds, a transfer's second account included.
     #[test]
-    fn a_call_takes_each_account_once_and_keeps_each_accounts_order() {
+    fn rounds_touch_each_account_once_and_keep_each_accounts_order() {
         let mut q = queue(&[
             Op("a", None, 0),
             Op("b", None, 1),
-            Op("a", None, 2),      // a is used: left
-            Op("c", Some("a"), 3), // touches a, which an older op left queued holds: left
-            Op("c", None, 4),      // c: held by op 3, older and left: left
+            Op("a", None, 2),      // a again: the next round
+            Op("c", Some("a"), 3), // after op 2 on a
+            Op("c", None, 4),      // after op 3 on c
             Op("d", None, 5),
         ]);
-        assert_eq!(numbers(&take(&mut q, &HashSet::new())), vec![0, 1, 5]);
-        assert_eq!(numbers(&take(&mut q, &HashSet::new())), vec![2]);
-        assert_eq!(numbers(&take(&mut q, &HashSet::new())), vec![3]);
-        assert_eq!(numbers(&take(&mut q, &HashSet::new())), vec![4]);
+        let rounds = take(&mut q, &HashSet::new());
+        assert_eq!(numbers(&rounds), vec![vec![0, 1, 5], vec![2], vec![3], vec![4]]);
         assert!(q.is_empty());
+    }
+
+    /// An account a call in flight touches is not taken until that call
+    /// ends, nor any later op that touches an account of one left behind.
+    #[test]
+    fn an_account_in_flight_waits_for_its_call() {
+        let mut q = queue(&[
+            Op("a", None, 0),
+            Op("b", Some("a"), 1),
+            Op("b", None, 2),
+            Op("d", None, 3),
+        ]);
+        let in_flight: HashSet<String> = ["a"].map(String::from).into();
+        assert_eq!(numbers(&take(&mut q, &in_flight)), vec![vec![3]]);
+        assert_eq!(
+            numbers(&take(&mut q, &HashSet::new())),
+            vec![vec![0], vec![1], vec![2]]
+        );
     }
 
     #[test]
@@ -264,11 +297,9 @@ mod tests {
             .collect();
         let ops: Vec<Op> = names.iter().enumerate().map(|(i, n)| Op(n, None, i)).collect();
         let mut q = queue(&ops);
-        assert_eq!(take(&mut q, &HashSet::new()).len(), LANE_OPS_MAX);
-        assert_eq!(
-            numbers(&take(&mut q, &HashSet::new())),
-            (LANE_OPS_MAX..LANE_OPS_MAX + 5).collect::<Vec<_>>()
-        );
+        assert_eq!(take(&mut q, &HashSet::new())[0].len(), LANE_OPS_MAX);
+        let rest = numbers(&take(&mut q, &HashSet::new()));
+        assert_eq!(rest, vec![(LANE_OPS_MAX..LANE_OPS_MAX + 5).collect::<Vec<_>>()]);
     }
 
     /// Ops queued while the one lane thread is busy ride its next call
@@ -279,7 +310,8 @@ mod tests {
         let gate = Mutex::new(gate_rx);
         let sizes = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&sizes);
-        let call: Call<Op, usize> = Arc::new(move |ops: Vec<Op>| {
+        let call: Call<Op, usize> = Arc::new(move |rounds: Vec<Vec<Op>>| {
+            let ops: Vec<Op> = rounds.into_iter().flatten().collect();
             let first = lock(&seen).is_empty();
             lock(&seen).push(ops.len());
             if first {
@@ -304,15 +336,6 @@ mod tests {
         assert_eq!(*lock(&sizes), vec![1, NAMES.len() - 1]);
     }
 
-    /// An account a call in flight touches is not taken until that call ends.
-    #[test]
-    fn an_account_in_flight_waits_for_its_call() {
-        let mut q = queue(&[Op("a", None, 0), Op("b", Some("c"), 1), Op("d", None, 2)]);
-        let in_flight: HashSet<String> = ["a", "c"].map(String::from).into();
-        assert_eq!(numbers(&take(&mut q, &in_flight)), vec![2]);
-        assert_eq!(numbers(&take(&mut q, &HashSet::new())), vec![0, 1]);
-    }
-
     /// Two threads: while one call is held, the other thread carries the
     /// ops on other accounts, and an op on a held account waits for it.
     #[test]
@@ -321,7 +344,8 @@ mod tests {
         let gate = Mutex::new(gate_rx);
         let calls = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&calls);
-        let call: Call<Op, usize> = Arc::new(move |ops: Vec<Op>| {
+        let call: Call<Op, usize> = Arc::new(move |rounds: Vec<Vec<Op>>| {
+            let ops: Vec<Op> = rounds.into_iter().flatten().collect();
             lock(&seen).push(ops.iter().map(|o| o.2).collect::<Vec<_>>());
             if ops[0].2 == 0 {
                 let _ = lock(&gate).recv(); // the first call is held
@@ -350,7 +374,8 @@ mod tests {
     fn a_panicking_call_closes_its_answers_and_the_lane_goes_on() {
         let calls = Arc::new(AtomicUsize::new(0));
         let counted = Arc::clone(&calls);
-        let call: Call<Op, usize> = Arc::new(move |ops: Vec<Op>| {
+        let call: Call<Op, usize> = Arc::new(move |rounds: Vec<Vec<Op>>| {
+            let ops: Vec<Op> = rounds.into_iter().flatten().collect();
             if counted.fetch_add(1, Ordering::SeqCst) == 0 {
                 panic!("planted");
             }
@@ -363,7 +388,8 @@ mod tests {
 
     #[test]
     fn dropping_the_lane_ends_its_threads() {
-        let call: Call<Op, usize> = Arc::new(|ops: Vec<Op>| ops.iter().map(|o| o.2).collect());
+        let call: Call<Op, usize> =
+            Arc::new(|rounds: Vec<Vec<Op>>| rounds.iter().flatten().map(|o| o.2).collect());
         let lane = Lane::start(2, call).unwrap();
         let shared = Arc::downgrade(&lane.shared);
         drop(lane);

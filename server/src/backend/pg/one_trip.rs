@@ -58,13 +58,15 @@ impl PgLedger {
             wait,
             &CallContext::detached(),
         );
-        call(self.pool.get(), self.retention(), vec![op]).pop().flatten()
+        call(self.pool.get(), self.retention(), vec![vec![op]])
+            .pop()
+            .flatten()
     }
 
     /// A transfer in one call; `None` when it must run as a transaction.
     pub(super) fn one_trip_transfer(&self, t: &Transfer) -> Option<LedgerResult<OpResult>> {
         let op = TripOp::transfer(t, &CallContext::detached());
-        let answer = call(self.pool.get(), self.retention(), vec![op])
+        let answer = call(self.pool.get(), self.retention(), vec![vec![op]])
             .pop()
             .flatten()?;
         Some(answer.and_then(Trip::done))
@@ -92,26 +94,36 @@ impl PgLedger {
 /// An op's answer from a call: `None` when it must run as a transaction.
 pub(super) type TripAnswer = Option<LedgerResult<Trip>>;
 
-/// One round trip for `ops`: `bank_single` or `bank_transfer` for one op,
-/// `bank_many` for several. An op whose call was abandoned before it went
-/// is not sent, and answers `None` (its transaction records it as not
-/// applied); so does every op when the database asks for a rerun (nothing
-/// was written).
-pub(super) fn call(pool: &DbPool, retention: i64, ops: Vec<TripOp>) -> Vec<TripAnswer> {
-    let live: Vec<bool> = ops.iter().map(|op| !op.abandoned()).collect();
-    let sent: Vec<TripOp> = ops
-        .into_iter()
-        .zip(&live)
-        .filter(|(_, &l)| l)
-        .map(|(op, _)| op)
-        .collect();
+/// One round trip for `rounds` of ops (answers round after round):
+/// `bank_single` or `bank_transfer` for one op, `bank_many` for several.
+/// An op whose call was abandoned before it went is not sent, and answers
+/// `None` (its transaction records it as not applied); so does every op
+/// when the database asks for a rerun (nothing was written).
+pub(super) fn call(pool: &DbPool, retention: i64, rounds: Vec<Vec<TripOp>>) -> Vec<TripAnswer> {
+    // Whether each op goes, round after round.
+    let mut live = Vec::new();
+    let mut sent: Vec<Vec<TripOp>> = Vec::with_capacity(rounds.len());
+    for round in rounds {
+        let mut going = Vec::with_capacity(round.len());
+        for op in round {
+            let goes = !op.abandoned(); // read once: a deadline may pass meanwhile
+            live.push(goes);
+            if goes {
+                going.push(op);
+            }
+        }
+        if !going.is_empty() {
+            sent.push(going);
+        }
+    }
     let mut answers = answer_all(pool, retention, &sent).into_iter();
     live.iter()
         .map(|&l| if l { answers.next().flatten() } else { None })
         .collect()
 }
 
-fn answer_all(pool: &DbPool, retention: i64, ops: &[TripOp]) -> Vec<TripAnswer> {
+fn answer_all(pool: &DbPool, retention: i64, rounds: &[Vec<TripOp>]) -> Vec<TripAnswer> {
+    let ops: Vec<&TripOp> = rounds.iter().flatten().collect();
     let every = |answer: &dyn Fn() -> TripAnswer| ops.iter().map(|_| answer()).collect();
     if ops.is_empty() {
         return Vec::new();
@@ -120,9 +132,9 @@ fn answer_all(pool: &DbPool, retention: i64, ops: &[TripOp]) -> Vec<TripAnswer> 
         Ok(conn) => conn,
         Err(e) => return every(&|| Some(Err(e.clone()))),
     };
-    let rows = match ops {
+    let rows = match ops[..] {
         [op] => query_one(&mut conn, op, retention),
-        _ => query_many(&mut conn, ops, retention),
+        _ => query_many(&mut conn, rounds, retention),
     };
     let rows = match rows.map_err(|e| pool::classify(&e)) {
         Ok(rows) => rows,
@@ -240,18 +252,29 @@ fn query_one(conn: &mut Conn, op: &TripOp, retention: i64) -> Result<Vec<postgre
 
 fn query_many(
     conn: &mut Conn,
-    ops: &[TripOp],
+    rounds: &[Vec<TripOp>],
     retention: i64,
 ) -> Result<Vec<postgres::Row>, postgres::Error> {
-    let ids: Vec<&str> = ops.iter().map(|o| o.account.as_str()).collect();
-    let tos: Vec<Option<&str>> = ops.iter().map(|o| o.to.as_deref()).collect();
-    let rids: Vec<&str> = ops.iter().map(|o| o.request_id.as_str()).collect();
-    let codes: Vec<i16> = ops.iter().map(|o| o.code).collect();
-    let amounts: Vec<String> = ops.iter().map(|o| o.amount.to_string()).collect();
-    let waits: Vec<bool> = ops.iter().map(|o| o.wait).collect();
+    let ops = || rounds.iter().flatten();
+    let ids: Vec<&str> = ops().map(|o| o.account.as_str()).collect();
+    let tos: Vec<Option<&str>> = ops().map(|o| o.to.as_deref()).collect();
+    let rids: Vec<&str> = ops().map(|o| o.request_id.as_str()).collect();
+    let codes: Vec<i16> = ops().map(|o| o.code).collect();
+    let amounts: Vec<String> = ops().map(|o| o.amount.to_string()).collect();
+    let waits: Vec<bool> = ops().map(|o| o.wait).collect();
+    // Each op's round, counted from 1 (the call holds a few hundred ops at most).
+    let round_of: Vec<i32> = rounds
+        .iter()
+        .enumerate()
+        .flat_map(|(r, round)| {
+            round
+                .iter()
+                .map(move |_| i32::try_from(r + 1).unwrap_or(i32::MAX))
+        })
+        .collect();
     conn.query(
         Stmt::Many,
-        &[&ids, &tos, &rids, &codes, &amounts, &waits, &retention],
+        &[&ids, &tos, &rids, &codes, &amounts, &waits, &round_of, &retention],
     )
 }
 

@@ -467,9 +467,11 @@ END $$;
 /// first, in id order (`COLLATE "C"`, the order `bank_transfer` and the
 /// server's monitors use), so that two calls, of this server or another,
 /// never wait on each other in a circle. `p_kinds`: 0 deposit, 1
-/// withdrawal, 2 transfer to `p_tos`. One row per op, in the order given,
-/// with `bank_single`'s columns and statuses. When no account is touched
-/// twice, none is waited on, and no op may wait, the ops are decided and
+/// withdrawal, 2 transfer to `p_tos`; `p_rounds`: the ops come in rounds,
+/// one after another (an account's ops in order, in later and later
+/// rounds). One row per op, in the order given, with `bank_single`'s
+/// columns and statuses. When no account of a round is touched twice in
+/// it, none is waited on, and no op may wait, the round is decided and
 /// written set-wise (`bank_many_apart`: one statement, its plan cached as
 /// plpgsql caches it; a plpgsql call per op cost ≈ 100 µs of the database's
 /// CPU); otherwise each op is `bank_single`'s or
@@ -551,28 +553,39 @@ SELECT st,
 FROM dec ORDER BY i;
 END $$;
 CREATE FUNCTION bank_many(p_ids text[], p_tos text[], p_rids text[], p_kinds int2[], p_amounts numeric[],
-                          p_waits boolean[], p_retention bigint)
+                          p_waits boolean[], p_rounds int4[], p_retention bigint)
 RETURNS TABLE (status int2, request_id text, kind int2, to_account text, amount text, outcome int2,
                balance text, sequence bigint, to_balance text, to_sequence bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
+    n int := coalesce(array_length(p_ids, 1), 0);
     touched text[] := p_ids || array_remove(p_tos, NULL);
     waited bigint;
+    lo int := 1;
+    apart boolean;
 BEGIN
     SELECT count(*) FILTER (WHERE x.waiting > 0) INTO waited FROM (
         SELECT waiting FROM bank_accounts WHERE id = ANY(touched) ORDER BY id COLLATE \"C\" FOR UPDATE) x;
-    IF waited = 0 AND NOT (true = ANY(p_waits))
-       AND (SELECT count(DISTINCT t) FROM unnest(touched) t) = coalesce(array_length(touched, 1), 0) THEN
-        RETURN QUERY SELECT * FROM bank_many_apart(p_ids, p_tos, p_rids, p_kinds, p_amounts, p_retention);
-        RETURN;
-    END IF;
-    FOR i IN 1..coalesce(array_length(p_ids, 1), 0) LOOP
-        IF p_kinds[i] = 2 THEN
-            RETURN QUERY SELECT * FROM bank_transfer(p_ids[i], p_tos[i], p_rids[i], p_amounts[i], p_retention);
+    FOR i IN 1..n LOOP
+        CONTINUE WHEN i < n AND p_rounds[i + 1] = p_rounds[i];
+        -- Ops lo..i are one round.
+        apart := waited = 0 AND NOT (true = ANY(p_waits[lo:i])) AND (SELECT count(DISTINCT t) = count(*)
+            FROM unnest(p_ids[lo:i] || array_remove(p_tos[lo:i], NULL)) t);
+        IF apart THEN
+            RETURN QUERY SELECT * FROM bank_many_apart(p_ids[lo:i], p_tos[lo:i], p_rids[lo:i], p_kinds[lo:i],
+                p_amounts[lo:i], p_retention);
         ELSE
-            RETURN QUERY SELECT * FROM bank_single(p_ids[i], p_rids[i], p_kinds[i], p_amounts[i], p_retention,
-                p_waits[i]);
+            FOR j IN lo..i LOOP
+                IF p_kinds[j] = 2 THEN
+                    RETURN QUERY SELECT * FROM bank_transfer(p_ids[j], p_tos[j], p_rids[j], p_amounts[j],
+                        p_retention);
+                ELSE
+                    RETURN QUERY SELECT * FROM bank_single(p_ids[j], p_rids[j], p_kinds[j], p_amounts[j],
+                        p_retention, p_waits[j]);
+                END IF;
+            END LOOP;
         END IF;
+        lo := i + 1;
     END LOOP;
 END $$;
 ";

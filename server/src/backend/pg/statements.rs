@@ -75,7 +75,7 @@ const BATCH: &str = "SELECT * FROM bank_batch($1, $2, $3, $4::numeric[], $5, $6)
 /// `hand_off.rs`).
 const WAIT: &str = "SELECT * FROM bank_wait($1, $2, $3::numeric, $4, $5, $6)";
 /// The one-trip ops of several accounts in one round trip (schema version 6, `gather.rs`).
-const MANY: &str = "SELECT * FROM bank_many($1, $2, $3, $4, $5::numeric[], $6, $7)";
+const MANY: &str = "SELECT * FROM bank_many($1, $2, $3, $4, $5::numeric[], $6, $7, $8)";
 /// Counts `$2` (+1 or -1) withdrawals waiting for funds on `$1` (so that its credits notify).
 /// Committed without waiting for the WAL's flush (`synchronous_commit` off for this
 /// statement's transaction alone): the count is a hint for the trigger, never an answer,
@@ -139,6 +139,7 @@ fn all() -> [(&'static str, Vec<Type>); 17] {
                 T::INT2_ARRAY,
                 T::TEXT_ARRAY,
                 T::BOOL_ARRAY,
+                T::INT4_ARRAY,
                 T::INT8,
             ],
         ),
