@@ -150,7 +150,7 @@ WORKLOAD=(--accounts 16 --transfer-ratio 0.3 --deposit-ratio 0.3 --read-ratio 0.
 # ---------------------------------------------------------------------------
 section_0() {
   step "(0) integration tests with BANK_TEST_DATABASE_URL"
-  BANK_TEST_DATABASE_URL="$DB_URL" cargo test -q -p bank-server --test pg --test pg_grpc --test backends \
+  BANK_TEST_DATABASE_URL="$DB_URL" cargo test -q -p bank-server --test pg --test pg_grpc --test backends --test pg_many \
     --test pg_wake >"$WORK/tests.out" 2>&1 ||
     { tail -40 "$WORK/tests.out"; fail "the PostgreSQL integration tests failed"; }
   grep "test result" "$WORK/tests.out"
