@@ -19,11 +19,21 @@
 //! reply time (the first op not yet done) and one into the ops sorted by send
 //! time (released while they were sent no later than that op's reply), so
 //! the whole check is two sorts and a linear sweep: O(n log n).
+//!
+//! In a merged history two nodes of one process are ordered on their own
+//! clock, exactly (`own`), and all others by the widened times. The ops of
+//! unknown outcome are where the search put them by the widened times, so
+//! the exact order holds only among nodes of known outcome: when one sweep
+//! with both gates finds a cycle through a placed op, the placement is
+//! judged by the widened order alone (as the search was) and the nodes of
+//! known outcome by the exact order on the index without placements, where
+//! the numbers the placed ops filled still order their neighbours.
 
 use crate::history::leg::decode;
 use crate::history::leg::{key_entry, key_seq};
 use crate::history::{History, Read};
 use crate::order::index::{entry_op, Index};
+use crate::order::own::{self, OwnGates};
 use crate::order::readnodes::ReadNodes;
 use crate::report::describe;
 use crate::report::{Sink, ViolationKind};
@@ -53,6 +63,10 @@ struct Graph<'a> {
     done_recv: usize,
     released: usize,
     ready: Vec<u32>,
+    /// Merged histories: real time within each process, exact (see `own`).
+    own: Option<OwnGates>,
+    /// Nodes whose own gate just opened (reused).
+    opened: Vec<u32>,
 }
 
 /// An edge of the graph: `from` comes before `to`.
@@ -66,6 +80,8 @@ enum Edge {
     },
     /// `from` was answered before `to` was sent.
     RealTime,
+    /// As `RealTime`, both of one process, on its clock (widening taken off).
+    OwnRealTime,
 }
 
 /// What the order check found.
@@ -83,12 +99,45 @@ pub(crate) enum Order {
     Misplaced { spots: Vec<(u32, u32, u64)>, sure: bool },
 }
 
-/// Checks that the ops fit one order; reports a cycle if they do not.
-pub(crate) fn check(h: &History, index: &Index, sink: &mut Sink) -> Order {
-    let mut g = Graph::new(h, index);
+/// Checks that the ops and reads fit one order; reports a cycle if they do
+/// not. `first` is the index without placements, `placed` the one with the
+/// search's placements (if it placed any).
+pub(crate) fn check(h: &History, first: &Index, placed: Option<&Index>, sink: &mut Sink) -> Order {
+    let index = placed.unwrap_or(first);
+    if !own::applies(h) {
+        return order_of(h, index, Gates::Widened, sink);
+    }
+    let both = order_of(h, index, Gates::WithOwn, sink);
+    if placed.is_none() || !matches!(both, Order::Misplaced { .. }) {
+        return both;
+    }
+    // A cycle through a placed op with the exact gates on: the placement
+    // may clash with one process's clock, which the search could not see.
+    let widened = order_of(h, index, Gates::Widened, sink);
+    if widened != Order::Acyclic {
+        return widened;
+    }
+    order_of(h, first, Gates::WithOwn, sink)
+}
+
+/// Which real-time gates a sweep uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gates {
+    /// The widened times only.
+    Widened,
+    /// And, for the nodes of known outcome, each process's own clock.
+    WithOwn,
+}
+
+/// One sweep over the nodes of `index`.
+fn order_of(h: &History, index: &Index, gates: Gates, sink: &mut Sink) -> Order {
+    let mut g = Graph::new(h, index, gates);
     let nodes = g.by_recv.len();
     let mut done = 0;
     g.release();
+    for p in 0..g.own.as_ref().map_or(0, OwnGates::count) {
+        g.release_own(p);
+    }
     while let Some(n) = g.ready.pop() {
         g.pending[n as usize] = DONE;
         done += 1;
@@ -162,7 +211,7 @@ fn misplaced(h: &History, cycle: &[(u32, Edge)]) -> Option<Order> {
 }
 
 impl<'a> Graph<'a> {
-    fn new(h: &'a History, index: &'a Index) -> Graph<'a> {
+    fn new(h: &'a History, index: &'a Index, gates: Gates) -> Graph<'a> {
         // Past 2^32 nodes the reads are left out (the index refuses such ops).
         let with_reads = h.ops.len().saturating_add(h.reads.len()) < u32::MAX as usize;
         let reads = match with_reads {
@@ -185,6 +234,13 @@ impl<'a> Graph<'a> {
         let mut by_send = by_recv.clone();
         by_recv.sort_unstable_by_key(|&i| recv(h, i));
         by_send.sort_unstable_by_key(|&i| send(h, i));
+        let own = match gates {
+            Gates::WithOwn => OwnGates::build(h, &by_recv, &by_send, n_ops as u32),
+            Gates::Widened => None,
+        };
+        for n in own.iter().flat_map(OwnGates::nodes) {
+            pending[n as usize] += 1;
+        }
         Graph {
             h,
             index,
@@ -198,6 +254,8 @@ impl<'a> Graph<'a> {
             done_recv: 0,
             released: 0,
             ready: Vec::new(),
+            own,
+            opened: Vec::new(),
         }
     }
 
@@ -228,6 +286,22 @@ impl<'a> Graph<'a> {
         }
     }
 
+    /// Opens the own-process gate of every node of process `p` sent no later
+    /// than the reply of its first node not yet done (widening taken off).
+    fn release_own(&mut self, p: usize) {
+        let Some(own) = self.own.as_mut() else {
+            return;
+        };
+        let (h, pending) = (self.h, &self.pending);
+        let times = (|n| recv(h, n), |n| send(h, n));
+        own.release(p, times, |n| pending[n as usize] == DONE, &mut self.opened);
+        let mut opened = std::mem::take(&mut self.opened);
+        for n in opened.drain(..) {
+            self.satisfy(n);
+        }
+        self.opened = opened;
+    }
+
     /// Node `n` is done: its successors on each account lose a predecessor,
     /// and the real-time gates move on.
     fn finish(&mut self, n: u32) {
@@ -254,6 +328,11 @@ impl<'a> Graph<'a> {
             self.done_recv += 1;
         }
         self.release();
+        if self.own.is_some() {
+            if let Some(p) = own::process_of(self.h, self.n_ops, n) {
+                self.release_own(p);
+            }
+        }
     }
 
     /// The view before `slot` on account `a` is done: the reads that sit
@@ -330,8 +409,15 @@ impl<'a> Graph<'a> {
         if on_account.is_some() {
             return on_account;
         }
-        let first = *self.by_recv.get(self.done_recv)?;
-        (recv(self.h, first) < send(self.h, n)).then_some((first, Edge::RealTime))
+        let h = self.h;
+        let first = self.by_recv.get(self.done_recv).copied();
+        if let Some(first) = first.filter(|&f| recv(h, f) < send(h, n)) {
+            return Some((first, Edge::RealTime));
+        }
+        let own = self.own.as_ref()?;
+        let p = own::process_of(h, self.n_ops, n)?;
+        let first = own.blocker(p, n, (|i| recv(h, i), |i| send(h, i)))?;
+        Some((first, Edge::OwnRealTime))
     }
 
     /// A stuck op's predecessor on one of its accounts: a read right before
@@ -383,7 +469,7 @@ impl<'a> Graph<'a> {
             .iter()
             .filter_map(|(_, e)| match e {
                 Edge::Account { account, .. } => Some(*account),
-                Edge::RealTime => None,
+                Edge::RealTime | Edge::OwnRealTime => None,
             })
             .collect();
         if accounts.len() < 2 {
@@ -523,6 +609,14 @@ fn describe_edge(h: &History, from: u32, (to, edge): (u32, Edge)) -> String {
             recv(h, from),
             op_name(h, to),
             send(h, to)
+        ),
+        // The times without the widening: both on their process's clock.
+        Edge::OwnRealTime => format!(
+            "{} was answered at {} ns, before {} of the same process was sent at {} ns (one clock)",
+            op_name(h, from),
+            recv(h, from).saturating_sub(h.processes.widened_ns),
+            op_name(h, to),
+            send(h, to).saturating_add(h.processes.widened_ns)
         ),
     }
 }
