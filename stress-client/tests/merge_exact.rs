@@ -9,7 +9,8 @@
 use std::time::Duration;
 
 use bank_checker::{
-    synth, AccountState, History, Kind, Limits, Op, Outcome, Read, Report, TransferLeg, Verdict, ViolationKind,
+    synth, AccountState, History, Kind, Limits, Op, Outcome, Read, Report, TransferLeg, Verdict,
+    ViolationKind,
 };
 use stress_client::history::split::split;
 
@@ -23,7 +24,13 @@ const W: u64 = 10_000_000;
 /// Clock errors of the two processes, all within the window.
 const ERRORS: [[i64; 2]; 3] = [[0, 0], [W as i64 / 2, -(W as i64) / 2], [-(W as i64) / 2, 0]];
 
-fn op(account: u32, kind: Kind, amount: u64, (send_ns, recv_ns): (u64, u64), (balance, sequence): (u64, u64)) -> Op {
+fn op(
+    account: u32,
+    kind: Kind,
+    amount: u64,
+    (send_ns, recv_ns): (u64, u64),
+    (balance, sequence): (u64, u64),
+) -> Op {
     Op {
         account,
         kind,
@@ -59,7 +66,10 @@ fn kinds(report: &Report) -> Vec<ViolationKind> {
 fn cycle(gap_ns: u64, d_process: usize) -> Vec<History> {
     let w_recv = 2_000;
     let d_send = w_recv + gap_ns;
-    let (a, b) = (account("a", 100, Some((85, 2))), account("b", 100, Some((117, 2))));
+    let (a, b) = (
+        account("a", 100, Some((85, 2))),
+        account("b", 100, Some((117, 2))),
+    );
     let mut parts = vec![
         History {
             accounts: vec![a, b.clone()],
@@ -109,12 +119,21 @@ fn between_two_processes_the_same_cycle_inside_the_window_is_not_flagged() {
     for gap in [1, W / 2] {
         for e in ERRORS {
             let report = bank_checker::check(&merged(cycle(gap, 1), &e, WINDOW));
-            assert_eq!(report.verdict, Verdict::Passed, "gap {gap} errors {e:?}: {:?}", report.violations);
+            assert_eq!(
+                report.verdict,
+                Verdict::Passed,
+                "gap {gap} errors {e:?}: {:?}",
+                report.violations
+            );
         }
     }
     // Beyond the window (and the clock errors) it is caught.
     let report = bank_checker::check(&merged(cycle(3 * W, 1), &ERRORS[1], WINDOW));
-    assert!(kinds(&report).contains(&ViolationKind::OrderCycle), "{:?}", report.violations);
+    assert!(
+        kinds(&report).contains(&ViolationKind::OrderCycle),
+        "{:?}",
+        report.violations
+    );
 }
 
 /// A read of account a sent `gap_ns` after something was answered that it
@@ -200,7 +219,11 @@ fn between_two_processes_the_same_read_inside_the_window_is_not_flagged() {
             }
         }
         let report = bank_checker::check(&merged(stale(3 * W, 1, shape), &ERRORS[1], WINDOW));
-        assert!(kinds(&report).contains(&ViolationKind::StaleRead), "{shape:?}: {:?}", report.violations);
+        assert!(
+            kinds(&report).contains(&ViolationKind::StaleRead),
+            "{shape:?}: {:?}",
+            report.violations
+        );
     }
 }
 
@@ -228,7 +251,12 @@ fn a_correct_run_with_unknown_ops_in_every_process_passes_within_one_search_budg
             scale(&mut d.recv_ns);
         }
         let h = merged(split(&h, 3), &[0, W as i64 / 3, -(W as i64) / 3], WINDOW);
-        let report = bank_checker::check_with(&h, &Limits { search_steps: 2_000_000 });
+        let report = bank_checker::check_with(
+            &h,
+            &Limits {
+                search_steps: 2_000_000,
+            },
+        );
         assert_eq!(
             report.verdict,
             Verdict::Passed,

@@ -84,4 +84,3 @@ pub fn merged(parts: Vec<History>, errors: &[i64], window: Duration) -> History 
         .collect();
     merge(files, window).expect("merges").history
 }
-

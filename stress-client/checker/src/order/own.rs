@@ -7,11 +7,11 @@
 //! into the process's such nodes sorted by reply, one into them sorted by
 //! send) but with the widening taken back off.
 //!
-//! Ops of unknown outcome have neither gate's exactness: the exact search
-//! placed them by the widened times, so holding them to their process's
-//! clock would reject placements the search had no way to avoid (a correct
-//! run of 3 × 1M ops went inconclusive that way). `global` keeps their
-//! order widened.
+//! Ops of unknown outcome never get this gate: the exact search placed them
+//! by the widened times, so holding them to their process's clock would
+//! reject placements the search had no way to avoid (a correct run of
+//! 3 × 1M ops went inconclusive that way). `global` judges the placements
+//! by the widened order and runs the exact one without them.
 
 use crate::history::History;
 

@@ -87,7 +87,12 @@ pub(crate) fn check_backwards(h: &History, sink: &mut Sink) {
         !read.not_found && (read.account as usize) < h.accounts.len()
     };
     let ids: Vec<u32> = (0..h.reads.len() as u32).filter(valid).collect();
-    let widened = backwards(h, ids.clone(), |r| Some(u64::from(h.reads[r as usize].account)), 0);
+    let widened = backwards(
+        h,
+        ids.clone(),
+        |r| Some(u64::from(h.reads[r as usize].account)),
+        0,
+    );
     for &pair in &widened {
         report_backwards(h, pair, 0, sink);
     }
@@ -114,7 +119,12 @@ pub(crate) fn check_backwards(h: &History, sink: &mut Sink) {
 /// an older sequence; reads without a group are left out. Reads sorted by
 /// send time meet the reads answered before each send through one pointer
 /// into them sorted by reply time, keeping the highest sequence seen so far.
-fn backwards(h: &History, ids: Vec<u32>, group: impl Fn(u32) -> Option<u64>, slack_ns: u64) -> Vec<(u32, u32)> {
+fn backwards(
+    h: &History,
+    ids: Vec<u32>,
+    group: impl Fn(u32) -> Option<u64>,
+    slack_ns: u64,
+) -> Vec<(u32, u32)> {
     let read = |r: u32| &h.reads[r as usize];
     let keyed = |time: fn(&Read) -> u64, plus: u64| {
         let mut v: Vec<(u64, u64, u32)> = ids
@@ -152,7 +162,11 @@ fn backwards(h: &History, ids: Vec<u32>, group: impl Fn(u32) -> Option<u64>, sla
 fn report_backwards(h: &History, (earlier, later): (u32, u32), own_ns: u64, sink: &mut Sink) {
     let (e, l) = (&h.reads[earlier as usize], &h.reads[later as usize]);
     let id = describe::account(h, l.account as usize);
-    let clock = if own_ns > 0 { ", of the same process (one clock)" } else { "" };
+    let clock = if own_ns > 0 {
+        ", of the same process (one clock)"
+    } else {
+        ""
+    };
     sink.report(ViolationKind::StaleRead, &id, || {
         format!(
             "read #{later} (GetBalance sent at {} ns) saw seq {} (balance {}), but read #{earlier} (GetBalance answered at {} ns, before it was sent{clock}) had already seen seq {} (balance {}): two reads went backwards (stale read)",
@@ -196,7 +210,10 @@ fn check_read(h: &History, (index, placed): (&Index, &[Placed]), times: &Times, 
 /// off; 0 for the widened order.
 fn stale(read: &Read, timeline: &Timeline, own_ns: u64, id: &str, sink: &mut Sink) -> bool {
     let seen = read.sequence;
-    let (sent, answered) = (read.send_ns.saturating_add(own_ns), read.recv_ns.saturating_sub(own_ns));
+    let (sent, answered) = (
+        read.send_ns.saturating_add(own_ns),
+        read.recv_ns.saturating_sub(own_ns),
+    );
     // On one clock an op's widened reply before `sent + own_ns` is a reply before `sent`.
     let clock = if own_ns > 0 { " by the same process" } else { "" };
     let floor = timeline.answered_before(sent.saturating_add(own_ns));
@@ -206,7 +223,9 @@ fn stale(read: &Read, timeline: &Timeline, own_ns: u64, id: &str, sink: &mut Sin
         });
         return true;
     }
-    let later = timeline.sent_after(answered.saturating_sub(own_ns)).filter(|&s| s <= seen);
+    let later = timeline
+        .sent_after(answered.saturating_sub(own_ns))
+        .filter(|&s| s <= seen);
     if let Some(later) = later {
         sink.report(ViolationKind::StaleRead, id, || {
             format!("GetBalance answered at {answered} ns saw seq {seen}, which includes seq {later}, an op sent{clock} only after the read was answered (read from the future)")
