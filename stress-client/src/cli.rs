@@ -139,7 +139,8 @@ pub struct CheckArgs {
     #[command(flatten)]
     pub transport: crate::transport::TransportArgs,
     /// How far apart two processes' clocks may be: real-time order between
-    /// processes is used only where the gap exceeds it.
+    /// processes is used only where the gap exceeds it (within one process
+    /// it is exact).
     #[arg(long, default_value = "10ms", value_parser = parse_duration, value_name = "DURATION")]
     pub max_clock_skew: Duration,
     /// Write the verdict as JSON (`consistency`, `histories`) here.
