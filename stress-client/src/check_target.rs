@@ -5,7 +5,7 @@
 //! ([`crate::final_reads`]). The run's token, if any, goes with both (the
 //! accounts' owner; `--token` as for the load).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bank_checker::{History, Outcome};
 use tonic::transport::Channel;
@@ -18,13 +18,6 @@ use crate::history::merge::Merged;
 use crate::progress::PhaseBar;
 use crate::settle::{self, Ask, Settlement};
 
-/// How long `check --target` may take to read all final states.
-const FINAL_READS_BUDGET: Duration = Duration::from_secs(120);
-/// Deadline of each call (`GetOperation`, `GetBalance`).
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long `check --target` may spend settling in-doubt ops (retries of an
-/// op still waiting for funds stop then; it stays unknown).
-const SETTLE_BUDGET: Duration = Duration::from_secs(60);
 /// Connections `check --target` opens.
 const CONNECTIONS: usize = 4;
 
@@ -36,15 +29,16 @@ pub fn ask(args: &CheckArgs, m: &mut Merged) -> Result<Settlement, String> {
         crate::transport::install(&args.transport)?;
         let count = CONNECTIONS.max(args.target.len());
         let channels = crate::setup::connect(&args.target, count).await?;
-        let settlement = settle_in_doubt(&channels, m).await;
-        read_finals(&channels, &mut m.history).await;
+        let settlement = settle_in_doubt(&channels, args, m).await;
+        read_finals(&channels, args, &mut m.history).await;
         Ok(settlement)
     })
 }
 
 /// Asks `GetOperation` about every op of unknown outcome that has a request
-/// id, and writes each answer into its op as a live run does.
-async fn settle_in_doubt(channels: &[Channel], m: &mut Merged) -> Settlement {
+/// id, and writes each answer into its op as a live run does. Retries of an
+/// op still waiting for funds stop at `--resolve-timeout`; it stays unknown.
+async fn settle_in_doubt(channels: &[Channel], args: &CheckArgs, m: &mut Merged) -> Settlement {
     let h = &mut m.history;
     let asks: Vec<Ask<u32>> = m
         .request_ids
@@ -62,7 +56,7 @@ async fn settle_in_doubt(channels: &[Channel], m: &mut Merged) -> Settlement {
         indeterminate: asks.len() as u64,
         ..Settlement::default()
     };
-    let calls = Calls::new(channels, CALL_TIMEOUT, Instant::now() + SETTLE_BUDGET);
+    let calls = Calls::new(channels, args.timeout, Instant::now() + args.resolve_timeout);
     let bar = PhaseBar::start("settling unknown ops", asks.len() as u64, false);
     let (answers, notes) = settle::ask_all(&calls, asks, &bar).await;
     bar.finish();
@@ -98,13 +92,14 @@ fn after_everything(h: &History) -> u64 {
     last.saturating_add(1).min(u64::MAX - 1)
 }
 
-/// Reads every account's final state from the target into `h`.
-async fn read_finals(channels: &[Channel], h: &mut History) {
+/// Reads every account's final state from the target into `h`, within
+/// `--final-reads-timeout`.
+async fn read_finals(channels: &[Channel], args: &CheckArgs, h: &mut History) {
     let names = Names {
         run_id: String::new(),
         accounts: h.accounts.iter().map(|a| a.account_id.clone()).collect(),
     };
-    let calls = Calls::new(channels, CALL_TIMEOUT, Instant::now() + FINAL_READS_BUDGET);
+    let calls = Calls::new(channels, args.timeout, Instant::now() + args.final_reads_timeout);
     let bar = PhaseBar::start("reading final states", names.accounts.len() as u64, false);
     let finals = final_reads::final_states(&calls, &names, 0, &bar).await;
     bar.finish();

@@ -125,6 +125,25 @@ pub struct SetupArgs {
     pub timeout: Duration,
 }
 
+/// The longest `check --target` waits on anything (`--timeout`,
+/// `--resolve-timeout`, `--final-reads-timeout`): a day.
+pub const CHECK_WAIT_MAX: Duration = Duration::from_secs(24 * 3600);
+
+/// A `check --target` time bound: more than 0, at most [`CHECK_WAIT_MAX`].
+fn parse_check_wait(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err("must be more than 0 (e.g. 10s)".into());
+    }
+    if d > CHECK_WAIT_MAX {
+        return Err(format!(
+            "must be at most {} (24h)",
+            humantime::format_duration(CHECK_WAIT_MAX)
+        ));
+    }
+    Ok(d)
+}
+
 /// The flags of `check`.
 #[derive(Debug, Clone, Args)]
 pub struct CheckArgs {
@@ -139,9 +158,21 @@ pub struct CheckArgs {
     #[command(flatten)]
     pub transport: crate::transport::TransportArgs,
     /// How far apart two processes' clocks may be: real-time order between
-    /// processes is used only where the gap exceeds it.
+    /// processes is used only where the gap exceeds it (within one process
+    /// it is exact).
     #[arg(long, default_value = "10ms", value_parser = parse_duration, value_name = "DURATION")]
     pub max_clock_skew: Duration,
+    /// Deadline of each call `--target` makes (GetOperation, GetBalance).
+    #[arg(long, default_value = "10s", value_parser = parse_check_wait, value_name = "DURATION")]
+    pub timeout: Duration,
+    /// How long `--target` may spend settling ops in doubt by GetOperation
+    /// (an op still unsettled then stays unknown).
+    #[arg(long, default_value = "60s", value_parser = parse_check_wait, value_name = "DURATION")]
+    pub resolve_timeout: Duration,
+    /// How long `--target` may spend reading the accounts' final states (an
+    /// account not read by then has no final state).
+    #[arg(long, default_value = "120s", value_parser = parse_check_wait, value_name = "DURATION")]
+    pub final_reads_timeout: Duration,
     /// Write the verdict as JSON (`consistency`, `histories`) here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -759,6 +790,34 @@ mod tests {
             redacted(&joined),
             ["x", "--token=***", "--metadata=tenant=***", "--seed=7"]
         );
+    }
+
+    #[test]
+    fn check_target_bounds_default_and_refuse_zero_or_more_than_a_day() {
+        let check = |extra: &[&str]| {
+            let line = ["stress-client", "check", "h.jsonl"].iter().chain(extra);
+            Cli::try_parse_from(line).map(|cli| match cli.command {
+                Some(Command::Check(args)) => (args.timeout, args.resolve_timeout, args.final_reads_timeout),
+                _ => panic!("not check"),
+            })
+        };
+        let secs = Duration::from_secs;
+        assert_eq!(check(&[]).unwrap(), (secs(10), secs(60), secs(120)));
+        let set = [
+            "--timeout",
+            "2s",
+            "--resolve-timeout",
+            "5m",
+            "--final-reads-timeout",
+            "24h",
+        ];
+        assert_eq!(check(&set).unwrap(), (secs(2), secs(300), CHECK_WAIT_MAX));
+        for flag in ["--timeout", "--resolve-timeout", "--final-reads-timeout"] {
+            for (bad, says) in [("0s", "more than 0"), ("25h", "at most"), ("soon", "expected")] {
+                let err = check(&[flag, bad]).unwrap_err().to_string();
+                assert!(err.contains(flag) && err.contains(says), "{flag} {bad}: {err}");
+            }
+        }
     }
 
     #[test]

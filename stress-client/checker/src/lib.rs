@@ -157,7 +157,7 @@ fn trial(
         false => Index::build(h, &placement.placed, Pass::Placed, &mut sink, stats),
     };
     let order = match placement.complete {
-        true => global::check(h, placed_index.as_ref().unwrap_or(index), &mut sink),
+        true => global::check(h, index, placed_index.as_ref(), &mut sink),
         false => global::Order::Acyclic,
     };
     Trial {

@@ -171,6 +171,7 @@ fn garbage_history() -> impl Strategy<Value = History> {
         // Nonsense processes too (unsorted, out of range, huge widening).
         processes: Processes {
             op_starts: vec![3, 1, u32::MAX, 0],
+            read_starts: vec![2, u32::MAX, 0, 1],
             widened_ns: u64::MAX / 3,
         },
     })

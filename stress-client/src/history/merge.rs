@@ -5,9 +5,10 @@
 //! half of it on both sides: then A's answer precedes B's send only where the
 //! gap exceeds the skew, and no order the clocks cannot vouch for is used.
 //! Within one process the checker takes the widening back off (the merged
-//! history says which ops each process sent: `History::processes`), so
-//! the per-account real-time order is kept exactly, as in the live run; for
-//! that no time may be clamped at the line's start (`lift_ns`).
+//! history says which ops and reads each process sent:
+//! `History::processes`), so real-time order between two of them is kept
+//! exactly, as in the live run; for that no time may be clamped at the
+//! line's start (`lift_ns`).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -65,11 +66,18 @@ pub fn merge(mut files: Vec<(String, Parsed)>, max_clock_skew: Duration) -> Resu
         let first_op = out.m.history.ops.len() as u32;
         if k > 0 {
             out.m.history.processes.op_starts.push(first_op);
+            let first_read = u32::try_from(out.m.history.reads.len()).unwrap_or(u32::MAX);
+            out.m.history.processes.read_starts.push(first_read);
         }
         out.add(&name, parsed.history, Clock { offset_ns, half_ns })?;
         // `add` checked that the ops, shifted, still fit in 32 bits.
         let shifted = parsed.request_ids.into_iter().map(|(op, id)| (op + first_op, id));
         out.m.request_ids.extend(shifted);
+    }
+    if u32::try_from(out.m.history.reads.len()).is_err() {
+        // Read numbers past 32 bits: no read is tied to its process (the
+        // checker then keeps the widened order between all reads).
+        out.m.history.processes.read_starts.clear();
     }
     out.m.history.processes.widened_ns = half_ns;
     Ok(out.m)

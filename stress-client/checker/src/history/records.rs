@@ -293,14 +293,18 @@ pub struct History {
 /// The processes of a merged history. Their clocks agree only to within a
 /// skew, so the merge widened every interval by `widened_ns` on each side
 /// (A's answer precedes B's send only where the gap exceeds the skew). Two
-/// ops of one process share one clock: between them the per-account
-/// real-time check takes the widening back off and keeps the order exactly
-/// (the merge clamps no time, so the widening is exact).
+/// ops or reads of one process share one clock: between them the checks take
+/// the widening back off and keep real-time order exactly (the merge clamps
+/// no time, so the widening is exact).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Processes {
     /// The first op of each process but the first, ascending: process `k`
     /// sent ops `op_starts[k - 1] .. op_starts[k]` (process 0 from op 0).
     pub op_starts: Vec<u32>,
+    /// The same for [`History::reads`]. Reads are tied to their process only
+    /// when it has one entry per entry of `op_starts`; otherwise no read has
+    /// a process, and reads keep the widened order even within one.
+    pub read_starts: Vec<u32>,
     /// How far every interval was widened on each side, in ns.
     pub widened_ns: u64,
 }
@@ -316,9 +320,13 @@ impl Processes {
         self.op_starts.partition_point(|&start| start <= op)
     }
 
-    /// How much later than B's (widened) send A's (widened) answer may come
-    /// and A still precede B, when both are of one process: the widening of
-    /// both sides, taken back off.
+    /// The process that sent read `read` (an index into [`History::reads`]),
+    /// if reads are tied to their processes.
+    pub fn of_read(&self, read: u32) -> Option<usize> {
+        (self.read_starts.len() == self.op_starts.len())
+            .then(|| self.read_starts.partition_point(|&start| start <= read))
+    }
+
     pub fn same_process_slack_ns(&self) -> u64 {
         self.widened_ns.saturating_mul(2)
     }

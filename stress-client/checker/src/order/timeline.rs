@@ -39,17 +39,9 @@ impl Timeline {
     /// The timeline of account `a` with its `reads` (ids into
     /// [`History::reads`] of answered reads of `a`, sorted by sequence).
     pub(crate) fn build_with_reads(h: &History, index: &Index, a: usize, reads: &[u32]) -> Timeline {
-        let keys = index.keys(a);
         let mut t = Timeline::default();
-        let mut latest_send = 0;
         let mut reads = reads.iter().map(|&r| &h.reads[r as usize]).peekable();
-        let mut push = |t: &mut Timeline, key: u64, send: u64, recv: u64| {
-            latest_send = latest_send.max(send);
-            t.seqs.push(key);
-            t.recv_min_after.push(recv.max(send));
-            t.send_max_before.push(latest_send);
-        };
-        for &k in keys {
+        for &k in index.keys(a) {
             let Some(leg) = decode(h, key_entry(k)) else {
                 continue;
             };
@@ -57,17 +49,45 @@ impl Timeline {
                 continue;
             }
             while let Some(r) = reads.next_if(|r| r.sequence < key_seq(k)) {
-                push(&mut t, read_key(r), r.send_ns, r.recv_ns);
+                t.push(read_key(r), r.send_ns, r.recv_ns);
             }
-            push(&mut t, key_seq(k).saturating_mul(2), leg.send_ns, leg.recv_ns);
+            t.push(key_seq(k).saturating_mul(2), leg.send_ns, leg.recv_ns);
         }
         for r in reads {
-            push(&mut t, read_key(r), r.send_ns, r.recv_ns);
+            t.push(read_key(r), r.send_ns, r.recv_ns);
         }
-        for i in (0..t.recv_min_after.len().saturating_sub(1)).rev() {
-            t.recv_min_after[i] = t.recv_min_after[i].min(t.recv_min_after[i + 1]);
+        t.finish()
+    }
+
+    /// Account `a`'s timeline of each process of a merged history: process
+    /// `k`'s holds only the ops it sent (its times share one clock).
+    pub(crate) fn build_per_process(h: &History, index: &Index, a: usize) -> Vec<Timeline> {
+        let mut per: Vec<Timeline> = (0..h.processes.count()).map(|_| Timeline::default()).collect();
+        for &k in index.keys(a) {
+            let Some(leg) = decode(h, key_entry(k)).filter(|l| !l.outcome.is_open()) else {
+                continue;
+            };
+            if let Some(t) = per.get_mut(h.processes.of_op(leg.op)) {
+                t.push(key_seq(k).saturating_mul(2), leg.send_ns, leg.recv_ns);
+            }
         }
-        t
+        per.into_iter().map(Timeline::finish).collect()
+    }
+
+    /// Appends the next position (keys come in ascending order).
+    fn push(&mut self, key: u64, send: u64, recv: u64) {
+        let latest_send = self.send_max_before.last().map_or(send, |&s| s.max(send));
+        self.seqs.push(key);
+        self.recv_min_after.push(recv.max(send));
+        self.send_max_before.push(latest_send);
+    }
+
+    /// Turns the replies into their suffix minimum.
+    fn finish(mut self) -> Timeline {
+        for i in (0..self.recv_min_after.len().saturating_sub(1)).rev() {
+            self.recv_min_after[i] = self.recv_min_after[i].min(self.recv_min_after[i + 1]);
+        }
+        self
     }
 
     /// The highest sequence number among ops answered strictly before `t_ns`
