@@ -83,11 +83,14 @@ static STATIC_TABLE: [(&[u8], &[u8]); 61] = [
     (b"www-authenticate", b""),
 ];
 
+/// A dynamic table entry: name and value.
+type Entry = (Box<[u8]>, Box<[u8]>);
+
 /// One connection's decoding context.
 #[derive(Debug)]
 pub struct HpackDecoder {
     /// Newest first (index 62).
-    dynamic: VecDeque<(Box<[u8]>, Box<[u8]>)>,
+    dynamic: VecDeque<Entry>,
     size: usize,
     /// The size the server last set (a size update), at most `allowed`.
     max_size: usize,
