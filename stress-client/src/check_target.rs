@@ -71,7 +71,7 @@ async fn settle_in_doubt(channels: &[Channel], args: &CheckArgs, m: &mut Merged)
             continue;
         };
         let asked = (&result, m.request_ids[i].1.as_str());
-        let applied = settle::apply(&mut h.ops, &mut h.transfers, op, asked, recv_ns);
+        let applied = settle::apply(h.ops.get_mut(op as usize), &mut h.transfers, op, asked, recv_ns);
         settlement.resolved_applied += u64::from(applied);
         settlement.resolved += 1;
     }

@@ -6,6 +6,7 @@ pub mod after_run;
 pub mod bound;
 pub mod check;
 pub mod check_target;
+pub mod chunked;
 pub mod cli;
 pub mod config;
 pub mod conformance;

@@ -13,6 +13,7 @@ use bank_checker::{AccountState, Duplicate, History, InvalidCall, Kind, Op, Outc
 use hdrhistogram::Histogram;
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::chunked::Chunked;
 use crate::errors::ErrorTally;
 use crate::histogram::{new_histogram, record_us};
 use crate::progress::Live;
@@ -106,7 +107,7 @@ pub struct Recorder {
     pub errors: ErrorTally,
     /// Per-stage counts under `--stages`.
     pub stages: Option<StageTally>,
-    pub ops: Vec<Op>,
+    pub ops: Chunked<Op>,
     pub legs: Vec<TransferLeg>,
     pub reads: Vec<Read>,
     pub duplicates: Vec<Duplicate>,
@@ -173,7 +174,7 @@ impl Recorder {
             per_rpc: PerRpc::default(),
             errors: ErrorTally::default(),
             stages: None,
-            ops: Vec::new(),
+            ops: Chunked::default(),
             legs: Vec::new(),
             reads: Vec::new(),
             duplicates: Vec::new(),
@@ -516,8 +517,7 @@ pub fn history(recorders: &mut [Recorder], accounts: Vec<AccountState>) -> Histo
         // The checker takes fewer than 2^32 records; a run this large is refused
         // by the checker as malformed rather than wrapped here.
         let offset = u32::try_from(history.ops.len()).expect("fewer than 2^32 ops recorded");
-        history.ops.append(&mut rec.ops);
-        rec.ops.shrink_to_fit();
+        rec.ops.move_into(&mut history.ops);
         history.transfers.extend(rec.legs.iter().map(|leg| {
             let mut leg = *leg;
             leg.op = leg.op.saturating_add(offset);

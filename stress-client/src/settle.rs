@@ -76,8 +76,8 @@ pub async fn resolve(calls: &Calls, names: &Names, recorders: &mut [Recorder], b
         let asked_id = RequestId::op(&names.run_id, f.worker, f.number).to_string();
         let rec = &mut recorders[r];
         let recv_ns = rec.clock_ns(at);
-        let (ops, legs) = (&mut rec.ops, &mut rec.legs);
-        settlement.resolved_applied += u64::from(apply(ops, legs, f.op, (&result, &asked_id), recv_ns));
+        let (op, legs) = (rec.ops.get_mut(f.op as usize), &mut rec.legs);
+        settlement.resolved_applied += u64::from(apply(op, legs, f.op, (&result, &asked_id), recv_ns));
         settlement.resolved += 1;
     }
     settlement
@@ -254,20 +254,20 @@ impl Unsettled {
     }
 }
 
-/// Writes a settled answer into op `index` of `ops` (its transfer leg, if
-/// any, in `legs`, sorted by op). Its reply time becomes `recv_ns`, the
+/// Writes a settled answer into `op`, number `index` (its transfer leg, if
+/// any, in `legs`, sorted by op; nothing when `op` is none). Its reply time becomes `recv_ns`, the
 /// settle reply's arrival: an op found applied had certainly taken effect by
 /// then. True when the op had taken effect (it took a sequence number). An
 /// answer carrying another request id than the one asked about is marked
 /// [`Op::WRONG_ID`] (a `protocol` violation).
 pub(crate) fn apply(
-    ops: &mut [Op],
+    op: Option<&mut Op>,
     legs: &mut [TransferLeg],
     index: u32,
     (result, asked_id): (&pb::OperationResult, &str),
     recv_ns: u64,
 ) -> bool {
-    let Some(op) = ops.get_mut(index as usize) else {
+    let Some(op) = op else {
         return false;
     };
     if result.request_id != asked_id {
@@ -324,7 +324,7 @@ mod tests {
         let mut recs: Vec<Recorder> = (0..2)
             .map(|w| Recorder::new(w, start, start, None, live.clone()))
             .collect();
-        recs[0].ops = vec![op(Outcome::Approved), op(Outcome::Unknown), op(Outcome::Approved)];
+        recs[0].ops = vec![op(Outcome::Approved), op(Outcome::Unknown), op(Outcome::Approved)].into();
         // Op 2 failed but was settled since (by its duplicate's answer).
         recs[0].failures = vec![
             Failure {
@@ -338,7 +338,7 @@ mod tests {
                 number: 6,
             },
         ];
-        recs[1].ops = vec![op(Outcome::Unknown)];
+        recs[1].ops = vec![op(Outcome::Unknown)].into();
         recs[1].failures = vec![Failure {
             op: 0,
             worker: 1,

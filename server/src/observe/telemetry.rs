@@ -68,7 +68,9 @@ pub struct Observed {
     method: Method,
     account: String,
     request_id: String,
-    started: Instant,
+    /// When it started; read only if someone will see its latency (the
+    /// metrics or the access line): two clock reads a call saved otherwise.
+    started: Option<Instant>,
     /// Set once reported; an unreported call was cancelled (its client left).
     reported: bool,
 }
@@ -97,7 +99,7 @@ impl Telemetry {
             method,
             account: kept(account),
             request_id: kept(request_id),
-            started: Instant::now(),
+            started: (logged || self.metrics.is_some()).then(Instant::now),
             reported: false,
         }
     }
@@ -129,7 +131,7 @@ impl Observed {
 
     fn report(&mut self, error: Option<&Status>, outcome: Option<(&str, bool)>) {
         self.reported = true;
-        let took = self.started.elapsed();
+        let took = self.started.map(|s| s.elapsed()).unwrap_or_default();
         let method = self.method.name();
         if let Some(m) = &self.metrics {
             m.rpc_latency(method, took);

@@ -13,6 +13,7 @@ pub mod invalid;
 pub mod pacer;
 pub mod requests;
 pub mod schedule;
+pub mod small_pages;
 pub mod stream;
 pub mod threads;
 pub mod worker;
@@ -79,6 +80,7 @@ impl Clock {
 /// verdict (exit 2) rather than blaming the server for the ops it did not
 /// record.
 pub async fn drive(load: Load<'_>) -> Result<(Vec<Recorder>, Clock), String> {
+    let _small_pages = small_pages::SmallPages::during_load();
     match crate::transport::fast_path(load.targets, load.args.timeout) {
         Some(headers) => {
             let count = threads::count(load.channels.len().max(1));

@@ -5,13 +5,14 @@
 //! every call to find it. Nothing is ever evicted: indexing is used only
 //! while all fields fit the table the server allows, else every field goes
 //! as a plain literal. Answers: decoded with a complete HPACK decoder
-//! (dynamic table, Huffman), keeping only what a gRPC answer's status
-//! needs.
+//! (dynamic table, Huffman: `hpack_decode.rs`), keeping only what a gRPC
+//! answer's status needs.
 
 use bytes::{BufMut, BytesMut};
 
 use super::call::FastCall;
 use super::frame::DEFAULT_TABLE_SIZE;
+use super::hpack_decode::HpackDecoder;
 
 /// Bytes HPACK counts per table entry beyond its name and value.
 const ENTRY_OVERHEAD: usize = 32;
@@ -191,14 +192,14 @@ impl Short {
 
 /// The answer side's HPACK context.
 pub struct Decoder {
-    inner: loona_hpack::Decoder<'static>,
+    inner: HpackDecoder,
 }
 
 impl Default for Decoder {
     fn default() -> Self {
-        let mut inner = loona_hpack::Decoder::new();
-        inner.set_max_allowed_table_size(DEFAULT_TABLE_SIZE);
-        Decoder { inner }
+        Decoder {
+            inner: HpackDecoder::new(DEFAULT_TABLE_SIZE),
+        }
     }
 }
 
@@ -209,14 +210,14 @@ impl Decoder {
         let mut fields = Fields::default();
         let mut size = 0usize;
         self.inner
-            .decode_with_cb(block, |name, value| {
+            .decode(block, |name, value| {
                 size = size.saturating_add(name.len() + value.len() + ENTRY_OVERHEAD);
-                match &*name {
+                match name {
                     b":status" => {
-                        fields.http = std::str::from_utf8(&value).ok().and_then(|v| v.parse().ok());
+                        fields.http = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
                     }
-                    b"grpc-status" => fields.grpc_status = Some(Short::new(&value)),
-                    b"grpc-message" => fields.grpc_message = Some(value.into_owned()),
+                    b"grpc-status" => fields.grpc_status = Some(Short::new(value)),
+                    b"grpc-message" => fields.grpc_message = Some(value.to_vec()),
                     _ => {}
                 }
             })

@@ -14,6 +14,8 @@ pub mod call;
 pub mod driver;
 pub mod frame;
 pub mod hpack;
+mod hpack_decode;
+mod huffman;
 pub mod link;
 mod recv;
 pub mod status;
