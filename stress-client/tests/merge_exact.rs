@@ -235,21 +235,9 @@ fn between_two_processes_the_same_read_inside_the_window_is_not_flagged() {
 /// they sent the search back again and again (P14 went inconclusive).
 #[test]
 fn a_correct_run_with_unknown_ops_in_every_process_passes_within_one_search_budget() {
-    let scale = |t: &mut u64| *t = if *t == u64::MAX { u64::MAX } else { *t * 100 };
     for seed in 0..3 {
         let mut h = synth::random_history_with(seed, 40_000, 100, 60);
-        for op in &mut h.ops {
-            scale(&mut op.send_ns);
-            scale(&mut op.recv_ns);
-        }
-        for r in &mut h.reads {
-            scale(&mut r.send_ns);
-            scale(&mut r.recv_ns);
-        }
-        for d in &mut h.duplicates {
-            scale(&mut d.send_ns);
-            scale(&mut d.recv_ns);
-        }
+        h.map_times(|t| t * 100);
         let h = merged(split(&h, 3), &[0, W as i64 / 3, -(W as i64) / 3], WINDOW);
         let report = bank_checker::check_with(
             &h,

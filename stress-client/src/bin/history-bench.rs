@@ -28,25 +28,7 @@ fn main() {
 const TIME_SCALE: u64 = 100;
 
 fn slow_down(h: &mut bank_checker::History) {
-    let scale = |t: &mut u64| {
-        *t = if *t == u64::MAX {
-            u64::MAX
-        } else {
-            t.saturating_mul(TIME_SCALE)
-        }
-    };
-    for op in &mut h.ops {
-        scale(&mut op.send_ns);
-        scale(&mut op.recv_ns);
-    }
-    for r in &mut h.reads {
-        scale(&mut r.send_ns);
-        scale(&mut r.recv_ns);
-    }
-    for d in &mut h.duplicates {
-        scale(&mut d.send_ns);
-        scale(&mut d.recv_ns);
-    }
+    h.map_times(|t| t.saturating_mul(TIME_SCALE));
 }
 
 fn flag(args: &[String], name: &str, default: u64) -> Result<u64, String> {

@@ -51,23 +51,7 @@ pub fn file(p: u32, h: History, origin_ns: u64, at_ns: u64, error_ns: i64) -> (S
 
 /// Moves every time of `h` by `by_ns` (never stays never).
 pub fn shift(h: &mut History, by_ns: u64) {
-    let mv = |t: &mut u64| *t = if *t == u64::MAX { u64::MAX } else { *t + by_ns };
-    for op in &mut h.ops {
-        mv(&mut op.send_ns);
-        mv(&mut op.recv_ns);
-    }
-    for r in &mut h.reads {
-        mv(&mut r.send_ns);
-        mv(&mut r.recv_ns);
-    }
-    for d in &mut h.duplicates {
-        mv(&mut d.send_ns);
-        mv(&mut d.recv_ns);
-    }
-    for c in &mut h.invalid {
-        mv(&mut c.send_ns);
-        mv(&mut c.recv_ns);
-    }
+    h.map_times(|t| t + by_ns);
 }
 
 /// Merges the parts, process p's monotonic clock reading p seconds at true

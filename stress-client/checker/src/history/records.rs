@@ -290,6 +290,30 @@ pub struct History {
     pub processes: Processes,
 }
 
+impl History {
+    /// Every send and answer time of the history (ops, reads, duplicate
+    /// sends, invalid calls) through `f`; "never" (`u64::MAX`) stays never.
+    /// For tests and benches that move or stretch a history in time.
+    pub fn map_times(&mut self, f: impl Fn(u64) -> u64) {
+        let map = |t: &mut u64| {
+            if *t != u64::MAX {
+                *t = f(*t);
+            }
+        };
+        let ops = self.ops.iter_mut().map(|o| (&mut o.send_ns, &mut o.recv_ns));
+        let reads = self.reads.iter_mut().map(|r| (&mut r.send_ns, &mut r.recv_ns));
+        let dups = self
+            .duplicates
+            .iter_mut()
+            .map(|d| (&mut d.send_ns, &mut d.recv_ns));
+        let invalid = self.invalid.iter_mut().map(|c| (&mut c.send_ns, &mut c.recv_ns));
+        for (send, recv) in ops.chain(reads).chain(dups).chain(invalid) {
+            map(send);
+            map(recv);
+        }
+    }
+}
+
 /// The processes of a merged history. Their clocks agree only to within a
 /// skew, so the merge widened every interval by `widened_ns` on each side
 /// (A's answer precedes B's send only where the gap exceeds the skew). Two
