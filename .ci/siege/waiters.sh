@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Siege, attack 2: "waiting for funds starves everyone". 16 accounts x 64
 # wait_for_funds withdrawals parked on empty accounts (60 s deadline) must
-# hold no server thread: a victim's OpenAccount, Deposit, Withdraw and
-# GetBalance on a fresh account each answer within 1 s (10 ms processing
+# hold no server thread (once the blocking pool's idle threads retire, the
+# count is back to within 4 of where it was); a victim's OpenAccount,
+# Deposit, Withdraw and GetBalance on a fresh account each answer within 1 s (10 ms processing
 # delay), balances right; the waiters past the limits get
 # RESOURCE_EXHAUSTED (without tokens the 1,000 of --max-waiters-per-principal
 # cover everyone); every waiter is released when its client leaves. Then the
