@@ -88,6 +88,8 @@ impl Default for Limits {
 
 /// How many placements the global order may send back to the search.
 const REPLACEMENTS_MAX: usize = 64;
+/// A try on a guess gets this fraction of the search budget left (1/4).
+const GUESS_SHARE: u64 = 4;
 
 /// One try of the search under some ruled-out spots.
 struct Trial {
@@ -111,12 +113,29 @@ fn place_in_order(
     sink: &mut Sink,
     stats: &mut CheckStats,
 ) -> (place::Outcome, Index) {
+    let mut prepared = place::prepare(h, &index, gaps, budget, sink);
+    let mut known = global::Known::default();
     let mut queue = std::collections::VecDeque::from([(Vec::new(), false)]);
     let mut first: Option<Trial> = None;
     let mut tries = 0;
     while let Some((forbidden, guessed)) = queue.pop_front() {
         tries += 1;
-        let t = trial(h, &index, gaps, &forbidden, budget, stats);
+        // A guess may spend a share of what is left: one that rules out the
+        // right spot can make the search exhaust every choice.
+        let mut allowed = match guessed {
+            true => *budget / GUESS_SHARE,
+            false => *budget,
+        };
+        let given = allowed;
+        let t = trial(
+            h,
+            &index,
+            (&mut prepared, &mut known),
+            &forbidden,
+            &mut allowed,
+            stats,
+        );
+        *budget -= given - allowed;
         let failed = t.sink.failed() || matches!(t.order, global::Order::Cycle);
         if let global::Order::Misplaced { spots, sure } = &t.order {
             for &spot in spots.iter().take(if *sure { 1 } else { spots.len() }) {
@@ -125,7 +144,9 @@ fn place_in_order(
                 queue.push_back((more, guessed || !sure));
             }
         }
-        let settled = !matches!(t.order, global::Order::Misplaced { .. }) && (!failed || !guessed);
+        // A guess settles only a clean pass: what it rules out may be true.
+        let clean = !failed && !t.sink.left_open();
+        let settled = !matches!(t.order, global::Order::Misplaced { .. }) && (clean || !guessed);
         if settled || tries >= REPLACEMENTS_MAX || (first.is_none() && queue.is_empty()) {
             let chosen = if settled { t } else { first.unwrap_or(t) };
             let (placement, placed) = finish(chosen, sink, stats);
@@ -144,20 +165,20 @@ fn place_in_order(
 fn trial(
     h: &History,
     index: &Index,
-    gaps: &mut [Gap],
+    (prepared, known): (&mut place::Prepared, &mut global::Known),
     forbidden: &[(u32, u32, u64)],
     budget: &mut u64,
     stats: &mut CheckStats,
 ) -> Trial {
     let mut sink = Sink::default();
-    let placement = place::place(h, index, gaps, forbidden, budget, &mut sink);
+    let placement = place::place(prepared, forbidden, budget, &mut sink);
     // Without placements the first index is the whole story: no rebuild.
     let placed_index = match placement.placed.is_empty() {
         true => None,
         false => Index::build(h, &placement.placed, Pass::Placed, &mut sink, stats),
     };
     let order = match placement.complete {
-        true => global::check(h, index, placed_index.as_ref(), &mut sink),
+        true => global::check(h, index, placed_index.as_ref(), known, &mut sink),
         false => global::Order::Acyclic,
     };
     Trial {

@@ -21,14 +21,8 @@
 //! the whole check is two sorts and a linear sweep: O(n log n).
 //!
 //! In a merged history two nodes of one process are ordered on their own
-//! clock, exactly (`own`), and all others by the widened times. The ops of
-//! unknown outcome are where the search put them by the widened times, and
-//! some placements it picks clash with one process's clock (a correct run
-//! of 3 × 1M ops had such clashes), so the placement is judged by the
-//! widened order (as the search was), and the nodes of known outcome by the
-//! exact order in a second sweep over the index without placements (the
-//! numbers the placed ops filled still order their neighbours there). The
-//! second sweep reuses the first one's sorted nodes.
+//! clock, exactly (`own`), and all others by the widened times; the ops of
+//! unknown outcome too, where the search placed them.
 
 use crate::history::leg::decode;
 use crate::history::leg::{key_entry, key_seq};
@@ -103,18 +97,16 @@ pub(crate) enum Order {
 /// Checks that the ops and reads fit one order; reports a cycle if they do
 /// not. `first` is the index without placements, `placed` the one with the
 /// search's placements (if it placed any).
-pub(crate) fn check(h: &History, first: &Index, placed: Option<&Index>, sink: &mut Sink) -> Order {
-    let Some(placed) = placed else {
-        // Only nodes of known outcome: exact within each process where merged.
-        return order_of(h, first, Gates::WithOwn, None, sink).0;
-    };
-    let (order, mut sorted) = order_of(h, placed, Gates::Widened, None, sink);
-    if order != Order::Acyclic || !own::applies(h) {
-        return order;
-    }
-    sorted.by_recv.retain(|&n| !is_open(h, n));
-    sorted.by_send.retain(|&n| !is_open(h, n));
-    order_of(h, first, Gates::WithOwn, Some(sorted), sink).0
+/// `known` keeps the nodes of known outcome sorted from one check to the
+/// next (the search's tries differ only in where they place the others).
+pub(crate) fn check(
+    h: &History,
+    first: &Index,
+    placed: Option<&Index>,
+    known: &mut Known,
+    sink: &mut Sink,
+) -> Order {
+    Graph::new(h, placed.unwrap_or(first), known).sweep(sink)
 }
 
 /// A sweep's nodes sorted by reply time and by send time.
@@ -123,32 +115,9 @@ struct Sorted {
     by_send: Vec<u32>,
 }
 
-/// Which real-time gates a sweep uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Gates {
-    /// The widened times only.
-    Widened,
-    /// And, for the nodes of known outcome, each process's own clock.
-    WithOwn,
-}
-
-/// One sweep over the nodes of `index` (`sorted`: the same nodes, sorted,
-/// if known); returns its nodes sorted too.
-fn order_of(
-    h: &History,
-    index: &Index,
-    gates: Gates,
-    sorted: Option<Sorted>,
-    sink: &mut Sink,
-) -> (Order, Sorted) {
-    let mut g = Graph::new(h, index, gates, sorted);
-    let order = g.sweep(sink);
-    let sorted = Sorted {
-        by_recv: g.by_recv,
-        by_send: g.by_send,
-    };
-    (order, sorted)
-}
+/// The nodes of known outcome of the last sweep, sorted (see [`check`]).
+#[derive(Default)]
+pub(crate) struct Known(Option<Sorted>);
 
 /// Counts what each view of account `a` waits for (its real-time gate, and
 /// the view or reads before it) and notes where each view sits.
@@ -179,25 +148,55 @@ fn count_views(
     }
 }
 
-/// The nodes (`pending` not `NOT_NODE`) sorted by reply and by send: `known`
-/// when it holds exactly them (an earlier sweep's, filtered), else sorted here.
-fn sort_nodes(h: &History, pending: &[u8], known: Option<Sorted>) -> Sorted {
-    let count = pending.iter().filter(|&&p| p != NOT_NODE).count();
-    let fits = |v: &[u32]| {
-        v.len() == count
-            && v.iter()
-                .all(|&n| pending.get(n as usize).is_some_and(|&p| p != NOT_NODE))
-    };
-    if let Some(known) = known.filter(|k| fits(&k.by_recv) && fits(&k.by_send)) {
-        return known;
-    }
-    let mut by_recv: Vec<u32> = (0..pending.len() as u32)
-        .filter(|&i| pending[i as usize] != NOT_NODE)
+/// The nodes (`pending` not `NOT_NODE`) sorted by reply and by send: the
+/// known ones from `known` when it holds exactly them, the ops of unknown
+/// outcome (few) sorted here and merged in; `known` keeps the known ones.
+fn sort_nodes(h: &History, pending: &[u8], known: &mut Known) -> Sorted {
+    let is_node = |n: &u32| pending.get(*n as usize).is_some_and(|&p| p != NOT_NODE);
+    let count = (0..pending.len() as u32)
+        .filter(|n| is_node(n) && !is_open(h, *n))
+        .count();
+    let fits = |v: &[u32]| v.len() == count && v.iter().all(is_node);
+    let kept = known.0.take().filter(|k| fits(&k.by_recv) && fits(&k.by_send));
+    let Sorted { by_recv, by_send } = kept.unwrap_or_else(|| {
+        let mut by_recv: Vec<u32> = (0..pending.len() as u32)
+            .filter(|n| is_node(n) && !is_open(h, *n))
+            .collect();
+        let mut by_send = by_recv.clone();
+        by_recv.sort_unstable_by_key(|&i| recv(h, i));
+        by_send.sort_unstable_by_key(|&i| send(h, i));
+        Sorted { by_recv, by_send }
+    });
+    let mut open: Vec<u32> = (0..h.ops.len() as u32)
+        .filter(|n| is_node(n) && is_open(h, *n))
         .collect();
-    let mut by_send = by_recv.clone();
-    by_recv.sort_unstable_by_key(|&i| recv(h, i));
-    by_send.sort_unstable_by_key(|&i| send(h, i));
-    Sorted { by_recv, by_send }
+    open.sort_unstable_by_key(|&i| send(h, i));
+    // Without a reply an open op sorts last by reply time.
+    let all_recv = by_recv.iter().chain(&open).copied().collect();
+    let all_send = merge_by(&by_send, &open, |i| send(h, i));
+    known.0 = Some(Sorted { by_recv, by_send });
+    Sorted {
+        by_recv: all_recv,
+        by_send: all_send,
+    }
+}
+
+/// Two lists sorted by `key` merged into one.
+fn merge_by(a: &[u32], b: &[u32], key: impl Fn(u32) -> u64) -> Vec<u32> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if key(b[j]) < key(a[i]) {
+            out.push(b[j]);
+            j += 1;
+        } else {
+            out.push(a[i]);
+            i += 1;
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
 }
 
 /// The spots of the ops of unknown outcome a cycle runs through, each op's
@@ -226,7 +225,7 @@ fn misplaced(h: &History, cycle: &[(u32, Edge)]) -> Option<Order> {
 }
 
 impl<'a> Graph<'a> {
-    fn new(h: &'a History, index: &'a Index, gates: Gates, sorted: Option<Sorted>) -> Graph<'a> {
+    fn new(h: &'a History, index: &'a Index, known: &mut Known) -> Graph<'a> {
         // Past 2^32 nodes the reads are left out (the index refuses such ops).
         let with_reads = h.ops.len().saturating_add(h.reads.len()) < u32::MAX as usize;
         let reads = match with_reads {
@@ -243,11 +242,8 @@ impl<'a> Graph<'a> {
         for &r in reads.nodes() {
             pending[n_ops + r as usize] = 1 + u8::from(reads.slot(r) > 0);
         }
-        let Sorted { by_recv, by_send } = sort_nodes(h, &pending, sorted);
-        let own = match gates {
-            Gates::WithOwn => OwnGates::build(h, &by_recv, &by_send, n_ops as u32),
-            Gates::Widened => None,
-        };
+        let Sorted { by_recv, by_send } = sort_nodes(h, &pending, known);
+        let own = OwnGates::build(h, &by_recv, &by_send, n_ops as u32);
         for n in own.iter().flat_map(OwnGates::nodes) {
             pending[n as usize] += 1;
         }

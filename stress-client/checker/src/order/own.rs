@@ -1,17 +1,18 @@
 //! Real time within one process of a merged history, for the one order of
 //! ops and reads (`global`). The merge widened every interval by the clock
 //! skew, which only pairs from different processes need: two ops or reads of
-//! one process share one clock. So in a merged history each node of known
-//! outcome with a process (an op that got its answer, a read tied to its
-//! process) has a second real-time gate, opened like the first (one pointer
-//! into the process's such nodes sorted by reply, one into them sorted by
-//! send) but with the widening taken back off.
+//! one process share one clock. So in a merged history each node with a
+//! process (every op, a read tied to its process) has a second real-time
+//! gate, opened like the first (one pointer into the process's such nodes
+//! sorted by reply, one into them sorted by send) but with the widening
+//! taken back off.
 //!
-//! Ops of unknown outcome never get this gate: the exact search placed them
-//! by the widened times, so holding them to their process's clock would
-//! reject placements the search had no way to avoid (a correct run of
-//! 3 × 1M ops went inconclusive that way). `global` judges the placements
-//! by the widened order and runs the exact one without them.
+//! An op of unknown outcome is a node only where the search placed it, and
+//! then it waits for its process's nodes answered before its send like any
+//! other (it has no reply, so nothing waits for it). The search knows this
+//! bound on the op's own account (`placement::cands`, its floor per
+//! process); across accounts a clash sends the search back, as the widened
+//! order does.
 
 use crate::history::History;
 
@@ -42,13 +43,10 @@ pub(crate) fn reads_apply(h: &History) -> bool {
 }
 
 /// The process of node `n` (ops below `n_ops`, then reads) when it has a
-/// second gate: an op of known outcome, or a read tied to its process.
+/// second gate: an op, or a read tied to its process.
 pub(crate) fn process_of(h: &History, n_ops: u32, n: u32) -> Option<usize> {
     match n.checked_sub(n_ops) {
-        None => {
-            let open = h.ops.get(n as usize).is_none_or(|op| op.outcome.is_open());
-            (!open).then(|| h.processes.of_op(n))
-        }
+        None => Some(h.processes.of_op(n)),
         Some(r) => h.processes.of_read(r),
     }
 }

@@ -62,14 +62,39 @@ impl Timeline {
     /// Account `a`'s timeline of each process of a merged history: process
     /// `k`'s holds only the ops it sent (its times share one clock).
     pub(crate) fn build_per_process(h: &History, index: &Index, a: usize) -> Vec<Timeline> {
+        Timeline::build_per_process_with_reads(h, index, a, &[])
+    }
+
+    /// As [`Timeline::build_per_process`], with the `reads` of `a` (sorted
+    /// by sequence, as for [`Timeline::build_with_reads`]) in the timeline
+    /// of the process that sent each; a read tied to no process is left out.
+    pub(crate) fn build_per_process_with_reads(
+        h: &History,
+        index: &Index,
+        a: usize,
+        reads: &[u32],
+    ) -> Vec<Timeline> {
         let mut per: Vec<Timeline> = (0..h.processes.count()).map(|_| Timeline::default()).collect();
+        let push_read = |per: &mut [Timeline], r: u32| {
+            let read = &h.reads[r as usize];
+            if let Some(t) = h.processes.of_read(r).and_then(|p| per.get_mut(p)) {
+                t.push(read_key(read), read.send_ns, read.recv_ns);
+            }
+        };
+        let mut reads = reads.iter().copied().peekable();
         for &k in index.keys(a) {
             let Some(leg) = decode(h, key_entry(k)).filter(|l| !l.outcome.is_open()) else {
                 continue;
             };
+            while let Some(r) = reads.next_if(|&r| h.reads[r as usize].sequence < key_seq(k)) {
+                push_read(&mut per, r);
+            }
             if let Some(t) = per.get_mut(h.processes.of_op(leg.op)) {
                 t.push(key_seq(k).saturating_mul(2), leg.send_ns, leg.recv_ns);
             }
+        }
+        for r in reads {
+            push_read(&mut per, r);
         }
         per.into_iter().map(Timeline::finish).collect()
     }

@@ -10,6 +10,7 @@ use crate::history::{History, Kind, Outcome};
 use crate::order::index::{Index, LegCursor};
 use crate::order::timeline::{reads_by_account, Timeline};
 use crate::placement::gap::{Gap, NO_SLOT_WINDOWS};
+use crate::placement::own::{OwnTimes, OwnWindows};
 
 /// The account field of a candidate without a second leg.
 pub(crate) const NONE: u32 = u32::MAX;
@@ -124,16 +125,19 @@ const SLOT_WINDOWS_MAX: u64 = 64;
 /// account for both. Returns the windows of each missing number of the gaps
 /// up to [`SLOT_WINDOWS_MAX`] long, where `Gap::slot_windows` points: a read
 /// inside a gap saw some of its numbers, so those took effect before it was
-/// answered and the others after it was sent.
+/// answered and the others after it was sent. In a merged history the
+/// floors and the gaps' windows on each process's own clock (`own`) are set
+/// too; the latter are returned second.
 pub(crate) fn set_windows_and_floors(
     h: &History,
     index: &Index,
     gaps: &mut [Gap],
     cands: &mut [Cand],
-) -> Vec<(u64, u64)> {
+) -> (Vec<(u64, u64)>, OwnWindows) {
     let mut slot_windows = Vec::new();
+    let mut own_windows = OwnWindows::new(h);
     if gaps.is_empty() && cands.is_empty() {
-        return slot_windows;
+        return (slot_windows, own_windows);
     }
     let by_account = cands_by_account(cands);
     let (reads, ranges) = reads_by_account(h);
@@ -148,13 +152,15 @@ pub(crate) fn set_windows_and_floors(
         };
         let mine = ranges.get(a as usize).map_or(&[][..], |r| &reads[r.clone()]);
         let t = Timeline::build_with_reads(h, index, a as usize, mine);
+        let own = OwnTimes::build(h, index, a as usize, mine);
         while let Some(gap) = gaps.get_mut(g).filter(|gap| gap.account == a) {
             set_window(gap, &t, &mut slot_windows);
+            own.set_windows(gap, &mut own_windows);
             g += 1;
         }
         while let Some(&(_, i, source)) = by_account.get(c).filter(|&&(ca, _, _)| ca == a) {
             let cand = &mut cands[i as usize];
-            let floor = t.answered_before(cand.send_ns);
+            let floor = t.answered_before(cand.send_ns).max(own.floor(h, cand));
             match source {
                 true => cand.floor_from = floor,
                 false => cand.floor_to = floor,
@@ -162,7 +168,7 @@ pub(crate) fn set_windows_and_floors(
             c += 1;
         }
     }
-    slot_windows
+    (slot_windows, own_windows)
 }
 
 /// Each candidate's accounts: (account, candidate, true for its source),

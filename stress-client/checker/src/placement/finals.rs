@@ -4,7 +4,7 @@
 //! the exact search; otherwise the final balance must be the replayed one.
 
 use crate::history::History;
-use crate::placement::gap::{Gap, NO_SLOT_WINDOWS};
+use crate::placement::gap::{Gap, NO_OWN_WINDOWS, NO_SLOT_WINDOWS};
 use crate::placement::walk::AccountEnd;
 use crate::report::describe;
 use crate::report::{CheckStats, Sink, ViolationKind};
@@ -59,6 +59,7 @@ fn compare(
             next: None,
             window_ns: (0, u64::MAX),
             slot_windows: NO_SLOT_WINDOWS,
+            own_windows: NO_OWN_WINDOWS,
         });
     } else if i128::from(balance) != end.balance {
         sink.report(ViolationKind::FinalBalance, &state.account_id, || {

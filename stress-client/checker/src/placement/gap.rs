@@ -24,10 +24,16 @@ pub(crate) struct Gap {
     /// slot windows (reads inside the gap narrow them), or
     /// [`NO_SLOT_WINDOWS`]: every number has the gap's window.
     pub slot_windows: u32,
+    /// Where its windows on each process's own clock start (merged
+    /// histories; see `own::OwnWindows`), or [`NO_OWN_WINDOWS`].
+    pub own_windows: u32,
 }
 
 /// A gap without windows of its own per missing number.
 pub(crate) const NO_SLOT_WINDOWS: u32 = u32::MAX;
+
+/// A gap without windows on each process's own clock (not merged).
+pub(crate) const NO_OWN_WINDOWS: u32 = u32::MAX;
 
 impl Gap {
     /// The last missing sequence number.

@@ -15,6 +15,7 @@ pub(crate) mod cands;
 pub(crate) mod conservation;
 pub(crate) mod finals;
 pub(crate) mod gap;
+pub(crate) mod own;
 pub(crate) mod place;
 pub(crate) mod search;
 pub(crate) mod walk;

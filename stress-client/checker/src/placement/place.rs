@@ -37,27 +37,48 @@ pub(crate) struct Outcome {
     pub complete: bool,
 }
 
-/// Finds a placement for `gaps` (sorted by account, then sequence), reporting
-/// every gap it cannot explain. Each gap is first tried alone (cheap, and a
-/// gap no placement fills alone is a violation whatever the others do), so
-/// one hopeless gap cannot send the joint search into endless backtracking.
-pub(crate) fn place(
-    h: &History,
+/// The search set up once for every try of the joint search: the
+/// candidates with their floors, the gaps' windows, and the gaps each
+/// fillable alone (`None`: the budget ran out first).
+pub(crate) struct Prepared<'a> {
+    search: Search<'a>,
+    feasible: Option<Vec<Gap>>,
+}
+
+/// Sets up the search for `gaps` (sorted by account, then sequence) and
+/// tries each gap alone, reporting every gap no placement explains (cheap,
+/// and a gap no placement fills alone is a violation whatever the others
+/// do), so one hopeless gap cannot send the joint search into endless
+/// backtracking. Neither depends on what a try rules out, so the tries
+/// share it.
+pub(crate) fn prepare<'a>(
+    h: &'a History,
     index: &Index,
     gaps: &mut [Gap],
+    budget: &mut u64,
+    sink: &mut Sink,
+) -> Prepared<'a> {
+    let mut cands = candidates(h, gaps);
+    let windows = set_windows_and_floors(h, index, gaps, &mut cands);
+    let mut search = Search::new(h, cands, windows);
+    let feasible = alone(&mut search, gaps, budget, sink);
+    Prepared { search, feasible }
+}
+
+/// Finds a placement for the prepared gaps with `forbidden` spots ruled
+/// out, reporting what no placement explains.
+pub(crate) fn place(
+    prepared: &mut Prepared,
     forbidden: &[(u32, u32, u64)],
     budget: &mut u64,
     sink: &mut Sink,
 ) -> Outcome {
-    let mut cands = candidates(h, gaps);
-    let slot_windows = set_windows_and_floors(h, index, gaps, &mut cands);
-    let gaps = &*gaps;
-    let mut search = Search::new(h, cands, forbidden, slot_windows);
     let mut out = Outcome::default();
-    let Some(feasible) = alone(&mut search, gaps, budget, sink) else {
+    let Some(feasible) = &prepared.feasible else {
         return out;
     };
-    place_together(&mut search, &feasible, budget, sink, &mut out);
+    prepared.search.forbid(forbidden);
+    place_together(&mut prepared.search, feasible, budget, sink, &mut out);
     out
 }
 

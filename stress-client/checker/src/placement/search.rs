@@ -3,7 +3,8 @@
 //! in sequence order, so the two legs of a transfer of unknown outcome are
 //! placed close together, as they happened. Each slot tries the candidates
 //! allowed there by real time, most recently sent first (the usual truth),
-//! approved then denied.
+//! approved then denied. In a merged history two ops placed in one gap must
+//! also fit each other on their processes' own clocks (`own`).
 //!
 //! Dead ends: a slot that finds no choice at all jumps back to the deepest
 //! slot whose choice ruled one of its options out, and a transfer with one
@@ -17,9 +18,13 @@ use crate::history::{History, Kind};
 use crate::order::index::Placed;
 use crate::placement::cands::{meets, Cand, NONE};
 use crate::placement::gap::{Gap, NO_SLOT_WINDOWS};
+use crate::placement::own::OwnWindows;
 
 /// A `placed_at` entry that names no frame, and a slot without a predecessor.
 const NO_FRAME: u32 = u32::MAX;
+/// How far along a gap a placed op is checked against the others on the
+/// processes' own clocks (merged histories; see `in_own_order`).
+const OWN_CHAIN_MAX: usize = 64;
 
 /// How a run of the search treats its gaps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +99,10 @@ pub(crate) struct Search<'a> {
     forbidden: Vec<(u32, u32, u64)>,
     /// The windows of single missing numbers (see `Gap::slot_windows`).
     slot_windows: Vec<(u64, u64)>,
+    /// Merged histories: the gaps' windows on each process's own clock, and
+    /// each slot's (`own.processes` per slot, in slot order).
+    own: OwnWindows,
+    slot_own: Vec<(u64, u64)>,
     pub steps: u64,
 }
 
@@ -101,8 +110,7 @@ impl<'a> Search<'a> {
     pub(crate) fn new(
         h: &'a History,
         cands: Vec<Cand>,
-        forbidden: &[(u32, u32, u64)],
-        slot_windows: Vec<(u64, u64)>,
+        (slot_windows, own): (Vec<(u64, u64)>, OwnWindows),
     ) -> Search<'a> {
         let mut lists = vec![Vec::new(); h.accounts.len()];
         for (i, c) in cands.iter().enumerate() {
@@ -113,7 +121,16 @@ impl<'a> Search<'a> {
             }
         }
         for (a, list) in lists.iter_mut().enumerate() {
-            list.sort_by_key(|&c| cands[c as usize].floor(a as u32));
+            // Tried from the end: the highest floor first (the most
+            // recently sent, the usual truth); among equal floors (sent
+            // after the same answers) the earliest sent, as ops in flight
+            // together mostly take effect in the order sent. Ties taken the
+            // other way put a merged history's ops of unknown outcome in
+            // orders its processes' clocks then ruled out (`global`).
+            list.sort_by_key(|&c| {
+                let cand = &cands[c as usize];
+                (cand.floor(a as u32), std::cmp::Reverse(cand.send_ns))
+            });
         }
         let n = cands.len();
         Search {
@@ -132,10 +149,17 @@ impl<'a> Search<'a> {
             slots: Vec::new(),
             frames: Vec::new(),
             mode: Mode::Together,
-            forbidden: forbidden.to_vec(),
+            forbidden: Vec::new(),
             slot_windows,
+            own,
+            slot_own: Vec::new(),
             steps: 0,
         }
+    }
+
+    /// Rules out these (op, account, sequence) spots in joint runs from now on.
+    pub(crate) fn forbid(&mut self, spots: &[(u32, u32, u64)]) {
+        self.forbidden = spots.to_vec();
     }
 
     /// Searches for a placement filling every missing number of `gaps`
@@ -190,6 +214,11 @@ impl<'a> Search<'a> {
         self.gaps = gaps.to_vec();
         self.ranges = account_ranges(gaps, self.lists.len());
         self.slots = slots_in_time_order(gaps, &self.slot_windows);
+        let offsets = self
+            .slots
+            .iter()
+            .map(|s| (s.gap, s.seq - gaps[s.gap as usize].first_seq));
+        self.slot_own = self.own.per_slot(gaps, offsets);
         self.frames.clear();
         self.open.clear();
         self.used.fill(0);
@@ -247,7 +276,7 @@ impl<'a> Search<'a> {
                 f.cursor -= 1;
             }
             f.deny_next = !f.deny_next;
-            let after = self.effect(c, &slot, f.before, approve);
+            let after = self.effect(c, depth, f.before, approve);
             if let Some(after) = after.filter(|&b| !slot.last || b == self.gaps[slot.gap as usize].after) {
                 break Some((c, approve, after));
             }
@@ -261,8 +290,9 @@ impl<'a> Search<'a> {
         found.is_some()
     }
 
-    /// The balance after candidate `c` at `slot` from `before`, if it may stand there.
-    fn effect(&self, c: u32, slot: &Slot, before: i128, approve: bool) -> Option<i128> {
+    /// The balance after candidate `c` in the slot of frame `depth` from `before`, if it may stand there.
+    fn effect(&self, c: u32, depth: usize, before: i128, approve: bool) -> Option<i128> {
+        let slot = &self.slots[depth];
         let cand = &self.cands[c as usize];
         if cand.reapply && self.mode != Mode::AloneTwice {
             return None;
@@ -284,7 +314,7 @@ impl<'a> Search<'a> {
             (_, 0, Some(_)) => meets(slot.window_ns, slot.window_ns, cand.send_ns),
             _ => false,
         };
-        if !free || !self.in_order(c, slot) {
+        if !free || !self.in_order(c, slot, depth) {
             return None;
         }
         self.balance_after(c, slot.account, before, approve)
@@ -310,7 +340,7 @@ impl<'a> Search<'a> {
     /// allows: nothing placed before it in a gap can have happened wholly
     /// after it, nor anything placed after it wholly before it. For a
     /// transfer's second leg this is checked in the first leg's gap too.
-    fn in_order(&self, c: u32, slot: &Slot) -> bool {
+    fn in_order(&self, c: u32, slot: &Slot, depth: usize) -> bool {
         let me = self.effective(c, Some(slot.window_ns));
         let mut spots = vec![(slot.prev, true)];
         if self.used[c as usize] == 1 {
@@ -319,7 +349,7 @@ impl<'a> Search<'a> {
                 spots.push((self.slots[first].next, false));
             }
         }
-        spots.into_iter().all(|(k, before)| {
+        let fits = spots.iter().all(|&(k, before)| {
             let Some((other, _, _)) = self.frames.get(k as usize).and_then(|f| f.chosen) else {
                 return true;
             };
@@ -329,7 +359,66 @@ impl<'a> Search<'a> {
             } else {
                 them.1 >= me.0
             }
+        });
+        let own = || {
+            spots.iter().all(|&(k, before)| {
+                self.chain(k, before)
+                    .all(|(_, o)| self.in_own_order(c, depth, o, before))
+            })
+        };
+        fits && (self.own.processes == 0 || own())
+    }
+
+    /// The ops placed in frame `k` and the frames before it in its gap
+    /// (`before`), or after it, up to [`OWN_CHAIN_MAX`]: (frame, candidate).
+    fn chain(&self, k: u32, before: bool) -> impl Iterator<Item = (usize, u32)> + '_ {
+        std::iter::successors(Some(k), move |&k| {
+            let s = self.slots.get(k as usize)?;
+            Some(if before { s.prev } else { s.next })
         })
+        .take_while(|&k| k != NO_FRAME)
+        .take(OWN_CHAIN_MAX)
+        .filter_map(|k| {
+            let (c, _, _) = self.frames.get(k as usize)?.chosen?;
+            Some((k as usize, c))
+        })
+    }
+
+    /// As `in_order` for one op `other` placed `before` `c` in a gap or
+    /// after it, on the clocks of the two ops' processes, exact there: an
+    /// op sent after its process saw an answer cannot come before an op
+    /// that took effect before that answer. Checked against every op of the
+    /// gap, not only the next one: an op of a third process between them
+    /// has wider windows on their clocks and would let the pair through.
+    fn in_own_order(&self, c: u32, depth: usize, other: u32, before: bool) -> bool {
+        let of = |c: u32| self.h.processes.of_op(self.cands[c as usize].op);
+        [of(c), of(other)].into_iter().all(|p| {
+            let me = self.effective_own(c, p, Some(depth));
+            let them = self.effective_own(other, p, None);
+            if before {
+                me.1 >= them.0
+            } else {
+                them.1 >= me.0
+            }
+        })
+    }
+
+    /// When candidate `c` can have taken effect on process `p`'s clock:
+    /// after its send if it is `p`'s, inside `p`'s windows of the slots it
+    /// is placed in (and of frame `extra`'s, about to be).
+    fn effective_own(&self, c: u32, p: usize, extra: Option<usize>) -> (u64, u64) {
+        let cand = &self.cands[c as usize];
+        let n = self.own.processes;
+        let mut w = (0, u64::MAX);
+        if self.h.processes.of_op(cand.op) == p {
+            w.0 = cand.send_ns.saturating_add(self.own.widened_ns);
+        }
+        for k in self.placed_frames(c).chain(extra) {
+            if let Some(&(lo, hi)) = self.slot_own.get(k * n + p) {
+                w = (w.0.max(lo), w.1.min(hi));
+            }
+        }
+        w
     }
 
     /// Forward check for a transfer's first leg in a slot with `window`:
@@ -441,9 +530,28 @@ impl Search<'_> {
             if fits {
                 deepest = deepest.max(self.placed_frames(c).filter(|&f| f < depth).max());
                 deepest = deepest.max(self.neighbours(c).filter(|&f| f < depth).max());
+                deepest = deepest.max(self.own_culprit(c, &slot, depth));
             }
         }
         deepest.map(|d| d + 1)
+    }
+
+    /// Merged histories: the deepest frame below `depth` that placed, on
+    /// another account, a neighbour `c` was checked against on the
+    /// processes' own clocks (its windows there come from all its slots).
+    fn own_culprit(&self, c: u32, slot: &Slot, depth: usize) -> Option<usize> {
+        if self.own.processes == 0 {
+            return None;
+        }
+        let starts = self
+            .placed_frames(c)
+            .flat_map(|f| [(self.slots[f].prev, true), (self.slots[f].next, false)]);
+        std::iter::once((slot.prev, true))
+            .chain(starts)
+            .flat_map(|(k, before)| self.chain(k, before))
+            .flat_map(|(k, other)| self.placed_frames(other).chain([k]))
+            .filter(|&f| f < depth)
+            .max()
     }
 
     /// Transfer `c` can no longer get its second leg: how many frames to

@@ -10,7 +10,7 @@ use crate::history::leg::{key_entry, key_seq};
 use crate::history::{History, Outcome};
 use crate::order::index::Index;
 use crate::order::realtime::RealTime;
-use crate::placement::gap::{Gap, NO_SLOT_WINDOWS};
+use crate::placement::gap::{Gap, NO_OWN_WINDOWS, NO_SLOT_WINDOWS};
 use crate::report::describe::{self, Anchor, Origin};
 use crate::report::{CheckStats, Sink, ViolationKind};
 
@@ -144,6 +144,7 @@ impl Walk<'_> {
             next: Some(entry),
             window_ns: (0, u64::MAX),
             slot_windows: NO_SLOT_WINDOWS,
+            own_windows: NO_OWN_WINDOWS,
         });
         self.anchor = Anchor {
             seq: leg.sequence - 1,

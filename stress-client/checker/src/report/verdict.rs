@@ -254,6 +254,11 @@ impl Sink {
         self.total > 0
     }
 
+    /// True when something was left undecided.
+    pub(crate) fn left_open(&self) -> bool {
+        !self.undecided.is_empty()
+    }
+
     /// Adds everything another sink collected.
     pub(crate) fn absorb(&mut self, other: Sink) {
         self.total = self.total.saturating_add(other.total);
