@@ -120,6 +120,7 @@ fn place_in_order(
     let mut tries = 0;
     while let Some((forbidden, guessed)) = queue.pop_front() {
         tries += 1;
+        stats.order_retries = tries as u64 - 1;
         // A guess may spend a share of what is left: one that rules out the
         // right spot can make the search exhaust every choice.
         let mut allowed = match guessed {

@@ -74,28 +74,25 @@ impl Timeline {
         a: usize,
         reads: &[u32],
     ) -> Vec<Timeline> {
+        Timeline::build_per_process_seeing(h, index, a, reads, |_| {})
+    }
+
+    /// As [`Timeline::build_per_process_with_reads`], showing `see` each
+    /// op and read as it goes (in key order).
+    pub(crate) fn build_per_process_seeing(
+        h: &History,
+        index: &Index,
+        a: usize,
+        reads: &[u32],
+        mut see: impl FnMut(&OwnView),
+    ) -> Vec<Timeline> {
         let mut per: Vec<Timeline> = (0..h.processes.count()).map(|_| Timeline::default()).collect();
-        let push_read = |per: &mut [Timeline], r: u32| {
-            let read = &h.reads[r as usize];
-            if let Some(t) = h.processes.of_read(r).and_then(|p| per.get_mut(p)) {
-                t.push(read_key(read), read.send_ns, read.recv_ns);
+        visit_per_process(h, index, a, reads, |v| {
+            if let Some(t) = per.get_mut(v.process) {
+                t.push(v.key, v.send_ns, v.recv_ns);
             }
-        };
-        let mut reads = reads.iter().copied().peekable();
-        for &k in index.keys(a) {
-            let Some(leg) = decode(h, key_entry(k)).filter(|l| !l.outcome.is_open()) else {
-                continue;
-            };
-            while let Some(r) = reads.next_if(|&r| h.reads[r as usize].sequence < key_seq(k)) {
-                push_read(&mut per, r);
-            }
-            if let Some(t) = per.get_mut(h.processes.of_op(leg.op)) {
-                t.push(key_seq(k).saturating_mul(2), leg.send_ns, leg.recv_ns);
-            }
-        }
-        for r in reads {
-            push_read(&mut per, r);
-        }
+            see(&v);
+        });
         per.into_iter().map(Timeline::finish).collect()
     }
 
@@ -139,6 +136,49 @@ impl Timeline {
         let hi = self.recv_min_after.get(after).copied().unwrap_or(u64::MAX);
         (lo, hi)
     }
+}
+
+/// One answered op or read of an account, with its process, in key order.
+pub(crate) struct OwnView {
+    pub process: usize,
+    /// As [`Timeline`]'s keys: `2s` for an op, `2s + 1` for a read.
+    pub key: u64,
+    pub send_ns: u64,
+    pub recv_ns: u64,
+    /// The op (`None`: a read).
+    pub op: Option<u32>,
+}
+
+/// Visits account `a`'s ops of known outcome and its `reads` (sorted by
+/// sequence) tied to a process, in key order.
+fn visit_per_process(h: &History, index: &Index, a: usize, reads: &[u32], mut visit: impl FnMut(OwnView)) {
+    let read_view = |r: u32| {
+        let read = &h.reads[r as usize];
+        h.processes.of_read(r).map(|process| OwnView {
+            process,
+            key: read_key(read),
+            send_ns: read.send_ns,
+            recv_ns: read.recv_ns,
+            op: None,
+        })
+    };
+    let mut reads = reads.iter().copied().peekable();
+    for &k in index.keys(a) {
+        let Some(leg) = decode(h, key_entry(k)).filter(|l| !l.outcome.is_open()) else {
+            continue;
+        };
+        while let Some(r) = reads.next_if(|&r| h.reads[r as usize].sequence < key_seq(k)) {
+            read_view(r).into_iter().for_each(&mut visit);
+        }
+        visit(OwnView {
+            process: h.processes.of_op(leg.op),
+            key: key_seq(k).saturating_mul(2),
+            send_ns: leg.send_ns,
+            recv_ns: leg.recv_ns,
+            op: Some(leg.op),
+        });
+    }
+    reads.filter_map(read_view).for_each(visit);
 }
 
 /// A read's key: right after the op whose sequence it saw.

@@ -152,7 +152,7 @@ pub(crate) fn set_windows_and_floors(
         };
         let mine = ranges.get(a as usize).map_or(&[][..], |r| &reads[r.clone()]);
         let t = Timeline::build_with_reads(h, index, a as usize, mine);
-        let own = OwnTimes::build(h, index, a as usize, mine);
+        let own = OwnTimes::build(h, index, a as usize, mine, &mut own_windows);
         while let Some(gap) = gaps.get_mut(g).filter(|gap| gap.account == a) {
             set_window(gap, &t, &mut slot_windows);
             own.set_windows(gap, &mut own_windows);
@@ -168,6 +168,7 @@ pub(crate) fn set_windows_and_floors(
             c += 1;
         }
     }
+    own_windows.set_cand_bounds(h, cands);
     (slot_windows, own_windows)
 }
 

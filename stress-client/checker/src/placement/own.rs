@@ -43,12 +43,32 @@ pub(crate) struct OwnTimes {
 impl OwnTimes {
     /// Account `a`'s, with its `reads` (sorted by sequence) where they are
     /// tied to their processes.
-    pub(crate) fn build(h: &History, index: &Index, a: usize, reads: &[u32]) -> OwnTimes {
-        let per_process = match (own::applies(h), own::reads_apply(h)) {
-            (false, _) => Vec::new(),
-            (true, true) => Timeline::build_per_process_with_reads(h, index, a, reads),
-            (true, false) => Timeline::build_per_process(h, index, a),
-        };
+    /// Also notes in `out` each of the account's ops' bounds (see
+    /// [`OwnWindows::note_ops`]).
+    pub(crate) fn build(
+        h: &History,
+        index: &Index,
+        a: usize,
+        reads: &[u32],
+        out: &mut OwnWindows,
+    ) -> OwnTimes {
+        let n = out.processes;
+        if n == 0 {
+            return OwnTimes {
+                per_process: Vec::new(),
+                widened_ns: h.processes.widened_ns,
+            };
+        }
+        let reads = if own::reads_apply(h) { reads } else { &[] };
+        let mut latest = vec![0u64; n];
+        let per_process = Timeline::build_per_process_seeing(h, index, a, reads, |v| {
+            if let Some(l) = latest.get_mut(v.process) {
+                *l = (*l).max(v.send_ns.saturating_add(out.widened_ns));
+            }
+            if let Some(op) = v.op {
+                out.note_op(op, &latest);
+            }
+        });
         OwnTimes {
             per_process,
             widened_ns: h.processes.widened_ns,
@@ -97,21 +117,102 @@ impl OwnTimes {
 }
 
 /// The own windows of every gap, `processes` per window (see
-/// [`OwnTimes::set_windows`]); empty when the history is not merged.
+/// [`OwnTimes::set_windows`]), and each candidate's lower bounds on each
+/// process's clock (see [`OwnWindows::set_cand_bounds`]); empty when the
+/// history is not merged.
 #[derive(Debug, Default)]
 pub(crate) struct OwnWindows {
     pub processes: usize,
     pub widened_ns: u64,
     windows: Vec<(u64, u64)>,
+    /// Per op of known outcome, `processes` per op: the latest send on each
+    /// process's clock among the ops and reads sequenced up to it on its
+    /// accounts (it took effect after them). Freed once the candidates'
+    /// bounds are set.
+    op_bounds: Vec<u64>,
+    /// Per candidate, `processes` each: when it can have taken effect at
+    /// the earliest on each process's clock.
+    cand_bounds: Vec<u64>,
 }
 
 impl OwnWindows {
     pub(crate) fn new(h: &History) -> OwnWindows {
+        let processes = if own::applies(h) { h.processes.count() } else { 0 };
         OwnWindows {
-            processes: if own::applies(h) { h.processes.count() } else { 0 },
+            processes,
             widened_ns: h.processes.widened_ns,
             windows: Vec::new(),
+            op_bounds: vec![0; h.ops.len().saturating_mul(processes)],
+            cand_bounds: Vec::new(),
         }
+    }
+
+    /// Op `op` took effect after the latest sends `latest` (one per
+    /// process) on one of its accounts.
+    fn note_op(&mut self, op: u32, latest: &[u64]) {
+        let n = self.processes;
+        let Some(slots) = self.op_bounds.get_mut(op as usize * n..(op as usize + 1) * n) else {
+            return;
+        };
+        for (slot, &t) in slots.iter_mut().zip(latest) {
+            *slot = (*slot).max(t);
+        }
+    }
+
+    /// Sets each candidate's bounds: an op of unknown outcome took effect
+    /// after every op of its process answered before it was sent, so after
+    /// what each of those took effect after, on every process's clock. This
+    /// carries one process's clock across accounts to another's: an op sent
+    /// after its process saw X answered, where X came after an op another
+    /// process sent once it saw Y answered, took effect after Y, which the
+    /// windows of its own account alone cannot tell.
+    pub(crate) fn set_cand_bounds(&mut self, h: &History, cands: &[Cand]) {
+        let n = self.processes;
+        if n == 0 {
+            return;
+        }
+        self.cand_bounds = vec![0; cands.len() * n];
+        let mut by_process: Vec<Vec<u32>> = vec![Vec::new(); n];
+        for (i, c) in cands.iter().enumerate() {
+            by_process[h.processes.of_op(c.op).min(n - 1)].push(i as u32);
+        }
+        for (p, mine) in by_process.iter_mut().enumerate() {
+            self.bounds_of(h, p, cands, mine);
+        }
+        self.op_bounds = Vec::new();
+    }
+
+    /// Process `p`'s candidates `mine`: its answered ops by reply time meet
+    /// them by send time through one pointer, keeping the bounds' maximum.
+    fn bounds_of(&mut self, h: &History, p: usize, cands: &[Cand], mine: &mut [u32]) {
+        let n = self.processes;
+        let slack = self.widened_ns.saturating_mul(2);
+        let mut answered: Vec<u32> = (0..h.ops.len() as u32)
+            .filter(|&i| h.processes.of_op(i) == p && !h.ops[i as usize].outcome.is_open())
+            .collect();
+        answered.sort_unstable_by_key(|&i| h.ops[i as usize].recv_ns);
+        mine.sort_unstable_by_key(|&c| cands[c as usize].send_ns);
+        let mut latest = vec![0u64; n];
+        let mut next = 0;
+        for &c in mine.iter() {
+            let sent = cands[c as usize].send_ns.saturating_add(slack);
+            while let Some(&x) = answered.get(next).filter(|&&x| h.ops[x as usize].recv_ns < sent) {
+                let x = x as usize;
+                for (l, &b) in latest.iter_mut().zip(&self.op_bounds[x * n..(x + 1) * n]) {
+                    *l = (*l).max(b);
+                }
+                next += 1;
+            }
+            self.cand_bounds[c as usize * n..(c as usize + 1) * n].copy_from_slice(&latest);
+        }
+    }
+
+    /// Candidate `c`'s earliest on process `p`'s clock (0: nothing known).
+    pub(crate) fn cand_bound(&self, c: u32, p: usize) -> u64 {
+        self.cand_bounds
+            .get(c as usize * self.processes + p)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Process `p`'s window for missing number `offset` of `gap` on its

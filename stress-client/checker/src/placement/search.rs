@@ -25,6 +25,11 @@ const NO_FRAME: u32 = u32::MAX;
 /// How far along a gap a placed op is checked against the others on the
 /// processes' own clocks (merged histories; see `in_own_order`).
 const OWN_CHAIN_MAX: usize = 64;
+/// Up to this many processes, two placed ops are checked on every
+/// process's clock (a third process's clock can order them: `own`'s
+/// candidate bounds carry clocks across accounts); beyond, on their own
+/// two, so the cost per check stays bounded.
+const ALL_CLOCKS_MAX: usize = 16;
 
 /// How a run of the search treats its gaps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -361,12 +366,24 @@ impl<'a> Search<'a> {
             }
         });
         let own = || {
-            spots.iter().all(|&(k, before)| {
-                self.chain(k, before)
-                    .all(|(_, o)| self.in_own_order(c, depth, o, before))
-            })
+            self.fits_own_clocks(c, depth)
+                && spots.iter().all(|&(k, before)| {
+                    self.chain(k, before)
+                        .all(|(_, o)| self.in_own_order(c, depth, o, before))
+                })
         };
         fits && (self.own.processes == 0 || own())
+    }
+
+    /// Placing `c` in the slot of frame `depth` leaves it a moment to take
+    /// effect on every process's clock: not after the earliest answer of an
+    /// op sequenced after it, on a clock where it must come later than that
+    /// (its bounds carried across accounts, `own`).
+    fn fits_own_clocks(&self, c: u32, depth: usize) -> bool {
+        (0..self.own.processes.min(ALL_CLOCKS_MAX)).all(|p| {
+            let (lo, hi) = self.effective_own(c, p, Some(depth));
+            lo <= hi
+        })
     }
 
     /// The ops placed in frame `k` and the frames before it in its gap
@@ -385,14 +402,17 @@ impl<'a> Search<'a> {
     }
 
     /// As `in_order` for one op `other` placed `before` `c` in a gap or
-    /// after it, on the clocks of the two ops' processes, exact there: an
+    /// after it, on each process's clock (see [`ALL_CLOCKS_MAX`]), exact there: an
     /// op sent after its process saw an answer cannot come before an op
     /// that took effect before that answer. Checked against every op of the
     /// gap, not only the next one: an op of a third process between them
     /// has wider windows on their clocks and would let the pair through.
     fn in_own_order(&self, c: u32, depth: usize, other: u32, before: bool) -> bool {
         let of = |c: u32| self.h.processes.of_op(self.cands[c as usize].op);
-        [of(c), of(other)].into_iter().all(|p| {
+        let n = self.own.processes;
+        let (mine, theirs) = (of(c), of(other));
+        let all = n <= ALL_CLOCKS_MAX;
+        (0..n).filter(|&p| all || p == mine || p == theirs).all(|p| {
             let me = self.effective_own(c, p, Some(depth));
             let them = self.effective_own(other, p, None);
             if before {
@@ -413,6 +433,7 @@ impl<'a> Search<'a> {
         if self.h.processes.of_op(cand.op) == p {
             w.0 = cand.send_ns.saturating_add(self.own.widened_ns);
         }
+        w.0 = w.0.max(self.own.cand_bound(c, p));
         for k in self.placed_frames(c).chain(extra) {
             if let Some(&(lo, hi)) = self.slot_own.get(k * n + p) {
                 w = (w.0.max(lo), w.1.min(hi));

@@ -166,6 +166,10 @@ pub struct CheckStats {
     pub conservation_checked: bool,
     /// True when every op (and placed unknown op) fit one global order.
     pub order_checked: bool,
+    /// How many times the one order of all ops sent the search for the ops
+    /// of unknown outcome back to place them again (0: its first placement
+    /// fit).
+    pub order_retries: u64,
     /// Every violation found, by kind (including those past the detail cap).
     pub violations_by_kind: BTreeMap<ViolationKind, u64>,
 }
