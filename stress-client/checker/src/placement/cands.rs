@@ -160,7 +160,9 @@ pub(crate) fn set_windows_and_floors(
         }
         while let Some(&(_, i, source)) = by_account.get(c).filter(|&&(ca, _, _)| ca == a) {
             let cand = &mut cands[i as usize];
-            let floor = t.answered_before(cand.send_ns).max(own.floor(h, cand));
+            let floor = t
+                .answered_before(cand.send_ns)
+                .max(own.floor(h, (cand.op, cand.send_ns)));
             match source {
                 true => cand.floor_from = floor,
                 false => cand.floor_to = floor,
@@ -168,7 +170,8 @@ pub(crate) fn set_windows_and_floors(
             c += 1;
         }
     }
-    own_windows.set_cand_bounds(h, cands);
+    let sent: Vec<(u32, u64)> = cands.iter().map(|c| (c.op, c.send_ns)).collect();
+    own_windows.set_cand_bounds(h, &sent);
     (slot_windows, own_windows)
 }
 

@@ -26,7 +26,6 @@ use crate::history::History;
 use crate::order::index::Index;
 use crate::order::own;
 use crate::order::timeline::Timeline;
-use crate::placement::cands::Cand;
 use crate::placement::gap::{Gap, NO_OWN_WINDOWS};
 
 /// Gaps this long or shorter get own windows per missing number (as
@@ -75,12 +74,13 @@ impl OwnTimes {
         }
     }
 
-    /// The floor `cand` gets from its own process (0 when not merged).
-    pub(crate) fn floor(&self, h: &History, cand: &Cand) -> u64 {
+    /// The floor an op of unknown outcome sent at `send_ns` gets from its
+    /// own process (0 when not merged).
+    pub(crate) fn floor(&self, h: &History, (op, send_ns): (u32, u64)) -> u64 {
         let slack = self.widened_ns.saturating_mul(2);
         self.per_process
-            .get(h.processes.of_op(cand.op))
-            .map_or(0, |t| t.answered_before(cand.send_ns.saturating_add(slack)))
+            .get(h.processes.of_op(op))
+            .map_or(0, |t| t.answered_before(send_ns.saturating_add(slack)))
     }
 
     /// Sets `gap`'s own windows in `out`: each process's for the whole gap,
@@ -166,15 +166,16 @@ impl OwnWindows {
     /// after its process saw X answered, where X came after an op another
     /// process sent once it saw Y answered, took effect after Y, which the
     /// windows of its own account alone cannot tell.
-    pub(crate) fn set_cand_bounds(&mut self, h: &History, cands: &[Cand]) {
+    /// `cands` holds each candidate's op and send time.
+    pub(crate) fn set_cand_bounds(&mut self, h: &History, cands: &[(u32, u64)]) {
         let n = self.processes;
         if n == 0 {
             return;
         }
         self.cand_bounds = vec![0; cands.len() * n];
         let mut by_process: Vec<Vec<u32>> = vec![Vec::new(); n];
-        for (i, c) in cands.iter().enumerate() {
-            by_process[h.processes.of_op(c.op).min(n - 1)].push(i as u32);
+        for (i, &(op, _)) in cands.iter().enumerate() {
+            by_process[h.processes.of_op(op).min(n - 1)].push(i as u32);
         }
         for (p, mine) in by_process.iter_mut().enumerate() {
             self.bounds_of(h, p, cands, mine);
@@ -184,18 +185,18 @@ impl OwnWindows {
 
     /// Process `p`'s candidates `mine`: its answered ops by reply time meet
     /// them by send time through one pointer, keeping the bounds' maximum.
-    fn bounds_of(&mut self, h: &History, p: usize, cands: &[Cand], mine: &mut [u32]) {
+    fn bounds_of(&mut self, h: &History, p: usize, cands: &[(u32, u64)], mine: &mut [u32]) {
         let n = self.processes;
         let slack = self.widened_ns.saturating_mul(2);
         let mut answered: Vec<u32> = (0..h.ops.len() as u32)
             .filter(|&i| h.processes.of_op(i) == p && !h.ops[i as usize].outcome.is_open())
             .collect();
         answered.sort_unstable_by_key(|&i| h.ops[i as usize].recv_ns);
-        mine.sort_unstable_by_key(|&c| cands[c as usize].send_ns);
+        mine.sort_unstable_by_key(|&c| cands[c as usize].1);
         let mut latest = vec![0u64; n];
         let mut next = 0;
         for &c in mine.iter() {
-            let sent = cands[c as usize].send_ns.saturating_add(slack);
+            let sent = cands[c as usize].1.saturating_add(slack);
             while let Some(&x) = answered.get(next).filter(|&&x| h.ops[x as usize].recv_ns < sent) {
                 let x = x as usize;
                 for (l, &b) in latest.iter_mut().zip(&self.op_bounds[x * n..(x + 1) * n]) {
