@@ -24,7 +24,7 @@ use crate::placement::own::OwnWindows;
 const NO_FRAME: u32 = u32::MAX;
 /// How far along a gap a placed op is checked against the others on the
 /// processes' own clocks (merged histories; see `in_own_order`).
-const OWN_CHAIN_MAX: usize = 64;
+const OWN_CHAIN_MAX: usize = 16;
 /// Up to this many processes, two placed ops are checked on every
 /// process's clock (a third process's clock can order them: `own`'s
 /// candidate bounds carry clocks across accounts); beyond, on their own
@@ -365,24 +365,31 @@ impl<'a> Search<'a> {
                 them.1 >= me.0
             }
         });
-        let own = || {
-            self.fits_own_clocks(c, depth)
-                && spots.iter().all(|&(k, before)| {
-                    self.chain(k, before)
-                        .all(|(_, o)| self.in_own_order(c, depth, o, before))
-                })
-        };
-        fits && (self.own.processes == 0 || own())
+        fits && (self.own.processes == 0 || self.in_own_clocks(c, depth, &spots))
     }
 
-    /// Placing `c` in the slot of frame `depth` leaves it a moment to take
-    /// effect on every process's clock: not after the earliest answer of an
-    /// op sequenced after it, on a clock where it must come later than that
-    /// (its bounds carried across accounts, `own`).
-    fn fits_own_clocks(&self, c: u32, depth: usize) -> bool {
-        (0..self.own.processes.min(ALL_CLOCKS_MAX)).all(|p| {
-            let (lo, hi) = self.effective_own(c, p, Some(depth));
-            lo <= hi
+    /// The checks of `in_order` on each process's clock (see
+    /// [`ALL_CLOCKS_MAX`]), exact there. Placing `c` in the slot of frame
+    /// `depth` must leave it a moment to take effect on every clock (not
+    /// after the earliest answer of an op sequenced after it, on a clock
+    /// where it must come later than that: its bounds carried across
+    /// accounts, `own`), and it must fit every op placed in its gap, not
+    /// only the next one (an op of a third process between them has wider
+    /// windows on their clocks and would let the pair through): an op sent
+    /// after its process saw an answer cannot come before an op that took
+    /// effect before that answer. Its own windows are worked out once.
+    fn in_own_clocks(&self, c: u32, depth: usize, spots: &[(u32, bool)]) -> bool {
+        let n = self.own.processes;
+        let mut me = [(0, u64::MAX); ALL_CLOCKS_MAX];
+        for (p, w) in me.iter_mut().enumerate().take(n) {
+            *w = self.effective_own(c, p, Some(depth));
+            if w.0 > w.1 {
+                return false;
+            }
+        }
+        spots.iter().all(|&(k, before)| {
+            self.chain(k, before)
+                .all(|(_, o)| self.in_own_order(c, depth, (o, before), &me))
         })
     }
 
@@ -401,26 +408,26 @@ impl<'a> Search<'a> {
         })
     }
 
-    /// As `in_order` for one op `other` placed `before` `c` in a gap or
-    /// after it, on each process's clock (see [`ALL_CLOCKS_MAX`]), exact there: an
-    /// op sent after its process saw an answer cannot come before an op
-    /// that took effect before that answer. Checked against every op of the
-    /// gap, not only the next one: an op of a third process between them
-    /// has wider windows on their clocks and would let the pair through.
-    fn in_own_order(&self, c: u32, depth: usize, other: u32, before: bool) -> bool {
-        let of = |c: u32| self.h.processes.of_op(self.cands[c as usize].op);
-        let n = self.own.processes;
-        let (mine, theirs) = (of(c), of(other));
-        let all = n <= ALL_CLOCKS_MAX;
-        (0..n).filter(|&p| all || p == mine || p == theirs).all(|p| {
-            let me = self.effective_own(c, p, Some(depth));
+    /// `c` (its windows `me`, up to [`ALL_CLOCKS_MAX`] processes) fits op
+    /// `other` placed `before` it in a gap, or after it, on every clock; past
+    /// that many processes, on the two ops' own clocks.
+    fn in_own_order(&self, c: u32, depth: usize, (other, before): (u32, bool), me: &[(u64, u64)]) -> bool {
+        let fits = |p: usize, me: (u64, u64)| {
             let them = self.effective_own(other, p, None);
             if before {
                 me.1 >= them.0
             } else {
                 them.1 >= me.0
             }
-        })
+        };
+        let n = self.own.processes;
+        if n <= ALL_CLOCKS_MAX {
+            return (0..n).all(|p| fits(p, me[p]));
+        }
+        let of = |c: u32| self.h.processes.of_op(self.cands[c as usize].op);
+        [of(c), of(other)]
+            .into_iter()
+            .all(|p| fits(p, self.effective_own(c, p, Some(depth))))
     }
 
     /// When candidate `c` can have taken effect on process `p`'s clock:
@@ -539,6 +546,10 @@ impl Search<'_> {
         let mut deepest: Option<usize> = (slot.prev != NO_FRAME).then_some(slot.prev as usize);
         let before = self.frames[depth].before;
         let after = self.gaps[slot.gap as usize].after;
+        // The ops placed before it in its gap, and where else they are
+        // placed: what the own-clock checks held against every candidate.
+        let gap_culprit = self.own_culprit(std::iter::once((slot.prev, true)), depth);
+        let mut any_fits = false;
         for &c in &self.lists[slot.account as usize][..self.prefix(depth)] {
             let cand = &self.cands[c as usize];
             if cand.reapply && self.mode != Mode::AloneTwice {
@@ -551,24 +562,28 @@ impl Search<'_> {
             if fits {
                 deepest = deepest.max(self.placed_frames(c).filter(|&f| f < depth).max());
                 deepest = deepest.max(self.neighbours(c).filter(|&f| f < depth).max());
-                deepest = deepest.max(self.own_culprit(c, &slot, depth));
+                let starts = self
+                    .placed_frames(c)
+                    .flat_map(|f| [(self.slots[f].prev, true), (self.slots[f].next, false)]);
+                deepest = deepest.max(self.own_culprit(starts, depth));
+                any_fits = true;
             }
+        }
+        if any_fits {
+            deepest = deepest.max(gap_culprit);
         }
         deepest.map(|d| d + 1)
     }
 
-    /// Merged histories: the deepest frame below `depth` that placed, on
-    /// another account, a neighbour `c` was checked against on the
-    /// processes' own clocks (its windows there come from all its slots).
-    fn own_culprit(&self, c: u32, slot: &Slot, depth: usize) -> Option<usize> {
+    /// Merged histories: the deepest frame below `depth` among the ops
+    /// placed in the gap chains from `starts` (see `chain`), which the
+    /// own-clock checks held a candidate against, and the frames that placed
+    /// them elsewhere (their windows come from all their slots).
+    fn own_culprit(&self, starts: impl Iterator<Item = (u32, bool)>, depth: usize) -> Option<usize> {
         if self.own.processes == 0 {
             return None;
         }
-        let starts = self
-            .placed_frames(c)
-            .flat_map(|f| [(self.slots[f].prev, true), (self.slots[f].next, false)]);
-        std::iter::once((slot.prev, true))
-            .chain(starts)
+        starts
             .flat_map(|(k, before)| self.chain(k, before))
             .flat_map(|(k, other)| self.placed_frames(other).chain([k]))
             .filter(|&f| f < depth)
