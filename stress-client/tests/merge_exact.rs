@@ -230,6 +230,21 @@ fn between_two_processes_the_same_read_inside_the_window_is_not_flagged() {
     }
 }
 
+/// Checks `shape(gap, process)` merged under each of [`ERRORS`] for every
+/// gap in `gaps`, expecting `want`.
+fn expect(shape: fn(u64, usize) -> Vec<History>, process: usize, gaps: &[u64], want: Verdict) {
+    for &gap in gaps {
+        for e in ERRORS {
+            let report = bank_checker::check(&merged(shape(gap, process), &e, WINDOW));
+            assert_eq!(
+                report.verdict, want,
+                "gap {gap} errors {e:?}: {:?} {:?}",
+                report.violations, report.undecided
+            );
+        }
+    }
+}
+
 /// A withdrawal of 120 from a (100) approved at seq 2 with balance 30,
 /// answered at 2 µs by process 0, and a deposit of 50 on a of unknown
 /// outcome sent `gap_ns` after that answer by process `d_process`. Only the
@@ -267,36 +282,14 @@ fn in_doubt(gap_ns: u64, d_process: usize) -> Vec<History> {
 
 #[test]
 fn within_one_process_an_unknown_op_is_never_placed_before_its_own_send() {
-    for gap in [1, W / 2, W - 1, 2 * W + 1] {
-        for e in ERRORS {
-            let report = bank_checker::check(&merged(in_doubt(gap, 0), &e, WINDOW));
-            assert_eq!(
-                report.verdict,
-                Verdict::Failed,
-                "gap {gap} errors {e:?}: {:?} {:?}",
-                report.violations,
-                report.undecided
-            );
-        }
-    }
+    expect(in_doubt, 0, &[1, W / 2, W - 1, 2 * W + 1], Verdict::Failed);
 }
 
 #[test]
 fn between_two_processes_an_unknown_op_inside_the_window_may_come_first() {
-    for gap in [1, W / 2] {
-        for e in ERRORS {
-            let report = bank_checker::check(&merged(in_doubt(gap, 1), &e, WINDOW));
-            assert_eq!(
-                report.verdict,
-                Verdict::Passed,
-                "gap {gap} errors {e:?}: {:?} {:?}",
-                report.violations,
-                report.undecided
-            );
-        }
-    }
-    let report = bank_checker::check(&merged(in_doubt(3 * W, 1), &ERRORS[1], WINDOW));
-    assert_eq!(report.verdict, Verdict::Failed, "{:?}", report.violations);
+    expect(in_doubt, 1, &[1, W / 2], Verdict::Passed);
+    // Beyond the window (and the clock errors) it is caught.
+    expect(in_doubt, 1, &[3 * W], Verdict::Failed);
 }
 
 /// A deposit of 50 on a of unknown outcome, sent `gap_ns` after process 0's
@@ -347,36 +340,14 @@ fn in_doubt_cycle(gap_ns: u64, d_process: usize) -> Vec<History> {
 
 #[test]
 fn within_one_process_an_unknown_op_is_held_to_its_own_clock_across_accounts() {
-    for gap in [1, W / 2, W - 1, 2 * W + 1] {
-        for e in ERRORS {
-            let report = bank_checker::check(&merged(in_doubt_cycle(gap, 0), &e, WINDOW));
-            assert_eq!(
-                report.verdict,
-                Verdict::Failed,
-                "gap {gap} errors {e:?}: {:?} {:?}",
-                report.violations,
-                report.undecided
-            );
-        }
-    }
+    expect(in_doubt_cycle, 0, &[1, W / 2, W - 1, 2 * W + 1], Verdict::Failed);
 }
 
 #[test]
 fn between_two_processes_the_same_unknown_op_inside_the_window_passes() {
-    for gap in [1, W / 2] {
-        for e in ERRORS {
-            let report = bank_checker::check(&merged(in_doubt_cycle(gap, 1), &e, WINDOW));
-            assert_eq!(
-                report.verdict,
-                Verdict::Passed,
-                "gap {gap} errors {e:?}: {:?} {:?}",
-                report.violations,
-                report.undecided
-            );
-        }
-    }
-    let report = bank_checker::check(&merged(in_doubt_cycle(3 * W, 1), &ERRORS[1], WINDOW));
-    assert_eq!(report.verdict, Verdict::Failed, "{:?}", report.violations);
+    expect(in_doubt_cycle, 1, &[1, W / 2], Verdict::Passed);
+    // Beyond the window (and the clock errors) it is caught.
+    expect(in_doubt_cycle, 1, &[3 * W], Verdict::Failed);
 }
 
 /// A correct run as the P14 bench writes it, small: the synthetic ledger's
