@@ -245,6 +245,16 @@ fn expect(shape: fn(u64, usize) -> Vec<History>, process: usize, gaps: &[u64], w
     }
 }
 
+/// A deposit of `amount` on account `a` (an index into its file's list),
+/// sent at `send_ns`, of unknown outcome.
+fn unknown_deposit(a: u32, amount: u64, send_ns: u64) -> Op {
+    Op {
+        outcome: Outcome::Unknown,
+        recv_ns: u64::MAX,
+        ..op(a, Kind::Deposit, amount, (send_ns, 0), (0, 0))
+    }
+}
+
 /// A withdrawal of 120 from a (100) approved at seq 2 with balance 30,
 /// answered at 2 µs by process 0, and a deposit of 50 on a of unknown
 /// outcome sent `gap_ns` after that answer by process `d_process`. Only the
@@ -264,19 +274,8 @@ fn in_doubt(gap_ns: u64, d_process: usize) -> Vec<History> {
             ..History::default()
         },
     ];
-    let d_send = w_recv + gap_ns;
-    let deposit = Op {
-        outcome: Outcome::Unknown,
-        recv_ns: u64::MAX,
-        ..op(
-            if d_process == 0 { 0 } else { 1 },
-            Kind::Deposit,
-            50,
-            (d_send, 0),
-            (0, 0),
-        )
-    };
-    parts[d_process].ops.push(deposit);
+    let a = if d_process == 0 { 0 } else { 1 };
+    parts[d_process].ops.push(unknown_deposit(a, 50, w_recv + gap_ns));
     parts
 }
 
@@ -322,19 +321,8 @@ fn in_doubt_cycle(gap_ns: u64, d_process: usize) -> Vec<History> {
             ..History::default()
         },
     ];
-    let d_send = w_recv + gap_ns;
-    let deposit = Op {
-        outcome: Outcome::Unknown,
-        recv_ns: u64::MAX,
-        ..op(
-            if d_process == 0 { 1 } else { 0 },
-            Kind::Deposit,
-            50,
-            (d_send, 0),
-            (0, 0),
-        )
-    };
-    parts[d_process].ops.push(deposit);
+    let a = if d_process == 0 { 1 } else { 0 };
+    parts[d_process].ops.push(unknown_deposit(a, 50, w_recv + gap_ns));
     parts
 }
 
