@@ -62,23 +62,13 @@ impl Timeline {
     /// Account `a`'s timeline of each process of a merged history: process
     /// `k`'s holds only the ops it sent (its times share one clock).
     pub(crate) fn build_per_process(h: &History, index: &Index, a: usize) -> Vec<Timeline> {
-        Timeline::build_per_process_with_reads(h, index, a, &[])
+        Timeline::build_per_process_seeing(h, index, a, &[], |_| {})
     }
 
     /// As [`Timeline::build_per_process`], with the `reads` of `a` (sorted
     /// by sequence, as for [`Timeline::build_with_reads`]) in the timeline
-    /// of the process that sent each; a read tied to no process is left out.
-    pub(crate) fn build_per_process_with_reads(
-        h: &History,
-        index: &Index,
-        a: usize,
-        reads: &[u32],
-    ) -> Vec<Timeline> {
-        Timeline::build_per_process_seeing(h, index, a, reads, |_| {})
-    }
-
-    /// As [`Timeline::build_per_process_with_reads`], showing `see` each
-    /// op and read as it goes (in key order).
+    /// of the process that sent each (a read tied to no process is left
+    /// out), showing `see` each op and read as it goes (in key order).
     pub(crate) fn build_per_process_seeing(
         h: &History,
         index: &Index,
