@@ -166,18 +166,8 @@ async fn waiters_exhausted(cx: Cx) -> Step<()> {
             "{WAITERS_TRIED} waiting withdrawals on one account all fit"
         )));
     };
-    let rid = format!("w{first}");
-    // Bounded retention: 128 waiters and a deposit may have pushed the
-    // refused id out, which the server says (as in `waiter_outcome`).
-    if let Err(s) = send_op_until_answered(cx.bank(), get_op(&a, &rid), cx.shared.timeout).await {
-        if s.code() == Code::FailedPrecondition {
-            return Err(Stop::Skip(format!(
-                "sent GetOperation of the refused waiting Withdraw {rid} on {a}; got {}: the server forgot the id, so what its refusal took cannot be checked",
-                show_status(&s)
-            )));
-        }
-    }
-    cx.expect(get_op(&a, &rid), Want::not_applied(false)).await?;
+    cx.expect(get_op(&a, &format!("w{first}")), Want::not_applied(false))
+        .await?;
     Ok(())
 }
 
